@@ -1,0 +1,109 @@
+# samsa: one non-recursive Makefile.
+#
+#   make              build ./samsa
+#   make run          install what is missing, start a private Postgres under
+#                     ./var and samsa on it in the foreground
+#   make test         install what is missing, build, run unit, integration
+#                     and interop tests against a Postgres of their own
+#   make check        the quick inner loop: unit + integration tests only
+#   make asan         unit + integration tests under ASan+UBSan, leak gate
+#   make bench        benchmarks (bench/README.md)
+#   make format / format-check
+
+CC       ?= cc
+BUILD    ?= build
+PKGS     := libevent libpq avro-c libzstd liblz4 zlib snappy jansson
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wvla -Werror
+OPT      ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -MMD -MP -I. \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+TEST_LDLIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CFLAGS   += -DSAMSA_VERSION='"$(VERSION)"'
+
+LIB_SRC  := $(wildcard protocol/*.c) $(wildcard storage/*.c) \
+            $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/proxy/main.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
+
+.PHONY: all run test check unit integration interop asan bench deps \
+        format format-check clean fuzz
+
+all: samsa
+
+samsa: $(BUILD)/samsa
+	cp $< $@
+
+$(BUILD)/samsa: $(MAIN_OBJ) $(BUILD)/libsamsa.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libsamsa.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(BUILD)/libsamsa.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) \
+		$(BUILD)/libsamsa.a $(LDLIBS) $(TEST_LDLIBS)
+
+$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_SUPPORT_OBJ) \
+		$(BUILD)/libsamsa.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) \
+		$(BUILD)/libsamsa.a $(LDLIBS) $(TEST_LDLIBS)
+
+tests-bin: $(UNIT_BIN) $(INTEG_BIN)
+.PHONY: tests-bin
+
+deps:
+	scripts/deps.sh
+
+run: deps samsa
+	scripts/run.sh
+
+# The whole suite: unit, integration and interop, on a Postgres of its own.
+test: deps
+	$(MAKE) samsa tests-bin
+	tests/run.sh all
+
+# The quick inner loop.
+check: samsa tests-bin
+	tests/run.sh unit integration
+
+unit: tests-bin
+	tests/run.sh unit
+
+# Sanitizers: a separate build tree, leaks are errors.
+asan:
+	$(MAKE) BUILD=build-asan CC=clang \
+		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" \
+		build-asan/samsa tests-bin
+	SAMSA_BUILD=build-asan tests/run.sh unit integration
+
+bench: deps samsa
+	bench/run.sh
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h')
+format:
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build build-asan samsa
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
