@@ -1,0 +1,257 @@
+/*
+ * Fetch: whole record batches from the fetch offset on, from the tail cache
+ * or Postgres, with long polling (min_bytes / max_wait_ms).  Fetch sessions
+ * are declined (session id 0), so every fetch is a full one.
+ */
+#include <string.h>
+
+#include "protocol/messages.h"
+#include "proxy/errors.h"
+#include "proxy/handlers.h"
+
+/* One requested partition and where its answer stands. */
+struct fpart {
+	struct FetchResponse_PartitionData *r;
+	struct st_partition *p;
+	int64_t offset;
+	int32_t max_bytes;
+	size_t data_off, data_len;
+	bool has_data;
+	struct st_waiter waiter;
+};
+
+struct fetch_ctx {
+	struct request *req;
+	struct FetchResponse *resp;
+	struct fpart *parts;
+	int32_t nparts;
+	int32_t cursor;       /* next partition to collect */
+	struct kb_writer data; /* every partition's record bytes */
+	size_t total;
+	bool waited;
+	bool reading; /* a Postgres read in flight */
+	struct event *timer;
+};
+
+static void collect(struct fetch_ctx *x);
+
+static void fetch_cleanup(void *arg)
+{
+	struct fetch_ctx *x = arg;
+	for (int32_t i = 0; i < x->nparts; i++)
+		st_wait_cancel(&x->parts[i].waiter);
+	if (x->timer)
+		event_free(x->timer);
+	kb_writer_free(&x->data);
+}
+
+static void answer(struct fetch_ctx *x)
+{
+	for (int32_t i = 0; i < x->nparts; i++) {
+		struct fpart *fp = &x->parts[i];
+		st_wait_cancel(&fp->waiter);
+		if (fp->has_data)
+			fp->r->Records = (struct kstr){
+				(const char *)x->data.buf + fp->data_off,
+				(int32_t)fp->data_len};
+	}
+	if (x->timer)
+		event_del(x->timer);
+	req_reply(x->req, x->resp);
+}
+
+static void restart(struct fetch_ctx *x)
+{
+	for (int32_t i = 0; i < x->nparts; i++) {
+		st_wait_cancel(&x->parts[i].waiter);
+		x->parts[i].has_data = false;
+	}
+	if (x->timer)
+		event_del(x->timer);
+	x->waited = true;
+	x->cursor = 0;
+	x->total = 0;
+	x->data.len = 0;
+	collect(x);
+}
+
+static void on_wake(void *arg)
+{
+	struct fetch_ctx *x = arg;
+	if (!x->reading)
+		restart(x);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	on_wake(arg);
+}
+
+/* The partition's state in the response, before its data. */
+static void fill_offsets(struct fpart *fp)
+{
+	fp->r->HighWatermark = st_high_watermark(fp->p);
+	fp->r->LastStableOffset = st_high_watermark(fp->p);
+	fp->r->LogStartOffset = st_log_start(fp->p);
+}
+
+static void on_read(void *arg, enum st_status st, const uint8_t *data,
+		    size_t len)
+{
+	struct fetch_ctx *x = arg;
+	struct fpart *fp = &x->parts[x->cursor];
+	x->reading = false;
+	if (st != ST_OK) {
+		fp->r->ErrorCode = kerr_from_status(st);
+	} else {
+		fp->data_off = x->data.len;
+		kb_write_raw(&x->data, data, len);
+		fp->data_len = len;
+		fp->has_data = true;
+		x->total += len;
+	}
+	x->cursor++;
+	collect(x);
+}
+
+static void park(struct fetch_ctx *x, int32_t max_wait_ms)
+{
+	for (int32_t i = 0; i < x->nparts; i++) {
+		struct fpart *fp = &x->parts[i];
+		if (fp->p) {
+			fp->waiter.fn = on_wake;
+			fp->waiter.arg = x;
+			st_wait(fp->p, &fp->waiter);
+		}
+	}
+	if (!x->timer)
+		x->timer = event_new(x->req->srv->base, -1, 0, on_timeout, x);
+	struct timeval tv = {max_wait_ms / 1000, (max_wait_ms % 1000) * 1000};
+	if (x->timer)
+		event_add(x->timer, &tv);
+}
+
+static void collect(struct fetch_ctx *x)
+{
+	struct FetchRequest *fr = x->req->body;
+	struct store *s = x->req->srv->store;
+	bool error = false;
+
+	for (; x->cursor < x->nparts; x->cursor++) {
+		struct fpart *fp = &x->parts[x->cursor];
+		if (!fp->p || fp->r->ErrorCode)
+			continue;
+		fp->r->ErrorCode = KERR_NONE;
+		fill_offsets(fp);
+		if (fp->offset < st_log_start(fp->p) ||
+		    fp->offset > st_high_watermark(fp->p)) {
+			fp->r->ErrorCode = KERR_OFFSET_OUT_OF_RANGE;
+			fp->r->HighWatermark = st_high_watermark(fp->p);
+			continue;
+		}
+		if (fp->offset == st_high_watermark(fp->p))
+			continue;
+		int64_t room = (int64_t)fr->MaxBytes - (int64_t)x->total;
+		if (x->total > 0 && room <= 0)
+			continue;
+		int32_t limit = fp->max_bytes;
+		if (x->total > 0 && room < limit)
+			limit = (int32_t)room;
+		size_t before = x->data.len;
+		long n = st_read_cached(fp->p, fp->offset, limit, &x->data);
+		if (n >= 0) {
+			fp->data_off = before;
+			fp->data_len = (size_t)n;
+			fp->has_data = n > 0;
+			x->total += (size_t)n;
+			continue;
+		}
+		x->reading = true;
+		st_read(s, fp->p, fp->offset, limit, on_read, x);
+		return;
+	}
+	for (int32_t i = 0; i < x->nparts; i++)
+		error |= x->parts[i].r->ErrorCode != 0;
+	if (!x->waited && !error && fr->MaxWaitMs > 0 &&
+	    x->total < (size_t)(fr->MinBytes > 0 ? fr->MinBytes : 0)) {
+		park(x, fr->MaxWaitMs);
+		return;
+	}
+	answer(x);
+}
+
+void handle_Fetch(struct request *req)
+{
+	struct FetchRequest *fr = req->body;
+	struct FetchResponse *resp = req_response(req);
+	struct store *s = req->srv->store;
+	int16_t v = req->hdr.RequestApiVersion;
+	struct fetch_ctx *x = arena_alloc(&req->arena, sizeof(*x));
+	int32_t nt = fr->Topics.count > 0 ? fr->Topics.count : 0;
+	struct FetchResponse_FetchableTopicResponse *rt = req_array(
+		req, &resp->Responses,
+		&FetchResponse_FetchableTopicResponse_struct, nt);
+	if (!resp || !x || (nt && !rt)) {
+		req_close_connection(req);
+		return;
+	}
+	x->req = req;
+	x->resp = resp;
+	req->ctx = x;
+	req->cleanup = fetch_cleanup;
+	resp->SessionId = 0; /* sessions declined */
+
+	int32_t total = 0;
+	for (int32_t i = 0; i < nt; i++)
+		if (fr->Topics.items[i].Partitions.count > 0)
+			total += fr->Topics.items[i].Partitions.count;
+	x->parts = arena_alloc(&req->arena,
+			       (size_t)(total > 0 ? total : 1) * sizeof(*x->parts));
+	if (!x->parts) {
+		req_close_connection(req);
+		return;
+	}
+	for (int32_t i = 0; i < nt; i++) {
+		struct FetchRequest_FetchTopic *t = &fr->Topics.items[i];
+		struct st_topic *topic = v >= 13 ? st_topic_find_id(s, &t->TopicId)
+						 : st_topic_find(s, t->Topic);
+		rt[i].Topic = t->Topic;
+		rt[i].TopicId = t->TopicId;
+		int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
+		struct FetchResponse_PartitionData *rp = req_array(
+			req, &rt[i].Partitions, &FetchResponse_PartitionData_struct,
+			np);
+		for (int32_t j = 0; rp && j < np; j++) {
+			struct FetchRequest_FetchPartition *q =
+				&t->Partitions.items[j];
+			struct fpart *fp = &x->parts[x->nparts++];
+			memset(fp, 0, sizeof(*fp));
+			fp->r = &rp[j];
+			rp[j].PartitionIndex = q->Partition;
+			rp[j].HighWatermark = -1;
+			rp[j].LastStableOffset = -1;
+			rp[j].LogStartOffset = -1;
+			rp[j].Records = KSTR_NULL;
+			/* read_committed wants a list (empty: no aborted
+			 * transactions); read_uncommitted gets null. */
+			rp[j].AbortedTransactions.count =
+				fr->IsolationLevel == 1 ? 0 : -1;
+			fp->p = topic ? st_partition(topic, q->Partition) : NULL;
+			if (!fp->p) {
+				rp[j].ErrorCode = v >= 13 && !topic
+							  ? KERR_UNKNOWN_TOPIC_ID
+							  : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			fp->offset = q->FetchOffset;
+			fp->max_bytes = q->PartitionMaxBytes;
+			if (fp->max_bytes <= 0) {
+				rp[j].ErrorCode = KERR_INVALID_FETCH_SIZE;
+				continue;
+			}
+		}
+	}
+	collect(x);
+}

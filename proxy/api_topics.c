@@ -1,0 +1,385 @@
+/*
+ * CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/messages.h"
+#include "proxy/errors.h"
+#include "proxy/handlers.h"
+
+/* Per-item callback context: the request and the item's result. */
+struct item {
+	struct request *req;
+	int16_t *error;
+	struct kstr *message;
+	void *extra;
+};
+
+static void item_done(void *arg, enum st_status st, const char *msg)
+{
+	struct item *it = arg;
+	*it->error = kerr_from_status(st);
+	if (st == ST_EXISTS)
+		*it->error = KERR_TOPIC_ALREADY_EXISTS;
+	if (st != ST_OK && it->message)
+		*it->message = req_str(it->req, msg);
+	req_release(it->req);
+}
+
+static struct item *item_new(struct request *req, int16_t *error,
+			     struct kstr *message)
+{
+	struct item *it = arena_alloc(&req->arena, sizeof(*it));
+	if (it) {
+		it->req = req;
+		it->error = error;
+		it->message = message;
+	}
+	return it;
+}
+
+/* --- CreateTopics --------------------------------------------------------- */
+
+static void describe_new_topic(struct request *req,
+			       struct CreateTopicsResponse_CreatableTopicResult *r,
+			       const struct tc_override *ov, size_t n)
+{
+	size_t ndefs;
+	const struct tc_def *defs = tc_defs(&ndefs);
+	struct CreateTopicsResponse_CreatableTopicConfigs *c =
+		req_array(req, &r->Configs,
+			  &CreateTopicsResponse_CreatableTopicConfigs_struct,
+			  (int32_t)ndefs);
+	for (size_t i = 0; c && i < ndefs; i++) {
+		int source;
+		c[i].Name = req_str(req, defs[i].name);
+		c[i].Value = req_str(
+			req, topic_config_effective(ov, n, &defs[i], &source));
+		c[i].ConfigSource = (int8_t)source;
+	}
+}
+
+struct create_item {
+	struct item it;
+	struct CreateTopicsResponse_CreatableTopicResult *r;
+};
+
+static void topic_created(void *arg, enum st_status st, const char *msg)
+{
+	struct create_item *ci = arg;
+	if (st == ST_OK) {
+		const struct st_topic *t =
+			st_topic_find(ci->it.req->srv->store, ci->r->Name);
+		if (t)
+			ci->r->TopicId = t->id;
+	} else {
+		ci->r->Configs.count = -1;
+		ci->r->NumPartitions = -1;
+		ci->r->ReplicationFactor = -1;
+	}
+	item_done(&ci->it, st, msg);
+}
+
+void handle_CreateTopics(struct request *req)
+{
+	struct CreateTopicsRequest *cr = req->body;
+	struct CreateTopicsResponse *resp = req_response(req);
+	struct store *s = req->srv->store;
+	req_begin(req, resp);
+	int32_t n = cr->Topics.count > 0 ? cr->Topics.count : 0;
+	struct CreateTopicsResponse_CreatableTopicResult *res = req_array(
+		req, &resp->Topics, &CreateTopicsResponse_CreatableTopicResult_struct, n);
+	if (!resp || (n && !res)) {
+		req_close_connection(req);
+		return;
+	}
+	int32_t def_parts = (int32_t)bc_get_int("num.partitions", 1);
+	int16_t def_rf = (int16_t)bc_get_int("default.replication.factor", 1);
+
+	for (int32_t i = 0; i < n; i++) {
+		struct CreateTopicsRequest_CreatableTopic *t = &cr->Topics.items[i];
+		struct CreateTopicsResponse_CreatableTopicResult *r = &res[i];
+		char err[256] = "";
+		r->Name = t->Name;
+		r->Configs.count = -1;
+		r->NumPartitions = -1;
+		r->ReplicationFactor = -1;
+
+		int32_t parts = t->NumPartitions == -1 ? def_parts
+							: t->NumPartitions;
+		int16_t rf = t->ReplicationFactor == -1 ? def_rf
+							: t->ReplicationFactor;
+		if (t->Assignments.count > 0) {
+			parts = t->Assignments.count;
+			rf = (int16_t)t->Assignments.items[0].BrokerIds.count;
+		}
+		bool dup = false;
+		for (int32_t j = 0; j < n; j++)
+			if (j != i && cr->Topics.items[j].Name.len == t->Name.len &&
+			    memcmp(cr->Topics.items[j].Name.ptr, t->Name.ptr,
+				   (size_t)t->Name.len) == 0)
+				dup = true;
+		if (dup) {
+			r->ErrorCode = KERR_INVALID_REQUEST;
+			snprintf(err, sizeof(err),
+				 "Create topics request from client contains "
+				 "multiple entries for the topic");
+		} else if (!topic_name_valid(t->Name)) {
+			r->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
+			snprintf(err, sizeof(err),
+				 "Topic name is invalid: it must be 1 to 249 "
+				 "characters of [a-zA-Z0-9._-]");
+		} else if (st_topic_find(s, t->Name)) {
+			r->ErrorCode = KERR_TOPIC_ALREADY_EXISTS;
+			snprintf(err, sizeof(err), "Topic '%.*s' already exists.",
+				 t->Name.len, t->Name.ptr);
+		} else if (parts <= 0 || parts > 100000) {
+			r->ErrorCode = KERR_INVALID_PARTITIONS;
+			snprintf(err, sizeof(err),
+				 "Number of partitions must be larger than 0.");
+		} else if (rf <= 0) {
+			r->ErrorCode = KERR_INVALID_REPLICATION_FACTOR;
+			snprintf(err, sizeof(err),
+				 "Replication factor must be larger than 0, or "
+				 "-1 to use the default value.");
+		} else if (rf > 1) {
+			r->ErrorCode = KERR_INVALID_REPLICATION_FACTOR;
+			snprintf(err, sizeof(err),
+				 "Unable to replicate the partition %d time(s): "
+				 "The target replication factor of %d cannot be "
+				 "reached because only 1 broker(s) are "
+				 "registered.",
+				 rf, rf);
+		}
+		struct tc_override *ov = NULL;
+		int32_t nc = t->Configs.count > 0 ? t->Configs.count : 0;
+		if (!r->ErrorCode && nc) {
+			ov = arena_alloc(&req->arena, (size_t)nc * sizeof(*ov));
+			for (int32_t j = 0; ov && j < nc && !r->ErrorCode; j++) {
+				struct CreateTopicsRequest_CreatableTopicConfig *c =
+					&t->Configs.items[j];
+				r->ErrorCode = topic_config_check(
+					c->Name, c->Value, err, sizeof(err));
+				ov[j].name = arena_strndup(&req->arena, c->Name.ptr,
+							   (size_t)c->Name.len);
+				ov[j].value = c->Value.len >= 0 ? arena_strndup(
+						 &req->arena, c->Value.ptr,
+						 (size_t)c->Value.len) : "";
+			}
+		}
+		if (r->ErrorCode) {
+			r->ErrorMessage = req_str(req, err);
+			continue;
+		}
+		r->NumPartitions = parts;
+		r->ReplicationFactor = rf;
+		describe_new_topic(req, r, ov, (size_t)nc);
+		if (cr->validateOnly)
+			continue;
+		struct create_item *ci = arena_alloc(&req->arena, sizeof(*ci));
+		if (!ci) {
+			r->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+			continue;
+		}
+		ci->it.req = req;
+		ci->it.error = &r->ErrorCode;
+		ci->it.message = &r->ErrorMessage;
+		ci->r = r;
+		req_hold(req);
+		st_create_topic(s, t->Name, parts, ov, (size_t)nc, topic_created,
+				ci);
+	}
+	req_release(req);
+}
+
+/* --- DeleteTopics ------------------------------------------------------------ */
+
+void handle_DeleteTopics(struct request *req)
+{
+	struct DeleteTopicsRequest *dr = req->body;
+	struct DeleteTopicsResponse *resp = req_response(req);
+	struct store *s = req->srv->store;
+	req_begin(req, resp);
+	bool by_state = req->hdr.RequestApiVersion >= 6;
+	int32_t n = by_state ? dr->Topics.count : dr->TopicNames.count;
+	if (n < 0)
+		n = 0;
+	struct DeleteTopicsResponse_DeletableTopicResult *res = req_array(
+		req, &resp->Responses, &DeleteTopicsResponse_DeletableTopicResult_struct, n);
+	if (!resp || (n && !res)) {
+		req_close_connection(req);
+		return;
+	}
+	for (int32_t i = 0; i < n; i++) {
+		struct DeleteTopicsResponse_DeletableTopicResult *r = &res[i];
+		struct st_topic *t;
+		if (by_state && dr->Topics.items[i].Name.len < 0) {
+			r->TopicId = dr->Topics.items[i].TopicId;
+			r->Name = KSTR_NULL;
+			t = st_topic_find_id(s, &r->TopicId);
+			if (!t) {
+				r->ErrorCode = KERR_UNKNOWN_TOPIC_ID;
+				continue;
+			}
+			r->Name = req_str(req, t->name);
+		} else {
+			r->Name = by_state ? dr->Topics.items[i].Name
+					   : dr->TopicNames.items[i];
+			t = st_topic_find(s, r->Name);
+			if (!t) {
+				r->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				r->ErrorMessage = req_str(
+					req, "This server does not host this "
+					     "topic-partition.");
+				continue;
+			}
+		}
+		r->TopicId = t->id;
+		struct item *it = item_new(req, &r->ErrorCode, &r->ErrorMessage);
+		if (!it) {
+			r->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+			continue;
+		}
+		req_hold(req);
+		st_delete_topic(s, t, item_done, it);
+	}
+	req_release(req);
+}
+
+/* --- CreatePartitions ---------------------------------------------------------- */
+
+void handle_CreatePartitions(struct request *req)
+{
+	struct CreatePartitionsRequest *cr = req->body;
+	struct CreatePartitionsResponse *resp = req_response(req);
+	struct store *s = req->srv->store;
+	req_begin(req, resp);
+	int32_t n = cr->Topics.count > 0 ? cr->Topics.count : 0;
+	struct CreatePartitionsResponse_CreatePartitionsTopicResult *res =
+		req_array(req, &resp->Results,
+			  &CreatePartitionsResponse_CreatePartitionsTopicResult_struct,
+			  n);
+	if (!resp || (n && !res)) {
+		req_close_connection(req);
+		return;
+	}
+	for (int32_t i = 0; i < n; i++) {
+		struct CreatePartitionsRequest_CreatePartitionsTopic *t =
+			&cr->Topics.items[i];
+		struct CreatePartitionsResponse_CreatePartitionsTopicResult *r =
+			&res[i];
+		char err[200] = "";
+		r->Name = t->Name;
+		struct st_topic *topic = st_topic_find(s, t->Name);
+		if (!topic) {
+			r->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			snprintf(err, sizeof(err),
+				 "The topic '%.*s' does not exist.",
+				 t->Name.len, t->Name.ptr);
+		} else if (t->Count < topic->npartitions) {
+			r->ErrorCode = KERR_INVALID_PARTITIONS;
+			snprintf(err, sizeof(err),
+				 "Topic currently has %d partitions, which is "
+				 "higher than the requested %d.",
+				 topic->npartitions, t->Count);
+		} else if (t->Count == topic->npartitions) {
+			r->ErrorCode = KERR_INVALID_PARTITIONS;
+			snprintf(err, sizeof(err),
+				 "Topic already has %d partitions.",
+				 topic->npartitions);
+		} else if (t->Count > 100000) {
+			r->ErrorCode = KERR_INVALID_PARTITIONS;
+			snprintf(err, sizeof(err), "Too many partitions.");
+		}
+		if (r->ErrorCode) {
+			r->ErrorMessage = req_str(req, err);
+			continue;
+		}
+		if (cr->ValidateOnly)
+			continue;
+		struct item *it = item_new(req, &r->ErrorCode, &r->ErrorMessage);
+		if (!it) {
+			r->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+			continue;
+		}
+		req_hold(req);
+		st_create_partitions(s, topic, t->Count, item_done, it);
+	}
+	req_release(req);
+}
+
+/* --- DeleteRecords ---------------------------------------------------------------- */
+
+struct delete_item {
+	struct request *req;
+	struct DeleteRecordsResponse_DeleteRecordsPartitionResult *r;
+};
+
+static void records_deleted(void *arg, enum st_status st, int64_t offset,
+			    int64_t ts)
+{
+	struct delete_item *d = arg;
+	(void)ts;
+	d->r->ErrorCode = kerr_from_status(st);
+	d->r->LowWatermark = st == ST_OK ? offset : -1;
+	req_release(d->req);
+}
+
+void handle_DeleteRecords(struct request *req)
+{
+	struct DeleteRecordsRequest *dr = req->body;
+	struct DeleteRecordsResponse *resp = req_response(req);
+	struct store *s = req->srv->store;
+	req_begin(req, resp);
+	int32_t n = dr->Topics.count > 0 ? dr->Topics.count : 0;
+	struct DeleteRecordsResponse_DeleteRecordsTopicResult *res = req_array(
+		req, &resp->Topics,
+		&DeleteRecordsResponse_DeleteRecordsTopicResult_struct, n);
+	if (!resp || (n && !res)) {
+		req_close_connection(req);
+		return;
+	}
+	for (int32_t i = 0; i < n; i++) {
+		struct DeleteRecordsRequest_DeleteRecordsTopic *t =
+			&dr->Topics.items[i];
+		res[i].Name = t->Name;
+		struct st_topic *topic = st_topic_find(s, t->Name);
+		int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
+		struct DeleteRecordsResponse_DeleteRecordsPartitionResult *pr =
+			req_array(req, &res[i].Partitions,
+				  &DeleteRecordsResponse_DeleteRecordsPartitionResult_struct,
+				  np);
+		for (int32_t j = 0; pr && j < np; j++) {
+			struct DeleteRecordsRequest_DeleteRecordsPartition *q =
+				&t->Partitions.items[j];
+			pr[j].PartitionIndex = q->PartitionIndex;
+			pr[j].LowWatermark = -1;
+			struct st_partition *p =
+				topic ? st_partition(topic, q->PartitionIndex)
+				      : NULL;
+			if (!p) {
+				pr[j].ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+			/* -1 means "up to the high watermark". */
+			int64_t off = q->Offset == -1 ? st_high_watermark(p)
+						      : q->Offset;
+			if (off < 0 || off > st_high_watermark(p)) {
+				pr[j].ErrorCode = KERR_OFFSET_OUT_OF_RANGE;
+				continue;
+			}
+			struct delete_item *d =
+				arena_alloc(&req->arena, sizeof(*d));
+			if (!d) {
+				pr[j].ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+				continue;
+			}
+			d->req = req;
+			d->r = &pr[j];
+			req_hold(req);
+			st_delete_records(s, p, off, records_deleted, d);
+		}
+	}
+	req_release(req);
+}

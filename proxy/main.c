@@ -1,0 +1,76 @@
+/*
+ * samsa: a Kafka-compatible broker that keeps its state in PostgreSQL.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "proxy/config.h"
+#include "proxy/logging.h"
+#include "proxy/server.h"
+#include "storage/store.h"
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *base = arg;
+	(void)what;
+	log_info("%s: shutting down", strsignal((int)sig));
+	event_base_loopbreak(base);
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[512] = "";
+	int rc = config_load(&cfg, argc, argv, err, sizeof(err));
+	if (rc != 0) {
+		if (rc < 0)
+			fprintf(stderr, "samsa: %s\n", err);
+		config_free(&cfg);
+		return rc < 0 ? 2 : 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct event_base *base = event_base_new();
+	if (!base) {
+		fprintf(stderr, "samsa: cannot create the event loop\n");
+		return 1;
+	}
+	struct st_options so = {.conninfo = cfg.pg, .schema = "samsa"};
+	struct store *store = store_open(base, &so, err, sizeof(err));
+	if (!store) {
+		fprintf(stderr, "samsa: %s\n", err);
+		event_base_free(base);
+		config_free(&cfg);
+		return 1;
+	}
+	struct server srv = {.base = base, .store = store, .cfg = &cfg};
+	if (server_start(&srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "samsa: %s\n", err);
+		store_close(store);
+		event_base_free(base);
+		config_free(&cfg);
+		return 1;
+	}
+	struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	event_add(sigint, NULL);
+	event_add(sigterm, NULL);
+	log_info("samsa %s: Kafka on %s:%d (advertised %s:%d), cluster %s",
+		 SAMSA_VERSION, cfg.kafka.host, cfg.kafka.port,
+		 cfg.advertise.host, cfg.advertise.port,
+		 store_cluster_id(store));
+
+	event_base_dispatch(base);
+
+	server_stop(&srv);
+	store_close(store);
+	event_free(sigint);
+	event_free(sigterm);
+	event_base_free(base);
+	config_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,412 @@
+/*
+ * server: listener, connections, framing and the request queue.
+ */
+#include "proxy/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "proxy/dispatch.h"
+#include "proxy/logging.h"
+
+/* At most this many requests in flight per connection; then we stop
+ * reading until some are answered. */
+#define MAX_INFLIGHT 512
+/* Stop reading while this much output waits for the client. */
+#define MAX_OUTPUT (64u << 20)
+
+struct conn {
+	struct server *srv;
+	struct bufferevent *bev;
+	char peer[64];
+	struct request *head, *tail; /* in arrival order */
+	int inflight;
+	bool closed;        /* socket gone; freed when inflight reaches 0 */
+	bool close_after;   /* close once the queue drains */
+	bool paused;
+	struct conn *next, *prev;
+};
+
+static void conn_free(struct conn *c)
+{
+	struct server *srv = c->srv;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	free(c);
+}
+
+static void request_free(struct request *r)
+{
+	if (r->cleanup)
+		r->cleanup(r->ctx);
+	kb_writer_free(&r->out);
+	arena_free(&r->arena);
+	free(r->frame);
+	free(r);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+	if (c->closed)
+		return;
+	if (why)
+		log_info("closing connection from %s: %s", c->peer, why);
+	c->closed = true;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	/* Requests already answered are freed; the rest free themselves. */
+	while (c->head && c->head->done) {
+		struct request *r = c->head;
+		c->head = r->next;
+		request_free(r);
+		c->inflight--;
+	}
+	if (!c->head)
+		c->tail = NULL;
+	if (c->inflight == 0)
+		conn_free(c);
+}
+
+
+static void conn_read(struct bufferevent *bev, void *arg);
+
+static void maybe_resume(struct conn *c)
+{
+	if (c->closed || !c->paused)
+		return;
+	if (c->inflight < MAX_INFLIGHT &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) < MAX_OUTPUT) {
+		c->paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+		/* Frames may already wait in the input buffer. */
+		conn_read(c->bev, c);
+	}
+}
+
+/* Sends every answered request at the head of the queue. */
+static void conn_flush(struct conn *c)
+{
+	while (c->head && c->head->done) {
+		struct request *r = c->head;
+		c->head = r->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->inflight--;
+		if (!c->closed && !r->silent && r->out.len)
+			bufferevent_write(c->bev, r->out.buf, r->out.len);
+		request_free(r);
+	}
+	if (c->closed) {
+		if (c->inflight == 0)
+			conn_free(c);
+		return;
+	}
+	if (c->close_after && !c->head) {
+		/* Let the output drain, then close. */
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_close(c, NULL);
+		return;
+	}
+	maybe_resume(c);
+}
+
+static void finish(struct request *req)
+{
+	req->done = true;
+	conn_flush(req->conn);
+}
+
+void req_reply(struct request *req, const void *resp)
+{
+	struct kb_writer *w = &req->out;
+	bool flex = kmsg_flexible(req->resp_msg, req->hdr.RequestApiVersion);
+	size_t size_at = kb_skip_bytes(w, 4);
+	/* ApiVersions always answers with response header v0 (KIP-511). */
+	kmsg_write_response_header(w, req->hdr.CorrelationId,
+				   flex && req->hdr.RequestApiKey != 18);
+	kmsg_encode(req->resp_msg, req->hdr.RequestApiVersion, w, resp);
+	kb_patch_i32(w, size_at, (int32_t)(w->len - size_at - 4));
+	if (!kb_writer_ok(w)) {
+		log_error("out of memory encoding a %s response",
+			  req->resp_msg->name);
+		kb_writer_free(w);
+		req->conn->close_after = true;
+	}
+	finish(req);
+}
+
+void req_finish_silent(struct request *req)
+{
+	req->silent = true;
+	finish(req);
+}
+
+void req_close_connection(struct request *req)
+{
+	req->silent = true;
+	req->conn->close_after = true;
+	finish(req);
+}
+
+void req_begin(struct request *req, void *resp)
+{
+	req->held_resp = resp;
+	req->holds = 1;
+}
+
+void req_hold(struct request *req)
+{
+	req->holds++;
+}
+
+void req_release(struct request *req)
+{
+	if (--req->holds == 0)
+		req_reply(req, req->held_resp);
+}
+
+void *req_response(struct request *req)
+{
+	void *r = arena_alloc(&req->arena, req->resp_msg->body->size);
+	if (r)
+		kmsg_init(req->resp_msg->body, r);
+	return r;
+}
+
+void *req_array(struct request *req, void *field, const struct kf_struct *elem,
+		int32_t n)
+{
+	struct karr *a = field;
+	a->count = 0;
+	a->items = NULL;
+	if (n <= 0)
+		return NULL;
+	uint8_t *items = arena_alloc(&req->arena, (size_t)n * elem->size);
+	if (!items)
+		return NULL;
+	for (int32_t i = 0; i < n; i++)
+		kmsg_init(elem, items + (size_t)i * elem->size);
+	a->count = n;
+	a->items = items;
+	return items;
+}
+
+void *req_array_raw(struct request *req, void *field, size_t elem_size,
+		    int32_t n)
+{
+	struct karr *a = field;
+	a->count = 0;
+	a->items = NULL;
+	if (n <= 0)
+		return NULL;
+	a->items = arena_alloc(&req->arena, (size_t)n * elem_size);
+	if (a->items)
+		a->count = n;
+	return a->items;
+}
+
+struct kstr req_str(struct request *req, const char *s)
+{
+	if (!s)
+		return KSTR_NULL;
+	size_t n = strlen(s);
+	char *p = arena_strndup(&req->arena, s, n);
+	return p ? (struct kstr){p, (int32_t)n} : KSTR_LIT("");
+}
+
+/* Decodes and dispatches one whole frame (takes ownership of frame). */
+static void conn_request(struct conn *c, uint8_t *frame, size_t len)
+{
+	struct request *req = calloc(1, sizeof(*req));
+	if (!req) {
+		free(frame);
+		conn_close(c, "out of memory");
+		return;
+	}
+	req->srv = c->srv;
+	req->conn = c;
+	req->frame = frame;
+	/* Decoded structures take at most a few times the frame. */
+	req->arena.limit = len * 16 + (1u << 20);
+
+	struct kb_reader r;
+	kb_reader_init(&r, frame, len);
+	if (kmsg_read_request_header(&r, &req->hdr) < 0) {
+		request_free(req);
+		conn_close(c, "request header does not parse");
+		return;
+	}
+	if (c->tail)
+		c->tail->next = req;
+	else
+		c->head = req;
+	c->tail = req;
+	c->inflight++;
+	dispatch(req, &r);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	while (!c->closed && !c->paused && !c->close_after) {
+		uint8_t hdr[4];
+		if (evbuffer_copyout(in, hdr, 4) < 4)
+			return;
+		uint32_t size = (uint32_t)hdr[0] << 24 |
+				(uint32_t)hdr[1] << 16 |
+				(uint32_t)hdr[2] << 8 | hdr[3];
+		if (size < 8 || size > (uint64_t)c->srv->cfg->max_request_bytes) {
+			char why[96];
+			snprintf(why, sizeof(why),
+				 "frame of %u bytes (limit %lld, "
+				 "socket.request.max.bytes)",
+				 size, c->srv->cfg->max_request_bytes);
+			conn_close(c, why);
+			return;
+		}
+		if (evbuffer_get_length(in) < (size_t)size + 4) {
+			/* Wake us only when the whole frame is here. */
+			bufferevent_setwatermark(bev, EV_READ, (size_t)size + 4,
+						 0);
+			return;
+		}
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		uint8_t *frame = malloc(size);
+		if (!frame) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		evbuffer_drain(in, 4);
+		evbuffer_remove(in, frame, size);
+		conn_request(c, frame, size);
+		if (!c->closed && (c->inflight >= MAX_INFLIGHT ||
+				   evbuffer_get_length(bufferevent_get_output(
+					   bev)) >= MAX_OUTPUT)) {
+			c->paused = true;
+			bufferevent_disable(bev, EV_READ);
+		}
+	}
+}
+
+static void conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (c->close_after && !c->head) {
+		conn_close(c, NULL);
+		return;
+	}
+	maybe_resume(c);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		conn_close(c, NULL);
+	else if (what & BEV_EVENT_ERROR)
+		conn_close(c, strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+		      struct sockaddr *sa, int salen, void *arg)
+{
+	struct server *srv = arg;
+	(void)l;
+	(void)salen;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = srv;
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		free(c);
+		evutil_closesocket(fd);
+		return;
+	}
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *in = (struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof(host));
+		port = ntohs(in->sin6_port);
+	}
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+int server_start(struct server *srv, char *err, size_t errlen)
+{
+	const struct hostport *hp = &srv->cfg->kafka;
+	struct evutil_addrinfo hints = {0}, *ai = NULL;
+	char port[16];
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(port, sizeof(port), "%d", hp->port);
+	int rc = evutil_getaddrinfo(hp->host, port, &hints, &ai);
+	if (rc != 0 || !ai) {
+		snprintf(err, errlen, "--kafka %s:%d: %s", hp->host, hp->port,
+			 evutil_gai_strerror(rc));
+		return -1;
+	}
+	srv->listener = evconnlistener_new_bind(
+		srv->base, on_accept, srv,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024, ai->ai_addr,
+		(int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (!srv->listener) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", hp->host,
+			 hp->port, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void server_stop(struct server *srv)
+{
+	if (srv->listener)
+		evconnlistener_free(srv->listener);
+	srv->listener = NULL;
+	while (srv->conns) {
+		struct conn *c = srv->conns;
+		if (c->closed) {
+			/* Requests still pending: detach, they die with us. */
+			conn_free(c);
+			continue;
+		}
+		conn_close(c, NULL);
+	}
+}

@@ -1,0 +1,105 @@
+/*
+ * server: the Kafka listener, its connections and the life of a request.
+ *
+ * A connection reads size-prefixed frames, decodes each into a request and
+ * hands it to its API's handler.  Handlers answer at once or later (after
+ * storage calls); responses leave in request order, as Kafka requires.  A
+ * request lives until it is answered, even if its connection closes first
+ * (the answer is then dropped), so storage callbacks never see a freed
+ * request.
+ */
+#ifndef SAMSA_SERVER_H
+#define SAMSA_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "protocol/arena.h"
+#include "protocol/kmsg.h"
+#include "proxy/config.h"
+#include "storage/store.h"
+
+struct conn;
+
+struct server {
+	struct event_base *base;
+	struct store *store;
+	const struct config *cfg;
+	struct evconnlistener *listener;
+	struct conn *conns;
+	int nconns;
+};
+
+struct request {
+	struct server *srv;
+	struct conn *conn; /* never NULL; conn->closed tells */
+	struct RequestHeader hdr;
+	const struct kf_message *resp_msg;
+	struct arena arena; /* request and response structures */
+	void *body;         /* decoded request of hdr's API */
+	uint8_t *frame;     /* the request bytes; strings borrow them */
+	bool done;
+	bool silent; /* no response is sent (Produce acks=0) */
+	struct kb_writer out;
+	struct request *next;
+	void *ctx; /* the handler's own state */
+	void (*cleanup)(void *ctx); /* runs when the request is freed */
+	int holds;        /* parts still in flight (req_hold) */
+	void *held_resp;  /* the answer once they are all done */
+};
+
+/*
+ * Starts listening on cfg->kafka.  Returns 0, or -1 with a one-line message
+ * (e.g. the port is in use).
+ */
+int server_start(struct server *srv, char *err, size_t errlen);
+void server_stop(struct server *srv);
+
+/*
+ * Answers req with resp, a response structure of req's API (usually in the
+ * request's arena).  Encodes it at once; it is sent when every earlier
+ * request on the connection has been answered.  req must not be used
+ * afterwards.
+ */
+void req_reply(struct request *req, const void *resp);
+
+/* Finishes req without a response (acks=0). */
+void req_finish_silent(struct request *req);
+
+/*
+ * Closes req's connection after the responses before it, as Kafka does for
+ * a request it cannot answer (acks=0 errors).  Finishes req.
+ */
+void req_close_connection(struct request *req);
+
+/*
+ * Answers made of parts that complete one by one: req_begin() names the
+ * response and holds the request once (for the handler itself); req_hold()
+ * adds a hold per part in flight; req_release() drops one, and the last
+ * release answers with the response.
+ */
+void req_begin(struct request *req, void *resp);
+void req_hold(struct request *req);
+void req_release(struct request *req);
+
+/* A response structure of req's API with every field at its default. */
+void *req_response(struct request *req);
+
+/*
+ * Sets an array field of a structure in req's arena to n elements, each at
+ * its defaults, and returns the elements (NULL and count 0 on exhaustion).
+ * elem describes the element structure.
+ */
+void *req_array(struct request *req, void *field, const struct kf_struct *elem,
+		int32_t n);
+
+/* The same for an array of a primitive type of elem_size bytes. */
+void *req_array_raw(struct request *req, void *field, size_t elem_size,
+		    int32_t n);
+
+/* A copy of s in req's arena (for strings built while answering). */
+struct kstr req_str(struct request *req, const char *s);
+
+#endif

@@ -1,0 +1,1229 @@
+/*
+ * log: partitions, their appends (group commit), tail cache, reads and
+ * producer state.
+ *
+ * Offsets are assigned in memory when a batch arrives (samsa leads the
+ * partition), the batch waits in the store's queue, and one flush at a time
+ * writes every queued batch and the partitions' new ends in one transaction.
+ * When a flush fails, the in-memory state of the partitions it touched is no
+ * longer known to match Postgres (the COMMIT may or may not have happened):
+ * they refuse appends until their state is read back.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "protocol/record_batch.h"
+#include "storage/store_int.h"
+
+/* A flush takes at most this much, so a transaction stays reasonable. */
+#define FLUSH_MAX_BYTES (64u << 20)
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int32_t st_partition_index(const struct st_partition *p)
+{
+	return p->index;
+}
+struct st_topic *st_partition_topic(const struct st_partition *p)
+{
+	return p->topic;
+}
+int64_t st_high_watermark(const struct st_partition *p)
+{
+	return p->hw;
+}
+int64_t st_log_start(const struct st_partition *p)
+{
+	return p->log_start;
+}
+int32_t st_leader_epoch(const struct st_partition *p)
+{
+	return p->leader_epoch;
+}
+
+struct st_partition *st_partition_new(struct st_topic *t, int32_t index)
+{
+	struct st_partition *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->topic = t;
+	p->index = index;
+	p->waiters.next = p->waiters.prev = &p->waiters;
+	return p;
+}
+
+/* --- tail cache --------------------------------------------------------- */
+
+static struct st_batch *ring_at(const struct st_partition *p, size_t i)
+{
+	return p->ring[(p->ring_head + i) % p->ring_cap];
+}
+
+static void ring_pop(struct st_partition *p)
+{
+	struct st_batch *b = ring_at(p, 0);
+	p->cache_bytes -= b->len;
+	free(b);
+	p->ring_head = (p->ring_head + 1) % p->ring_cap;
+	p->ring_count--;
+}
+
+static void cache_clear(struct st_partition *p)
+{
+	while (p->ring_count)
+		ring_pop(p);
+}
+
+/* Takes ownership of b. */
+static void cache_push(struct store *s, struct st_partition *p,
+		       struct st_batch *b)
+{
+	if (p->ring_count == p->ring_cap) {
+		size_t cap = p->ring_cap ? p->ring_cap * 2 : 16;
+		struct st_batch **r = malloc(cap * sizeof(*r));
+		if (!r) {
+			free(b);
+			cache_clear(p);
+			return;
+		}
+		for (size_t i = 0; i < p->ring_count; i++)
+			r[i] = ring_at(p, i);
+		free(p->ring);
+		p->ring = r;
+		p->ring_cap = cap;
+		p->ring_head = 0;
+	}
+	p->ring[(p->ring_head + p->ring_count) % p->ring_cap] = b;
+	p->ring_count++;
+	p->cache_bytes += b->len;
+	while (p->ring_count > 1 && p->cache_bytes > s->opts.cache_bytes)
+		ring_pop(p);
+}
+
+void st_partition_free(struct st_partition *p)
+{
+	if (!p)
+		return;
+	cache_clear(p);
+	free(p->ring);
+	while (p->producers) {
+		struct st_producer *n = p->producers->next;
+		free(p->producers);
+		p->producers = n;
+	}
+	free(p);
+}
+
+long st_read_cached(struct st_partition *p, int64_t offset, int32_t max_bytes,
+		    struct kb_writer *out)
+{
+	if (offset >= p->hw)
+		return 0;
+	if (p->ring_count == 0 || offset < ring_at(p, 0)->base)
+		return -1;
+	/* The first batch whose last offset reaches offset. */
+	size_t lo = 0, hi = p->ring_count;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ring_at(p, mid)->last < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	long n = 0;
+	for (size_t i = lo; i < p->ring_count; i++) {
+		struct st_batch *b = ring_at(p, i);
+		if (n > 0 && n + (long)b->len > max_bytes)
+			break;
+		kb_write_raw(out, b->data, b->len);
+		n += (long)b->len;
+	}
+	return n;
+}
+
+/* --- waiters -------------------------------------------------------------- */
+
+void st_wait(struct st_partition *p, struct st_waiter *w)
+{
+	w->p = p;
+	w->next = &p->waiters;
+	w->prev = p->waiters.prev;
+	p->waiters.prev->next = w;
+	p->waiters.prev = w;
+}
+
+void st_wait_cancel(struct st_waiter *w)
+{
+	if (!w->p)
+		return;
+	w->prev->next = w->next;
+	w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	w->p = NULL;
+}
+
+static void wake(struct st_partition *p)
+{
+	while (p->waiters.next != &p->waiters) {
+		struct st_waiter *w = p->waiters.next;
+		st_wait_cancel(w);
+		w->fn(w->arg);
+	}
+}
+
+/* --- producer state -------------------------------------------------------- */
+
+static struct st_producer *producer_find(struct st_partition *p, int64_t id)
+{
+	for (struct st_producer *e = p->producers; e; e = e->next)
+		if (e->id == id)
+			return e;
+	return NULL;
+}
+
+static void producer_record(struct st_partition *p, int64_t id,
+			    int16_t epoch, int32_t first_seq, int32_t count,
+			    int64_t base, int64_t last)
+{
+	struct st_producer *e = producer_find(p, id);
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return;
+		e->id = id;
+		e->next = p->producers;
+		p->producers = e;
+	}
+	if (e->epoch != epoch)
+		e->n = 0;
+	e->epoch = epoch;
+	if (e->n == ST_PRODUCER_BATCHES) {
+		memmove(&e->b[0], &e->b[1], sizeof(e->b[0]) * (e->n - 1));
+		e->n--;
+	}
+	e->b[e->n].first_seq = first_seq;
+	e->b[e->n].last_seq =
+		(int32_t)(((int64_t)first_seq + count - 1) % ((int64_t)INT32_MAX + 1));
+	e->b[e->n].base = base;
+	e->b[e->n].last = last;
+	e->n++;
+}
+
+/*
+ * Kafka's checks (ProducerAppendInfo): older epoch fenced, a new epoch starts
+ * at sequence 0, the same epoch continues at last+1; a repeat of one of the
+ * last five batches is a duplicate whose original offsets are returned.
+ */
+static enum st_status producer_check(struct st_partition *p,
+				     const struct rb_header *h,
+				     int64_t *dup_base)
+{
+	struct st_producer *e = producer_find(p, h->ProducerId);
+	*dup_base = -1;
+	if (!e || e->n == 0)
+		return ST_OK;
+	if (h->ProducerEpoch < e->epoch)
+		return ST_BAD_EPOCH;
+	if (h->ProducerEpoch > e->epoch)
+		return h->BaseSequence == 0 ? ST_OK : ST_OUT_OF_ORDER;
+	int32_t last_seq = (int32_t)(((int64_t)h->BaseSequence +
+				      h->LastOffsetDelta) %
+				     ((int64_t)INT32_MAX + 1));
+	for (int i = 0; i < e->n; i++) {
+		if (e->b[i].first_seq == h->BaseSequence &&
+		    e->b[i].last_seq == last_seq) {
+			*dup_base = e->b[i].base;
+			return ST_OK;
+		}
+	}
+	int32_t expect = e->b[e->n - 1].last_seq == INT32_MAX
+				 ? 0
+				 : e->b[e->n - 1].last_seq + 1;
+	return h->BaseSequence == expect ? ST_OK : ST_OUT_OF_ORDER;
+}
+
+/* --- appends ----------------------------------------------------------------- */
+
+static void append_free(struct st_append *a)
+{
+	for (int i = 0; i < a->nbatches; i++)
+		free(a->batches[i]);
+	free(a->batches);
+	free(a);
+}
+
+struct deferred_result {
+	struct st_append_result r;
+	st_append_cb cb;
+	void *arg;
+	char msg[160];
+};
+
+static void fire_result(void *arg)
+{
+	struct deferred_result *d = arg;
+	d->r.message = d->msg[0] ? d->msg : NULL;
+	d->cb(d->arg, &d->r);
+	free(d);
+}
+
+static void result_soon(struct store *s, st_append_cb cb, void *arg,
+			enum st_status st, int64_t base, int64_t log_start,
+			const char *msg)
+{
+	struct deferred_result *d = calloc(1, sizeof(*d));
+	if (!d)
+		return;
+	d->r.status = st;
+	d->r.base_offset = base;
+	d->r.log_append_time = -1;
+	d->r.log_start_offset = log_start;
+	d->cb = cb;
+	d->arg = arg;
+	if (msg)
+		snprintf(d->msg, sizeof(d->msg), "%s", msg);
+	st_defer(s, fire_result, d);
+}
+
+struct split_ctx {
+	struct st_append *a;
+	struct st_topic *t;
+	char err[128];
+	enum st_status st;
+	struct kb_writer scratch;
+};
+
+static int check_key(void *arg, const struct rb_record *rec)
+{
+	(void)arg;
+	return rec->Key.len < 0 ? -1 : 0;
+}
+
+static int take_batch(void *arg, const uint8_t *data, size_t len)
+{
+	struct split_ctx *x = arg;
+	struct rb_header h;
+	if (rb_check(data, len, x->err, sizeof(x->err)) < 0) {
+		x->st = ST_CORRUPT;
+		return -1;
+	}
+	rb_read_header(data, len, &h);
+	if (x->t->cfg.max_message_bytes >= 0 &&
+	    len > (size_t)x->t->cfg.max_message_bytes) {
+		snprintf(x->err, sizeof(x->err),
+			 "batch of %zu bytes over max.message.bytes %d", len,
+			 x->t->cfg.max_message_bytes);
+		x->st = ST_TOO_LARGE;
+		return -1;
+	}
+	if (h.Attributes & RB_ATTR_CONTROL) {
+		snprintf(x->err, sizeof(x->err),
+			 "clients may not write control batches");
+		x->st = ST_INVALID;
+		return -1;
+	}
+	if (x->t->cfg.compact) {
+		char e[128];
+		if (rb_foreach_record(data, len, &x->scratch, 64u << 20,
+				      check_key, NULL, e, sizeof(e)) < 0) {
+			snprintf(x->err, sizeof(x->err),
+				 "compacted topic needs a key on every record");
+			x->st = ST_NO_KEY;
+			return -1;
+		}
+	}
+	struct st_batch *b = malloc(sizeof(*b) + len);
+	struct st_batch **nb = realloc(x->a->batches,
+				       (size_t)(x->a->nbatches + 1) * sizeof(*nb));
+	if (!b || !nb) {
+		free(b);
+		if (nb)
+			x->a->batches = nb;
+		snprintf(x->err, sizeof(x->err), "out of memory");
+		x->st = ST_UNAVAILABLE;
+		return -1;
+	}
+	x->a->batches = nb;
+	memcpy(b->data, data, len);
+	b->len = len;
+	b->count = h.LastOffsetDelta + 1;
+	b->max_ts = h.MaxTimestamp;
+	b->producer_id = h.ProducerId;
+	b->producer_epoch = h.ProducerEpoch;
+	b->base_seq = h.BaseSequence;
+	x->a->batches[x->a->nbatches++] = b;
+	return 0;
+}
+
+/* Deferred failures of the read-side calls, so callbacks never run before
+ * the call returns. */
+struct later {
+	st_offset_cb ocb;
+	st_read_cb rcb;
+	void *arg;
+};
+
+static void fire_later(void *arg)
+{
+	struct later *l = arg;
+	if (l->ocb)
+		l->ocb(l->arg, ST_UNAVAILABLE, -1, -1);
+	else
+		l->rcb(l->arg, ST_UNAVAILABLE, NULL, 0);
+	free(l);
+}
+
+static void unavailable_soon(struct store *s, st_offset_cb ocb,
+			     st_read_cb rcb, void *arg)
+{
+	struct later *l = calloc(1, sizeof(*l));
+	if (!l)
+		return;
+	l->ocb = ocb;
+	l->rcb = rcb;
+	l->arg = arg;
+	st_defer(s, fire_later, l);
+}
+
+void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
+	       size_t len, st_append_cb cb, void *arg)
+{
+	if (p->deleted) {
+		result_soon(s, cb, arg, ST_NOT_FOUND, -1, -1, "topic deleted");
+		return;
+	}
+	if (p->reloading || !pg_ready(s->writer)) {
+		result_soon(s, cb, arg, ST_UNAVAILABLE, -1, p->log_start,
+			    "storage unavailable, retry");
+		return;
+	}
+	struct split_ctx x = {.t = p->topic, .st = ST_INVALID};
+	x.a = calloc(1, sizeof(*x.a));
+	if (!x.a) {
+		result_soon(s, cb, arg, ST_UNAVAILABLE, -1, p->log_start,
+			    "out of memory");
+		return;
+	}
+	int n = rb_split(records, len, take_batch, &x,
+			 x.err[0] ? NULL : x.err, sizeof(x.err));
+	kb_writer_free(&x.scratch);
+	if (n <= 0) {
+		if (n == 0)
+			snprintf(x.err, sizeof(x.err), "no record batch");
+		result_soon(s, cb, arg, x.st, -1, p->log_start, x.err);
+		append_free(x.a);
+		return;
+	}
+
+	/* Producer checks on every batch before any offset is given out. */
+	struct st_append *a = x.a;
+	for (int i = 0; i < a->nbatches; i++) {
+		struct rb_header h;
+		int64_t dup;
+		rb_read_header(a->batches[i]->data, a->batches[i]->len, &h);
+		if (h.ProducerId < 0)
+			continue;
+		enum st_status st = producer_check(p, &h, &dup);
+		if (st != ST_OK) {
+			result_soon(s, cb, arg, st, -1, p->log_start,
+				    st == ST_BAD_EPOCH
+					    ? "producer epoch is stale"
+					    : "out of order sequence number");
+			append_free(a);
+			return;
+		}
+		if (dup >= 0 && a->nbatches == 1) {
+			/* A retry of a batch we already have. */
+			result_soon(s, cb, arg, dup <= p->hw ? ST_OK
+							     : ST_UNAVAILABLE,
+				    dup, p->log_start, NULL);
+			append_free(a);
+			return;
+		}
+	}
+
+	int64_t ts = p->topic->cfg.log_append_time ? now_ms() : -1;
+	for (int i = 0; i < a->nbatches; i++) {
+		struct st_batch *b = a->batches[i];
+		b->base = p->next;
+		b->last = p->next + b->count - 1;
+		p->next += b->count;
+		rb_set_base_offset(b->data, b->base);
+		rb_set_leader_epoch(b->data, p->leader_epoch);
+		if (ts >= 0) {
+			rb_set_log_append_time(b->data, b->len, ts);
+			b->max_ts = ts;
+		}
+		if (b->producer_id >= 0)
+			producer_record(p, b->producer_id, b->producer_epoch,
+					b->base_seq, b->count, b->base,
+					b->last);
+	}
+	a->p = p;
+	a->cb = cb;
+	a->arg = arg;
+	a->log_append_time = ts;
+	if (s->queue_tail)
+		s->queue_tail->next = a;
+	else
+		s->queue_head = a;
+	s->queue_tail = a;
+	if (!s->flush_in_flight)
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
+}
+
+struct flush {
+	struct store *s;
+	struct st_append *appends;
+	char *err;
+};
+
+static void finish_append(struct st_append *a, enum st_status st,
+			  const char *msg)
+{
+	struct st_append_result r = {
+		.status = st,
+		.base_offset = st == ST_OK ? a->batches[0]->base : -1,
+		.log_append_time = st == ST_OK ? a->log_append_time : -1,
+		.log_start_offset = a->p->log_start,
+		.message = msg,
+	};
+	a->cb(a->arg, &r);
+}
+
+static void reload_partition(struct store *s, struct st_partition *p);
+
+/*
+ * A flush failed: its partitions' state is unknown until read back, and
+ * every queued append for them was numbered after the failed ones.
+ */
+static void flush_failed(struct store *s, struct st_append *done,
+			 const char *err)
+{
+	for (struct st_append *a = done; a; a = a->next)
+		a->p->reloading = true;
+	struct st_append **pp = &s->queue_head;
+	struct st_append *failed_queued = NULL, **fq = &failed_queued;
+	s->queue_tail = NULL;
+	while (*pp) {
+		struct st_append *a = *pp;
+		if (a->p->reloading) {
+			*pp = a->next;
+			a->next = NULL;
+			*fq = a;
+			fq = &a->next;
+		} else {
+			s->queue_tail = a;
+			pp = &a->next;
+		}
+	}
+	for (struct st_append *a = done; a;) {
+		struct st_append *n = a->next;
+		finish_append(a, ST_UNAVAILABLE, err);
+		a->p->in_flush = false;
+		append_free(a);
+		a = n;
+	}
+	for (struct st_append *a = failed_queued; a;) {
+		struct st_append *n = a->next;
+		finish_append(a, ST_UNAVAILABLE, err);
+		append_free(a);
+		a = n;
+	}
+	/* Read back every partition marked. */
+	for (size_t i = 0; i < st_topic_count(s); i++) {
+		struct st_topic *t = st_topic_at(s, i);
+		for (int32_t j = 0; j < t->npartitions; j++)
+			if (t->partitions[j]->reloading)
+				reload_partition(s, t->partitions[j]);
+	}
+}
+
+static void on_flush_step(void *arg, const PGresult *res, const char *err,
+			  const char *sqlstate)
+{
+	struct flush *f = arg;
+	(void)sqlstate;
+	if (!res && !f->err)
+		f->err = strdup(err);
+}
+
+static void on_flush_commit(void *arg, const PGresult *res, const char *err,
+			    const char *sqlstate)
+{
+	struct flush *f = arg;
+	struct store *s = f->s;
+	on_flush_step(arg, res, err, sqlstate);
+	s->flush_in_flight = false;
+	s->flushing = NULL;
+	if (f->err) {
+		fprintf(stderr, "samsa: log flush failed: %s\n", f->err);
+		flush_failed(s, f->appends, f->err);
+	} else {
+		for (struct st_append *a = f->appends; a; a = a->next)
+			a->p->in_flush = false;
+		for (struct st_append *a = f->appends; a;) {
+			struct st_append *n = a->next;
+			struct st_partition *p = a->p;
+			for (int i = 0; i < a->nbatches; i++) {
+				p->hw = a->batches[i]->last + 1;
+				cache_push(s, p, a->batches[i]);
+				a->batches[i] = NULL;
+			}
+			a->nbatches = 0;
+			finish_append(a, ST_OK, NULL);
+			append_free(a);
+			wake(p);
+			a = n;
+		}
+	}
+	free(f->err);
+	free(f);
+	if (s->queue_head)
+		st_flush_now(s);
+}
+
+void st_flush_now(struct store *s)
+{
+	if (s->flush_in_flight || !s->queue_head)
+		return;
+	struct flush *f = calloc(1, sizeof(*f));
+	if (!f)
+		return;
+	f->s = s;
+	/* Take appends up to the size cap (at least one). */
+	size_t bytes = 0;
+	struct st_append *a = s->queue_head, *last = NULL;
+	while (a) {
+		size_t n = 0;
+		for (int i = 0; i < a->nbatches; i++)
+			n += a->batches[i]->len;
+		if (last && bytes + n > FLUSH_MAX_BYTES)
+			break;
+		bytes += n;
+		last = a;
+		a = a->next;
+	}
+	f->appends = s->queue_head;
+	s->queue_head = last->next;
+	if (!s->queue_head)
+		s->queue_tail = NULL;
+	last->next = NULL;
+	s->flushing = f->appends;
+	s->flush_in_flight = true;
+
+	struct pgconn *c = s->writer;
+	pg_query(c, "BEGIN", 0, NULL, NULL, NULL, false, on_flush_step, f);
+	for (a = f->appends; a; a = a->next) {
+		struct st_partition *p = a->p;
+		for (int i = 0; i < a->nbatches; i++) {
+			struct st_batch *b = a->batches[i];
+			char tid[16], part[16], base[24], last_o[24], ts[24],
+				pid[24], ep[8], seq[16], cnt[16], len[16];
+			snprintf(tid, sizeof(tid), "%d", p->topic->tid);
+			snprintf(part, sizeof(part), "%d", p->index);
+			snprintf(base, sizeof(base), "%" PRId64, b->base);
+			snprintf(last_o, sizeof(last_o), "%" PRId64, b->last);
+			snprintf(ts, sizeof(ts), "%" PRId64, b->max_ts);
+			snprintf(pid, sizeof(pid), "%" PRId64, b->producer_id);
+			snprintf(ep, sizeof(ep), "%d", b->producer_epoch);
+			snprintf(seq, sizeof(seq), "%d", b->base_seq);
+			snprintf(cnt, sizeof(cnt), "%d", b->count);
+			snprintf(len, sizeof(len), "%zu", b->len);
+			const char *v[11] = {tid, part, base, last_o, ts, pid,
+					     ep,  seq,  cnt,  len,    (const char *)b->data};
+			int lens[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					(int)b->len};
+			int fmts[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+			pg_query(c,
+				 "INSERT INTO samsa.log VALUES ($1, $2, $3, $4, "
+				 "$5, $6, $7, $8, $9, $10, $11)",
+				 11, v, lens, fmts, false, on_flush_step, f);
+		}
+		p->in_flush = true;
+	}
+	/* One UPDATE per partition, with its end after this flush. */
+	for (a = f->appends; a; a = a->next) {
+		struct st_partition *p = a->p;
+		bool later = false;
+		for (struct st_append *b = a->next; b; b = b->next)
+			if (b->p == p)
+				later = true;
+		if (later)
+			continue;
+		char tid[16], part[16], next[24];
+		snprintf(tid, sizeof(tid), "%d", p->topic->tid);
+		snprintf(part, sizeof(part), "%d", p->index);
+		snprintf(next, sizeof(next), "%" PRId64,
+			 a->batches[a->nbatches - 1]->last + 1);
+		const char *v[3] = {tid, part, next};
+		pg_query(c,
+			 "UPDATE samsa.partitions SET next_offset = $3 "
+			 "WHERE tid = $1 AND partition = $2",
+			 3, v, NULL, NULL, false, on_flush_step, f);
+	}
+	pg_query(c, "COMMIT", 0, NULL, NULL, NULL, false, on_flush_commit, f);
+	pg_sync(c);
+}
+
+/* --- reloading state from Postgres ----------------------------------------- */
+
+struct reload {
+	struct store *s;
+	struct st_partition *p;
+	bool ok;
+};
+
+static void load_producers(struct st_partition *p, const PGresult *r, int pid_col)
+{
+	while (p->producers) {
+		struct st_producer *n = p->producers->next;
+		free(p->producers);
+		p->producers = n;
+	}
+	/* Rows come oldest first per producer. */
+	for (int i = 0; i < PQntuples(r); i++) {
+		producer_record(p, strtoll(PQgetvalue(r, i, pid_col), NULL, 10),
+				(int16_t)atoi(PQgetvalue(r, i, pid_col + 1)),
+				atoi(PQgetvalue(r, i, pid_col + 2)),
+				atoi(PQgetvalue(r, i, pid_col + 3)),
+				strtoll(PQgetvalue(r, i, pid_col + 4), NULL, 10),
+				strtoll(PQgetvalue(r, i, pid_col + 5), NULL, 10));
+	}
+}
+
+static const char producers_sql[] =
+	"SELECT producer_id, producer_epoch, base_sequence, record_count, "
+	"base_offset, last_offset FROM (SELECT *, row_number() OVER "
+	"(PARTITION BY producer_id ORDER BY base_offset DESC) AS rn "
+	"FROM samsa.log WHERE tid = $1 AND partition = $2 AND "
+	"producer_id >= 0) x WHERE rn <= 5 ORDER BY producer_id, base_offset";
+
+static void on_reload_offsets(void *arg, const PGresult *res, const char *err,
+			      const char *sqlstate)
+{
+	struct reload *r = arg;
+	(void)err;
+	(void)sqlstate;
+	if (res && PQntuples(res) == 1) {
+		struct st_partition *p = r->p;
+		int64_t next = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		p->log_start = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		if (next != p->hw)
+			cache_clear(p);
+		p->hw = p->next = next;
+		r->ok = true;
+	}
+}
+
+static void reload_tick(evutil_socket_t fd, short what, void *arg);
+
+static void on_reload_producers(void *arg, const PGresult *res,
+				const char *err, const char *sqlstate)
+{
+	struct reload *r = arg;
+	(void)err;
+	(void)sqlstate;
+	if (res && r->ok) {
+		load_producers(r->p, res, 0);
+		r->p->reloading = false;
+		wake(r->p);
+		free(r);
+		return;
+	}
+	/* Not yet: try again shortly (the connection may be coming back). */
+	struct timeval tv = {0, 200000};
+	r->ok = false;
+	event_base_once(r->s->base, -1, EV_TIMEOUT, reload_tick, r, &tv);
+}
+
+static void reload_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct reload *r = arg;
+	(void)fd;
+	(void)what;
+	if (r->p->deleted) {
+		free(r);
+		return;
+	}
+	if (!pg_ready(r->s->writer)) {
+		struct timeval tv = {0, 200000};
+		event_base_once(r->s->base, -1, EV_TIMEOUT, reload_tick, r, &tv);
+		return;
+	}
+	char tid[16], part[16];
+	snprintf(tid, sizeof(tid), "%d", r->p->topic->tid);
+	snprintf(part, sizeof(part), "%d", r->p->index);
+	const char *v[2] = {tid, part};
+	pg_query(r->s->writer,
+		 "SELECT next_offset, log_start_offset FROM samsa.partitions "
+		 "WHERE tid = $1 AND partition = $2",
+		 2, v, NULL, NULL, false, on_reload_offsets, r);
+	pg_query(r->s->writer, producers_sql, 2, v, NULL, NULL, false,
+		 on_reload_producers, r);
+	pg_sync(r->s->writer);
+}
+
+static void reload_partition(struct store *s, struct st_partition *p)
+{
+	struct reload *r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	r->s = s;
+	r->p = p;
+	struct timeval tv = {0, 0};
+	event_base_once(s->base, -1, EV_TIMEOUT, reload_tick, r, &tv);
+}
+
+int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(conn, "SELECT tid, partition, log_start_offset, "
+				   "next_offset, leader_epoch FROM "
+				   "samsa.partitions");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "loading partitions: %s",
+			 PQresultErrorMessage(r));
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		int32_t tid = atoi(PQgetvalue(r, i, 0));
+		for (size_t j = 0; j < s->ntopics; j++) {
+			struct st_topic *t = s->topics[j];
+			if (t->tid != tid)
+				continue;
+			struct st_partition *p =
+				st_partition(t, atoi(PQgetvalue(r, i, 1)));
+			if (!p)
+				break;
+			p->log_start = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+			p->hw = p->next = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+			p->leader_epoch = atoi(PQgetvalue(r, i, 4));
+		}
+	}
+	PQclear(r);
+
+	r = PQexec(conn,
+		   "SELECT tid, partition, producer_id, producer_epoch, "
+		   "base_sequence, record_count, base_offset, last_offset FROM "
+		   "(SELECT *, row_number() OVER (PARTITION BY tid, partition, "
+		   "producer_id ORDER BY base_offset DESC) AS rn FROM samsa.log "
+		   "WHERE producer_id >= 0) x WHERE rn <= 5 "
+		   "ORDER BY tid, partition, producer_id, base_offset");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "loading producer state: %s",
+			 PQresultErrorMessage(r));
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		int32_t tid = atoi(PQgetvalue(r, i, 0));
+		for (size_t j = 0; j < s->ntopics; j++) {
+			struct st_topic *t = s->topics[j];
+			if (t->tid != tid)
+				continue;
+			struct st_partition *p =
+				st_partition(t, atoi(PQgetvalue(r, i, 1)));
+			if (p)
+				producer_record(
+					p, strtoll(PQgetvalue(r, i, 2), NULL, 10),
+					(int16_t)atoi(PQgetvalue(r, i, 3)),
+					atoi(PQgetvalue(r, i, 4)),
+					atoi(PQgetvalue(r, i, 5)),
+					strtoll(PQgetvalue(r, i, 6), NULL, 10),
+					strtoll(PQgetvalue(r, i, 7), NULL, 10));
+		}
+	}
+	PQclear(r);
+	return 0;
+}
+
+void st_partition_retire(struct store *s, struct st_partition *p)
+{
+	(void)s;
+	p->deleted = true;
+	cache_clear(p);
+	wake(p);
+}
+
+/* --- reads from Postgres ------------------------------------------------------ */
+
+struct read_ctx {
+	st_read_cb cb;
+	void *arg;
+};
+
+static void on_read(void *arg, const PGresult *res, const char *err,
+		    const char *sqlstate)
+{
+	struct read_ctx *r = arg;
+	(void)err;
+	(void)sqlstate;
+	if (!res) {
+		r->cb(r->arg, ST_UNAVAILABLE, NULL, 0);
+		free(r);
+		return;
+	}
+	struct kb_writer w = {0};
+	for (int i = 0; i < PQntuples(res); i++)
+		kb_write_raw(&w, PQgetvalue(res, i, 0),
+			     (size_t)PQgetlength(res, i, 0));
+	if (!kb_writer_ok(&w))
+		r->cb(r->arg, ST_UNAVAILABLE, NULL, 0);
+	else
+		r->cb(r->arg, ST_OK, w.buf, w.len);
+	kb_writer_free(&w);
+	free(r);
+}
+
+struct pgconn *st_reader(struct store *s)
+{
+	for (int i = 0; i < s->nreaders; i++) {
+		struct pgconn *c = s->readers[(s->next_reader + i) % s->nreaders];
+		if (pg_ready(c)) {
+			s->next_reader = (s->next_reader + i + 1) % s->nreaders;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+void st_read(struct store *s, struct st_partition *p, int64_t offset,
+	     int32_t max_bytes, st_read_cb cb, void *arg)
+{
+	struct pgconn *c = st_reader(s);
+	struct read_ctx *r = c ? malloc(sizeof(*r)) : NULL;
+	if (!r) {
+		unavailable_soon(s, NULL, cb, arg);
+		return;
+	}
+	r->cb = cb;
+	r->arg = arg;
+	char tid[16], part[16], off[24], max[16];
+	snprintf(tid, sizeof(tid), "%d", p->topic->tid);
+	snprintf(part, sizeof(part), "%d", p->index);
+	snprintf(off, sizeof(off), "%" PRId64, offset);
+	snprintf(max, sizeof(max), "%d", max_bytes > 0 ? max_bytes : 1);
+	const char *v[4] = {tid, part, off, max};
+	/* Whole batches from the one holding offset, up to max bytes (the
+	 * first always), never past what is committed. */
+	pg_query(c,
+		 "SELECT batch FROM (SELECT base_offset, batch, "
+		 "sum(bytes) OVER (ORDER BY base_offset) - bytes AS before "
+		 "FROM samsa.log WHERE tid = $1 AND partition = $2 AND "
+		 "base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "
+		 "samsa.log WHERE tid = $1 AND partition = $2 AND "
+		 "base_offset <= $3) AND last_offset >= $3 "
+		 "ORDER BY base_offset LIMIT 4096) x "
+		 "WHERE before = 0 OR before < $4 ORDER BY base_offset",
+		 4, v, NULL, NULL, true, on_read, r);
+	pg_sync(c);
+}
+
+/* --- offsets by time, delete records, producer ids ------------------------------ */
+
+struct offset_ctx {
+	struct store *s;
+	struct st_partition *p;
+	int64_t ts; /* wanted timestamp, or INT64_MIN for the max */
+	int64_t new_start;
+	st_offset_cb cb;
+	void *arg;
+	int64_t found_offset, found_ts;
+};
+
+struct find_ctx {
+	int64_t base_ts, base_offset, want, max_ts;
+	bool log_append;
+	int64_t off, ts;
+	bool want_max;
+};
+
+static int find_cb(void *arg, const struct rb_record *rec)
+{
+	struct find_ctx *f = arg;
+	int64_t ts = f->log_append ? f->max_ts : f->base_ts + rec->TimestampDelta;
+	int64_t off = f->base_offset + rec->OffsetDelta;
+	if (f->off >= 0)
+		return 0;
+	if (f->want_max ? ts == f->max_ts : ts >= f->want) {
+		f->off = off;
+		f->ts = ts;
+	}
+	return 0;
+}
+
+static void on_offset_row(void *arg, const PGresult *res, const char *err,
+			  const char *sqlstate)
+{
+	struct offset_ctx *o = arg;
+	(void)err;
+	(void)sqlstate;
+	if (!res) {
+		o->cb(o->arg, ST_UNAVAILABLE, -1, -1);
+		free(o);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		o->cb(o->arg, ST_OK, -1, -1);
+		free(o);
+		return;
+	}
+	const uint8_t *data = (const uint8_t *)PQgetvalue(res, 0, 0);
+	size_t len = (size_t)PQgetlength(res, 0, 0);
+	struct rb_header h;
+	struct find_ctx f = {.off = -1, .ts = -1, .want = o->ts,
+			     .want_max = o->ts == INT64_MIN};
+	char e[128];
+	struct kb_writer scratch = {0};
+	if (rb_read_header(data, len, &h) == 0) {
+		f.base_ts = h.BaseTimestamp;
+		f.base_offset = h.BaseOffset;
+		f.max_ts = h.MaxTimestamp;
+		f.log_append = (h.Attributes & RB_ATTR_LOG_APPEND_TIME) != 0;
+		rb_foreach_record(data, len, &scratch, 256u << 20, find_cb, &f,
+				  e, sizeof(e));
+	}
+	kb_writer_free(&scratch);
+	if (f.off >= 0 && f.off < o->p->log_start)
+		f.off = o->p->log_start;
+	o->cb(o->arg, ST_OK, f.off, f.ts);
+	free(o);
+}
+
+static void offset_query(struct store *s, struct st_partition *p, int64_t ts,
+			 st_offset_cb cb, void *arg)
+{
+	struct pgconn *c = st_reader(s);
+	struct offset_ctx *o = c ? calloc(1, sizeof(*o)) : NULL;
+	if (!o) {
+		unavailable_soon(s, cb, NULL, arg);
+		return;
+	}
+	o->s = s;
+	o->p = p;
+	o->ts = ts;
+	o->cb = cb;
+	o->arg = arg;
+	char tid[16], part[16], t[24], start[24];
+	snprintf(tid, sizeof(tid), "%d", p->topic->tid);
+	snprintf(part, sizeof(part), "%d", p->index);
+	snprintf(t, sizeof(t), "%" PRId64, ts);
+	snprintf(start, sizeof(start), "%" PRId64, p->log_start);
+	const char *v[4] = {tid, part, t, start};
+	if (ts == INT64_MIN)
+		pg_query(c,
+			 "SELECT batch FROM samsa.log WHERE tid = $1 AND "
+			 "partition = $2 AND last_offset >= $4 "
+			 "ORDER BY max_timestamp DESC, base_offset LIMIT 1",
+			 4, v, NULL, NULL, true, on_offset_row, o);
+	else
+		pg_query(c,
+			 "SELECT batch FROM samsa.log WHERE tid = $1 AND "
+			 "partition = $2 AND last_offset >= $4 AND "
+			 "max_timestamp >= $3 ORDER BY base_offset LIMIT 1",
+			 4, v, NULL, NULL, true, on_offset_row, o);
+	pg_sync(c);
+}
+
+void st_offset_for_time(struct store *s, struct st_partition *p, int64_t ts,
+			st_offset_cb cb, void *arg)
+{
+	offset_query(s, p, ts < 0 ? 0 : ts, cb, arg);
+}
+
+void st_offset_max_time(struct store *s, struct st_partition *p,
+			st_offset_cb cb, void *arg)
+{
+	offset_query(s, p, INT64_MIN, cb, arg);
+}
+
+static void on_deleted_records(void *arg, const PGresult *res,
+			       const char *err, const char *sqlstate)
+{
+	struct offset_ctx *o = arg;
+	(void)err;
+	(void)sqlstate;
+	if (!res) {
+		o->cb(o->arg, ST_UNAVAILABLE, -1, -1);
+		free(o);
+		return;
+	}
+	struct st_partition *p = o->p;
+	if (o->new_start > p->log_start)
+		p->log_start = o->new_start;
+	while (p->ring_count && ring_at(p, 0)->last < p->log_start)
+		ring_pop(p);
+	o->cb(o->arg, ST_OK, p->log_start, -1);
+	free(o);
+}
+
+static void on_step_ignore(void *arg, const PGresult *res, const char *err,
+			   const char *sqlstate)
+{
+	(void)arg;
+	(void)res;
+	(void)err;
+	(void)sqlstate;
+}
+
+void st_delete_records(struct store *s, struct st_partition *p,
+		       int64_t offset, st_offset_cb cb, void *arg)
+{
+	struct offset_ctx *o =
+		pg_ready(s->catalog) ? calloc(1, sizeof(*o)) : NULL;
+	if (!o) {
+		unavailable_soon(s, cb, NULL, arg);
+		return;
+	}
+	if (offset < 0 || offset > p->hw)
+		offset = p->hw;
+	o->s = s;
+	o->p = p;
+	o->new_start = offset;
+	o->cb = cb;
+	o->arg = arg;
+	char tid[16], part[16], off[24];
+	snprintf(tid, sizeof(tid), "%d", p->topic->tid);
+	snprintf(part, sizeof(part), "%d", p->index);
+	snprintf(off, sizeof(off), "%" PRId64, offset);
+	const char *v[3] = {tid, part, off};
+	pg_query(s->catalog, "BEGIN", 0, NULL, NULL, NULL, false,
+		 on_step_ignore, NULL);
+	pg_query(s->catalog,
+		 "UPDATE samsa.partitions SET log_start_offset = "
+		 "greatest(log_start_offset, $3) WHERE tid = $1 AND "
+		 "partition = $2",
+		 3, v, NULL, NULL, false, on_step_ignore, NULL);
+	pg_query(s->catalog,
+		 "DELETE FROM samsa.log WHERE tid = $1 AND partition = $2 "
+		 "AND last_offset < $3",
+		 3, v, NULL, NULL, false, on_step_ignore, NULL);
+	pg_query(s->catalog, "COMMIT", 0, NULL, NULL, NULL, false,
+		 on_deleted_records, o);
+	pg_sync(s->catalog);
+}
+
+struct pid_ctx {
+	st_offset_cb cb;
+	void *arg;
+};
+
+static void on_pid(void *arg, const PGresult *res, const char *err,
+		   const char *sqlstate)
+{
+	struct pid_ctx *x = arg;
+	(void)err;
+	(void)sqlstate;
+	if (res && PQntuples(res) == 1)
+		x->cb(x->arg, ST_OK, strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+		      0);
+	else
+		x->cb(x->arg, ST_UNAVAILABLE, -1, -1);
+	free(x);
+}
+
+void st_new_producer_id(struct store *s, st_offset_cb cb, void *arg)
+{
+	struct pid_ctx *x = pg_ready(s->catalog) ? malloc(sizeof(*x)) : NULL;
+	if (!x) {
+		unavailable_soon(s, cb, NULL, arg);
+		return;
+	}
+	x->cb = cb;
+	x->arg = arg;
+	pg_query(s->catalog, "SELECT nextval('samsa.producer_ids')", 0, NULL,
+		 NULL, NULL, false, on_pid, x);
+	pg_sync(s->catalog);
+}
+
+/* --- retention ---------------------------------------------------------------- */
+
+struct retention_ctx {
+	struct store *s;
+	struct st_partition *p;
+};
+
+static void on_retention(void *arg, const PGresult *res, const char *err,
+			 const char *sqlstate)
+{
+	struct retention_ctx *r = arg;
+	(void)err;
+	(void)sqlstate;
+	if (res && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+		int64_t start = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		struct st_partition *p = r->p;
+		if (!p->deleted && start > p->log_start) {
+			p->log_start = start;
+			while (p->ring_count && ring_at(p, 0)->last < start)
+				ring_pop(p);
+		}
+	}
+	free(r);
+}
+
+void st_enforce_retention(struct store *s)
+{
+	if (!pg_ready(s->catalog))
+		return;
+	int64_t now = now_ms();
+	for (size_t i = 0; i < s->ntopics; i++) {
+		struct st_topic *t = s->topics[i];
+		if (!t->cfg.delete_policy ||
+		    (t->cfg.retention_ms < 0 && t->cfg.retention_bytes < 0))
+			continue;
+		for (int32_t j = 0; j < t->npartitions; j++) {
+			struct st_partition *p = t->partitions[j];
+			if (p->hw == p->log_start)
+				continue;
+			struct retention_ctx *r = calloc(1, sizeof(*r));
+			if (!r)
+				return;
+			r->s = s;
+			r->p = p;
+			char tid[16], part[16], cutoff[24], bytes[24], hw[24];
+			snprintf(tid, sizeof(tid), "%d", t->tid);
+			snprintf(part, sizeof(part), "%d", p->index);
+			snprintf(cutoff, sizeof(cutoff), "%" PRId64,
+				 t->cfg.retention_ms < 0
+					 ? INT64_MIN
+					 : now - t->cfg.retention_ms);
+			snprintf(bytes, sizeof(bytes), "%" PRId64,
+				 t->cfg.retention_bytes < 0
+					 ? INT64_MAX
+					 : t->cfg.retention_bytes);
+			snprintf(hw, sizeof(hw), "%" PRId64, p->hw);
+			const char *v[5] = {tid, part, cutoff, bytes, hw};
+			/* Batches wholly older than retention.ms, or beyond
+			 * retention.bytes counted from the newest, go; the
+			 * log start moves to the first batch kept. */
+			pg_query(s->catalog,
+				 "WITH doomed AS (SELECT base_offset FROM "
+				 "(SELECT base_offset, every(max_timestamp < "
+				 "$3::bigint OR newer > $4::bigint) OVER (ORDER "
+				 "BY base_offset) AS prefix FROM (SELECT "
+				 "base_offset, max_timestamp, sum(bytes) OVER "
+				 "(ORDER BY base_offset DESC) AS newer FROM "
+				 "samsa.log WHERE tid = $1 AND partition = $2) "
+				 "x) y WHERE prefix), gone AS (DELETE FROM samsa.log l "
+				 "USING doomed d WHERE l.tid = $1 AND "
+				 "l.partition = $2 AND l.base_offset = "
+				 "d.base_offset RETURNING l.last_offset) "
+				 "UPDATE samsa.partitions SET log_start_offset = "
+				 "greatest(log_start_offset, (SELECT "
+				 "max(last_offset) + 1 FROM gone)) WHERE tid = $1 "
+				 "AND partition = $2 RETURNING log_start_offset",
+				 5, v, NULL, NULL, false, on_retention, r);
+		}
+	}
+	pg_sync(s->catalog);
+}

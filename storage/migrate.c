@@ -1,0 +1,135 @@
+/*
+ * migrate: samsa's own schema, as numbered migrations applied in order at
+ * start-up.  Several samsa processes may start at once: an advisory lock
+ * makes them take turns.  A migration, once released, is never edited; a
+ * change is a new entry at the end.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/store_int.h"
+
+static const char *const migrations[] = {
+	/* 1: catalog and log */
+	"CREATE TABLE samsa.meta (key text PRIMARY KEY, value text NOT NULL);"
+	"CREATE TABLE samsa.topics ("
+	"  tid serial PRIMARY KEY,"
+	"  topic_id uuid NOT NULL UNIQUE,"
+	"  name text NOT NULL UNIQUE,"
+	"  partitions int NOT NULL,"
+	"  created_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE samsa.topic_configs ("
+	"  tid int NOT NULL REFERENCES samsa.topics ON DELETE CASCADE,"
+	"  name text NOT NULL,"
+	"  value text NOT NULL,"
+	"  PRIMARY KEY (tid, name));"
+	"CREATE TABLE samsa.partitions ("
+	"  tid int NOT NULL REFERENCES samsa.topics ON DELETE CASCADE,"
+	"  partition int NOT NULL,"
+	"  log_start_offset bigint NOT NULL DEFAULT 0,"
+	"  next_offset bigint NOT NULL DEFAULT 0,"
+	"  leader_epoch int NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (tid, partition));"
+	/* One row per record batch, bytes as the producer sent them with
+	 * offsets assigned.  No foreign key: appends must not contend with
+	 * catalog changes. */
+	"CREATE TABLE samsa.log ("
+	"  tid int NOT NULL,"
+	"  partition int NOT NULL,"
+	"  base_offset bigint NOT NULL,"
+	"  last_offset bigint NOT NULL,"
+	"  max_timestamp bigint NOT NULL,"
+	"  producer_id bigint NOT NULL,"
+	"  producer_epoch smallint NOT NULL,"
+	"  base_sequence int NOT NULL,"
+	"  record_count int NOT NULL,"
+	"  bytes int NOT NULL,"
+	"  batch bytea NOT NULL,"
+	"  PRIMARY KEY (tid, partition, base_offset));"
+	/* Batches are often compressed already: do not make Postgres try. */
+	"ALTER TABLE samsa.log ALTER COLUMN batch SET STORAGE EXTERNAL;"
+	"CREATE SEQUENCE samsa.producer_ids;",
+};
+
+#define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
+
+static int exec(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(r);
+	int rc = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+		size_t n = strlen(err);
+		while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+			err[--n] = '\0';
+		rc = -1;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int current_version(PGconn *conn, int *version, char *err,
+			   size_t errlen)
+{
+	PGresult *r = PQexec(conn,
+			     "SELECT value FROM samsa.meta "
+			     "WHERE key = 'schema_version'");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		/* No meta table yet: a fresh schema. */
+		PQclear(r);
+		*version = 0;
+		return exec(conn, "ROLLBACK TO SAVEPOINT fresh", err, errlen);
+	}
+	*version = PQntuples(r) ? atoi(PQgetvalue(r, 0, 0)) : 0;
+	PQclear(r);
+	return 0;
+}
+
+int st_migrate(PGconn *conn, char *err, size_t errlen)
+{
+	int version;
+
+	if (exec(conn, "BEGIN", err, errlen) < 0)
+		return -1;
+	if (exec(conn, "SELECT pg_advisory_xact_lock(7238467)", err, errlen) <
+		    0 ||
+	    exec(conn, "CREATE SCHEMA IF NOT EXISTS samsa", err, errlen) < 0 ||
+	    exec(conn, "SAVEPOINT fresh", err, errlen) < 0 ||
+	    current_version(conn, &version, err, errlen) < 0)
+		goto fail;
+	if (version > NMIGRATIONS) {
+		snprintf(err, errlen,
+			 "schema samsa is at version %d, newer than this "
+			 "samsa (%d): upgrade samsa",
+			 version, NMIGRATIONS);
+		goto fail;
+	}
+	for (int v = version; v < NMIGRATIONS; v++)
+		if (exec(conn, migrations[v], err, errlen) < 0)
+			goto fail;
+	if (version < NMIGRATIONS) {
+		char sql[160];
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO samsa.meta VALUES ('schema_version', "
+			 "'%d') ON CONFLICT (key) DO UPDATE SET value = "
+			 "excluded.value",
+			 NMIGRATIONS);
+		if (exec(conn, sql, err, errlen) < 0)
+			goto fail;
+	}
+	/* The cluster id is made once, by whoever migrates first. */
+	if (exec(conn,
+		 "INSERT INTO samsa.meta SELECT 'cluster_id', "
+		 "rtrim(translate(encode(decode(md5(random()::text || "
+		 "clock_timestamp()::text), 'hex'), 'base64'), '+/', '-_'), "
+		 "'=') ON CONFLICT (key) DO NOTHING",
+		 err, errlen) < 0)
+		goto fail;
+	return exec(conn, "COMMIT", err, errlen);
+fail:;
+	char ignore[8];
+	exec(conn, "ROLLBACK", ignore, sizeof(ignore));
+	return -1;
+}

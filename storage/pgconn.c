@@ -1,0 +1,919 @@
+/*
+ * pgconn: one non-blocking libpq connection in pipeline mode, driven by
+ * libevent.  See pgconn.h for the contract.
+ *
+ * States: DOWN (waiting for the retry timer), CONNECTING (PQconnectPoll
+ * driven by one-shot socket events), READY (pipeline mode, a persistent
+ * EV_READ event and an EV_WRITE event armed while libpq has unsent output)
+ * and BROKEN (a send failed inside pg_query/pg_sync; the teardown waits for
+ * the deferred event because callbacks must not run from inside them).
+ *
+ * A query is sent at once by pg_query (PQsendQueryParams copies the
+ * parameters into libpq's output buffer, so nothing of the caller's is kept)
+ * and an entry is appended to the FIFO `q`; pg_sync appends a sync marker.
+ * Results are matched to `q` in order: each query yields one result and
+ * then a NULL, each sync a PGRES_PIPELINE_SYNC and no NULL.
+ *
+ * Queries that fail before being sent go to the `failed` list and are
+ * answered by the deferred event, so that no callback ever runs inside
+ * pg_query.  The same deferred event ends a unit the caller left open: if
+ * queries were sent since the last sync when it runs (after the current
+ * callback returns), it adds the sync, so a query never waits forever.
+ *
+ * Re-entrancy: every entry point from the loop counts `depth`; pg_close
+ * from inside a callback answers everything, drops the PGconn and sets
+ * `closing`, and the struct is freed when the outermost handler returns.
+ */
+#include "storage/pgconn.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PG_BACKOFF_MIN_MS  100
+#define PG_BACKOFF_MAX_MS  5000
+#define PG_CONNECT_TIMEOUT 10 /* seconds per connection attempt */
+
+enum pg_state {
+	PG_DOWN,
+	PG_CONNECTING,
+	PG_READY,
+	PG_BROKEN,
+};
+
+enum pgq_kind {
+	PGQ_QUERY,    /* the caller's query */
+	PGQ_SYNC,     /* end of a unit, cb optional */
+	PGQ_INTERNAL, /* our own ROLLBACK, no callback */
+};
+
+struct pgq {
+	struct pgq *next;
+	enum pgq_kind kind;
+	pg_cb cb;
+	void *arg;
+	const char *err; /* failed list: the error to report */
+	char *err_owned; /* err when it had to be copied */
+};
+
+struct pgqlist {
+	struct pgq *head;
+	struct pgq *tail;
+};
+
+struct pgconn {
+	struct event_base *base;
+	char *conninfo;
+	char *name;
+	void (*on_up)(void *arg);
+	void *on_up_arg;
+
+	enum pg_state state;
+	PGconn *conn;
+	PostgresPollingStatusType poll;
+	struct event *cev;   /* connect step, one-shot */
+	struct event *rd;    /* READY: persistent EV_READ */
+	struct event *wr;    /* READY: EV_WRITE while output is pending */
+	struct event *retry; /* DOWN: back-off timer */
+	struct event *defer; /* failed callbacks, implicit sync, teardown */
+	int backoff_ms;
+
+	struct pgqlist q;      /* sent: queries and sync markers, FIFO */
+	struct pgqlist failed; /* answered by the deferred event */
+	int npending;	       /* queries in q and failed */
+	int unsynced;	       /* queries sent since the last sync */
+	bool await_null;       /* head's result delivered, its NULL due */
+
+	/* The unit whose results are arriving. */
+	bool unit_failed;
+	char unit_err[256];
+	char unit_sqlstate[6];
+	/* Explicit transaction block, followed by command tags. */
+	bool in_block;
+	bool block_failed;
+
+	int depth;
+	bool closing;
+	bool wait_timeout; /* pg_wait_ready's deadline passed */
+
+	char lasterr[256]; /* last connect/connection error */
+	char logged[256];  /* last connect failure logged */
+};
+
+static void pg_on_defer(evutil_socket_t fd, short what, void *arg);
+static void pg_on_retry(evutil_socket_t fd, short what, void *arg);
+static void pg_on_connect_io(evutil_socket_t fd, short what, void *arg);
+static void pg_on_read(evutil_socket_t fd, short what, void *arg);
+static void pg_on_write(evutil_socket_t fd, short what, void *arg);
+
+/* Copies libpq's (possibly multi-line) message onto one line. */
+static void pg_oneline(char *dst, size_t len, const char *msg)
+{
+	size_t n = 0;
+	bool space = false;
+
+	if (len == 0)
+		return;
+	for (; msg && *msg && n + 1 < len; msg++) {
+		if (*msg == '\n' || *msg == '\t' || *msg == '\r' ||
+		    *msg == ' ') {
+			space = n > 0;
+			continue;
+		}
+		if (space && n + 2 < len)
+			dst[n++] = ' ';
+		space = false;
+		dst[n++] = *msg;
+	}
+	dst[n] = '\0';
+}
+
+static void pg_seterr(struct pgconn *c, const char *msg)
+{
+	if (msg == c->lasterr)
+		return;
+	pg_oneline(c->lasterr, sizeof(c->lasterr),
+		   msg && *msg ? msg : "unknown error");
+}
+
+static void pg_push(struct pgqlist *l, struct pgq *e)
+{
+	e->next = NULL;
+	if (l->tail)
+		l->tail->next = e;
+	else
+		l->head = e;
+	l->tail = e;
+}
+
+static struct pgq *pg_pop(struct pgqlist *l)
+{
+	struct pgq *e = l->head;
+
+	if (e) {
+		l->head = e->next;
+		if (!l->head)
+			l->tail = NULL;
+		e->next = NULL;
+	}
+	return e;
+}
+
+static void pg_enter(struct pgconn *c)
+{
+	c->depth++;
+}
+
+static void pg_free(struct pgconn *c);
+
+/* Leaves a handler; c may be freed on return. */
+static void pg_leave(struct pgconn *c)
+{
+	if (--c->depth == 0 && c->closing)
+		pg_free(c);
+}
+
+static void pg_kick(struct pgconn *c)
+{
+	if (!c->closing && c->defer)
+		event_active(c->defer, EV_TIMEOUT, 0);
+}
+
+static void pg_free_entry(struct pgq *e)
+{
+	free(e->err_owned);
+	free(e);
+}
+
+/* Runs e's callback, if any, with an error and frees e. */
+static void pg_answer(struct pgconn *c, struct pgq *e, const char *err)
+{
+	if (e->kind == PGQ_QUERY)
+		c->npending--;
+	if (e->cb)
+		e->cb(e->arg, NULL, err, "");
+	pg_free_entry(e);
+}
+
+/*
+ * Queues a query or sync callback that cannot be sent, to be answered from
+ * the loop with err, or a copy of msg when set.  -1 when out of memory.
+ */
+static int pg_fail_later(struct pgconn *c, enum pgq_kind kind, pg_cb cb,
+			 void *arg, const char *err, const char *msg)
+{
+	struct pgq *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -1;
+	e->kind = kind;
+	e->cb = cb;
+	e->arg = arg;
+	e->err = err;
+	if (msg) {
+		e->err_owned = malloc(256);
+		if (e->err_owned) {
+			pg_oneline(e->err_owned, 256, msg);
+			e->err = e->err_owned;
+		} else {
+			e->err = "out of memory";
+		}
+	}
+	if (kind == PGQ_QUERY)
+		c->npending++;
+	pg_push(&c->failed, e);
+	pg_kick(c);
+	return 0;
+}
+
+static void pg_log(const struct pgconn *c, const char *fmt, const char *msg)
+{
+	fprintf(stderr, "samsa: pg[%s]: ", c->name);
+	fprintf(stderr, fmt, msg);
+	fputc('\n', stderr);
+}
+
+/* Drops the PGconn and its events; the lists are left alone. */
+static void pg_teardown(struct pgconn *c)
+{
+	if (c->cev) {
+		event_free(c->cev);
+		c->cev = NULL;
+	}
+	if (c->rd) {
+		event_free(c->rd);
+		c->rd = NULL;
+	}
+	if (c->wr) {
+		event_free(c->wr);
+		c->wr = NULL;
+	}
+	if (c->conn) {
+		PQfinish(c->conn);
+		c->conn = NULL;
+	}
+	c->unsynced = 0;
+	c->await_null = false;
+	c->unit_failed = false;
+	c->in_block = false;
+	c->block_failed = false;
+	c->state = PG_DOWN;
+}
+
+static void pg_schedule_retry(struct pgconn *c)
+{
+	struct timeval tv = {c->backoff_ms / 1000,
+			     (c->backoff_ms % 1000) * 1000};
+
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > PG_BACKOFF_MAX_MS)
+		c->backoff_ms = PG_BACKOFF_MAX_MS;
+	evtimer_add(c->retry, &tv);
+}
+
+/*
+ * The connection broke: answer everything in flight with "connection
+ * lost" and reconnect after the back-off.  Only from a handler.
+ */
+static void pg_lose(struct pgconn *c, const char *msg)
+{
+	struct pgqlist q = c->q;
+	struct pgq *e;
+
+	pg_seterr(c, msg);
+	pg_log(c, "connection lost: %s; reconnecting", c->lasterr);
+	c->logged[0] = '\0';
+	pg_teardown(c);
+	c->backoff_ms = PG_BACKOFF_MIN_MS;
+	pg_schedule_retry(c);
+
+	/* Callbacks may queue (they fail, deferred) or even pg_close. */
+	c->q.head = c->q.tail = NULL;
+	while ((e = pg_pop(&q)))
+		pg_answer(c, e, "connection lost");
+}
+
+static void pg_connect_failed(struct pgconn *c, const char *msg)
+{
+	pg_seterr(c, msg);
+	if (strcmp(c->logged, c->lasterr) != 0) {
+		pg_log(c, "cannot connect: %s; retrying", c->lasterr);
+		memcpy(c->logged, c->lasterr, sizeof(c->logged));
+	}
+	pg_teardown(c);
+	pg_schedule_retry(c);
+}
+
+static void pg_notice(void *arg, const PGresult *res)
+{
+	struct pgconn *c = arg;
+	const char *sev =
+		PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	char line[512];
+
+	/* NOTICE, INFO, DEBUG and LOG are chatter (IF NOT EXISTS ...). */
+	if (sev && strcmp(sev, "WARNING") != 0 && strcmp(sev, "ERROR") != 0 &&
+	    strcmp(sev, "FATAL") != 0 && strcmp(sev, "PANIC") != 0)
+		return;
+	pg_oneline(line, sizeof(line), PQresultErrorMessage(res));
+	pg_log(c, "%s", line);
+}
+
+static int pg_arm_connect(struct pgconn *c)
+{
+	struct timeval tv = {PG_CONNECT_TIMEOUT, 0};
+	short what = c->poll == PGRES_POLLING_READING ? EV_READ : EV_WRITE;
+
+	/* The socket may change between steps (several hosts, SSL retry). */
+	if (c->cev)
+		event_free(c->cev);
+	c->cev = event_new(c->base, PQsocket(c->conn), what, pg_on_connect_io,
+			   c);
+	if (!c->cev || event_add(c->cev, &tv) != 0)
+		return -1;
+	return 0;
+}
+
+static void pg_start_connect(struct pgconn *c)
+{
+	const char *const kw[] = {"dbname", "fallback_application_name", NULL};
+	const char *const val[] = {c->conninfo, "samsa", NULL};
+
+	c->conn = PQconnectStartParams(kw, val, 1);
+	if (!c->conn) {
+		pg_connect_failed(c, "out of memory");
+		return;
+	}
+	if (PQstatus(c->conn) == CONNECTION_BAD) {
+		pg_connect_failed(c, PQerrorMessage(c->conn));
+		return;
+	}
+	c->state = PG_CONNECTING;
+	c->poll = PGRES_POLLING_WRITING;
+	if (pg_arm_connect(c) != 0)
+		pg_connect_failed(c, "cannot add connect event");
+}
+
+static void pg_connected(struct pgconn *c)
+{
+	evutil_socket_t fd = PQsocket(c->conn);
+
+	if (PQsetnonblocking(c->conn, 1) != 0 ||
+	    PQenterPipelineMode(c->conn) != 1) {
+		pg_connect_failed(c, PQerrorMessage(c->conn));
+		return;
+	}
+	PQsetNoticeReceiver(c->conn, pg_notice, c);
+	event_free(c->cev);
+	c->cev = NULL;
+	c->rd = event_new(c->base, fd, EV_READ | EV_PERSIST, pg_on_read, c);
+	c->wr = event_new(c->base, fd, EV_WRITE, pg_on_write, c);
+	if (!c->rd || !c->wr || event_add(c->rd, NULL) != 0) {
+		pg_connect_failed(c, "cannot add socket events");
+		return;
+	}
+	c->state = PG_READY;
+	c->backoff_ms = PG_BACKOFF_MIN_MS;
+	c->lasterr[0] = '\0';
+	c->logged[0] = '\0';
+	fprintf(stderr, "samsa: pg[%s]: connected\n", c->name);
+	if (c->on_up)
+		c->on_up(c->on_up_arg);
+}
+
+static void pg_on_connect_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *c = arg;
+
+	(void)fd;
+	pg_enter(c);
+	if (what & EV_TIMEOUT) {
+		pg_connect_failed(c, "timeout expired while connecting");
+		goto out;
+	}
+	c->poll = PQconnectPoll(c->conn);
+	switch (c->poll) {
+	case PGRES_POLLING_READING:
+	case PGRES_POLLING_WRITING:
+		if (pg_arm_connect(c) != 0)
+			pg_connect_failed(c, "cannot add connect event");
+		break;
+	case PGRES_POLLING_OK:
+		pg_connected(c);
+		break;
+	default:
+		pg_connect_failed(c, PQerrorMessage(c->conn));
+		break;
+	}
+out:
+	pg_leave(c);
+}
+
+static void pg_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *c = arg;
+
+	(void)fd;
+	(void)what;
+	pg_enter(c);
+	if (c->state == PG_DOWN && !c->closing)
+		pg_start_connect(c);
+	pg_leave(c);
+}
+
+/* Marks the connection for teardown by the deferred event. */
+static void pg_break_later(struct pgconn *c)
+{
+	pg_seterr(c, PQerrorMessage(c->conn));
+	c->state = PG_BROKEN;
+	pg_kick(c);
+}
+
+/* Pushes libpq's output; arms EV_WRITE while some is left. */
+static void pg_flush(struct pgconn *c)
+{
+	int r;
+
+	if (c->state != PG_READY)
+		return;
+	r = PQflush(c->conn);
+	if (r < 0)
+		pg_break_later(c);
+	else if (r > 0 && !event_pending(c->wr, EV_WRITE, NULL))
+		event_add(c->wr, NULL);
+}
+
+/* Ends the unit; with cb, -1 when out of memory (cb then not called). */
+static int pg_send_sync(struct pgconn *c, pg_cb cb, void *arg)
+{
+	struct pgq *e;
+
+	if (c->state != PG_READY)
+		return cb ? pg_fail_later(c, PGQ_SYNC, cb, arg, "not connected",
+					  NULL)
+			  : 0;
+	if (c->unsynced == 0 &&
+	    (!cb ||
+	     (c->q.tail && c->q.tail->kind == PGQ_SYNC && !c->q.tail->cb))) {
+		/* Nothing since the last sync: it stands for this unit. */
+		if (cb) {
+			c->q.tail->cb = cb;
+			c->q.tail->arg = arg;
+		}
+		pg_flush(c);
+		return 0;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return cb ? -1 : 0;
+	if (PQpipelineSync(c->conn) != 1) {
+		free(e);
+		pg_break_later(c);
+		return cb ? pg_fail_later(c, PGQ_SYNC, cb, arg, NULL,
+					  c->lasterr)
+			  : 0;
+	}
+	e->kind = PGQ_SYNC;
+	e->cb = cb;
+	e->arg = arg;
+	pg_push(&c->q, e);
+	c->unsynced = 0;
+	pg_flush(c);
+	return 0;
+}
+
+static bool pg_fatal(const PGresult *res)
+{
+	const char *sev =
+		PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	return sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+}
+
+/* The first error of the unit is what its sync callback reports. */
+static void pg_unit_error(struct pgconn *c, const char *err,
+			  const char *sqlstate)
+{
+	if (c->unit_failed)
+		return;
+	c->unit_failed = true;
+	snprintf(c->unit_err, sizeof(c->unit_err), "%s", err);
+	snprintf(c->unit_sqlstate, sizeof(c->unit_sqlstate), "%s", sqlstate);
+}
+
+/* Follows BEGIN/COMMIT so that a failed block can be rolled back. */
+static void pg_track_block(struct pgconn *c, const PGresult *res)
+{
+	const char *tag = PQcmdStatus((PGresult *)res);
+
+	if (strcmp(tag, "BEGIN") == 0 || strcmp(tag, "START TRANSACTION") == 0)
+		c->in_block = true;
+	else if (strcmp(tag, "COMMIT") == 0 || strcmp(tag, "ROLLBACK") == 0 ||
+		 strcmp(tag, "PREPARE TRANSACTION") == 0)
+		c->in_block = false;
+}
+
+/* Hands one result to the head entry, a query. */
+static void pg_deliver(struct pgconn *c, struct pgq *e, const PGresult *res)
+{
+	const char *state, *text;
+	char msg[64];
+
+	switch (PQresultStatus(res)) {
+	case PGRES_TUPLES_OK:
+	case PGRES_COMMAND_OK:
+		pg_track_block(c, res);
+		text = NULL;
+		state = "";
+		break;
+	case PGRES_PIPELINE_ABORTED:
+		text = "pipeline aborted";
+		state = "";
+		break;
+	case PGRES_FATAL_ERROR:
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (!state)
+			state = "";
+		text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		if (!text)
+			text = PQresultErrorMessage(res);
+		if (c->in_block)
+			c->block_failed = true;
+		break;
+	default:
+		snprintf(msg, sizeof(msg), "unexpected result %s",
+			 PQresStatus(PQresultStatus(res)));
+		text = msg;
+		state = "";
+		break;
+	}
+	if (text)
+		pg_unit_error(c, text, state);
+	if (e->kind == PGQ_QUERY) {
+		c->npending--;
+		e->cb(e->arg, text ? NULL : res, text, state);
+	}
+	pg_free_entry(e);
+}
+
+static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
+		   int nparams, const char *const *values, const int *lengths,
+		   const int *formats, bool binary_result, pg_cb cb, void *arg);
+
+/*
+ * A unit is over: tell its sync callback how it went.  A unit that failed
+ * inside BEGIN leaves the session in an aborted block where every later
+ * statement fails (25P02) until a ROLLBACK, so send one now.
+ */
+static void pg_unit_end(struct pgconn *c, struct pgq *e)
+{
+	bool failed = c->unit_failed;
+	char sqlstate[sizeof(c->unit_sqlstate)];
+	char err[sizeof(c->unit_err)];
+
+	memcpy(err, c->unit_err, sizeof(err));
+	memcpy(sqlstate, c->unit_sqlstate, sizeof(sqlstate));
+	c->unit_failed = false;
+	if (c->block_failed) {
+		c->block_failed = false;
+		c->in_block = false;
+		pg_send(c, PGQ_INTERNAL, "ROLLBACK", 0, NULL, NULL, NULL, false,
+			NULL, NULL);
+		pg_send_sync(c, NULL, NULL);
+	}
+	if (e->cb)
+		e->cb(e->arg, NULL, failed ? err : NULL,
+		      failed ? sqlstate : "");
+	pg_free_entry(e);
+}
+
+/*
+ * Reads every result libpq has parsed and matches it to q.  Stops when
+ * libpq needs more input, on close or when the connection went.
+ */
+static void pg_results(struct pgconn *c)
+{
+	PGresult *res;
+	struct pgq *e;
+
+	while (c->state == PG_READY && !c->closing && !PQisBusy(c->conn)) {
+		res = PQgetResult(c->conn);
+		if (!res) {
+			if (!c->await_null)
+				break; /* idle: nothing in flight */
+			c->await_null = false;
+			continue;
+		}
+		e = c->q.head;
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			c->await_null = false;
+			if (!e || e->kind != PGQ_SYNC) {
+				pg_lose(c, "sync result out of order");
+				return;
+			}
+			pg_pop(&c->q);
+			pg_unit_end(c, e);
+			continue;
+		}
+		if (c->await_null) {
+			PQclear(res); /* more than one result: not ours */
+			continue;
+		}
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR &&
+		    (pg_fatal(res) || PQstatus(c->conn) == CONNECTION_BAD)) {
+			/* The backend is going away: it is a lost connection.
+			 */
+			char msg[256];
+
+			pg_oneline(msg, sizeof(msg), PQresultErrorMessage(res));
+			PQclear(res);
+			pg_lose(c, msg);
+			return;
+		}
+		if (!e) {
+			PQclear(res);
+			pg_lose(c, "result out of order");
+			return;
+		}
+		if (e->kind == PGQ_SYNC) {
+			/* An error at Sync: the implicit commit failed. */
+			if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+				const char *st = PQresultErrorField(
+					res, PG_DIAG_SQLSTATE);
+
+				pg_unit_error(
+					c,
+					PQresultErrorField(
+						res, PG_DIAG_MESSAGE_PRIMARY),
+					st ? st : "");
+			}
+			PQclear(res);
+			c->await_null = true;
+			continue;
+		}
+		pg_pop(&c->q);
+		c->await_null = true;
+		pg_deliver(c, e, res);
+		PQclear(res);
+	}
+}
+
+static void pg_drain_notifies(struct pgconn *c)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(c->conn)))
+		PQfreemem(n);
+}
+
+static void pg_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *c = arg;
+	int ok;
+
+	(void)fd;
+	(void)what;
+	pg_enter(c);
+	if (c->state != PG_READY)
+		goto out;
+	ok = PQconsumeInput(c->conn);
+	/* Results that arrived before an EOF still count. */
+	pg_results(c);
+	if (c->closing)
+		goto out;
+	if (c->state == PG_READY &&
+	    (!ok || PQstatus(c->conn) == CONNECTION_BAD)) {
+		pg_lose(c, PQerrorMessage(c->conn));
+		goto out;
+	}
+	if (c->state == PG_READY) {
+		pg_drain_notifies(c);
+		/* The server may have been waiting for us to read. */
+		if (event_pending(c->wr, EV_WRITE, NULL))
+			pg_flush(c);
+	}
+	if (c->state == PG_BROKEN)
+		pg_lose(c, c->lasterr);
+out:
+	pg_leave(c);
+}
+
+static void pg_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *c = arg;
+
+	(void)fd;
+	(void)what;
+	pg_enter(c);
+	pg_flush(c);
+	if (c->state == PG_BROKEN && !c->closing)
+		pg_lose(c, c->lasterr);
+	pg_leave(c);
+}
+
+static void pg_on_defer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *c = arg;
+	struct pgqlist failed = c->failed;
+	struct pgq *e;
+
+	(void)fd;
+	(void)what;
+	pg_enter(c);
+	/* Only what failed so far: a callback that retries at once waits. */
+	c->failed.head = c->failed.tail = NULL;
+	while ((e = pg_pop(&failed)))
+		pg_answer(c, e, e->err);
+	if (c->closing)
+		goto out;
+	if (c->state == PG_READY && c->unsynced > 0)
+		pg_send_sync(c, NULL, NULL); /* the caller left a unit open */
+	if (c->state == PG_BROKEN)
+		pg_lose(c, c->lasterr);
+out:
+	pg_leave(c);
+}
+
+struct pgconn *pg_open(struct event_base *base, const char *conninfo,
+		       const char *name, void (*on_up)(void *arg),
+		       void *on_up_arg)
+{
+	struct pgconn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->base = base;
+	c->on_up = on_up;
+	c->on_up_arg = on_up_arg;
+	c->backoff_ms = PG_BACKOFF_MIN_MS;
+	c->conninfo = strdup(conninfo);
+	c->name = strdup(name ? name : "pg");
+	c->retry = evtimer_new(base, pg_on_retry, c);
+	c->defer = event_new(base, -1, 0, pg_on_defer, c);
+	if (!c->conninfo || !c->name || !c->retry || !c->defer) {
+		pg_free(c);
+		return NULL;
+	}
+	pg_start_connect(c); /* runs no callback */
+	return c;
+}
+
+static void pg_on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->wait_timeout = true;
+}
+
+int pg_wait_ready(struct pgconn *c, int timeout_ms, char *err, size_t errlen)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	struct event *t;
+
+	if (c->state == PG_READY)
+		return 0;
+	t = evtimer_new(c->base, pg_on_wait_timeout, c);
+	if (!t || evtimer_add(t, &tv) != 0) {
+		if (t)
+			event_free(t);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->wait_timeout = false;
+	while (c->state != PG_READY && !c->wait_timeout && !c->closing)
+		if (event_base_loop(c->base, EVLOOP_ONCE) < 0)
+			break;
+	event_free(t);
+	if (c->state == PG_READY)
+		return 0;
+	snprintf(err, errlen, "%s",
+		 c->lasterr[0] ? c->lasterr
+			       : "timeout expired while connecting");
+	return -1;
+}
+
+static void pg_free(struct pgconn *c)
+{
+	struct pgq *e;
+
+	/* Queries queued by callbacks while closing: still answered once. */
+	while ((e = pg_pop(&c->failed)))
+		pg_answer(c, e, e->err);
+	pg_teardown(c);
+	if (c->retry)
+		event_free(c->retry);
+	if (c->defer)
+		event_free(c->defer);
+	free(c->conninfo);
+	free(c->name);
+	free(c);
+}
+
+void pg_close(struct pgconn *c)
+{
+	struct pgqlist q;
+	struct pgq *e;
+
+	if (!c || c->closing)
+		return;
+	c->closing = true;
+	pg_enter(c);
+	q = c->q;
+	c->q.head = c->q.tail = NULL;
+	/* Closing the socket ends the session: an open unit rolls back. */
+	pg_teardown(c);
+	evtimer_del(c->retry);
+	event_del(c->defer);
+	while ((e = pg_pop(&q)))
+		pg_answer(c, e, "connection closed");
+	while ((e = pg_pop(&c->failed)))
+		pg_answer(c, e, e->err);
+	pg_leave(c);
+}
+
+bool pg_ready(const struct pgconn *c)
+{
+	return c->state == PG_READY && !c->closing;
+}
+
+int pg_pending(const struct pgconn *c)
+{
+	return c->npending;
+}
+
+static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
+		   int nparams, const char *const *values, const int *lengths,
+		   const int *formats, bool binary_result, pg_cb cb, void *arg)
+{
+	struct pgq *e;
+
+	if (c->closing)
+		return pg_fail_later(c, kind, cb, arg, "connection closed",
+				     NULL);
+	if (c->state != PG_READY)
+		return pg_fail_later(c, kind, cb, arg, "not connected", NULL);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -1;
+	if (!PQsendQueryParams(c->conn, sql, nparams, NULL, values, lengths,
+			       formats, binary_result ? 1 : 0)) {
+		/*
+		 * Whatever the cause, the unit now lacks a statement and must
+		 * not commit: drop the connection, which rolls it back.
+		 */
+		free(e);
+		pg_break_later(c);
+		return pg_fail_later(c, kind, cb, arg, NULL, c->lasterr);
+	}
+	e->kind = kind;
+	e->cb = cb;
+	e->arg = arg;
+	pg_push(&c->q, e);
+	if (kind == PGQ_QUERY)
+		c->npending++;
+	c->unsynced++;
+	pg_kick(c);
+	return 0;
+}
+
+int pg_query(struct pgconn *c, const char *sql, int nparams,
+	     const char *const *values, const int *lengths, const int *formats,
+	     bool binary_result, pg_cb cb, void *arg)
+{
+	return pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
+		       binary_result, cb, arg);
+}
+
+int pg_query_owned(struct pgconn *c, const char *sql, int nparams,
+		   const char *const *values, const int *lengths,
+		   const int *formats, void *owned, bool binary_result,
+		   pg_cb cb, void *arg)
+{
+	int r = pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
+			binary_result, cb, arg);
+
+	/* libpq copied the parameters into its output buffer. */
+	free(owned);
+	return r;
+}
+
+void pg_sync(struct pgconn *c)
+{
+	if (c->state == PG_READY && !c->closing)
+		pg_send_sync(c, NULL, NULL);
+}
+
+int pg_sync_cb(struct pgconn *c, pg_cb cb, void *arg)
+{
+	if (c->closing)
+		return pg_fail_later(c, PGQ_SYNC, cb, arg, "connection closed",
+				     NULL);
+	if (c->state != PG_READY)
+		return pg_fail_later(c, PGQ_SYNC, cb, arg, "not connected",
+				     NULL);
+	return pg_send_sync(c, cb, arg);
+}

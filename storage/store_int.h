@@ -1,0 +1,115 @@
+/*
+ * store_int: what the store's own files (store.c, catalog.c, log.c,
+ * migrate.c) share.  Nothing outside storage/ includes this.
+ */
+#ifndef SAMSA_STORE_INT_H
+#define SAMSA_STORE_INT_H
+
+#include <libpq-fe.h>
+
+#include "storage/pgconn.h"
+#include "storage/store.h"
+
+/* One record batch held in memory: in a pending append or the tail cache. */
+struct st_batch {
+	int64_t base, last;
+	int64_t max_ts;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t base_seq;
+	int32_t count;
+	size_t len;
+	uint8_t data[]; /* the batch as stored */
+};
+
+/* The last batches of one producer on one partition (Kafka keeps five). */
+#define ST_PRODUCER_BATCHES 5
+struct st_producer {
+	int64_t id;
+	int16_t epoch;
+	int n; /* entries used, newest last */
+	struct {
+		int32_t first_seq, last_seq;
+		int64_t base, last;
+	} b[ST_PRODUCER_BATCHES];
+	struct st_producer *next;
+};
+
+/* One st_append() call waiting for its transaction. */
+struct st_append {
+	struct st_partition *p;
+	struct st_batch **batches;
+	int nbatches;
+	int64_t log_append_time;
+	st_append_cb cb;
+	void *arg;
+	struct st_append *next;
+};
+
+struct st_partition {
+	struct st_topic *topic;
+	int32_t index;
+	int32_t leader_epoch;
+	int64_t log_start;
+	int64_t hw;   /* committed end of the log (next offset) */
+	int64_t next; /* next offset to assign (>= hw with appends pending) */
+	bool reloading;  /* state unknown after a failed flush */
+	bool deleted;
+	bool in_flush;   /* touched by the flush in flight */
+
+	/* Tail cache: committed batches [cache_start, hw), oldest first. */
+	struct st_batch **ring;
+	size_t ring_cap, ring_head, ring_count;
+	size_t cache_bytes;
+
+	struct st_producer *producers;
+	struct st_waiter waiters; /* list head */
+};
+
+struct store {
+	struct event_base *base;
+	struct st_options opts;
+	char *conninfo;
+	char cluster_id[32];
+	struct pgconn *writer;   /* log appends */
+	struct pgconn *catalog;  /* catalog changes */
+	struct pgconn **readers;
+	int nreaders;
+	int next_reader;
+
+	struct st_topic **topics; /* sorted by name */
+	size_t ntopics, cap_topics;
+	struct st_topic **graveyard; /* deleted topics, freed at close */
+	size_t ngrave;
+	char **creating;           /* names with a creation in flight */
+	size_t ncreating;
+
+	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
+	struct st_append *flushing;                /* in the flush in flight */
+	bool flush_in_flight;
+	struct event *flush_ev;
+	struct event *retention_ev;
+};
+
+/* Runs fn(arg) from the loop soon (never before returning). */
+void st_defer(struct store *s, void (*fn)(void *arg), void *arg);
+
+/* migrate.c: applies the schema migrations on a blocking connection. */
+int st_migrate(PGconn *conn, char *err, size_t errlen);
+
+/* catalog.c */
+int st_catalog_load(struct store *s, PGconn *conn, char *err, size_t errlen);
+void st_topic_free(struct st_topic *t);
+void st_topic_resolve(struct st_topic *t);
+struct st_partition *st_partition_new(struct st_topic *t, int32_t index);
+
+/* log.c */
+int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen);
+void st_partition_free(struct st_partition *p);
+/* Fails everything queued for p and wakes its waiters (topic deleted). */
+void st_partition_retire(struct store *s, struct st_partition *p);
+struct pgconn *st_reader(struct store *s);
+/* Starts a flush of the queued appends unless one is in flight. */
+void st_flush_now(struct store *s);
+
+#endif

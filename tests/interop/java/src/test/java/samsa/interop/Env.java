@@ -1,0 +1,62 @@
+package samsa.interop;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Properties;
+import java.util.concurrent.ThreadLocalRandom;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+
+/*
+ * What every test needs from its surroundings.  The broker address comes
+ * from SAMSA_BOOTSTRAP (tests/run.sh sets it); a test run without it fails
+ * rather than skipping, as do tests whose broker does not answer.
+ */
+final class Env {
+    private Env() {
+    }
+
+    static String bootstrap() {
+        String b = System.getenv("SAMSA_BOOTSTRAP");
+        if (b == null || b.isBlank())
+            throw new IllegalStateException(
+                "SAMSA_BOOTSTRAP is not set: run these tests "
+                + "through tests/run.sh interop java");
+        return b.trim();
+    }
+
+    /* A topic name no earlier run has used. */
+    static String topic(String what) {
+        return "java-" + what + "-" + System.currentTimeMillis() + "-"
+            + Integer.toHexString(ThreadLocalRandom.current().nextInt());
+    }
+
+    static Properties adminProps() {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap());
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "15000");
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        return p;
+    }
+
+    /*
+     * The classpath of this Maven project's tests (written by
+     * maven-dependency-plugin before the tests run) plus the compiled
+     * test resources, so that subprocesses see simplelogger.properties.
+     */
+    static String toolClasspath() throws IOException {
+        String file = System.getProperty("samsa.classpath.file");
+        String classes = System.getProperty("samsa.test.classes");
+        if (file == null || classes == null)
+            throw new IllegalStateException(
+                "samsa.classpath.file / samsa.test.classes unset: "
+                + "run with mvn -f tests/interop/java/pom.xml test");
+        String cp = Files.readString(Path.of(file)).trim();
+        return classes + java.io.File.pathSeparator + cp;
+    }
+
+    static String javaBin() {
+        return Path.of(System.getProperty("java.home"), "bin", "java")
+            .toString();
+    }
+}
