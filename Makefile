@@ -41,7 +41,7 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 all: samsa
 
 samsa: $(BUILD)/samsa
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/samsa: $(MAIN_OBJ) $(BUILD)/libsamsa.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

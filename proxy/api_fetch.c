@@ -233,7 +233,9 @@ void handle_Fetch(struct request *req)
 			rp[j].HighWatermark = -1;
 			rp[j].LastStableOffset = -1;
 			rp[j].LogStartOffset = -1;
-			rp[j].Records = KSTR_NULL;
+			/* Empty, not null: pre-flexible clients read the
+			 * size as a length. */
+			rp[j].Records = KSTR_LIT("");
 			/* read_committed wants a list (empty: no aborted
 			 * transactions); read_uncommitted gets null. */
 			rp[j].AbortedTransactions.count =

@@ -238,8 +238,9 @@ int st_catalog_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 /* --- changes ------------------------------------------------------------ */
 
 /*
- * One catalog change in flight: statements queued as one unit between
- * BEGIN and COMMIT; the COMMIT's callback applies the change in memory.
+ * One catalog change in flight: its statements are one pipeline unit, which
+ * Postgres commits whole at the sync; the sync's callback applies the change
+ * in memory.
  */
 struct change {
 	struct store *s;
@@ -299,7 +300,8 @@ static void on_commit(void *arg, const PGresult *res, const char *err,
 		      const char *sqlstate)
 {
 	struct change *c = arg;
-	if (!res)
+	(void)res;
+	if (err)
 		note_error(c, err, sqlstate);
 	if (!c->msg && c->apply)
 		c->apply(c);
@@ -450,7 +452,6 @@ void st_create_topic(struct store *s, struct kstr name, int32_t partitions,
 	char nparts[16];
 	snprintf(nparts, sizeof(nparts), "%d", partitions);
 	const char *v[3] = {cname, nparts, NULL};
-	q(c, "BEGIN", 0, NULL, on_step);
 	q(c,
 	  "WITH t AS (INSERT INTO samsa.topics (topic_id, name, partitions) "
 	  "VALUES (gen_random_uuid(), $1, $2::int) RETURNING tid, topic_id), "
@@ -466,8 +467,7 @@ void st_create_topic(struct store *s, struct kstr name, int32_t partitions,
 		  "FROM samsa.topics WHERE name = $1",
 		  3, cv, on_step);
 	}
-	q(c, "COMMIT", 0, NULL, on_commit);
-	pg_sync(s->catalog);
+	pg_sync_cb(s->catalog, on_commit, c);
 }
 
 static void apply_delete(struct change *c)
@@ -500,11 +500,9 @@ void st_delete_topic(struct store *s, struct st_topic *t, st_done_cb cb,
 	char tid[16];
 	snprintf(tid, sizeof(tid), "%d", t->tid);
 	const char *v[1] = {tid};
-	q(c, "BEGIN", 0, NULL, on_step);
 	q(c, "DELETE FROM samsa.log WHERE tid = $1::int", 1, v, on_step);
 	q(c, "DELETE FROM samsa.topics WHERE tid = $1::int", 1, v, on_step);
-	q(c, "COMMIT", 0, NULL, on_commit);
-	pg_sync(s->catalog);
+	pg_sync_cb(s->catalog, on_commit, c);
 }
 
 static void apply_partitions(struct change *c)
@@ -543,15 +541,13 @@ void st_create_partitions(struct store *s, struct st_topic *t, int32_t total,
 	snprintf(from, sizeof(from), "%d", t->npartitions);
 	snprintf(to, sizeof(to), "%d", total);
 	const char *v[3] = {tid, from, to};
-	q(c, "BEGIN", 0, NULL, on_step);
 	q(c,
 	  "INSERT INTO samsa.partitions (tid, partition) "
 	  "SELECT $1::int, g FROM generate_series($2::int, $3::int - 1) g",
 	  3, v, on_step);
 	q(c, "UPDATE samsa.topics SET partitions = $3::int WHERE tid = $1::int",
 	  3, v, on_step);
-	q(c, "COMMIT", 0, NULL, on_commit);
-	pg_sync(s->catalog);
+	pg_sync_cb(s->catalog, on_commit, c);
 }
 
 static void apply_configs(struct change *c)
@@ -587,7 +583,6 @@ void st_set_configs(struct store *s, struct st_topic *t,
 	char tid[16];
 	snprintf(tid, sizeof(tid), "%d", t->tid);
 	const char *v[3] = {tid, NULL, NULL};
-	q(c, "BEGIN", 0, NULL, on_step);
 	q(c, "DELETE FROM samsa.topic_configs WHERE tid = $1::int", 1, v,
 	  on_step);
 	for (size_t i = 0; i < c->nconfigs; i++) {
@@ -596,6 +591,5 @@ void st_set_configs(struct store *s, struct st_topic *t,
 		q(c, "INSERT INTO samsa.topic_configs VALUES ($1::int, $2, $3)",
 		  3, v, on_step);
 	}
-	q(c, "COMMIT", 0, NULL, on_commit);
-	pg_sync(s->catalog);
+	pg_sync_cb(s->catalog, on_commit, c);
 }

@@ -488,11 +488,11 @@ struct flush {
 };
 
 static void finish_append(struct st_append *a, enum st_status st,
-			  const char *msg)
+			  int64_t base, const char *msg)
 {
 	struct st_append_result r = {
 		.status = st,
-		.base_offset = st == ST_OK ? a->batches[0]->base : -1,
+		.base_offset = st == ST_OK ? base : -1,
 		.log_append_time = st == ST_OK ? a->log_append_time : -1,
 		.log_start_offset = a->p->log_start,
 		.message = msg,
@@ -528,14 +528,14 @@ static void flush_failed(struct store *s, struct st_append *done,
 	}
 	for (struct st_append *a = done; a;) {
 		struct st_append *n = a->next;
-		finish_append(a, ST_UNAVAILABLE, err);
+		finish_append(a, ST_UNAVAILABLE, -1, err);
 		a->p->in_flush = false;
 		append_free(a);
 		a = n;
 	}
 	for (struct st_append *a = failed_queued; a;) {
 		struct st_append *n = a->next;
-		finish_append(a, ST_UNAVAILABLE, err);
+		finish_append(a, ST_UNAVAILABLE, -1, err);
 		append_free(a);
 		a = n;
 	}
@@ -562,7 +562,10 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 {
 	struct flush *f = arg;
 	struct store *s = f->s;
-	on_flush_step(arg, res, err, sqlstate);
+	(void)res;
+	(void)sqlstate;
+	if (err && !f->err)
+		f->err = strdup(err);
 	s->flush_in_flight = false;
 	s->flushing = NULL;
 	if (f->err) {
@@ -574,13 +577,14 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 		for (struct st_append *a = f->appends; a;) {
 			struct st_append *n = a->next;
 			struct st_partition *p = a->p;
+			int64_t base = a->batches[0]->base;
 			for (int i = 0; i < a->nbatches; i++) {
 				p->hw = a->batches[i]->last + 1;
 				cache_push(s, p, a->batches[i]);
 				a->batches[i] = NULL;
 			}
 			a->nbatches = 0;
-			finish_append(a, ST_OK, NULL);
+			finish_append(a, ST_OK, base, NULL);
 			append_free(a);
 			wake(p);
 			a = n;
@@ -622,7 +626,6 @@ void st_flush_now(struct store *s)
 	s->flush_in_flight = true;
 
 	struct pgconn *c = s->writer;
-	pg_query(c, "BEGIN", 0, NULL, NULL, NULL, false, on_flush_step, f);
 	for (a = f->appends; a; a = a->next) {
 		struct st_partition *p = a->p;
 		for (int i = 0; i < a->nbatches; i++) {
@@ -671,8 +674,9 @@ void st_flush_now(struct store *s)
 			 "WHERE tid = $1 AND partition = $2",
 			 3, v, NULL, NULL, false, on_flush_step, f);
 	}
-	pg_query(c, "COMMIT", 0, NULL, NULL, NULL, false, on_flush_commit, f);
-	pg_sync(c);
+	/* One unit without BEGIN: Postgres commits it whole at the sync or
+	 * not at all. */
+	pg_sync_cb(c, on_flush_commit, f);
 }
 
 /* --- reloading state from Postgres ----------------------------------------- */
@@ -1051,9 +1055,9 @@ static void on_deleted_records(void *arg, const PGresult *res,
 			       const char *err, const char *sqlstate)
 {
 	struct offset_ctx *o = arg;
-	(void)err;
+	(void)res;
 	(void)sqlstate;
-	if (!res) {
+	if (err) {
 		o->cb(o->arg, ST_UNAVAILABLE, -1, -1);
 		free(o);
 		return;
@@ -1097,8 +1101,6 @@ void st_delete_records(struct store *s, struct st_partition *p,
 	snprintf(part, sizeof(part), "%d", p->index);
 	snprintf(off, sizeof(off), "%" PRId64, offset);
 	const char *v[3] = {tid, part, off};
-	pg_query(s->catalog, "BEGIN", 0, NULL, NULL, NULL, false,
-		 on_step_ignore, NULL);
 	pg_query(s->catalog,
 		 "UPDATE samsa.partitions SET log_start_offset = "
 		 "greatest(log_start_offset, $3) WHERE tid = $1 AND "
@@ -1108,9 +1110,7 @@ void st_delete_records(struct store *s, struct st_partition *p,
 		 "DELETE FROM samsa.log WHERE tid = $1 AND partition = $2 "
 		 "AND last_offset < $3",
 		 3, v, NULL, NULL, false, on_step_ignore, NULL);
-	pg_query(s->catalog, "COMMIT", 0, NULL, NULL, NULL, false,
-		 on_deleted_records, o);
-	pg_sync(s->catalog);
+	pg_sync_cb(s->catalog, on_deleted_records, o);
 }
 
 struct pid_ctx {

@@ -5,19 +5,28 @@
  * States: DOWN (waiting for the retry timer), CONNECTING (PQconnectPoll
  * driven by one-shot socket events), READY (pipeline mode, a persistent
  * EV_READ event and an EV_WRITE event armed while libpq has unsent output)
- * and BROKEN (a send failed inside pg_query/pg_sync; the teardown waits for
- * the deferred event because callbacks must not run from inside them).
+ * and BROKEN (libpq refused a query or a write failed inside pg_query or
+ * pg_sync; the teardown waits for the deferred event because callbacks
+ * must not run from inside them).
  *
- * A query is sent at once by pg_query (PQsendQueryParams copies the
- * parameters into libpq's output buffer, so nothing of the caller's is kept)
+ * A query is handed to libpq at once by pg_query while libpq holds less
+ * than PG_BACKLOG bytes not yet written (PQsendQueryParams copies the
+ * parameters into its output buffer, so nothing of the caller's is kept),
  * and an entry is appended to the FIFO `q`; pg_sync appends a sync marker.
+ * Past PG_BACKLOG the query, its parameters copied into one block (or the
+ * caller's owned block), waits in `sendq` until the socket drains: libpq
+ * memmoves all of its unsent output after every partial write and never
+ * shrinks its buffer, so a deep backlog inside libpq costs CPU and memory.
+ *
  * Results are matched to `q` in order: each query yields one result and
- * then a NULL, each sync a PGRES_PIPELINE_SYNC and no NULL.
+ * then a NULL, each sync a PGRES_PIPELINE_SYNC and no NULL (an error at
+ * the sync itself, i.e. at the implicit commit, comes first as an error
+ * result and a NULL).
  *
  * Queries that fail before being sent go to the `failed` list and are
  * answered by the deferred event, so that no callback ever runs inside
  * pg_query.  The same deferred event ends a unit the caller left open: if
- * queries were sent since the last sync when it runs (after the current
+ * queries were queued since the last sync when it runs (after the current
  * callback returns), it adds the sync, so a query never waits forever.
  *
  * Re-entrancy: every entry point from the loop counts `depth`; pg_close
@@ -26,14 +35,15 @@
  */
 #include "storage/pgconn.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PG_BACKOFF_MIN_MS  100
 #define PG_BACKOFF_MAX_MS  5000
-#define PG_CONNECT_TIMEOUT 10 /* seconds per connection attempt */
+#define PG_CONNECT_TIMEOUT 10		/* seconds per connection attempt */
+#define PG_BACKLOG	   (512 * 1024) /* bytes given to libpq unwritten */
+#define PG_MAX_PARAMS	   65535
 
 enum pg_state {
 	PG_DOWN,
@@ -55,6 +65,17 @@ struct pgq {
 	void *arg;
 	const char *err; /* failed list: the error to report */
 	char *err_owned; /* err when it had to be copied */
+
+	/* sendq only: the query, in `block` (and `owned`) */
+	const char *sql;
+	int nparams;
+	const char **values;
+	int *lengths;
+	int *formats;
+	bool binary;
+	size_t size; /* bytes it adds to libpq's output, roughly */
+	void *block;
+	void *owned;
 };
 
 struct pgqlist {
@@ -79,10 +100,12 @@ struct pgconn {
 	struct event *defer; /* failed callbacks, implicit sync, teardown */
 	int backoff_ms;
 
-	struct pgqlist q;      /* sent: queries and sync markers, FIFO */
+	struct pgqlist sendq;  /* waiting for libpq's output to drain */
+	struct pgqlist q;      /* given to libpq: queries and syncs, FIFO */
 	struct pgqlist failed; /* answered by the deferred event */
-	int npending;	       /* queries in q and failed */
-	int unsynced;	       /* queries sent since the last sync */
+	int npending;	       /* queries in sendq, q and failed */
+	int unsynced;	       /* queries queued since the last sync */
+	size_t unflushed;      /* bytes given to libpq since it drained */
 	bool await_null;       /* head's result delivered, its NULL due */
 
 	/* The unit whose results are arriving. */
@@ -106,6 +129,12 @@ static void pg_on_retry(evutil_socket_t fd, short what, void *arg);
 static void pg_on_connect_io(evutil_socket_t fd, short what, void *arg);
 static void pg_on_read(evutil_socket_t fd, short what, void *arg);
 static void pg_on_write(evutil_socket_t fd, short what, void *arg);
+static void pg_free(struct pgconn *c);
+static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
+		   int nparams, const char *const *values, const int *lengths,
+		   const int *formats, void *owned, bool binary_result,
+		   pg_cb cb, void *arg);
+static int pg_send_sync(struct pgconn *c, pg_cb cb, void *arg);
 
 /* Copies libpq's (possibly multi-line) message onto one line. */
 static void pg_oneline(char *dst, size_t len, const char *msg)
@@ -137,6 +166,13 @@ static void pg_seterr(struct pgconn *c, const char *msg)
 		   msg && *msg ? msg : "unknown error");
 }
 
+static void pg_log(const struct pgconn *c, const char *fmt, const char *msg)
+{
+	fprintf(stderr, "samsa: pg[%s]: ", c->name);
+	fprintf(stderr, fmt, msg);
+	fputc('\n', stderr);
+}
+
 static void pg_push(struct pgqlist *l, struct pgq *e)
 {
 	e->next = NULL;
@@ -160,12 +196,23 @@ static struct pgq *pg_pop(struct pgqlist *l)
 	return e;
 }
 
+/* Appends all of from to to; from ends empty. */
+static void pg_splice(struct pgqlist *to, struct pgqlist *from)
+{
+	if (!from->head)
+		return;
+	if (to->tail)
+		to->tail->next = from->head;
+	else
+		to->head = from->head;
+	to->tail = from->tail;
+	from->head = from->tail = NULL;
+}
+
 static void pg_enter(struct pgconn *c)
 {
 	c->depth++;
 }
-
-static void pg_free(struct pgconn *c);
 
 /* Leaves a handler; c may be freed on return. */
 static void pg_leave(struct pgconn *c)
@@ -183,6 +230,8 @@ static void pg_kick(struct pgconn *c)
 static void pg_free_entry(struct pgq *e)
 {
 	free(e->err_owned);
+	free(e->block);
+	free(e->owned);
 	free(e);
 }
 
@@ -197,21 +246,18 @@ static void pg_answer(struct pgconn *c, struct pgq *e, const char *err)
 }
 
 /*
- * Queues a query or sync callback that cannot be sent, to be answered from
- * the loop with err, or a copy of msg when set.  -1 when out of memory.
+ * Puts e on the failed list, to be answered from the loop with err, or a
+ * one-line copy of msg when set.  Counted in npending already.
  */
-static int pg_fail_later(struct pgconn *c, enum pgq_kind kind, pg_cb cb,
-			 void *arg, const char *err, const char *msg)
+static void pg_fail_entry(struct pgconn *c, struct pgq *e, const char *err,
+			  const char *msg)
 {
-	struct pgq *e = calloc(1, sizeof(*e));
-
-	if (!e)
-		return -1;
-	e->kind = kind;
-	e->cb = cb;
-	e->arg = arg;
+	free(e->block);
+	free(e->owned);
+	e->block = e->owned = NULL;
 	e->err = err;
 	if (msg) {
+		free(e->err_owned);
 		e->err_owned = malloc(256);
 		if (e->err_owned) {
 			pg_oneline(e->err_owned, 256, msg);
@@ -220,18 +266,25 @@ static int pg_fail_later(struct pgconn *c, enum pgq_kind kind, pg_cb cb,
 			e->err = "out of memory";
 		}
 	}
-	if (kind == PGQ_QUERY)
-		c->npending++;
 	pg_push(&c->failed, e);
 	pg_kick(c);
-	return 0;
 }
 
-static void pg_log(const struct pgconn *c, const char *fmt, const char *msg)
+/* A query or sync that cannot be sent at all.  -1 when out of memory. */
+static int pg_fail_later(struct pgconn *c, enum pgq_kind kind, pg_cb cb,
+			 void *arg, const char *err)
 {
-	fprintf(stderr, "samsa: pg[%s]: ", c->name);
-	fprintf(stderr, fmt, msg);
-	fputc('\n', stderr);
+	struct pgq *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -1;
+	e->kind = kind;
+	e->cb = cb;
+	e->arg = arg;
+	if (kind == PGQ_QUERY)
+		c->npending++;
+	pg_fail_entry(c, e, err, NULL);
+	return 0;
 }
 
 /* Drops the PGconn and its events; the lists are left alone. */
@@ -254,6 +307,7 @@ static void pg_teardown(struct pgconn *c)
 		c->conn = NULL;
 	}
 	c->unsynced = 0;
+	c->unflushed = 0;
 	c->await_null = false;
 	c->unit_failed = false;
 	c->in_block = false;
@@ -273,8 +327,8 @@ static void pg_schedule_retry(struct pgconn *c)
 }
 
 /*
- * The connection broke: answer everything in flight with "connection
- * lost" and reconnect after the back-off.  Only from a handler.
+ * The connection broke: answer everything in flight or waiting with
+ * "connection lost" and reconnect after the back-off.  Only from a handler.
  */
 static void pg_lose(struct pgconn *c, const char *msg)
 {
@@ -290,6 +344,7 @@ static void pg_lose(struct pgconn *c, const char *msg)
 
 	/* Callbacks may queue (they fail, deferred) or even pg_close. */
 	c->q.head = c->q.tail = NULL;
+	pg_splice(&q, &c->sendq);
 	while ((e = pg_pop(&q)))
 		pg_answer(c, e, "connection lost");
 }
@@ -425,6 +480,8 @@ static void pg_on_retry(evutil_socket_t fd, short what, void *arg)
 /* Marks the connection for teardown by the deferred event. */
 static void pg_break_later(struct pgconn *c)
 {
+	if (c->state != PG_READY)
+		return;
 	pg_seterr(c, PQerrorMessage(c->conn));
 	c->state = PG_BROKEN;
 	pg_kick(c);
@@ -440,45 +497,113 @@ static void pg_flush(struct pgconn *c)
 	r = PQflush(c->conn);
 	if (r < 0)
 		pg_break_later(c);
-	else if (r > 0 && !event_pending(c->wr, EV_WRITE, NULL))
+	else if (r == 0)
+		c->unflushed = 0;
+	else if (!event_pending(c->wr, EV_WRITE, NULL))
 		event_add(c->wr, NULL);
+}
+
+/* Whether the next entry must wait in sendq (which keeps FIFO order). */
+static bool pg_must_queue(struct pgconn *c)
+{
+	if (c->sendq.head)
+		return true;
+	if (c->unflushed >= PG_BACKLOG)
+		pg_flush(c);
+	return c->unflushed >= PG_BACKLOG;
+}
+
+/* The entry queued last, which a new sync would follow. */
+static struct pgq *pg_last(struct pgconn *c)
+{
+	return c->sendq.tail ? c->sendq.tail : c->q.tail;
+}
+
+/*
+ * libpq refused e (bad arguments, no memory, broken socket).  Its unit now
+ * lacks a statement and must not commit: drop the connection, which rolls
+ * the unit back, and answer e from the loop.
+ */
+static void pg_refused(struct pgconn *c, struct pgq *e, const char *why)
+{
+	pg_break_later(c);
+	if (why)
+		pg_seterr(c, why);
+	if (e->kind == PGQ_INTERNAL || (e->kind == PGQ_SYNC && !e->cb))
+		pg_free_entry(e);
+	else
+		pg_fail_entry(c, e, NULL, c->lasterr);
+}
+
+/* Hands a sendq entry to libpq. */
+static void pg_transmit(struct pgconn *c, struct pgq *e)
+{
+	int ok;
+
+	if (e->kind == PGQ_SYNC)
+		ok = PQpipelineSync(c->conn) == 1;
+	else
+		ok = PQsendQueryParams(c->conn, e->sql, e->nparams, NULL,
+				       e->values, e->lengths, e->formats,
+				       e->binary ? 1 : 0);
+	if (!ok) {
+		pg_refused(c, e, NULL);
+		return;
+	}
+	free(e->block);
+	free(e->owned);
+	e->block = e->owned = NULL;
+	pg_push(&c->q, e);
+	c->unflushed += e->size;
+}
+
+/* Feeds sendq to libpq as its output drains, then flushes. */
+static void pg_pump(struct pgconn *c)
+{
+	while (c->state == PG_READY && c->sendq.head) {
+		if (c->unflushed >= PG_BACKLOG) {
+			pg_flush(c);
+			if (c->unflushed >= PG_BACKLOG)
+				return; /* EV_WRITE is armed */
+		}
+		pg_transmit(c, pg_pop(&c->sendq));
+	}
+	pg_flush(c);
 }
 
 /* Ends the unit; with cb, -1 when out of memory (cb then not called). */
 static int pg_send_sync(struct pgconn *c, pg_cb cb, void *arg)
 {
-	struct pgq *e;
+	struct pgq *e, *last = pg_last(c);
 
-	if (c->state != PG_READY)
-		return cb ? pg_fail_later(c, PGQ_SYNC, cb, arg, "not connected",
-					  NULL)
-			  : 0;
 	if (c->unsynced == 0 &&
-	    (!cb ||
-	     (c->q.tail && c->q.tail->kind == PGQ_SYNC && !c->q.tail->cb))) {
+	    (!cb || (last && last->kind == PGQ_SYNC && !last->cb))) {
 		/* Nothing since the last sync: it stands for this unit. */
 		if (cb) {
-			c->q.tail->cb = cb;
-			c->q.tail->arg = arg;
+			last->cb = cb;
+			last->arg = arg;
 		}
-		pg_flush(c);
+		pg_pump(c);
 		return 0;
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return cb ? -1 : 0;
-	if (PQpipelineSync(c->conn) != 1) {
-		free(e);
-		pg_break_later(c);
-		return cb ? pg_fail_later(c, PGQ_SYNC, cb, arg, NULL,
-					  c->lasterr)
-			  : 0;
-	}
 	e->kind = PGQ_SYNC;
 	e->cb = cb;
 	e->arg = arg;
-	pg_push(&c->q, e);
+	e->size = 5;
 	c->unsynced = 0;
+	if (pg_must_queue(c)) {
+		pg_push(&c->sendq, e);
+		pg_kick(c);
+		return 0;
+	}
+	if (PQpipelineSync(c->conn) != 1) {
+		pg_refused(c, e, NULL);
+		return 0;
+	}
+	pg_push(&c->q, e);
 	pg_flush(c);
 	return 0;
 }
@@ -498,8 +623,10 @@ static void pg_unit_error(struct pgconn *c, const char *err,
 	if (c->unit_failed)
 		return;
 	c->unit_failed = true;
-	snprintf(c->unit_err, sizeof(c->unit_err), "%s", err);
-	snprintf(c->unit_sqlstate, sizeof(c->unit_sqlstate), "%s", sqlstate);
+	snprintf(c->unit_err, sizeof(c->unit_err), "%s",
+		 err ? err : "unknown error");
+	snprintf(c->unit_sqlstate, sizeof(c->unit_sqlstate), "%s",
+		 sqlstate ? sqlstate : "");
 }
 
 /* Follows BEGIN/COMMIT so that a failed block can be rolled back. */
@@ -517,19 +644,16 @@ static void pg_track_block(struct pgconn *c, const PGresult *res)
 /* Hands one result to the head entry, a query. */
 static void pg_deliver(struct pgconn *c, struct pgq *e, const PGresult *res)
 {
-	const char *state, *text;
+	const char *state = "", *text = NULL;
 	char msg[64];
 
 	switch (PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
 	case PGRES_COMMAND_OK:
 		pg_track_block(c, res);
-		text = NULL;
-		state = "";
 		break;
 	case PGRES_PIPELINE_ABORTED:
 		text = "pipeline aborted";
-		state = "";
 		break;
 	case PGRES_FATAL_ERROR:
 		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -545,7 +669,6 @@ static void pg_deliver(struct pgconn *c, struct pgq *e, const PGresult *res)
 		snprintf(msg, sizeof(msg), "unexpected result %s",
 			 PQresStatus(PQresultStatus(res)));
 		text = msg;
-		state = "";
 		break;
 	}
 	if (text)
@@ -556,10 +679,6 @@ static void pg_deliver(struct pgconn *c, struct pgq *e, const PGresult *res)
 	}
 	pg_free_entry(e);
 }
-
-static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
-		   int nparams, const char *const *values, const int *lengths,
-		   const int *formats, bool binary_result, pg_cb cb, void *arg);
 
 /*
  * A unit is over: tell its sync callback how it went.  A unit that failed
@@ -578,8 +697,8 @@ static void pg_unit_end(struct pgconn *c, struct pgq *e)
 	if (c->block_failed) {
 		c->block_failed = false;
 		c->in_block = false;
-		pg_send(c, PGQ_INTERNAL, "ROLLBACK", 0, NULL, NULL, NULL, false,
-			NULL, NULL);
+		pg_send(c, PGQ_INTERNAL, "ROLLBACK", 0, NULL, NULL, NULL, NULL,
+			false, NULL, NULL);
 		pg_send_sync(c, NULL, NULL);
 	}
 	if (e->cb)
@@ -596,6 +715,8 @@ static void pg_results(struct pgconn *c)
 {
 	PGresult *res;
 	struct pgq *e;
+	char msg[256];
+	const char *st;
 
 	while (c->state == PG_READY && !c->closing && !PQisBusy(c->conn)) {
 		res = PQgetResult(c->conn);
@@ -623,10 +744,7 @@ static void pg_results(struct pgconn *c)
 		}
 		if (PQresultStatus(res) == PGRES_FATAL_ERROR &&
 		    (pg_fatal(res) || PQstatus(c->conn) == CONNECTION_BAD)) {
-			/* The backend is going away: it is a lost connection.
-			 */
-			char msg[256];
-
+			/* The backend is going away: a lost connection. */
 			pg_oneline(msg, sizeof(msg), PQresultErrorMessage(res));
 			PQclear(res);
 			pg_lose(c, msg);
@@ -640,14 +758,12 @@ static void pg_results(struct pgconn *c)
 		if (e->kind == PGQ_SYNC) {
 			/* An error at Sync: the implicit commit failed. */
 			if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
-				const char *st = PQresultErrorField(
-					res, PG_DIAG_SQLSTATE);
-
+				st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 				pg_unit_error(
 					c,
 					PQresultErrorField(
 						res, PG_DIAG_MESSAGE_PRIMARY),
-					st ? st : "");
+					st);
 			}
 			PQclear(res);
 			c->await_null = true;
@@ -691,8 +807,8 @@ static void pg_on_read(evutil_socket_t fd, short what, void *arg)
 	if (c->state == PG_READY) {
 		pg_drain_notifies(c);
 		/* The server may have been waiting for us to read. */
-		if (event_pending(c->wr, EV_WRITE, NULL))
-			pg_flush(c);
+		if (c->sendq.head || event_pending(c->wr, EV_WRITE, NULL))
+			pg_pump(c);
 	}
 	if (c->state == PG_BROKEN)
 		pg_lose(c, c->lasterr);
@@ -707,7 +823,7 @@ static void pg_on_write(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pg_enter(c);
-	pg_flush(c);
+	pg_pump(c);
 	if (c->state == PG_BROKEN && !c->closing)
 		pg_lose(c, c->lasterr);
 	pg_leave(c);
@@ -730,6 +846,8 @@ static void pg_on_defer(evutil_socket_t fd, short what, void *arg)
 		goto out;
 	if (c->state == PG_READY && c->unsynced > 0)
 		pg_send_sync(c, NULL, NULL); /* the caller left a unit open */
+	if (c->state == PG_READY && c->sendq.head)
+		pg_pump(c);
 	if (c->state == PG_BROKEN)
 		pg_lose(c, c->lasterr);
 out:
@@ -824,6 +942,7 @@ void pg_close(struct pgconn *c)
 	pg_enter(c);
 	q = c->q;
 	c->q.head = c->q.tail = NULL;
+	pg_splice(&q, &c->sendq);
 	/* Closing the socket ends the session: an open unit rolls back. */
 	pg_teardown(c);
 	evtimer_del(c->retry);
@@ -845,38 +964,125 @@ int pg_pending(const struct pgconn *c)
 	return c->npending;
 }
 
+/* Bytes of parameter i as libpq sends it (text: with its NUL here). */
+static size_t pg_param_len(int i, const char *const *values, const int *lengths,
+			   const int *formats)
+{
+	if (!values || !values[i])
+		return 0;
+	if (formats && formats[i])
+		return lengths && lengths[i] > 0 ? (size_t)lengths[i] : 0;
+	return strlen(values[i]) + 1;
+}
+
+/*
+ * A sendq entry holding a copy of the query: one block with the pointer
+ * array, lengths, formats, sql and, unless owned, the parameter bytes.
+ */
+static struct pgq *pg_copy_query(const char *sql, int nparams,
+				 const char *const *values, const int *lengths,
+				 const int *formats, void *owned)
+{
+	size_t sqllen = strlen(sql) + 1, bytes = 0, len;
+	struct pgq *e = calloc(1, sizeof(*e));
+	char *p;
+	int i;
+
+	if (!e)
+		return NULL;
+	for (i = 0; i < nparams; i++)
+		bytes += pg_param_len(i, values, lengths, formats);
+	e->size = sqllen + bytes + 32 + 4 * (size_t)nparams;
+	if (owned)
+		bytes = 0;
+	e->block = malloc((size_t)nparams * (sizeof(char *) + 2 * sizeof(int)) +
+			  sqllen + bytes);
+	if (!e->block) {
+		free(e);
+		return NULL;
+	}
+	e->values = e->block;
+	e->lengths = (int *)(e->values + nparams);
+	e->formats = e->lengths + nparams;
+	p = (char *)(e->formats + nparams);
+	memcpy(p, sql, sqllen);
+	e->sql = p;
+	p += sqllen;
+	for (i = 0; i < nparams; i++) {
+		len = pg_param_len(i, values, lengths, formats);
+		e->lengths[i] = lengths ? lengths[i] : 0;
+		e->formats[i] = formats ? formats[i] : 0;
+		if (!values || !values[i]) {
+			e->values[i] = NULL;
+		} else if (owned) {
+			e->values[i] = values[i];
+		} else {
+			memcpy(p, values[i], len);
+			e->values[i] = p;
+			p += len;
+		}
+	}
+	e->nparams = nparams;
+	e->owned = owned;
+	return e;
+}
+
+/* Takes ownership of owned in every case. */
 static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
 		   int nparams, const char *const *values, const int *lengths,
-		   const int *formats, bool binary_result, pg_cb cb, void *arg)
+		   const int *formats, void *owned, bool binary_result,
+		   pg_cb cb, void *arg)
 {
+	bool valid = sql && nparams >= 0 && nparams <= PG_MAX_PARAMS &&
+		     (nparams == 0 || values);
 	struct pgq *e;
+	int i;
 
-	if (c->closing)
-		return pg_fail_later(c, kind, cb, arg, "connection closed",
-				     NULL);
-	if (c->state != PG_READY)
-		return pg_fail_later(c, kind, cb, arg, "not connected", NULL);
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return -1;
-	if (!PQsendQueryParams(c->conn, sql, nparams, NULL, values, lengths,
-			       formats, binary_result ? 1 : 0)) {
-		/*
-		 * Whatever the cause, the unit now lacks a statement and must
-		 * not commit: drop the connection, which rolls it back.
-		 */
-		free(e);
-		pg_break_later(c);
-		return pg_fail_later(c, kind, cb, arg, NULL, c->lasterr);
+	if (c->closing || c->state != PG_READY) {
+		free(owned);
+		return pg_fail_later(c, kind, cb, arg,
+				     c->closing ? "connection closed"
+						: "not connected");
+	}
+	if (valid && pg_must_queue(c)) {
+		e = pg_copy_query(sql, nparams, values, lengths, formats,
+				  owned);
+		if (!e) {
+			free(owned);
+			return -1;
+		}
+		e->binary = binary_result;
+	} else {
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			free(owned);
+			return -1;
+		}
 	}
 	e->kind = kind;
 	e->cb = cb;
 	e->arg = arg;
-	pg_push(&c->q, e);
 	if (kind == PGQ_QUERY)
 		c->npending++;
 	c->unsynced++;
 	pg_kick(c);
+	if (e->block) {
+		pg_push(&c->sendq, e);
+		return 0;
+	}
+	if (!valid ||
+	    !PQsendQueryParams(c->conn, sql, nparams, NULL, values, lengths,
+			       formats, binary_result ? 1 : 0)) {
+		free(owned);
+		pg_refused(c, e, valid ? NULL : "invalid query arguments");
+		return 0;
+	}
+	free(owned); /* libpq has copied the parameters */
+	e->size = strlen(sql) + 32;
+	for (i = 0; i < nparams; i++)
+		e->size += 4 + pg_param_len(i, values, lengths, formats);
+	pg_push(&c->q, e);
+	c->unflushed += e->size;
 	return 0;
 }
 
@@ -885,7 +1091,7 @@ int pg_query(struct pgconn *c, const char *sql, int nparams,
 	     bool binary_result, pg_cb cb, void *arg)
 {
 	return pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
-		       binary_result, cb, arg);
+		       NULL, binary_result, cb, arg);
 }
 
 int pg_query_owned(struct pgconn *c, const char *sql, int nparams,
@@ -893,12 +1099,8 @@ int pg_query_owned(struct pgconn *c, const char *sql, int nparams,
 		   const int *formats, void *owned, bool binary_result,
 		   pg_cb cb, void *arg)
 {
-	int r = pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
-			binary_result, cb, arg);
-
-	/* libpq copied the parameters into its output buffer. */
-	free(owned);
-	return r;
+	return pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
+		       owned, binary_result, cb, arg);
 }
 
 void pg_sync(struct pgconn *c)
@@ -909,11 +1111,9 @@ void pg_sync(struct pgconn *c)
 
 int pg_sync_cb(struct pgconn *c, pg_cb cb, void *arg)
 {
-	if (c->closing)
-		return pg_fail_later(c, PGQ_SYNC, cb, arg, "connection closed",
-				     NULL);
-	if (c->state != PG_READY)
-		return pg_fail_later(c, PGQ_SYNC, cb, arg, "not connected",
-				     NULL);
+	if (c->closing || c->state != PG_READY)
+		return pg_fail_later(c, PGQ_SYNC, cb, arg,
+				     c->closing ? "connection closed"
+						: "not connected");
 	return pg_send_sync(c, cb, arg);
 }

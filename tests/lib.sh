@@ -23,6 +23,7 @@
 #                                  SAMSA_LOG; extra ARGS go to samsa
 #   samsa_start DIR [ARGS...]      pg_start DIR, then samsa_launch ARGS
 #   samsa_stop                     SIGTERM, wait (SIGKILL after 30 s: failure)
+#   samsa_kill                     SIGKILL, as a crash would
 #   samsa_restart                  samsa_stop, then samsa_launch again
 #   samsa_alive                    is our samsa still running?
 #   samsa_cleanup                  stop samsa and Postgres; safe in a trap
@@ -210,6 +211,16 @@ samsa_stop() {
 		samsa_log_tail
 		return 1
 	fi
+	return 0
+}
+
+# SIGKILL, as a crash would do it; returns once the process is gone.
+samsa_kill() {
+	[ -n "$_LIB_SAMSA_PID" ] || return 0
+	kill -KILL "$_LIB_SAMSA_PID" 2>/dev/null
+	wait "$_LIB_SAMSA_PID" 2>/dev/null
+	_LIB_SAMSA_PID=
+	SAMSA_PID=
 	return 0
 }
 

@@ -595,3 +595,97 @@ Test(pgconn, pool_picks_least_pending)
 	cr_assert(o[0].ok && o[1].ok);
 	pg_pool_close(p);
 }
+
+/*
+ * Past pgconn's backlog limit queries wait in its own queue with their
+ * parameters copied: the caller's buffer is scribbled on after each call.
+ */
+Test(pgconn, queued_backlog_keeps_order_and_copies)
+{
+	enum { N = 64, LEN = 64 * 1024 };
+	static struct outcome o[N];
+	char *buf = malloc(LEN + 1);
+	char idx[16];
+	const char *v[2] = {buf, idx};
+	int i;
+
+	cr_assert(buf);
+	memset(o, 0, sizeof(o));
+	for (i = 0; i < N; i++) {
+		memset(buf, 'A' + i % 26, LEN);
+		buf[LEN] = '\0';
+		snprintf(idx, sizeof(idx), "%d", i);
+		sending = true;
+		cr_assert_eq(pg_query(pc,
+				      "SELECT $1::text = repeat(chr(65 + "
+				      "$2::int % 26), 65536)",
+				      2, v, NULL, NULL, false, record, &o[i]),
+			     0);
+		sending = false;
+		memset(buf, 'z', LEN);
+	}
+	pg_sync(pc);
+	cr_assert_eq(pg_pending(pc), N);
+	run_until(&o[N - 1].calls, 1);
+	for (i = 0; i < N; i++) {
+		cr_assert(o[i].ok, "%d: %s", i, o[i].err);
+		cr_assert_str_eq(o[i].val, "t", "%d", i);
+		cr_assert_eq(o[i].seq, i);
+		cr_assert(!o[i].in_send);
+	}
+	free(buf);
+}
+
+Test(pgconn, close_with_queued_backlog)
+{
+	enum { N = 64, LEN = 64 * 1024 };
+	static struct outcome o[N];
+	const char *v[1];
+	int len[1] = {LEN}, fmt[1] = {1};
+	char *owned;
+	int i;
+
+	memset(o, 0, sizeof(o));
+	for (i = 0; i < N; i++) {
+		owned = calloc(1, LEN);
+		cr_assert(owned);
+		v[0] = owned;
+		cr_assert_eq(pg_query_owned(pc, "SELECT length($1::bytea)", 1,
+					    v, len, fmt, owned, false, record,
+					    &o[i]),
+			     0);
+	}
+	pg_sync(pc);
+	pg_close(pc);
+	pc = NULL;
+	for (i = 0; i < N; i++) {
+		cr_assert_eq(o[i].calls, 1);
+		cr_assert_str_eq(o[i].err, "connection closed");
+	}
+}
+
+Test(pgconn, refused_query_drops_the_unit_and_reconnects)
+{
+	struct outcome o[3], chk;
+
+	exec_ok(pc, "DROP TABLE IF EXISTS pgc_refused", &chk);
+	exec_ok(pc, "CREATE TABLE pgc_refused (id int)", &chk);
+	memset(o, 0, sizeof(o));
+	query(pc, "INSERT INTO pgc_refused VALUES (1)", &o[0]);
+	sending = true;
+	cr_assert_eq(pg_query(pc, "SELECT 1", -1, NULL, NULL, NULL, false,
+			      record, &o[1]),
+		     0);
+	sending = false;
+	query(pc, "INSERT INTO pgc_refused VALUES (2)", &o[2]);
+	pg_sync(pc);
+	cr_assert_eq(o[1].calls, 0);
+	run_until(&o[2].calls, 1);
+	cr_assert_str_eq(o[1].err, "invalid query arguments");
+	cr_assert(!o[1].in_send);
+	cr_assert(!o[0].ok && !o[2].ok);
+	run_until(&ups, 2);
+	exec_ok(pc, "SELECT count(*) FROM pgc_refused", &chk);
+	cr_assert_str_eq(chk.val, "0");
+	exec_ok(pc, "DROP TABLE pgc_refused", &chk);
+}
