@@ -463,7 +463,7 @@ void st_create_topic(struct store *s, struct kstr name, int32_t partitions,
 		const char *cv[3] = {cname, c->configs[i].name,
 				     c->configs[i].value};
 		q(c,
-		  "INSERT INTO samsa.topic_configs SELECT tid, $2, $3 "
+		  "INSERT INTO samsa.topic_configs SELECT tid, $2::text, $3::text "
 		  "FROM samsa.topics WHERE name = $1",
 		  3, cv, on_step);
 	}
@@ -545,8 +545,9 @@ void st_create_partitions(struct store *s, struct st_topic *t, int32_t total,
 	  "INSERT INTO samsa.partitions (tid, partition) "
 	  "SELECT $1::int, g FROM generate_series($2::int, $3::int - 1) g",
 	  3, v, on_step);
-	q(c, "UPDATE samsa.topics SET partitions = $3::int WHERE tid = $1::int",
-	  3, v, on_step);
+	const char *u[2] = {tid, to};
+	q(c, "UPDATE samsa.topics SET partitions = $2::int WHERE tid = $1::int",
+	  2, u, on_step);
 	pg_sync_cb(s->catalog, on_commit, c);
 }
 

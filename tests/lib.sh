@@ -17,10 +17,13 @@
 #                                  database `samsa`; sets SAMSA_PG_DATA,
 #                                  SAMSA_PG_PORT, SAMSA_PG_CONNINFO
 #   pg_stop / pg_restart
-#   samsa_launch [ARGS...]         $SAMSA_BIN on SAMSA_PORT (a free port
-#                                  unless set) against SAMSA_PG_CONNINFO; sets
-#                                  SAMSA_PID, SAMSA_BOOTSTRAP; log appended to
-#                                  SAMSA_LOG; extra ARGS go to samsa
+#   samsa_launch [ARGS...]         $SAMSA_BIN on free ports against
+#                                  SAMSA_PG_CONNINFO (the same ports again on
+#                                  a restart); sets SAMSA_PID, SAMSA_BOOTSTRAP
+#                                  (Kafka), SAMSA_REGISTRY_URL and
+#                                  SAMSA_CONNECT_URL (http://127.0.0.1:P);
+#                                  log appended to SAMSA_LOG; extra ARGS go
+#                                  to samsa
 #   samsa_start DIR [ARGS...]      pg_start DIR, then samsa_launch ARGS
 #   samsa_stop                     SIGTERM, wait (SIGKILL after 30 s: failure)
 #   samsa_kill                     SIGKILL, as a crash would
@@ -52,6 +55,8 @@ _LIB_PG_DATA=
 _LIB_PG_PORT=
 _LIB_SAMSA_PID=
 _LIB_SAMSA_PORT=
+_LIB_REGISTRY_PORT=
+_LIB_CONNECT_PORT=
 _LIB_SAMSA_LOG=
 _LIB_SAMSA_ARGS=()
 
@@ -140,17 +145,26 @@ samsa_launch() {
 		_lib_say "samsa_launch: samsa already runs as pid $_LIB_SAMSA_PID"
 		return 1
 	fi
+	# Every listener on a port of its own, so that several samsas (the
+	# shared one of tests/run.sh, a restart test's) never collide.
 	if [ -z "$_LIB_SAMSA_PORT" ]; then
 		_LIB_SAMSA_PORT=$(freeport) || return 1
+		_LIB_REGISTRY_PORT=$(freeport) || return 1
+		_LIB_CONNECT_PORT=$(freeport) || return 1
 	fi
 	_LIB_SAMSA_ARGS=("$@")
 	SAMSA_PORT=$_LIB_SAMSA_PORT
 	SAMSA_LOG=$_LIB_SAMSA_LOG
 	SAMSA_BOOTSTRAP=127.0.0.1:$SAMSA_PORT
-	export SAMSA_BOOTSTRAP
+	SAMSA_REGISTRY_URL=http://127.0.0.1:$_LIB_REGISTRY_PORT
+	SAMSA_CONNECT_URL=http://127.0.0.1:$_LIB_CONNECT_PORT
+	export SAMSA_BOOTSTRAP SAMSA_REGISTRY_URL SAMSA_CONNECT_URL
 	echo "=== $(date '+%F %T') $SAMSA_BIN --kafka $SAMSA_BOOTSTRAP $*" >>"$SAMSA_LOG"
 	"$SAMSA_BIN" --pg "$SAMSA_PG_CONNINFO" --kafka "$SAMSA_BOOTSTRAP" \
-		--advertise "$SAMSA_BOOTSTRAP" "$@" </dev/null >>"$SAMSA_LOG" 2>&1 &
+		--advertise "$SAMSA_BOOTSTRAP" \
+		--registry "127.0.0.1:$_LIB_REGISTRY_PORT" \
+		--connect "127.0.0.1:$_LIB_CONNECT_PORT" \
+		"$@" </dev/null >>"$SAMSA_LOG" 2>&1 &
 	_LIB_SAMSA_PID=$!
 	SAMSA_PID=$_LIB_SAMSA_PID
 	local i rc

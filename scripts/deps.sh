@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Installs what samsa's build, `make run` and the tests need, and nothing
+# that is already there: a few seconds when everything is present.
+#
+#   1. Debian packages (as root; `apt-get update` once, only if one is missing)
+#   2. tests/interop/.venv: confluent-kafka and pytest
+#      (tests/interop/python/requirements.txt)
+#   3. tests/interop/node/node_modules: kafkajs (npm ci from package-lock.json)
+#   4. the Maven artifacts of tests/interop/java (kafka-clients, kafka-tools,
+#      JUnit, Surefire) in ~/.m2, and its test classpath file
+#
+# Steps 2-4 leave stamps in build/deps/ holding a hash of their inputs; a
+# step runs again when its inputs change or its result went missing.
+# SAMSA_DEPS_SKIP="apt python node java" skips the named steps.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+stamps=$root/build/deps
+mkdir -p "$stamps"
+skip=" ${SAMSA_DEPS_SKIP:-} "
+
+say() {
+	echo "deps: $*" >&2
+}
+
+die() {
+	echo "deps: $*" >&2
+	exit 1
+}
+
+skipped() {
+	case "$skip" in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+inputs_hash() {
+	cat "$@" | sha256sum | cut -c1-64
+}
+
+stamp_ok() { # NAME HASH
+	[ -f "$stamps/$1.stamp" ] && [ "$(cat "$stamps/$1.stamp")" = "$2" ]
+}
+
+# ---- 1. Debian packages ----------------------------------------------------
+
+DEBS=(
+	build-essential pkg-config clang clang-format libclang-rt-14-dev
+	libevent-dev libpq-dev libavro-dev libzstd-dev liblz4-dev zlib1g-dev
+	libsnappy-dev libcriterion-dev libjansson-dev
+	postgresql
+	kcat python3 python3-venv curl ca-certificates procps iproute2
+	util-linux
+)
+
+apt_step() {
+	local missing=() p
+	for p in "${DEBS[@]}"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	# Java 17 and Maven: any JDK with javac will do; Node.js: whichever
+	# node is on PATH (a NodeSource build conflicts with Debian's npm).
+	command -v javac >/dev/null || missing+=(default-jdk-headless)
+	command -v mvn >/dev/null || missing+=(maven)
+	command -v node >/dev/null || missing+=(nodejs npm)
+	command -v npm >/dev/null || missing+=(npm)
+	[ ${#missing[@]} = 0 ] && return 0
+
+	if [ "$(id -u)" != 0 ]; then
+		die "missing Debian packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})"
+	fi
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq || die "apt-get update failed"
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+# ---- 2. Python venv ----------------------------------------------------------
+
+python_step() {
+	local venv=tests/interop/.venv req=tests/interop/python/requirements.txt h
+	h=$(inputs_hash "$req" <(/usr/bin/python3 --version 2>&1))
+	if stamp_ok python "$h" && [ -x "$venv/bin/python" ] &&
+		"$venv/bin/python" -c 'import confluent_kafka, pytest' 2>/dev/null; then
+		return 0
+	fi
+	say "python venv $venv"
+	# Debian's interpreter, not whichever python3 comes first on PATH: the
+	# venv must not depend on a per-user installation.
+	if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+		rm -rf "$venv"
+		/usr/bin/python3 -m venv "$venv" || die "python3 -m venv failed (python3-venv)"
+	fi
+	"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+		-r "$req" || die "pip install -r $req failed"
+	"$venv/bin/python" -c 'import confluent_kafka, pytest' ||
+		die "the venv cannot import confluent_kafka and pytest"
+	echo "$h" >"$stamps/python.stamp"
+}
+
+# ---- 3. Node packages --------------------------------------------------------
+
+node_step() {
+	local dir=tests/interop/node h
+	h=$(inputs_hash "$dir/package.json" "$dir/package-lock.json" <(node --version))
+	if stamp_ok node "$h" && [ -f "$dir/node_modules/kafkajs/package.json" ]; then
+		return 0
+	fi
+	say "npm ci in $dir"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+		die "npm ci in $dir failed"
+	node -e "require('$root/$dir/node_modules/kafkajs')" ||
+		die "kafkajs does not load"
+	echo "$h" >"$stamps/node.stamp"
+}
+
+# ---- 4. Maven ---------------------------------------------------------------
+
+java_step() {
+	local pom=tests/interop/java/pom.xml cpfile=tests/interop/java/target/test-classpath.txt h
+	h=$(inputs_hash "$pom" <(java -version 2>&1) <(mvn -v 2>&1 | head -n 1))
+	if stamp_ok java "$h" && [ -s "$cpfile" ] && classpath_present "$cpfile"; then
+		return 0
+	fi
+	say "maven: resolving $pom"
+	# Compiles the tests, writes the classpath file and runs Surefire on no
+	# test, so that the JUnit provider is fetched too.
+	mvn -B -q -ntp -f "$pom" test -Dtest=NoSuchTest \
+		-Dsurefire.failIfNoSpecifiedTests=false >"$stamps/java.log" 2>&1 || {
+		tail -n 40 "$stamps/java.log" >&2
+		die "maven could not resolve or compile $pom"
+	}
+	[ -s "$cpfile" ] || die "maven wrote no $cpfile"
+	echo "$h" >"$stamps/java.stamp"
+}
+
+classpath_present() {
+	local jar
+	while IFS= read -r -d: jar || [ -n "$jar" ]; do
+		[ -z "$jar" ] || [ -e "$jar" ] || return 1
+	done <"$1"
+}
+
+skipped apt || apt_step
+for tool in node npm java javac mvn kcat; do
+	skipped apt || command -v "$tool" >/dev/null || die "$tool is still missing after the Debian step"
+done
+skipped python || python_step
+skipped node || node_step
+skipped java || java_step
+exit 0
