@@ -68,19 +68,33 @@ static struct st_batch *ring_at(const struct st_partition *p, size_t i)
 	return p->ring[(p->ring_head + i) % p->ring_cap];
 }
 
-static void ring_pop(struct st_partition *p)
+/* s may be NULL at close, when nobody counts any more. */
+static void ring_pop(struct store *s, struct st_partition *p)
 {
 	struct st_batch *b = ring_at(p, 0);
 	p->cache_bytes -= b->len;
 	free(b);
 	p->ring_head = (p->ring_head + 1) % p->ring_cap;
 	p->ring_count--;
+	if (s && p->ring_count == 0)
+		s->cached_partitions--;
 }
 
-static void cache_clear(struct st_partition *p)
+static void cache_clear(struct store *s, struct st_partition *p)
 {
 	while (p->ring_count)
-		ring_pop(p);
+		ring_pop(s, p);
+}
+
+/*
+ * A partition's share of the cache: its own cap, shrunk so that all the
+ * partitions holding batches fit in the store's total.
+ */
+static size_t cache_share(const struct store *s)
+{
+	size_t n = s->cached_partitions ? s->cached_partitions : 1;
+	size_t share = s->opts.cache_total_bytes / n;
+	return share < s->opts.cache_bytes ? share : s->opts.cache_bytes;
 }
 
 /* Takes ownership of b. */
@@ -92,7 +106,7 @@ static void cache_push(struct store *s, struct st_partition *p,
 		struct st_batch **r = malloc(cap * sizeof(*r));
 		if (!r) {
 			free(b);
-			cache_clear(p);
+			cache_clear(s, p);
 			return;
 		}
 		for (size_t i = 0; i < p->ring_count; i++)
@@ -103,17 +117,19 @@ static void cache_push(struct store *s, struct st_partition *p,
 		p->ring_head = 0;
 	}
 	p->ring[(p->ring_head + p->ring_count) % p->ring_cap] = b;
-	p->ring_count++;
+	if (p->ring_count++ == 0)
+		s->cached_partitions++;
 	p->cache_bytes += b->len;
-	while (p->ring_count > 1 && p->cache_bytes > s->opts.cache_bytes)
-		ring_pop(p);
+	size_t cap = cache_share(s);
+	while (p->ring_count > 1 && p->cache_bytes > cap)
+		ring_pop(s, p);
 }
 
 void st_partition_free(struct st_partition *p)
 {
 	if (!p)
 		return;
-	cache_clear(p);
+	cache_clear(NULL, p);
 	free(p->ring);
 	while (p->producers) {
 		struct st_producer *n = p->producers->next;
@@ -723,7 +739,7 @@ static void on_reload_offsets(void *arg, const PGresult *res, const char *err,
 		int64_t next = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		p->log_start = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		if (next != p->hw)
-			cache_clear(p);
+			cache_clear(r->s, p);
 		p->hw = p->next = next;
 		r->ok = true;
 	}
@@ -853,9 +869,8 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 
 void st_partition_retire(struct store *s, struct st_partition *p)
 {
-	(void)s;
 	p->deleted = true;
-	cache_clear(p);
+	cache_clear(s, p);
 	wake(p);
 }
 
@@ -1066,7 +1081,7 @@ static void on_deleted_records(void *arg, const PGresult *res,
 	if (o->new_start > p->log_start)
 		p->log_start = o->new_start;
 	while (p->ring_count && ring_at(p, 0)->last < p->log_start)
-		ring_pop(p);
+		ring_pop(o->s, p);
 	o->cb(o->arg, ST_OK, p->log_start, -1);
 	free(o);
 }
@@ -1165,7 +1180,7 @@ static void on_retention(void *arg, const PGresult *res, const char *err,
 		if (!p->deleted && start > p->log_start) {
 			p->log_start = start;
 			while (p->ring_count && ring_at(p, 0)->last < start)
-				ring_pop(p);
+				ring_pop(r->s, p);
 		}
 	}
 	free(r);

@@ -62,7 +62,8 @@ struct st_topic {
 struct st_options {
 	const char *conninfo;
 	const char *schema;         /* "samsa" */
-	size_t cache_bytes;         /* tail cache per partition */
+	size_t cache_bytes;         /* tail cache per partition at most */
+	size_t cache_total_bytes;   /* tail cache of all partitions */
 	int readers;                /* Postgres connections for reads */
 };
 

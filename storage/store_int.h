@@ -84,6 +84,7 @@ struct store {
 	char **creating;           /* names with a creation in flight */
 	size_t ncreating;
 
+	size_t cached_partitions; /* partitions with batches in cache */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
 	struct st_append *flushing;                /* in the flush in flight */
 	bool flush_in_flight;
