@@ -47,10 +47,18 @@ const char *store_cluster_id(const struct store *s)
 static void flush_kick(evutil_socket_t fd, short what, void *arg);
 static void retention_tick(evutil_socket_t fd, short what, void *arg);
 
+static void quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static int load(struct store *s, char *err, size_t errlen)
 {
 	PGconn *conn = PQconnectdb(s->conninfo);
 	int rc = -1;
+	/* Migrations' "already exists, skipping" notices are not news. */
+	PQsetNoticeProcessor(conn, quiet, NULL);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		snprintf(err, errlen, "cannot connect to Postgres: %s",
 			 PQerrorMessage(conn));
