@@ -97,6 +97,31 @@ asan:
 bench: deps samsa
 	bench/run.sh
 
+# libFuzzer on the request decoder (clang): every input is one request
+# frame; tests/fuzz/corpus/ holds the seeds, build-fuzz/corpus/ what the
+# fuzzer finds, build-fuzz/artifacts/ crashing inputs.  FUZZ_SECONDS=60.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               $(shell pkg-config --cflags libzstd liblz4 zlib snappy 2>/dev/null)
+FUZZ_LIBS := $(shell pkg-config --libs libzstd liblz4 zlib snappy 2>/dev/null) -lm
+PROTO_SRC := $(wildcard protocol/*.c)
+
+build-fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(PROTO_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LIBS)
+
+build-fuzz/gen_corpus: tests/fuzz/gen_corpus.c $(PROTO_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+fuzz: build-fuzz/fuzz_request build-fuzz/gen_corpus
+	@mkdir -p build-fuzz/corpus build-fuzz/artifacts
+	build-fuzz/gen_corpus build-fuzz/corpus
+	build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 \
+		build-fuzz/corpus tests/fuzz/corpus
+
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h')
 format:
 	clang-format -i $(FORMAT_SRC)

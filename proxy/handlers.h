@@ -25,6 +25,16 @@ void handle_InitProducerId(struct request *req);
 void handle_DescribeConfigs(struct request *req);
 void handle_AlterConfigs(struct request *req);
 void handle_IncrementalAlterConfigs(struct request *req);
+void handle_JoinGroup(struct request *req);
+void handle_SyncGroup(struct request *req);
+void handle_Heartbeat(struct request *req);
+void handle_LeaveGroup(struct request *req);
+void handle_OffsetCommit(struct request *req);
+void handle_OffsetFetch(struct request *req);
+void handle_ListGroups(struct request *req);
+void handle_DescribeGroups(struct request *req);
+void handle_DeleteGroups(struct request *req);
+void handle_OffsetDelete(struct request *req);
 
 /* Shared by handlers: */
 

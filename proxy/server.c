@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 
 #include "proxy/dispatch.h"
+#include "proxy/group.h"
 #include "proxy/logging.h"
 
 /* At most this many requests in flight per connection; then we stop
@@ -221,6 +222,11 @@ void *req_array_raw(struct request *req, void *field, size_t elem_size,
 	return a->items;
 }
 
+const char *req_peer(const struct request *req)
+{
+	return req->conn->peer;
+}
+
 struct kstr req_str(struct request *req, const char *s)
 {
 	if (!s)
@@ -400,6 +406,7 @@ void server_stop(struct server *srv)
 	if (srv->listener)
 		evconnlistener_free(srv->listener);
 	srv->listener = NULL;
+	groups_free(srv);
 	while (srv->conns) {
 		struct conn *c = srv->conns;
 		if (c->closed) {

@@ -30,6 +30,7 @@ struct server {
 	struct evconnlistener *listener;
 	struct conn *conns;
 	int nconns;
+	struct groups *groups; /* proxy/group.c, made on first use */
 };
 
 struct request {
@@ -98,6 +99,9 @@ void *req_array(struct request *req, void *field, const struct kf_struct *elem,
 /* The same for an array of a primitive type of elem_size bytes. */
 void *req_array_raw(struct request *req, void *field, size_t elem_size,
 		    int32_t n);
+
+/* The client's address as "host:port" (DescribeGroups' client host). */
+const char *req_peer(const struct request *req);
 
 /* A copy of s in req's arena (for strings built while answering). */
 struct kstr req_str(struct request *req, const char *s);

@@ -96,8 +96,14 @@ cmd_start() {
 			die "running as root needs the 'postgres' system user (apt-get install postgresql)"
 		chown postgres: "$data"
 		chmod 700 "$data"
-		runuser -u postgres -- test -w "$data" ||
-			die "user postgres cannot reach $data: every directory above it must be searchable (chmod o+x) by postgres"
+		if ! runuser -u postgres -- test -w "$data"; then
+			local up=$data blocker=
+			while [ "$up" != / ]; do
+				up=$(dirname "$up")
+				runuser -u postgres -- test -x "$up" || blocker=$up
+			done
+			die "user postgres (who runs the server when we are root) cannot reach $data${blocker:+: $blocker is closed to it (chmod o+x $blocker)}; or put the cluster elsewhere (make run: SAMSA_VAR=/var/tmp/samsa)"
+		fi
 	fi
 
 	if running "$bin" "$data"; then

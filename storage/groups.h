@@ -34,13 +34,13 @@ struct st_committed {
 	char *topic;
 	int32_t tid;
 	int32_t partition;
-	bool valid;           /* false while only a commit in flight exists */
+	bool valid; /* false while only a commit in flight exists */
 	int64_t offset;
 	int32_t leader_epoch; /* -1 when unknown */
 	uint8_t *metadata;    /* never NULL (a null commit is stored as "") */
 	size_t metadata_len;
-	int64_t commit_time;  /* ms since the epoch */
-	int pending;          /* commits in flight for this partition */
+	int64_t commit_time; /* ms since the epoch */
+	int pending;	     /* commits in flight for this partition */
 };
 
 /* One member of a group as saved at the end of a rebalance. */
@@ -62,8 +62,8 @@ struct st_group_meta {
 	char *group_id;
 	char *protocol_type; /* NULL when none */
 	int32_t generation;
-	char *protocol;      /* NULL when none */
-	char *leader;        /* NULL when none */
+	char *protocol; /* NULL when none */
+	char *leader;	/* NULL when none */
 	size_t nmembers;
 	struct st_group_member *members;
 };

@@ -50,6 +50,37 @@ static const char *const migrations[] = {
 	/* Batches are often compressed already: do not make Postgres try. */
 	"ALTER TABLE samsa.log ALTER COLUMN batch SET STORAGE EXTERNAL;"
 	"CREATE SEQUENCE samsa.producer_ids;",
+	/* 2: consumer groups (storage/groups.c).  Offsets go with their
+	 * topic; metadata bytes are kept as clients sent them. */
+	"CREATE TABLE samsa.group_offsets ("
+	"  group_id text NOT NULL,"
+	"  tid int NOT NULL REFERENCES samsa.topics ON DELETE CASCADE,"
+	"  partition int NOT NULL,"
+	"  committed_offset bigint NOT NULL,"
+	"  leader_epoch int NOT NULL,"
+	"  metadata bytea NOT NULL,"
+	"  commit_time bigint NOT NULL,"
+	"  PRIMARY KEY (group_id, tid, partition));"
+	"CREATE INDEX ON samsa.group_offsets (tid);"
+	"CREATE TABLE samsa.groups ("
+	"  group_id text PRIMARY KEY,"
+	"  protocol_type text,"
+	"  generation int NOT NULL,"
+	"  protocol text,"
+	"  leader text,"
+	"  updated_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE samsa.group_members ("
+	"  group_id text NOT NULL REFERENCES samsa.groups ON DELETE CASCADE,"
+	"  member_id text NOT NULL,"
+	"  position int NOT NULL,"
+	"  instance_id text,"
+	"  client_id text NOT NULL,"
+	"  client_host text NOT NULL,"
+	"  session_timeout int NOT NULL,"
+	"  rebalance_timeout int NOT NULL,"
+	"  metadata bytea NOT NULL,"
+	"  assignment bytea NOT NULL,"
+	"  PRIMARY KEY (group_id, member_id));",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/groups.h"
 #include "storage/store_int.h"
 
 struct deferred {
@@ -66,7 +67,8 @@ static int load(struct store *s, char *err, size_t errlen)
 	}
 	if (st_migrate(conn, err, errlen) < 0 ||
 	    st_catalog_load(s, conn, err, errlen) < 0 ||
-	    st_log_load(s, conn, err, errlen) < 0)
+	    st_log_load(s, conn, err, errlen) < 0 ||
+	    st_groups_load(s, conn, err, errlen) < 0)
 		goto out;
 	PGresult *r = PQexec(conn, "SELECT value FROM samsa.meta "
 				   "WHERE key = 'cluster_id'");
@@ -147,6 +149,7 @@ void store_close(struct store *s)
 		event_free(s->flush_ev);
 	if (s->retention_ev)
 		event_free(s->retention_ev);
+	st_groups_close(s);
 	if (s->writer)
 		pg_close(s->writer);
 	if (s->catalog)

@@ -90,6 +90,7 @@ struct store {
 	bool flush_in_flight;
 	struct event *flush_ev;
 	struct event *retention_ev;
+	struct st_groups *groups; /* groups.c */
 };
 
 /* Runs fn(arg) from the loop soon (never before returning). */

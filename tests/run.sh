@@ -95,11 +95,23 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	if [ -n "$CHILD" ]; then
+		# The suite's own traps stop what it started (a restart test's
+		# samsa and Postgres): give them time before the KILL.
 		kill -TERM -- "-$CHILD" 2>/dev/null
-		sleep 1
+		local i
+		for ((i = 0; i < 150; i++)); do
+			kill -0 "$CHILD" 2>/dev/null || break
+			sleep 0.2
+		done
 		kill -KILL -- "-$CHILD" 2>/dev/null
 	fi
 	samsa_cleanup || echo "tests/run.sh: samsa or Postgres did not stop cleanly" >&2
+	# Whatever cluster a suite left behind in the temp dir.
+	local pid_file
+	while IFS= read -r pid_file; do
+		echo "tests/run.sh: stopping a Postgres left in ${pid_file%/postmaster.pid}" >&2
+		"$ROOT/scripts/pg.sh" stop "${pid_file%/postmaster.pid}" || true
+	done < <(find "$TMP" -name postmaster.pid 2>/dev/null)
 	if [ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ]; then
 		echo "test dir kept: $TMP"
 	else
@@ -167,11 +179,16 @@ show_tail() { # LOG [LINES]
 	echo "----"
 }
 
-# The summary line of a runner's log, for the report.
+# The summary line of a runner's log, for the report: the first kind of
+# closing line found, in the order Criterion, node, Surefire, pytest, ours.
 summary_of() { # LOG
-	grep -aE 'Synthesis:|^# (pass|fail) |Tests run:.*Fail|[0-9]+ (passed|failed)|codecs passed|all passed' "$1" |
-		grep -av ' -- in ' | tail -n 2 | tr -s ' \n' ' ' |
-		sed 's/\x1b\[[0-9;]*m//g; s/\[====\] //; s/\[INFO\] //g; s/===* *//g' | cut -c1-110
+	local re line
+	for re in 'Synthesis:' '^# (pass|fail) ' 'Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' \
+		'=+ .*[0-9]+ (passed|failed|errors?).* in [0-9.]+s' '(codecs|all) passed|: ok$'; do
+		line=$(grep -aE "$re" "$1" | tail -n 2 | tr -s ' \n' ' ')
+		[ -n "$line" ] && break
+	done
+	echo "$line" | sed 's/\x1b\[[0-9;]*m//g; s/\[====\] //; s/\[[A-Z]*\] //g; s/===* *//g' | cut -c1-110
 }
 
 # Runs one suite and records it.
@@ -185,7 +202,10 @@ suite() { # NAME SECONDS CMD...
 	if [ $rc = 0 ]; then
 		record PASS "$name" "($((SECONDS - start))s) $(summary_of "$log")"
 	else
-		record FAIL "$name" "($((SECONDS - start))s, status $rc) $(summary_of "$log")"
+		local detail
+		detail=$(summary_of "$log")
+		[ -n "$detail" ] || detail=$(grep -av '^\s*$' "$log" | grep -av '^----' | tail -n 1 | cut -c1-100)
+		record FAIL "$name" "($((SECONDS - start))s, status $rc) $detail"
 		show_tail "$log"
 		case "$name" in interop/*) [ "$SAMSA_STARTED" = 1 ] && samsa_log_tail 40 ;; esac
 		return 1
@@ -285,7 +305,7 @@ interop_suites() {
 			case "$name" in
 			interop/restart) ;; # starts its own samsa
 			*)
-				record FAIL "$name" "samsa did not start on $SAMSA_BOOTSTRAP"
+				record FAIL "$name" "samsa did not start (see above)"
 				continue
 				;;
 			esac

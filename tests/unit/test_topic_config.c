@@ -125,8 +125,8 @@ Test(topic_config, broker_sources_exist_and_agree)
 			continue;
 		bool is_default = false;
 		const char *v = bc_get(d[i].broker, &is_default);
-		cr_assert_not_null(v, "%s: broker config %s unknown",
-				   d[i].name, d[i].broker);
+		cr_assert_not_null(v, "%s: broker config %s unknown", d[i].name,
+				   d[i].broker);
 		cr_assert_str_eq(v, d[i].def, "%s vs %s", d[i].name,
 				 d[i].broker);
 	}
@@ -160,7 +160,7 @@ Test(topic_config, find_hits)
 	cr_assert_eq(d->type, TC_LONG);
 	cr_assert_str_eq(d->broker, "log.retention.ms");
 
-	cr_assert_not_null(find("cleanup.policy")); /* first */
+	cr_assert_not_null(find("cleanup.policy"));		    /* first */
 	cr_assert_not_null(find("unclean.leader.election.enable")); /* last */
 	cr_assert_eq(find("max.message.bytes")->type, TC_INT);
 	cr_assert_eq(find("preallocate")->type, TC_BOOLEAN);
@@ -189,9 +189,9 @@ Test(topic_config, find_misses)
 	cr_assert_null(find("retention.mss")); /* longer */
 	cr_assert_null(find("retention.ms.x"));
 	cr_assert_null(find("Retention.ms")); /* case */
-	cr_assert_null(find("a"));       /* before the first */
-	cr_assert_null(find("zzz"));     /* after the last */
-	cr_assert_null(find("cleanup")); /* prefix of the first */
+	cr_assert_null(find("a"));	      /* before the first */
+	cr_assert_null(find("zzz"));	      /* after the last */
+	cr_assert_null(find("cleanup"));      /* prefix of the first */
 	cr_assert_null(find("unclean.leader.election.enablex"));
 	cr_assert_null(find("log.retention.ms")); /* broker, not topic */
 	cr_assert_null(find("segment.byte"));
@@ -235,15 +235,15 @@ Test(topic_config, validate_timestamp_type)
 	cr_assert(valid("message.timestamp.type", "LogAppendTime"));
 	cr_assert_not(valid("message.timestamp.type", "createtime"));
 	cr_assert_not(valid("message.timestamp.type", ""));
-	cr_assert_not(valid("message.timestamp.type",
-			    "CreateTime,LogAppendTime"));
+	cr_assert_not(
+		valid("message.timestamp.type", "CreateTime,LogAppendTime"));
 	cr_assert_not(valid("message.timestamp.type", "Now"));
 }
 
 Test(topic_config, validate_compression_type)
 {
-	static const char *const ok[] = {"uncompressed", "zstd",   "lz4",
-					 "snappy",       "gzip",   "producer"};
+	static const char *const ok[] = {"uncompressed", "zstd", "lz4",
+					 "snappy",	 "gzip", "producer"};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		cr_assert(valid("compression.type", ok[i]), "%s", ok[i]);
@@ -312,8 +312,7 @@ Test(topic_config, validate_message_is_kafka_like)
 {
 	char err[256] = "";
 
-	cr_assert_eq(tc_validate(find("retention.ms"), "abc", err,
-				 sizeof(err)),
+	cr_assert_eq(tc_validate(find("retention.ms"), "abc", err, sizeof(err)),
 		     -1);
 	cr_assert_str_eq(err,
 			 "Invalid value abc for configuration retention.ms");
@@ -339,12 +338,12 @@ Test(topic_config, bc_set_bad_value)
 	cr_assert_eq(bc_set("num.partitions", "many", err, sizeof(err)), -1);
 	cr_assert(strstr(err, "num.partitions"), "%s", err);
 	cr_assert_eq(bc_set("log.cleanup.policy", "foo", err, sizeof(err)), -1);
-	cr_assert_eq(bc_set("auto.create.topics.enable", "yes", err,
-			    sizeof(err)),
-		     -1);
-	cr_assert_eq(bc_set("log.message.timestamp.type", "x", err,
-			    sizeof(err)),
-		     -1);
+	cr_assert_eq(
+		bc_set("auto.create.topics.enable", "yes", err, sizeof(err)),
+		-1);
+	cr_assert_eq(
+		bc_set("log.message.timestamp.type", "x", err, sizeof(err)),
+		-1);
 	cr_assert_eq(bc_set("message.max.bytes", "-1", err, sizeof(err)), -1);
 	cr_assert_eq(bc_set("log.retention.ms", "-3", err, sizeof(err)), -1);
 	cr_assert_eq(bc_set("compression.type", "brotli", err, sizeof(err)),
@@ -488,8 +487,8 @@ Test(topic_config, resolve_uses_broker_defaults)
 		     0);
 	cr_assert_eq(bc_set("log.cleanup.policy", "compact", err, sizeof(err)),
 		     0);
-	cr_assert_eq(bc_set("log.message.timestamp.type", "LogAppendTime",
-			    err, sizeof(err)),
+	cr_assert_eq(bc_set("log.message.timestamp.type", "LogAppendTime", err,
+			    sizeof(err)),
 		     0);
 	tc_resolve(NULL, 0, &v);
 	cr_assert_eq(v.retention_ms, 3600000);

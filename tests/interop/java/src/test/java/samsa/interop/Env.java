@@ -5,6 +5,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Properties;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 
 /*
@@ -31,7 +33,30 @@ final class Env {
             + Integer.toHexString(ThreadLocalRandom.current().nextInt());
     }
 
+    private static volatile String brokerDown;
+
+    /*
+     * Fails at once when an earlier test found the broker unreachable, so
+     * that a run without a broker ends in seconds, not after every test's
+     * own timeouts; otherwise checks the broker answers DescribeCluster.
+     */
+    static synchronized void requireBroker() {
+        if (brokerDown != null)
+            throw new IllegalStateException(brokerDown);
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap());
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "20000");
+        try (Admin a = Admin.create(p)) {
+            a.describeCluster().nodes().get(25, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            brokerDown = "broker " + bootstrap() + " does not answer: " + e;
+            throw new IllegalStateException(brokerDown, e);
+        }
+    }
+
     static Properties adminProps() {
+        requireBroker();
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap());
         p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "15000");

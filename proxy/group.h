@@ -1,0 +1,99 @@
+/*
+ * group: the classic consumer group coordinator, in memory.
+ *
+ * One state machine per group, as Kafka's GroupCoordinator has it: Empty ->
+ * PreparingRebalance (members join; answers held until every known member
+ * rejoined or the rebalance timeout passed) -> CompletingRebalance (the
+ * leader computes assignments; SyncGroup answers held until it sends them
+ * and they are saved) -> Stable; Dead while being deleted.  Session timeouts
+ * are libevent timers per member.  Saved state (generation, members,
+ * assignments) goes to Postgres through storage/groups.h at the end of each
+ * rebalance, and the coordinator is rebuilt from it on start, so members
+ * carry on across a restart.
+ *
+ * Everything runs on the event loop.  Handlers that answer later hold their
+ * request (a request lives until answered).
+ */
+#ifndef SAMSA_GROUP_H
+#define SAMSA_GROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/kbuf.h"
+#include "proxy/server.h"
+
+struct groups;
+struct group;
+
+/*
+ * The coordinator of srv, made (and restored from the store's saved groups)
+ * on first use.  NULL only when memory runs out.
+ */
+struct groups *groups_get(struct server *srv);
+/* Fails held requests' answers are dropped; frees every group and timer. */
+void groups_free(struct server *srv);
+
+/*
+ * JoinGroup / SyncGroup: req's body is a decoded request of that API.  They
+ * answer req, at once or when the rebalance gets there.
+ */
+void group_join(struct groups *gs, struct request *req);
+void group_sync(struct groups *gs, struct request *req);
+
+/* Heartbeat: the error code to answer with. */
+int16_t group_heartbeat(struct groups *gs, struct kstr group_id,
+			int32_t generation, struct kstr member_id,
+			struct kstr instance_id);
+
+/*
+ * LeaveGroup of one member (member_id empty: the static member of
+ * instance_id).  Returns the member's error code.
+ */
+int16_t group_leave(struct groups *gs, struct kstr group_id,
+		    struct kstr member_id, struct kstr instance_id);
+
+/*
+ * Whether an OffsetCommit with these credentials may commit: KERR_NONE, or
+ * the error every partition gets.  Creates the group (Empty, no protocol)
+ * for a standalone commit (generation < 0) to a group that does not exist,
+ * and counts a member's commit as a heartbeat.
+ */
+int16_t group_commit_check(struct groups *gs, struct kstr group_id,
+			   int32_t generation, struct kstr member_id,
+			   struct kstr instance_id);
+
+/* The group, or NULL (Dead groups being deleted are found). */
+struct group *group_find(struct groups *gs, struct kstr group_id);
+size_t groups_count(const struct groups *gs);
+/* Groups in id order. */
+struct group *group_at(const struct groups *gs, size_t i);
+
+const char *group_id(const struct group *g);
+/* "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead". */
+const char *group_state(const struct group *g);
+/* "" when none. */
+const char *group_protocol_type(const struct group *g);
+/* The selected protocol, "" before one was chosen. */
+const char *group_protocol(const struct group *g);
+bool group_has_members(const struct group *g);
+/* True when a member of g subscribes topic (consumer protocol only). */
+bool group_subscribes(const struct group *g, const char *topic);
+
+/*
+ * Fills a DescribeGroups entry of req's response (strings copied into req's
+ * arena).
+ */
+struct DescribeGroupsResponse_DescribedGroup;
+void group_describe(struct request *req, const struct group *g,
+		    struct DescribeGroupsResponse_DescribedGroup *out);
+
+/*
+ * Deletes an empty group with its offsets (DeleteGroups); cb gets the Kafka
+ * error code: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, COORDINATOR_NOT_AVAILABLE
+ * when Postgres did not commit, or NONE.  cb may run before this returns.
+ */
+void group_delete(struct groups *gs, struct kstr group_id,
+		  void (*cb)(void *arg, int16_t err), void *arg);
+
+#endif
