@@ -936,14 +936,14 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
 	/* Whole batches from the one holding offset, up to max bytes (the
 	 * first always), never past what is committed. */
 	pg_query(c,
-		 "SELECT batch FROM (SELECT base_offset, batch, "
+		 "SELECT batch FROM (SELECT base_offset, batch, bytes, "
 		 "sum(bytes) OVER (ORDER BY base_offset) - bytes AS before "
 		 "FROM samsa.log WHERE tid = $1 AND partition = $2 AND "
 		 "base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "
 		 "samsa.log WHERE tid = $1 AND partition = $2 AND "
 		 "base_offset <= $3) AND last_offset >= $3 "
 		 "ORDER BY base_offset LIMIT 4096) x "
-		 "WHERE before = 0 OR before < $4 ORDER BY base_offset",
+		 "WHERE before = 0 OR before + bytes <= $4 ORDER BY base_offset",
 		 4, v, NULL, NULL, true, on_read, r);
 	pg_sync(c);
 }
@@ -1039,12 +1039,14 @@ static void offset_query(struct store *s, struct st_partition *p, int64_t ts,
 	snprintf(t, sizeof(t), "%" PRId64, ts);
 	snprintf(start, sizeof(start), "%" PRId64, p->log_start);
 	const char *v[4] = {tid, part, t, start};
-	if (ts == INT64_MIN)
+	if (ts == INT64_MIN) {
+		const char *w[3] = {tid, part, start};
 		pg_query(c,
 			 "SELECT batch FROM samsa.log WHERE tid = $1 AND "
-			 "partition = $2 AND last_offset >= $4 "
+			 "partition = $2 AND last_offset >= $3 "
 			 "ORDER BY max_timestamp DESC, base_offset LIMIT 1",
-			 4, v, NULL, NULL, true, on_offset_row, o);
+			 3, w, NULL, NULL, true, on_offset_row, o);
+	}
 	else
 		pg_query(c,
 			 "SELECT batch FROM samsa.log WHERE tid = $1 AND "
@@ -1205,7 +1207,7 @@ void st_enforce_retention(struct store *s)
 				return;
 			r->s = s;
 			r->p = p;
-			char tid[16], part[16], cutoff[24], bytes[24], hw[24];
+			char tid[16], part[16], cutoff[24], bytes[24];
 			snprintf(tid, sizeof(tid), "%d", t->tid);
 			snprintf(part, sizeof(part), "%d", p->index);
 			snprintf(cutoff, sizeof(cutoff), "%" PRId64,
@@ -1216,8 +1218,7 @@ void st_enforce_retention(struct store *s)
 				 t->cfg.retention_bytes < 0
 					 ? INT64_MAX
 					 : t->cfg.retention_bytes);
-			snprintf(hw, sizeof(hw), "%" PRId64, p->hw);
-			const char *v[5] = {tid, part, cutoff, bytes, hw};
+			const char *v[4] = {tid, part, cutoff, bytes};
 			/* Batches wholly older than retention.ms, or beyond
 			 * retention.bytes counted from the newest, go; the
 			 * log start moves to the first batch kept. */
@@ -1237,7 +1238,7 @@ void st_enforce_retention(struct store *s)
 				 "greatest(log_start_offset, (SELECT "
 				 "max(last_offset) + 1 FROM gone)) WHERE tid = $1 "
 				 "AND partition = $2 RETURNING log_start_offset",
-				 5, v, NULL, NULL, false, on_retention, r);
+				 4, v, NULL, NULL, false, on_retention, r);
 		}
 	}
 	pg_sync(s->catalog);

@@ -143,12 +143,14 @@ const struct bc_def *bc_defs(size_t *n)
 	return broker_defs;
 }
 
+/* Compares a[0..len) (any bytes, NUL included) with the C string b. */
 static int cmp_len(const char *a, size_t len, const char *b)
 {
-	int c = strncmp(a, b, len);
+	size_t bl = strlen(b);
+	int c = memcmp(a, b, len < bl ? len : bl);
 	if (c != 0)
 		return c;
-	return b[len] == '\0' ? 0 : -1;
+	return len < bl ? -1 : len > bl;
 }
 
 const struct tc_def *tc_find(const char *name, size_t len)

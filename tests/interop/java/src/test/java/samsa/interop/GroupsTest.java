@@ -79,14 +79,16 @@ class GroupsTest {
         }
     }
 
-    private static void produce(String t, int from, int to) throws Exception {
+    /* Records from..to-1, round robin over the partitions. */
+    private static void produce(String t, int partitions, int from, int to)
+            throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, Env.bootstrap());
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class);
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class);
         try (KafkaProducer<String, String> prod = new KafkaProducer<>(p)) {
             for (int i = from; i < to; i++)
-                prod.send(new ProducerRecord<>(t, "k" + i, "v" + i));
+                prod.send(new ProducerRecord<>(t, i % partitions, "k" + i, "v" + i));
             prod.flush();
         }
     }
@@ -116,9 +118,9 @@ class GroupsTest {
         String t = Env.topic("group-console");
         String g = "g-" + t;
         createTopic(t, 1);
-        produce(t, 0, 50);
+        produce(t, 1, 0, 50);
         assertEquals(values(0, 50), lines(consoleConsumer(t, g, 50)));
-        produce(t, 50, 80);
+        produce(t, 1, 50, 80);
         assertEquals(values(50, 80), lines(consoleConsumer(t, g, 30)));
     }
 
@@ -129,7 +131,7 @@ class GroupsTest {
         String t = Env.topic("group-tool");
         String g = "g-" + t;
         createTopic(t, 3);
-        produce(t, 0, 90);
+        produce(t, 3, 0, 90);
         Properties c = consumerProps(g);
         c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         String cg = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
@@ -217,7 +219,7 @@ class GroupsTest {
         String t = Env.topic("group-static");
         String g = "g-" + t;
         createTopic(t, 4);
-        produce(t, 0, 40);
+        produce(t, 4, 0, 40);
         List<String> events = new ArrayList<>();
         ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
             @Override
