@@ -201,16 +201,23 @@ void handle_FindCoordinator(struct request *req)
 	struct FindCoordinatorRequest *fr = req->body;
 	struct FindCoordinatorResponse *resp = req_response(req);
 	int32_t id = req->srv->cfg->broker_id;
+	/* Groups (0) and transactions (1); share groups (2, v6) are not
+	 * served: Kafka answers an unknown key type with INVALID_REQUEST. */
+	bool known = fr->KeyType == 0 || fr->KeyType == 1;
 	/* Every coordinator is this broker. */
-	resp->NodeId = id;
-	fill_broker(req, &resp->Host, &resp->Port);
+	resp->NodeId = known ? id : -1;
+	resp->ErrorCode = known ? KERR_NONE : KERR_INVALID_REQUEST;
+	if (known)
+		fill_broker(req, &resp->Host, &resp->Port);
 	int32_t n = fr->CoordinatorKeys.count > 0 ? fr->CoordinatorKeys.count : 0;
 	struct FindCoordinatorResponse_Coordinator *c = req_array(
 		req, &resp->Coordinators, &FindCoordinatorResponse_Coordinator_struct, n);
 	for (int32_t i = 0; c && i < n; i++) {
 		c[i].Key = fr->CoordinatorKeys.items[i];
-		c[i].NodeId = id;
-		fill_broker(req, &c[i].Host, &c[i].Port);
+		c[i].NodeId = known ? id : -1;
+		c[i].ErrorCode = resp->ErrorCode;
+		if (known)
+			fill_broker(req, &c[i].Host, &c[i].Port);
 	}
 	req_reply(req, resp);
 }

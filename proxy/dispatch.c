@@ -21,7 +21,7 @@ static const struct api_entry apis[] = {
 	API(3, 0, 12, 0, handle_Metadata),
 	API(8, 0, 9, 0, handle_OffsetCommit),
 	API(9, 0, 9, 0, handle_OffsetFetch),
-	API(10, 0, 4, 0, handle_FindCoordinator),
+	API(10, 0, 6, 0, handle_FindCoordinator),
 	API(11, 0, 9, 0, handle_JoinGroup),
 	API(12, 0, 4, 0, handle_Heartbeat),
 	API(13, 0, 5, 0, handle_LeaveGroup),

@@ -78,7 +78,7 @@ struct group {
 	bool initial;	       /* the rebalance timer is the initial delay */
 	bool new_member_added; /* during the initial delay */
 	int64_t delay_remaining;
-	bool persisting; /* the leader's assignment is being saved */
+	int32_t syncing; /* generation whose assignment was taken, or -1 */
 	int refs;	 /* storage calls in flight */
 	bool unlinked;	 /* out of the table: freed when refs drop to 0 */
 	int64_t empty_since;
@@ -410,6 +410,7 @@ static struct group *group_new(struct groups *gs, struct kstr id)
 		return NULL;
 	}
 	g->state = GS_EMPTY;
+	g->syncing = -1;
 	g->empty_since = now_ms();
 	memmove(&gs->v[i + 1], &gs->v[i], (gs->n - i) * sizeof(*gs->v));
 	gs->v[i] = g;
@@ -1271,7 +1272,6 @@ out:
 static void sync_saved(struct group *g, void *arg, bool ok)
 {
 	int32_t generation = (int32_t)(intptr_t)arg;
-	g->persisting = false;
 	if (g->state != GS_COMPLETING || g->generation != generation)
 		return;
 	if (!ok) {
@@ -1354,12 +1354,12 @@ void group_sync(struct groups *gs, struct request *req)
 	if (m->sync_req && m->sync_req != req)
 		sync_answer(m->sync_req, g, NULL, KERR_REBALANCE_IN_PROGRESS);
 	m->sync_req = req;
-	if (is_leader(g, m) && !g->persisting) {
+	if (is_leader(g, m) && g->syncing != g->generation) {
 		if (!take_assignments(g, sr)) {
 			sync_saved(g, (void *)(intptr_t)g->generation, false);
 			goto out;
 		}
-		g->persisting = true;
+		g->syncing = g->generation;
 		persist(g, sync_saved, (void *)(intptr_t)g->generation);
 	}
 out:
@@ -1606,29 +1606,43 @@ void group_delete(struct groups *gs, struct kstr group_id,
 /* --- offsets retention ------------------------------------------------------
  */
 
+static void removed(void *arg, enum st_status st, const char *msg)
+{
+	struct group *g = arg;
+	(void)msg;
+	if (!group_unref(g) || g->state != GS_DEAD)
+		return;
+	if (st == ST_OK) {
+		log_info("group %s: empty without offsets: removed", g->id);
+		group_unlink(g);
+	} else {
+		g->state = GS_EMPTY;
+	}
+}
+
+/* An empty group with nothing committed goes, as in Kafka's cleanup. */
+static void maybe_remove(struct group *g)
+{
+	if (g->state != GS_EMPTY || g->members || g->npending || g->refs ||
+	    st_group_has_offsets(store_of(g), kstr_c(g->id)))
+		return;
+	g->state = GS_DEAD;
+	g->refs++;
+	st_group_delete(store_of(g), kstr_c(g->id), removed, g);
+}
+
 static void expired(void *arg, enum st_status st, const char *msg)
 {
 	struct group *g = arg;
 	(void)msg;
-	if (!group_unref(g))
-		return;
-	if (st == ST_OK && g->state == GS_EMPTY && !g->members &&
-	    !st_group_has_offsets(store_of(g), kstr_c(g->id))) {
-		/* Nothing left of it: it goes, as in Kafka. */
-		g->state = GS_DEAD;
-		g->refs++;
-		st_group_delete(store_of(g), kstr_c(g->id), expired, g);
-		return;
-	}
-	if (g->state == GS_DEAD && !g->members) {
-		log_info("group %s: expired", g->id);
-		group_unlink(g);
-	}
+	if (group_unref(g) && st == ST_OK)
+		maybe_remove(g);
 }
 
 /*
- * Offsets of a group that has been empty for offsets.retention.minutes go
- * (KIP-211: the clock starts when the group becomes empty).
+ * Runs every RETENTION_CHECK_MS: offsets of a group that has been empty for
+ * offsets.retention.minutes go (KIP-211: the clock starts when the group
+ * becomes empty), and so does an empty group with no offsets left.
  */
 static void retention_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1637,15 +1651,25 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	int64_t keep = bc_get_int("offsets.retention.minutes", 10080) * 60000;
 	int64_t now = now_ms();
-	for (size_t i = 0; i < gs->n; i++) {
-		struct group *g = gs->v[i];
-		if (g->state != GS_EMPTY || g->members || g->refs ||
-		    now - g->empty_since < keep)
+	/* Removal unlinks groups: walk a copy of the table. */
+	size_t n = gs->n;
+	struct group **v = malloc((n + 1) * sizeof(*v));
+	if (!v)
+		return;
+	memcpy(v, gs->v, n * sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		struct group *g = v[i];
+		if (g->state != GS_EMPTY || g->members || g->refs)
 			continue;
+		if (now - g->empty_since < keep) {
+			maybe_remove(g);
+			continue;
+		}
 		g->refs++;
 		st_offsets_expire(store_of(g), kstr_c(g->id), now - keep,
 				  expired, g);
 	}
+	free(v);
 }
 
 /* --- life cycle -------------------------------------------------------------

@@ -444,7 +444,7 @@ bool st_group_has_offsets(struct store *s, struct kstr group)
 {
 	struct sg_group *g = group_find(s->groups, group);
 	for (size_t i = 0; g && i < g->n; i++)
-		if (off_live(s, &g->offs[i]))
+		if (g->offs[i].pending || off_live(s, &g->offs[i]))
 			return true;
 	return false;
 }

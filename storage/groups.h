@@ -107,7 +107,7 @@ void st_offsets_each(struct store *s, struct kstr group,
 		     void (*fn)(void *arg, const struct st_committed *c),
 		     void *arg);
 
-/* True when group has at least one live committed offset. */
+/* True when group has a live committed offset or a commit in flight. */
 bool st_group_has_offsets(struct store *s, struct kstr group);
 
 /* One partition's commit; strings borrowed until st_offsets_commit returns */

@@ -1,0 +1,138 @@
+"""Steps of tests/interop/groups_restart.sh (issue 3, acceptance 6), run with
+the interop venv's python against SAMSA_BOOTSTRAP:
+
+    commit TOPIC GROUP STATE.json   create TOPIC (3 partitions, 300 records),
+                                    consume part of it in GROUP, commit the
+                                    positions with metadata, close; the
+                                    commits go to STATE.json
+    check TOPIC GROUP STATE.json    the committed offsets and metadata are
+                                    those of STATE.json, and a new member of
+                                    GROUP reads exactly the records after
+                                    them
+    live TOPIC GROUP SECONDS OUT.json
+                                    one member of GROUP polling for SECONDS;
+                                    writes the member ids it had and how many
+                                    times its partitions were revoked
+"""
+
+import json
+import sys
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from samsa_client import admin_client, bootstrap, create_topic, wait_broker
+
+PARTITIONS = 3
+RECORDS = 300
+# Positions committed per partition, with metadata that must come back
+# byte for byte (non-ASCII included).
+COMMIT = {0: 40, 1: 55, 2: 100}
+
+
+def consumer(group, **extra):
+    conf = {"bootstrap.servers": bootstrap(), "group.id": group,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10000}
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def commit(topic, group, state):
+    admin = admin_client()
+    wait_broker(admin)
+    create_topic(admin, topic, PARTITIONS)
+    p = Producer({"bootstrap.servers": bootstrap()})
+    for i in range(RECORDS):
+        p.produce(topic, value=b"%d" % i, partition=i % PARTITIONS)
+    assert p.flush(60) == 0
+    c = consumer(group)
+    c.subscribe([topic])
+    seen = 0
+    deadline = time.monotonic() + 60
+    while seen < RECORDS and time.monotonic() < deadline:
+        seen += len([m for m in c.consume(100, 0.5) if not m.error()])
+    assert seen == RECORDS, seen
+    offs = [TopicPartition(topic, p, o, metadata="ünï-%d\x01" % p)
+            for p, o in COMMIT.items()]
+    c.commit(offsets=offs, asynchronous=False)
+    got = c.committed([TopicPartition(topic, p) for p in COMMIT], timeout=30)
+    c.close()
+    saved = {str(t.partition): [t.offset, t.metadata] for t in got}
+    assert saved == {str(p): [o, "ünï-%d\x01" % p] for p, o in COMMIT.items()}
+    with open(state, "w") as f:
+        json.dump(saved, f)
+
+
+def check(topic, group, state):
+    with open(state) as f:
+        saved = json.load(f)
+    wait_broker(admin_client(), 60)
+    c = consumer(group)
+    got = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)],
+                      timeout=30)
+    now = {str(t.partition): [t.offset, t.metadata] for t in got}
+    assert now == saved, "committed offsets changed: %r != %r" % (now, saved)
+    c.subscribe([topic])
+    want = {p: set(range(o, RECORDS // PARTITIONS)) for p, o in
+            ((int(k), v[0]) for k, v in saved.items())}
+    # Partition p holds records p, p+3, ... at offsets 0, 1, ...
+    expect = sum(len(s) for s in want.values())
+    seen = {p: set() for p in range(PARTITIONS)}
+    deadline = time.monotonic() + 60
+    n = 0
+    while n < expect and time.monotonic() < deadline:
+        for m in c.consume(100, 0.5):
+            if m.error():
+                continue
+            off = m.offset()
+            assert off in want[m.partition()], (
+                "partition %d: offset %d read again after the restart"
+                % (m.partition(), off))
+            assert off not in seen[m.partition()], "offset read twice"
+            assert int(m.value()) == off * PARTITIONS + m.partition()
+            seen[m.partition()].add(off)
+            n += 1
+    c.close()
+    assert seen == want, "resumed consumer read %r, not %r" % (
+        {p: len(s) for p, s in seen.items()},
+        {p: len(s) for p, s in want.items()})
+
+
+def live(topic, group, seconds, out):
+    revoked = [0]
+    c = consumer(group, **{"heartbeat.interval.ms": 500})
+
+    def on_revoke(cons, parts):
+        if parts:
+            revoked[0] += 1
+
+    c.subscribe([topic], on_revoke=on_revoke, on_lost=on_revoke)
+    ids = []
+    end = time.monotonic() + float(seconds)
+    while time.monotonic() < end:
+        c.poll(0.2)
+        mid = c.memberid()
+        if mid and (not ids or ids[-1] != mid):
+            ids.append(mid)
+    with open(out, "w") as f:
+        json.dump({"member_ids": ids, "revoked": revoked[0],
+                   "assigned": [t.partition for t in c.assignment()]}, f)
+    c.close()
+
+
+def main(argv):
+    if len(argv) == 4 and argv[0] == "commit":
+        commit(*argv[1:])
+    elif len(argv) == 4 and argv[0] == "check":
+        check(*argv[1:])
+    elif len(argv) == 5 and argv[0] == "live":
+        live(*argv[1:])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
