@@ -308,7 +308,8 @@ static void each_group(void *arg, const char *name,
 		snprintf(s->mid[i], 64, "%s", m->members[i].member_id);
 		s->has_iid[i] = m->members[i].instance_id != NULL;
 		if (s->has_iid[i])
-			snprintf(s->iid[i], 64, "%s", m->members[i].instance_id);
+			snprintf(s->iid[i], 64, "%s",
+				 m->members[i].instance_id);
 		s->mdl[i] = m->members[i].metadata_len;
 		memcpy(s->md[i], m->members[i].metadata, s->mdl[i]);
 		s->asl[i] = m->members[i].assignment_len;

@@ -1,0 +1,153 @@
+"""Bad and unusual input on the wire, sent byte by byte over a raw socket.
+
+What a broker owes a client that speaks a version it does not know, or
+sends bytes that do not parse: ApiVersions answers an unknown version with a
+v0 body (error 35 and the broker's ranges, KIP-511), a frame over
+socket.request.max.bytes or a request that does not parse closes that
+connection and nothing else, and the broker keeps serving everyone.
+"""
+import socket
+import struct
+
+import pytest
+
+UNSUPPORTED_VERSION = 35
+
+
+def connect(bootstrap):
+    host, port = bootstrap.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.settimeout(10)
+    return s
+
+
+def send_frame(s, payload):
+    s.sendall(struct.pack(">i", len(payload)) + payload)
+
+
+def read_frame(s):
+    head = recv_exactly(s, 4)
+    (n,) = struct.unpack(">i", head)
+    return recv_exactly(s, n)
+
+
+def recv_exactly(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("closed after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+
+
+def header(key, version, correlation, client=b"samsa-test"):
+    return struct.pack(">hhih", key, version, correlation, len(client)) + client
+
+
+def api_versions_v0(s, correlation):
+    send_frame(s, header(18, 0, correlation))
+    body = read_frame(s)
+    corr, err, n = struct.unpack(">ihi", body[:10])
+    ranges = {}
+    off = 10
+    for _ in range(n):
+        key, lo, hi = struct.unpack(">hhh", body[off:off + 6])
+        ranges[key] = (lo, hi)
+        off += 6
+    return corr, err, ranges
+
+
+def closed_by_peer(s):
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, socket.timeout):
+        return True
+
+
+def test_api_versions_ranges(bootstrap):
+    s = connect(bootstrap)
+    corr, err, ranges = api_versions_v0(s, 1)
+    assert corr == 1 and err == 0
+    # Produce is advertised from 0 (librdkafka's feature checks) ...
+    assert ranges[0][0] == 0 and ranges[0][1] >= 9
+    assert ranges[1][0] <= 4 and ranges[1][1] >= 12
+    assert ranges[18] == (0, 4)
+    # ... and nothing we do not serve: no KIP-848 heartbeat.
+    assert 68 not in ranges
+    s.close()
+
+
+def test_unknown_api_versions_version_gets_v0_body(bootstrap):
+    s = connect(bootstrap)
+    # A future ApiVersions v99 with a body we cannot know.
+    send_frame(s, header(18, 99, 42) + b"\x00\x01\x02")
+    body = read_frame(s)
+    corr, err, n = struct.unpack(">ihi", body[:10])
+    assert corr == 42
+    assert err == UNSUPPORTED_VERSION
+    assert n > 5, "the v0 body lists our ranges so the client can retry"
+    # The connection still works at a version we serve.
+    corr, err, ranges = api_versions_v0(s, 43)
+    assert (corr, err) == (43, 0)
+    s.close()
+
+
+def test_produce_v2_is_refused(bootstrap):
+    s = connect(bootstrap)
+    # Produce v2: acks=1, timeout, one topic, one partition, empty records.
+    body = struct.pack(">hii", 1, 1000, 1) + struct.pack(">h", 1) + b"t"
+    body += struct.pack(">iii", 1, 0, 0)
+    send_frame(s, header(0, 2, 5) + body)
+    resp = read_frame(s)
+    (corr,) = struct.unpack(">i", resp[:4])
+    assert corr == 5
+    # topics[1] name "t" partitions[1] index 0 error_code
+    off = 4 + 4 + 2 + 1 + 4 + 4
+    (err,) = struct.unpack(">h", resp[off:off + 2])
+    assert err == UNSUPPORTED_VERSION
+    s.close()
+
+
+@pytest.mark.parametrize("size", [104857600 + 1, 0x7FFFFFFF, -5, 3])
+def test_bad_frame_size_closes_only_that_connection(bootstrap, size):
+    bad = connect(bootstrap)
+    bad.sendall(struct.pack(">i", size) + b"\x00" * 16)
+    assert closed_by_peer(bad)
+    bad.close()
+    good = connect(bootstrap)
+    assert api_versions_v0(good, 7)[1] == 0
+    good.close()
+
+
+def test_request_that_does_not_parse_closes_the_connection(bootstrap):
+    bad = connect(bootstrap)
+    # Metadata v1 whose topic array claims a million entries.
+    send_frame(bad, header(3, 1, 9) + struct.pack(">i", 1000000))
+    assert closed_by_peer(bad)
+    bad.close()
+    # A truncated header.
+    bad = connect(bootstrap)
+    send_frame(bad, b"\x00\x03\x00\x01\x00\x00\x00\x09\x00\x7f")
+    assert closed_by_peer(bad)
+    bad.close()
+    good = connect(bootstrap)
+    assert api_versions_v0(good, 8)[1] == 0
+    good.close()
+
+
+def test_unknown_api_key_closes_the_connection(bootstrap):
+    bad = connect(bootstrap)
+    send_frame(bad, header(9999, 0, 3))
+    assert closed_by_peer(bad)
+    bad.close()
+
+
+def test_pipelined_requests_answer_in_order(bootstrap):
+    s = connect(bootstrap)
+    for corr in range(100, 150):
+        send_frame(s, header(18, 0, corr))
+    for corr in range(100, 150):
+        body = read_frame(s)
+        assert struct.unpack(">i", body[:4])[0] == corr
+    s.close()
