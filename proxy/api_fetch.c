@@ -82,6 +82,16 @@ static void on_wake(void *arg)
 		restart(x);
 }
 
+/* The client is gone: stop waiting (a Postgres read in flight answers when
+ * it lands, without parking). */
+static void fetch_abandon(struct request *req)
+{
+	struct fetch_ctx *x = req->ctx;
+	x->waited = true;
+	if (!x->reading)
+		answer(x);
+}
+
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -201,6 +211,7 @@ void handle_Fetch(struct request *req)
 	x->resp = resp;
 	req->ctx = x;
 	req->cleanup = fetch_cleanup;
+	req->abandon = fetch_abandon;
 	resp->SessionId = 0; /* sessions declined */
 
 	int32_t total = 0;

@@ -35,6 +35,7 @@ struct conn {
 	bool closed;        /* socket gone; freed when inflight reaches 0 */
 	bool close_after;   /* close once the queue drains */
 	bool paused;
+	bool free_scheduled;
 	struct conn *next, *prev;
 };
 
@@ -61,6 +62,30 @@ static void request_free(struct request *r)
 	free(r);
 }
 
+static void conn_free_now(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_free(arg);
+}
+
+/*
+ * A closed connection is freed after the current loop iteration, never
+ * under the feet of the callback (a read, a storage answer) that closed it.
+ */
+static void conn_free_later(struct conn *c)
+{
+	struct timeval now = {0, 0};
+	if (c->free_scheduled)
+		return;
+	c->free_scheduled = true;
+	if (event_base_once(c->srv->base, -1, EV_TIMEOUT, conn_free_now, c,
+			    &now) < 0)
+		log_error("cannot schedule the release of a connection");
+}
+
+static void conn_flush(struct conn *c);
+
 static void conn_close(struct conn *c, const char *why)
 {
 	if (c->closed)
@@ -70,17 +95,18 @@ static void conn_close(struct conn *c, const char *why)
 	c->closed = true;
 	bufferevent_free(c->bev);
 	c->bev = NULL;
-	/* Requests already answered are freed; the rest free themselves. */
-	while (c->head && c->head->done) {
+	/* Requests that only wait for the client (a long-polling fetch) give
+	 * up now; the rest finish and free themselves. */
+	for (;;) {
 		struct request *r = c->head;
-		c->head = r->next;
-		request_free(r);
-		c->inflight--;
+		while (r && (r->done || !r->abandon || r->abandoned))
+			r = r->next;
+		if (!r)
+			break;
+		r->abandoned = true;
+		r->abandon(r);
 	}
-	if (!c->head)
-		c->tail = NULL;
-	if (c->inflight == 0)
-		conn_free(c);
+	conn_flush(c);
 }
 
 
@@ -114,7 +140,7 @@ static void conn_flush(struct conn *c)
 	}
 	if (c->closed) {
 		if (c->inflight == 0)
-			conn_free(c);
+			conn_free_later(c);
 		return;
 	}
 	if (c->close_after && !c->head) {
@@ -407,13 +433,14 @@ void server_stop(struct server *srv)
 		evconnlistener_free(srv->listener);
 	srv->listener = NULL;
 	groups_free(srv);
-	while (srv->conns) {
-		struct conn *c = srv->conns;
-		if (c->closed) {
-			/* Requests still pending: detach, they die with us. */
-			conn_free(c);
-			continue;
-		}
+	for (struct conn *c = srv->conns; c; c = c->next)
 		conn_close(c, NULL);
+	/* The loop no longer runs: free now what conn_free_later scheduled.
+	 * A connection with a request still waiting for Postgres stays: that
+	 * request will still touch it while the store shuts down. */
+	for (struct conn *c = srv->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->inflight == 0)
+			conn_free(c);
 	}
 }

@@ -47,6 +47,10 @@ struct request {
 	struct request *next;
 	void *ctx; /* the handler's own state */
 	void (*cleanup)(void *ctx); /* runs when the request is freed */
+	/* Called once if the connection closes before the answer: a request
+	 * that only waits for the client's sake answers (into the void) now. */
+	void (*abandon)(struct request *req);
+	bool abandoned;
 	int holds;        /* parts still in flight (req_hold) */
 	void *held_resp;  /* the answer once they are all done */
 };

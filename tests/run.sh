@@ -41,7 +41,7 @@ SUITE_TIMEOUT=${SAMSA_SUITE_TIMEOUT:-900}
 
 # node test files that wait for a later issue; each is listed in the summary
 # as not run, with the reason.  Remove a name here to enable its file.
-NODE_PENDING=("core-group.test.js:consumer groups (issue 3)")
+NODE_PENDING=()
 
 usage() {
 	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
