@@ -120,9 +120,22 @@ static void cache_push(struct store *s, struct st_partition *p,
 	if (p->ring_count++ == 0)
 		s->cached_partitions++;
 	p->cache_bytes += b->len;
+	p->avg_batch = p->avg_batch ? (p->avg_batch * 7 + b->len) / 8 : b->len;
 	size_t cap = cache_share(s);
 	while (p->ring_count > 1 && p->cache_bytes > cap)
 		ring_pop(s, p);
+}
+
+static void ra_clear(struct store *s, struct st_partition *p)
+{
+	for (size_t i = 0; i < p->ra_count; i++)
+		free(p->ra[i]);
+	free(p->ra);
+	if (s)
+		s->ra_total -= p->ra_bytes;
+	p->ra = NULL;
+	p->ra_count = 0;
+	p->ra_bytes = 0;
 }
 
 void st_partition_free(struct st_partition *p)
@@ -130,6 +143,7 @@ void st_partition_free(struct st_partition *p)
 	if (!p)
 		return;
 	cache_clear(NULL, p);
+	ra_clear(NULL, p);
 	free(p->ring);
 	while (p->producers) {
 		struct st_producer *n = p->producers->next;
@@ -139,13 +153,38 @@ void st_partition_free(struct st_partition *p)
 	free(p);
 }
 
+/* Whole batches of arr[0..n) from the one holding offset, up to max_bytes
+ * (the first always); -1 when offset is not inside arr. */
+static long serve(struct st_batch *const *arr, size_t n, int64_t offset,
+		  int32_t max_bytes, struct kb_writer *out)
+{
+	if (n == 0 || offset < arr[0]->base || offset > arr[n - 1]->last)
+		return -1;
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (arr[mid]->last < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	long len = 0;
+	for (size_t i = lo; i < n; i++) {
+		if (len > 0 && len + (long)arr[i]->len > max_bytes)
+			break;
+		kb_write_raw(out, arr[i]->data, arr[i]->len);
+		len += (long)arr[i]->len;
+	}
+	return len;
+}
+
 long st_read_cached(struct st_partition *p, int64_t offset, int32_t max_bytes,
 		    struct kb_writer *out)
 {
 	if (offset >= p->hw)
 		return 0;
 	if (p->ring_count == 0 || offset < ring_at(p, 0)->base)
-		return -1;
+		return serve(p->ra, p->ra_count, offset, max_bytes, out);
 	/* The first batch whose last offset reaches offset. */
 	size_t lo = 0, hi = p->ring_count;
 	while (lo < hi) {
@@ -871,20 +910,31 @@ void st_partition_retire(struct store *s, struct st_partition *p)
 {
 	p->deleted = true;
 	cache_clear(s, p);
+	ra_clear(s, p);
 	wake(p);
 }
 
 /* --- reads from Postgres ------------------------------------------------------ */
 
 struct read_ctx {
+	struct store *s;
+	struct st_partition *p;
+	int64_t offset;
+	int32_t max_bytes;
 	st_read_cb cb;
 	void *arg;
 };
+
+/* How much one read from Postgres brings back, for one fetch and those that
+ * follow it. */
+#define READ_AHEAD_BYTES (4u << 20)
 
 static void on_read(void *arg, const PGresult *res, const char *err,
 		    const char *sqlstate)
 {
 	struct read_ctx *r = arg;
+	struct store *s = r->s;
+	struct st_partition *p = r->p;
 	(void)err;
 	(void)sqlstate;
 	if (!res) {
@@ -892,11 +942,47 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 		free(r);
 		return;
 	}
+	size_t n = (size_t)PQntuples(res), bytes = 0;
+	struct st_batch **ra = calloc(n + 1, sizeof(*ra));
+	size_t count = 0;
+	for (size_t i = 0; ra && i < n; i++) {
+		size_t len = (size_t)PQgetlength(res, (int)i, 0);
+		const uint8_t *data = (const uint8_t *)PQgetvalue(res, (int)i, 0);
+		struct rb_header h;
+		struct st_batch *b = malloc(sizeof(*b) + len);
+		if (!b || rb_read_header(data, len, &h) < 0) {
+			free(b);
+			break;
+		}
+		memcpy(b->data, data, len);
+		b->len = len;
+		b->base = h.BaseOffset;
+		b->last = h.BaseOffset + h.LastOffsetDelta;
+		b->max_ts = h.MaxTimestamp;
+		ra[count++] = b;
+		bytes += len;
+	}
 	struct kb_writer w = {0};
-	for (int i = 0; i < PQntuples(res); i++)
-		kb_write_raw(&w, PQgetvalue(res, i, 0),
-			     (size_t)PQgetlength(res, i, 0));
-	if (!kb_writer_ok(&w))
+	/* The log may start after offset (records deleted meanwhile): then
+	 * the answer starts at the first batch there is. */
+	if (count > 0 && r->offset < ra[0]->base)
+		serve(ra, count, ra[0]->base, r->max_bytes, &w);
+	else
+		serve(ra, count, r->offset, r->max_bytes, &w);
+	/* Keep the rest for the next fetches while the budget allows. */
+	if (ra && !p->deleted &&
+	    s->ra_total - p->ra_bytes + bytes <= s->opts.cache_total_bytes / 2) {
+		ra_clear(s, p);
+		p->ra = ra;
+		p->ra_count = count;
+		p->ra_bytes = bytes;
+		s->ra_total += bytes;
+	} else {
+		for (size_t i = 0; i < count; i++)
+			free(ra[i]);
+		free(ra);
+	}
+	if (!kb_writer_ok(&w) || (!ra && n > 0))
 		r->cb(r->arg, ST_UNAVAILABLE, NULL, 0);
 	else
 		r->cb(r->arg, ST_OK, w.buf, w.len);
@@ -925,25 +1011,27 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
 		unavailable_soon(s, NULL, cb, arg);
 		return;
 	}
-	r->cb = cb;
-	r->arg = arg;
-	char tid[16], part[16], off[24], max[16];
+	*r = (struct read_ctx){s, p, offset, max_bytes, cb, arg};
+	size_t want = READ_AHEAD_BYTES;
+	if (max_bytes > 0 && (size_t)max_bytes > want)
+		want = (size_t)max_bytes;
+	size_t avg = p->avg_batch ? p->avg_batch : 16384;
+	size_t rows = want / avg + 1;
+	if (rows > 20000)
+		rows = 20000;
+	char tid[16], part[16], off[24], limit[24];
 	snprintf(tid, sizeof(tid), "%d", p->topic->tid);
 	snprintf(part, sizeof(part), "%d", p->index);
 	snprintf(off, sizeof(off), "%" PRId64, offset);
-	snprintf(max, sizeof(max), "%d", max_bytes > 0 ? max_bytes : 1);
-	const char *v[4] = {tid, part, off, max};
-	/* Whole batches from the one holding offset, up to max bytes (the
-	 * first always), never past what is committed. */
+	snprintf(limit, sizeof(limit), "%zu", rows);
+	const char *v[4] = {tid, part, off, limit};
+	/* Whole batches from the one holding offset on, by the primary key;
+	 * everything in the table is committed. */
 	pg_query(c,
-		 "SELECT batch FROM (SELECT base_offset, batch, bytes, "
-		 "sum(bytes) OVER (ORDER BY base_offset) - bytes AS before "
-		 "FROM samsa.log WHERE tid = $1 AND partition = $2 AND "
-		 "base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "
+		 "SELECT batch FROM samsa.log WHERE tid = $1 AND partition = $2 "
+		 "AND base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "
 		 "samsa.log WHERE tid = $1 AND partition = $2 AND "
-		 "base_offset <= $3) AND last_offset >= $3 "
-		 "ORDER BY base_offset LIMIT 4096) x "
-		 "WHERE before = 0 OR before + bytes <= $4 ORDER BY base_offset",
+		 "base_offset <= $3) ORDER BY base_offset LIMIT $4",
 		 4, v, NULL, NULL, true, on_read, r);
 	pg_sync(c);
 }

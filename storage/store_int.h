@@ -62,6 +62,12 @@ struct st_partition {
 	size_t ring_cap, ring_head, ring_count;
 	size_t cache_bytes;
 
+	/* Read-ahead: the batches of the last read from Postgres, oldest
+	 * first, so a consumer catching up reads Postgres once per few MiB. */
+	struct st_batch **ra;
+	size_t ra_count, ra_bytes;
+	size_t avg_batch; /* bytes per batch lately, to size reads */
+
 	struct st_producer *producers;
 	struct st_waiter waiters; /* list head */
 };
@@ -85,6 +91,7 @@ struct store {
 	size_t ncreating;
 
 	size_t cached_partitions; /* partitions with batches in cache */
+	size_t ra_total;          /* read-ahead bytes of all partitions */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
 	struct st_append *flushing;                /* in the flush in flight */
 	bool flush_in_flight;
