@@ -39,22 +39,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "samsa: cannot create the event loop\n");
 		return 1;
 	}
+	/* The port first: a port in use is one line, before Postgres. */
+	struct server srv = {.base = base, .cfg = &cfg};
+	if (server_start(&srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "samsa: %s\n", err);
+		event_base_free(base);
+		config_free(&cfg);
+		return 1;
+	}
 	struct st_options so = {.conninfo = cfg.pg, .schema = "samsa"};
 	struct store *store = store_open(base, &so, err, sizeof(err));
 	if (!store) {
 		fprintf(stderr, "samsa: %s\n", err);
+		server_stop(&srv);
 		event_base_free(base);
 		config_free(&cfg);
 		return 1;
 	}
-	struct server srv = {.base = base, .store = store, .cfg = &cfg};
-	if (server_start(&srv, err, sizeof(err)) < 0) {
-		fprintf(stderr, "samsa: %s\n", err);
-		store_close(store);
-		event_base_free(base);
-		config_free(&cfg);
-		return 1;
-	}
+	srv.store = store;
+	server_accept(&srv);
 	struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	event_add(sigint, NULL);

@@ -416,7 +416,8 @@ int server_start(struct server *srv, char *err, size_t errlen)
 	}
 	srv->listener = evconnlistener_new_bind(
 		srv->base, on_accept, srv,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024, ai->ai_addr,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_DISABLED,
+		1024, ai->ai_addr,
 		(int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
 	if (!srv->listener) {
@@ -425,6 +426,11 @@ int server_start(struct server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+void server_accept(struct server *srv)
+{
+	evconnlistener_enable(srv->listener);
 }
 
 void server_stop(struct server *srv)

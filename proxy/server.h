@@ -56,10 +56,12 @@ struct request {
 };
 
 /*
- * Starts listening on cfg->kafka.  Returns 0, or -1 with a one-line message
- * (e.g. the port is in use).
+ * Binds cfg->kafka without accepting yet, so a port in use is reported
+ * before anything else starts.  Returns 0, or -1 with a one-line message.
  */
 int server_start(struct server *srv, char *err, size_t errlen);
+/* Starts accepting connections (srv->store must be open). */
+void server_accept(struct server *srv);
 void server_stop(struct server *srv);
 
 /*

@@ -79,8 +79,12 @@ static int load(struct store *s, char *err, size_t errlen)
 	rc = 0;
 out:
 	if (rc < 0) {
+		/* One line: libpq's messages come with newlines and tabs. */
+		for (char *c = err; *c; c++)
+			if (*c == '\n' || *c == '\t')
+				*c = ' ';
 		size_t n = strlen(err);
-		while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+		while (n > 0 && err[n - 1] == ' ')
 			err[--n] = '\0';
 	}
 	PQfinish(conn);
