@@ -27,7 +27,7 @@ struct kstr {
 	int32_t len;
 };
 
-#define KSTR_NULL ((struct kstr){NULL, -1})
+#define KSTR_NULL   ((struct kstr){NULL, -1})
 #define KSTR_LIT(s) ((struct kstr){(s), (int32_t)(sizeof(s) - 1)})
 
 /* A C string as a kstr (NULL gives the null kstr). Borrows s. */

@@ -45,8 +45,8 @@ enum kf_type {
 	KF_ARRAY,
 };
 
-#define KF_VMAX INT16_MAX /* "N+" in Kafka's notation */
-#define KF_NEVER (-1)     /* in a version bound: no version at all */
+#define KF_VMAX	 INT16_MAX /* "N+" in Kafka's notation */
+#define KF_NEVER (-1)	   /* in a version bound: no version at all */
 
 /* The generic view of every array field. */
 struct karr {
@@ -58,14 +58,14 @@ struct kf_struct;
 
 struct kf_field {
 	const char *name;
-	uint8_t type;       /* enum kf_type */
-	uint8_t elem;       /* element type when type == KF_ARRAY */
+	uint8_t type;	    /* enum kf_type */
+	uint8_t elem;	    /* element type when type == KF_ARRAY */
 	int16_t vmin, vmax; /* versions in which the field exists */
 	int16_t nmin, nmax; /* versions in which it is nullable (KF_NEVER) */
 	int16_t tmin, tmax; /* versions in which it is tagged (KF_NEVER) */
-	int32_t tag;        /* tag number when tagged */
+	int32_t tag;	    /* tag number when tagged */
 	uint32_t offset;    /* offsetof() in the C struct */
-	int64_t def;        /* default: the value for numbers and bool; for
+	int64_t def;	    /* default: the value for numbers and bool; for
 			     * string/bytes/records/arrays 1 means null,
 			     * 0 empty */
 	const struct kf_struct *sub; /* KF_STRUCT, or array of KF_STRUCT */
@@ -79,7 +79,7 @@ struct kf_struct {
 };
 
 struct kf_message {
-	const char *name;  /* "ProduceRequest" */
+	const char *name; /* "ProduceRequest" */
 	int16_t api_key;
 	int16_t vmin, vmax; /* versions described */
 	int16_t flex_min;   /* first flexible version (KF_VMAX: none) */

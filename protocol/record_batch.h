@@ -17,16 +17,16 @@
 
 #include "kbuf.h"
 
-#define RB_HEADER_SIZE 61    /* bytes before the first record */
-#define RB_LOG_OVERHEAD 12   /* BaseOffset + BatchLength */
-#define RB_CRC_OFFSET 17     /* where Crc sits */
-#define RB_ATTR_OFFSET 21    /* where the CRC-covered part starts */
+#define RB_HEADER_SIZE	61 /* bytes before the first record */
+#define RB_LOG_OVERHEAD 12 /* BaseOffset + BatchLength */
+#define RB_CRC_OFFSET	17 /* where Crc sits */
+#define RB_ATTR_OFFSET	21 /* where the CRC-covered part starts */
 
-#define RB_ATTR_CODEC_MASK 0x07
+#define RB_ATTR_CODEC_MASK	0x07
 #define RB_ATTR_LOG_APPEND_TIME 0x08
-#define RB_ATTR_TRANSACTIONAL 0x10
-#define RB_ATTR_CONTROL 0x20
-#define RB_ATTR_DELETE_HORIZON 0x40
+#define RB_ATTR_TRANSACTIONAL	0x10
+#define RB_ATTR_CONTROL		0x20
+#define RB_ATTR_DELETE_HORIZON	0x40
 
 struct rb_header {
 	int64_t BaseOffset;

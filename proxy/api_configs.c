@@ -38,8 +38,9 @@ int16_t topic_config_check(struct kstr name, struct kstr value, char *err,
 		return KERR_INVALID_CONFIG;
 	}
 	if (value.len < 0) {
-		snprintf(err, errlen, "Null value not supported for topic "
-				      "configs: %s",
+		snprintf(err, errlen,
+			 "Null value not supported for topic "
+			 "configs: %s",
 			 d->name);
 		return KERR_INVALID_CONFIG;
 	}
@@ -54,8 +55,9 @@ int16_t topic_config_check(struct kstr name, struct kstr value, char *err,
 						  : KERR_NONE;
 }
 
-static bool wanted(const struct DescribeConfigsRequest_DescribeConfigsResource *q,
-		   const char *name)
+static bool
+wanted(const struct DescribeConfigsRequest_DescribeConfigsResource *q,
+       const char *name)
 {
 	if (q->ConfigurationKeys.count < 0)
 		return true;
@@ -65,9 +67,10 @@ static bool wanted(const struct DescribeConfigsRequest_DescribeConfigsResource *
 	return false;
 }
 
-static void add_synonym(struct request *req,
-			struct DescribeConfigsResponse_DescribeConfigsSynonym *s,
-			int *n, const char *name, const char *value, int source)
+static void
+add_synonym(struct request *req,
+	    struct DescribeConfigsResponse_DescribeConfigsSynonym *s, int *n,
+	    const char *name, const char *value, int source)
 {
 	s[*n].Name = req_str(req, name);
 	s[*n].Value = req_str(req, value);
@@ -75,10 +78,11 @@ static void add_synonym(struct request *req,
 	(*n)++;
 }
 
-static void describe_topic(struct request *req,
-			   const struct DescribeConfigsRequest_DescribeConfigsResource *q,
-			   struct DescribeConfigsResponse_DescribeConfigsResult *r,
-			   const struct st_topic *t)
+static void
+describe_topic(struct request *req,
+	       const struct DescribeConfigsRequest_DescribeConfigsResource *q,
+	       struct DescribeConfigsResponse_DescribeConfigsResult *r,
+	       const struct st_topic *t)
 {
 	const struct DescribeConfigsRequest *dr = req->body;
 	size_t ndefs;
@@ -86,10 +90,10 @@ static void describe_topic(struct request *req,
 	int32_t n = 0;
 	for (size_t i = 0; i < ndefs; i++)
 		n += wanted(q, defs[i].name);
-	struct DescribeConfigsResponse_DescribeConfigsResourceResult *c =
-		req_array(req, &r->Configs,
-			  &DescribeConfigsResponse_DescribeConfigsResourceResult_struct,
-			  n);
+	struct DescribeConfigsResponse_DescribeConfigsResourceResult *c = req_array(
+		req, &r->Configs,
+		&DescribeConfigsResponse_DescribeConfigsResourceResult_struct,
+		n);
 	for (size_t i = 0, k = 0; c && i < ndefs; i++) {
 		const struct tc_def *d = &defs[i];
 		if (!wanted(q, d->name))
@@ -105,10 +109,11 @@ static void describe_topic(struct request *req,
 		if (dr->IncludeDocumentation)
 			c[k].Documentation = req_str(req, d->doc);
 		if (dr->IncludeSynonyms) {
-			struct DescribeConfigsResponse_DescribeConfigsSynonym *s =
-				req_array(req, &c[k].Synonyms,
-					  &DescribeConfigsResponse_DescribeConfigsSynonym_struct,
-					  3);
+			struct DescribeConfigsResponse_DescribeConfigsSynonym
+				*s = req_array(
+					req, &c[k].Synonyms,
+					&DescribeConfigsResponse_DescribeConfigsSynonym_struct,
+					3);
 			int ns = 0, dsrc;
 			const char *dv = tc_default(d, &dsrc);
 			if (s && source == TC_SRC_DYNAMIC_TOPIC)
@@ -125,19 +130,20 @@ static void describe_topic(struct request *req,
 	}
 }
 
-static void describe_broker(struct request *req,
-			    const struct DescribeConfigsRequest_DescribeConfigsResource *q,
-			    struct DescribeConfigsResponse_DescribeConfigsResult *r)
+static void
+describe_broker(struct request *req,
+		const struct DescribeConfigsRequest_DescribeConfigsResource *q,
+		struct DescribeConfigsResponse_DescribeConfigsResult *r)
 {
 	size_t ndefs;
 	const struct bc_def *defs = bc_defs(&ndefs);
 	int32_t n = 0;
 	for (size_t i = 0; i < ndefs; i++)
 		n += wanted(q, defs[i].name);
-	struct DescribeConfigsResponse_DescribeConfigsResourceResult *c =
-		req_array(req, &r->Configs,
-			  &DescribeConfigsResponse_DescribeConfigsResourceResult_struct,
-			  n);
+	struct DescribeConfigsResponse_DescribeConfigsResourceResult *c = req_array(
+		req, &r->Configs,
+		&DescribeConfigsResponse_DescribeConfigsResourceResult_struct,
+		n);
 	for (size_t i = 0, k = 0; c && i < ndefs; i++) {
 		if (!wanted(q, defs[i].name))
 			continue;
@@ -173,7 +179,8 @@ void handle_DescribeConfigs(struct request *req)
 	for (int32_t i = 0; res && i < n; i++) {
 		const struct DescribeConfigsRequest_DescribeConfigsResource *q =
 			&dr->Resources.items[i];
-		struct DescribeConfigsResponse_DescribeConfigsResult *r = &res[i];
+		struct DescribeConfigsResponse_DescribeConfigsResult *r =
+			&res[i];
 		r->ResourceType = q->ResourceType;
 		r->ResourceName = q->ResourceName;
 		r->ErrorMessage = KSTR_NULL;
@@ -190,7 +197,8 @@ void handle_DescribeConfigs(struct request *req)
 		} else if (q->ResourceType == RES_BROKER) {
 			if (!is_our_broker(req, q->ResourceName)) {
 				r->ErrorCode = KERR_INVALID_REQUEST;
-				r->ErrorMessage = req_str(req, "Unknown broker");
+				r->ErrorMessage =
+					req_str(req, "Unknown broker");
 				continue;
 			}
 			describe_broker(req, q, r);
@@ -205,7 +213,8 @@ void handle_DescribeConfigs(struct request *req)
 	req_reply(req, resp);
 }
 
-/* --- altering ----------------------------------------------------------------- */
+/* --- altering
+ * ----------------------------------------------------------------- */
 
 /* A topic's settings being edited: a growable copy in the arena. */
 struct edit {
@@ -258,7 +267,8 @@ static const char *edit_get(const struct edit *e, const struct tc_def *d)
 static const char *list_edit(struct request *req, const char *cur,
 			     struct kstr item, bool append)
 {
-	char *out = arena_alloc(&req->arena, strlen(cur) + (size_t)item.len + 2);
+	char *out =
+		arena_alloc(&req->arena, strlen(cur) + (size_t)item.len + 2);
 	if (!out)
 		return cur;
 	char *o = out;
@@ -311,8 +321,8 @@ static void altered(void *arg, enum st_status st, const char *msg)
 static void alter_resource(struct request *req, int8_t type, struct kstr rname,
 			   int32_t n, const struct kstr *names,
 			   const struct kstr *values, const int8_t *ops,
-			   bool incremental, bool validate_only,
-			   int16_t *error, struct kstr *message)
+			   bool incremental, bool validate_only, int16_t *error,
+			   struct kstr *message)
 {
 	char err[300] = "";
 	if (type == RES_BROKER || type == RES_BROKER_LOGGER) {
@@ -414,8 +424,10 @@ void handle_AlterConfigs(struct request *req)
 		res[i].ResourceName = q->ResourceName;
 		res[i].ErrorMessage = KSTR_NULL;
 		int32_t nc = q->Configs.count > 0 ? q->Configs.count : 0;
-		struct kstr *names = arena_alloc(&req->arena, (size_t)nc * sizeof(*names) + 1);
-		struct kstr *values = arena_alloc(&req->arena, (size_t)nc * sizeof(*values) + 1);
+		struct kstr *names = arena_alloc(
+			&req->arena, (size_t)nc * sizeof(*names) + 1);
+		struct kstr *values = arena_alloc(
+			&req->arena, (size_t)nc * sizeof(*values) + 1);
 		if (!names || !values) {
 			res[i].ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
 			continue;
@@ -436,10 +448,11 @@ void handle_IncrementalAlterConfigs(struct request *req)
 	struct IncrementalAlterConfigsRequest *ar = req->body;
 	struct IncrementalAlterConfigsResponse *resp = req_response(req);
 	int32_t n = ar->Resources.count > 0 ? ar->Resources.count : 0;
-	struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *res =
-		req_array(req, &resp->Responses,
-			  &IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_struct,
-			  n);
+	struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse
+		*res = req_array(
+			req, &resp->Responses,
+			&IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_struct,
+			n);
 	req_begin(req, resp);
 	for (int32_t i = 0; res && i < n; i++) {
 		struct IncrementalAlterConfigsRequest_AlterConfigsResource *q =
@@ -448,8 +461,10 @@ void handle_IncrementalAlterConfigs(struct request *req)
 		res[i].ResourceName = q->ResourceName;
 		res[i].ErrorMessage = KSTR_NULL;
 		int32_t nc = q->Configs.count > 0 ? q->Configs.count : 0;
-		struct kstr *names = arena_alloc(&req->arena, (size_t)nc * sizeof(*names) + 1);
-		struct kstr *values = arena_alloc(&req->arena, (size_t)nc * sizeof(*values) + 1);
+		struct kstr *names = arena_alloc(
+			&req->arena, (size_t)nc * sizeof(*names) + 1);
+		struct kstr *values = arena_alloc(
+			&req->arena, (size_t)nc * sizeof(*values) + 1);
 		int8_t *ops = arena_alloc(&req->arena, (size_t)nc + 1);
 		if (!names || !values || !ops) {
 			res[i].ErrorCode = KERR_UNKNOWN_SERVER_ERROR;

@@ -28,8 +28,7 @@ bool topic_name_valid(struct kstr name)
 }
 
 void topic_autocreate(struct request *req, struct kstr name,
-		      void (*cb)(void *arg, enum st_status st,
-				 const char *msg),
+		      void (*cb)(void *arg, enum st_status st, const char *msg),
 		      void *arg)
 {
 	int32_t parts = (int32_t)bc_get_int("num.partitions", 1);
@@ -58,10 +57,10 @@ static void describe_topic(struct request *req,
 	out->Name = req_str(req, t->name);
 	out->TopicId = t->id;
 	out->IsInternal = t->internal;
-	struct MetadataResponse_MetadataResponsePartition *p = req_array(
-		req, &out->Partitions,
-		&MetadataResponse_MetadataResponsePartition_struct,
-		t->npartitions);
+	struct MetadataResponse_MetadataResponsePartition *p =
+		req_array(req, &out->Partitions,
+			  &MetadataResponse_MetadataResponsePartition_struct,
+			  t->npartitions);
 	for (int32_t i = 0; p && i < t->npartitions; i++) {
 		p[i].ErrorCode = KERR_NONE;
 		p[i].PartitionIndex = i;
@@ -88,8 +87,9 @@ static void metadata_answer(struct request *req)
 	struct store *s = req->srv->store;
 	int16_t v = req->hdr.RequestApiVersion;
 
-	struct MetadataResponse_MetadataResponseBroker *b = req_array(
-		req, &resp->Brokers, &MetadataResponse_MetadataResponseBroker_struct, 1);
+	struct MetadataResponse_MetadataResponseBroker *b =
+		req_array(req, &resp->Brokers,
+			  &MetadataResponse_MetadataResponseBroker_struct, 1);
 	if (b) {
 		b->NodeId = req->srv->cfg->broker_id;
 		fill_broker(req, &b->Host, &b->Port);
@@ -153,7 +153,8 @@ void handle_Metadata(struct request *req)
 	struct MetadataRequest *mr = req->body;
 	struct store *s = req->srv->store;
 	/* Before v4 a request always allowed auto-creation. */
-	bool allow = req->hdr.RequestApiVersion < 4 || mr->AllowAutoTopicCreation;
+	bool allow =
+		req->hdr.RequestApiVersion < 4 || mr->AllowAutoTopicCreation;
 	struct metadata_ctx *x = arena_alloc(&req->arena, sizeof(*x));
 	req->ctx = x;
 	if (x && allow && autocreate_enabled()) {
@@ -186,9 +187,9 @@ void handle_DescribeCluster(struct request *req)
 	struct DescribeClusterResponse *resp = req_response(req);
 	resp->ClusterId = req_str(req, store_cluster_id(req->srv->store));
 	resp->ControllerId = req->srv->cfg->broker_id;
-	struct DescribeClusterResponse_DescribeClusterBroker *b =
-		req_array(req, &resp->Brokers,
-			  &DescribeClusterResponse_DescribeClusterBroker_struct, 1);
+	struct DescribeClusterResponse_DescribeClusterBroker *b = req_array(
+		req, &resp->Brokers,
+		&DescribeClusterResponse_DescribeClusterBroker_struct, 1);
 	if (b) {
 		b->BrokerId = req->srv->cfg->broker_id;
 		fill_broker(req, &b->Host, &b->Port);
@@ -209,9 +210,11 @@ void handle_FindCoordinator(struct request *req)
 	resp->ErrorCode = known ? KERR_NONE : KERR_INVALID_REQUEST;
 	if (known)
 		fill_broker(req, &resp->Host, &resp->Port);
-	int32_t n = fr->CoordinatorKeys.count > 0 ? fr->CoordinatorKeys.count : 0;
-	struct FindCoordinatorResponse_Coordinator *c = req_array(
-		req, &resp->Coordinators, &FindCoordinatorResponse_Coordinator_struct, n);
+	int32_t n =
+		fr->CoordinatorKeys.count > 0 ? fr->CoordinatorKeys.count : 0;
+	struct FindCoordinatorResponse_Coordinator *c =
+		req_array(req, &resp->Coordinators,
+			  &FindCoordinatorResponse_Coordinator_struct, n);
 	for (int32_t i = 0; c && i < n; i++) {
 		c[i].Key = fr->CoordinatorKeys.items[i];
 		c[i].NodeId = known ? id : -1;

@@ -41,9 +41,10 @@ static struct item *item_new(struct request *req, int16_t *error,
 
 /* --- CreateTopics --------------------------------------------------------- */
 
-static void describe_new_topic(struct request *req,
-			       struct CreateTopicsResponse_CreatableTopicResult *r,
-			       const struct tc_override *ov, size_t n)
+static void
+describe_new_topic(struct request *req,
+		   struct CreateTopicsResponse_CreatableTopicResult *r,
+		   const struct tc_override *ov, size_t n)
 {
 	size_t ndefs;
 	const struct tc_def *defs = tc_defs(&ndefs);
@@ -88,8 +89,9 @@ void handle_CreateTopics(struct request *req)
 	struct store *s = req->srv->store;
 	req_begin(req, resp);
 	int32_t n = cr->Topics.count > 0 ? cr->Topics.count : 0;
-	struct CreateTopicsResponse_CreatableTopicResult *res = req_array(
-		req, &resp->Topics, &CreateTopicsResponse_CreatableTopicResult_struct, n);
+	struct CreateTopicsResponse_CreatableTopicResult *res =
+		req_array(req, &resp->Topics,
+			  &CreateTopicsResponse_CreatableTopicResult_struct, n);
 	if (!resp || (n && !res)) {
 		req_close_connection(req);
 		return;
@@ -98,7 +100,8 @@ void handle_CreateTopics(struct request *req)
 	int16_t def_rf = (int16_t)bc_get_int("default.replication.factor", 1);
 
 	for (int32_t i = 0; i < n; i++) {
-		struct CreateTopicsRequest_CreatableTopic *t = &cr->Topics.items[i];
+		struct CreateTopicsRequest_CreatableTopic *t =
+			&cr->Topics.items[i];
 		struct CreateTopicsResponse_CreatableTopicResult *r = &res[i];
 		char err[256] = "";
 		r->Name = t->Name;
@@ -106,8 +109,8 @@ void handle_CreateTopics(struct request *req)
 		r->NumPartitions = -1;
 		r->ReplicationFactor = -1;
 
-		int32_t parts = t->NumPartitions == -1 ? def_parts
-							: t->NumPartitions;
+		int32_t parts =
+			t->NumPartitions == -1 ? def_parts : t->NumPartitions;
 		int16_t rf = t->ReplicationFactor == -1 ? def_rf
 							: t->ReplicationFactor;
 		if (t->Assignments.count > 0) {
@@ -116,7 +119,8 @@ void handle_CreateTopics(struct request *req)
 		}
 		bool dup = false;
 		for (int32_t j = 0; j < n; j++)
-			if (j != i && cr->Topics.items[j].Name.len == t->Name.len &&
+			if (j != i &&
+			    cr->Topics.items[j].Name.len == t->Name.len &&
 			    memcmp(cr->Topics.items[j].Name.ptr, t->Name.ptr,
 				   (size_t)t->Name.len) == 0)
 				dup = true;
@@ -132,8 +136,9 @@ void handle_CreateTopics(struct request *req)
 				 "characters of [a-zA-Z0-9._-]");
 		} else if (st_topic_find(s, t->Name)) {
 			r->ErrorCode = KERR_TOPIC_ALREADY_EXISTS;
-			snprintf(err, sizeof(err), "Topic '%.*s' already exists.",
-				 t->Name.len, t->Name.ptr);
+			snprintf(err, sizeof(err),
+				 "Topic '%.*s' already exists.", t->Name.len,
+				 t->Name.ptr);
 		} else if (parts <= 0 || parts > 100000) {
 			r->ErrorCode = KERR_INVALID_PARTITIONS;
 			snprintf(err, sizeof(err),
@@ -145,27 +150,34 @@ void handle_CreateTopics(struct request *req)
 				 "-1 to use the default value.");
 		} else if (rf > 1) {
 			r->ErrorCode = KERR_INVALID_REPLICATION_FACTOR;
-			snprintf(err, sizeof(err),
-				 "Unable to replicate the partition %d time(s): "
-				 "The target replication factor of %d cannot be "
-				 "reached because only 1 broker(s) are "
-				 "registered.",
-				 rf, rf);
+			snprintf(
+				err, sizeof(err),
+				"Unable to replicate the partition %d time(s): "
+				"The target replication factor of %d cannot be "
+				"reached because only 1 broker(s) are "
+				"registered.",
+				rf, rf);
 		}
 		struct tc_override *ov = NULL;
 		int32_t nc = t->Configs.count > 0 ? t->Configs.count : 0;
 		if (!r->ErrorCode && nc) {
 			ov = arena_alloc(&req->arena, (size_t)nc * sizeof(*ov));
-			for (int32_t j = 0; ov && j < nc && !r->ErrorCode; j++) {
-				struct CreateTopicsRequest_CreatableTopicConfig *c =
-					&t->Configs.items[j];
+			for (int32_t j = 0; ov && j < nc && !r->ErrorCode;
+			     j++) {
+				struct CreateTopicsRequest_CreatableTopicConfig
+					*c = &t->Configs.items[j];
 				r->ErrorCode = topic_config_check(
 					c->Name, c->Value, err, sizeof(err));
-				ov[j].name = arena_strndup(&req->arena, c->Name.ptr,
-							   (size_t)c->Name.len);
-				ov[j].value = c->Value.len >= 0 ? arena_strndup(
-						 &req->arena, c->Value.ptr,
-						 (size_t)c->Value.len) : "";
+				ov[j].name =
+					arena_strndup(&req->arena, c->Name.ptr,
+						      (size_t)c->Name.len);
+				ov[j].value =
+					c->Value.len >= 0
+						? arena_strndup(
+							  &req->arena,
+							  c->Value.ptr,
+							  (size_t)c->Value.len)
+						: "";
 			}
 		}
 		if (r->ErrorCode) {
@@ -187,13 +199,14 @@ void handle_CreateTopics(struct request *req)
 		ci->it.message = &r->ErrorMessage;
 		ci->r = r;
 		req_hold(req);
-		st_create_topic(s, t->Name, parts, ov, (size_t)nc, topic_created,
-				ci);
+		st_create_topic(s, t->Name, parts, ov, (size_t)nc,
+				topic_created, ci);
 	}
 	req_release(req);
 }
 
-/* --- DeleteTopics ------------------------------------------------------------ */
+/* --- DeleteTopics ------------------------------------------------------------
+ */
 
 void handle_DeleteTopics(struct request *req)
 {
@@ -205,8 +218,9 @@ void handle_DeleteTopics(struct request *req)
 	int32_t n = by_state ? dr->Topics.count : dr->TopicNames.count;
 	if (n < 0)
 		n = 0;
-	struct DeleteTopicsResponse_DeletableTopicResult *res = req_array(
-		req, &resp->Responses, &DeleteTopicsResponse_DeletableTopicResult_struct, n);
+	struct DeleteTopicsResponse_DeletableTopicResult *res =
+		req_array(req, &resp->Responses,
+			  &DeleteTopicsResponse_DeletableTopicResult_struct, n);
 	if (!resp || (n && !res)) {
 		req_close_connection(req);
 		return;
@@ -236,7 +250,8 @@ void handle_DeleteTopics(struct request *req)
 			}
 		}
 		r->TopicId = t->id;
-		struct item *it = item_new(req, &r->ErrorCode, &r->ErrorMessage);
+		struct item *it =
+			item_new(req, &r->ErrorCode, &r->ErrorMessage);
 		if (!it) {
 			r->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
 			continue;
@@ -247,7 +262,8 @@ void handle_DeleteTopics(struct request *req)
 	req_release(req);
 }
 
-/* --- CreatePartitions ---------------------------------------------------------- */
+/* --- CreatePartitions
+ * ---------------------------------------------------------- */
 
 void handle_CreatePartitions(struct request *req)
 {
@@ -256,10 +272,10 @@ void handle_CreatePartitions(struct request *req)
 	struct store *s = req->srv->store;
 	req_begin(req, resp);
 	int32_t n = cr->Topics.count > 0 ? cr->Topics.count : 0;
-	struct CreatePartitionsResponse_CreatePartitionsTopicResult *res =
-		req_array(req, &resp->Results,
-			  &CreatePartitionsResponse_CreatePartitionsTopicResult_struct,
-			  n);
+	struct CreatePartitionsResponse_CreatePartitionsTopicResult *res = req_array(
+		req, &resp->Results,
+		&CreatePartitionsResponse_CreatePartitionsTopicResult_struct,
+		n);
 	if (!resp || (n && !res)) {
 		req_close_connection(req);
 		return;
@@ -298,7 +314,8 @@ void handle_CreatePartitions(struct request *req)
 		}
 		if (cr->ValidateOnly)
 			continue;
-		struct item *it = item_new(req, &r->ErrorCode, &r->ErrorMessage);
+		struct item *it =
+			item_new(req, &r->ErrorCode, &r->ErrorMessage);
 		if (!it) {
 			r->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
 			continue;
@@ -309,7 +326,8 @@ void handle_CreatePartitions(struct request *req)
 	req_release(req);
 }
 
-/* --- DeleteRecords ---------------------------------------------------------------- */
+/* --- DeleteRecords
+ * ---------------------------------------------------------------- */
 
 struct delete_item {
 	struct request *req;
@@ -347,9 +365,10 @@ void handle_DeleteRecords(struct request *req)
 		struct st_topic *topic = st_topic_find(s, t->Name);
 		int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
 		struct DeleteRecordsResponse_DeleteRecordsPartitionResult *pr =
-			req_array(req, &res[i].Partitions,
-				  &DeleteRecordsResponse_DeleteRecordsPartitionResult_struct,
-				  np);
+			req_array(
+				req, &res[i].Partitions,
+				&DeleteRecordsResponse_DeleteRecordsPartitionResult_struct,
+				np);
 		for (int32_t j = 0; pr && j < np; j++) {
 			struct DeleteRecordsRequest_DeleteRecordsPartition *q =
 				&t->Partitions.items[j];
@@ -359,7 +378,8 @@ void handle_DeleteRecords(struct request *req)
 				topic ? st_partition(topic, q->PartitionIndex)
 				      : NULL;
 			if (!p) {
-				pr[j].ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				pr[j].ErrorCode =
+					KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
 			}
 			/* -1 means "up to the high watermark". */

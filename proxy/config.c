@@ -143,8 +143,7 @@ static int load_file(struct config *cfg, const char *path, char *err,
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(err, errlen, "--config %s: %s", path,
-			 strerror(errno));
+		snprintf(err, errlen, "--config %s: %s", path, strerror(errno));
 		return -1;
 	}
 	char line[4096];
@@ -169,8 +168,8 @@ static int load_file(struct config *cfg, const char *path, char *err,
 			if (strcmp(name, "config") == 0)
 				continue;
 			if (set_option(cfg, o, value, e, sizeof(e)) < 0) {
-				snprintf(err, errlen, "%s:%d: %s", path,
-					 lineno, e);
+				snprintf(err, errlen, "%s:%d: %s", path, lineno,
+					 e);
 				rc = -1;
 			}
 		} else if (bc_set(name, value, e, sizeof(e)) < 0) {
@@ -233,8 +232,8 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 		name[nl] = '\0';
 		const struct option_def *o = find_option(name);
 		if (!o) {
-			snprintf(err, errlen, "unknown option --%s (try --help)",
-				 name);
+			snprintf(err, errlen,
+				 "unknown option --%s (try --help)", name);
 			return -1;
 		}
 		if (eq) {
@@ -249,9 +248,10 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 			return -1;
 	}
 	if (!cfg->pg || !*cfg->pg) {
-		snprintf(err, errlen,
-			 "no Postgres given: pass --pg CONNINFO or set SAMSA_PG "
-			 "(try --help)");
+		snprintf(
+			err, errlen,
+			"no Postgres given: pass --pg CONNINFO or set SAMSA_PG "
+			"(try --help)");
 		return -1;
 	}
 	if (cfg->advertise.port == 0) {

@@ -16,7 +16,7 @@ struct hostport {
 };
 
 struct config {
-	char *pg;              /* libpq conninfo */
+	char *pg;	       /* libpq conninfo */
 	struct hostport kafka; /* bind address */
 	struct hostport advertise;
 	struct hostport registry;

@@ -55,8 +55,7 @@ struct st_topic *st_topic_find(const struct store *s, struct kstr name)
 	return NULL;
 }
 
-struct st_topic *st_topic_find_id(const struct store *s,
-				  const struct kuuid *id)
+struct st_topic *st_topic_find_id(const struct store *s, const struct kuuid *id)
 {
 	for (size_t i = 0; i < s->ntopics; i++)
 		if (memcmp(s->topics[i]->id.b, id->b, 16) == 0)
@@ -210,9 +209,10 @@ int st_catalog_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 	}
 	PQclear(r);
 
-	r = PQexec(conn, "SELECT t.name, c.name, c.value FROM "
-			 "samsa.topic_configs c JOIN samsa.topics t USING (tid) "
-			 "ORDER BY 1, 2");
+	r = PQexec(conn,
+		   "SELECT t.name, c.name, c.value FROM "
+		   "samsa.topic_configs c JOIN samsa.topics t USING (tid) "
+		   "ORDER BY 1, 2");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "loading topic configs: %s",
 			 PQresultErrorMessage(r));
@@ -247,7 +247,7 @@ struct change {
 	st_done_cb cb;
 	void *arg;
 	enum st_status failure; /* what an error means for the caller */
-	char *msg;              /* first error seen */
+	char *msg;		/* first error seen */
 	struct st_topic *topic; /* new or changed topic */
 	int32_t tid;
 	char uuid[40];
@@ -264,8 +264,7 @@ static void change_free(struct change *c)
 	free(c);
 }
 
-static void note_error(struct change *c, const char *err,
-		       const char *sqlstate)
+static void note_error(struct change *c, const char *err, const char *sqlstate)
 {
 	if (c->msg)
 		return;
@@ -330,8 +329,8 @@ struct failed_call {
 static void fire_failed(void *arg)
 {
 	struct failed_call *f = arg;
-	f->cb(f->arg, f->st, f->st == ST_EXISTS ? "topic exists"
-						: "storage unavailable");
+	f->cb(f->arg, f->st,
+	      f->st == ST_EXISTS ? "topic exists" : "storage unavailable");
 	free(f);
 }
 
@@ -347,8 +346,8 @@ static void fail_soon(struct store *s, st_done_cb cb, void *arg,
 	st_defer(s, fire_failed, f);
 }
 
-static void q(struct change *c, const char *sql, int n,
-	      const char *const *v, pg_cb cb)
+static void q(struct change *c, const char *sql, int n, const char *const *v,
+	      pg_cb cb)
 {
 	pg_query(c->s->catalog, sql, n, v, NULL, NULL, false, cb, c);
 }
@@ -463,7 +462,8 @@ void st_create_topic(struct store *s, struct kstr name, int32_t partitions,
 		const char *cv[3] = {cname, c->configs[i].name,
 				     c->configs[i].value};
 		q(c,
-		  "INSERT INTO samsa.topic_configs SELECT tid, $2::text, $3::text "
+		  "INSERT INTO samsa.topic_configs SELECT tid, $2::text, "
+		  "$3::text "
 		  "FROM samsa.topics WHERE name = $1",
 		  3, cv, on_step);
 	}

@@ -81,6 +81,61 @@ static const char *const migrations[] = {
 	"  metadata bytea NOT NULL,"
 	"  assignment bytea NOT NULL,"
 	"  PRIMARY KEY (group_id, member_id));",
+	/* 3: transactions (storage/txn.c).  The log keeps each batch's
+	 * attributes, so open transactions are found again from the log
+	 * itself; aborted transactions are indexed for read_committed
+	 * fetches; a transactional id's coordinator state is one row. */
+	"ALTER TABLE samsa.log ADD COLUMN attributes smallint NOT NULL "
+	"  DEFAULT 0;"
+	"CREATE INDEX log_txn ON samsa.log (tid, partition, producer_id,"
+	"  base_offset) WHERE (attributes & 48) <> 0;"
+	"CREATE TABLE samsa.txn_aborted ("
+	"  tid int NOT NULL,"
+	"  partition int NOT NULL,"
+	"  producer_id bigint NOT NULL,"
+	"  first_offset bigint NOT NULL,"
+	"  last_offset bigint NOT NULL,"
+	"  PRIMARY KEY (tid, partition, last_offset));"
+	"CREATE TABLE samsa.transactions ("
+	"  transactional_id text PRIMARY KEY,"
+	"  producer_id bigint NOT NULL,"
+	"  producer_epoch smallint NOT NULL,"
+	"  state text NOT NULL,"
+	"  timeout_ms int NOT NULL,"
+	"  start_time bigint NOT NULL,"
+	"  updated_at bigint NOT NULL,"
+	"  partitions jsonb NOT NULL," /* [[tid, partition], ...] */
+	"  groups jsonb NOT NULL,"     /* [group, ...] */
+	"  offsets jsonb NOT NULL);",  /* [[group, tid, partition, offset,
+					  leader epoch, metadata], ...] */
+	/* 4: the Schema Registry (storage/schemas.c).  Ids come from the
+	 * serial so that every samsa on this database agrees on them; a
+	 * schema row is never deleted, so an id never changes meaning.
+	 * Every change bumps registry_state.generation, which tells each
+	 * samsa when its in-memory copy is stale and serialises writers. */
+	"CREATE TABLE samsa.schemas ("
+	"  id serial PRIMARY KEY,"
+	"  schema_type text NOT NULL,"
+	"  canonical text NOT NULL,"
+	"  original text NOT NULL,"
+	"  refs jsonb NOT NULL DEFAULT '[]',"
+	"  fingerprint text NOT NULL UNIQUE,"
+	"  created_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE samsa.subject_versions ("
+	"  subject text NOT NULL,"
+	"  version int NOT NULL,"
+	"  schema_id int NOT NULL REFERENCES samsa.schemas,"
+	"  deleted boolean NOT NULL DEFAULT false,"
+	"  PRIMARY KEY (subject, version));"
+	/* subject '' is the global setting */
+	"CREATE TABLE samsa.registry_config ("
+	"  subject text PRIMARY KEY,"
+	"  compatibility text,"
+	"  mode text);"
+	"CREATE TABLE samsa.registry_state ("
+	"  one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+	"  generation bigint NOT NULL);"
+	"INSERT INTO samsa.registry_state VALUES (true, 0);",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
@@ -101,12 +156,10 @@ static int exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 	return rc;
 }
 
-static int current_version(PGconn *conn, int *version, char *err,
-			   size_t errlen)
+static int current_version(PGconn *conn, int *version, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(conn,
-			     "SELECT value FROM samsa.meta "
-			     "WHERE key = 'schema_version'");
+	PGresult *r = PQexec(conn, "SELECT value FROM samsa.meta "
+				   "WHERE key = 'schema_version'");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		/* No meta table yet: a fresh schema. */
 		PQclear(r);

@@ -100,8 +100,7 @@ static const struct bc_def broker_defs[] = {
 	{"log.local.retention.bytes", "-2", TC_LONG, false, ""},
 	{"log.local.retention.ms", "-2", TC_LONG, false, ""},
 	{"log.message.timestamp.after.max.ms", "3600000", TC_LONG, false, ""},
-	{"log.message.timestamp.before.max.ms", LONG_MAX_S, TC_LONG, false,
-	 ""},
+	{"log.message.timestamp.before.max.ms", LONG_MAX_S, TC_LONG, false, ""},
 	{"log.message.timestamp.type", "CreateTime", TC_STRING, false, ""},
 	{"log.preallocate", "false", TC_BOOLEAN, false, ""},
 	{"log.retention.bytes", "-1", TC_LONG, false, ""},
@@ -230,9 +229,9 @@ static int check_value(const char *name, uint8_t type, const char *value,
 	static const char *const policies[] = {"delete", "compact", NULL};
 	static const char *const ts_types[] = {"CreateTime", "LogAppendTime",
 					       NULL};
-	static const char *const codecs[] = {"uncompressed", "zstd", "lz4",
-					     "snappy", "gzip", "producer",
-					     NULL};
+	static const char *const codecs[] = {
+		"uncompressed", "zstd",	    "lz4", "snappy",
+		"gzip",		"producer", NULL};
 	int64_t v;
 
 	if (strcmp(name, "cleanup.policy") == 0 ||
@@ -377,9 +376,8 @@ void tc_resolve(const struct tc_override *ov, size_t n, struct tc_values *out)
 	out->retention_bytes = lookup_i64(ov, n, "retention.bytes");
 	out->max_message_bytes =
 		(int32_t)lookup_i64(ov, n, "max.message.bytes");
-	out->log_append_time =
-		strcmp(lookup(ov, n, "message.timestamp.type"),
-		       "LogAppendTime") == 0;
+	out->log_append_time = strcmp(lookup(ov, n, "message.timestamp.type"),
+				      "LogAppendTime") == 0;
 	out->compact = strstr(policy, "compact") != NULL;
 	out->delete_policy = strstr(policy, "delete") != NULL;
 	out->min_compaction_lag_ms = lookup_i64(ov, n, "min.compaction.lag.ms");

@@ -33,10 +33,10 @@ enum tc_source {
 };
 
 struct tc_def {
-	const char *name;     /* topic config name, e.g. "retention.ms" */
-	const char *broker;   /* broker config supplying its default, or NULL */
-	const char *def;      /* default value as text */
-	uint8_t type;         /* enum tc_type, as DescribeConfigs v3+ reports */
+	const char *name;   /* topic config name, e.g. "retention.ms" */
+	const char *broker; /* broker config supplying its default, or NULL */
+	const char *def;    /* default value as text */
+	uint8_t type;	    /* enum tc_type, as DescribeConfigs v3+ reports */
 	const char *doc;
 };
 
@@ -89,9 +89,9 @@ struct tc_values {
 	int64_t retention_ms;
 	int64_t retention_bytes;
 	int32_t max_message_bytes;
-	bool log_append_time;  /* message.timestamp.type=LogAppendTime */
-	bool compact;          /* cleanup.policy contains compact */
-	bool delete_policy;    /* cleanup.policy contains delete */
+	bool log_append_time; /* message.timestamp.type=LogAppendTime */
+	bool compact;	      /* cleanup.policy contains compact */
+	bool delete_policy;   /* cleanup.policy contains delete */
 	int64_t min_compaction_lag_ms;
 	int64_t delete_retention_ms;
 };
