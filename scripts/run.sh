@@ -31,6 +31,17 @@ mkdir -p "$var"
 # As root the server runs as the postgres user, which must reach var/.
 [ "$(id -u)" != 0 ] || chmod 755 "$var"
 data=$(cd "$var" && pwd -P)/pg
+# A checkout in a directory closed to that user (root's home, say): the
+# cluster lives under /var/lib/samsa instead, and var/pg points at it.
+if [ "$(id -u)" = 0 ] && [ ! -L "$data" ] &&
+	! runuser -u postgres -- test -x "$(cd "$var" && pwd -P)"; then
+	elsewhere=/var/lib/samsa/$(printf '%s' "$data" | sha256sum | cut -c1-12)
+	mkdir -p "$elsewhere"
+	chmod 755 /var/lib/samsa "$elsewhere"
+	[ -e "$data" ] || ln -s "$elsewhere/pg" "$data"
+	echo "run.sh: $var is closed to the postgres user: the cluster is in $elsewhere/pg" >&2
+fi
+[ ! -L "$data" ] || data=$(readlink "$data")
 
 "$pgsh" start "$data" "$port"
 pg_running=1
