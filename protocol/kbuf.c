@@ -32,6 +32,16 @@ bool kstr_eq(struct kstr a, const char *s)
 	return n == 0 || memcmp(a.ptr, s, n) == 0;
 }
 
+int kstr_cmp(struct kstr a, const char *s)
+{
+	size_t sl = strlen(s);
+	size_t al = a.len > 0 ? (size_t)a.len : 0;
+	int c = al && sl ? memcmp(a.ptr, s, al < sl ? al : sl) : 0;
+	if (c != 0)
+		return c;
+	return al < sl ? -1 : al > sl;
+}
+
 /* Reader */
 
 void kb_reader_init(struct kb_reader *r, const void *buf, size_t len)

@@ -34,6 +34,8 @@ struct kstr {
 struct kstr kstr_c(const char *s);
 /* True when a equals the C string s byte for byte (null equals nothing). */
 bool kstr_eq(struct kstr a, const char *s);
+/* Orders a against the C string s as memcmp orders bytes (null as empty). */
+int kstr_cmp(struct kstr a, const char *s);
 
 struct kuuid {
 	uint8_t b[16];

@@ -147,26 +147,10 @@ static struct kstr arena_bytes(struct request *req, const uint8_t *p, size_t n)
 
 /* --- helpers ------------------------------------------------------------ */
 
-static int64_t now_ms(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static int kcmp(struct kstr a, const char *b)
-{
-	size_t bl = strlen(b);
-	size_t al = a.len > 0 ? (size_t)a.len : 0;
-	int c = memcmp(a.ptr ? a.ptr : "", b, al < bl ? al : bl);
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
 
 static bool keq(struct kstr a, const char *b)
 {
-	return a.len >= 0 && b && kcmp(a, b) == 0;
+	return a.len >= 0 && b && kstr_cmp(a, b) == 0;
 }
 
 static char *kdup(struct kstr s)
@@ -348,7 +332,7 @@ static size_t group_pos(const struct groups *gs, struct kstr id, bool *found)
 	size_t lo = 0, hi = gs->n;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int c = kcmp(id, gs->v[mid]->id);
+		int c = kstr_cmp(id, gs->v[mid]->id);
 		if (c == 0) {
 			*found = true;
 			return mid;
@@ -411,7 +395,7 @@ static struct group *group_new(struct groups *gs, struct kstr id)
 	}
 	g->state = GS_EMPTY;
 	g->syncing = -1;
-	g->empty_since = now_ms();
+	g->empty_since = st_now_ms();
 	memmove(&gs->v[i + 1], &gs->v[i], (gs->n - i) * sizeof(*gs->v));
 	gs->v[i] = g;
 	gs->n++;
@@ -750,7 +734,7 @@ static void complete_join(struct group *g)
 	g->generation++;
 	if (!g->members) {
 		g->state = GS_EMPTY;
-		g->empty_since = now_ms();
+		g->empty_since = st_now_ms();
 		set_str(&g->protocol, NULL);
 		set_str(&g->leader, NULL);
 		log_info("group %s: generation %d is empty", g->id,
@@ -1650,7 +1634,7 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	int64_t keep = bc_get_int("offsets.retention.minutes", 10080) * 60000;
-	int64_t now = now_ms();
+	int64_t now = st_now_ms();
 	/* Removal unlinks groups: walk a copy of the table. */
 	size_t n = gs->n;
 	struct group **v = malloc((n + 1) * sizeof(*v));

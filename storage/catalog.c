@@ -11,23 +11,13 @@
 
 /* --- in-memory index -------------------------------------------------- */
 
-static int name_cmp(struct kstr a, const char *b)
-{
-	size_t bl = strlen(b);
-	size_t n = (size_t)a.len < bl ? (size_t)a.len : bl;
-	int c = memcmp(a.ptr, b, n);
-	if (c != 0)
-		return c;
-	return (size_t)a.len < bl ? -1 : (size_t)a.len > bl;
-}
-
 /* Index of the first topic whose name is >= name. */
 static size_t lower_bound(const struct store *s, struct kstr name)
 {
 	size_t lo = 0, hi = s->ntopics;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (name_cmp(name, s->topics[mid]->name) > 0)
+		if (kstr_cmp(name, s->topics[mid]->name) > 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -50,7 +40,7 @@ struct st_topic *st_topic_find(const struct store *s, struct kstr name)
 	if (name.len < 0)
 		return NULL;
 	size_t i = lower_bound(s, name);
-	if (i < s->ntopics && name_cmp(name, s->topics[i]->name) == 0)
+	if (i < s->ntopics && kstr_cmp(name, s->topics[i]->name) == 0)
 		return s->topics[i];
 	return NULL;
 }
@@ -355,7 +345,7 @@ static void q(struct change *c, const char *sql, int n, const char *const *v,
 static bool creating(struct store *s, struct kstr name)
 {
 	for (size_t i = 0; i < s->ncreating; i++)
-		if (name_cmp(name, s->creating[i]) == 0)
+		if (kstr_cmp(name, s->creating[i]) == 0)
 			return true;
 	return false;
 }

@@ -24,22 +24,6 @@ struct st_groups {
 	size_t n, cap;
 };
 
-static int64_t now_ms(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static int kcmp(struct kstr a, const char *b)
-{
-	size_t bl = strlen(b);
-	size_t al = a.len > 0 ? (size_t)a.len : 0;
-	int c = memcmp(a.ptr ? a.ptr : "", b, al < bl ? al : bl);
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
 
 static char *kdup(struct kstr s)
 {
@@ -59,7 +43,7 @@ static size_t group_pos(struct st_groups *gs, struct kstr name, bool *found)
 	size_t lo = 0, hi = gs->n;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int c = kcmp(name, gs->groups[mid]->name);
+		int c = kstr_cmp(name, gs->groups[mid]->name);
 		if (c == 0) {
 			*found = true;
 			return mid;
@@ -645,7 +629,7 @@ void st_offsets_commit(struct store *s, struct kstr group,
 		fail_soon(s, cb, arg);
 		return;
 	}
-	int64_t now = now_ms();
+	int64_t now = st_now_ms();
 	for (size_t i = 0; i < n; i++) {
 		struct op_entry *e = &o->e[i];
 		size_t ml =

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/groups.h"
 #include "storage/store_int.h"
@@ -40,6 +41,13 @@ void st_defer(struct store *s, void (*fn)(void *arg), void *arg)
 	}
 }
 
+int64_t st_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 const char *store_cluster_id(const struct store *s)
 {
 	return s->cluster_id;
@@ -68,7 +76,8 @@ static int load(struct store *s, char *err, size_t errlen)
 	if (st_migrate(conn, err, errlen) < 0 ||
 	    st_catalog_load(s, conn, err, errlen) < 0 ||
 	    st_log_load(s, conn, err, errlen) < 0 ||
-	    st_groups_load(s, conn, err, errlen) < 0)
+	    st_groups_load(s, conn, err, errlen) < 0 ||
+	    st_txns_load(s, conn, err, errlen) < 0)
 		goto out;
 	PGresult *r = PQexec(conn, "SELECT value FROM samsa.meta "
 				   "WHERE key = 'cluster_id'");
@@ -153,6 +162,7 @@ void store_close(struct store *s)
 		event_free(s->flush_ev);
 	if (s->retention_ev)
 		event_free(s->retention_ev);
+	st_txns_close(s);
 	st_groups_close(s);
 	if (s->writer)
 		pg_close(s->writer);

@@ -42,6 +42,12 @@ enum st_status {
 	ST_UNKNOWN_PRODUCER,
 	ST_NO_KEY,        /* keyless record on a compacted topic */
 	ST_DELETED,       /* the topic was deleted meanwhile */
+	/* transactions (storage/txn.h) */
+	ST_TXN_STATE,     /* not allowed in the transaction's state */
+	ST_FENCED,        /* a newer epoch of the transactional id exists */
+	ST_PID_MAPPING,   /* producer id not the transactional id's */
+	ST_CONCURRENT,    /* the transaction is completing: retry */
+	ST_BAD_TIMEOUT,   /* transaction timeout over the broker's maximum */
 };
 
 struct store;
@@ -75,6 +81,9 @@ struct st_options {
 struct store *store_open(struct event_base *base, const struct st_options *opts,
 			 char *err, size_t errlen);
 void store_close(struct store *s);
+
+/* Wall-clock milliseconds since the epoch, as Kafka timestamps count. */
+int64_t st_now_ms(void);
 
 /* The cluster id (22-char base64 uuid), made on first start. */
 const char *store_cluster_id(const struct store *s);
@@ -184,6 +193,52 @@ void st_delete_records(struct store *s, struct st_partition *p,
 
 /* A new producer id (InitProducerId without a transactional id). */
 void st_new_producer_id(struct store *s, st_offset_cb cb, void *arg);
+
+/* --- transactions on the log ------------------------------------------- */
+
+/*
+ * The last stable offset: the first offset of the oldest transaction still
+ * open on p, else the high watermark.  read_committed reads stop there.
+ */
+int64_t st_last_stable(const struct st_partition *p);
+
+/*
+ * Calls fn for every aborted transaction on p whose data overlaps
+ * [from, to): its producer id and first offset (Fetch's
+ * AbortedTransactions), oldest first.  Returns how many.
+ */
+int st_aborted_txns(const struct st_partition *p, int64_t from, int64_t to,
+		    void (*fn)(void *arg, int64_t producer_id,
+			       int64_t first_offset),
+		    void *arg);
+
+/*
+ * Lets producer_id (at epoch) write transactional batches to p until its
+ * marker is written (AddPartitionsToTxn); idempotent.
+ */
+void st_txn_join(struct st_partition *p, int64_t producer_id, int16_t epoch);
+
+/*
+ * Ends producer_id's transaction on p: appends a COMMIT or ABORT control
+ * batch through the normal append path (an abort is indexed in the same
+ * Postgres transaction).  When the producer wrote nothing to p it only
+ * forgets the transaction.  cb as for st_append.
+ */
+void st_append_marker(struct store *s, struct st_partition *p,
+		      int64_t producer_id, int16_t epoch, bool commit,
+		      st_append_cb cb, void *arg);
+
+/* One producer of a partition as DescribeProducers shows it. */
+struct st_producer_info {
+	int64_t producer_id;
+	int16_t epoch;
+	int32_t last_sequence;
+	int64_t txn_start; /* first offset of its open transaction, or -1 */
+};
+/* Calls fn for every producer p knows. */
+void st_producers_each(const struct st_partition *p,
+		       void (*fn)(void *arg, const struct st_producer_info *i),
+		       void *arg);
 
 /* Runs retention once over every partition (also on a timer). */
 void st_enforce_retention(struct store *s);
