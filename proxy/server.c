@@ -23,8 +23,10 @@
 /* At most this many requests in flight per connection; then we stop
  * reading until some are answered. */
 #define MAX_INFLIGHT 512
-/* Stop reading while this much output waits for the client. */
+/* Stop reading while this much output waits for the client, or this much
+ * request data is held by unanswered requests. */
 #define MAX_OUTPUT (64u << 20)
+#define MAX_INFLIGHT_BYTES (256u << 20)
 
 struct conn {
 	struct server *srv;
@@ -32,6 +34,7 @@ struct conn {
 	char peer[64];
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
+	size_t inflight_bytes; /* frames of requests not yet freed */
 	bool closed;        /* socket gone; freed when inflight reaches 0 */
 	bool close_after;   /* close once the queue drains */
 	bool paused;
@@ -54,6 +57,7 @@ static void conn_free(struct conn *c)
 
 static void request_free(struct request *r)
 {
+	r->conn->inflight_bytes -= r->frame_len;
 	if (r->cleanup)
 		r->cleanup(r->ctx);
 	kb_writer_free(&r->out);
@@ -117,6 +121,7 @@ static void maybe_resume(struct conn *c)
 	if (c->closed || !c->paused)
 		return;
 	if (c->inflight < MAX_INFLIGHT &&
+	    c->inflight_bytes < MAX_INFLIGHT_BYTES &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) < MAX_OUTPUT) {
 		c->paused = false;
 		bufferevent_enable(c->bev, EV_READ);
@@ -274,6 +279,8 @@ static void conn_request(struct conn *c, uint8_t *frame, size_t len)
 	req->srv = c->srv;
 	req->conn = c;
 	req->frame = frame;
+	req->frame_len = len;
+	c->inflight_bytes += len;
 	/* Decoded structures take at most a few times the frame. */
 	req->arena.limit = len * 16 + (1u << 20);
 
@@ -329,6 +336,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		evbuffer_remove(in, frame, size);
 		conn_request(c, frame, size);
 		if (!c->closed && (c->inflight >= MAX_INFLIGHT ||
+				   c->inflight_bytes >= MAX_INFLIGHT_BYTES ||
 				   evbuffer_get_length(bufferevent_get_output(
 					   bev)) >= MAX_OUTPUT)) {
 			c->paused = true;
@@ -378,6 +386,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
+	/* libevent reads and writes 16 KiB per call by default: record
+	 * batches come and go in much larger pieces. */
+	bufferevent_set_max_single_read(c->bev, 1u << 20);
+	bufferevent_set_max_single_write(c->bev, 1u << 20);
 	char host[INET6_ADDRSTRLEN] = "?";
 	int port = 0;
 	if (sa->sa_family == AF_INET) {

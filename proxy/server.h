@@ -31,6 +31,7 @@ struct server {
 	struct conn *conns;
 	int nconns;
 	struct groups *groups; /* proxy/group.c, made on first use */
+	struct registry *registry; /* proxy/registry.c, NULL when off */
 };
 
 struct request {
@@ -41,6 +42,7 @@ struct request {
 	struct arena arena; /* request and response structures */
 	void *body;         /* decoded request of hdr's API */
 	uint8_t *frame;     /* the request bytes; strings borrow them */
+	size_t frame_len;
 	bool done;
 	bool silent; /* no response is sent (Produce acks=0) */
 	struct kb_writer out;
