@@ -45,11 +45,69 @@ static void fetch_cleanup(void *arg)
 	kb_writer_free(&x->data);
 }
 
+struct aborted_list {
+	struct request *req;
+	struct FetchResponse_AbortedTransaction *items;
+	int32_t n, cap;
+};
+
+static void add_aborted(void *arg, int64_t producer_id, int64_t first)
+{
+	struct aborted_list *l = arg;
+	if (l->n == l->cap) {
+		int32_t cap = l->cap ? l->cap * 2 : 8;
+		struct FetchResponse_AbortedTransaction *n =
+			arena_alloc(&l->req->arena, (size_t)cap * sizeof(*n));
+		if (!n)
+			return;
+		if (l->n)
+			memcpy(n, l->items, (size_t)l->n * sizeof(*n));
+		l->items = n;
+		l->cap = cap;
+	}
+	l->items[l->n++] = (struct FetchResponse_AbortedTransaction){
+		.ProducerId = producer_id, .FirstOffset = first};
+}
+
+/*
+ * read_committed: the partition's bytes end before the first batch at or
+ * past the last stable offset, and the aborted transactions they overlap
+ * are listed so the client drops their records.
+ */
+static void committed_only(struct fetch_ctx *x, struct fpart *fp)
+{
+	int64_t lso = st_last_stable(fp->p);
+	const uint8_t *b = x->data.buf + fp->data_off;
+	size_t off = 0;
+	while (off + 12 <= fp->data_len) {
+		/* BaseOffset i64, BatchLength i32, big-endian. */
+		uint64_t base = 0;
+		uint32_t len = 0;
+		for (int i = 0; i < 8; i++)
+			base = base << 8 | b[off + (size_t)i];
+		for (int i = 8; i < 12; i++)
+			len = len << 8 | b[off + (size_t)i];
+		if ((int64_t)base >= lso || len > fp->data_len - off - 12)
+			break;
+		off += 12 + (size_t)len;
+	}
+	fp->data_len = off;
+	fp->has_data = off > 0;
+	struct aborted_list l = {.req = x->req};
+	if (off > 0)
+		st_aborted_txns(fp->p, fp->offset, lso, add_aborted, &l);
+	fp->r->AbortedTransactions.count = l.n;
+	fp->r->AbortedTransactions.items = l.items;
+}
+
 static void answer(struct fetch_ctx *x)
 {
+	struct FetchRequest *fr = x->req->body;
 	for (int32_t i = 0; i < x->nparts; i++) {
 		struct fpart *fp = &x->parts[i];
 		st_wait_cancel(&fp->waiter);
+		if (fp->has_data && fr->IsolationLevel == 1)
+			committed_only(x, fp);
 		if (fp->has_data)
 			fp->r->Records = (struct kstr){
 				(const char *)x->data.buf + fp->data_off,
@@ -103,7 +161,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 static void fill_offsets(struct fpart *fp)
 {
 	fp->r->HighWatermark = st_high_watermark(fp->p);
-	fp->r->LastStableOffset = st_high_watermark(fp->p);
+	fp->r->LastStableOffset = st_last_stable(fp->p);
 	fp->r->LogStartOffset = st_log_start(fp->p);
 }
 
@@ -163,6 +221,9 @@ static void collect(struct fetch_ctx *x)
 		}
 		if (fp->offset == st_high_watermark(fp->p))
 			continue;
+		if (fr->IsolationLevel == 1 &&
+		    fp->offset >= st_last_stable(fp->p))
+			continue; /* nothing committed to read yet */
 		int64_t room = (int64_t)fr->MaxBytes - (int64_t)x->total;
 		if (x->total > 0 && room <= 0)
 			continue;

@@ -12,6 +12,7 @@
 #include "proxy/errors.h"
 #include "proxy/group.h"
 #include "proxy/handlers.h"
+#include "storage/txn.h"
 #include "storage/groups.h"
 #include "storage/topic_config.h"
 
@@ -265,6 +266,11 @@ static void fill_part(struct request *req, struct store *s, struct kstr group,
 	const struct st_committed *c =
 		t && st_partition(t, index) ? st_offset_get(s, group, t, index)
 					    : NULL;
+	/* A transaction holding an offset for it makes it unstable too. */
+	if (stable && t && st_txn_offset_pending(s, group, t, index)) {
+		out->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
+		return;
+	}
 	if (!c)
 		return;
 	if (stable && c->pending) {

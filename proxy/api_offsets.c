@@ -1,10 +1,11 @@
 /*
  * ListOffsets, OffsetForLeaderEpoch and InitProducerId (idempotent
- * producers; transactional ids come with the transactions issue).
+ * producers here; transactional ids go to the coordinator, storage/txn.c).
  */
 #include "protocol/messages.h"
 #include "proxy/errors.h"
 #include "proxy/handlers.h"
+#include "storage/txn.h"
 
 enum {
 	TS_LATEST = -1,
@@ -70,9 +71,11 @@ void handle_ListOffsets(struct request *req)
 			switch (q->Timestamp) {
 			case TS_LATEST:
 			case TS_LATEST_TIERED:
-				/* Without transactions the last stable offset
-				 * is the high watermark. */
-				r->Offset = st_high_watermark(p);
+				/* read_committed sees up to the last stable
+				 * offset. */
+				r->Offset = lr->IsolationLevel == 1
+						    ? st_last_stable(p)
+						    : st_high_watermark(p);
 				continue;
 			case TS_EARLIEST:
 			case TS_EARLIEST_LOCAL:
@@ -140,6 +143,22 @@ void handle_OffsetForLeaderEpoch(struct request *req)
 	req_reply(req, resp);
 }
 
+static void txn_pid(void *arg, enum st_status st, int64_t id, int16_t epoch)
+{
+	struct request *req = arg;
+	struct InitProducerIdResponse *resp = req->held_resp;
+	resp->ErrorCode = kerr_from_status(st);
+	/* Fencing answers INVALID_PRODUCER_EPOCH before v4 ... */
+	if (st == ST_FENCED && req->hdr.RequestApiVersion < 4)
+		resp->ErrorCode = KERR_INVALID_PRODUCER_EPOCH;
+	/* ... and an unreachable Postgres is an unavailable coordinator. */
+	if (st == ST_UNAVAILABLE)
+		resp->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+	resp->ProducerId = st == ST_OK ? id : -1;
+	resp->ProducerEpoch = st == ST_OK ? epoch : -1;
+	req_release(req);
+}
+
 static void pid_allocated(void *arg, enum st_status st, int64_t id, int64_t ts)
 {
 	struct request *req = arg;
@@ -163,9 +182,13 @@ void handle_InitProducerId(struct request *req)
 	}
 	req_begin(req, resp);
 	if (ir->TransactionalId.len >= 0) {
-		resp->ErrorCode = 53; /* TRANSACTIONAL_ID_AUTHORIZATION_FAILED */
-		resp->ProducerId = -1;
-		resp->ProducerEpoch = -1;
+		req_hold(req);
+		st_txn_init_producer(req->srv->store, ir->TransactionalId,
+				     ir->TransactionTimeoutMs,
+				     req->hdr.RequestApiVersion >= 3
+					     ? ir->ProducerId
+					     : -1,
+				     ir->ProducerEpoch, txn_pid, req);
 	} else if (ir->ProducerId >= 0 && ir->ProducerEpoch >= 0 &&
 		   ir->ProducerEpoch < 32767) {
 		/* KIP-360: an idempotent producer bumps its own epoch. */

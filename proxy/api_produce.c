@@ -67,8 +67,6 @@ void handle_Produce(struct request *req)
 		refuse = KERR_UNSUPPORTED_VERSION;
 	else if (pr->Acks != 0 && pr->Acks != 1 && pr->Acks != -1)
 		refuse = KERR_INVALID_REQUIRED_ACKS;
-	else if (pr->TransactionalId.len >= 0)
-		refuse = KERR_INVALID_TXN_STATE; /* transactions: not yet */
 
 	int32_t nt = pr->TopicData.count > 0 ? pr->TopicData.count : 0;
 	struct ProduceResponse_TopicProduceResponse *rt = req_array(

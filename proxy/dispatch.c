@@ -34,6 +34,12 @@ static const struct api_entry apis[] = {
 	API(21, 0, 2, 0, handle_DeleteRecords),
 	API(22, 0, 5, 0, handle_InitProducerId),
 	API(23, 2, 4, 2, handle_OffsetForLeaderEpoch),
+	/* Transactions at transaction version 1: EndTxn v5 and
+	 * TxnOffsetCommit v5 belong to version 2 (KIP-890), not served. */
+	API(24, 0, 5, 0, handle_AddPartitionsToTxn),
+	API(25, 0, 4, 0, handle_AddOffsetsToTxn),
+	API(26, 0, 4, 0, handle_EndTxn),
+	API(28, 0, 4, 0, handle_TxnOffsetCommit),
 	API(32, 1, 4, 1, handle_DescribeConfigs),
 	API(33, 0, 2, 0, handle_AlterConfigs),
 	API(37, 0, 3, 0, handle_CreatePartitions),
@@ -41,6 +47,9 @@ static const struct api_entry apis[] = {
 	API(44, 0, 1, 0, handle_IncrementalAlterConfigs),
 	API(47, 0, 0, 0, handle_OffsetDelete),
 	API(60, 0, 1, 0, handle_DescribeCluster),
+	API(61, 0, 0, 0, handle_DescribeProducers),
+	API(65, 0, 0, 0, handle_DescribeTransactions),
+	API(66, 0, 1, 0, handle_ListTransactions),
 };
 
 #define NAPIS (int16_t)(sizeof(apis) / sizeof(apis[0]))

@@ -35,6 +35,13 @@ void handle_ListGroups(struct request *req);
 void handle_DescribeGroups(struct request *req);
 void handle_DeleteGroups(struct request *req);
 void handle_OffsetDelete(struct request *req);
+void handle_AddPartitionsToTxn(struct request *req);
+void handle_AddOffsetsToTxn(struct request *req);
+void handle_EndTxn(struct request *req);
+void handle_TxnOffsetCommit(struct request *req);
+void handle_DescribeProducers(struct request *req);
+void handle_DescribeTransactions(struct request *req);
+void handle_ListTransactions(struct request *req);
 
 /* Shared by handlers: */
 

@@ -10,6 +10,7 @@
 
 #include "proxy/config.h"
 #include "proxy/logging.h"
+#include "proxy/registry.h"
 #include "proxy/server.h"
 #include "storage/store.h"
 
@@ -58,6 +59,14 @@ int main(int argc, char **argv)
 	}
 	srv.store = store;
 	server_accept(&srv);
+	if (registry_start(&srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "samsa: %s\n", err);
+		server_stop(&srv);
+		store_close(store);
+		event_base_free(base);
+		config_free(&cfg);
+		return 1;
+	}
 	struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	event_add(sigint, NULL);
@@ -69,6 +78,7 @@ int main(int argc, char **argv)
 
 	event_base_dispatch(base);
 
+	registry_stop(&srv);
 	server_stop(&srv);
 	store_close(store);
 	event_free(sigint);

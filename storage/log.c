@@ -145,6 +145,12 @@ void st_partition_free(struct st_partition *p)
 	cache_clear(NULL, p);
 	ra_clear(NULL, p);
 	free(p->ring);
+	while (p->txns) {
+		struct st_open_txn *n = p->txns->next;
+		free(p->txns);
+		p->txns = n;
+	}
+	free(p->aborted);
 	while (p->producers) {
 		struct st_producer *n = p->producers->next;
 		free(p->producers);
@@ -284,10 +290,13 @@ static enum st_status producer_check(struct st_partition *p,
 {
 	struct st_producer *e = producer_find(p, h->ProducerId);
 	*dup_base = -1;
-	if (!e || e->n == 0)
+	if (!e)
 		return ST_OK;
+	/* A marker may have raised the epoch with no batch yet (n == 0). */
 	if (h->ProducerEpoch < e->epoch)
 		return ST_BAD_EPOCH;
+	if (e->n == 0)
+		return ST_OK;
 	if (h->ProducerEpoch > e->epoch)
 		return h->BaseSequence == 0 ? ST_OK : ST_OUT_OF_ORDER;
 	int32_t last_seq = (int32_t)(((int64_t)h->BaseSequence +
@@ -304,6 +313,174 @@ static enum st_status producer_check(struct st_partition *p,
 				 ? 0
 				 : e->b[e->n - 1].last_seq + 1;
 	return h->BaseSequence == expect ? ST_OK : ST_OUT_OF_ORDER;
+}
+
+/* --- transactions on the partition ----------------------------------------- */
+
+static struct st_open_txn *txn_find(const struct st_partition *p, int64_t pid)
+{
+	for (struct st_open_txn *o = p->txns; o; o = o->next)
+		if (o->pid == pid)
+			return o;
+	return NULL;
+}
+
+static void txn_forget(struct st_partition *p, int64_t pid)
+{
+	for (struct st_open_txn **pp = &p->txns; *pp; pp = &(*pp)->next) {
+		if ((*pp)->pid == pid) {
+			struct st_open_txn *o = *pp;
+			*pp = o->next;
+			free(o);
+			return;
+		}
+	}
+}
+
+/* first == -1: joined, nothing written yet. */
+static struct st_open_txn *txn_open(struct st_partition *p, int64_t pid,
+				    int16_t epoch, int64_t first)
+{
+	struct st_open_txn *o = txn_find(p, pid);
+	if (!o) {
+		o = calloc(1, sizeof(*o));
+		if (!o)
+			return NULL;
+		o->pid = pid;
+		o->first = first;
+		o->next = p->txns;
+		p->txns = o;
+	}
+	if (epoch > o->epoch)
+		o->epoch = epoch;
+	if (o->first < 0 || (first >= 0 && first < o->first))
+		o->first = first;
+	return o;
+}
+
+/*
+ * Kafka's transactional rules for one batch: a transactional batch needs the
+ * partition added to its producer's transaction (at that epoch, before the
+ * marker is on its way); a plain batch may not join an open transaction.
+ */
+static enum st_status txn_check(const struct st_partition *p,
+				const struct rb_header *h)
+{
+	const struct st_open_txn *o = txn_find(p, h->ProducerId);
+	if (!(h->Attributes & RB_ATTR_TRANSACTIONAL))
+		return o ? ST_TXN_STATE : ST_OK;
+	if (!o) {
+		const struct st_producer *e = producer_find(
+			(struct st_partition *)p, h->ProducerId);
+		return e && h->ProducerEpoch < e->epoch ? ST_BAD_EPOCH
+							: ST_TXN_STATE;
+	}
+	if (h->ProducerEpoch < o->epoch)
+		return ST_BAD_EPOCH;
+	if (h->ProducerEpoch > o->epoch || o->ending)
+		return ST_TXN_STATE;
+	return ST_OK;
+}
+
+/* A marker committed: the producer's epoch is at least the marker's. */
+static void producer_bump(struct st_partition *p, int64_t pid, int16_t epoch)
+{
+	struct st_producer *e = producer_find(p, pid);
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return;
+		e->id = pid;
+		e->epoch = epoch;
+		e->next = p->producers;
+		p->producers = e;
+		return;
+	}
+	if (epoch > e->epoch) {
+		e->epoch = epoch;
+		e->n = 0;
+	}
+}
+
+static void aborted_add(struct st_partition *p, int64_t pid, int64_t first,
+			int64_t last)
+{
+	if (p->naborted == p->cap_aborted) {
+		size_t cap = p->cap_aborted ? p->cap_aborted * 2 : 16;
+		struct st_aborted_txn *n =
+			realloc(p->aborted, cap * sizeof(*n));
+		if (!n)
+			return;
+		p->aborted = n;
+		p->cap_aborted = cap;
+	}
+	p->aborted[p->naborted++] =
+		(struct st_aborted_txn){.pid = pid, .first = first, .last = last};
+}
+
+/* The marker batch b of p is committed. */
+static void txn_marker_done(struct st_partition *p, const struct st_batch *b)
+{
+	txn_forget(p, b->producer_id);
+	producer_bump(p, b->producer_id, b->producer_epoch);
+	if (b->marker == ST_MARKER_ABORT && b->txn_first >= 0)
+		aborted_add(p, b->producer_id, b->txn_first, b->base);
+}
+
+int64_t st_last_stable(const struct st_partition *p)
+{
+	int64_t lso = p->hw;
+	for (const struct st_open_txn *o = p->txns; o; o = o->next)
+		if (o->first >= 0 && o->first < lso)
+			lso = o->first;
+	return lso;
+}
+
+int st_aborted_txns(const struct st_partition *p, int64_t from, int64_t to,
+		    void (*fn)(void *arg, int64_t producer_id,
+			       int64_t first_offset),
+		    void *arg)
+{
+	/* Sorted by last offset: skip those that end before from. */
+	size_t lo = 0, hi = p->naborted;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (p->aborted[mid].last < from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	int n = 0;
+	for (size_t i = lo; i < p->naborted; i++) {
+		if (p->aborted[i].first < to) {
+			fn(arg, p->aborted[i].pid, p->aborted[i].first);
+			n++;
+		}
+	}
+	return n;
+}
+
+void st_txn_join(struct st_partition *p, int64_t producer_id, int16_t epoch)
+{
+	struct st_open_txn *o = txn_open(p, producer_id, epoch, -1);
+	if (o && epoch >= o->epoch)
+		o->ending = false;
+}
+
+void st_producers_each(const struct st_partition *p,
+		       void (*fn)(void *arg, const struct st_producer_info *i),
+		       void *arg)
+{
+	for (const struct st_producer *e = p->producers; e; e = e->next) {
+		const struct st_open_txn *o = txn_find(p, e->id);
+		struct st_producer_info i = {
+			.producer_id = e->id,
+			.epoch = e->epoch,
+			.last_sequence = e->n ? e->b[e->n - 1].last_seq : -1,
+			.txn_start = o ? o->first : -1,
+		};
+		fn(arg, &i);
+	}
 }
 
 /* --- appends ----------------------------------------------------------------- */
@@ -415,6 +592,9 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 	b->producer_id = h.ProducerId;
 	b->producer_epoch = h.ProducerEpoch;
 	b->base_seq = h.BaseSequence;
+	b->attributes = h.Attributes;
+	b->marker = 0;
+	b->txn_first = -1;
 	x->a->batches[x->a->nbatches++] = b;
 	return 0;
 }
@@ -487,11 +667,15 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 		rb_read_header(a->batches[i]->data, a->batches[i]->len, &h);
 		if (h.ProducerId < 0)
 			continue;
-		enum st_status st = producer_check(p, &h, &dup);
+		enum st_status st = txn_check(p, &h);
+		if (st == ST_OK)
+			st = producer_check(p, &h, &dup);
 		if (st != ST_OK) {
 			result_soon(s, cb, arg, st, -1, p->log_start,
-				    st == ST_BAD_EPOCH
-					    ? "producer epoch is stale"
+				    st == ST_BAD_EPOCH ? "producer epoch is stale"
+				    : st == ST_TXN_STATE
+					    ? "batch does not match the "
+					      "producer's transaction state"
 					    : "out of order sequence number");
 			append_free(a);
 			return;
@@ -522,11 +706,98 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 			producer_record(p, b->producer_id, b->producer_epoch,
 					b->base_seq, b->count, b->base,
 					b->last);
+		if (b->attributes & RB_ATTR_TRANSACTIONAL) {
+			struct st_open_txn *o = txn_find(p, b->producer_id);
+			if (o && o->first < 0)
+				o->first = b->base;
+		}
 	}
 	a->p = p;
 	a->cb = cb;
 	a->arg = arg;
 	a->log_append_time = ts;
+	if (s->queue_tail)
+		s->queue_tail->next = a;
+	else
+		s->queue_head = a;
+	s->queue_tail = a;
+	if (!s->flush_in_flight)
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
+}
+
+void st_append_marker(struct store *s, struct st_partition *p,
+		      int64_t producer_id, int16_t epoch, bool commit,
+		      st_append_cb cb, void *arg)
+{
+	if (p->deleted) {
+		result_soon(s, cb, arg, ST_NOT_FOUND, -1, -1, "topic deleted");
+		return;
+	}
+	struct st_open_txn *o = txn_find(p, producer_id);
+	if (!o || o->first < 0) {
+		/* Nothing of the transaction is in this log: no marker. */
+		txn_forget(p, producer_id);
+		result_soon(s, cb, arg, ST_OK, -1, p->log_start, NULL);
+		return;
+	}
+	if (p->reloading || !pg_ready(s->writer)) {
+		result_soon(s, cb, arg, ST_UNAVAILABLE, -1, p->log_start,
+			    "storage unavailable, retry");
+		return;
+	}
+	/* Key: version 0, type (0 abort, 1 commit); value: version 0,
+	 * coordinator epoch 0 (samsa is the only coordinator). */
+	static const char commit_key[4] = {0, 0, 0, 1};
+	static const char abort_key[4] = {0, 0, 0, 0};
+	static const char value[6] = {0, 0, 0, 0, 0, 0};
+	int64_t ts = now_ms();
+	struct rb_new_record rec = {
+		.Timestamp = ts,
+		.Key = {commit ? commit_key : abort_key, 4},
+		.Value = {value, 6},
+	};
+	struct kb_writer w = {0};
+	char err[128];
+	struct st_append *a = calloc(1, sizeof(*a));
+	struct st_batch *b = NULL;
+	if (a && rb_build(&w, 0, RB_ATTR_TRANSACTIONAL | RB_ATTR_CONTROL,
+			  producer_id, epoch, -1, &rec, 1, err,
+			  sizeof(err)) == 0 &&
+	    kb_writer_ok(&w))
+		b = malloc(sizeof(*b) + w.len);
+	if (a)
+		a->batches = malloc(sizeof(*a->batches));
+	if (!b || !a->batches) {
+		kb_writer_free(&w);
+		free(b);
+		if (a)
+			free(a->batches);
+		free(a);
+		result_soon(s, cb, arg, ST_UNAVAILABLE, -1, p->log_start,
+			    "out of memory");
+		return;
+	}
+	memcpy(b->data, w.buf, w.len);
+	b->len = w.len;
+	kb_writer_free(&w);
+	b->count = 1;
+	b->max_ts = ts;
+	b->producer_id = producer_id;
+	b->producer_epoch = epoch;
+	b->base_seq = -1;
+	b->attributes = RB_ATTR_TRANSACTIONAL | RB_ATTR_CONTROL;
+	b->marker = commit ? ST_MARKER_COMMIT : ST_MARKER_ABORT;
+	b->txn_first = o->first;
+	b->base = b->last = p->next++;
+	rb_set_base_offset(b->data, b->base);
+	rb_set_leader_epoch(b->data, p->leader_epoch);
+	o->ending = true;
+	a->batches[0] = b;
+	a->nbatches = 1;
+	a->p = p;
+	a->cb = cb;
+	a->arg = arg;
+	a->log_append_time = -1;
 	if (s->queue_tail)
 		s->queue_tail->next = a;
 	else
@@ -635,6 +906,8 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 			int64_t base = a->batches[0]->base;
 			for (int i = 0; i < a->nbatches; i++) {
 				p->hw = a->batches[i]->last + 1;
+				if (a->batches[i]->marker)
+					txn_marker_done(p, a->batches[i]);
 				cache_push(s, p, a->batches[i]);
 				a->batches[i] = NULL;
 			}
@@ -686,7 +959,8 @@ void st_flush_now(struct store *s)
 		for (int i = 0; i < a->nbatches; i++) {
 			struct st_batch *b = a->batches[i];
 			char tid[16], part[16], base[24], last_o[24], ts[24],
-				pid[24], ep[8], seq[16], cnt[16], len[16];
+				pid[24], ep[8], seq[16], cnt[16], len[16],
+				attr[8], first[24];
 			snprintf(tid, sizeof(tid), "%d", p->topic->tid);
 			snprintf(part, sizeof(part), "%d", p->index);
 			snprintf(base, sizeof(base), "%" PRId64, b->base);
@@ -697,15 +971,28 @@ void st_flush_now(struct store *s)
 			snprintf(seq, sizeof(seq), "%d", b->base_seq);
 			snprintf(cnt, sizeof(cnt), "%d", b->count);
 			snprintf(len, sizeof(len), "%zu", b->len);
-			const char *v[11] = {tid, part, base, last_o, ts, pid,
-					     ep,  seq,  cnt,  len,    (const char *)b->data};
-			int lens[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					(int)b->len};
-			int fmts[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+			snprintf(attr, sizeof(attr), "%d", b->attributes);
+			const char *v[12] = {tid, part, base, last_o, ts, pid,
+					     ep,  seq,  cnt,  len,    (const char *)b->data,
+					     attr};
+			int lens[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					(int)b->len, 0};
+			int fmts[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
 			pg_query(c,
 				 "INSERT INTO samsa.log VALUES ($1, $2, $3, $4, "
-				 "$5, $6, $7, $8, $9, $10, $11)",
-				 11, v, lens, fmts, false, on_flush_step, f);
+				 "$5, $6, $7, $8, $9, $10, $11, $12)",
+				 12, v, lens, fmts, false, on_flush_step, f);
+			if (b->marker == ST_MARKER_ABORT && b->txn_first >= 0) {
+				/* The aborted index commits with its marker. */
+				snprintf(first, sizeof(first), "%" PRId64,
+					 b->txn_first);
+				const char *w[5] = {tid, part, pid, first, base};
+				pg_query(c,
+					 "INSERT INTO samsa.txn_aborted VALUES "
+					 "($1, $2, $3, $4, $5)",
+					 5, w, NULL, NULL, false, on_flush_step,
+					 f);
+			}
 		}
 		p->in_flush = true;
 	}
@@ -742,6 +1029,23 @@ struct reload {
 	bool ok;
 };
 
+/* One row of producer state: producer_id, epoch, base sequence, count, base
+ * offset, last offset, attributes from col on. */
+static void producer_row(struct st_partition *p, const PGresult *r, int i,
+			 int col)
+{
+	int64_t pid = strtoll(PQgetvalue(r, i, col), NULL, 10);
+	int16_t epoch = (int16_t)atoi(PQgetvalue(r, i, col + 1));
+	if (atoi(PQgetvalue(r, i, col + 6)) & RB_ATTR_CONTROL) {
+		producer_bump(p, pid, epoch);
+		return;
+	}
+	producer_record(p, pid, epoch, atoi(PQgetvalue(r, i, col + 2)),
+			atoi(PQgetvalue(r, i, col + 3)),
+			strtoll(PQgetvalue(r, i, col + 4), NULL, 10),
+			strtoll(PQgetvalue(r, i, col + 5), NULL, 10));
+}
+
 static void load_producers(struct st_partition *p, const PGresult *r, int pid_col)
 {
 	while (p->producers) {
@@ -750,22 +1054,90 @@ static void load_producers(struct st_partition *p, const PGresult *r, int pid_co
 		p->producers = n;
 	}
 	/* Rows come oldest first per producer. */
+	for (int i = 0; i < PQntuples(r); i++)
+		producer_row(p, r, i, pid_col);
+}
+
+/* The last five data batches and markers of each producer: markers only
+ * raise the epoch. */
+static const char producers_sql[] =
+	"SELECT producer_id, producer_epoch, base_sequence, record_count, "
+	"base_offset, last_offset, attributes FROM (SELECT *, row_number() "
+	"OVER (PARTITION BY producer_id, (attributes & 32) <> 0 ORDER BY "
+	"base_offset DESC) AS rn FROM samsa.log WHERE tid = $1 AND "
+	"partition = $2 AND producer_id >= 0) x WHERE rn <= 5 "
+	"ORDER BY producer_id, base_offset";
+
+/* Open transactions: transactional data after the producer's last marker. */
+static const char open_txns_sql[] =
+	"SELECT producer_id, max(producer_epoch), min(base_offset) FROM "
+	"samsa.log l WHERE tid = $1 AND partition = $2 AND (attributes & 48) "
+	"= 16 AND base_offset > coalesce((SELECT max(c.base_offset) FROM "
+	"samsa.log c WHERE c.tid = l.tid AND c.partition = l.partition AND "
+	"c.producer_id = l.producer_id AND (c.attributes & 48) = 48), -1) "
+	"GROUP BY producer_id";
+
+static const char aborted_sql[] =
+	"SELECT a.producer_id, a.first_offset, a.last_offset FROM "
+	"samsa.txn_aborted a JOIN samsa.partitions p USING (tid, partition) "
+	"WHERE a.tid = $1 AND a.partition = $2 AND a.last_offset >= "
+	"p.log_start_offset ORDER BY a.last_offset";
+
+/* Replaces p's transactions with rows (producer, epoch, first) from col on
+ * (those only joined, with nothing written, are kept). */
+static void load_open_txns(struct st_partition *p, const PGresult *r, int col)
+{
+	for (struct st_open_txn **pp = &p->txns; *pp;) {
+		struct st_open_txn *o = *pp;
+		if (o->first >= 0) {
+			*pp = o->next;
+			free(o);
+		} else {
+			o->ending = false;
+			pp = &o->next;
+		}
+	}
 	for (int i = 0; i < PQntuples(r); i++) {
-		producer_record(p, strtoll(PQgetvalue(r, i, pid_col), NULL, 10),
-				(int16_t)atoi(PQgetvalue(r, i, pid_col + 1)),
-				atoi(PQgetvalue(r, i, pid_col + 2)),
-				atoi(PQgetvalue(r, i, pid_col + 3)),
-				strtoll(PQgetvalue(r, i, pid_col + 4), NULL, 10),
-				strtoll(PQgetvalue(r, i, pid_col + 5), NULL, 10));
+		struct st_open_txn *o =
+			txn_open(p, strtoll(PQgetvalue(r, i, col), NULL, 10),
+				 (int16_t)atoi(PQgetvalue(r, i, col + 1)), -1);
+		if (o)
+			o->first = strtoll(PQgetvalue(r, i, col + 2), NULL, 10);
 	}
 }
 
-static const char producers_sql[] =
-	"SELECT producer_id, producer_epoch, base_sequence, record_count, "
-	"base_offset, last_offset FROM (SELECT *, row_number() OVER "
-	"(PARTITION BY producer_id ORDER BY base_offset DESC) AS rn "
-	"FROM samsa.log WHERE tid = $1 AND partition = $2 AND "
-	"producer_id >= 0) x WHERE rn <= 5 ORDER BY producer_id, base_offset";
+static void load_aborted(struct st_partition *p, const PGresult *r, int col)
+{
+	p->naborted = 0;
+	for (int i = 0; i < PQntuples(r); i++)
+		aborted_add(p, strtoll(PQgetvalue(r, i, col), NULL, 10),
+			    strtoll(PQgetvalue(r, i, col + 1), NULL, 10),
+			    strtoll(PQgetvalue(r, i, col + 2), NULL, 10));
+}
+
+static void on_reload_txns(void *arg, const PGresult *res, const char *err,
+			   const char *sqlstate)
+{
+	struct reload *r = arg;
+	(void)err;
+	(void)sqlstate;
+	if (res && r->ok)
+		load_open_txns(r->p, res, 0);
+	else
+		r->ok = false;
+}
+
+static void on_reload_aborted(void *arg, const PGresult *res,
+			      const char *err, const char *sqlstate)
+{
+	struct reload *r = arg;
+	(void)err;
+	(void)sqlstate;
+	if (res && r->ok)
+		load_aborted(r->p, res, 0);
+	else
+		r->ok = false;
+}
 
 static void on_reload_offsets(void *arg, const PGresult *res, const char *err,
 			      const char *sqlstate)
@@ -827,6 +1199,10 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 		 "SELECT next_offset, log_start_offset FROM samsa.partitions "
 		 "WHERE tid = $1 AND partition = $2",
 		 2, v, NULL, NULL, false, on_reload_offsets, r);
+	pg_query(r->s->writer, open_txns_sql, 2, v, NULL, NULL, false,
+		 on_reload_txns, r);
+	pg_query(r->s->writer, aborted_sql, 2, v, NULL, NULL, false,
+		 on_reload_aborted, r);
 	pg_query(r->s->writer, producers_sql, 2, v, NULL, NULL, false,
 		 on_reload_producers, r);
 	pg_sync(r->s->writer);
@@ -841,6 +1217,18 @@ static void reload_partition(struct store *s, struct st_partition *p)
 	r->p = p;
 	struct timeval tv = {0, 0};
 	event_base_once(s->base, -1, EV_TIMEOUT, reload_tick, r, &tv);
+}
+
+/* The partition of row i, whose columns 0 and 1 are tid and partition. */
+static struct st_partition *load_find(struct store *s, const PGresult *r,
+				      int i)
+{
+	int32_t tid = atoi(PQgetvalue(r, i, 0));
+	for (size_t j = 0; j < s->ntopics; j++)
+		if (s->topics[j]->tid == tid)
+			return st_partition(s->topics[j],
+					    atoi(PQgetvalue(r, i, 1)));
+	return NULL;
 }
 
 int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
@@ -873,9 +1261,10 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 
 	r = PQexec(conn,
 		   "SELECT tid, partition, producer_id, producer_epoch, "
-		   "base_sequence, record_count, base_offset, last_offset FROM "
-		   "(SELECT *, row_number() OVER (PARTITION BY tid, partition, "
-		   "producer_id ORDER BY base_offset DESC) AS rn FROM samsa.log "
+		   "base_sequence, record_count, base_offset, last_offset, "
+		   "attributes FROM (SELECT *, row_number() OVER (PARTITION BY "
+		   "tid, partition, producer_id, (attributes & 32) <> 0 ORDER "
+		   "BY base_offset DESC) AS rn FROM samsa.log "
 		   "WHERE producer_id >= 0) x WHERE rn <= 5 "
 		   "ORDER BY tid, partition, producer_id, base_offset");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -885,22 +1274,55 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
-		int32_t tid = atoi(PQgetvalue(r, i, 0));
-		for (size_t j = 0; j < s->ntopics; j++) {
-			struct st_topic *t = s->topics[j];
-			if (t->tid != tid)
-				continue;
-			struct st_partition *p =
-				st_partition(t, atoi(PQgetvalue(r, i, 1)));
-			if (p)
-				producer_record(
-					p, strtoll(PQgetvalue(r, i, 2), NULL, 10),
-					(int16_t)atoi(PQgetvalue(r, i, 3)),
-					atoi(PQgetvalue(r, i, 4)),
-					atoi(PQgetvalue(r, i, 5)),
-					strtoll(PQgetvalue(r, i, 6), NULL, 10),
-					strtoll(PQgetvalue(r, i, 7), NULL, 10));
-		}
+		struct st_partition *p = load_find(s, r, i);
+		if (p)
+			producer_row(p, r, i, 2);
+	}
+	PQclear(r);
+
+	/* Transactions open in the log, and the aborted index. */
+	r = PQexec(conn,
+		   "SELECT tid, partition, producer_id, max(producer_epoch), "
+		   "min(base_offset) FROM samsa.log l WHERE (attributes & 48) "
+		   "= 16 AND base_offset > coalesce((SELECT max(c.base_offset) "
+		   "FROM samsa.log c WHERE c.tid = l.tid AND c.partition = "
+		   "l.partition AND c.producer_id = l.producer_id AND "
+		   "(c.attributes & 48) = 48), -1) "
+		   "GROUP BY tid, partition, producer_id");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "loading open transactions: %s",
+			 PQresultErrorMessage(r));
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct st_partition *p = load_find(s, r, i);
+		struct st_open_txn *o =
+			p ? txn_open(p, strtoll(PQgetvalue(r, i, 2), NULL, 10),
+				     (int16_t)atoi(PQgetvalue(r, i, 3)), -1)
+			  : NULL;
+		if (o)
+			o->first = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+	}
+	PQclear(r);
+	r = PQexec(conn,
+		   "SELECT a.tid, a.partition, a.producer_id, a.first_offset, "
+		   "a.last_offset FROM samsa.txn_aborted a JOIN "
+		   "samsa.partitions p USING (tid, partition) WHERE "
+		   "a.last_offset >= p.log_start_offset "
+		   "ORDER BY a.tid, a.partition, a.last_offset");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "loading aborted transactions: %s",
+			 PQresultErrorMessage(r));
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct st_partition *p = load_find(s, r, i);
+		if (p)
+			aborted_add(p, strtoll(PQgetvalue(r, i, 2), NULL, 10),
+				    strtoll(PQgetvalue(r, i, 3), NULL, 10),
+				    strtoll(PQgetvalue(r, i, 4), NULL, 10));
 	}
 	PQclear(r);
 	return 0;

@@ -136,6 +136,16 @@ static const char *const migrations[] = {
 	"  one boolean PRIMARY KEY DEFAULT true CHECK (one),"
 	"  generation bigint NOT NULL);"
 	"INSERT INTO samsa.registry_state VALUES (true, 0);",
+	/* 5: Kafka Connect connectors (storage/connectors.c).  Progress of
+	 * a change data capture source is not here: it is the LSN header of
+	 * the records in the log, written in the same transaction as them. */
+	"CREATE TABLE samsa.connectors ("
+	"  name text PRIMARY KEY,"
+	"  seq bigserial,"
+	"  config text NOT NULL,"
+	"  paused boolean NOT NULL DEFAULT false,"
+	"  snapshot_done boolean NOT NULL DEFAULT false,"
+	"  created_at timestamptz NOT NULL DEFAULT now());",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))

@@ -18,9 +18,15 @@ struct st_batch {
 	int16_t producer_epoch;
 	int32_t base_seq;
 	int32_t count;
+	int16_t attributes;
+	int8_t marker;     /* ST_MARKER_* for a control batch samsa wrote */
+	int64_t txn_first; /* a marker's transaction's first offset */
 	size_t len;
 	uint8_t data[]; /* the batch as stored */
 };
+
+#define ST_MARKER_COMMIT 1
+#define ST_MARKER_ABORT 2
 
 /* The last batches of one producer on one partition (Kafka keeps five). */
 #define ST_PRODUCER_BATCHES 5
@@ -33,6 +39,24 @@ struct st_producer {
 		int64_t base, last;
 	} b[ST_PRODUCER_BATCHES];
 	struct st_producer *next;
+};
+
+/*
+ * A producer's transaction open on one partition: joined by
+ * AddPartitionsToTxn, first set by its first batch, gone when its marker
+ * commits.  The oldest first offset is the partition's last stable offset.
+ */
+struct st_open_txn {
+	int64_t pid;
+	int16_t epoch;
+	int64_t first; /* -1 while nothing was written */
+	bool ending;   /* its marker is on its way: no more batches */
+	struct st_open_txn *next;
+};
+
+/* An aborted transaction's range on a partition (the aborted index). */
+struct st_aborted_txn {
+	int64_t pid, first, last;
 };
 
 /* One st_append() call waiting for its transaction. */
@@ -69,6 +93,9 @@ struct st_partition {
 	size_t avg_batch; /* bytes per batch lately, to size reads */
 
 	struct st_producer *producers;
+	struct st_open_txn *txns;
+	struct st_aborted_txn *aborted; /* by last offset */
+	size_t naborted, cap_aborted;
 	struct st_waiter waiters; /* list head */
 };
 
@@ -98,6 +125,7 @@ struct store {
 	struct event *flush_ev;
 	struct event *retention_ev;
 	struct st_groups *groups; /* groups.c */
+	struct st_txns *txns;     /* txn.c */
 };
 
 /* Runs fn(arg) from the loop soon (never before returning). */
@@ -120,5 +148,9 @@ void st_partition_retire(struct store *s, struct st_partition *p);
 struct pgconn *st_reader(struct store *s);
 /* Starts a flush of the queued appends unless one is in flight. */
 void st_flush_now(struct store *s);
+
+/* txn.c: the transaction coordinator's state (start-up, close). */
+int st_txns_load(struct store *s, PGconn *conn, char *err, size_t errlen);
+void st_txns_close(struct store *s);
 
 #endif

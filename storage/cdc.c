@@ -1,0 +1,1901 @@
+/*
+ * cdc: the Postgres source task (storage/cdc.h).
+ *
+ * Phases, each one step of non-blocking libpq on one of the task's two
+ * connections: connect (replication, then SQL) → catalog → publication →
+ * slot → snapshot (SQL connection, in the slot's exported snapshot) →
+ * wait until the snapshot is durable → read each topic's last LSN back
+ * from the log → START_REPLICATION, then COPY BOTH until stopped.
+ *
+ * Appends leave through an outbox in commit order.  Each transaction is a
+ * mark; the slot's flush position moves to a mark's end LSN once every
+ * append of it and of the marks before it is durable.
+ */
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "protocol/kbuf.h"
+#include "protocol/record_batch.h"
+#include "storage/cdc.h"
+#include "storage/cdc_int.h"
+#include "storage/connectors.h"
+#include "storage/store.h"
+#include "storage/topic_config.h"
+
+#define MAX_BATCH_BYTES (512 * 1024) /* one record batch at most */
+#define MAX_INFLIGHT	(32 * 1024 * 1024) /* outbox bytes before reads stop */
+#define SNAPSHOT_CHUNK	500 /* snapshot records per batch */
+#define PG_EPOCH_US	946684800000000LL /* 2000-01-01 in Unix µs */
+
+enum snap_mode { SNAP_INITIAL, SNAP_NEVER, SNAP_INITIAL_ONLY, SNAP_ALWAYS };
+enum pub_mode { PUB_ALL, PUB_FILTERED, PUB_DISABLED };
+
+struct cdc_topic {
+	char *name;
+	uint64_t last_lsn; /* the log already holds everything up to it */
+	struct cdc_topic *next;
+};
+
+/* A transaction's appends: the slot may confirm end_lsn when none is left
+ * and every earlier mark is done. */
+struct mark {
+	uint64_t end_lsn;
+	int pending;
+	bool closed; /* no more appends will join */
+	struct mark *next;
+};
+
+/* One append waiting its turn, or in flight. */
+struct out {
+	struct cdc_task *t;
+	struct cdc_topic *tp;
+	struct mark *mark;
+	struct kb_writer blob;
+	struct out *next;
+};
+
+struct pgc {
+	struct cdc_task *t;
+	PGconn *c;
+	struct event *ev;
+	bool connecting;
+	short want;
+	bool busy, copy;
+	void (*on_row)(struct cdc_task *t, PGresult *r);
+	void (*on_done)(struct cdc_task *t);
+};
+
+/* One record in the open transaction. */
+struct rec {
+	struct cdc_topic *tp;
+	char *key, *val;
+	size_t kl, vl;
+	struct rec *next;
+};
+
+struct cdc_task {
+	struct cdc_env env;
+	char *name;
+	json_t *config;
+	struct cdc_opts o;
+	char *kw[12], *kv[12]; /* connection parameters */
+	char *slot, *pub;
+	enum snap_mode snap;
+	enum pub_mode pubmode;
+	regex_t *inc, *exc, *sinc, *sexc;
+	int ninc, nexc, nsinc, nsexc;
+	char **literals; /* include-list entries that name one table */
+	int nliterals;
+	bool snapshot_done;
+
+	struct pgc repl, sql;
+	struct event *timer;
+	bool failed, stopped;
+	char *trace;
+	const char *phase;
+
+	struct cdc_rel *rels;
+	struct cdc_topic *topics;
+	struct cdc_rel *snap_rel; /* the table being copied */
+	struct rec *snap_recs, **snap_tail;
+	int snap_nrecs;
+	long long rows_copied;
+	int tables_done;
+	bool slot_exists;
+	char snapshot_name[128];
+	uint64_t consistent_point;
+	struct mark *snap_mark;
+
+	/* streaming */
+	uint64_t received, flushed, reported;
+	int64_t last_status_us;
+	struct rec *txn, **txn_tail;
+	int64_t txn_xid, txn_commit_ms;
+	uint64_t txn_final_lsn;
+	struct mark *marks, *marks_tail;
+	struct out *outbox, *outbox_tail; /* not yet sent */
+	size_t inflight_bytes;
+	int inflight;		/* appends and creations in flight */
+	bool creating;		/* a topic creation holds the outbox */
+	int dedup_pending;
+	struct cdc_topic *dedup_next;
+	bool reading_paused;
+};
+
+static void fail(struct cdc_task *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void pump(struct cdc_task *t);
+static void pgc_arm(struct pgc *p);
+
+/* --- config ------------------------------------------------------------ */
+
+static const char *cfg(const json_t *c, const char *key)
+{
+	return json_string_value(json_object_get(c, key));
+}
+
+/* The first of several names for one setting (new names first). */
+static const char *cfg2(const json_t *c, const char *a, const char *b)
+{
+	const char *v = cfg(c, a);
+	return v ? v : cfg(c, b);
+}
+
+static bool truthy(const char *v, bool def)
+{
+	if (!v)
+		return def;
+	return strcasecmp(v, "true") == 0;
+}
+
+static int split(const char *list, char ***out)
+{
+	int n = 0;
+	*out = NULL;
+	if (!list)
+		return 0;
+	char *copy = strdup(list), *save = NULL;
+	for (char *s = strtok_r(copy, ",", &save); s;
+	     s = strtok_r(NULL, ",", &save)) {
+		while (*s == ' ')
+			s++;
+		size_t l = strlen(s);
+		while (l && s[l - 1] == ' ')
+			s[--l] = '\0';
+		if (!l)
+			continue;
+		*out = realloc(*out, sizeof(char *) * (size_t)(n + 2));
+		(*out)[n++] = strdup(s);
+		(*out)[n] = NULL;
+	}
+	free(copy);
+	return n;
+}
+
+static void free_list(char **l)
+{
+	for (char **p = l; p && *p; p++)
+		free(*p);
+	free(l);
+}
+
+/* Compiles a comma-separated list of anchored regexes. */
+static int compile_list(const char *list, regex_t **out, int *n, char *err,
+			size_t errlen)
+{
+	char **items;
+	int k = split(list, &items);
+	*out = k ? calloc((size_t)k, sizeof(regex_t)) : NULL;
+	*n = 0;
+	for (int i = 0; i < k; i++) {
+		char pat[1024];
+		snprintf(pat, sizeof(pat), "^(%s)$", items[i]);
+		if (regcomp(&(*out)[i], pat, REG_EXTENDED | REG_NOSUB) != 0) {
+			snprintf(err, errlen, "invalid regular expression %s",
+				 items[i]);
+			free_list(items);
+			return -1;
+		}
+		(*n)++;
+	}
+	free_list(items);
+	return 0;
+}
+
+static void free_regs(regex_t *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		regfree(&r[i]);
+	free(r);
+}
+
+static bool matches(regex_t *r, int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (regexec(&r[i], s, 0, NULL, 0) == 0)
+			return true;
+	return false;
+}
+
+static const char *const known_transforms[] = {
+	"io.debezium.transforms.ExtractNewRecordState",
+	"io.debezium.transforms.UnwrapFromEnvelope",
+};
+
+static bool conv_class(const char *v, enum cdc_conv *c)
+{
+	if (!v || strcmp(v, "org.apache.kafka.connect.json.JsonConverter") == 0)
+		*c = CONV_JSON;
+	else if (strcmp(v, "org.apache.kafka.connect.storage."
+			   "StringConverter") == 0)
+		*c = CONV_STRING;
+	else
+		return false;
+	return true;
+}
+
+/* Parses config into t (t NULL: only checks). */
+static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
+		 char *err, size_t errlen)
+{
+#define BAD(k, ...)                                                          \
+	do {                                                                 \
+		snprintf(key, keylen, "%s", k);                              \
+		snprintf(err, errlen, __VA_ARGS__);                          \
+		return -1;                                                   \
+	} while (0)
+	static const char *const required[] = {
+		"database.hostname", "database.user", "database.dbname"};
+	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
+		if (!cfg(c, required[i]) || !*cfg(c, required[i]))
+			BAD(required[i],
+			    "Missing required configuration \"%s\" which has "
+			    "no default value.",
+			    required[i]);
+	const char *prefix = cfg2(c, "topic.prefix", "database.server.name");
+	if (!prefix || !*prefix)
+		BAD("topic.prefix",
+		    "Missing required configuration \"topic.prefix\" which has "
+		    "no default value.");
+	for (const char *p = prefix; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' ||
+		      *p == '-'))
+			BAD("topic.prefix",
+			    "The 'topic.prefix' value '%s' is invalid: a "
+			    "topic name may hold only [a-zA-Z0-9._-]",
+			    prefix);
+	const char *port = cfg(c, "database.port");
+	if (port && (atoi(port) <= 0 || atoi(port) > 65535))
+		BAD("database.port",
+		    "Invalid value %s for configuration database.port", port);
+	const char *sm = cfg(c, "snapshot.mode");
+	enum snap_mode snap = SNAP_INITIAL;
+	if (!sm || !strcmp(sm, "initial") || !strcmp(sm, "exported") ||
+	    !strcmp(sm, "when_needed"))
+		snap = SNAP_INITIAL;
+	else if (!strcmp(sm, "never") || !strcmp(sm, "no_data"))
+		snap = SNAP_NEVER;
+	else if (!strcmp(sm, "initial_only"))
+		snap = SNAP_INITIAL_ONLY;
+	else if (!strcmp(sm, "always"))
+		snap = SNAP_ALWAYS;
+	else
+		BAD("snapshot.mode",
+		    "Invalid value %s for configuration snapshot.mode", sm);
+	const char *pm = cfg(c, "publication.autocreate.mode");
+	enum pub_mode pub = PUB_ALL;
+	if (!pm || !strcmp(pm, "all_tables"))
+		pub = PUB_ALL;
+	else if (!strcmp(pm, "filtered"))
+		pub = PUB_FILTERED;
+	else if (!strcmp(pm, "disabled"))
+		pub = PUB_DISABLED;
+	else
+		BAD("publication.autocreate.mode",
+		    "Invalid value %s for configuration "
+		    "publication.autocreate.mode",
+		    pm);
+	const char *pl = cfg(c, "plugin.name");
+	if (pl && strcmp(pl, "pgoutput") != 0)
+		BAD("plugin.name",
+		    "Invalid value %s for configuration plugin.name: samsa "
+		    "decodes pgoutput only",
+		    pl);
+	const char *dm = cfg(c, "decimal.handling.mode");
+	enum cdc_decimal dec = DEC_PRECISE;
+	if (!dm || !strcmp(dm, "precise"))
+		dec = DEC_PRECISE;
+	else if (!strcmp(dm, "double"))
+		dec = DEC_DOUBLE;
+	else if (!strcmp(dm, "string"))
+		dec = DEC_STRING;
+	else
+		BAD("decimal.handling.mode",
+		    "Invalid value %s for configuration "
+		    "decimal.handling.mode",
+		    dm);
+	enum cdc_conv kc, vc;
+	if (!conv_class(cfg(c, "key.converter"), &kc))
+		BAD("key.converter",
+		    "Invalid value %s for configuration key.converter: samsa "
+		    "has JsonConverter and StringConverter",
+		    cfg(c, "key.converter"));
+	if (!conv_class(cfg(c, "value.converter"), &vc))
+		BAD("value.converter",
+		    "Invalid value %s for configuration value.converter: "
+		    "samsa has JsonConverter and StringConverter",
+		    cfg(c, "value.converter"));
+	char **tr;
+	int ntr = split(cfg(c, "transforms"), &tr);
+	bool unwrap = false, drop_tomb = true;
+	enum cdc_delete del = DEL_DROP;
+	char **add = NULL;
+	for (int i = 0; i < ntr; i++) {
+		char k[300];
+		snprintf(k, sizeof(k), "transforms.%s.type", tr[i]);
+		const char *type = cfg(c, k);
+		bool ok = false;
+		for (size_t j = 0; type && j < 2; j++)
+			ok |= strcmp(type, known_transforms[j]) == 0;
+		if (!ok) {
+			free_list(tr);
+			free_list(add);
+			BAD(k,
+			    "Invalid value %s for configuration %s: samsa has "
+			    "the transform "
+			    "io.debezium.transforms.ExtractNewRecordState",
+			    type ? type : "null", k);
+		}
+		unwrap = true;
+		snprintf(k, sizeof(k), "transforms.%s.drop.tombstones", tr[i]);
+		drop_tomb = truthy(cfg(c, k), true);
+		snprintf(k, sizeof(k), "transforms.%s.delete.handling.mode",
+			 tr[i]);
+		const char *d = cfg(c, k);
+		if (!d || !strcmp(d, "drop"))
+			del = DEL_DROP;
+		else if (!strcmp(d, "none"))
+			del = DEL_NONE;
+		else if (!strcmp(d, "rewrite"))
+			del = DEL_REWRITE;
+		else {
+			free_list(tr);
+			free_list(add);
+			BAD(k, "Invalid value %s for configuration %s", d, k);
+		}
+		snprintf(k, sizeof(k), "transforms.%s.add.fields", tr[i]);
+		free_list(add);
+		split(cfg(c, k), &add);
+	}
+	free_list(tr);
+	regex_t *r[4] = {0};
+	int n[4] = {0};
+	const char *lists[4][3] = {
+		{"table.include.list", "table.whitelist", NULL},
+		{"table.exclude.list", "table.blacklist", NULL},
+		{"schema.include.list", "schema.whitelist", NULL},
+		{"schema.exclude.list", "schema.blacklist", NULL}};
+	for (int i = 0; i < 4; i++) {
+		const char *v = cfg2(c, lists[i][0], lists[i][1]);
+		if (compile_list(v, &r[i], &n[i], err, errlen) < 0) {
+			snprintf(key, keylen, "%s",
+				 cfg(c, lists[i][0]) ? lists[i][0]
+						     : lists[i][1]);
+			for (int j = 0; j <= i; j++)
+				free_regs(r[j], n[j]);
+			free_list(add);
+			return -1;
+		}
+	}
+	if (!t) {
+		for (int j = 0; j < 4; j++)
+			free_regs(r[j], n[j]);
+		free_list(add);
+		return 0;
+	}
+	t->inc = r[0], t->ninc = n[0];
+	t->exc = r[1], t->nexc = n[1];
+	t->sinc = r[2], t->nsinc = n[2];
+	t->sexc = r[3], t->nsexc = n[3];
+	char **lit;
+	int nl = split(cfg2(c, "table.include.list", "table.whitelist"), &lit);
+	t->literals = calloc((size_t)nl + 1, sizeof(char *));
+	for (int i = 0; i < nl; i++) {
+		bool plain = true;
+		for (const char *p = lit[i]; *p; p++)
+			plain &= isalnum((unsigned char)*p) || *p == '_' ||
+				 *p == '.';
+		if (plain)
+			t->literals[t->nliterals++] = strdup(lit[i]);
+	}
+	free_list(lit);
+	t->snap = snap;
+	t->pubmode = pub;
+	t->slot = strdup(cfg(c, "slot.name") ? cfg(c, "slot.name")
+					     : "debezium");
+	t->pub = strdup(cfg(c, "publication.name") ? cfg(c, "publication.name")
+						   : "dbz_publication");
+	t->o.prefix = strdup(prefix);
+	t->o.dbname = strdup(cfg(c, "database.dbname"));
+	t->o.tombstones = truthy(cfg(c, "tombstones.on.delete"), true);
+	t->o.decimal = dec;
+	const char *tp = cfg(c, "time.precision.mode");
+	t->o.time_connect = tp && strcmp(tp, "connect") == 0;
+	const char *bh = cfg(c, "binary.handling.mode");
+	t->o.binary_base64 = bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));
+	t->o.key_conv = kc;
+	t->o.value_conv = vc;
+	t->o.key_schemas = truthy(cfg(c, "key.converter.schemas.enable"), true);
+	t->o.value_schemas =
+		truthy(cfg(c, "value.converter.schemas.enable"), true);
+	t->o.unwrap = unwrap;
+	t->o.unwrap_drop_tombstones = drop_tomb;
+	t->o.unwrap_delete = del;
+	t->o.add_fields = add;
+	const char *keys[] = {"host", "port", "user", "password", "dbname"};
+	const char *vals[] = {cfg(c, "database.hostname"),
+			      port ? port : "5432", cfg(c, "database.user"),
+			      cfg(c, "database.password"),
+			      cfg(c, "database.dbname")};
+	int k = 0;
+	for (int i = 0; i < 5; i++)
+		if (vals[i]) {
+			t->kw[k] = strdup(keys[i]);
+			t->kv[k++] = strdup(vals[i]);
+		}
+	t->kw[k] = strdup("options");
+	/* Text the way Debezium expects it: ISO dates, UTC, exact floats. */
+	t->kv[k++] = strdup("-c datestyle=ISO -c intervalstyle=postgres "
+			    "-c extra_float_digits=3 -c TimeZone=UTC");
+	t->kw[k] = strdup("application_name");
+	t->kv[k++] = strdup("samsa-cdc");
+	t->kw[k] = strdup("connect_timeout");
+	t->kv[k++] = strdup("10");
+	t->kw[k] = strdup("replication"); /* dropped for the SQL link */
+	t->kv[k++] = strdup("database");
+	return 0;
+#undef BAD
+}
+
+int cdc_validate(const json_t *config, char *key, size_t keylen, char *err,
+		 size_t errlen)
+{
+	return parse(config, NULL, key, keylen, err, errlen);
+}
+
+/* --- connections ------------------------------------------------------- */
+
+static void pgc_close(struct pgc *p)
+{
+	if (p->ev)
+		event_free(p->ev);
+	p->ev = NULL;
+	if (p->c)
+		PQfinish(p->c);
+	p->c = NULL;
+	p->busy = p->copy = p->connecting = false;
+}
+
+static void fail(struct cdc_task *t, const char *fmt, ...)
+{
+	if (t->failed)
+		return;
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	t->failed = true;
+	free(t->trace);
+	t->trace = strdup(msg);
+	fprintf(stderr, "cdc %s: FAILED: %s\n", t->name, msg);
+	pgc_close(&t->repl);
+	pgc_close(&t->sql);
+}
+
+static void handle_copy(struct cdc_task *t, const char *buf, int len);
+
+static void on_sock(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgc *p = arg;
+	struct cdc_task *t = p->t;
+	(void)fd;
+	if (p->connecting) {
+		PostgresPollingStatusType st = PQconnectPoll(p->c);
+		if (st == PGRES_POLLING_FAILED) {
+			fail(t, "%s", PQerrorMessage(p->c));
+			return;
+		}
+		if (st == PGRES_POLLING_OK) {
+			p->connecting = false;
+			PQsetnonblocking(p->c, 1);
+			p->on_done(t);
+		} else {
+			p->want = st == PGRES_POLLING_READING ? EV_READ
+							      : EV_WRITE;
+		}
+		if (p->c)
+			pgc_arm(p);
+		return;
+	}
+	if (what & EV_WRITE) {
+		if (PQflush(p->c) < 0) {
+			fail(t, "%s", PQerrorMessage(p->c));
+			return;
+		}
+	}
+	if (what & EV_READ) {
+		if (!PQconsumeInput(p->c)) {
+			fail(t, "%s", PQerrorMessage(p->c));
+			return;
+		}
+	}
+	for (;;) {
+		if (!p->c || t->failed)
+			return;
+		if (p->copy) {
+			if (t->reading_paused)
+				break;
+			char *buf = NULL;
+			int n = PQgetCopyData(p->c, &buf, 1);
+			if (n > 0) {
+				handle_copy(t, buf, n);
+				PQfreemem(buf);
+				continue;
+			}
+			if (n == 0)
+				break;
+			PGresult *r = PQgetResult(p->c);
+			fail(t, "replication stream ended: %s",
+			     r ? PQresultErrorMessage(r)
+			       : PQerrorMessage(p->c));
+			PQclear(r);
+			return;
+		}
+		if (!p->busy || PQisBusy(p->c))
+			break;
+		if (p->on_row && t->reading_paused)
+			break;
+		PGresult *r = PQgetResult(p->c);
+		if (!r) {
+			p->busy = false;
+			p->on_done(t);
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_FATAL_ERROR) {
+			fail(t, "%s", PQresultErrorMessage(r));
+			PQclear(r);
+			return;
+		}
+		if (st == PGRES_COPY_BOTH) {
+			p->copy = true;
+			p->busy = false;
+			PQclear(r);
+			continue;
+		}
+		if (p->on_row)
+			p->on_row(t, r);
+		PQclear(r);
+	}
+	if (p->c)
+		pgc_arm(p);
+}
+
+static void pgc_arm(struct pgc *p)
+{
+	if (!p->c)
+		return;
+	short ev = p->connecting ? p->want : EV_READ;
+	if (!p->connecting && PQisnonblocking(p->c) && PQflush(p->c) == 1)
+		ev |= EV_WRITE;
+	if (p->ev)
+		event_free(p->ev);
+	p->ev = event_new(p->t->env.base, PQsocket(p->c), ev, on_sock, p);
+	if (p->ev)
+		event_add(p->ev, NULL);
+}
+
+static void pgc_connect(struct cdc_task *t, struct pgc *p, bool replication,
+			void (*on_done)(struct cdc_task *t))
+{
+	const char *kw[13], *kv[13];
+	int n = 0;
+	for (int i = 0; t->kw[i]; i++) {
+		if (!replication && strcmp(t->kw[i], "replication") == 0)
+			continue;
+		kw[n] = t->kw[i];
+		kv[n++] = t->kv[i];
+	}
+	kw[n] = kv[n] = NULL;
+	p->t = t;
+	p->c = PQconnectStartParams(kw, kv, 0);
+	if (!p->c || PQstatus(p->c) == CONNECTION_BAD) {
+		fail(t, "%s", p->c ? PQerrorMessage(p->c) : "out of memory");
+		return;
+	}
+	p->connecting = true;
+	p->want = EV_WRITE;
+	p->on_done = on_done;
+	pgc_arm(p);
+}
+
+static void pgc_query(struct pgc *p, const char *sql, bool single_row,
+		      void (*on_row)(struct cdc_task *t, PGresult *r),
+		      void (*on_done)(struct cdc_task *t))
+{
+	if (!p->c)
+		return;
+	if (!PQsendQuery(p->c, sql)) {
+		fail(p->t, "%s", PQerrorMessage(p->c));
+		return;
+	}
+	if (single_row)
+		PQsetSingleRowMode(p->c);
+	p->busy = true;
+	p->on_row = on_row;
+	p->on_done = on_done;
+	pgc_arm(p);
+}
+
+/* --- outbox ------------------------------------------------------------ */
+
+static struct cdc_topic *topic_get(struct cdc_task *t, const char *name)
+{
+	for (struct cdc_topic *tp = t->topics; tp; tp = tp->next)
+		if (strcmp(tp->name, name) == 0)
+			return tp;
+	struct cdc_topic *tp = calloc(1, sizeof(*tp));
+	tp->name = strdup(name);
+	tp->next = t->topics;
+	t->topics = tp;
+	return tp;
+}
+
+static struct mark *mark_new(struct cdc_task *t, uint64_t end_lsn)
+{
+	struct mark *m = calloc(1, sizeof(*m));
+	m->end_lsn = end_lsn;
+	if (t->marks_tail)
+		t->marks_tail->next = m;
+	else
+		t->marks = m;
+	t->marks_tail = m;
+	return m;
+}
+
+static void start_streaming(struct cdc_task *t);
+static void task_free(struct cdc_task *t);
+
+/* Drops the done marks at the head, moving the flush position. */
+static void marks_advance(struct cdc_task *t)
+{
+	while (t->marks && t->marks->closed && t->marks->pending == 0) {
+		struct mark *m = t->marks;
+		if (m->end_lsn > t->flushed)
+			t->flushed = m->end_lsn;
+		t->marks = m->next;
+		if (!t->marks)
+			t->marks_tail = NULL;
+		if (m == t->snap_mark) {
+			t->snap_mark = NULL;
+			if (!t->stopped && !t->failed)
+				start_streaming(t);
+		}
+		free(m);
+	}
+}
+
+static void on_appended(void *arg, const struct st_append_result *r)
+{
+	struct out *o = arg;
+	struct cdc_task *t = o->t;
+	t->inflight--;
+	t->inflight_bytes -= o->blob.len;
+	if (r->status != ST_OK)
+		fail(t, "appending to %s failed: %s", o->tp->name,
+		     r->message ? r->message : "storage error");
+	else
+		o->mark->pending--;
+	kb_writer_free(&o->blob);
+	free(o);
+	if (t->stopped) {
+		if (t->inflight == 0)
+			task_free(t);
+		return;
+	}
+	marks_advance(t);
+	pump(t);
+	if (t->reading_paused && t->inflight_bytes < MAX_INFLIGHT / 2) {
+		t->reading_paused = false;
+		/* Resume reading what libpq already holds, too. */
+		if (t->repl.c)
+			on_sock(-1, 0, &t->repl);
+		if (t->sql.c)
+			on_sock(-1, 0, &t->sql);
+	}
+}
+
+static void on_created(void *arg, enum st_status st, const char *msg)
+{
+	struct cdc_task *t = arg;
+	t->inflight--;
+	t->creating = false;
+	if (t->stopped) {
+		if (t->inflight == 0)
+			task_free(t);
+		return;
+	}
+	if (st != ST_OK && st != ST_EXISTS)
+		fail(t, "creating topic %s failed: %s",
+		     t->outbox ? t->outbox->tp->name : "?",
+		     msg ? msg : "storage error");
+	pump(t);
+}
+
+/* Sends the outbox's appends in order; waits when a topic is missing. */
+static void pump(struct cdc_task *t)
+{
+	while (t->outbox && !t->creating && !t->failed && !t->stopped) {
+		struct out *o = t->outbox;
+		struct st_topic *st =
+			st_topic_find(t->env.store, kstr_c(o->tp->name));
+		if (!st) {
+			t->creating = true;
+			t->inflight++;
+			int32_t parts = (int32_t)bc_get_int("num.partitions", 1);
+			st_create_topic(t->env.store, kstr_c(o->tp->name),
+					parts > 0 ? parts : 1, NULL, 0,
+					on_created, t);
+			return;
+		}
+		struct st_partition *p = st_partition(st, 0);
+		t->outbox = o->next;
+		if (!t->outbox)
+			t->outbox_tail = NULL;
+		t->inflight++;
+		st_append(t->env.store, p, o->blob.buf, o->blob.len,
+			  on_appended, o);
+	}
+}
+
+/* Queues recs (consumed) for tp as batches with the LSN header. */
+static void enqueue(struct cdc_task *t, struct cdc_topic *tp, struct rec *recs,
+		    int n, uint64_t lsn, struct mark *m)
+{
+	uint8_t lsnb[8];
+	for (int i = 0; i < 8; i++)
+		lsnb[i] = (uint8_t)(lsn >> (56 - 8 * i));
+	struct kstr hk = KSTR_LIT("__samsa.lsn");
+	struct kstr hv = {(const char *)lsnb, 8};
+	struct rb_new_record *arr = calloc((size_t)n, sizeof(*arr));
+	struct out *o = calloc(1, sizeof(*o));
+	o->t = t;
+	o->tp = tp;
+	o->mark = m;
+	int64_t now = st_now_ms();
+	int i = 0, start = 0;
+	size_t bytes = 0;
+	char err[160];
+	for (struct rec *r = recs; r; r = r->next, i++) {
+		arr[i].Timestamp = now;
+		arr[i].Key = r->key ? (struct kstr){r->key, (int32_t)r->kl}
+				    : KSTR_NULL;
+		arr[i].Value = r->val ? (struct kstr){r->val, (int32_t)r->vl}
+				      : KSTR_NULL;
+		arr[i].HeaderCount = 1;
+		arr[i].HeaderKeys = &hk;
+		arr[i].HeaderValues = &hv;
+		bytes += r->kl + r->vl + 40;
+		if (bytes >= MAX_BATCH_BYTES || i == n - 1) {
+			if (rb_build(&o->blob, 0, 0, -1, -1, -1, arr + start,
+				     i - start + 1, err, sizeof(err)) < 0)
+				fail(t, "building a batch: %s", err);
+			start = i + 1;
+			bytes = 0;
+		}
+	}
+	while (recs) {
+		struct rec *r = recs;
+		recs = r->next;
+		free(r->key);
+		free(r->val);
+		free(r);
+	}
+	free(arr);
+	m->pending++;
+	t->inflight_bytes += o->blob.len;
+	if (t->outbox_tail)
+		t->outbox_tail->next = o;
+	else
+		t->outbox = o;
+	t->outbox_tail = o;
+	if (t->inflight_bytes > MAX_INFLIGHT)
+		t->reading_paused = true;
+}
+
+/* Groups a transaction's records by topic (in first-seen order) and
+ * queues them under one mark. */
+static void flush_records(struct cdc_task *t, struct rec *list, uint64_t lsn,
+			  struct mark *m, bool dedup)
+{
+	while (list) {
+		struct cdc_topic *tp = list->tp;
+		struct rec *mine = NULL, **mt = &mine, *rest = NULL,
+			   **rt = &rest;
+		int n = 0;
+		while (list) {
+			struct rec *r = list;
+			list = r->next;
+			r->next = NULL;
+			if (r->tp == tp) {
+				*mt = r;
+				mt = &r->next;
+				n++;
+			} else {
+				*rt = r;
+				rt = &r->next;
+			}
+		}
+		list = rest;
+		if (dedup && lsn <= tp->last_lsn) {
+			/* Already in the log before a restart. */
+			while (mine) {
+				struct rec *r = mine;
+				mine = r->next;
+				free(r->key);
+				free(r->val);
+				free(r);
+			}
+			continue;
+		}
+		enqueue(t, tp, mine, n, lsn, m);
+	}
+	pump(t);
+}
+
+struct emit_ctx {
+	struct cdc_task *t;
+	struct cdc_topic *tp;
+	struct rec ***tail;
+	int *count;
+};
+
+static void emit(void *arg, char *key, size_t kl, char *val, size_t vl)
+{
+	struct emit_ctx *e = arg;
+	struct rec *r = calloc(1, sizeof(*r));
+	r->tp = e->tp;
+	r->key = key;
+	r->kl = kl;
+	r->val = val;
+	r->vl = vl;
+	**e->tail = r;
+	*e->tail = &r->next;
+	if (e->count)
+		(*e->count)++;
+}
+
+/* --- catalog, publication, slot ---------------------------------------- */
+
+static bool included(struct cdc_task *t, const char *schema, const char *table)
+{
+	char full[512];
+	snprintf(full, sizeof(full), "%s.%s", schema, table);
+	if (t->nsinc && !matches(t->sinc, t->nsinc, schema))
+		return false;
+	if (t->nsexc && matches(t->sexc, t->nsexc, schema))
+		return false;
+	if (t->ninc && !matches(t->inc, t->ninc, full))
+		return false;
+	if (t->nexc && matches(t->exc, t->nexc, full))
+		return false;
+	return true;
+}
+
+static struct cdc_rel *rel_find(struct cdc_task *t, uint32_t relid)
+{
+	for (struct cdc_rel *r = t->rels; r; r = r->next)
+		if (r->relid == relid)
+			return r;
+	return NULL;
+}
+
+static void rel_free(struct cdc_rel *r)
+{
+	for (int i = 0; i < r->ncols; i++)
+		free(r->cols[i].name);
+	free(r->cols);
+	free(r->schema);
+	free(r->table);
+	free(r->topic);
+	json_decref(r->key_schema);
+	json_decref(r->value_schema);
+	json_decref(r->env_schema);
+	free(r);
+}
+
+static void rel_name(struct cdc_task *t, struct cdc_rel *r)
+{
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s.%s.%s", t->o.prefix, r->schema,
+		 r->table);
+	/* Topic names allow [a-zA-Z0-9._-] only. */
+	for (char *p = buf; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' ||
+		      *p == '-'))
+			*p = '_';
+	free(r->topic);
+	r->topic = strdup(buf);
+	r->included = included(t, r->schema, r->table);
+	r->tp = r->included ? topic_get(t, r->topic) : NULL;
+}
+
+static void on_catalog_row(struct cdc_task *t, PGresult *res)
+{
+	for (int i = 0; i < PQntuples(res); i++) {
+		uint32_t relid = (uint32_t)strtoul(PQgetvalue(res, i, 0),
+						   NULL, 10);
+		struct cdc_rel *r = rel_find(t, relid);
+		if (!r) {
+			r = calloc(1, sizeof(*r));
+			r->relid = relid;
+			r->schema = strdup(PQgetvalue(res, i, 1));
+			r->table = strdup(PQgetvalue(res, i, 2));
+			r->replident = PQgetvalue(res, i, 3)[0];
+			/* Kept in catalog order: the snapshot follows it. */
+			struct cdc_rel **tail = &t->rels;
+			while (*tail)
+				tail = &(*tail)->next;
+			*tail = r;
+			rel_name(t, r);
+		}
+		r->cols = realloc(r->cols, sizeof(*r->cols) *
+						   (size_t)(r->ncols + 1));
+		struct cdc_col *c = &r->cols[r->ncols++];
+		c->name = strdup(PQgetvalue(res, i, 4));
+		c->oid = (uint32_t)strtoul(PQgetvalue(res, i, 5), NULL, 10);
+		c->typmod = atoi(PQgetvalue(res, i, 6));
+		c->key = PQgetvalue(res, i, 8)[0] == 't';
+		c->optional = PQgetvalue(res, i, 7)[0] != 't' && !c->key;
+	}
+}
+
+static void step_slot_check(struct cdc_task *t);
+static void step_publication(struct cdc_task *t);
+
+static void on_literals(struct cdc_task *t)
+{
+	step_publication(t);
+}
+
+static void on_catalog(struct cdc_task *t)
+{
+	for (struct cdc_rel *r = t->rels; r; r = r->next)
+		cdc_rel_schemas(&t->o, r);
+	/* A table the include list names but the database lacks: let
+	 * Postgres say so, in its own words. */
+	char sql[8192] = "SELECT 1";
+	size_t len = strlen(sql);
+	bool any = false;
+	for (int i = 0; i < t->nliterals; i++) {
+		bool found = false;
+		for (struct cdc_rel *r = t->rels; r; r = r->next)
+			found |= r->included && matches(t->inc, t->ninc,
+							t->literals[i]) &&
+				 0;
+		char full[512];
+		for (struct cdc_rel *r = t->rels; r && !found; r = r->next) {
+			snprintf(full, sizeof(full), "%s.%s", r->schema,
+				 r->table);
+			found = strcmp(full, t->literals[i]) == 0;
+		}
+		if (found)
+			continue;
+		char *lit = PQescapeLiteral(t->sql.c, t->literals[i],
+					    strlen(t->literals[i]));
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
+					", %s::regclass", lit ? lit : "''");
+		PQfreemem(lit);
+		any = true;
+	}
+	t->phase = "publication";
+	if (any && len < sizeof(sql))
+		pgc_query(&t->sql, sql, false, NULL, on_literals);
+	else
+		step_publication(t);
+}
+
+static void step_catalog(struct cdc_task *t)
+{
+	t->phase = "catalog";
+	pgc_query(&t->sql,
+		  "SELECT c.oid, n.nspname, c.relname, c.relreplident, "
+		  "a.attname, a.atttypid, a.atttypmod, a.attnotnull, "
+		  "coalesce(a.attnum = ANY(i.indkey), false) "
+		  "FROM pg_class c JOIN pg_namespace n ON n.oid = "
+		  "c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid "
+		  "AND a.attnum > 0 AND NOT a.attisdropped "
+		  "LEFT JOIN pg_index i ON i.indrelid = c.oid AND "
+		  "i.indisprimary WHERE c.relkind IN ('r', 'p') AND "
+		  "n.nspname NOT IN ('pg_catalog', 'information_schema') AND "
+		  "n.nspname NOT LIKE 'pg_toast%' AND NOT c.relispartition "
+		  "ORDER BY n.nspname, c.relname, a.attnum",
+		  false, on_catalog_row, on_catalog);
+}
+
+static char *quote_ident(struct cdc_task *t, const char *s)
+{
+	char *q = PQescapeIdentifier(t->sql.c, s, strlen(s));
+	char *out = strdup(q ? q : "\"\"");
+	PQfreemem(q);
+	return out;
+}
+
+static void step_publication(struct cdc_task *t)
+{
+	if (t->pubmode == PUB_DISABLED) {
+		step_slot_check(t);
+		return;
+	}
+	struct kb_writer w;
+	kb_writer_init(&w);
+	char *pub = quote_ident(t, t->pub);
+	char *publit = PQescapeLiteral(t->sql.c, t->pub, strlen(t->pub));
+	char tables[65536] = "";
+	size_t tl = 0;
+	for (struct cdc_rel *r = t->rels; r; r = r->next) {
+		if (!r->included)
+			continue;
+		char *s = quote_ident(t, r->schema), *n = quote_ident(t, r->table);
+		tl += (size_t)snprintf(tables + tl,
+				       tl < sizeof(tables) ? sizeof(tables) - tl
+							   : 0,
+				       "%s%s.%s", tl ? ", " : "", s, n);
+		free(s);
+		free(n);
+	}
+	char sql[70000];
+	if (t->pubmode == PUB_ALL)
+		snprintf(sql, sizeof(sql),
+			 "DO $samsa$ BEGIN IF NOT EXISTS (SELECT 1 FROM "
+			 "pg_publication WHERE pubname = %s) THEN EXECUTE "
+			 "'CREATE PUBLICATION %s FOR ALL TABLES'; END IF; "
+			 "END $samsa$",
+			 publit, pub);
+	else {
+		char *esc = PQescapeLiteral(t->sql.c, tables, strlen(tables));
+		/* format() keeps the quoting of the table list intact. */
+		snprintf(sql, sizeof(sql),
+			 "DO $samsa$ BEGIN IF NOT EXISTS (SELECT 1 FROM "
+			 "pg_publication WHERE pubname = %s) THEN EXECUTE "
+			 "'CREATE PUBLICATION %s' || CASE WHEN %s = '' THEN '' "
+			 "ELSE ' FOR TABLE ' || %s END; ELSIF %s <> '' THEN "
+			 "EXECUTE 'ALTER PUBLICATION %s SET TABLE ' || %s; "
+			 "END IF; END $samsa$",
+			 publit, pub, esc, esc, esc, pub, esc);
+		PQfreemem(esc);
+	}
+	PQfreemem(publit);
+	free(pub);
+	kb_writer_free(&w);
+	pgc_query(&t->sql, sql, false, NULL, step_slot_check);
+}
+
+static void on_slot_row(struct cdc_task *t, PGresult *r)
+{
+	if (PQntuples(r) > 0)
+		t->slot_exists = true;
+}
+
+static void step_create_slot(struct cdc_task *t);
+static void step_snapshot(struct cdc_task *t);
+static void step_dedup(struct cdc_task *t);
+
+static bool need_snapshot(struct cdc_task *t)
+{
+	if (t->snap == SNAP_NEVER)
+		return false;
+	if (t->snap == SNAP_ALWAYS)
+		return true;
+	return !t->snapshot_done;
+}
+
+static void on_slot_dropped(struct cdc_task *t)
+{
+	t->slot_exists = false;
+	step_create_slot(t);
+}
+
+static void on_slot_checked(struct cdc_task *t)
+{
+	if (t->slot_exists && need_snapshot(t)) {
+		/* A snapshot that never completed (or mode always): start
+		 * over from a new slot and its own snapshot. */
+		char *q = quote_ident(t, t->slot);
+		char sql[512];
+		snprintf(sql, sizeof(sql), "DROP_REPLICATION_SLOT %s", q);
+		free(q);
+		pgc_query(&t->repl, sql, false, NULL, on_slot_dropped);
+		return;
+	}
+	if (t->slot_exists) {
+		step_dedup(t);
+		return;
+	}
+	step_create_slot(t);
+}
+
+static void step_slot_check(struct cdc_task *t)
+{
+	t->phase = "slot";
+	char *lit = PQescapeLiteral(t->sql.c, t->slot, strlen(t->slot));
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+		 lit);
+	PQfreemem(lit);
+	pgc_query(&t->sql, sql, false, on_slot_row, on_slot_checked);
+}
+
+static uint64_t parse_lsn(const char *s)
+{
+	unsigned hi = 0, lo = 0;
+	sscanf(s, "%X/%X", &hi, &lo);
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static void on_slot_created_row(struct cdc_task *t, PGresult *r)
+{
+	if (PQntuples(r) < 1 || PQnfields(r) < 3)
+		return;
+	t->consistent_point = parse_lsn(PQgetvalue(r, 0, 1));
+	snprintf(t->snapshot_name, sizeof(t->snapshot_name), "%s",
+		 PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2));
+}
+
+static void on_slot_created(struct cdc_task *t)
+{
+	if (need_snapshot(t))
+		step_snapshot(t);
+	else
+		step_dedup(t);
+}
+
+static void step_create_slot(struct cdc_task *t)
+{
+	char *q = quote_ident(t, t->slot);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
+		 need_snapshot(t) ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT");
+	free(q);
+	pgc_query(&t->repl, sql, false, on_slot_created_row, on_slot_created);
+}
+
+/* --- snapshot ---------------------------------------------------------- */
+
+static void snap_next_table(struct cdc_task *t);
+
+static void snap_flush(struct cdc_task *t)
+{
+	if (!t->snap_recs)
+		return;
+	flush_records(t, t->snap_recs, t->consistent_point, t->snap_mark,
+		      false);
+	t->snap_recs = NULL;
+	t->snap_tail = &t->snap_recs;
+	t->snap_nrecs = 0;
+}
+
+static void on_snap_row(struct cdc_task *t, PGresult *res)
+{
+	struct cdc_rel *r = t->snap_rel;
+	int ncols = PQnfields(res);
+	for (int i = 0; i < PQntuples(res); i++) {
+		char **row = calloc((size_t)r->ncols + 1, sizeof(char *));
+		for (int c = 0; c < r->ncols && c < ncols; c++)
+			row[c] = PQgetisnull(res, i, c) ? NULL
+							: PQgetvalue(res, i, c);
+		struct cdc_change ch = {.op = 'r',
+					.after = row,
+					.commit_ms = st_now_ms(),
+					.xid = -1,
+					.lsn = t->consistent_point,
+					.commit_lsn = t->consistent_point,
+					.snapshot = true};
+		struct emit_ctx e = {t, r->tp, &t->snap_tail, &t->snap_nrecs};
+		cdc_format(&t->o, r, &ch, emit, &e);
+		free(row);
+		t->rows_copied++;
+	}
+	if (t->snap_nrecs >= SNAPSHOT_CHUNK)
+		snap_flush(t);
+}
+
+static void on_snap_table(struct cdc_task *t)
+{
+	snap_flush(t);
+	t->tables_done++;
+	t->snap_rel = t->snap_rel->next;
+	snap_next_table(t);
+}
+
+static void on_snap_committed(struct cdc_task *t)
+{
+	/* The snapshot is queued: its mark closes, and streaming starts
+	 * when it is durable (marks_advance). */
+	pgc_close(&t->sql);
+	t->phase = "snapshot: writing";
+	t->snap_mark->closed = true;
+	marks_advance(t);
+}
+
+static void snap_next_table(struct cdc_task *t)
+{
+	while (t->snap_rel && !t->snap_rel->included)
+		t->snap_rel = t->snap_rel->next;
+	if (!t->snap_rel) {
+		pgc_query(&t->sql, "COMMIT", false, NULL, on_snap_committed);
+		return;
+	}
+	char *s = quote_ident(t, t->snap_rel->schema);
+	char *n = quote_ident(t, t->snap_rel->table);
+	char sql[1024];
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s.%s", s, n);
+	free(s);
+	free(n);
+	pgc_query(&t->sql, sql, true, on_snap_row, on_snap_table);
+}
+
+static void step_snapshot(struct cdc_task *t)
+{
+	t->phase = "snapshot";
+	t->snap_mark = mark_new(t, t->consistent_point);
+	t->snap_recs = NULL;
+	t->snap_tail = &t->snap_recs;
+	char *lit = PQescapeLiteral(t->sql.c, t->snapshot_name,
+				    strlen(t->snapshot_name));
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+		 "SET TRANSACTION SNAPSHOT %s",
+		 lit);
+	PQfreemem(lit);
+	t->snap_rel = t->rels;
+	pgc_query(&t->sql, sql, false, NULL, snap_next_table);
+}
+
+static void on_snapshot_stored(void *arg, const char *err)
+{
+	struct cdc_task *t = arg;
+	t->inflight--;
+	if (t->stopped) {
+		if (t->inflight == 0)
+			task_free(t);
+		return;
+	}
+	if (err) {
+		fail(t, "storing the snapshot's end: %s", err);
+		return;
+	}
+	t->snapshot_done = true;
+	step_dedup(t);
+}
+
+/* The snapshot is durable: remember it, then stream. */
+static void start_streaming(struct cdc_task *t)
+{
+	if (t->snap == SNAP_INITIAL_ONLY) {
+		t->phase = "snapshot complete (initial_only)";
+		pgc_close(&t->repl);
+	}
+	t->inflight++;
+	cn_set_snapshot_done(t->env.cn, t->name, on_snapshot_stored, t);
+}
+
+/* --- restart: each topic's last LSN from the log ----------------------- */
+
+static void step_start(struct cdc_task *t);
+
+static void dedup_next(struct cdc_task *t);
+
+static int find_lsn(void *arg, const struct rb_record *rec)
+{
+	uint64_t *lsn = arg;
+	struct kb_reader r;
+	kb_reader_init(&r, rec->Headers, rec->HeadersLen);
+	for (int i = 0; i < rec->HeaderCount; i++) {
+		struct kstr k, v;
+		if (!kb_read_varbytes(&r, &k) || !kb_read_varbytes(&r, &v))
+			return 0;
+		if (kstr_eq(k, "__samsa.lsn") && v.len == 8) {
+			uint64_t x = 0;
+			for (int j = 0; j < 8; j++)
+				x = (x << 8) | (uint8_t)v.ptr[j];
+			if (x > *lsn)
+				*lsn = x;
+		}
+	}
+	return 0;
+}
+
+static void on_last_batch(void *arg, const char *err, const uint8_t *data,
+			  size_t len)
+{
+	struct cdc_task *t = arg;
+	t->inflight--;
+	if (t->stopped) {
+		if (t->inflight == 0)
+			task_free(t);
+		return;
+	}
+	if (err) {
+		fail(t, "reading the log back: %s", err);
+		return;
+	}
+	struct cdc_topic *tp = t->dedup_next;
+	if (data) {
+		struct kb_writer scratch;
+		kb_writer_init(&scratch);
+		char e[128];
+		uint64_t lsn = 0;
+		rb_foreach_record(data, len, &scratch, 64 << 20, find_lsn,
+				  &lsn, e, sizeof(e));
+		kb_writer_free(&scratch);
+		if (lsn > tp->last_lsn)
+			tp->last_lsn = lsn;
+	}
+	t->dedup_next = tp->next;
+	dedup_next(t);
+}
+
+static void dedup_next(struct cdc_task *t)
+{
+	for (; t->dedup_next; t->dedup_next = t->dedup_next->next) {
+		struct st_topic *st = st_topic_find(
+			t->env.store, kstr_c(t->dedup_next->name));
+		if (!st)
+			continue;
+		t->inflight++;
+		cn_last_batch(t->env.cn, st->tid, 0, on_last_batch, t);
+		return;
+	}
+	step_start(t);
+}
+
+static void step_dedup(struct cdc_task *t)
+{
+	if (t->snap == SNAP_INITIAL_ONLY)
+		return;
+	t->phase = "resuming";
+	t->dedup_next = t->topics;
+	dedup_next(t);
+}
+
+/* --- streaming --------------------------------------------------------- */
+
+static int64_t now_pg_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - PG_EPOCH_US;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void send_status(struct cdc_task *t, bool reply)
+{
+	if (!t->repl.c || !t->repl.copy)
+		return;
+	uint8_t m[34];
+	m[0] = 'r';
+	/* Write and apply say what arrived; only flush moves the slot. */
+	put64(m + 1, t->received);
+	put64(m + 9, t->flushed);
+	put64(m + 17, t->flushed);
+	put64(m + 25, (uint64_t)now_pg_us());
+	m[33] = reply ? 1 : 0;
+	if (PQputCopyData(t->repl.c, (const char *)m, sizeof(m)) != 1) {
+		fail(t, "%s", PQerrorMessage(t->repl.c));
+		return;
+	}
+	t->reported = t->flushed;
+	t->last_status_us = now_pg_us();
+	pgc_arm(&t->repl);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct cdc_task *t = arg;
+	(void)fd;
+	(void)what;
+	if (t->failed || t->stopped)
+		return;
+	if (t->flushed != t->reported ||
+	    now_pg_us() - t->last_status_us > 10000000)
+		send_status(t, false);
+}
+
+static void step_start(struct cdc_task *t)
+{
+	t->phase = "streaming";
+	char *q = quote_ident(t, t->slot);
+	char *publit = quote_ident(t, t->pub);
+	char *lit = PQescapeLiteral(t->repl.c, publit, strlen(publit));
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+		 "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', "
+		 "publication_names %s)",
+		 q, lit);
+	free(q);
+	free(publit);
+	PQfreemem(lit);
+	pgc_query(&t->repl, sql, false, NULL, NULL);
+	struct timeval one = {1, 0};
+	t->timer = event_new(t->env.base, -1, EV_PERSIST, on_timer, t);
+	if (t->timer)
+		event_add(t->timer, &one);
+}
+
+/* pgoutput's fields, read with a sticky failure flag. */
+struct pr {
+	const uint8_t *p, *end;
+	bool bad;
+};
+
+static uint8_t pr_u8(struct pr *r)
+{
+	if (r->p + 1 > r->end) {
+		r->bad = true;
+		return 0;
+	}
+	return *r->p++;
+}
+
+static uint32_t pr_u32(struct pr *r)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v = (v << 8) | pr_u8(r);
+	return v;
+}
+
+static uint64_t pr_u64(struct pr *r)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | pr_u8(r);
+	return v;
+}
+
+static uint16_t pr_u16(struct pr *r)
+{
+	uint16_t hi = pr_u8(r);
+	return (uint16_t)((hi << 8) | pr_u8(r));
+}
+
+static const char *pr_str(struct pr *r)
+{
+	const uint8_t *s = r->p;
+	while (r->p < r->end && *r->p)
+		r->p++;
+	if (r->p >= r->end) {
+		r->bad = true;
+		return "";
+	}
+	r->p++;
+	return (const char *)s;
+}
+
+/* A tuple as texts (malloc'd; cdc_unchanged as is), n columns. */
+static char **pr_tuple(struct pr *r, int ncols)
+{
+	int n = pr_u16(r);
+	char **row = calloc((size_t)(ncols > n ? ncols : n) + 1, sizeof(char *));
+	for (int i = 0; i < n && !r->bad; i++) {
+		uint8_t k = pr_u8(r);
+		if (k == 'n') {
+			row[i] = NULL;
+		} else if (k == 'u') {
+			row[i] = (char *)cdc_unchanged;
+		} else if (k == 't' || k == 'b') {
+			uint32_t len = pr_u32(r);
+			if ((size_t)(r->end - r->p) < len) {
+				r->bad = true;
+				break;
+			}
+			row[i] = malloc(len + 1);
+			memcpy(row[i], r->p, len);
+			row[i][len] = '\0';
+			r->p += len;
+		} else {
+			r->bad = true;
+		}
+	}
+	return row;
+}
+
+static void row_free(char **row, int n)
+{
+	if (!row)
+		return;
+	for (int i = 0; i < n; i++)
+		if (row[i] != cdc_unchanged)
+			free(row[i]);
+	free(row);
+}
+
+/* A Relation message: the table's current shape. */
+static void on_relation(struct cdc_task *t, struct pr *r)
+{
+	uint32_t relid = pr_u32(r);
+	const char *nsp = pr_str(r), *name = pr_str(r);
+	char replident = (char)pr_u8(r);
+	int ncols = pr_u16(r);
+	struct cdc_rel *old = rel_find(t, relid);
+	struct cdc_rel *rel = calloc(1, sizeof(*rel));
+	rel->relid = relid;
+	rel->schema = strdup(*nsp ? nsp : "pg_catalog");
+	rel->table = strdup(name);
+	rel->replident = replident;
+	rel->cols = calloc((size_t)ncols + 1, sizeof(*rel->cols));
+	rel->ncols = ncols;
+	for (int i = 0; i < ncols && !r->bad; i++) {
+		struct cdc_col *c = &rel->cols[i];
+		uint8_t flags = pr_u8(r);
+		c->name = strdup(pr_str(r));
+		c->oid = pr_u32(r);
+		c->typmod = (int32_t)pr_u32(r);
+		c->optional = true;
+		/* The replica identity; under FULL that is every column,
+		 * so the primary key from the catalog wins when known. */
+		c->key = (flags & 1) && replident != 'f';
+		if (old)
+			for (int j = 0; j < old->ncols; j++)
+				if (strcmp(old->cols[j].name, c->name) == 0) {
+					c->key = old->cols[j].key;
+					c->optional = old->cols[j].optional;
+				}
+	}
+	rel_name(t, rel);
+	cdc_rel_schemas(&t->o, rel);
+	if (old) {
+		for (struct cdc_rel **pp = &t->rels; *pp; pp = &(*pp)->next)
+			if (*pp == old) {
+				*pp = old->next;
+				break;
+			}
+		rel_free(old);
+	}
+	rel->next = t->rels;
+	t->rels = rel;
+}
+
+static void change(struct cdc_task *t, struct cdc_rel *rel, char op,
+		   char **before, char **after, uint64_t lsn)
+{
+	struct cdc_change ch = {.op = op,
+				.before = before,
+				.after = after,
+				.commit_ms = t->txn_commit_ms,
+				.xid = t->txn_xid,
+				.lsn = lsn,
+				.commit_lsn = t->txn_final_lsn};
+	struct emit_ctx e = {t, rel->tp, &t->txn_tail, NULL};
+	cdc_format(&t->o, rel, &ch, emit, &e);
+}
+
+/* Key columns changed: is before's key other than after's? */
+static bool key_changed(struct cdc_rel *rel, char **before, char **after)
+{
+	if (!before || !after)
+		return false;
+	for (int i = 0; i < rel->ncols; i++) {
+		if (!rel->cols[i].key)
+			continue;
+		const char *a = before[i], *b = after[i];
+		if (b == cdc_unchanged)
+			continue;
+		if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+			return true;
+	}
+	return false;
+}
+
+static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
+{
+	uint8_t kind = pr_u8(r);
+	switch (kind) {
+	case 'B':
+		t->txn_final_lsn = pr_u64(r);
+		t->txn_commit_ms =
+			(int64_t)(pr_u64(r) + PG_EPOCH_US) / 1000;
+		t->txn_xid = pr_u32(r);
+		t->txn = NULL;
+		t->txn_tail = &t->txn;
+		break;
+	case 'C': {
+		pr_u8(r);
+		pr_u64(r);
+		uint64_t end = pr_u64(r);
+		struct rec *recs = t->txn;
+		t->txn = NULL;
+		t->txn_tail = &t->txn;
+		if (!recs && !t->marks) {
+			/* Nothing of ours and nothing pending. */
+			if (end > t->flushed)
+				t->flushed = end;
+			break;
+		}
+		struct mark *m = mark_new(t, end);
+		flush_records(t, recs, end, m, true);
+		m->closed = true;
+		marks_advance(t);
+		break;
+	}
+	case 'R':
+		on_relation(t, r);
+		break;
+	case 'I': {
+		struct cdc_rel *rel = rel_find(t, pr_u32(r));
+		pr_u8(r); /* 'N' */
+		int n = rel ? rel->ncols : 0;
+		char **after = pr_tuple(r, n);
+		if (rel && rel->included && !r->bad)
+			change(t, rel, 'c', NULL, after, wal_start);
+		row_free(after, n);
+		break;
+	}
+	case 'U': {
+		struct cdc_rel *rel = rel_find(t, pr_u32(r));
+		int n = rel ? rel->ncols : 0;
+		char **before = NULL, **after = NULL;
+		uint8_t k = pr_u8(r);
+		if (k == 'K' || k == 'O') {
+			before = pr_tuple(r, n);
+			k = pr_u8(r);
+		}
+		if (k == 'N')
+			after = pr_tuple(r, n);
+		if (rel && rel->included && !r->bad) {
+			/* Unchanged TOAST in the new row: take the old text
+			 * when the old row is known. */
+			for (int i = 0; before && after && i < n; i++)
+				if (after[i] == cdc_unchanged && before[i] &&
+				    before[i] != cdc_unchanged) {
+					after[i] = strdup(before[i]);
+				}
+			if (key_changed(rel, before, after)) {
+				change(t, rel, 'd', before, NULL, wal_start);
+				change(t, rel, 'c', NULL, after, wal_start);
+			} else {
+				/* DEFAULT identity: before only under FULL */
+				change(t, rel, 'u',
+				       rel->replident == 'f' ? before : NULL,
+				       after, wal_start);
+			}
+		}
+		row_free(before, n);
+		row_free(after, n);
+		break;
+	}
+	case 'D': {
+		struct cdc_rel *rel = rel_find(t, pr_u32(r));
+		int n = rel ? rel->ncols : 0;
+		pr_u8(r); /* 'K' or 'O' */
+		char **before = pr_tuple(r, n);
+		if (rel && rel->included && !r->bad)
+			change(t, rel, 'd', before, NULL, wal_start);
+		row_free(before, n);
+		break;
+	}
+	case 'T': {
+		uint32_t nrel = pr_u32(r);
+		pr_u8(r);
+		for (uint32_t i = 0; i < nrel && !r->bad; i++) {
+			struct cdc_rel *rel = rel_find(t, pr_u32(r));
+			if (rel && rel->included)
+				change(t, rel, 't', NULL, NULL, wal_start);
+		}
+		break;
+	}
+	default: /* 'Y' type, 'O' origin, 'M' message */
+		break;
+	}
+	if (r->bad)
+		fail(t, "malformed pgoutput message '%c'", kind);
+}
+
+static void handle_copy(struct cdc_task *t, const char *buf, int len)
+{
+	struct pr r = {(const uint8_t *)buf, (const uint8_t *)buf + len,
+		       false};
+	uint8_t kind = pr_u8(&r);
+	if (kind == 'w') {
+		uint64_t start = pr_u64(&r);
+		uint64_t end = pr_u64(&r);
+		pr_u64(&r);
+		if (end > t->received)
+			t->received = end;
+		if (!r.bad)
+			on_xlog(t, &r, start);
+	} else if (kind == 'k') {
+		uint64_t end = pr_u64(&r);
+		pr_u64(&r);
+		uint8_t reply = pr_u8(&r);
+		if (end > t->received)
+			t->received = end;
+		/* Idle and nothing pending: the slot may move up to here, so
+		 * it does not pin WAL while the tables are quiet. */
+		if (!t->marks && !t->txn && !t->outbox && t->inflight == 0 &&
+		    end > t->flushed)
+			t->flushed = end;
+		if (reply)
+			send_status(t, false);
+	}
+}
+
+/* --- life -------------------------------------------------------------- */
+
+static void on_sql_up(struct cdc_task *t)
+{
+	step_catalog(t);
+}
+
+static void on_repl_up(struct cdc_task *t)
+{
+	t->phase = "connecting";
+	pgc_connect(t, &t->sql, false, on_sql_up);
+}
+
+struct cdc_task *cdc_start(const struct cdc_env *env, const char *name,
+			   const json_t *config, bool snapshot_done)
+{
+	struct cdc_task *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->env = *env;
+	t->name = strdup(name);
+	t->config = json_deep_copy(config);
+	t->snapshot_done = snapshot_done;
+	t->txn_tail = &t->txn;
+	t->phase = "connecting";
+	t->repl.t = t->sql.t = t;
+	char key[128], err[512];
+	if (parse(config, t, key, sizeof(key), err, sizeof(err)) < 0) {
+		fail(t, "%s", err);
+		return t;
+	}
+	pgc_connect(t, &t->repl, true, on_repl_up);
+	return t;
+}
+
+static void task_free(struct cdc_task *t)
+{
+	pgc_close(&t->repl);
+	pgc_close(&t->sql);
+	if (t->timer)
+		event_free(t->timer);
+	while (t->rels) {
+		struct cdc_rel *r = t->rels;
+		t->rels = r->next;
+		rel_free(r);
+	}
+	while (t->topics) {
+		struct cdc_topic *tp = t->topics;
+		t->topics = tp->next;
+		free(tp->name);
+		free(tp);
+	}
+	while (t->marks) {
+		struct mark *m = t->marks;
+		t->marks = m->next;
+		free(m);
+	}
+	while (t->outbox) {
+		struct out *o = t->outbox;
+		t->outbox = o->next;
+		kb_writer_free(&o->blob);
+		free(o);
+	}
+	for (struct rec *lists[2] = {t->txn, t->snap_recs}, **l = lists;
+	     l < lists + 2; l++)
+		while (*l) {
+			struct rec *r = *l;
+			*l = r->next;
+			free(r->key);
+			free(r->val);
+			free(r);
+		}
+	free_regs(t->inc, t->ninc);
+	free_regs(t->exc, t->nexc);
+	free_regs(t->sinc, t->nsinc);
+	free_regs(t->sexc, t->nsexc);
+	for (int i = 0; i < t->nliterals; i++)
+		free(t->literals[i]);
+	free(t->literals);
+	for (int i = 0; t->kw[i]; i++) {
+		free(t->kw[i]);
+		free(t->kv[i]);
+	}
+	free(t->slot);
+	free(t->pub);
+	free(t->o.prefix);
+	free(t->o.dbname);
+	free_list(t->o.add_fields);
+	json_decref(t->config);
+	free(t->trace);
+	free(t->name);
+	free(t);
+}
+
+void cdc_stop(struct cdc_task *t)
+{
+	if (!t)
+		return;
+	t->stopped = true;
+	pgc_close(&t->repl);
+	pgc_close(&t->sql);
+	if (t->timer)
+		event_del(t->timer);
+	if (t->inflight == 0)
+		task_free(t);
+}
+
+const char *cdc_state(const struct cdc_task *t)
+{
+	return t->failed ? "FAILED" : "RUNNING";
+}
+
+const char *cdc_trace(const struct cdc_task *t)
+{
+	return t->trace;
+}
+
+json_t *cdc_topics(const struct cdc_task *t)
+{
+	json_t *a = json_array();
+	for (const struct cdc_topic *tp = t->topics; tp; tp = tp->next)
+		if (st_topic_find(t->env.store, kstr_c(tp->name)))
+			json_array_append_new(a, json_string(tp->name));
+	return a;
+}
+
+json_t *cdc_progress(const struct cdc_task *t)
+{
+	char f[32], r[32];
+	snprintf(f, sizeof(f), "%X/%X", (unsigned)(t->flushed >> 32),
+		 (unsigned)t->flushed);
+	snprintf(r, sizeof(r), "%X/%X", (unsigned)(t->received >> 32),
+		 (unsigned)t->received);
+	return json_pack("{s:s,s:i,s:I,s:s,s:s,s:I}", "phase", t->phase,
+			 "tables_done", t->tables_done, "rows_copied",
+			 (json_int_t)t->rows_copied, "received_lsn", r,
+			 "flushed_lsn", f, "lag_bytes",
+			 (json_int_t)(t->received > t->flushed
+					      ? t->received - t->flushed
+					      : 0));
+}

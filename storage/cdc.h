@@ -1,0 +1,75 @@
+/*
+ * cdc: the change data capture source, Debezium's PostgresConnector
+ * (io.debezium.connector.postgresql.PostgresConnector) run inside samsa.
+ *
+ * A task connects to the configured database twice (a replication
+ * connection, replication=database, and a plain one), makes the
+ * publication and the pgoutput slot, copies the included tables from the
+ * slot's exported snapshot (op "r"), then streams the slot's changes and
+ * appends Debezium's records to `<prefix>.<schema>.<table>` through the
+ * store, in commit order.  Everything runs on the event loop with
+ * non-blocking libpq.
+ *
+ * Exactly once: every record carries its transaction's commit end LSN in
+ * the header `__samsa.lsn` (8 bytes big-endian), appended in the same
+ * Postgres transaction as the record itself.  On start the task reads the
+ * last LSN of each topic back from the log and drops changes at or below
+ * it; the slot's flush position is confirmed only up to transactions whose
+ * appends are durable.
+ */
+#ifndef SAMSA_CDC_H
+#define SAMSA_CDC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+struct store;
+struct cn_store;
+
+#define CDC_CLASS "io.debezium.connector.postgresql.PostgresConnector"
+
+struct cdc_env {
+	struct event_base *base;
+	struct store *store;
+	struct cn_store *cn;
+};
+
+/*
+ * Checks a connector config (an object of strings).  Returns 0, or -1 with
+ * the offending config key in key and a message naming it in err.
+ */
+int cdc_validate(const json_t *config, char *key, size_t keylen, char *err,
+		 size_t errlen);
+
+struct cdc_task;
+
+/*
+ * Starts a task for connector name with config (validated; copied).
+ * snapshot_done: the connector's snapshot completed before (stored by
+ * connectors.h).  env is borrowed for the task's life.  NULL only when
+ * memory runs out.  Failures later show in cdc_state()/cdc_trace().
+ */
+struct cdc_task *cdc_start(const struct cdc_env *env, const char *name,
+			   const json_t *config, bool snapshot_done);
+
+/*
+ * Stops the task: closes its connections at once; the memory goes when the
+ * appends still in flight have called back.  t must not be used after.
+ */
+void cdc_stop(struct cdc_task *t);
+
+/* "RUNNING" or "FAILED". */
+const char *cdc_state(const struct cdc_task *t);
+/* Why it failed (Postgres's message), or NULL. */
+const char *cdc_trace(const struct cdc_task *t);
+/* The topics it wrote to or will write to: a new array (caller frees). */
+json_t *cdc_topics(const struct cdc_task *t);
+/* Progress for the status: phase, tables and rows copied, LSNs. New
+ * object, caller frees. */
+json_t *cdc_progress(const struct cdc_task *t);
+
+#endif

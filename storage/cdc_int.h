@@ -1,0 +1,91 @@
+/*
+ * cdc_int: what the change data capture task (storage/cdc.c) and the
+ * Debezium event formatting (storage/cdc_event.c) share.
+ */
+#ifndef SAMSA_CDC_INT_H
+#define SAMSA_CDC_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+enum cdc_conv { CONV_JSON, CONV_STRING };
+enum cdc_decimal { DEC_PRECISE, DEC_DOUBLE, DEC_STRING };
+enum cdc_delete { DEL_DROP, DEL_NONE, DEL_REWRITE };
+
+/* What shapes a record (parsed from the connector config). */
+struct cdc_opts {
+	char *prefix;
+	char *dbname;
+	bool tombstones;
+	enum cdc_decimal decimal;
+	bool time_connect;  /* time.precision.mode=connect */
+	bool binary_base64; /* binary.handling.mode=base64 or bytes */
+	enum cdc_conv key_conv, value_conv;
+	bool key_schemas, value_schemas;
+	bool unwrap;
+	bool unwrap_drop_tombstones;
+	enum cdc_delete unwrap_delete;
+	char **add_fields; /* NULL-terminated, e.g. "op", "source.ts_ms" */
+};
+
+struct cdc_col {
+	char *name;
+	uint32_t oid;
+	int32_t typmod;
+	bool key;
+	bool optional;
+};
+
+/* A captured table, from the catalog or a pgoutput Relation message. */
+struct cdc_rel {
+	uint32_t relid;
+	char *schema, *table, *topic;
+	char replident;
+	int ncols;
+	struct cdc_col *cols;
+	bool included;
+	json_t *key_schema;   /* NULL: no key columns, null keys */
+	json_t *value_schema; /* <topic>.Value, optional */
+	json_t *env_schema;   /* <topic>.Envelope */
+	struct cdc_topic *tp;
+	struct cdc_rel *next;
+};
+
+/* The text of an unchanged TOASTed column in a pgoutput tuple. */
+extern const char cdc_unchanged[];
+
+/* One change to format.  before/after: a text per column (NULL = SQL
+ * null, cdc_unchanged), or the whole tuple NULL when absent. */
+struct cdc_change {
+	char op; /* r c u d t */
+	char **before, **after;
+	int64_t commit_ms;
+	int64_t xid;
+	uint64_t lsn;
+	uint64_t commit_lsn;
+	bool snapshot;
+	bool last_snapshot;
+};
+
+/* A record to append: key/val malloc'd (NULL = null), owned by emit. */
+typedef void (*cdc_emit_fn)(void *arg, char *key, size_t klen, char *val,
+			    size_t vlen);
+
+/* (Re)builds rel's schemas from its columns. */
+void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *rel);
+
+/*
+ * Calls emit for each record Debezium makes of ch (an event, maybe a
+ * tombstone; after the transform, maybe none).  Returns the number of
+ * records.
+ */
+int cdc_format(const struct cdc_opts *o, const struct cdc_rel *rel,
+	       const struct cdc_change *ch, cdc_emit_fn emit, void *arg);
+
+/* Java's Double.toString / Float.toString of d, into buf (>= 32 bytes). */
+void cdc_java_double(double d, bool is_float, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,265 @@
+"""Issue 7, acceptance 1: samsa's Schema Registry as Confluent's clients use it.
+
+confluent-kafka-python's SchemaRegistryClient against SAMSA_REGISTRY_URL:
+register (idempotent), lookup, by id, versions, latest, delete, compatibility
+and config; AvroSerializer and AvroDeserializer round-tripping records through
+a topic on samsa; an incompatible evolution refused with 409/40901 under
+BACKWARD and accepted under NONE; and plain HTTP checks of status codes and
+Confluent's error bodies.  Ids surviving a restart: tests/interop/
+registry_restart.sh.
+"""
+
+import json
+import os
+import struct
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from samsa_client import bootstrap, create_topic, unique
+
+CT = "application/vnd.schemaregistry.v1+json"
+
+USER_V1 = {
+    "type": "record",
+    "name": "User",
+    "namespace": "samsa.test",
+    "fields": [
+        {"name": "id", "type": "int"},
+        {"name": "name", "type": "string"},
+    ],
+}
+# compatible under BACKWARD: the new field has a default
+USER_V2 = dict(USER_V1, fields=USER_V1["fields"] + [
+    {"name": "email", "type": ["null", "string"], "default": None}])
+# incompatible under BACKWARD: a new field without a default
+USER_BAD = dict(USER_V1, fields=USER_V1["fields"] + [
+    {"name": "age", "type": "int"}])
+
+
+def registry_url():
+    url = os.environ.get("SAMSA_REGISTRY_URL", "").strip()
+    if not url:
+        raise RuntimeError(
+            "SAMSA_REGISTRY_URL is not set: run through tests/run.sh interop")
+    return url.rstrip("/")
+
+
+@pytest.fixture(scope="module")
+def sr():
+    return SchemaRegistryClient({"url": registry_url()})
+
+
+def avro(schema):
+    return Schema(json.dumps(schema), schema_type="AVRO")
+
+
+def http(method, path, body=None, content_type=CT):
+    """(status, parsed JSON body) of a request to the registry."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(registry_url() + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    req.add_header("Accept", CT)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.headers["Content-Type"].startswith(CT)
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_register_lookup_versions_delete(sr):
+    subject = unique("reg-users") + "-value"
+    id1 = sr.register_schema(subject, avro(USER_V1))
+    assert id1 > 0
+    # idempotent, also through a fresh client (no client-side cache)
+    assert SchemaRegistryClient({"url": registry_url()}).register_schema(
+        subject, avro(USER_V1)) == id1
+
+    found = sr.lookup_schema(subject, avro(USER_V1))
+    assert (found.subject, found.version, found.schema_id) == (subject, 1, id1)
+    assert json.loads(sr.get_schema(id1).schema_str) == USER_V1
+
+    id2 = sr.register_schema(subject, avro(USER_V2))
+    assert id2 != id1
+    assert sr.get_versions(subject) == [1, 2]
+    latest = sr.get_latest_version(subject)
+    assert (latest.version, latest.schema_id) == (2, id2)
+    assert json.loads(latest.schema.schema_str) == USER_V2
+    v1 = sr.get_version(subject, 1)
+    assert v1.schema_id == id1
+    assert subject in sr.get_subjects()
+    assert sorted(sr.get_schema_types()) == ["AVRO", "JSON", "PROTOBUF"]
+
+    # the same schema under another subject keeps its id
+    other = unique("reg-other") + "-value"
+    assert sr.register_schema(other, avro(USER_V1)) == id1
+    # (earlier runs on the same registry may share USER_V1)
+    assert {subject, other} <= set(sr.get_subjects_by_schema_id(id1))
+
+    assert sr.test_compatibility(subject, avro(USER_V2)) is True
+    assert sr.test_compatibility(subject, avro(USER_BAD)) is False
+
+    # soft delete of one version, then of the subject, then permanent
+    assert sr.delete_version(subject, 1) == 1
+    assert sr.get_versions(subject) == [2]
+    assert sr.delete_subject(subject) == [2]
+    assert subject not in sr.get_subjects()
+    with pytest.raises(SchemaRegistryError) as e:
+        sr.get_versions(subject)
+    assert e.value.error_code == 40401
+    assert sorted(sr.delete_subject(subject, permanent=True)) == [1, 2]
+    # ids outlive their subjects
+    assert json.loads(sr.get_schema(id2).schema_str) == USER_V2
+
+
+def test_incompatible_refused_then_accepted_under_none(sr):
+    subject = unique("reg-evolve") + "-value"
+    sr.register_schema(subject, avro(USER_V1))
+    assert sr.get_compatibility() == "BACKWARD"
+    with pytest.raises(SchemaRegistryError) as e:
+        sr.register_schema(subject, avro(USER_BAD))
+    assert e.value.http_status_code == 409
+    assert e.value.error_code == 40901
+    assert "age" in e.value.error_message
+
+    assert sr.set_compatibility(subject, "NONE") == {"compatibility": "NONE"}
+    assert sr.get_compatibility(subject) == "NONE"
+    assert sr.get_compatibility() == "BACKWARD"  # the global one is untouched
+    bad_id = sr.register_schema(subject, avro(USER_BAD))
+    assert sr.get_latest_version(subject).schema_id == bad_id
+    assert sr.get_versions(subject) == [1, 2]
+
+    # FULL_TRANSITIVE through the client's set_compatibility
+    sr.set_compatibility(subject, "FULL_TRANSITIVE")
+    assert sr.get_compatibility(subject) == "FULL_TRANSITIVE"
+    assert sr.test_compatibility(subject, avro(USER_V2)) is False
+
+
+def test_avro_serializer_round_trip(sr):
+    topic = unique("reg-avro")
+    from samsa_client import admin_client
+    create_topic(admin_client(), topic, 2)
+    subject = topic + "-value"
+
+    ser = AvroSerializer(sr, json.dumps(USER_V2))
+    deser = AvroDeserializer(sr)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    records = [{"id": i, "name": "user-%d" % i,
+                "email": None if i % 3 else "u%d@example.com" % i}
+               for i in range(200)]
+
+    p = Producer({"bootstrap.servers": bootstrap(), "acks": "all",
+                  "enable.idempotence": True})
+    errors = []
+    for r in records:
+        p.produce(topic, key=b"%d" % r["id"], value=ser(r, ctx),
+                  partition=r["id"] % 2,
+                  on_delivery=lambda err, msg: err and errors.append(err))
+    assert p.flush(30) == 0
+    assert not errors
+
+    registered = sr.get_latest_version(subject)
+    assert registered.version == 1
+
+    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": unique("reg-g"),
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, part, OFFSET_BEGINNING) for part in (0, 1)])
+    got = []
+    try:
+        while len(got) < len(records):
+            m = c.poll(10)
+            assert m is not None, "timed out after %d records" % len(got)
+            assert m.error() is None, m.error()
+            raw = m.value()
+            # Confluent's wire format: magic 0, the schema id, Avro binary
+            assert raw[0] == 0
+            assert struct.unpack(">I", raw[1:5])[0] == registered.schema_id
+            got.append(deser(raw, ctx))
+    finally:
+        c.close()
+    assert sorted(got, key=lambda r: r["id"]) == records
+
+
+def test_http_status_codes_and_error_bodies(sr):
+    subject = unique("reg-http") + "-value"
+    sr.register_schema(subject, avro(USER_V1))
+
+    st, body = http("GET", "/subjects/%s-nope/versions" % subject)
+    assert (st, body["error_code"]) == (404, 40401)
+    assert "not found" in body["message"]
+    st, body = http("GET", "/subjects/%s/versions/42" % subject)
+    assert (st, body["error_code"]) == (404, 40402)
+    st, body = http("GET", "/schemas/ids/987654")
+    assert (st, body["error_code"]) == (404, 40403)
+    st, body = http("GET", "/subjects/%s/versions/zero" % subject)
+    assert (st, body["error_code"]) == (422, 42202)
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": '{"type":"record","name":"X"}'})
+    assert (st, body["error_code"]) == (422, 42201)
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": "not json at all"})
+    assert (st, body["error_code"]) == (422, 42201)
+    st, body = http("PUT", "/config/%s" % subject, {"compatibility": "SIDEWAYS"})
+    assert (st, body["error_code"]) == (422, 42203)
+    st, body = http("GET", "/no/such/endpoint")
+    assert st == 404
+
+    # plain application/json is accepted too, and the answers' shapes
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(USER_V1)}, content_type="application/json")
+    assert st == 200 and set(body) == {"id"}
+    st, body = http("GET", "/subjects/%s/versions/latest" % subject)
+    assert st == 200
+    assert set(body) == {"subject", "version", "id", "schema"}
+    st, body = http("GET", "/schemas/ids/%d" % body["id"])
+    assert st == 200 and "schemaType" not in body
+    st, body = http("GET", "/config")
+    assert (st, body) == (200, {"compatibilityLevel": "BACKWARD"})
+    st, body = http("GET", "/mode")
+    assert (st, body) == (200, {"mode": "READWRITE"})
+
+    # verbose compatibility answers carry the reason
+    st, body = http("POST",
+                    "/compatibility/subjects/%s/versions/latest?verbose=true" % subject,
+                    {"schema": json.dumps(USER_BAD)})
+    assert st == 200 and body["is_compatible"] is False
+    assert any("age" in m for m in body["messages"])
+
+    # soft, then permanent delete; permanent first is refused (40405)
+    st, body = http("DELETE", "/subjects/%s?permanent=true" % subject)
+    assert (st, body["error_code"]) == (404, 40405)
+    assert http("DELETE", "/subjects/%s" % subject) == (200, [1])
+    st, body = http("DELETE", "/subjects/%s" % subject)
+    assert (st, body["error_code"]) == (404, 40404)
+    assert http("DELETE", "/subjects/%s?permanent=true" % subject) == (200, [1])
+    st, body = http("DELETE", "/subjects/%s" % subject)
+    assert (st, body["error_code"]) == (404, 40401)
+
+
+def test_other_schema_types_are_stored(sr):
+    subject = unique("reg-json") + "-value"
+    js = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(js), "schemaType": "JSON"})
+    assert st == 200
+    sid = body["id"]
+    st, body = http("GET", "/schemas/ids/%d" % sid)
+    assert st == 200 and body["schemaType"] == "JSON"
+    assert json.loads(body["schema"]) == js
+
+    proto = 'syntax = "proto3";\nmessage M { int32 a = 1; }\n'
+    st, body = http("POST", "/subjects/%s-p/versions" % subject,
+                    {"schema": proto, "schemaType": "PROTOBUF",
+                     "references": []})
+    assert st == 200
+    st, body = http("GET", "/subjects/%s-p/versions/1" % subject)
+    assert st == 200 and body["schema"] == proto
+    assert body["schemaType"] == "PROTOBUF"

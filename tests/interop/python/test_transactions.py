@@ -1,0 +1,116 @@
+"""Acceptance 5 (transactions): librdkafka's transactional producer against
+the broker in SAMSA_BOOTSTRAP.
+
+Transactions over three partitions are alternately committed and aborted; a
+read_committed consumer sees exactly the committed records, a
+read_uncommitted one every data record (librdkafka never hands control
+records to the application, so their absence is checked by the count and
+the values).  Then two producers with one transactional.id: the older one is
+fenced.
+"""
+
+import os
+import time
+
+import pytest
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,
+                             KafkaException, Producer, TopicPartition)
+
+from samsa_client import create_topic, unique
+
+TRANSACTIONS = int(os.environ.get("SAMSA_PY_TXNS", "200"))
+PER_TXN = 6  # two records per partition
+PARTITIONS = 3
+
+
+def consume_all(bootstrap, topic, isolation, expect, partitions=PARTITIONS,
+                timeout=60):
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": unique("py-txn-reader"),
+        "isolation.level": isolation,
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    })
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+              for p in range(partitions)])
+    values = []
+    eof = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                if len(values) >= expect and len(eof) == partitions:
+                    break
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                    if len(values) >= expect and len(eof) == partitions:
+                        break
+                    continue
+                raise KafkaException(m.error())
+            eof.discard(m.partition())
+            values.append(m.value())
+    finally:
+        c.close()
+    return values
+
+
+def test_commit_abort_read_committed(bootstrap, admin):
+    topic = unique("py-txn")
+    create_topic(admin, topic, PARTITIONS)
+    p = Producer({
+        "bootstrap.servers": bootstrap,
+        "transactional.id": unique("py-txn-id"),
+        "transaction.timeout.ms": 30000,
+    })
+    p.init_transactions(30)
+    committed, everything = [], []
+    for t in range(TRANSACTIONS):
+        p.begin_transaction()
+        vals = [b"t%05d-r%d" % (t, r) for r in range(PER_TXN)]
+        for r, v in enumerate(vals):
+            p.produce(topic, value=v, partition=r % PARTITIONS)
+        everything += vals
+        if t % 2 == 0:
+            p.commit_transaction(30)
+            committed += vals
+        else:
+            # librdkafka purges what it has not sent yet when aborting:
+            # send everything first so the aborted records are in the log.
+            p.flush(30)
+            p.abort_transaction(30)
+    p.flush(30)
+
+    got = consume_all(bootstrap, topic, "read_committed", len(committed))
+    assert sorted(got) == sorted(committed)
+
+    got = consume_all(bootstrap, topic, "read_uncommitted", len(everything))
+    # Aborted records were written before the abort: every one is there,
+    # and nothing else (no control record reaches the application).
+    assert sorted(got) == sorted(everything)
+
+
+def test_fencing(bootstrap, admin):
+    topic = unique("py-txn-fence")
+    create_topic(admin, topic, 1)
+    tid = unique("py-fence-id")
+    old = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    old.init_transactions(30)
+    old.begin_transaction()
+    old.produce(topic, value=b"zombie")
+    old.flush(10)
+    new = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    # The old producer's open transaction is aborted, then the new epoch
+    # is handed out.
+    new.init_transactions(60)
+    with pytest.raises(KafkaException) as e:
+        old.commit_transaction(30)
+    assert e.value.args[0].fatal() or "fenced" in str(e.value).lower()
+    new.begin_transaction()
+    new.produce(topic, value=b"fresh")
+    new.commit_transaction(30)
+    got = consume_all(bootstrap, topic, "read_committed", 1, partitions=1)
+    assert got == [b"fresh"]
