@@ -25,7 +25,7 @@ struct fetch_ctx {
 	struct FetchResponse *resp;
 	struct fpart *parts;
 	int32_t nparts;
-	int32_t cursor;       /* next partition to collect */
+	int32_t cursor;	       /* next partition to collect */
 	struct kb_writer data; /* every partition's record bytes */
 	size_t total;
 	bool waited;
@@ -261,9 +261,9 @@ void handle_Fetch(struct request *req)
 	int16_t v = req->hdr.RequestApiVersion;
 	struct fetch_ctx *x = arena_alloc(&req->arena, sizeof(*x));
 	int32_t nt = fr->Topics.count > 0 ? fr->Topics.count : 0;
-	struct FetchResponse_FetchableTopicResponse *rt = req_array(
-		req, &resp->Responses,
-		&FetchResponse_FetchableTopicResponse_struct, nt);
+	struct FetchResponse_FetchableTopicResponse *rt =
+		req_array(req, &resp->Responses,
+			  &FetchResponse_FetchableTopicResponse_struct, nt);
 	if (!resp || !x || (nt && !rt)) {
 		req_close_connection(req);
 		return;
@@ -279,22 +279,23 @@ void handle_Fetch(struct request *req)
 	for (int32_t i = 0; i < nt; i++)
 		if (fr->Topics.items[i].Partitions.count > 0)
 			total += fr->Topics.items[i].Partitions.count;
-	x->parts = arena_alloc(&req->arena,
-			       (size_t)(total > 0 ? total : 1) * sizeof(*x->parts));
+	x->parts = arena_alloc(&req->arena, (size_t)(total > 0 ? total : 1) *
+						    sizeof(*x->parts));
 	if (!x->parts) {
 		req_close_connection(req);
 		return;
 	}
 	for (int32_t i = 0; i < nt; i++) {
 		struct FetchRequest_FetchTopic *t = &fr->Topics.items[i];
-		struct st_topic *topic = v >= 13 ? st_topic_find_id(s, &t->TopicId)
-						 : st_topic_find(s, t->Topic);
+		struct st_topic *topic =
+			v >= 13 ? st_topic_find_id(s, &t->TopicId)
+				: st_topic_find(s, t->Topic);
 		rt[i].Topic = t->Topic;
 		rt[i].TopicId = t->TopicId;
 		int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
-		struct FetchResponse_PartitionData *rp = req_array(
-			req, &rt[i].Partitions, &FetchResponse_PartitionData_struct,
-			np);
+		struct FetchResponse_PartitionData *rp =
+			req_array(req, &rt[i].Partitions,
+				  &FetchResponse_PartitionData_struct, np);
 		for (int32_t j = 0; rp && j < np; j++) {
 			struct FetchRequest_FetchPartition *q =
 				&t->Partitions.items[j];
@@ -312,11 +313,13 @@ void handle_Fetch(struct request *req)
 			 * transactions); read_uncommitted gets null. */
 			rp[j].AbortedTransactions.count =
 				fr->IsolationLevel == 1 ? 0 : -1;
-			fp->p = topic ? st_partition(topic, q->Partition) : NULL;
+			fp->p = topic ? st_partition(topic, q->Partition)
+				      : NULL;
 			if (!fp->p) {
-				rp[j].ErrorCode = v >= 13 && !topic
-							  ? KERR_UNKNOWN_TOPIC_ID
-							  : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				rp[j].ErrorCode =
+					v >= 13 && !topic
+						? KERR_UNKNOWN_TOPIC_ID
+						: KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
 			}
 			fp->offset = q->FetchOffset;

@@ -37,26 +37,28 @@ void handle_ListOffsets(struct request *req)
 	struct store *s = req->srv->store;
 	int32_t nt = lr->Topics.count > 0 ? lr->Topics.count : 0;
 	struct ListOffsetsResponse_ListOffsetsTopicResponse *rt = req_array(
-		req, &resp->Topics, &ListOffsetsResponse_ListOffsetsTopicResponse_struct, nt);
+		req, &resp->Topics,
+		&ListOffsetsResponse_ListOffsetsTopicResponse_struct, nt);
 	if (!resp || (nt && !rt)) {
 		req_close_connection(req);
 		return;
 	}
 	req_begin(req, resp);
 	for (int32_t i = 0; i < nt; i++) {
-		struct ListOffsetsRequest_ListOffsetsTopic *t = &lr->Topics.items[i];
+		struct ListOffsetsRequest_ListOffsetsTopic *t =
+			&lr->Topics.items[i];
 		struct st_topic *topic = st_topic_find(s, t->Name);
 		rt[i].Name = t->Name;
 		int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
-		struct ListOffsetsResponse_ListOffsetsPartitionResponse *rp =
-			req_array(req, &rt[i].Partitions,
-				  &ListOffsetsResponse_ListOffsetsPartitionResponse_struct,
-				  np);
+		struct ListOffsetsResponse_ListOffsetsPartitionResponse *rp = req_array(
+			req, &rt[i].Partitions,
+			&ListOffsetsResponse_ListOffsetsPartitionResponse_struct,
+			np);
 		for (int32_t j = 0; rp && j < np; j++) {
 			struct ListOffsetsRequest_ListOffsetsPartition *q =
 				&t->Partitions.items[j];
-			struct ListOffsetsResponse_ListOffsetsPartitionResponse *r =
-				&rp[j];
+			struct ListOffsetsResponse_ListOffsetsPartitionResponse
+				*r = &rp[j];
 			r->PartitionIndex = q->PartitionIndex;
 			r->Timestamp = -1;
 			r->Offset = -1;
@@ -84,7 +86,8 @@ void handle_ListOffsets(struct request *req)
 			default:
 				break;
 			}
-			struct list_item *li = arena_alloc(&req->arena, sizeof(*li));
+			struct list_item *li =
+				arena_alloc(&req->arena, sizeof(*li));
 			if (!li || q->Timestamp < TS_LATEST_TIERED) {
 				r->ErrorCode = li ? KERR_INVALID_REQUEST
 						  : KERR_UNKNOWN_SERVER_ERROR;
@@ -109,10 +112,10 @@ void handle_OffsetForLeaderEpoch(struct request *req)
 	struct OffsetForLeaderEpochResponse *resp = req_response(req);
 	struct store *s = req->srv->store;
 	int32_t nt = er->Topics.count > 0 ? er->Topics.count : 0;
-	struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *rt =
-		req_array(req, &resp->Topics,
-			  &OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_struct,
-			  nt);
+	struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *rt = req_array(
+		req, &resp->Topics,
+		&OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_struct,
+		nt);
 	for (int32_t i = 0; rt && i < nt; i++) {
 		struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *t =
 			&er->Topics.items[i];
@@ -121,15 +124,18 @@ void handle_OffsetForLeaderEpoch(struct request *req)
 		int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
 		struct OffsetForLeaderEpochResponse_EpochEndOffset *rp = req_array(
 			req, &rt[i].Partitions,
-			&OffsetForLeaderEpochResponse_EpochEndOffset_struct, np);
+			&OffsetForLeaderEpochResponse_EpochEndOffset_struct,
+			np);
 		for (int32_t j = 0; rp && j < np; j++) {
-			struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition *q =
-				&t->Partitions.items[j];
+			struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition
+				*q = &t->Partitions.items[j];
 			rp[j].Partition = q->Partition;
 			struct st_partition *p =
-				topic ? st_partition(topic, q->Partition) : NULL;
+				topic ? st_partition(topic, q->Partition)
+				      : NULL;
 			if (!p) {
-				rp[j].ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				rp[j].ErrorCode =
+					KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				rp[j].LeaderEpoch = -1;
 				rp[j].EndOffset = -1;
 				continue;
@@ -183,12 +189,11 @@ void handle_InitProducerId(struct request *req)
 	req_begin(req, resp);
 	if (ir->TransactionalId.len >= 0) {
 		req_hold(req);
-		st_txn_init_producer(req->srv->store, ir->TransactionalId,
-				     ir->TransactionTimeoutMs,
-				     req->hdr.RequestApiVersion >= 3
-					     ? ir->ProducerId
-					     : -1,
-				     ir->ProducerEpoch, txn_pid, req);
+		st_txn_init_producer(
+			req->srv->store, ir->TransactionalId,
+			ir->TransactionTimeoutMs,
+			req->hdr.RequestApiVersion >= 3 ? ir->ProducerId : -1,
+			ir->ProducerEpoch, txn_pid, req);
 	} else if (ir->ProducerId >= 0 && ir->ProducerEpoch >= 0 &&
 		   ir->ProducerEpoch < 32767) {
 		/* KIP-360: an idempotent producer bumps its own epoch. */

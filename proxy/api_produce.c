@@ -69,20 +69,24 @@ void handle_Produce(struct request *req)
 		refuse = KERR_INVALID_REQUIRED_ACKS;
 
 	int32_t nt = pr->TopicData.count > 0 ? pr->TopicData.count : 0;
-	struct ProduceResponse_TopicProduceResponse *rt = req_array(
-		req, &resp->Responses, &ProduceResponse_TopicProduceResponse_struct, nt);
+	struct ProduceResponse_TopicProduceResponse *rt =
+		req_array(req, &resp->Responses,
+			  &ProduceResponse_TopicProduceResponse_struct, nt);
 	if (!resp || (nt && !rt)) {
 		req_close_connection(req);
 		return;
 	}
 	req_begin(req, resp);
 	for (int32_t i = 0; i < nt; i++) {
-		struct ProduceRequest_TopicProduceData *t = &pr->TopicData.items[i];
-		struct st_topic *topic = v >= 13 ? st_topic_find_id(s, &t->TopicId)
-						 : st_topic_find(s, t->Name);
+		struct ProduceRequest_TopicProduceData *t =
+			&pr->TopicData.items[i];
+		struct st_topic *topic =
+			v >= 13 ? st_topic_find_id(s, &t->TopicId)
+				: st_topic_find(s, t->Name);
 		rt[i].Name = t->Name;
 		rt[i].TopicId = t->TopicId;
-		int32_t np = t->PartitionData.count > 0 ? t->PartitionData.count : 0;
+		int32_t np =
+			t->PartitionData.count > 0 ? t->PartitionData.count : 0;
 		struct ProduceResponse_PartitionProduceResponse *rp = req_array(
 			req, &rt[i].PartitionResponses,
 			&ProduceResponse_PartitionProduceResponse_struct, np);
@@ -100,9 +104,10 @@ void handle_Produce(struct request *req)
 			struct st_partition *p =
 				topic ? st_partition(topic, d->Index) : NULL;
 			if (!p) {
-				rp[j].ErrorCode = v >= 13 && !topic
-							  ? KERR_UNKNOWN_TOPIC_ID
-							  : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				rp[j].ErrorCode =
+					v >= 13 && !topic
+						? KERR_UNKNOWN_TOPIC_ID
+						: KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
 			}
 			if (d->Records.len <= 0) {

@@ -67,8 +67,8 @@ void handle_ApiVersions(struct request *req)
 	int n = 0;
 	for (int16_t k = 0; k < NAPIS; k++)
 		n += apis[k].handler != NULL;
-	struct ApiVersionsResponse_ApiVersion *v =
-		req_array(req, &resp->ApiKeys, &ApiVersionsResponse_ApiVersion_struct, n);
+	struct ApiVersionsResponse_ApiVersion *v = req_array(
+		req, &resp->ApiKeys, &ApiVersionsResponse_ApiVersion_struct, n);
 	for (int16_t k = 0, i = 0; v && k < NAPIS; k++) {
 		if (!apis[k].handler)
 			continue;
@@ -106,7 +106,9 @@ static void unsupported(struct request *req)
 		}
 	}
 	log_warn("%s v%d is not served: closing the connection",
-		 kmsg_api_name(req->hdr.RequestApiKey) ? kmsg_api_name(req->hdr.RequestApiKey) : "unknown API",
+		 kmsg_api_name(req->hdr.RequestApiKey)
+			 ? kmsg_api_name(req->hdr.RequestApiKey)
+			 : "unknown API",
 		 v);
 	req_close_connection(req);
 }
@@ -131,7 +133,8 @@ void dispatch(struct request *req, struct kb_reader *r)
 	if (kmsg_flexible(m, version) && kmsg_read_header_tags(r) < 0)
 		goto bad;
 	req->body = arena_alloc(&req->arena, m->body->size);
-	if (!req->body || kmsg_decode(m, version, r, &req->arena, req->body) < 0)
+	if (!req->body ||
+	    kmsg_decode(m, version, r, &req->arena, req->body) < 0)
 		goto bad;
 	api->handler(req);
 	return;

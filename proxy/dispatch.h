@@ -14,9 +14,9 @@
 typedef void (*api_handler)(struct request *req);
 
 struct api_entry {
-	int16_t min, max;       /* advertised versions */
-	int16_t served_min;     /* lowest version actually served (Produce
-				 * advertises 0 but rejects 0-2) */
+	int16_t min, max;   /* advertised versions */
+	int16_t served_min; /* lowest version actually served (Produce
+			     * advertises 0 but rejects 0-2) */
 	api_handler handler;
 };
 

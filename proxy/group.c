@@ -147,7 +147,6 @@ static struct kstr arena_bytes(struct request *req, const uint8_t *p, size_t n)
 
 /* --- helpers ------------------------------------------------------------ */
 
-
 static bool keq(struct kstr a, const char *b)
 {
 	return a.len >= 0 && b && kstr_cmp(a, b) == 0;

@@ -50,8 +50,7 @@ void handle_ListTransactions(struct request *req);
  * and Produce) when auto.create.topics.enable is true; cb runs when done.
  */
 void topic_autocreate(struct request *req, struct kstr name,
-		      void (*cb)(void *arg, enum st_status st,
-				 const char *msg),
+		      void (*cb)(void *arg, enum st_status st, const char *msg),
 		      void *arg);
 
 /* A valid topic name as Kafka defines it ([a-zA-Z0-9._-], 1-249). */

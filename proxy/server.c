@@ -25,7 +25,7 @@
 #define MAX_INFLIGHT 512
 /* Stop reading while this much output waits for the client, or this much
  * request data is held by unanswered requests. */
-#define MAX_OUTPUT (64u << 20)
+#define MAX_OUTPUT	   (64u << 20)
 #define MAX_INFLIGHT_BYTES (256u << 20)
 
 struct conn {
@@ -35,8 +35,8 @@ struct conn {
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
 	size_t inflight_bytes; /* frames of requests not yet freed */
-	bool closed;        /* socket gone; freed when inflight reaches 0 */
-	bool close_after;   /* close once the queue drains */
+	bool closed;	       /* socket gone; freed when inflight reaches 0 */
+	bool close_after;      /* close once the queue drains */
 	bool paused;
 	bool free_scheduled;
 	struct conn *next, *prev;
@@ -112,7 +112,6 @@ static void conn_close(struct conn *c, const char *why)
 	}
 	conn_flush(c);
 }
-
 
 static void conn_read(struct bufferevent *bev, void *arg);
 
@@ -309,9 +308,10 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		if (evbuffer_copyout(in, hdr, 4) < 4)
 			return;
 		uint32_t size = (uint32_t)hdr[0] << 24 |
-				(uint32_t)hdr[1] << 16 |
-				(uint32_t)hdr[2] << 8 | hdr[3];
-		if (size < 8 || size > (uint64_t)c->srv->cfg->max_request_bytes) {
+				(uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
+				hdr[3];
+		if (size < 8 ||
+		    size > (uint64_t)c->srv->cfg->max_request_bytes) {
 			char why[96];
 			snprintf(why, sizeof(why),
 				 "frame of %u bytes (limit %lld, "
@@ -429,8 +429,7 @@ int server_start(struct server *srv, char *err, size_t errlen)
 	srv->listener = evconnlistener_new_bind(
 		srv->base, on_accept, srv,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_DISABLED,
-		1024, ai->ai_addr,
-		(int)ai->ai_addrlen);
+		1024, ai->ai_addr, (int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
 	if (!srv->listener) {
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", hp->host,

@@ -30,7 +30,7 @@ struct server {
 	struct evconnlistener *listener;
 	struct conn *conns;
 	int nconns;
-	struct groups *groups; /* proxy/group.c, made on first use */
+	struct groups *groups;	   /* proxy/group.c, made on first use */
 	struct registry *registry; /* proxy/registry.c, NULL when off */
 };
 
@@ -40,21 +40,21 @@ struct request {
 	struct RequestHeader hdr;
 	const struct kf_message *resp_msg;
 	struct arena arena; /* request and response structures */
-	void *body;         /* decoded request of hdr's API */
-	uint8_t *frame;     /* the request bytes; strings borrow them */
+	void *body;	    /* decoded request of hdr's API */
+	uint8_t *frame;	    /* the request bytes; strings borrow them */
 	size_t frame_len;
 	bool done;
 	bool silent; /* no response is sent (Produce acks=0) */
 	struct kb_writer out;
 	struct request *next;
-	void *ctx; /* the handler's own state */
+	void *ctx;		    /* the handler's own state */
 	void (*cleanup)(void *ctx); /* runs when the request is freed */
 	/* Called once if the connection closes before the answer: a request
 	 * that only waits for the client's sake answers (into the void) now. */
 	void (*abandon)(struct request *req);
 	bool abandoned;
-	int holds;        /* parts still in flight (req_hold) */
-	void *held_resp;  /* the answer once they are all done */
+	int holds;	 /* parts still in flight (req_hold) */
+	void *held_resp; /* the answer once they are all done */
 };
 
 /*

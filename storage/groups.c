@@ -24,7 +24,6 @@ struct st_groups {
 	size_t n, cap;
 };
 
-
 static char *kdup(struct kstr s)
 {
 	size_t n = s.len > 0 ? (size_t)s.len : 0;

@@ -22,13 +22,6 @@
 /* A flush takes at most this much, so a transaction stays reasonable. */
 #define FLUSH_MAX_BYTES (64u << 20)
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int32_t st_partition_index(const struct st_partition *p)
 {
 	return p->index;
@@ -241,7 +234,8 @@ static void wake(struct st_partition *p)
 	}
 }
 
-/* --- producer state -------------------------------------------------------- */
+/* --- producer state --------------------------------------------------------
+ */
 
 static struct st_producer *producer_find(struct st_partition *p, int64_t id)
 {
@@ -251,9 +245,9 @@ static struct st_producer *producer_find(struct st_partition *p, int64_t id)
 	return NULL;
 }
 
-static void producer_record(struct st_partition *p, int64_t id,
-			    int16_t epoch, int32_t first_seq, int32_t count,
-			    int64_t base, int64_t last)
+static void producer_record(struct st_partition *p, int64_t id, int16_t epoch,
+			    int32_t first_seq, int32_t count, int64_t base,
+			    int64_t last)
 {
 	struct st_producer *e = producer_find(p, id);
 	if (!e) {
@@ -272,8 +266,8 @@ static void producer_record(struct st_partition *p, int64_t id,
 		e->n--;
 	}
 	e->b[e->n].first_seq = first_seq;
-	e->b[e->n].last_seq =
-		(int32_t)(((int64_t)first_seq + count - 1) % ((int64_t)INT32_MAX + 1));
+	e->b[e->n].last_seq = (int32_t)(((int64_t)first_seq + count - 1) %
+					((int64_t)INT32_MAX + 1));
 	e->b[e->n].base = base;
 	e->b[e->n].last = last;
 	e->n++;
@@ -299,9 +293,9 @@ static enum st_status producer_check(struct st_partition *p,
 		return ST_OK;
 	if (h->ProducerEpoch > e->epoch)
 		return h->BaseSequence == 0 ? ST_OK : ST_OUT_OF_ORDER;
-	int32_t last_seq = (int32_t)(((int64_t)h->BaseSequence +
-				      h->LastOffsetDelta) %
-				     ((int64_t)INT32_MAX + 1));
+	int32_t last_seq =
+		(int32_t)(((int64_t)h->BaseSequence + h->LastOffsetDelta) %
+			  ((int64_t)INT32_MAX + 1));
 	for (int i = 0; i < e->n; i++) {
 		if (e->b[i].first_seq == h->BaseSequence &&
 		    e->b[i].last_seq == last_seq) {
@@ -315,7 +309,8 @@ static enum st_status producer_check(struct st_partition *p,
 	return h->BaseSequence == expect ? ST_OK : ST_OUT_OF_ORDER;
 }
 
-/* --- transactions on the partition ----------------------------------------- */
+/* --- transactions on the partition -----------------------------------------
+ */
 
 static struct st_open_txn *txn_find(const struct st_partition *p, int64_t pid)
 {
@@ -370,8 +365,8 @@ static enum st_status txn_check(const struct st_partition *p,
 	if (!(h->Attributes & RB_ATTR_TRANSACTIONAL))
 		return o ? ST_TXN_STATE : ST_OK;
 	if (!o) {
-		const struct st_producer *e = producer_find(
-			(struct st_partition *)p, h->ProducerId);
+		const struct st_producer *e =
+			producer_find((struct st_partition *)p, h->ProducerId);
 		return e && h->ProducerEpoch < e->epoch ? ST_BAD_EPOCH
 							: ST_TXN_STATE;
 	}
@@ -414,8 +409,8 @@ static void aborted_add(struct st_partition *p, int64_t pid, int64_t first,
 		p->aborted = n;
 		p->cap_aborted = cap;
 	}
-	p->aborted[p->naborted++] =
-		(struct st_aborted_txn){.pid = pid, .first = first, .last = last};
+	p->aborted[p->naborted++] = (struct st_aborted_txn){
+		.pid = pid, .first = first, .last = last};
 }
 
 /* The marker batch b of p is committed. */
@@ -483,7 +478,8 @@ void st_producers_each(const struct st_partition *p,
 	}
 }
 
-/* --- appends ----------------------------------------------------------------- */
+/* --- appends -----------------------------------------------------------------
+ */
 
 static void append_free(struct st_append *a)
 {
@@ -574,8 +570,8 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 		}
 	}
 	struct st_batch *b = malloc(sizeof(*b) + len);
-	struct st_batch **nb = realloc(x->a->batches,
-				       (size_t)(x->a->nbatches + 1) * sizeof(*nb));
+	struct st_batch **nb = realloc(
+		x->a->batches, (size_t)(x->a->nbatches + 1) * sizeof(*nb));
 	if (!b || !nb) {
 		free(b);
 		if (nb)
@@ -617,8 +613,8 @@ static void fire_later(void *arg)
 	free(l);
 }
 
-static void unavailable_soon(struct store *s, st_offset_cb ocb,
-			     st_read_cb rcb, void *arg)
+static void unavailable_soon(struct store *s, st_offset_cb ocb, st_read_cb rcb,
+			     void *arg)
 {
 	struct later *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -648,8 +644,8 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 			    "out of memory");
 		return;
 	}
-	int n = rb_split(records, len, take_batch, &x,
-			 x.err[0] ? NULL : x.err, sizeof(x.err));
+	int n = rb_split(records, len, take_batch, &x, x.err[0] ? NULL : x.err,
+			 sizeof(x.err));
 	kb_writer_free(&x.scratch);
 	if (n <= 0) {
 		if (n == 0)
@@ -672,7 +668,8 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 			st = producer_check(p, &h, &dup);
 		if (st != ST_OK) {
 			result_soon(s, cb, arg, st, -1, p->log_start,
-				    st == ST_BAD_EPOCH ? "producer epoch is stale"
+				    st == ST_BAD_EPOCH
+					    ? "producer epoch is stale"
 				    : st == ST_TXN_STATE
 					    ? "batch does not match the "
 					      "producer's transaction state"
@@ -682,15 +679,15 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 		}
 		if (dup >= 0 && a->nbatches == 1) {
 			/* A retry of a batch we already have. */
-			result_soon(s, cb, arg, dup <= p->hw ? ST_OK
-							     : ST_UNAVAILABLE,
-				    dup, p->log_start, NULL);
+			result_soon(s, cb, arg,
+				    dup <= p->hw ? ST_OK : ST_UNAVAILABLE, dup,
+				    p->log_start, NULL);
 			append_free(a);
 			return;
 		}
 	}
 
-	int64_t ts = p->topic->cfg.log_append_time ? now_ms() : -1;
+	int64_t ts = p->topic->cfg.log_append_time ? st_now_ms() : -1;
 	for (int i = 0; i < a->nbatches; i++) {
 		struct st_batch *b = a->batches[i];
 		b->base = p->next;
@@ -750,7 +747,7 @@ void st_append_marker(struct store *s, struct st_partition *p,
 	static const char commit_key[4] = {0, 0, 0, 1};
 	static const char abort_key[4] = {0, 0, 0, 0};
 	static const char value[6] = {0, 0, 0, 0, 0, 0};
-	int64_t ts = now_ms();
+	int64_t ts = st_now_ms();
 	struct rb_new_record rec = {
 		.Timestamp = ts,
 		.Key = {commit ? commit_key : abort_key, 4},
@@ -760,9 +757,9 @@ void st_append_marker(struct store *s, struct st_partition *p,
 	char err[128];
 	struct st_append *a = calloc(1, sizeof(*a));
 	struct st_batch *b = NULL;
-	if (a && rb_build(&w, 0, RB_ATTR_TRANSACTIONAL | RB_ATTR_CONTROL,
-			  producer_id, epoch, -1, &rec, 1, err,
-			  sizeof(err)) == 0 &&
+	if (a &&
+	    rb_build(&w, 0, RB_ATTR_TRANSACTIONAL | RB_ATTR_CONTROL,
+		     producer_id, epoch, -1, &rec, 1, err, sizeof(err)) == 0 &&
 	    kb_writer_ok(&w))
 		b = malloc(sizeof(*b) + w.len);
 	if (a)
@@ -813,8 +810,8 @@ struct flush {
 	char *err;
 };
 
-static void finish_append(struct st_append *a, enum st_status st,
-			  int64_t base, const char *msg)
+static void finish_append(struct st_append *a, enum st_status st, int64_t base,
+			  const char *msg)
 {
 	struct st_append_result r = {
 		.status = st,
@@ -972,21 +969,32 @@ void st_flush_now(struct store *s)
 			snprintf(cnt, sizeof(cnt), "%d", b->count);
 			snprintf(len, sizeof(len), "%zu", b->len);
 			snprintf(attr, sizeof(attr), "%d", b->attributes);
-			const char *v[12] = {tid, part, base, last_o, ts, pid,
-					     ep,  seq,  cnt,  len,    (const char *)b->data,
+			const char *v[12] = {tid,
+					     part,
+					     base,
+					     last_o,
+					     ts,
+					     pid,
+					     ep,
+					     seq,
+					     cnt,
+					     len,
+					     (const char *)b->data,
 					     attr};
-			int lens[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					(int)b->len, 0};
+			int lens[12] = {0, 0, 0, 0, 0,		 0,
+					0, 0, 0, 0, (int)b->len, 0};
 			int fmts[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
-			pg_query(c,
-				 "INSERT INTO samsa.log VALUES ($1, $2, $3, $4, "
-				 "$5, $6, $7, $8, $9, $10, $11, $12)",
-				 12, v, lens, fmts, false, on_flush_step, f);
+			pg_query(
+				c,
+				"INSERT INTO samsa.log VALUES ($1, $2, $3, $4, "
+				"$5, $6, $7, $8, $9, $10, $11, $12)",
+				12, v, lens, fmts, false, on_flush_step, f);
 			if (b->marker == ST_MARKER_ABORT && b->txn_first >= 0) {
 				/* The aborted index commits with its marker. */
 				snprintf(first, sizeof(first), "%" PRId64,
 					 b->txn_first);
-				const char *w[5] = {tid, part, pid, first, base};
+				const char *w[5] = {tid, part, pid, first,
+						    base};
 				pg_query(c,
 					 "INSERT INTO samsa.txn_aborted VALUES "
 					 "($1, $2, $3, $4, $5)",
@@ -1021,7 +1029,8 @@ void st_flush_now(struct store *s)
 	pg_sync_cb(c, on_flush_commit, f);
 }
 
-/* --- reloading state from Postgres ----------------------------------------- */
+/* --- reloading state from Postgres -----------------------------------------
+ */
 
 struct reload {
 	struct store *s;
@@ -1046,7 +1055,8 @@ static void producer_row(struct st_partition *p, const PGresult *r, int i,
 			strtoll(PQgetvalue(r, i, col + 5), NULL, 10));
 }
 
-static void load_producers(struct st_partition *p, const PGresult *r, int pid_col)
+static void load_producers(struct st_partition *p, const PGresult *r,
+			   int pid_col)
 {
 	while (p->producers) {
 		struct st_producer *n = p->producers->next;
@@ -1127,8 +1137,8 @@ static void on_reload_txns(void *arg, const PGresult *res, const char *err,
 		r->ok = false;
 }
 
-static void on_reload_aborted(void *arg, const PGresult *res,
-			      const char *err, const char *sqlstate)
+static void on_reload_aborted(void *arg, const PGresult *res, const char *err,
+			      const char *sqlstate)
 {
 	struct reload *r = arg;
 	(void)err;
@@ -1158,8 +1168,8 @@ static void on_reload_offsets(void *arg, const PGresult *res, const char *err,
 
 static void reload_tick(evutil_socket_t fd, short what, void *arg);
 
-static void on_reload_producers(void *arg, const PGresult *res,
-				const char *err, const char *sqlstate)
+static void on_reload_producers(void *arg, const PGresult *res, const char *err,
+				const char *sqlstate)
 {
 	struct reload *r = arg;
 	(void)err;
@@ -1188,7 +1198,8 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!pg_ready(r->s->writer)) {
 		struct timeval tv = {0, 200000};
-		event_base_once(r->s->base, -1, EV_TIMEOUT, reload_tick, r, &tv);
+		event_base_once(r->s->base, -1, EV_TIMEOUT, reload_tick, r,
+				&tv);
 		return;
 	}
 	char tid[16], part[16];
@@ -1220,8 +1231,7 @@ static void reload_partition(struct store *s, struct st_partition *p)
 }
 
 /* The partition of row i, whose columns 0 and 1 are tid and partition. */
-static struct st_partition *load_find(struct store *s, const PGresult *r,
-				      int i)
+static struct st_partition *load_find(struct store *s, const PGresult *r, int i)
 {
 	int32_t tid = atoi(PQgetvalue(r, i, 0));
 	for (size_t j = 0; j < s->ntopics; j++)
@@ -1253,7 +1263,8 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 			if (!p)
 				break;
 			p->log_start = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-			p->hw = p->next = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+			p->hw = p->next =
+				strtoll(PQgetvalue(r, i, 3), NULL, 10);
 			p->leader_epoch = atoi(PQgetvalue(r, i, 4));
 		}
 	}
@@ -1336,7 +1347,8 @@ void st_partition_retire(struct store *s, struct st_partition *p)
 	wake(p);
 }
 
-/* --- reads from Postgres ------------------------------------------------------ */
+/* --- reads from Postgres
+ * ------------------------------------------------------ */
 
 struct read_ctx {
 	struct store *s;
@@ -1369,7 +1381,8 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 	size_t count = 0;
 	for (size_t i = 0; ra && i < n; i++) {
 		size_t len = (size_t)PQgetlength(res, (int)i, 0);
-		const uint8_t *data = (const uint8_t *)PQgetvalue(res, (int)i, 0);
+		const uint8_t *data =
+			(const uint8_t *)PQgetvalue(res, (int)i, 0);
 		struct rb_header h;
 		struct st_batch *b = malloc(sizeof(*b) + len);
 		if (!b || rb_read_header(data, len, &h) < 0) {
@@ -1393,7 +1406,8 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 		serve(ra, count, r->offset, r->max_bytes, &w);
 	/* Keep the rest for the next fetches while the budget allows. */
 	if (ra && !p->deleted &&
-	    s->ra_total - p->ra_bytes + bytes <= s->opts.cache_total_bytes / 2) {
+	    s->ra_total - p->ra_bytes + bytes <=
+		    s->opts.cache_total_bytes / 2) {
 		ra_clear(s, p);
 		p->ra = ra;
 		p->ra_count = count;
@@ -1415,7 +1429,8 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 struct pgconn *st_reader(struct store *s)
 {
 	for (int i = 0; i < s->nreaders; i++) {
-		struct pgconn *c = s->readers[(s->next_reader + i) % s->nreaders];
+		struct pgconn *c =
+			s->readers[(s->next_reader + i) % s->nreaders];
 		if (pg_ready(c)) {
 			s->next_reader = (s->next_reader + i + 1) % s->nreaders;
 			return c;
@@ -1449,16 +1464,18 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
 	const char *v[4] = {tid, part, off, limit};
 	/* Whole batches from the one holding offset on, by the primary key;
 	 * everything in the table is committed. */
-	pg_query(c,
-		 "SELECT batch FROM samsa.log WHERE tid = $1 AND partition = $2 "
-		 "AND base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "
-		 "samsa.log WHERE tid = $1 AND partition = $2 AND "
-		 "base_offset <= $3) ORDER BY base_offset LIMIT $4",
-		 4, v, NULL, NULL, true, on_read, r);
+	pg_query(
+		c,
+		"SELECT batch FROM samsa.log WHERE tid = $1 AND partition = $2 "
+		"AND base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "
+		"samsa.log WHERE tid = $1 AND partition = $2 AND "
+		"base_offset <= $3) ORDER BY base_offset LIMIT $4",
+		4, v, NULL, NULL, true, on_read, r);
 	pg_sync(c);
 }
 
-/* --- offsets by time, delete records, producer ids ------------------------------ */
+/* --- offsets by time, delete records, producer ids
+ * ------------------------------ */
 
 struct offset_ctx {
 	struct store *s;
@@ -1480,7 +1497,8 @@ struct find_ctx {
 static int find_cb(void *arg, const struct rb_record *rec)
 {
 	struct find_ctx *f = arg;
-	int64_t ts = f->log_append ? f->max_ts : f->base_ts + rec->TimestampDelta;
+	int64_t ts =
+		f->log_append ? f->max_ts : f->base_ts + rec->TimestampDelta;
 	int64_t off = f->base_offset + rec->OffsetDelta;
 	if (f->off >= 0)
 		return 0;
@@ -1510,7 +1528,9 @@ static void on_offset_row(void *arg, const PGresult *res, const char *err,
 	const uint8_t *data = (const uint8_t *)PQgetvalue(res, 0, 0);
 	size_t len = (size_t)PQgetlength(res, 0, 0);
 	struct rb_header h;
-	struct find_ctx f = {.off = -1, .ts = -1, .want = o->ts,
+	struct find_ctx f = {.off = -1,
+			     .ts = -1,
+			     .want = o->ts,
 			     .want_max = o->ts == INT64_MIN};
 	char e[128];
 	struct kb_writer scratch = {0};
@@ -1556,8 +1576,7 @@ static void offset_query(struct store *s, struct st_partition *p, int64_t ts,
 			 "partition = $2 AND last_offset >= $3 "
 			 "ORDER BY max_timestamp DESC, base_offset LIMIT 1",
 			 3, w, NULL, NULL, true, on_offset_row, o);
-	}
-	else
+	} else
 		pg_query(c,
 			 "SELECT batch FROM samsa.log WHERE tid = $1 AND "
 			 "partition = $2 AND last_offset >= $4 AND "
@@ -1578,8 +1597,8 @@ void st_offset_max_time(struct store *s, struct st_partition *p,
 	offset_query(s, p, INT64_MIN, cb, arg);
 }
 
-static void on_deleted_records(void *arg, const PGresult *res,
-			       const char *err, const char *sqlstate)
+static void on_deleted_records(void *arg, const PGresult *res, const char *err,
+			       const char *sqlstate)
 {
 	struct offset_ctx *o = arg;
 	(void)res;
@@ -1607,8 +1626,8 @@ static void on_step_ignore(void *arg, const PGresult *res, const char *err,
 	(void)sqlstate;
 }
 
-void st_delete_records(struct store *s, struct st_partition *p,
-		       int64_t offset, st_offset_cb cb, void *arg)
+void st_delete_records(struct store *s, struct st_partition *p, int64_t offset,
+		       st_offset_cb cb, void *arg)
 {
 	struct offset_ctx *o =
 		pg_ready(s->catalog) ? calloc(1, sizeof(*o)) : NULL;
@@ -1673,7 +1692,8 @@ void st_new_producer_id(struct store *s, st_offset_cb cb, void *arg)
 	pg_sync(s->catalog);
 }
 
-/* --- retention ---------------------------------------------------------------- */
+/* --- retention
+ * ---------------------------------------------------------------- */
 
 struct retention_ctx {
 	struct store *s;
@@ -1702,7 +1722,7 @@ void st_enforce_retention(struct store *s)
 {
 	if (!pg_ready(s->catalog))
 		return;
-	int64_t now = now_ms();
+	int64_t now = st_now_ms();
 	for (size_t i = 0; i < s->ntopics; i++) {
 		struct st_topic *t = s->topics[i];
 		if (!t->cfg.delete_policy ||
@@ -1732,23 +1752,27 @@ void st_enforce_retention(struct store *s)
 			/* Batches wholly older than retention.ms, or beyond
 			 * retention.bytes counted from the newest, go; the
 			 * log start moves to the first batch kept. */
-			pg_query(s->catalog,
-				 "WITH doomed AS (SELECT base_offset FROM "
-				 "(SELECT base_offset, every(max_timestamp < "
-				 "$3::bigint OR newer > $4::bigint) OVER (ORDER "
-				 "BY base_offset) AS prefix FROM (SELECT "
-				 "base_offset, max_timestamp, sum(bytes) OVER "
-				 "(ORDER BY base_offset DESC) AS newer FROM "
-				 "samsa.log WHERE tid = $1 AND partition = $2) "
-				 "x) y WHERE prefix), gone AS (DELETE FROM samsa.log l "
-				 "USING doomed d WHERE l.tid = $1 AND "
-				 "l.partition = $2 AND l.base_offset = "
-				 "d.base_offset RETURNING l.last_offset) "
-				 "UPDATE samsa.partitions SET log_start_offset = "
-				 "greatest(log_start_offset, (SELECT "
-				 "max(last_offset) + 1 FROM gone)) WHERE tid = $1 "
-				 "AND partition = $2 RETURNING log_start_offset",
-				 4, v, NULL, NULL, false, on_retention, r);
+			pg_query(
+				s->catalog,
+				"WITH doomed AS (SELECT base_offset FROM "
+				"(SELECT base_offset, every(max_timestamp < "
+				"$3::bigint OR newer > $4::bigint) OVER (ORDER "
+				"BY base_offset) AS prefix FROM (SELECT "
+				"base_offset, max_timestamp, sum(bytes) OVER "
+				"(ORDER BY base_offset DESC) AS newer FROM "
+				"samsa.log WHERE tid = $1 AND partition = $2) "
+				"x) y WHERE prefix), gone AS (DELETE FROM "
+				"samsa.log l "
+				"USING doomed d WHERE l.tid = $1 AND "
+				"l.partition = $2 AND l.base_offset = "
+				"d.base_offset RETURNING l.last_offset) "
+				"UPDATE samsa.partitions SET log_start_offset "
+				"= "
+				"greatest(log_start_offset, (SELECT "
+				"max(last_offset) + 1 FROM gone)) WHERE tid = "
+				"$1 "
+				"AND partition = $2 RETURNING log_start_offset",
+				4, v, NULL, NULL, false, on_retention, r);
 		}
 	}
 	pg_sync(s->catalog);

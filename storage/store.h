@@ -30,47 +30,47 @@
 /* Outcomes of storage calls; the proxy maps them to Kafka error codes. */
 enum st_status {
 	ST_OK = 0,
-	ST_UNAVAILABLE,   /* Postgres unreachable or the write failed: retry */
-	ST_EXISTS,        /* topic already exists */
-	ST_NOT_FOUND,     /* no such topic/partition */
-	ST_INVALID,       /* malformed batch or bad argument */
-	ST_CORRUPT,       /* CRC or framing wrong */
-	ST_TOO_LARGE,     /* batch over max.message.bytes */
-	ST_OUT_OF_RANGE,  /* offset outside [log start, high watermark] */
-	ST_OUT_OF_ORDER,  /* producer sequence gap */
-	ST_BAD_EPOCH,     /* producer epoch older than the current one */
+	ST_UNAVAILABLE,	 /* Postgres unreachable or the write failed: retry */
+	ST_EXISTS,	 /* topic already exists */
+	ST_NOT_FOUND,	 /* no such topic/partition */
+	ST_INVALID,	 /* malformed batch or bad argument */
+	ST_CORRUPT,	 /* CRC or framing wrong */
+	ST_TOO_LARGE,	 /* batch over max.message.bytes */
+	ST_OUT_OF_RANGE, /* offset outside [log start, high watermark] */
+	ST_OUT_OF_ORDER, /* producer sequence gap */
+	ST_BAD_EPOCH,	 /* producer epoch older than the current one */
 	ST_UNKNOWN_PRODUCER,
-	ST_NO_KEY,        /* keyless record on a compacted topic */
-	ST_DELETED,       /* the topic was deleted meanwhile */
+	ST_NO_KEY,  /* keyless record on a compacted topic */
+	ST_DELETED, /* the topic was deleted meanwhile */
 	/* transactions (storage/txn.h) */
-	ST_TXN_STATE,     /* not allowed in the transaction's state */
-	ST_FENCED,        /* a newer epoch of the transactional id exists */
-	ST_PID_MAPPING,   /* producer id not the transactional id's */
-	ST_CONCURRENT,    /* the transaction is completing: retry */
-	ST_BAD_TIMEOUT,   /* transaction timeout over the broker's maximum */
+	ST_TXN_STATE,	/* not allowed in the transaction's state */
+	ST_FENCED,	/* a newer epoch of the transactional id exists */
+	ST_PID_MAPPING, /* producer id not the transactional id's */
+	ST_CONCURRENT,	/* the transaction is completing: retry */
+	ST_BAD_TIMEOUT, /* transaction timeout over the broker's maximum */
 };
 
 struct store;
 struct st_partition;
 
 struct st_topic {
-	int32_t tid;          /* internal id, key of the log rows */
-	struct kuuid id;      /* Kafka topic id */
+	int32_t tid;	 /* internal id, key of the log rows */
+	struct kuuid id; /* Kafka topic id */
 	char *name;
 	int32_t npartitions;
 	struct st_partition **partitions;
 	struct tc_override *configs; /* the topic's own settings */
 	size_t nconfigs;
-	struct tc_values cfg;        /* resolved */
+	struct tc_values cfg; /* resolved */
 	bool internal;
 };
 
 struct st_options {
 	const char *conninfo;
-	const char *schema;         /* "samsa" */
-	size_t cache_bytes;         /* tail cache per partition at most */
-	size_t cache_total_bytes;   /* tail cache of all partitions */
-	int readers;                /* Postgres connections for reads */
+	const char *schema;	  /* "samsa" */
+	size_t cache_bytes;	  /* tail cache per partition at most */
+	size_t cache_total_bytes; /* tail cache of all partitions */
+	int readers;		  /* Postgres connections for reads */
 };
 
 /*
@@ -132,7 +132,7 @@ struct st_append_result {
 	int64_t base_offset;
 	int64_t log_append_time; /* -1 unless LogAppendTime */
 	int64_t log_start_offset;
-	const char *message;     /* detail for errors, or NULL */
+	const char *message; /* detail for errors, or NULL */
 };
 
 typedef void (*st_append_cb)(void *arg, const struct st_append_result *r);
@@ -188,8 +188,8 @@ void st_offset_max_time(struct store *s, struct st_partition *p,
 
 /* Moves the log start to offset (<= high watermark) and deletes what lies
  * before it. */
-void st_delete_records(struct store *s, struct st_partition *p,
-		       int64_t offset, st_offset_cb cb, void *arg);
+void st_delete_records(struct store *s, struct st_partition *p, int64_t offset,
+		       st_offset_cb cb, void *arg);
 
 /* A new producer id (InitProducerId without a transactional id). */
 void st_new_producer_id(struct store *s, st_offset_cb cb, void *arg);

@@ -19,14 +19,14 @@ struct st_batch {
 	int32_t base_seq;
 	int32_t count;
 	int16_t attributes;
-	int8_t marker;     /* ST_MARKER_* for a control batch samsa wrote */
+	int8_t marker;	   /* ST_MARKER_* for a control batch samsa wrote */
 	int64_t txn_first; /* a marker's transaction's first offset */
 	size_t len;
 	uint8_t data[]; /* the batch as stored */
 };
 
 #define ST_MARKER_COMMIT 1
-#define ST_MARKER_ABORT 2
+#define ST_MARKER_ABORT	 2
 
 /* The last batches of one producer on one partition (Kafka keeps five). */
 #define ST_PRODUCER_BATCHES 5
@@ -75,11 +75,11 @@ struct st_partition {
 	int32_t index;
 	int32_t leader_epoch;
 	int64_t log_start;
-	int64_t hw;   /* committed end of the log (next offset) */
-	int64_t next; /* next offset to assign (>= hw with appends pending) */
-	bool reloading;  /* state unknown after a failed flush */
+	int64_t hw;	/* committed end of the log (next offset) */
+	int64_t next;	/* next offset to assign (>= hw with appends pending) */
+	bool reloading; /* state unknown after a failed flush */
 	bool deleted;
-	bool in_flush;   /* touched by the flush in flight */
+	bool in_flush; /* touched by the flush in flight */
 
 	/* Tail cache: committed batches [cache_start, hw), oldest first. */
 	struct st_batch **ring;
@@ -104,8 +104,8 @@ struct store {
 	struct st_options opts;
 	char *conninfo;
 	char cluster_id[32];
-	struct pgconn *writer;   /* log appends */
-	struct pgconn *catalog;  /* catalog changes */
+	struct pgconn *writer;	/* log appends */
+	struct pgconn *catalog; /* catalog changes */
 	struct pgconn **readers;
 	int nreaders;
 	int next_reader;
@@ -114,18 +114,18 @@ struct store {
 	size_t ntopics, cap_topics;
 	struct st_topic **graveyard; /* deleted topics, freed at close */
 	size_t ngrave;
-	char **creating;           /* names with a creation in flight */
+	char **creating; /* names with a creation in flight */
 	size_t ncreating;
 
 	size_t cached_partitions; /* partitions with batches in cache */
-	size_t ra_total;          /* read-ahead bytes of all partitions */
+	size_t ra_total;	  /* read-ahead bytes of all partitions */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
-	struct st_append *flushing;                /* in the flush in flight */
+	struct st_append *flushing;		   /* in the flush in flight */
 	bool flush_in_flight;
 	struct event *flush_ev;
 	struct event *retention_ev;
 	struct st_groups *groups; /* groups.c */
-	struct st_txns *txns;     /* txn.c */
+	struct st_txns *txns;	  /* txn.c */
 };
 
 /* Runs fn(arg) from the loop soon (never before returning). */

@@ -69,13 +69,6 @@ struct st_txns {
 	bool swept; /* orphan transactions in the log aborted */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct txn *txn_get(struct store *s, struct kstr id)
 {
 	if (!s->txns || id.len < 0)
@@ -268,7 +261,7 @@ static void txn_save(struct store *s, struct txn *t,
 	snprintf(ep, sizeof(ep), "%d", t->epoch);
 	snprintf(to, sizeof(to), "%d", t->timeout_ms);
 	snprintf(start, sizeof(start), "%" PRId64, t->start_ms);
-	snprintf(upd, sizeof(upd), "%" PRId64, now_ms());
+	snprintf(upd, sizeof(upd), "%" PRId64, st_now_ms());
 	const char *v[10] = {t->id, pid,   ep,	state_names[t->state],
 			     to,    start, upd, pj,
 			     gj,    oj};
@@ -477,7 +470,7 @@ static void txn_begin(struct txn *t)
 	if (t->state != TX_ONGOING) {
 		offsets_clear(t);
 		t->state = TX_ONGOING;
-		t->start_ms = now_ms();
+		t->start_ms = st_now_ms();
 	}
 }
 
@@ -814,7 +807,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 		s->txns->swept = true;
 		sweep_orphans(s);
 	}
-	int64_t now = now_ms();
+	int64_t now = st_now_ms();
 	for (struct txn *t = s->txns->list; t; t = t->next) {
 		if (t->busy)
 			continue;
