@@ -122,3 +122,18 @@ void arena_free(struct arena *a)
 	a->head = NULL;
 	a->used = 0;
 }
+
+void *arena_grow(struct arena *a, void *items, int32_t n, int32_t *cap,
+		 size_t elem)
+{
+	if (n < *cap)
+		return items;
+	int32_t ncap = *cap ? *cap * 2 : 8;
+	void *grown = arena_alloc(a, (size_t)ncap * elem);
+	if (!grown)
+		return NULL;
+	if (n > 0)
+		memcpy(grown, items, (size_t)n * elem);
+	*cap = ncap;
+	return grown;
+}

@@ -9,6 +9,7 @@
 #define SAMSA_ARENA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct arena_chunk;
 
@@ -29,6 +30,13 @@ char *arena_strndup(struct arena *a, const char *s, size_t n);
 /* printf into the arena; NULL on failure. */
 char *arena_printf(struct arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * A growable array in the arena: returns items, or a bigger copy of its n
+ * elements of elem bytes when n == *cap (doubling *cap), so that items[n]
+ * may be written.  NULL on exhaustion (items stays valid).
+ */
+void *arena_grow(struct arena *a, void *items, int32_t n, int32_t *cap,
+		 size_t elem);
 /* Frees every allocation; the arena is empty (limit kept) and reusable. */
 void arena_free(struct arena *a);
 

@@ -219,29 +219,23 @@ void handle_DescribeConfigs(struct request *req)
 /* A topic's settings being edited: a growable copy in the arena. */
 struct edit {
 	struct tc_override *ov;
-	size_t n, cap;
+	int32_t n, cap;
 };
 
 static void edit_set(struct request *req, struct edit *e, const char *name,
 		     const char *value)
 {
-	for (size_t i = 0; i < e->n; i++) {
+	for (int32_t i = 0; i < e->n; i++) {
 		if (strcmp(e->ov[i].name, name) == 0) {
 			e->ov[i].value = value;
 			return;
 		}
 	}
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 16;
-		struct tc_override *n =
-			arena_alloc(&req->arena, cap * sizeof(*n));
-		if (!n)
-			return;
-		if (e->n)
-			memcpy(n, e->ov, e->n * sizeof(*n));
-		e->ov = n;
-		e->cap = cap;
-	}
+	struct tc_override *ov =
+		arena_grow(&req->arena, e->ov, e->n, &e->cap, sizeof(*ov));
+	if (!ov)
+		return;
+	e->ov = ov;
 	e->ov[e->n].name = name;
 	e->ov[e->n].value = value;
 	e->n++;
@@ -249,7 +243,7 @@ static void edit_set(struct request *req, struct edit *e, const char *name,
 
 static void edit_delete(struct edit *e, const char *name)
 {
-	for (size_t i = 0; i < e->n; i++) {
+	for (int32_t i = 0; i < e->n; i++) {
 		if (strcmp(e->ov[i].name, name) == 0) {
 			e->ov[i] = e->ov[--e->n];
 			return;

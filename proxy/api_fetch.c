@@ -54,17 +54,11 @@ struct aborted_list {
 static void add_aborted(void *arg, int64_t producer_id, int64_t first)
 {
 	struct aborted_list *l = arg;
-	if (l->n == l->cap) {
-		int32_t cap = l->cap ? l->cap * 2 : 8;
-		struct FetchResponse_AbortedTransaction *n =
-			arena_alloc(&l->req->arena, (size_t)cap * sizeof(*n));
-		if (!n)
-			return;
-		if (l->n)
-			memcpy(n, l->items, (size_t)l->n * sizeof(*n));
-		l->items = n;
-		l->cap = cap;
-	}
+	struct FetchResponse_AbortedTransaction *items = arena_grow(
+		&l->req->arena, l->items, l->n, &l->cap, sizeof(*items));
+	if (!items)
+		return;
+	l->items = items;
 	l->items[l->n++] = (struct FetchResponse_AbortedTransaction){
 		.ProducerId = producer_id, .FirstOffset = first};
 }

@@ -306,20 +306,14 @@ static void collect_one(void *arg, const struct st_committed *c)
 	struct fetch_topic *t =
 		cl->ntopics ? &cl->topics[cl->ntopics - 1] : NULL;
 	if (!t || !kstr_eq(t->name, c->topic)) {
-		if (cl->ntopics == cl->cap) {
-			int32_t cap = cl->cap ? cl->cap * 2 : 8;
-			struct fetch_topic *nt = arena_alloc(
-				&cl->req->arena, (size_t)cap * sizeof(*nt));
-			if (!nt) {
-				cl->failed = true;
-				return;
-			}
-			if (cl->ntopics)
-				memcpy(nt, cl->topics,
-				       (size_t)cl->ntopics * sizeof(*nt));
-			cl->topics = nt;
-			cl->cap = cap;
+		struct fetch_topic *nt =
+			arena_grow(&cl->req->arena, cl->topics, cl->ntopics,
+				   &cl->cap, sizeof(*nt));
+		if (!nt) {
+			cl->failed = true;
+			return;
 		}
+		cl->topics = nt;
 		t = &cl->topics[cl->ntopics++];
 		t->name = req_str(cl->req, c->topic);
 		t->n = 0;

@@ -403,17 +403,11 @@ static void list_one(void *arg, const struct st_txn_info *i)
 	if (l->req->hdr.RequestApiVersion >= 1 && lr->DurationFilter >= 0 &&
 	    (i->start_ms < 0 || l->now - i->start_ms < lr->DurationFilter))
 		return;
-	if (l->n == l->cap) {
-		int32_t cap = l->cap ? l->cap * 2 : 16;
-		struct ListTransactionsResponse_TransactionState *n =
-			arena_alloc(&l->req->arena, (size_t)cap * sizeof(*n));
-		if (!n)
-			return;
-		if (l->n)
-			memcpy(n, l->items, (size_t)l->n * sizeof(*n));
-		l->items = n;
-		l->cap = cap;
-	}
+	struct ListTransactionsResponse_TransactionState *items = arena_grow(
+		&l->req->arena, l->items, l->n, &l->cap, sizeof(*items));
+	if (!items)
+		return;
+	l->items = items;
 	struct ListTransactionsResponse_TransactionState *o = &l->items[l->n++];
 	memset(o, 0, sizeof(*o));
 	o->TransactionalId = req_str(l->req, i->id);
@@ -459,17 +453,11 @@ struct producers_ctx {
 static void producer_one(void *arg, const struct st_producer_info *i)
 {
 	struct producers_ctx *c = arg;
-	if (c->n == c->cap) {
-		int32_t cap = c->cap ? c->cap * 2 : 8;
-		struct DescribeProducersResponse_ProducerState *n =
-			arena_alloc(&c->req->arena, (size_t)cap * sizeof(*n));
-		if (!n)
-			return;
-		if (c->n)
-			memcpy(n, c->items, (size_t)c->n * sizeof(*n));
-		c->items = n;
-		c->cap = cap;
-	}
+	struct DescribeProducersResponse_ProducerState *items = arena_grow(
+		&c->req->arena, c->items, c->n, &c->cap, sizeof(*items));
+	if (!items)
+		return;
+	c->items = items;
 	c->items[c->n++] = (struct DescribeProducersResponse_ProducerState){
 		.ProducerId = i->producer_id,
 		.ProducerEpoch = i->epoch,
