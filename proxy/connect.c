@@ -127,8 +127,8 @@ static void task_start(struct cx *c)
 {
 	task_stop(c);
 	if (!c->paused)
-		c->task = cdc_start(&C.env, c->name, c->config,
-				    c->snapshot_done);
+		c->task =
+			cdc_start(&C.env, c->name, c->config, c->snapshot_done);
 }
 
 static json_t *tasks_of(const struct cx *c)
@@ -157,8 +157,8 @@ static json_t *status_of(const struct cx *c)
 	/* Connect keeps the connector RUNNING when its task fails. */
 	const char *cstate = c->paused ? "PAUSED" : "RUNNING";
 	return json_pack("{s:s,s:{s:s,s:s},s:[o],s:s}", "name", c->name,
-			 "connector", "state", cstate, "worker_id",
-			 C.worker_id, "tasks", task, "type", "source");
+			 "connector", "state", cstate, "worker_id", C.worker_id,
+			 "tasks", task, "type", "source");
 }
 
 /* --- writes ------------------------------------------------------------ */
@@ -298,8 +298,7 @@ static void put_connector(struct evhttp_request *req, const char *name,
 	json_object_set_new(config, "name", json_string(name));
 	c->config = config;
 	char *text = json_dumps(config, JSON_COMPACT);
-	struct pend *p =
-		pend_new(req, status, answer_info ? info_of(c) : NULL);
+	struct pend *p = pend_new(req, status, answer_info ? info_of(c) : NULL);
 	if (text && p)
 		cn_put(C.cn, name, text, c->paused, reset, on_written, p);
 	else if (p)
@@ -442,21 +441,21 @@ static void validate(struct evhttp_request *req, const char *cls)
 		json_t *errs = json_array();
 		if (bad && strcmp(k, key) == 0)
 			json_array_append_new(errs, json_string(err));
-		json_array_append_new(
-			configs,
-			json_pack("{s:{s:s,s:O,s:[],s:o,s:b}}", "value", "name",
-				  k, "value", v, "recommended_values", "errors",
-				  errs, "visible", 1));
+		json_array_append_new(configs,
+				      json_pack("{s:{s:s,s:O,s:[],s:o,s:b}}",
+						"value", "name", k, "value", v,
+						"recommended_values", "errors",
+						errs, "visible", 1));
 	}
 	if (bad && !json_object_get(n, key))
-		json_array_append_new(
-			configs, json_pack("{s:{s:s,s:n,s:[],s:[s],s:b}}",
-					   "value", "name", key, "value",
-					   "recommended_values", "errors", err,
-					   "visible", 1));
+		json_array_append_new(configs,
+				      json_pack("{s:{s:s,s:n,s:[],s:[s],s:b}}",
+						"value", "name", key, "value",
+						"recommended_values", "errors",
+						err, "visible", 1));
 	reply(req, 200,
-	      json_pack("{s:s,s:i,s:[s],s:o}", "name", cls, "error_count",
-			bad, "groups", "Common", "configs", configs));
+	      json_pack("{s:s,s:i,s:[s],s:o}", "name", cls, "error_count", bad,
+			"groups", "Common", "configs", configs));
 	json_decref(n);
 	json_decref(body);
 }
@@ -604,8 +603,7 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 	const struct hostport *hp = &srv->cfg->connect;
 	C.env.base = srv->base;
 	C.env.store = srv->store;
-	snprintf(C.worker_id, sizeof(C.worker_id), "%s:%d", hp->host,
-		 hp->port);
+	snprintf(C.worker_id, sizeof(C.worker_id), "%s:%d", hp->host, hp->port);
 	C.http = evhttp_new(srv->base);
 	if (!C.http) {
 		snprintf(err, errlen, "connect: out of memory");
@@ -641,8 +639,8 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 	int n = 0;
 	for (struct cx *c = C.list; c; c = c->next, n++)
 		task_start(c);
-	log_info("Kafka Connect on %s:%d, %d connector(s)", hp->host,
-		 hp->port, n);
+	log_info("Kafka Connect on %s:%d, %d connector(s)", hp->host, hp->port,
+		 n);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "proxy/config.h"
+#include "proxy/connect.h"
 #include "proxy/logging.h"
 #include "proxy/registry.h"
 #include "proxy/server.h"
@@ -67,6 +68,15 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if (connect_start(&srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "samsa: %s\n", err);
+		registry_stop(&srv);
+		server_stop(&srv);
+		store_close(store);
+		event_base_free(base);
+		config_free(&cfg);
+		return 1;
+	}
 	struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	event_add(sigint, NULL);
@@ -78,6 +88,7 @@ int main(int argc, char **argv)
 
 	event_base_dispatch(base);
 
+	connect_stop();
 	registry_stop(&srv);
 	server_stop(&srv);
 	store_close(store);

@@ -11,11 +11,14 @@
  * mark; the slot's flush position moves to a mark's end LSN once every
  * append of it and of the marks before it is durable.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -29,10 +32,10 @@
 #include "storage/store.h"
 #include "storage/topic_config.h"
 
-#define MAX_BATCH_BYTES (512 * 1024) /* one record batch at most */
+#define MAX_BATCH_BYTES (512 * 1024)	   /* one record batch at most */
 #define MAX_INFLIGHT	(32 * 1024 * 1024) /* outbox bytes before reads stop */
-#define SNAPSHOT_CHUNK	500 /* snapshot records per batch */
-#define PG_EPOCH_US	946684800000000LL /* 2000-01-01 in Unix µs */
+#define SNAPSHOT_CHUNK	500		   /* snapshot records per batch */
+#define PG_EPOCH_US	946684800000000LL  /* 2000-01-01 in Unix µs */
 
 enum snap_mode { SNAP_INITIAL, SNAP_NEVER, SNAP_INITIAL_ONLY, SNAP_ALWAYS };
 enum pub_mode { PUB_ALL, PUB_FILTERED, PUB_DISABLED };
@@ -122,8 +125,8 @@ struct cdc_task {
 	struct mark *marks, *marks_tail;
 	struct out *outbox, *outbox_tail; /* not yet sent */
 	size_t inflight_bytes;
-	int inflight;		/* appends and creations in flight */
-	bool creating;		/* a topic creation holds the outbox */
+	int inflight;  /* appends and creations in flight */
+	bool creating; /* a topic creation holds the outbox */
 	int dedup_pending;
 	struct cdc_topic *dedup_next;
 	bool reading_paused;
@@ -133,6 +136,7 @@ static void fail(struct cdc_task *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void pump(struct cdc_task *t);
 static void pgc_arm(struct pgc *p);
+static char *quote(const char *s, char q);
 
 /* --- config ------------------------------------------------------------ */
 
@@ -245,11 +249,11 @@ static bool conv_class(const char *v, enum cdc_conv *c)
 static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		 char *err, size_t errlen)
 {
-#define BAD(k, ...)                                                          \
-	do {                                                                 \
-		snprintf(key, keylen, "%s", k);                              \
-		snprintf(err, errlen, __VA_ARGS__);                          \
-		return -1;                                                   \
+#define BAD(k, ...)                                                            \
+	do {                                                                   \
+		snprintf(key, keylen, "%s", k);                                \
+		snprintf(err, errlen, __VA_ARGS__);                            \
+		return -1;                                                     \
 	} while (0)
 	static const char *const required[] = {
 		"database.hostname", "database.user", "database.dbname"};
@@ -418,8 +422,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	free_list(lit);
 	t->snap = snap;
 	t->pubmode = pub;
-	t->slot = strdup(cfg(c, "slot.name") ? cfg(c, "slot.name")
-					     : "debezium");
+	t->slot =
+		strdup(cfg(c, "slot.name") ? cfg(c, "slot.name") : "debezium");
 	t->pub = strdup(cfg(c, "publication.name") ? cfg(c, "publication.name")
 						   : "dbz_publication");
 	t->o.prefix = strdup(prefix);
@@ -429,7 +433,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	const char *tp = cfg(c, "time.precision.mode");
 	t->o.time_connect = tp && strcmp(tp, "connect") == 0;
 	const char *bh = cfg(c, "binary.handling.mode");
-	t->o.binary_base64 = bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));
+	t->o.binary_base64 =
+		bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));
 	t->o.key_conv = kc;
 	t->o.value_conv = vc;
 	t->o.key_schemas = truthy(cfg(c, "key.converter.schemas.enable"), true);
@@ -440,8 +445,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.unwrap_delete = del;
 	t->o.add_fields = add;
 	const char *keys[] = {"host", "port", "user", "password", "dbname"};
-	const char *vals[] = {cfg(c, "database.hostname"),
-			      port ? port : "5432", cfg(c, "database.user"),
+	const char *vals[] = {cfg(c, "database.hostname"), port ? port : "5432",
+			      cfg(c, "database.user"),
 			      cfg(c, "database.password"),
 			      cfg(c, "database.dbname")};
 	int k = 0;
@@ -753,7 +758,8 @@ static void pump(struct cdc_task *t)
 		if (!st) {
 			t->creating = true;
 			t->inflight++;
-			int32_t parts = (int32_t)bc_get_int("num.partitions", 1);
+			int32_t parts =
+				(int32_t)bc_get_int("num.partitions", 1);
 			st_create_topic(t->env.store, kstr_c(o->tp->name),
 					parts > 0 ? parts : 1, NULL, 0,
 					on_created, t);
@@ -944,8 +950,8 @@ static void rel_name(struct cdc_task *t, struct cdc_rel *r)
 static void on_catalog_row(struct cdc_task *t, PGresult *res)
 {
 	for (int i = 0; i < PQntuples(res); i++) {
-		uint32_t relid = (uint32_t)strtoul(PQgetvalue(res, i, 0),
-						   NULL, 10);
+		uint32_t relid =
+			(uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
 		struct cdc_rel *r = rel_find(t, relid);
 		if (!r) {
 			r = calloc(1, sizeof(*r));
@@ -960,8 +966,8 @@ static void on_catalog_row(struct cdc_task *t, PGresult *res)
 			*tail = r;
 			rel_name(t, r);
 		}
-		r->cols = realloc(r->cols, sizeof(*r->cols) *
-						   (size_t)(r->ncols + 1));
+		r->cols = realloc(r->cols,
+				  sizeof(*r->cols) * (size_t)(r->ncols + 1));
 		struct cdc_col *c = &r->cols[r->ncols++];
 		c->name = strdup(PQgetvalue(res, i, 4));
 		c->oid = (uint32_t)strtoul(PQgetvalue(res, i, 5), NULL, 10);
@@ -991,9 +997,8 @@ static void on_catalog(struct cdc_task *t)
 	for (int i = 0; i < t->nliterals; i++) {
 		bool found = false;
 		for (struct cdc_rel *r = t->rels; r; r = r->next)
-			found |= r->included && matches(t->inc, t->ninc,
-							t->literals[i]) &&
-				 0;
+			found |= r->included &&
+				 matches(t->inc, t->ninc, t->literals[i]) && 0;
 		char full[512];
 		for (struct cdc_rel *r = t->rels; r && !found; r = r->next) {
 			snprintf(full, sizeof(full), "%s.%s", r->schema,
@@ -1002,11 +1007,10 @@ static void on_catalog(struct cdc_task *t)
 		}
 		if (found)
 			continue;
-		char *lit = PQescapeLiteral(t->sql.c, t->literals[i],
-					    strlen(t->literals[i]));
+		char *lit = quote(t->literals[i], '\'');
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len,
 					", %s::regclass", lit ? lit : "''");
-		PQfreemem(lit);
+		free(lit);
 		any = true;
 	}
 	t->phase = "publication";
@@ -1034,12 +1038,27 @@ static void step_catalog(struct cdc_task *t)
 		  false, on_catalog_row, on_catalog);
 }
 
+/* s between quote characters q, q doubled inside (no connection needed:
+ * the SQL link closes after the snapshot). */
+static char *quote(const char *s, char q)
+{
+	size_t n = strlen(s);
+	char *out = malloc(2 * n + 3), *o = out;
+	*o++ = q;
+	for (; *s; s++) {
+		if (*s == q)
+			*o++ = q;
+		*o++ = *s;
+	}
+	*o++ = q;
+	*o = '\0';
+	return out;
+}
+
 static char *quote_ident(struct cdc_task *t, const char *s)
 {
-	char *q = PQescapeIdentifier(t->sql.c, s, strlen(s));
-	char *out = strdup(q ? q : "\"\"");
-	PQfreemem(q);
-	return out;
+	(void)t;
+	return quote(s, '"');
 }
 
 static void step_publication(struct cdc_task *t)
@@ -1051,13 +1070,14 @@ static void step_publication(struct cdc_task *t)
 	struct kb_writer w;
 	kb_writer_init(&w);
 	char *pub = quote_ident(t, t->pub);
-	char *publit = PQescapeLiteral(t->sql.c, t->pub, strlen(t->pub));
+	char *publit = quote(t->pub, '\'');
 	char tables[65536] = "";
 	size_t tl = 0;
 	for (struct cdc_rel *r = t->rels; r; r = r->next) {
 		if (!r->included)
 			continue;
-		char *s = quote_ident(t, r->schema), *n = quote_ident(t, r->table);
+		char *s = quote_ident(t, r->schema),
+		     *n = quote_ident(t, r->table);
 		tl += (size_t)snprintf(tables + tl,
 				       tl < sizeof(tables) ? sizeof(tables) - tl
 							   : 0,
@@ -1074,7 +1094,7 @@ static void step_publication(struct cdc_task *t)
 			 "END $samsa$",
 			 publit, pub);
 	else {
-		char *esc = PQescapeLiteral(t->sql.c, tables, strlen(tables));
+		char *esc = quote(tables, '\'');
 		/* format() keeps the quoting of the table list intact. */
 		snprintf(sql, sizeof(sql),
 			 "DO $samsa$ BEGIN IF NOT EXISTS (SELECT 1 FROM "
@@ -1084,9 +1104,9 @@ static void step_publication(struct cdc_task *t)
 			 "EXECUTE 'ALTER PUBLICATION %s SET TABLE ' || %s; "
 			 "END IF; END $samsa$",
 			 publit, pub, esc, esc, esc, pub, esc);
-		PQfreemem(esc);
+		free(esc);
 	}
-	PQfreemem(publit);
+	free(publit);
 	free(pub);
 	kb_writer_free(&w);
 	pgc_query(&t->sql, sql, false, NULL, step_slot_check);
@@ -1139,12 +1159,12 @@ static void on_slot_checked(struct cdc_task *t)
 static void step_slot_check(struct cdc_task *t)
 {
 	t->phase = "slot";
-	char *lit = PQescapeLiteral(t->sql.c, t->slot, strlen(t->slot));
+	char *lit = quote(t->slot, '\'');
 	char sql[512];
 	snprintf(sql, sizeof(sql),
 		 "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
 		 lit);
-	PQfreemem(lit);
+	free(lit);
 	pgc_query(&t->sql, sql, false, on_slot_row, on_slot_checked);
 }
 
@@ -1264,14 +1284,13 @@ static void step_snapshot(struct cdc_task *t)
 	t->snap_mark = mark_new(t, t->consistent_point);
 	t->snap_recs = NULL;
 	t->snap_tail = &t->snap_recs;
-	char *lit = PQescapeLiteral(t->sql.c, t->snapshot_name,
-				    strlen(t->snapshot_name));
+	char *lit = quote(t->snapshot_name, '\'');
 	char sql[512];
 	snprintf(sql, sizeof(sql),
 		 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
 		 "SET TRANSACTION SNAPSHOT %s",
 		 lit);
-	PQfreemem(lit);
+	free(lit);
 	t->snap_rel = t->rels;
 	pgc_query(&t->sql, sql, false, NULL, snap_next_table);
 }
@@ -1350,8 +1369,8 @@ static void on_last_batch(void *arg, const char *err, const uint8_t *data,
 		kb_writer_init(&scratch);
 		char e[128];
 		uint64_t lsn = 0;
-		rb_foreach_record(data, len, &scratch, 64 << 20, find_lsn,
-				  &lsn, e, sizeof(e));
+		rb_foreach_record(data, len, &scratch, 64 << 20, find_lsn, &lsn,
+				  e, sizeof(e));
 		kb_writer_free(&scratch);
 		if (lsn > tp->last_lsn)
 			tp->last_lsn = lsn;
@@ -1398,14 +1417,6 @@ static void put64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
 
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static void send_status(struct cdc_task *t, bool reply)
 {
 	if (!t->repl.c || !t->repl.copy)
@@ -1444,7 +1455,7 @@ static void step_start(struct cdc_task *t)
 	t->phase = "streaming";
 	char *q = quote_ident(t, t->slot);
 	char *publit = quote_ident(t, t->pub);
-	char *lit = PQescapeLiteral(t->repl.c, publit, strlen(publit));
+	char *lit = quote(publit, '\'');
 	char sql[1024];
 	snprintf(sql, sizeof(sql),
 		 "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', "
@@ -1452,7 +1463,7 @@ static void step_start(struct cdc_task *t)
 		 q, lit);
 	free(q);
 	free(publit);
-	PQfreemem(lit);
+	free(lit);
 	pgc_query(&t->repl, sql, false, NULL, NULL);
 	struct timeval one = {1, 0};
 	t->timer = event_new(t->env.base, -1, EV_PERSIST, on_timer, t);
@@ -1514,7 +1525,8 @@ static const char *pr_str(struct pr *r)
 static char **pr_tuple(struct pr *r, int ncols)
 {
 	int n = pr_u16(r);
-	char **row = calloc((size_t)(ncols > n ? ncols : n) + 1, sizeof(char *));
+	char **row =
+		calloc((size_t)(ncols > n ? ncols : n) + 1, sizeof(char *));
 	for (int i = 0; i < n && !r->bad; i++) {
 		uint8_t k = pr_u8(r);
 		if (k == 'n') {
@@ -1631,8 +1643,7 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 	switch (kind) {
 	case 'B':
 		t->txn_final_lsn = pr_u64(r);
-		t->txn_commit_ms =
-			(int64_t)(pr_u64(r) + PG_EPOCH_US) / 1000;
+		t->txn_commit_ms = (int64_t)(pr_u64(r) + PG_EPOCH_US) / 1000;
 		t->txn_xid = pr_u32(r);
 		t->txn = NULL;
 		t->txn_tail = &t->txn;
@@ -1731,8 +1742,7 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 
 static void handle_copy(struct cdc_task *t, const char *buf, int len)
 {
-	struct pr r = {(const uint8_t *)buf, (const uint8_t *)buf + len,
-		       false};
+	struct pr r = {(const uint8_t *)buf, (const uint8_t *)buf + len, false};
 	uint8_t kind = pr_u8(&r);
 	if (kind == 'w') {
 		uint64_t start = pr_u64(&r);
@@ -1891,11 +1901,10 @@ json_t *cdc_progress(const struct cdc_task *t)
 		 (unsigned)t->flushed);
 	snprintf(r, sizeof(r), "%X/%X", (unsigned)(t->received >> 32),
 		 (unsigned)t->received);
-	return json_pack("{s:s,s:i,s:I,s:s,s:s,s:I}", "phase", t->phase,
-			 "tables_done", t->tables_done, "rows_copied",
-			 (json_int_t)t->rows_copied, "received_lsn", r,
-			 "flushed_lsn", f, "lag_bytes",
-			 (json_int_t)(t->received > t->flushed
-					      ? t->received - t->flushed
-					      : 0));
+	return json_pack(
+		"{s:s,s:i,s:I,s:s,s:s,s:I}", "phase", t->phase, "tables_done",
+		t->tables_done, "rows_copied", (json_int_t)t->rows_copied,
+		"received_lsn", r, "flushed_lsn", f, "lag_bytes",
+		(json_int_t)(t->received > t->flushed ? t->received - t->flushed
+						      : 0));
 }

@@ -121,20 +121,23 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 		if (typmod_scale(c->typmod) < 0) {
 			json_t *f = json_array();
 			json_array_append_new(
-				f, field(sch("int32", false, NULL, 0), "scale"));
+				f,
+				field(sch("int32", false, NULL, 0), "scale"));
 			json_array_append_new(
-				f, field(sch("bytes", false, NULL, 0), "value"));
+				f,
+				field(sch("bytes", false, NULL, 0), "value"));
 			json_t *s = struct_sch(
-				f, opt, "io.debezium.data.VariableScaleDecimal");
+				f, opt,
+				"io.debezium.data.VariableScaleDecimal");
 			json_object_set_new(s, "version", json_integer(1));
 			json_object_set_new(s, "doc",
 					    json_string("Variable scaled "
 							"decimal"));
 			return s;
 		} else {
-			json_t *s = sch("bytes", opt,
-					"org.apache.kafka.connect.data.Decimal",
-					1);
+			json_t *s =
+				sch("bytes", opt,
+				    "org.apache.kafka.connect.data.Decimal", 1);
 			json_t *p = json_object();
 			snprintf(buf, sizeof(buf), "%d",
 				 typmod_scale(c->typmod));
@@ -191,9 +194,9 @@ static json_t *row_schema(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_t *f = json_array();
 	for (int i = 0; i < r->ncols; i++)
 		if (!keys || r->cols[i].key)
-			json_array_append_new(
-				f, field(col_schema(o, &r->cols[i]),
-					 r->cols[i].name));
+			json_array_append_new(f,
+					      field(col_schema(o, &r->cols[i]),
+						    r->cols[i].name));
 	char name[1024];
 	snprintf(name, sizeof(name), "%s.%s", r->topic, suffix);
 	return struct_sch(f, optional, name);
@@ -202,23 +205,23 @@ static json_t *row_schema(const struct cdc_opts *o, const struct cdc_rel *r,
 static json_t *source_schema(void)
 {
 	json_t *f = json_array();
-	json_array_append_new(f, field(sch("string", false, NULL, 0),
-				       "version"));
-	json_array_append_new(f, field(sch("string", false, NULL, 0),
-				       "connector"));
+	json_array_append_new(f,
+			      field(sch("string", false, NULL, 0), "version"));
+	json_array_append_new(
+		f, field(sch("string", false, NULL, 0), "connector"));
 	json_array_append_new(f, field(sch("string", false, NULL, 0), "name"));
 	json_array_append_new(f, field(sch("int64", false, NULL, 0), "ts_ms"));
 	json_t *snap = sch("string", true, "io.debezium.data.Enum", 1);
-	json_object_set_new(snap, "parameters",
-			    json_pack("{s:s}", "allowed",
-				      "true,last,false,incremental"));
+	json_object_set_new(
+		snap, "parameters",
+		json_pack("{s:s}", "allowed", "true,last,false,incremental"));
 	json_object_set_new(snap, "default", json_string("false"));
 	json_array_append_new(f, field(snap, "snapshot"));
 	json_array_append_new(f, field(sch("string", false, NULL, 0), "db"));
-	json_array_append_new(f, field(sch("string", true, NULL, 0),
-				       "sequence"));
-	json_array_append_new(f, field(sch("string", false, NULL, 0),
-				       "schema"));
+	json_array_append_new(f,
+			      field(sch("string", true, NULL, 0), "sequence"));
+	json_array_append_new(f,
+			      field(sch("string", false, NULL, 0), "schema"));
 	json_array_append_new(f, field(sch("string", false, NULL, 0), "table"));
 	json_array_append_new(f, field(sch("int64", true, NULL, 0), "txId"));
 	json_array_append_new(f, field(sch("int64", true, NULL, 0), "lsn"));
@@ -237,21 +240,21 @@ void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *r)
 	r->key_schema = any_key ? row_schema(o, r, true, "Key", false) : NULL;
 	r->value_schema = row_schema(o, r, false, "Value", true);
 	json_t *f = json_array();
-	json_array_append_new(f, field(json_deep_copy(r->value_schema),
-				       "before"));
-	json_array_append_new(f, field(json_deep_copy(r->value_schema),
-				       "after"));
+	json_array_append_new(f,
+			      field(json_deep_copy(r->value_schema), "before"));
+	json_array_append_new(f,
+			      field(json_deep_copy(r->value_schema), "after"));
 	json_array_append_new(f, field(source_schema(), "source"));
 	json_array_append_new(f, field(sch("string", false, NULL, 0), "op"));
 	json_array_append_new(f, field(sch("int64", true, NULL, 0), "ts_ms"));
 	json_t *tf = json_array();
 	json_array_append_new(tf, field(sch("string", false, NULL, 0), "id"));
-	json_array_append_new(tf, field(sch("int64", false, NULL, 0),
-					"total_order"));
+	json_array_append_new(
+		tf, field(sch("int64", false, NULL, 0), "total_order"));
 	json_array_append_new(tf, field(sch("int64", false, NULL, 0),
 					"data_collection_order"));
-	json_array_append_new(f, field(struct_sch(tf, true, NULL),
-				       "transaction"));
+	json_array_append_new(f,
+			      field(struct_sch(tf, true, NULL), "transaction"));
 	char name[1024];
 	snprintf(name, sizeof(name), "%s.Envelope", r->topic);
 	r->env_schema = struct_sch(f, false, name);
@@ -771,8 +774,8 @@ static json_t *unwrap(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_t *fields = json_object_get(schema, "fields");
 	for (char **f = o->add_fields; f && *f; f++) {
 		const char *name = *f, *type;
-		const char *leaf = strncmp(name, "source.", 7) == 0 ? name + 7
-								     : name;
+		const char *leaf =
+			strncmp(name, "source.", 7) == 0 ? name + 7 : name;
 		json_t *val = NULL;
 		if (strcmp(name, "op") == 0 || strcmp(name, "ts_ms") == 0)
 			val = json_object_get(env, name);
@@ -784,16 +787,15 @@ static json_t *unwrap(const struct cdc_opts *o, const struct cdc_rel *r,
 			if (*p == '.')
 				*p = '_';
 		json_object_set(row, fname, val ? val : json_null());
-		json_array_append_new(fields,
-				      field(add_field_schema(name, &type),
-					    fname));
+		json_array_append_new(
+			fields, field(add_field_schema(name, &type), fname));
 	}
 	if (o->unwrap_delete == DEL_REWRITE) {
 		json_object_set_new(row, "__deleted",
 				    json_string(deleted ? "true" : "false"));
 		json_array_append_new(
-			fields, field(sch("string", true, NULL, 0),
-				      "__deleted"));
+			fields,
+			field(sch("string", true, NULL, 0), "__deleted"));
 	}
 	*schema_out = schema;
 	return row;
@@ -820,7 +822,7 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_object_set_new(source, "name", json_string(o->prefix));
 	json_object_set_new(source, "ts_ms", json_integer(ch->commit_ms));
 	json_object_set_new(source, "snapshot",
-			    json_string(!ch->snapshot	   ? "false"
+			    json_string(!ch->snapshot	    ? "false"
 					: ch->last_snapshot ? "last"
 							    : "true"));
 	json_object_set_new(source, "db", json_string(o->dbname));
@@ -828,14 +830,12 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 			    ch->snapshot ? json_null() : json_string(seq));
 	json_object_set_new(source, "schema", json_string(r->schema));
 	json_object_set_new(source, "table", json_string(r->table));
-	json_object_set_new(source, "txId", ch->xid >= 0
-						    ? json_integer(ch->xid)
-						    : json_null());
-	json_object_set_new(source, "lsn",
-			    json_integer((json_int_t)ch->lsn));
+	json_object_set_new(source, "txId",
+			    ch->xid >= 0 ? json_integer(ch->xid) : json_null());
+	json_object_set_new(source, "lsn", json_integer((json_int_t)ch->lsn));
 	json_object_set_new(source, "xmin", json_null());
 	json_t *before = ch->op == 't' ? json_null()
-					: row_value(o, r, ch->before, false);
+				       : row_value(o, r, ch->before, false);
 	json_t *env = json_object();
 	json_object_set_new(env, "before", before);
 	json_object_set_new(env, "after", row_value(o, r, ch->after, false));
@@ -854,7 +854,8 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	size_t kl = 0, vl = 0;
 	const json_t *kschema = r->key_schema;
 	if (value) {
-		char *k = convert(o->key_conv, o->key_schemas, kschema, key, &kl);
+		char *k =
+			convert(o->key_conv, o->key_schemas, kschema, key, &kl);
 		char *v = convert(o->value_conv, o->value_schemas, vschema,
 				  value, &vl);
 		emit(arg, k, kl, v, vl);
@@ -863,7 +864,8 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	bool tomb = ch->op == 'd' && o->tombstones &&
 		    !(o->unwrap && o->unwrap_drop_tombstones) && key;
 	if (tomb) {
-		char *k = convert(o->key_conv, o->key_schemas, kschema, key, &kl);
+		char *k =
+			convert(o->key_conv, o->key_schemas, kschema, key, &kl);
 		emit(arg, k, kl, NULL, 0);
 		n++;
 	}

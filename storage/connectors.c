@@ -131,12 +131,12 @@ void cn_set_paused(struct cn_store *s, const char *name, bool paused,
 		   cn_done_cb cb, void *arg)
 {
 	const char *v[2] = {name, paused ? "t" : "f"};
-	run(s, "UPDATE samsa.connectors SET paused = $2 WHERE name = $1", 2,
-	    v, cb, arg);
+	run(s, "UPDATE samsa.connectors SET paused = $2 WHERE name = $1", 2, v,
+	    cb, arg);
 }
 
-void cn_set_snapshot_done(struct cn_store *s, const char *name,
-			  cn_done_cb cb, void *arg)
+void cn_set_snapshot_done(struct cn_store *s, const char *name, cn_done_cb cb,
+			  void *arg)
 {
 	const char *v[1] = {name};
 	run(s,
@@ -145,12 +145,10 @@ void cn_set_snapshot_done(struct cn_store *s, const char *name,
 	    1, v, cb, arg);
 }
 
-void cn_delete(struct cn_store *s, const char *name, cn_done_cb cb,
-	       void *arg)
+void cn_delete(struct cn_store *s, const char *name, cn_done_cb cb, void *arg)
 {
 	const char *v[1] = {name};
-	run(s, "DELETE FROM samsa.connectors WHERE name = $1", 1, v, cb,
-	    arg);
+	run(s, "DELETE FROM samsa.connectors WHERE name = $1", 1, v, cb, arg);
 }
 
 static void on_batch(void *arg, const PGresult *res, const char *err,
@@ -163,8 +161,7 @@ static void on_batch(void *arg, const PGresult *res, const char *err,
 	else if (PQntuples(res) == 0)
 		op->batch(op->arg, NULL, NULL, 0);
 	else
-		op->batch(op->arg, NULL,
-			  (const uint8_t *)PQgetvalue(res, 0, 0),
+		op->batch(op->arg, NULL, (const uint8_t *)PQgetvalue(res, 0, 0),
 			  (size_t)PQgetlength(res, 0, 0));
 	free(op);
 }

@@ -48,10 +48,9 @@ void cn_put(struct cn_store *s, const char *name, const char *config,
 	    bool paused, bool reset_snapshot, cn_done_cb cb, void *arg);
 void cn_set_paused(struct cn_store *s, const char *name, bool paused,
 		   cn_done_cb cb, void *arg);
-void cn_set_snapshot_done(struct cn_store *s, const char *name,
-			  cn_done_cb cb, void *arg);
-void cn_delete(struct cn_store *s, const char *name, cn_done_cb cb,
-	       void *arg);
+void cn_set_snapshot_done(struct cn_store *s, const char *name, cn_done_cb cb,
+			  void *arg);
+void cn_delete(struct cn_store *s, const char *name, cn_done_cb cb, void *arg);
 
 /*
  * The last record batch of partition `partition` of the topic whose
