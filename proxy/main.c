@@ -43,42 +43,22 @@ int main(int argc, char **argv)
 	}
 	/* The port first: a port in use is one line, before Postgres. */
 	struct server srv = {.base = base, .cfg = &cfg};
-	if (server_start(&srv, err, sizeof(err)) < 0) {
-		fprintf(stderr, "samsa: %s\n", err);
-		event_base_free(base);
-		config_free(&cfg);
-		return 1;
-	}
+	struct store *store = NULL;
+	struct event *sigint = NULL, *sigterm = NULL;
+	int status = 1;
+	if (server_start(&srv, err, sizeof(err)) < 0)
+		goto out;
 	struct st_options so = {.conninfo = cfg.pg, .schema = "samsa"};
-	struct store *store = store_open(base, &so, err, sizeof(err));
-	if (!store) {
-		fprintf(stderr, "samsa: %s\n", err);
-		server_stop(&srv);
-		event_base_free(base);
-		config_free(&cfg);
-		return 1;
-	}
+	store = store_open(base, &so, err, sizeof(err));
+	if (!store)
+		goto out;
 	srv.store = store;
 	server_accept(&srv);
-	if (registry_start(&srv, err, sizeof(err)) < 0) {
-		fprintf(stderr, "samsa: %s\n", err);
-		server_stop(&srv);
-		store_close(store);
-		event_base_free(base);
-		config_free(&cfg);
-		return 1;
-	}
-	if (connect_start(&srv, err, sizeof(err)) < 0) {
-		fprintf(stderr, "samsa: %s\n", err);
-		registry_stop(&srv);
-		server_stop(&srv);
-		store_close(store);
-		event_base_free(base);
-		config_free(&cfg);
-		return 1;
-	}
-	struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
-	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	if (registry_start(&srv, err, sizeof(err)) < 0 ||
+	    connect_start(&srv, err, sizeof(err)) < 0)
+		goto out;
+	sigint = evsignal_new(base, SIGINT, on_signal, base);
+	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
 	log_info("samsa %s: Kafka on %s:%d (advertised %s:%d), cluster %s",
@@ -87,14 +67,20 @@ int main(int argc, char **argv)
 		 store_cluster_id(store));
 
 	event_base_dispatch(base);
-
+	status = 0;
+out:
+	if (status != 0)
+		fprintf(stderr, "samsa: %s\n", err);
+	/* Each stop is a no-op for what never started. */
 	connect_stop();
 	registry_stop(&srv);
 	server_stop(&srv);
 	store_close(store);
-	event_free(sigint);
-	event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
 	event_base_free(base);
 	config_free(&cfg);
-	return 0;
+	return status;
 }
