@@ -435,6 +435,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	const char *bh = cfg(c, "binary.handling.mode");
 	t->o.binary_base64 =
 		bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));
+	t->o.binary_hex = bh && !strcmp(bh, "hex");
 	t->o.key_conv = kc;
 	t->o.value_conv = vc;
 	t->o.key_schemas = truthy(cfg(c, "key.converter.schemas.enable"), true);

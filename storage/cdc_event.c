@@ -411,6 +411,37 @@ static json_t *decimal_bytes(const char *text, int scale, int *scale_out)
 	return base64(out, no);
 }
 
+/*
+ * timetz as Debezium's ZonedTime: ISO-8601 in GMT ("11:14:15.5Z"). The
+ * value keeps its own offset whatever the session's time zone, e.g.
+ * "13:14:15.5+02" or "13:14:15-03:30", so shift it to UTC (mod 24 h).
+ */
+static json_t *zoned_time(const char *v)
+{
+	int h = 0, mi = 0, se = 0, n = 0;
+	if (sscanf(v, "%d:%d:%d%n", &h, &mi, &se, &n) != 3)
+		return json_string(v);
+	const char *p = v + n;
+	char frac[16] = "";
+	if (*p == '.') {
+		size_t k = strspn(p + 1, "0123456789");
+		snprintf(frac, sizeof(frac), "%.*s", (int)(k < 9 ? k : 9),
+			 p + 1);
+		p += 1 + k;
+	}
+	int off = 0;
+	if (*p == '+' || *p == '-') {
+		int oh = 0, om = 0, os = 0;
+		sscanf(p + 1, "%d:%d:%d", &oh, &om, &os);
+		off = (oh * 3600 + om * 60 + os) * (*p == '-' ? -1 : 1);
+	}
+	int secs = ((h * 3600 + mi * 60 + se - off) % 86400 + 86400) % 86400;
+	char buf[64];
+	snprintf(buf, sizeof(buf), "%02d:%02d:%02d%s%sZ", secs / 3600,
+		 secs / 60 % 60, secs % 60, frac[0] ? "." : "", frac);
+	return json_string(buf);
+}
+
 static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			 const char *v)
 {
@@ -461,13 +492,14 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 					    (us % 1000 < 0 ? 1 : 0));
 		return json_integer(us);
 	}
-	case OID_TIMESTAMPTZ:
-	case OID_TIMETZ: {
+	case OID_TIMETZ:
+		return zoned_time(v);
+	case OID_TIMESTAMPTZ: {
 		/* The session runs in UTC: "2024-01-02 03:04:05.5+00" */
 		char buf[128];
 		snprintf(buf, sizeof(buf), "%s", v);
 		char *sp = strchr(buf, ' ');
-		if (sp && c->oid == OID_TIMESTAMPTZ)
+		if (sp)
 			*sp = 'T';
 		size_t n = strlen(buf);
 		if (n > 3 && strcmp(buf + n - 3, "+00") == 0)
@@ -478,6 +510,8 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 		size_t n = strlen(v);
 		if (n < 2 || v[0] != '\\' || v[1] != 'x')
 			return json_string(v);
+		if (o->binary_hex) /* Postgres's hex form without its "\\x" */
+			return json_string(v + 2);
 		size_t nb = (n - 2) / 2;
 		uint8_t *b = malloc(nb + 1);
 		if (!b)

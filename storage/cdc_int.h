@@ -22,7 +22,8 @@ struct cdc_opts {
 	bool tombstones;
 	enum cdc_decimal decimal;
 	bool time_connect;  /* time.precision.mode=connect */
-	bool binary_base64; /* binary.handling.mode=base64 or bytes */
+	bool binary_base64; /* binary.handling.mode=base64 or hex: a string */
+	bool binary_hex;    /* binary.handling.mode=hex */
 	enum cdc_conv key_conv, value_conv;
 	bool key_schemas, value_schemas;
 	bool unwrap;

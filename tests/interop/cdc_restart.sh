@@ -4,7 +4,7 @@
 #
 #  1. a connector made through the Connect REST API survives a clean
 #     restart: it is listed again and keeps streaming.
-#  2. samsa killed with SIGKILL while Postgres commits a 20k-row insert
+#  2. samsa killed with SIGKILL while Postgres commits a 100k-row insert
 #     stream (one row per transaction), then started again: every row
 #     appears exactly once, in commit order.
 #
@@ -100,12 +100,12 @@ names=$(curl -s "$SAMSA_CONNECT_URL/connectors")
 psqlc -d cdcsrc -c "CALL stream(10)" || fail "insert"
 check 20 || fail "streaming after a clean restart"
 
-# 2. SIGKILL during a 20k-row insert stream
+# 2. SIGKILL during a 100k-row insert stream (acceptance 3 of issue 6)
 psqlc -d cdcsrc -c "TRUNCATE feed" >/dev/null 2>&1 # (not captured by the unwrap)
 psqlc -d cdcsrc -c "CREATE TABLE IF NOT EXISTS done (x int)" || fail "schema"
 psqlc -d cdcsrc -c "DROP PROCEDURE stream; CREATE PROCEDURE stream(n int) LANGUAGE plpgsql AS \$\$ BEGIN
 	    FOR i IN 21..n + 20 LOOP INSERT INTO feed VALUES (i, 'row'); COMMIT; END LOOP; END \$\$" || fail "proc"
-psqlc -d cdcsrc -c "CALL stream(20000)" &
+psqlc -d cdcsrc -c "CALL stream(100000)" &
 loader=$!
 sleep 2
 samsa_kill
@@ -113,5 +113,5 @@ sleep 1
 samsa_launch || fail "relaunch after SIGKILL"
 wait "$loader" || fail "the insert stream failed"
 loader=
-check 20020 || fail "exactly once across SIGKILL"
+check 100020 || fail "exactly once across SIGKILL"
 echo "cdc_restart: ok"

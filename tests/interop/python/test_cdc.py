@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from samsa_client import bootstrap, unique
 
@@ -324,3 +324,295 @@ def test_failures_show_in_status():
     http("DELETE", "/connectors/fail-db")
     assert http("DELETE", "/connectors/fail-table")[0] == 204
     assert http("GET", "/connectors/fail-table")[0] == 404
+
+
+def psql_out(db, cmd):
+    host, port = pg_params()
+    return subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                           "-h", host, "-p", port, "-U", "postgres", "-d", db,
+                           "-c", cmd], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_wrong_password_fails_and_samsa_keeps_serving():
+    """Acceptance 4: the test Postgres trusts local connections, so this
+    test makes it demand a SCRAM password from one role over TCP (two lines
+    prepended to pg_hba.conf, restored afterwards). A wrong password gives
+    FAILED with Postgres's error in the trace while Kafka keeps working;
+    the same config with the right password runs."""
+    db = "students_pw"
+    make_students(db)
+    psql("postgres",
+         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cdcpw') "
+         "THEN CREATE ROLE cdcpw LOGIN REPLICATION PASSWORD 'right'; "
+         "ELSE ALTER ROLE cdcpw LOGIN REPLICATION PASSWORD 'right'; END IF; END $$")
+    # cdcpw is no superuser: the publication is made for it, and it may read.
+    psql(db, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO cdcpw",
+         "CREATE PUBLICATION pw_pub FOR ALL TABLES")
+    hba = psql_out("postgres", "SHOW hba_file")
+    st = os.stat(hba)
+    with open(hba) as f:
+        original = f.read()
+    try:
+        with open(hba, "w") as f:
+            f.write("host all cdcpw 127.0.0.1/32 scram-sha-256\n"
+                    "host replication cdcpw 127.0.0.1/32 scram-sha-256\n" + original)
+        os.chown(hba, st.st_uid, st.st_gid)
+        psql("postgres", "SELECT pg_reload_conf()")
+        time.sleep(0.5)  # the postmaster rereads the file on SIGHUP
+        # The server now refuses a wrong password for cdcpw:
+        host, port = pg_params()
+        r = subprocess.run(["psql", "-X", "-h", host, "-p", port, "-U", "cdcpw",
+                            "-d", db, "-c", "SELECT 1"], capture_output=True,
+                           text=True, env=dict(os.environ, PGPASSWORD="wrong"))
+        assert r.returncode != 0 and "password authentication failed" in r.stderr
+
+        over = {"database.server.name": "pwtest", "slot.name": "pw_slot",
+                "publication.name": "pw_pub", "database.user": "cdcpw",
+                "database.password": "wrong"}
+        cfg = seed_config(db, **over)
+        cfg["name"] = "pw-source"
+        code, body = post(cfg)
+        assert code == 201, body
+        st_ = wait_state("pw-source", "FAILED")
+        assert st_["connector"]["state"] in ("FAILED", "RUNNING")
+        assert 'password authentication failed for user "cdcpw"' in \
+            st_["tasks"][0]["trace"], st_
+        # samsa keeps serving: Connect REST, and a Kafka produce and consume.
+        assert http("GET", "/connectors")[0] == 200
+        topic = unique("cdc-pw-alive")
+        p = Producer({"bootstrap.servers": bootstrap()})
+        p.produce(topic, key=b"k", value=b"still serving")
+        assert p.flush(30) == 0
+        got = consume(topic, 1, timeout=30)
+        assert [m.value() for m in got] == [b"still serving"]
+        assert http("DELETE", "/connectors/pw-source")[0] == 204
+
+        # The same config with the right password runs and snapshots.
+        cfg = seed_config(db, **dict(over, **{"database.password": "right"}))
+        cfg["name"] = "pw-source"
+        code, body = post(cfg)
+        assert code == 201, body
+        msgs = consume("pwtest.public.admission", 300)
+        assert len(msgs) == 300
+        wait_state("pw-source", "RUNNING")
+        psql(db, "INSERT INTO admission VALUES (3000, 300, 100, 8.5, 0.5)")
+        msgs = consume("pwtest.public.admission", 301)
+        assert json.loads(msgs[300].value())["payload"]["student_id"] == 3000
+    finally:
+        http("DELETE", "/connectors/pw-source")
+        with open(hba, "w") as f:
+            f.write(original)
+        os.chown(hba, st.st_uid, st.st_gid)
+        psql("postgres", "SELECT pg_reload_conf()")
+
+
+# --- golden test: Debezium's documented type mapping ------------------------
+#
+# Expected schemas and values are written by hand from Debezium's PostgreSQL
+# connector documentation (postgresql.adoc, "Data type mappings": basic,
+# temporal, decimal and binary types) and Kafka Connect's JsonConverter
+# (logical types carry "name" and "version": 1; Decimal carries
+# "parameters" {"scale", "connect.decimal.precision"}), not from samsa.
+
+GOLD_DDL = (
+    "CREATE TABLE gold (id int PRIMARY KEY, "
+    "c_bool bool, c_int2 int2, c_int4 int4 NOT NULL, c_int8 int8, "
+    "c_float4 float4, c_float8 float8, "
+    "c_num numeric(10,2), c_numneg numeric(10,2), c_num0 numeric(5,0), c_numvar numeric, "
+    "c_text text, c_varchar varchar(10), c_char char(3), "
+    "c_date date, c_time time, c_time3 time(3), c_ts timestamp, c_ts3 timestamp(3), "
+    "c_tstz timestamptz, c_timetz timetz, c_timetz2 timetz, c_uuid uuid, c_json json, c_jsonb jsonb, "
+    "c_bytea bytea, c_oid oid, c_null text)")
+GOLD_COLS = [
+    "id", "c_bool", "c_int2", "c_int4", "c_int8", "c_float4", "c_float8",
+    "c_num", "c_numneg", "c_num0", "c_numvar", "c_text", "c_varchar", "c_char",
+    "c_date", "c_time", "c_time3", "c_ts", "c_ts3", "c_tstz", "c_timetz",
+    "c_timetz2", "c_uuid", "c_json", "c_jsonb", "c_bytea", "c_oid", "c_null"]
+GOLD_ROW = (
+    "INSERT INTO gold VALUES (1, true, -2, 2147483647, 9223372036854775807, "
+    "1.5, -2.25, 12.34, -0.01, 7, 1.50, 'hello', 'vé', 'ab', "
+    "'2024-02-29', '13:14:15.123456', '13:14:15.123', "
+    "'2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.123', "
+    "'2024-01-02 03:04:05.5+02', '13:14:15+02', '22:30:00.25-03:30', "
+    "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": [1, 2]}', "
+    "'{\"b\": null}', '\\x00ff10', 12345, NULL)")
+
+
+def _s(typ, optional=True, name=None, **extra):
+    s = {"type": typ, "optional": optional}
+    if name:
+        s["name"] = name
+        s["version"] = 1
+    s.update(extra)
+    return s
+
+
+def _days(y, m, d):
+    import datetime
+    return (datetime.date(y, m, d) - datetime.date(1970, 1, 1)).days
+
+
+GOLD_EPOCH_US = _days(2024, 1, 2) * 86400_000000 + (3 * 3600 + 4 * 60 + 5) * 1000000
+GOLD_TIME_US = (13 * 3600 + 14 * 60 + 15) * 1000000 + 123456
+
+
+def gold_expected(mode):
+    """(schema per field, payload per field) for the gold row, per
+    decimal.handling.mode / time.precision.mode / binary.handling.mode."""
+    dec = {"precise": "precise", "double": "double", "string": "string"}[mode]
+    s = {
+        "id": _s("int32", False),
+        "c_bool": _s("boolean"), "c_int2": _s("int16"),
+        "c_int4": _s("int32", False), "c_int8": _s("int64"),
+        "c_float4": _s("float"), "c_float8": _s("double"),
+        "c_text": _s("string"), "c_varchar": _s("string"), "c_char": _s("string"),
+        "c_tstz": _s("string", name="io.debezium.time.ZonedTimestamp"),
+        "c_timetz": _s("string", name="io.debezium.time.ZonedTime"),
+        "c_timetz2": _s("string", name="io.debezium.time.ZonedTime"),
+        "c_uuid": _s("string", name="io.debezium.data.Uuid"),
+        "c_json": _s("string", name="io.debezium.data.Json"),
+        "c_jsonb": _s("string", name="io.debezium.data.Json"),
+        "c_oid": _s("int64"), "c_null": _s("string"),
+    }
+    v = {
+        "id": 1, "c_bool": True, "c_int2": -2, "c_int4": 2147483647,
+        "c_int8": 9223372036854775807, "c_float4": 1.5, "c_float8": -2.25,
+        "c_text": "hello", "c_varchar": "vé", "c_char": "ab ",
+        # GMT, ISO-8601 (DateTimeFormatter.ISO_OFFSET_DATE_TIME / ISO_OFFSET_TIME)
+        "c_tstz": "2024-01-02T01:04:05.5Z", "c_timetz": "11:14:15Z",
+        "c_timetz2": "02:00:00.25Z",
+        "c_uuid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "c_json": '{"a": [1, 2]}', "c_jsonb": '{"b": null}',
+        "c_oid": 12345, "c_null": None,
+    }
+    def dec_schema(scale, precision):
+        return _s("bytes", name="org.apache.kafka.connect.data.Decimal",
+                  parameters={"scale": str(scale),
+                              "connect.decimal.precision": str(precision)})
+    if dec == "precise":
+        s.update(c_num=dec_schema(2, 10), c_numneg=dec_schema(2, 10),
+                 c_num0=dec_schema(0, 5),
+                 c_numvar={"type": "struct", "optional": True,
+                           "name": "io.debezium.data.VariableScaleDecimal",
+                           "version": 1, "doc": "Variable scaled decimal",
+                           "fields": [{"type": "int32", "optional": False, "field": "scale"},
+                                      {"type": "bytes", "optional": False, "field": "value"}]})
+        # big-endian two's-complement unscaled value, base64 in JSON
+        v.update(c_num=base64.b64encode(b"\x04\xd2").decode(),      # 1234
+                 c_numneg=base64.b64encode(b"\xff").decode(),       # -1
+                 c_num0=base64.b64encode(b"\x07").decode(),         # 7
+                 c_numvar={"scale": 2,
+                           "value": base64.b64encode(b"\x00\x96").decode()})  # 150
+    elif dec == "double":
+        for c in ("c_num", "c_numneg", "c_num0", "c_numvar"):
+            s[c] = _s("double")
+        v.update(c_num=12.34, c_numneg=-0.01, c_num0=7.0, c_numvar=1.5)
+    else:
+        for c in ("c_num", "c_numneg", "c_num0", "c_numvar"):
+            s[c] = _s("string")
+        v.update(c_num="12.34", c_numneg="-0.01", c_num0="7", c_numvar="1.50")
+    if mode == "double":  # with time.precision.mode=connect
+        s.update(c_date=_s("int32", name="org.apache.kafka.connect.data.Date"),
+                 c_time=_s("int32", name="org.apache.kafka.connect.data.Time"),
+                 c_time3=_s("int32", name="org.apache.kafka.connect.data.Time"),
+                 c_ts=_s("int64", name="org.apache.kafka.connect.data.Timestamp"),
+                 c_ts3=_s("int64", name="org.apache.kafka.connect.data.Timestamp"))
+        v.update(c_date=_days(2024, 2, 29), c_time=GOLD_TIME_US // 1000,
+                 c_time3=GOLD_TIME_US // 1000,
+                 c_ts=(GOLD_EPOCH_US + 123456) // 1000,
+                 c_ts3=(GOLD_EPOCH_US + 123000) // 1000)
+    else:  # adaptive (the default)
+        s.update(c_date=_s("int32", name="io.debezium.time.Date"),
+                 c_time=_s("int64", name="io.debezium.time.MicroTime"),
+                 c_time3=_s("int32", name="io.debezium.time.Time"),
+                 c_ts=_s("int64", name="io.debezium.time.MicroTimestamp"),
+                 c_ts3=_s("int64", name="io.debezium.time.Timestamp"))
+        v.update(c_date=_days(2024, 2, 29), c_time=GOLD_TIME_US,
+                 c_time3=GOLD_TIME_US // 1000,
+                 c_ts=GOLD_EPOCH_US + 123456, c_ts3=(GOLD_EPOCH_US + 123000) // 1000)
+    # binary.handling.mode: bytes (default), base64, hex
+    if mode == "precise":
+        s["c_bytea"] = _s("bytes")
+        v["c_bytea"] = base64.b64encode(b"\x00\xff\x10").decode()
+    elif mode == "double":
+        s["c_bytea"] = _s("string")
+        v["c_bytea"] = base64.b64encode(b"\x00\xff\x10").decode()
+    else:
+        s["c_bytea"] = _s("string")
+        v["c_bytea"] = "00ff10"
+    return s, v
+
+
+GOLD_MODES = {
+    "precise": {},
+    "double": {"decimal.handling.mode": "double", "time.precision.mode": "connect",
+               "binary.handling.mode": "base64"},
+    "string": {"decimal.handling.mode": "string", "binary.handling.mode": "hex"},
+}
+
+
+@pytest.mark.parametrize("mode", list(GOLD_MODES))
+def test_golden_types_json_with_schemas(mode):
+    """Acceptance 2's golden test: every type in the mapping, JsonConverter
+    with schemas.enable=true, compared field by field."""
+    db = "gold_" + mode
+    fresh_db(db)
+    psql(db, "SET TIME ZONE 'Europe/Berlin'", GOLD_DDL, GOLD_ROW)
+    prefix = unique("gold" + mode).replace("-", "_")  # topics outlive reruns
+    cfg = seed_config(db, transforms=None, transforms__unwrap__type=None,
+                      **{"database.server.name": prefix, "slot.name": "gold_" + mode,
+                         "publication.name": "gold_pub",
+                         "value.converter.schemas.enable": "true",
+                         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+                         "key.converter.schemas.enable": "true",
+                         **GOLD_MODES[mode]})
+    cfg["name"] = "gold-" + mode
+    code, body = post(cfg)
+    assert code == 201, body
+    try:
+        topic = f"{prefix}.public.gold"
+        snap = consume(topic, 1)
+        assert len(snap) == 1
+        wait_state(cfg["name"], "RUNNING")
+        psql(db, GOLD_ROW.replace("VALUES (1,", "VALUES (2,"))
+        msgs = consume(topic, 2)
+        assert len(msgs) == 2
+        exp_s, exp_v = gold_expected(mode)
+        for m, op, rid in ((msgs[0], "r", 1), (msgs[1], "c", 2)):
+            key = json.loads(m.key())
+            assert key == {"schema": {"type": "struct", "optional": False,
+                                      "name": f"{prefix}.public.gold.Key",
+                                      "fields": [{"type": "int32", "optional": False,
+                                                  "field": "id"}]},
+                           "payload": {"id": rid}}
+            val = json.loads(m.value())
+            env = val["schema"]
+            assert env["type"] == "struct" and env["optional"] is False
+            assert env["name"] == f"{prefix}.public.gold.Envelope"
+            names = [f["field"] for f in env["fields"]]
+            assert names[:4] == ["before", "after", "source", "op"]
+            assert "ts_ms" in names and "transaction" in names
+            for f in env["fields"][:2]:
+                assert f["type"] == "struct" and f["optional"] is True
+                assert f["name"] == f"{prefix}.public.gold.Value"
+            after_s = env["fields"][1]
+            # column order is the table's
+            assert [f["field"] for f in after_s["fields"]] == GOLD_COLS
+            diffs = []
+            for f in after_s["fields"]:
+                got = dict(f)
+                name = got.pop("field")
+                if got != exp_s[name]:
+                    diffs.append(f"schema of {name}: got {got}, want {exp_s[name]}")
+            p = val["payload"]
+            assert p["op"] == op and p["before"] is None
+            want = dict(exp_v, id=rid)
+            assert set(p["after"]) == set(want)
+            for name, ev in want.items():
+                gv = p["after"][name]
+                if gv != (pytest.approx(ev) if isinstance(ev, float) else ev):
+                    diffs.append(f"value of {name}: got {gv!r}, want {ev!r}")
+            assert not diffs, "\n".join(diffs)
+    finally:
+        http("DELETE", "/connectors/" + cfg["name"])
