@@ -205,6 +205,27 @@ def test_seed_json_unwrap():
                         timeout=60, text=True)
     assert rc.stdout.splitlines()[0] == "Struct{student_id=1}"
     assert len(rc.stdout.splitlines()) == 300
+    # And Java's kafka-console-consumer (kafka-tools 4.x), in a group.
+    here = os.path.dirname(os.path.abspath(__file__))
+    cpfile = os.path.join(here, "..", "java", "target", "test-classpath.txt")
+    with open(cpfile) as f:
+        cp = f.read().strip()
+    rc = subprocess.run(["java", "-cp", cp,
+                         "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                         "--bootstrap-server", bootstrap(),
+                         "--topic", "dbserver1.public.research",
+                         "--group", "cdc-console-" + str(os.getpid()),
+                         "--from-beginning", "--max-messages", "300",
+                         "--timeout-ms", "60000",
+                         "--formatter-property", "print.key=true",
+                         "--formatter-property", "key.separator=|"],
+                        capture_output=True, timeout=120, text=True,
+                        stdin=subprocess.DEVNULL)
+    assert rc.returncode == 0, rc.stderr[-2000:]
+    lines = rc.stdout.splitlines()
+    assert len(lines) == 300
+    assert lines[0].startswith("Struct{student_id=1}|")
+    assert json.loads(lines[0].split("|", 1)[1])["payload"]["student_id"] == 1
 
 
 def test_envelope_changes_in_commit_order():
