@@ -8,6 +8,8 @@
 #   make check        the quick inner loop: unit + integration tests only
 #   make asan         unit + integration tests under ASan+UBSan, leak gate
 #   make bench        benchmarks (bench/README.md)
+#   make demo         the seed pipeline end to end (scripts/demo.sh)
+#   make readme       regenerate README.md's table of Kafka APIs
 #   make format / format-check
 
 CC       ?= cc
@@ -36,7 +38,7 @@ TEST_SUPPORT := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 
 .PHONY: all run test check unit integration interop asan bench deps \
-        format format-check clean fuzz
+        format format-check clean fuzz demo readme
 
 all: samsa
 
@@ -73,6 +75,16 @@ deps:
 
 run: deps samsa
 	scripts/run.sh
+
+# The seed pipeline in one command: Postgres, samsa, CDC, a Streams app and
+# the JDBC sink, then everything stopped again.
+demo: deps samsa
+	scripts/demo.sh
+
+# README.md's API table from proxy/dispatch.c (tests/interop/readme.sh
+# fails when it is out of date).
+readme:
+	tools/api_table.py --write README.md
 
 # The whole suite: unit, integration and interop, on a Postgres of its own.
 test: deps

@@ -91,9 +91,13 @@ int rb_read_header(const uint8_t *p, size_t n, struct rb_header *h)
 	return 0;
 }
 
-/* The checks rb_check() and rb_foreach_record() share, CRC aside. */
-static int check_header(const struct rb_header *h, size_t n, char *err,
-			size_t errlen)
+/*
+ * The checks rb_check() and rb_foreach_record() share, CRC aside.  A batch
+ * from a client (strict) claims exactly its records' offsets; one rewritten
+ * by log compaction keeps its LastOffsetDelta over fewer records.
+ */
+static int check_header(const struct rb_header *h, size_t n, bool strict,
+			char *err, size_t errlen)
 {
 	if (h->Magic != RB_MAGIC)
 		return rb_err(err, errlen, "magic %d, only 2 is supported",
@@ -108,8 +112,10 @@ static int check_header(const struct rb_header *h, size_t n, char *err,
 		return rb_err(err, errlen, "RecordCount %d", h->RecordCount);
 	/* Kafka's LogValidator: the offsets a batch claims are its records.
 	 * An empty batch (left by compaction) only needs a sane delta. */
-	if (h->RecordCount > 0 ? h->LastOffsetDelta != h->RecordCount - 1
-			       : h->LastOffsetDelta < -1)
+	if (h->RecordCount > 0
+		    ? (strict ? h->LastOffsetDelta != h->RecordCount - 1
+			      : h->LastOffsetDelta < h->RecordCount - 1)
+		    : h->LastOffsetDelta < -1)
 		return rb_err(err, errlen,
 			      "LastOffsetDelta %d with RecordCount %d",
 			      h->LastOffsetDelta, h->RecordCount);
@@ -124,7 +130,7 @@ int rb_check(const uint8_t *p, size_t n, char *err, size_t errlen)
 	if (rb_read_header(p, n, &h) < 0)
 		return rb_err(err, errlen,
 			      "%zu bytes: shorter than a batch header", n);
-	if (check_header(&h, n, err, errlen) < 0)
+	if (check_header(&h, n, true, err, errlen) < 0)
 		return -1;
 	crc = crc32c(0, p + RB_ATTR_OFFSET, n - RB_ATTR_OFFSET);
 	if (crc != h.Crc)
@@ -279,7 +285,7 @@ int rb_foreach_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
 	if (rb_read_header(p, n, &h) < 0)
 		return rb_err(err, errlen,
 			      "%zu bytes: shorter than a batch header", n);
-	if (check_header(&h, n, err, errlen) < 0)
+	if (check_header(&h, n, false, err, errlen) < 0)
 		return -1;
 	len = n - RB_HEADER_SIZE;
 	codec = h.Attributes & RB_ATTR_CODEC_MASK;

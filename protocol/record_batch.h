@@ -92,6 +92,8 @@ void rb_set_log_append_time(uint8_t *batch, size_t n, int64_t ts);
  * first and may be reused across calls; caller frees it).  max_out bounds the
  * decompressed size.  Returns 0, or -1 with a message in err when the records
  * do not parse, their count differs from RecordCount, or fn returns non-zero.
+ * A batch rewritten by log compaction (fewer records than LastOffsetDelta
+ * + 1, offset deltas with gaps) is accepted; rb_check() refuses it.
  */
 int rb_foreach_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
 		      size_t max_out,

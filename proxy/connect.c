@@ -20,9 +20,12 @@
 #include "proxy/config.h"
 #include "proxy/connect.h"
 #include "proxy/logging.h"
+#include "proxy/registry.h"
 #include "proxy/server.h"
 #include "storage/cdc.h"
 #include "storage/connectors.h"
+#include "storage/schemas.h"
+#include "storage/sink.h"
 
 #define MAX_BODY (1024 * 1024)
 #define MAX_SEGS 6
@@ -33,6 +36,7 @@ struct cx {
 	bool paused;
 	bool snapshot_done;
 	struct cdc_task *task;
+	struct sink_task *sink; /* a JDBC sink connector's task */
 	struct cx *next;
 };
 
@@ -40,6 +44,7 @@ static struct {
 	struct evhttp *http;
 	struct cn_store *cn;
 	struct cdc_env env;
+	struct sink_env senv;
 	struct cx *list;
 	char worker_id[300];
 	const char *pg;
@@ -116,17 +121,31 @@ static struct cx *find(const char *name)
 	return NULL;
 }
 
+static bool is_sink(const struct cx *c)
+{
+	return sink_is_class(json_string_value(
+		json_object_get(c->config, "connector.class")));
+}
+
 static void task_stop(struct cx *c)
 {
+	/* A task started again in this process (restart, resume) resumes as
+	 * one after a crash would: without a second snapshot. */
+	if (c->task && cdc_snapshot_done(c->task))
+		c->snapshot_done = true;
 	if (c->task)
 		cdc_stop(c->task);
 	c->task = NULL;
+	sink_stop(c->sink);
+	c->sink = NULL;
 }
 
 static void task_start(struct cx *c)
 {
 	task_stop(c);
-	if (!c->paused)
+	if (!c->paused && is_sink(c))
+		c->sink = sink_start(&C.senv, c->name, c->config);
+	else if (!c->paused)
 		c->task =
 			cdc_start(&C.env, c->name, c->config, c->snapshot_done);
 }
@@ -139,26 +158,32 @@ static json_t *tasks_of(const struct cx *c)
 static json_t *info_of(const struct cx *c)
 {
 	return json_pack("{s:s,s:O,s:o,s:s}", "name", c->name, "config",
-			 c->config, "tasks", tasks_of(c), "type", "source");
+			 c->config, "tasks", tasks_of(c), "type",
+			 is_sink(c) ? "sink" : "source");
 }
 
 static json_t *status_of(const struct cx *c)
 {
 	const char *state = c->paused ? "PAUSED"
 			    : c->task ? cdc_state(c->task)
+			    : c->sink ? sink_state(c->sink)
 				      : "UNASSIGNED";
 	json_t *task = json_pack("{s:i,s:s,s:s}", "id", 0, "state", state,
 				 "worker_id", C.worker_id);
-	const char *trace = c->task ? cdc_trace(c->task) : NULL;
+	const char *trace = c->task   ? cdc_trace(c->task)
+			    : c->sink ? sink_trace(c->sink)
+				      : NULL;
 	if (trace)
 		json_object_set_new(task, "trace", json_string(trace));
 	if (c->task)
 		json_object_set_new(task, "progress", cdc_progress(c->task));
+	if (c->sink)
+		json_object_set_new(task, "progress", sink_progress(c->sink));
 	/* Connect keeps the connector RUNNING when its task fails. */
 	const char *cstate = c->paused ? "PAUSED" : "RUNNING";
 	return json_pack("{s:s,s:{s:s,s:s},s:[o],s:s}", "name", c->name,
 			 "connector", "state", cstate, "worker_id", C.worker_id,
-			 "tasks", task, "type", "source");
+			 "tasks", task, "type", is_sink(c) ? "sink" : "source");
 }
 
 /* --- writes ------------------------------------------------------------ */
@@ -253,14 +278,15 @@ static int check_config(struct evhttp_request *req, const json_t *config)
 		return -1;
 	}
 	if (strcmp(cls, CDC_CLASS) != 0 &&
-	    strcmp(cls, "PostgresConnector") != 0) {
+	    strcmp(cls, "PostgresConnector") != 0 && !sink_is_class(cls)) {
 		fail(req, 400,
 		     "Failed to find any class that implements Connector and "
 		     "which name matches %s (connector.class)",
 		     cls);
 		return -1;
 	}
-	if (cdc_validate(config, key, sizeof(key), err, sizeof(err)) < 0) {
+	if ((sink_is_class(cls) ? sink_validate : cdc_validate)(
+		    config, key, sizeof(key), err, sizeof(err)) < 0) {
 		fail(req, 400,
 		     "Connector configuration is invalid and contains the "
 		     "following 1 error(s):\n%s",
@@ -293,6 +319,7 @@ static void put_connector(struct evhttp_request *req, const char *name,
 		/* A new config may name other tables or another database:
 		 * the old snapshot says nothing about them. */
 		reset = true;
+		task_stop(c);
 		c->snapshot_done = false;
 	}
 	json_object_set_new(config, "name", json_string(name));
@@ -422,7 +449,7 @@ static void validate(struct evhttp_request *req, const char *cls)
 	}
 	int bad = 0;
 	if (strcmp(cls, CDC_CLASS) != 0 &&
-	    strcmp(cls, "PostgresConnector") != 0) {
+	    strcmp(cls, "PostgresConnector") != 0 && !sink_is_class(cls)) {
 		json_decref(body);
 		json_decref(n);
 		fail(req, 400,
@@ -431,7 +458,8 @@ static void validate(struct evhttp_request *req, const char *cls)
 		     cls);
 		return;
 	}
-	if (cdc_validate(n, key, sizeof(key), err, sizeof(err)) < 0)
+	if ((sink_is_class(cls) ? sink_validate : cdc_validate)(
+		    n, key, sizeof(key), err, sizeof(err)) < 0)
 		bad = 1;
 	json_t *configs = json_array();
 	const char *k;
@@ -500,8 +528,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 				store_cluster_id(C.env.store)));
 	} else if (nseg == 1 && strcmp(seg[0], "connector-plugins") == 0) {
 		reply(req, 200,
-		      json_pack("[{s:s,s:s,s:s}]", "class", CDC_CLASS, "type",
-				"source", "version", "1.9.7.Final"));
+		      json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s},{s:s,s:s,s:s}]",
+				"class", CDC_CLASS, "type", "source", "version",
+				"1.9.7.Final", "class", SINK_CLASS_CONFLUENT,
+				"type", "sink", "version", "10.7.4", "class",
+				SINK_CLASS_DEBEZIUM, "type", "sink", "version",
+				"2.5.0.Final"));
 	} else if (nseg == 4 && strcmp(seg[0], "connector-plugins") == 0 &&
 		   strcmp(seg[2], "config") == 0 &&
 		   strcmp(seg[3], "validate") == 0 && put) {
@@ -550,7 +582,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		      json_pack("[{s:{s:s,s:i},s:O}]", "id", "connector",
 				c->name, "task", 0, "config", c->config));
 	} else if (nseg == 3 && strcmp(sub, "topics") == 0 && get) {
-		json_t *t = c->task ? cdc_topics(c->task) : json_array();
+		json_t *t = c->task   ? cdc_topics(c->task)
+			    : c->sink ? sink_topics(c->sink)
+				      : json_array();
 		reply(req, 200, json_pack("{s:{s:o}}", c->name, "topics", t));
 	} else if (((nseg == 3 && strcmp(sub, "restart") == 0) ||
 		    (nseg == 5 && strcmp(sub, "tasks") == 0 &&
@@ -598,11 +632,20 @@ static void on_loaded(void *arg, const char *name, const char *config,
 	*tail = c;
 }
 
+/* The AvroConverter's registrations go to samsa's own registry. */
+static void register_schema(void *reg, const char *subject, const char *schema,
+			    cdc_schema_cb cb, void *arg)
+{
+	registry_register(reg, subject, schema, cb, arg);
+}
+
 int connect_start(struct server *srv, char *err, size_t errlen)
 {
 	const struct hostport *hp = &srv->cfg->connect;
 	C.env.base = srv->base;
 	C.env.store = srv->store;
+	C.env.registry = srv->registry;
+	C.env.register_schema = srv->registry ? register_schema : NULL;
 	snprintf(C.worker_id, sizeof(C.worker_id), "%s:%d", hp->host, hp->port);
 	C.http = evhttp_new(srv->base);
 	if (!C.http) {
@@ -636,6 +679,15 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	C.env.cn = C.cn;
+	/* The sinks' AvroConverter reads schemas by id from a copy of the
+	 * registry's store (refreshed when an id is new to it). */
+	C.senv.base = srv->base;
+	C.senv.store = srv->store;
+	C.senv.schemas = sr_open(srv->base, srv->cfg->pg, err, errlen);
+	if (!C.senv.schemas) {
+		connect_stop();
+		return -1;
+	}
 	int n = 0;
 	for (struct cx *c = C.list; c; c = c->next, n++)
 		task_start(c);
@@ -659,4 +711,6 @@ void connect_stop(void)
 	C.http = NULL;
 	cn_close(C.cn);
 	C.cn = NULL;
+	sr_close(C.senv.schemas);
+	C.senv.schemas = NULL;
 }

@@ -55,6 +55,10 @@ struct rq {
 	int attempts;
 	bool locked;	/* holds the registry lock (sr_refresh) */
 	json_t *answer; /* what a write answers once committed */
+	/* An internal request (registry_register): no HTTP, the answer goes
+	 * to done, exactly once. */
+	registry_id_cb done;
+	void *done_arg;
 	struct rq *next;
 };
 
@@ -72,8 +76,31 @@ static void handle(struct rq *rq);
 
 /* --- answers ----------------------------------------------------------- */
 
+/* Hands an internal request its answer: the id, or the registry's
+ * message. */
+static void rq_done(struct rq *rq, int status, const json_t *body)
+{
+	registry_id_cb cb = rq->done;
+	if (!cb)
+		return;
+	rq->done = NULL;
+	json_t *id = json_object_get(body, "id");
+	if (status == 200 && json_is_integer(id)) {
+		cb(rq->done_arg, (int32_t)json_integer_value(id), NULL);
+		return;
+	}
+	const char *msg = json_string_value(json_object_get(body, "message"));
+	json_t *code = json_object_get(body, "error_code");
+	char buf[1200];
+	snprintf(buf, sizeof(buf), "%s; error code: %d",
+		 msg ? msg : "Schema Registry unavailable",
+		 json_is_integer(code) ? (int)json_integer_value(code) : 50001);
+	cb(rq->done_arg, -1, buf);
+}
+
 static void rq_free(struct rq *rq)
 {
+	rq_done(rq, 500, NULL);
 	for (int i = 0; i < rq->nseg; i++)
 		free(rq->seg[i]);
 	evhttp_clear_headers(&rq->query);
@@ -141,6 +168,7 @@ static void next(struct rq *rq)
 /* Answers the request at the head of the queue (body is stolen). */
 static void finish(struct rq *rq, int status, json_t *body)
 {
+	rq_done(rq, status, body);
 	char *text =
 		body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	json_decref(body);
@@ -1110,6 +1138,39 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon)
 		evhttp_connection_set_closecb(evcon, on_conn_close, rq);
+	if (reg->tail)
+		reg->tail->next = rq;
+	else
+		reg->head = rq;
+	reg->tail = rq;
+	pump(reg);
+}
+
+void registry_register(struct registry *reg, const char *subject,
+		       const char *schema, registry_id_cb cb, void *arg)
+{
+	struct rq *rq = calloc(1, sizeof(*rq));
+	json_t *body = json_pack("{s:s}", "schema", schema);
+	char *segs[3] = {strdup("subjects"), strdup(subject),
+			 strdup("versions")};
+	if (!rq || !body || !segs[0] || !segs[1] || !segs[2] || reg->stopping) {
+		free(rq);
+		json_decref(body);
+		for (int i = 0; i < 3; i++)
+			free(segs[i]);
+		cb(arg, -1,
+		   reg->stopping ? "Schema Registry stopped" : "out of memory");
+		return;
+	}
+	rq->reg = reg;
+	rq->method = EVHTTP_REQ_POST;
+	rq->query.tqh_first = NULL;
+	rq->query.tqh_last = &rq->query.tqh_first;
+	for (int i = 0; i < 3; i++)
+		rq->seg[rq->nseg++] = segs[i];
+	rq->body = body;
+	rq->done = cb;
+	rq->done_arg = arg;
 	if (reg->tail)
 		reg->tail->next = rq;
 	else

@@ -21,8 +21,10 @@
 #define SAMSA_REGISTRY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct server;
+struct registry;
 
 /*
  * Loads the registry's state (blocking: start-up only, after store_open)
@@ -37,5 +39,23 @@ int registry_start(struct server *srv, char *err, size_t errlen);
  * called.
  */
 void registry_stop(struct server *srv);
+
+/*
+ * The registry's answer to registry_register: the schema's id, or -1 and
+ * why (the registry's message and error code, as Confluent's client
+ * reports them).
+ */
+typedef void (*registry_id_cb)(void *arg, int32_t id, const char *err);
+
+/*
+ * Registers the Avro schema text under subject as POST
+ * /subjects/{subject}/versions would (same queue, compatibility rules and
+ * idempotence), without HTTP: for samsa's own producers (the Connect
+ * converters).  Asynchronous; cb runs exactly once, later (or inside, when
+ * the registry is stopping or memory runs out), also when the registry
+ * stops first.  Strings are copied.
+ */
+void registry_register(struct registry *reg, const char *subject,
+		       const char *schema, registry_id_cb cb, void *arg);
 
 #endif

@@ -7,7 +7,8 @@
 #      (tests/interop/python/requirements.txt)
 #   3. tests/interop/node/node_modules: kafkajs (npm ci from package-lock.json)
 #   4. the Maven artifacts of tests/interop/java (kafka-clients, kafka-tools,
-#      JUnit, Surefire) in ~/.m2, and its test classpath file
+#      kafka-streams, Avro, JUnit, Surefire) in ~/.m2, its test classpath
+#      file and its compiled main classes (samsa.seed.SeedPipeline)
 #
 # Steps 2-4 leave stamps in build/deps/ holding a hash of their inputs; a
 # step runs again when its inputs change or its result went missing.
@@ -120,14 +121,18 @@ node_step() {
 # ---- 4. Maven ---------------------------------------------------------------
 
 java_step() {
-	local pom=tests/interop/java/pom.xml cpfile=tests/interop/java/target/test-classpath.txt h
-	h=$(inputs_hash "$pom" <(java -version 2>&1) <(mvn -v 2>&1 | head -n 1))
-	if stamp_ok java "$h" && [ -s "$cpfile" ] && classpath_present "$cpfile"; then
+	local dir=tests/interop/java pom=tests/interop/java/pom.xml
+	local cpfile=tests/interop/java/target/test-classpath.txt h
+	# The main sources count too: `make demo` runs their classes.
+	h=$(inputs_hash "$pom" <(find "$dir/src/main" -type f | LC_ALL=C sort | xargs cat) \
+		<(java -version 2>&1) <(mvn -v 2>&1 | head -n 1))
+	if stamp_ok java "$h" && [ -s "$cpfile" ] && classpath_present "$cpfile" &&
+		[ -f "$dir/target/classes/samsa/seed/SeedPipeline.class" ]; then
 		return 0
 	fi
 	say "maven: resolving $pom"
-	# Compiles the tests, writes the classpath file and runs Surefire on no
-	# test, so that the JUnit provider is fetched too.
+	# Compiles the main code and the tests, writes the classpath file and
+	# runs Surefire on no test, so that the JUnit provider is fetched too.
 	mvn -B -q -ntp -f "$pom" test -Dtest=NoSuchTest \
 		-Dsurefire.failIfNoSpecifiedTests=false >"$stamps/java.log" 2>&1 || {
 		tail -n 40 "$stamps/java.log" >&2

@@ -37,7 +37,13 @@
 #define SNAPSHOT_CHUNK	500		   /* snapshot records per batch */
 #define PG_EPOCH_US	946684800000000LL  /* 2000-01-01 in Unix µs */
 
-enum snap_mode { SNAP_INITIAL, SNAP_NEVER, SNAP_INITIAL_ONLY, SNAP_ALWAYS };
+enum snap_mode {
+	SNAP_INITIAL,
+	SNAP_NEVER,
+	SNAP_INITIAL_ONLY,
+	SNAP_ALWAYS,
+	SNAP_WHEN_NEEDED,
+};
 enum pub_mode { PUB_ALL, PUB_FILTERED, PUB_DISABLED };
 
 struct cdc_topic {
@@ -75,6 +81,14 @@ struct pgc {
 	void (*on_done)(struct cdc_task *t);
 };
 
+/* A schema the AvroConverter registered (or is registering) under a
+ * subject: one registration per schema change, not per record. */
+struct avro_sub {
+	char *subject, *text, *topic;
+	int32_t id; /* -1 while the registration is in flight */
+	struct avro_sub *next;
+};
+
 /* One record in the open transaction. */
 struct rec {
 	struct cdc_topic *tp;
@@ -94,6 +108,8 @@ struct cdc_task {
 	enum pub_mode pubmode;
 	regex_t *inc, *exc, *sinc, *sexc;
 	int ninc, nexc, nsinc, nsexc;
+	regex_t *keycols; /* message.key.columns: "schema.table.column" */
+	int nkeycols;
 	char **literals; /* include-list entries that name one table */
 	int nliterals;
 	bool snapshot_done;
@@ -112,9 +128,13 @@ struct cdc_task {
 	long long rows_copied;
 	int tables_done;
 	bool slot_exists;
+	bool slot_lost; /* the snapshot was done, but the slot is gone */
 	char snapshot_name[128];
 	uint64_t consistent_point;
 	struct mark *snap_mark;
+	char **held_row; /* the last row read, not yet formatted */
+	int held_ncols;
+	struct cdc_rel *held_rel;
 
 	/* streaming */
 	uint64_t received, flushed, reported;
@@ -130,6 +150,16 @@ struct cdc_task {
 	int dedup_pending;
 	struct cdc_topic *dedup_next;
 	bool reading_paused;
+
+	/* heartbeat.interval.ms: records to <prefix>.<topic.prefix> */
+	int64_t heartbeat_ms, last_heartbeat_ms;
+	char *hb_topic;
+	char *hb_key_avro, *hb_value_avro;
+
+	/* AvroConverter */
+	struct avro_sub *subs;
+	int registering; /* registrations in flight: reading waits */
+	void (*after_registering)(struct cdc_task *t);
 };
 
 static void fail(struct cdc_task *t, const char *fmt, ...)
@@ -228,6 +258,66 @@ static bool matches(regex_t *r, int n, const char *s)
 	return false;
 }
 
+/*
+ * message.key.columns, "<table regex>:<column>,<column>;<table regex>:...",
+ * as Debezium's CustomKeyMapper reads it: one anchored, case-insensitive
+ * regex "<table regex>.<column>" per column, matched against
+ * "schema.table.column".
+ */
+static int compile_key_columns(const char *v, regex_t **out, int *n, char *err,
+			       size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	if (!v || !*v)
+		return 0;
+	char *copy = strdup(v), *save = NULL;
+	int rc = 0;
+	for (char *part = strtok_r(copy, ";", &save); part && rc == 0;
+	     part = strtok_r(NULL, ";", &save)) {
+		while (*part == ' ')
+			part++;
+		if (!*part)
+			continue;
+		char *colon = strchr(part, ':');
+		if (!colon || colon == part || !colon[1]) {
+			snprintf(err, errlen,
+				 "Invalid value %s for configuration "
+				 "message.key.columns: expected "
+				 "<fully-qualified table>:<column>,... "
+				 "separated "
+				 "by ';'",
+				 v);
+			rc = -1;
+			break;
+		}
+		*colon = '\0';
+		char **cols;
+		int nc = split(colon + 1, &cols);
+		for (int i = 0; i < nc && rc == 0; i++) {
+			char pat[1024];
+			snprintf(pat, sizeof(pat), "^(%s.%s)$", part, cols[i]);
+			*out = realloc(*out,
+				       sizeof(regex_t) * (size_t)(*n + 1));
+			if (regcomp(&(*out)[*n], pat,
+				    REG_EXTENDED | REG_NOSUB | REG_ICASE) !=
+			    0) {
+				snprintf(err, errlen,
+					 "Invalid value %s for configuration "
+					 "message.key.columns: invalid regular "
+					 "expression %s",
+					 v, part);
+				rc = -1;
+			} else {
+				(*n)++;
+			}
+		}
+		free_list(cols);
+	}
+	free(copy);
+	return rc;
+}
+
 static const char *const known_transforms[] = {
 	"io.debezium.transforms.ExtractNewRecordState",
 	"io.debezium.transforms.UnwrapFromEnvelope",
@@ -240,9 +330,18 @@ static bool conv_class(const char *v, enum cdc_conv *c)
 	else if (strcmp(v, "org.apache.kafka.connect.storage."
 			   "StringConverter") == 0)
 		*c = CONV_STRING;
+	else if (strcmp(v, "io.confluent.connect.avro.AvroConverter") == 0)
+		*c = CONV_AVRO;
 	else
 		return false;
 	return true;
+}
+
+/* Whether the task may read on: not while a schema is being registered
+ * (the records after it need its id) nor while the outbox is full. */
+static bool blocked(const struct cdc_task *t)
+{
+	return t->reading_paused || t->registering > 0;
 }
 
 /* Parses config into t (t NULL: only checks). */
@@ -281,9 +380,10 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		    "Invalid value %s for configuration database.port", port);
 	const char *sm = cfg(c, "snapshot.mode");
 	enum snap_mode snap = SNAP_INITIAL;
-	if (!sm || !strcmp(sm, "initial") || !strcmp(sm, "exported") ||
-	    !strcmp(sm, "when_needed"))
+	if (!sm || !strcmp(sm, "initial") || !strcmp(sm, "exported"))
 		snap = SNAP_INITIAL;
+	else if (!strcmp(sm, "when_needed"))
+		snap = SNAP_WHEN_NEEDED;
 	else if (!strcmp(sm, "never") || !strcmp(sm, "no_data"))
 		snap = SNAP_NEVER;
 	else if (!strcmp(sm, "initial_only"))
@@ -306,6 +406,16 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		    "Invalid value %s for configuration "
 		    "publication.autocreate.mode",
 		    pm);
+	const char *hbms = cfg(c, "heartbeat.interval.ms");
+	if (hbms) {
+		char *end;
+		long long v = strtoll(hbms, &end, 10);
+		if (*end || end == hbms || v < 0)
+			BAD("heartbeat.interval.ms",
+			    "Invalid value %s for configuration "
+			    "heartbeat.interval.ms: Not a valid number",
+			    hbms);
+	}
 	const char *pl = cfg(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
 		BAD("plugin.name",
@@ -329,13 +439,26 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	if (!conv_class(cfg(c, "key.converter"), &kc))
 		BAD("key.converter",
 		    "Invalid value %s for configuration key.converter: samsa "
-		    "has JsonConverter and StringConverter",
+		    "has JsonConverter, StringConverter and AvroConverter",
 		    cfg(c, "key.converter"));
 	if (!conv_class(cfg(c, "value.converter"), &vc))
 		BAD("value.converter",
 		    "Invalid value %s for configuration value.converter: "
-		    "samsa has JsonConverter and StringConverter",
+		    "samsa has JsonConverter, StringConverter and "
+		    "AvroConverter",
 		    cfg(c, "value.converter"));
+	/* AvroConverter's one required setting; any URL will do, as
+	 * samsa's own registry is the one used. */
+	if (kc == CONV_AVRO && !cfg(c, "key.converter.schema.registry.url"))
+		BAD("key.converter.schema.registry.url",
+		    "Missing required configuration "
+		    "\"key.converter.schema.registry.url\" which has no "
+		    "default value.");
+	if (vc == CONV_AVRO && !cfg(c, "value.converter.schema.registry.url"))
+		BAD("value.converter.schema.registry.url",
+		    "Missing required configuration "
+		    "\"value.converter.schema.registry.url\" which has no "
+		    "default value.");
 	char **tr;
 	int ntr = split(cfg(c, "transforms"), &tr);
 	bool unwrap = false, drop_tomb = true;
@@ -398,12 +521,26 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			return -1;
 		}
 	}
+	regex_t *kcr;
+	int nkc;
+	if (compile_key_columns(cfg(c, "message.key.columns"), &kcr, &nkc, err,
+				errlen) < 0) {
+		snprintf(key, keylen, "message.key.columns");
+		for (int j = 0; j < 4; j++)
+			free_regs(r[j], n[j]);
+		free_regs(kcr, nkc);
+		free_list(add);
+		return -1;
+	}
 	if (!t) {
 		for (int j = 0; j < 4; j++)
 			free_regs(r[j], n[j]);
+		free_regs(kcr, nkc);
 		free_list(add);
 		return 0;
 	}
+	t->keycols = kcr;
+	t->nkeycols = nkc;
 	t->inc = r[0], t->ninc = n[0];
 	t->exc = r[1], t->nexc = n[1];
 	t->sinc = r[2], t->nsinc = n[2];
@@ -445,6 +582,14 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.unwrap_drop_tombstones = drop_tomb;
 	t->o.unwrap_delete = del;
 	t->o.add_fields = add;
+	const char *hb = cfg(c, "heartbeat.interval.ms");
+	t->heartbeat_ms = hb ? atoll(hb) : 0;
+	const char *hbp =
+		cfg2(c, "topic.heartbeat.prefix", "heartbeat.topics.prefix");
+	char hbt[1024];
+	snprintf(hbt, sizeof(hbt), "%s.%s", hbp ? hbp : "__debezium-heartbeat",
+		 prefix);
+	t->hb_topic = strdup(hbt);
 	const char *keys[] = {"host", "port", "user", "password", "dbname"};
 	const char *vals[] = {cfg(c, "database.hostname"), port ? port : "5432",
 			      cfg(c, "database.user"),
@@ -550,7 +695,7 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
 		if (!p->c || t->failed)
 			return;
 		if (p->copy) {
-			if (t->reading_paused)
+			if (blocked(t))
 				break;
 			char *buf = NULL;
 			int n = PQgetCopyData(p->c, &buf, 1);
@@ -570,7 +715,7 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
 		}
 		if (!p->busy || PQisBusy(p->c))
 			break;
-		if (p->on_row && t->reading_paused)
+		if (p->on_row && blocked(t))
 			break;
 		PGresult *r = PQgetResult(p->c);
 		if (!r) {
@@ -893,6 +1038,120 @@ static void emit(void *arg, char *key, size_t kl, char *val, size_t vl)
 		(*e->count)++;
 }
 
+/* --- AvroConverter: schemas in the registry ---------------------------- */
+
+struct reg_call {
+	struct cdc_task *t;
+	struct avro_sub *sub;
+};
+
+static struct avro_sub *sub_find(struct cdc_task *t, const char *subject,
+				 const char *text)
+{
+	for (struct avro_sub *s = t->subs; s; s = s->next)
+		if (strcmp(s->subject, subject) == 0 &&
+		    strcmp(s->text, text) == 0)
+			return s;
+	return NULL;
+}
+
+/* Sets rel's ids from the registrations known. */
+static void avro_resolve(struct cdc_task *t, struct cdc_rel *rel)
+{
+	char subject[1100];
+	struct avro_sub *s;
+	if (rel->key_avro) {
+		snprintf(subject, sizeof(subject), "%s-key", rel->topic);
+		s = sub_find(t, subject, rel->key_avro);
+		rel->key_id = s ? s->id : -1;
+	}
+	if (rel->value_avro) {
+		snprintf(subject, sizeof(subject), "%s-value", rel->topic);
+		s = sub_find(t, subject, rel->value_avro);
+		rel->value_id = s ? s->id : -1;
+	}
+}
+
+static void on_schema_registered(void *arg, int32_t id, const char *err)
+{
+	struct reg_call *rc = arg;
+	struct cdc_task *t = rc->t;
+	struct avro_sub *sub = rc->sub;
+	free(rc);
+	t->inflight--;
+	t->registering--;
+	if (t->stopped) {
+		if (t->inflight == 0)
+			task_free(t);
+		return;
+	}
+	if (t->failed)
+		return;
+	if (id < 0) {
+		/* As Connect reports the converter's failure. */
+		fail(t, "Failed to serialize Avro data from topic %s: %s",
+		     sub->topic, err ? err : "registration failed");
+		return;
+	}
+	sub->id = id;
+	for (struct cdc_rel *r = t->rels; r; r = r->next)
+		avro_resolve(t, r);
+	if (t->registering > 0)
+		return;
+	if (t->after_registering) {
+		void (*then)(struct cdc_task *) = t->after_registering;
+		t->after_registering = NULL;
+		then(t);
+		return;
+	}
+	/* Read on: what libpq holds already, then the socket. */
+	if (t->repl.c)
+		on_sock(-1, 0, &t->repl);
+}
+
+static void avro_register(struct cdc_task *t, const char *topic,
+			  const char *suffix, const char *text)
+{
+	char subject[1100];
+	snprintf(subject, sizeof(subject), "%s-%s", topic, suffix);
+	if (sub_find(t, subject, text))
+		return;
+	if (!t->env.register_schema) {
+		fail(t, "io.confluent.connect.avro.AvroConverter needs "
+			"samsa's Schema Registry (--registry)");
+		return;
+	}
+	struct avro_sub *s = calloc(1, sizeof(*s));
+	struct reg_call *rc = calloc(1, sizeof(*rc));
+	s->subject = strdup(subject);
+	s->text = strdup(text);
+	s->topic = strdup(topic);
+	s->id = -1;
+	s->next = t->subs;
+	t->subs = s;
+	rc->t = t;
+	rc->sub = s;
+	t->registering++;
+	t->inflight++;
+	t->env.register_schema(t->env.registry, subject, text,
+			       on_schema_registered, rc);
+}
+
+/*
+ * Makes sure rel's Avro schemas are registered: the ids come from the
+ * task's cache, else registrations start and reading waits for them.
+ */
+static void avro_prepare(struct cdc_task *t, struct cdc_rel *rel)
+{
+	if (!rel->included || t->failed)
+		return;
+	if (rel->key_avro)
+		avro_register(t, rel->topic, "key", rel->key_avro);
+	if (rel->value_avro && !t->failed)
+		avro_register(t, rel->topic, "value", rel->value_avro);
+	avro_resolve(t, rel);
+}
+
 /* --- catalog, publication, slot ---------------------------------------- */
 
 static bool included(struct cdc_task *t, const char *schema, const char *table)
@@ -926,6 +1185,8 @@ static void rel_free(struct cdc_rel *r)
 	free(r->schema);
 	free(r->table);
 	free(r->topic);
+	free(r->key_avro);
+	free(r->value_avro);
 	json_decref(r->key_schema);
 	json_decref(r->value_schema);
 	json_decref(r->env_schema);
@@ -986,10 +1247,62 @@ static void on_literals(struct cdc_task *t)
 	step_publication(t);
 }
 
+/* message.key.columns: the columns named for rel's table make its key
+ * (in table order); a table it names no column of keeps its primary key. */
+static void key_columns(struct cdc_task *t, struct cdc_rel *rel)
+{
+	if (!t->nkeycols)
+		return;
+	bool *m = calloc((size_t)rel->ncols + 1, sizeof(bool));
+	bool any = false;
+	for (int i = 0; i < rel->ncols; i++) {
+		char full[1024];
+		snprintf(full, sizeof(full), "%s.%s.%s", rel->schema,
+			 rel->table, rel->cols[i].name);
+		m[i] = matches(t->keycols, t->nkeycols, full);
+		any |= m[i];
+	}
+	for (int i = 0; any && i < rel->ncols; i++)
+		rel->cols[i].key = m[i];
+	free(m);
+}
+
+static void catalog_checked(struct cdc_task *t);
+
 static void on_catalog(struct cdc_task *t)
 {
-	for (struct cdc_rel *r = t->rels; r; r = r->next)
+	for (struct cdc_rel *r = t->rels; r; r = r->next) {
+		key_columns(t, r);
 		cdc_rel_schemas(&t->o, r);
+		avro_prepare(t, r);
+	}
+	if (t->heartbeat_ms > 0) {
+		json_t *ks, *vs;
+		cdc_heartbeat_schemas(&ks, &vs);
+		if (t->o.key_conv == CONV_AVRO) {
+			t->hb_key_avro = cdc_avro_schema(ks);
+			avro_register(t, t->hb_topic, "key", t->hb_key_avro);
+		}
+		if (t->o.value_conv == CONV_AVRO && !t->failed) {
+			t->hb_value_avro = cdc_avro_schema(vs);
+			avro_register(t, t->hb_topic, "value",
+				      t->hb_value_avro);
+		}
+		json_decref(ks);
+		json_decref(vs);
+	}
+	if (t->failed)
+		return;
+	if (t->registering > 0) {
+		t->phase = "registering schemas";
+		t->after_registering = catalog_checked;
+		return;
+	}
+	catalog_checked(t);
+}
+
+static void catalog_checked(struct cdc_task *t)
+{
 	/* A table the include list names but the database lacks: let
 	 * Postgres say so, in its own words. */
 	char sql[8192] = "SELECT 1";
@@ -1129,6 +1442,10 @@ static bool need_snapshot(struct cdc_task *t)
 		return false;
 	if (t->snap == SNAP_ALWAYS)
 		return true;
+	/* when_needed: also when the stored position is gone, i.e. the
+	 * slot that held it no longer exists. */
+	if (t->snap == SNAP_WHEN_NEEDED && t->slot_lost)
+		return true;
 	return !t->snapshot_done;
 }
 
@@ -1140,6 +1457,12 @@ static void on_slot_dropped(struct cdc_task *t)
 
 static void on_slot_checked(struct cdc_task *t)
 {
+	t->slot_lost = !t->slot_exists && t->snapshot_done;
+	if (t->slot_lost && t->snap == SNAP_WHEN_NEEDED)
+		fprintf(stderr,
+			"cdc %s: slot %s is gone: snapshot again "
+			"(snapshot.mode=when_needed)\n",
+			t->name, t->slot);
 	if (t->slot_exists && need_snapshot(t)) {
 		/* A snapshot that never completed (or mode always): start
 		 * over from a new slot and its own snapshot. */
@@ -1219,6 +1542,35 @@ static void snap_flush(struct cdc_task *t)
 	t->snap_nrecs = 0;
 }
 
+/* Formats the snapshot row held back (see on_snap_row) and frees it. */
+static void snap_release(struct cdc_task *t, bool last)
+{
+	struct cdc_rel *r = t->held_rel;
+	if (!t->held_row)
+		return;
+	struct cdc_change ch = {.op = 'r',
+				.after = t->held_row,
+				.commit_ms = st_now_ms(),
+				.xid = -1,
+				.lsn = t->consistent_point,
+				.commit_lsn = t->consistent_point,
+				.snapshot = true,
+				.last_snapshot = last};
+	struct emit_ctx e = {t, r->tp, &t->snap_tail, &t->snap_nrecs};
+	if (cdc_format(&t->o, r, &ch, emit, &e) < 0)
+		fail(t, "Failed to serialize Avro data from topic %s",
+		     r->topic);
+	for (int c = 0; c < t->held_ncols; c++)
+		free(t->held_row[c]);
+	free(t->held_row);
+	t->held_row = NULL;
+}
+
+/*
+ * One row, formatted one row late: the snapshot's very last record says
+ * source.snapshot "last", as Debezium's does, and that row is only known
+ * when the last table ends.
+ */
 static void on_snap_row(struct cdc_task *t, PGresult *res)
 {
 	struct cdc_rel *r = t->snap_rel;
@@ -1226,18 +1578,13 @@ static void on_snap_row(struct cdc_task *t, PGresult *res)
 	for (int i = 0; i < PQntuples(res); i++) {
 		char **row = calloc((size_t)r->ncols + 1, sizeof(char *));
 		for (int c = 0; c < r->ncols && c < ncols; c++)
-			row[c] = PQgetisnull(res, i, c) ? NULL
-							: PQgetvalue(res, i, c);
-		struct cdc_change ch = {.op = 'r',
-					.after = row,
-					.commit_ms = st_now_ms(),
-					.xid = -1,
-					.lsn = t->consistent_point,
-					.commit_lsn = t->consistent_point,
-					.snapshot = true};
-		struct emit_ctx e = {t, r->tp, &t->snap_tail, &t->snap_nrecs};
-		cdc_format(&t->o, r, &ch, emit, &e);
-		free(row);
+			row[c] = PQgetisnull(res, i, c)
+					 ? NULL
+					 : strdup(PQgetvalue(res, i, c));
+		snap_release(t, false);
+		t->held_row = row;
+		t->held_ncols = r->ncols;
+		t->held_rel = r;
 		t->rows_copied++;
 	}
 	if (t->snap_nrecs >= SNAPSHOT_CHUNK)
@@ -1267,6 +1614,8 @@ static void snap_next_table(struct cdc_task *t)
 	while (t->snap_rel && !t->snap_rel->included)
 		t->snap_rel = t->snap_rel->next;
 	if (!t->snap_rel) {
+		snap_release(t, true);
+		snap_flush(t);
 		pgc_query(&t->sql, "COMMIT", false, NULL, on_snap_committed);
 		return;
 	}
@@ -1439,6 +1788,38 @@ static void send_status(struct cdc_task *t, bool reply)
 	pgc_arm(&t->repl);
 }
 
+/* Debezium's heartbeat record, appended like a transaction of its own
+ * that moves nothing. */
+static void heartbeat(struct cdc_task *t)
+{
+	int32_t kid = -1, vid = -1;
+	char subject[1100];
+	struct avro_sub *s;
+	if (t->hb_key_avro) {
+		snprintf(subject, sizeof(subject), "%s-key", t->hb_topic);
+		s = sub_find(t, subject, t->hb_key_avro);
+		if (!s || s->id < 0)
+			return;
+		kid = s->id;
+	}
+	if (t->hb_value_avro) {
+		snprintf(subject, sizeof(subject), "%s-value", t->hb_topic);
+		s = sub_find(t, subject, t->hb_value_avro);
+		if (!s || s->id < 0)
+			return;
+		vid = s->id;
+	}
+	int64_t now = st_now_ms();
+	t->last_heartbeat_ms = now;
+	struct rec *list = NULL, **tail = &list;
+	struct emit_ctx e = {t, topic_get(t, t->hb_topic), &tail, NULL};
+	cdc_heartbeat(&t->o, kid, vid, now, emit, &e);
+	struct mark *m = mark_new(t, t->flushed);
+	flush_records(t, list, t->flushed, m, false);
+	m->closed = true;
+	marks_advance(t);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct cdc_task *t = arg;
@@ -1449,6 +1830,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (t->flushed != t->reported ||
 	    now_pg_us() - t->last_status_us > 10000000)
 		send_status(t, false);
+	if (t->heartbeat_ms > 0 &&
+	    st_now_ms() - t->last_heartbeat_ms >= t->heartbeat_ms)
+		heartbeat(t);
 }
 
 static void step_start(struct cdc_task *t)
@@ -1594,7 +1978,9 @@ static void on_relation(struct cdc_task *t, struct pr *r)
 				}
 	}
 	rel_name(t, rel);
+	key_columns(t, rel);
 	cdc_rel_schemas(&t->o, rel);
+	avro_prepare(t, rel);
 	if (old) {
 		for (struct cdc_rel **pp = &t->rels; *pp; pp = &(*pp)->next)
 			if (*pp == old) {
@@ -1618,7 +2004,9 @@ static void change(struct cdc_task *t, struct cdc_rel *rel, char op,
 				.lsn = lsn,
 				.commit_lsn = t->txn_final_lsn};
 	struct emit_ctx e = {t, rel->tp, &t->txn_tail, NULL};
-	cdc_format(&t->o, rel, &ch, emit, &e);
+	if (cdc_format(&t->o, rel, &ch, emit, &e) < 0)
+		fail(t, "Failed to serialize Avro data from topic %s",
+		     rel->topic);
 }
 
 /* Key columns changed: is before's key other than after's? */
@@ -1821,6 +2209,17 @@ static void task_free(struct cdc_task *t)
 		free(tp->name);
 		free(tp);
 	}
+	for (int c = 0; t->held_row && c < t->held_ncols; c++)
+		free(t->held_row[c]);
+	free(t->held_row);
+	while (t->subs) {
+		struct avro_sub *s = t->subs;
+		t->subs = s->next;
+		free(s->subject);
+		free(s->text);
+		free(s->topic);
+		free(s);
+	}
 	while (t->marks) {
 		struct mark *m = t->marks;
 		t->marks = m->next;
@@ -1845,6 +2244,7 @@ static void task_free(struct cdc_task *t)
 	free_regs(t->exc, t->nexc);
 	free_regs(t->sinc, t->nsinc);
 	free_regs(t->sexc, t->nsexc);
+	free_regs(t->keycols, t->nkeycols);
 	for (int i = 0; i < t->nliterals; i++)
 		free(t->literals[i]);
 	free(t->literals);
@@ -1854,6 +2254,9 @@ static void task_free(struct cdc_task *t)
 	}
 	free(t->slot);
 	free(t->pub);
+	free(t->hb_topic);
+	free(t->hb_key_avro);
+	free(t->hb_value_avro);
 	free(t->o.prefix);
 	free(t->o.dbname);
 	free_list(t->o.add_fields);
@@ -1874,6 +2277,11 @@ void cdc_stop(struct cdc_task *t)
 		event_del(t->timer);
 	if (t->inflight == 0)
 		task_free(t);
+}
+
+bool cdc_snapshot_done(const struct cdc_task *t)
+{
+	return t->snapshot_done;
 }
 
 const char *cdc_state(const struct cdc_task *t)

@@ -10,6 +10,11 @@
  * store, in commit order.  Everything runs on the event loop with
  * non-blocking libpq.
  *
+ * Keys and values go through the connector's converters: JsonConverter,
+ * StringConverter, or Confluent's AvroConverter, whose schemas the task
+ * registers in samsa's registry (cdc_env.register_schema) once per schema
+ * change, reading nothing further until the id is known.
+ *
  * Exactly once: every record carries its transaction's commit end LSN in
  * the header `__samsa.lsn` (8 bytes big-endian), appended in the same
  * Postgres transaction as the record itself.  On start the task reads the
@@ -32,10 +37,23 @@ struct cn_store;
 
 #define CDC_CLASS "io.debezium.connector.postgresql.PostgresConnector"
 
+/* The registry's answer: the schema's id, or -1 and why. */
+typedef void (*cdc_schema_cb)(void *arg, int32_t id, const char *err);
+
 struct cdc_env {
 	struct event_base *base;
 	struct store *store;
 	struct cn_store *cn;
+	/*
+	 * Registers an Avro schema under a subject in samsa's Schema
+	 * Registry, asynchronously (proxy/registry.h's registry_register;
+	 * NULL when there is none): what the AvroConverter does.  cb runs
+	 * exactly once.
+	 */
+	void (*register_schema)(void *registry, const char *subject,
+				const char *schema, cdc_schema_cb cb,
+				void *arg);
+	void *registry;
 };
 
 /*
@@ -61,6 +79,9 @@ struct cdc_task *cdc_start(const struct cdc_env *env, const char *name,
  * appends still in flight have called back.  t must not be used after.
  */
 void cdc_stop(struct cdc_task *t);
+
+/* Whether the task's snapshot completed and is stored as such. */
+bool cdc_snapshot_done(const struct cdc_task *t);
 
 /* "RUNNING" or "FAILED". */
 const char *cdc_state(const struct cdc_task *t);

@@ -258,6 +258,17 @@ void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *r)
 	char name[1024];
 	snprintf(name, sizeof(name), "%s.Envelope", r->topic);
 	r->env_schema = struct_sch(f, false, name);
+	free(r->key_avro);
+	free(r->value_avro);
+	r->key_avro = r->value_avro = NULL;
+	r->key_id = r->value_id = -1;
+	if (o->key_conv == CONV_AVRO && r->key_schema)
+		r->key_avro = cdc_avro_schema(r->key_schema);
+	if (o->value_conv == CONV_AVRO) {
+		json_t *vs = cdc_value_schema(o, r);
+		r->value_avro = cdc_avro_schema(vs);
+		json_decref(vs);
+	}
 }
 
 /* --- values ------------------------------------------------------------ */
@@ -735,9 +746,13 @@ static void write_struct_text(struct kb_writer *w, const json_t *v,
 	}
 }
 
-/* The converter's bytes for (schema, payload); NULL for a null value. */
+/* convert()'s *len when the value does not fit its schema. */
+#define CONVERT_FAILED ((size_t)-1)
+
+/* The converter's bytes for (schema, payload); NULL for a null value.
+ * id: the registry's id of the schema (AvroConverter). */
 static char *convert(enum cdc_conv conv, bool schemas, const json_t *schema,
-		     const json_t *payload, size_t *len)
+		     const json_t *payload, int32_t id, size_t *len)
 {
 	if (!payload || json_is_null(payload)) {
 		*len = 0;
@@ -745,7 +760,16 @@ static char *convert(enum cdc_conv conv, bool schemas, const json_t *schema,
 	}
 	struct kb_writer w;
 	kb_writer_init(&w);
-	if (conv == CONV_STRING) {
+	if (conv == CONV_AVRO) {
+		/* Confluent's wire format: magic 0, the id big-endian. */
+		kb_write_i8(&w, 0);
+		kb_write_i32(&w, id);
+		if (cdc_avro_encode(&w, schema, payload) < 0) {
+			kb_writer_free(&w);
+			*len = CONVERT_FAILED;
+			return NULL;
+		}
+	} else if (conv == CONV_STRING) {
 		write_struct_text(&w, payload, schema);
 	} else if (schemas) {
 		put(&w, "{\"schema\":");
@@ -778,6 +802,15 @@ static json_t *add_field_schema(const char *name, const char **out_type)
 	return sch(t, true, NULL, 0);
 }
 
+/* "__source_ts_ms" of "source.ts_ms". */
+static void add_field_name(const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "__%s", name);
+	for (char *p = out; *p; p++)
+		if (*p == '.')
+			*p = '_';
+}
+
 /* ExtractNewRecordState on an envelope; returns the new value (or NULL to
  * drop the record) and its schema in *schema_out. */
 static json_t *unwrap(const struct cdc_opts *o, const struct cdc_rel *r,
@@ -804,10 +837,8 @@ static json_t *unwrap(const struct cdc_opts *o, const struct cdc_rel *r,
 		json_decref(row);
 		return NULL;
 	}
-	json_t *schema = json_deep_copy(r->value_schema);
-	json_t *fields = json_object_get(schema, "fields");
 	for (char **f = o->add_fields; f && *f; f++) {
-		const char *name = *f, *type;
+		const char *name = *f;
 		const char *leaf =
 			strncmp(name, "source.", 7) == 0 ? name + 7 : name;
 		json_t *val = NULL;
@@ -816,23 +847,34 @@ static json_t *unwrap(const struct cdc_opts *o, const struct cdc_rel *r,
 		else
 			val = json_object_get(source, leaf);
 		char fname[128];
-		snprintf(fname, sizeof(fname), "__%s", name);
-		for (char *p = fname; *p; p++)
-			if (*p == '.')
-				*p = '_';
+		add_field_name(name, fname, sizeof(fname));
 		json_object_set(row, fname, val ? val : json_null());
-		json_array_append_new(
-			fields, field(add_field_schema(name, &type), fname));
 	}
-	if (o->unwrap_delete == DEL_REWRITE) {
+	if (o->unwrap_delete == DEL_REWRITE)
 		json_object_set_new(row, "__deleted",
 				    json_string(deleted ? "true" : "false"));
+	*schema_out = cdc_value_schema(o, r);
+	return row;
+}
+
+json_t *cdc_value_schema(const struct cdc_opts *o, const struct cdc_rel *r)
+{
+	if (!o->unwrap)
+		return json_deep_copy(r->env_schema);
+	json_t *schema = json_deep_copy(r->value_schema);
+	json_t *fields = json_object_get(schema, "fields");
+	for (char **f = o->add_fields; f && *f; f++) {
+		const char *type;
+		char fname[128];
+		add_field_name(*f, fname, sizeof(fname));
+		json_array_append_new(
+			fields, field(add_field_schema(*f, &type), fname));
+	}
+	if (o->unwrap_delete == DEL_REWRITE)
 		json_array_append_new(
 			fields,
 			field(sch("string", true, NULL, 0), "__deleted"));
-	}
-	*schema_out = schema;
-	return row;
+	return schema;
 }
 
 int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
@@ -888,20 +930,30 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	size_t kl = 0, vl = 0;
 	const json_t *kschema = r->key_schema;
 	if (value) {
-		char *k =
-			convert(o->key_conv, o->key_schemas, kschema, key, &kl);
+		char *k = convert(o->key_conv, o->key_schemas, kschema, key,
+				  r->key_id, &kl);
 		char *v = convert(o->value_conv, o->value_schemas, vschema,
-				  value, &vl);
-		emit(arg, k, kl, v, vl);
-		n++;
+				  value, r->value_id, &vl);
+		if (kl == CONVERT_FAILED || vl == CONVERT_FAILED) {
+			free(k);
+			free(v);
+			n = -1;
+		} else {
+			emit(arg, k, kl, v, vl);
+			n++;
+		}
 	}
 	bool tomb = ch->op == 'd' && o->tombstones &&
 		    !(o->unwrap && o->unwrap_drop_tombstones) && key;
-	if (tomb) {
-		char *k =
-			convert(o->key_conv, o->key_schemas, kschema, key, &kl);
-		emit(arg, k, kl, NULL, 0);
-		n++;
+	if (tomb && n >= 0) {
+		char *k = convert(o->key_conv, o->key_schemas, kschema, key,
+				  r->key_id, &kl);
+		if (kl == CONVERT_FAILED) {
+			n = -1;
+		} else {
+			emit(arg, k, kl, NULL, 0);
+			n++;
+		}
 	}
 	if (value != env)
 		json_decref(value);
@@ -909,4 +961,37 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_decref(owned_schema);
 	json_decref(key);
 	return n;
+}
+
+/* --- heartbeats -------------------------------------------------------- */
+
+void cdc_heartbeat_schemas(json_t **key, json_t **value)
+{
+	json_t *kf = json_array();
+	json_array_append_new(
+		kf, field(sch("string", false, NULL, 0), "serverName"));
+	*key = struct_sch(kf, false,
+			  "io.debezium.connector.common.ServerNameKey");
+	json_t *vf = json_array();
+	json_array_append_new(vf, field(sch("int64", false, NULL, 0), "ts_ms"));
+	*value =
+		struct_sch(vf, false, "io.debezium.connector.common.Heartbeat");
+}
+
+void cdc_heartbeat(const struct cdc_opts *o, int32_t key_id, int32_t value_id,
+		   int64_t ts_ms, cdc_emit_fn emit, void *arg)
+{
+	json_t *ks, *vs;
+	cdc_heartbeat_schemas(&ks, &vs);
+	json_t *key = json_pack("{s:s}", "serverName", o->prefix);
+	json_t *val = json_pack("{s:I}", "ts_ms", (json_int_t)ts_ms);
+	size_t kl = 0, vl = 0;
+	char *k = convert(o->key_conv, o->key_schemas, ks, key, key_id, &kl);
+	char *v = convert(o->value_conv, o->value_schemas, vs, val, value_id,
+			  &vl);
+	emit(arg, k, kl, v, vl);
+	json_decref(key);
+	json_decref(val);
+	json_decref(ks);
+	json_decref(vs);
 }

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-enum cdc_conv { CONV_JSON, CONV_STRING };
+enum cdc_conv { CONV_JSON, CONV_STRING, CONV_AVRO };
 enum cdc_decimal { DEC_PRECISE, DEC_DOUBLE, DEC_STRING };
 enum cdc_delete { DEL_DROP, DEL_NONE, DEL_REWRITE };
 
@@ -52,6 +52,10 @@ struct cdc_rel {
 	json_t *value_schema; /* <topic>.Value, optional */
 	json_t *env_schema;   /* <topic>.Envelope */
 	struct cdc_topic *tp;
+	/* AvroConverter: the registry ids of the key and value schemas
+	 * (-1 while unknown) and the subjects' schema texts. */
+	int32_t key_id, value_id;
+	char *key_avro, *value_avro;
 	struct cdc_rel *next;
 };
 
@@ -75,16 +79,44 @@ struct cdc_change {
 typedef void (*cdc_emit_fn)(void *arg, char *key, size_t klen, char *val,
 			    size_t vlen);
 
-/* (Re)builds rel's schemas from its columns. */
+/* (Re)builds rel's schemas from its columns; with an AvroConverter also
+ * their Avro texts (key_avro, value_avro), ids reset to -1. */
 void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *rel);
+
+/* The Connect schema of rel's record values: the envelope, or what the
+ * ExtractNewRecordState transform makes of it.  New reference. */
+json_t *cdc_value_schema(const struct cdc_opts *o, const struct cdc_rel *rel);
+
+/*
+ * storage/cdc_avro.c: the Avro schema AvroData makes of a Connect schema
+ * (JsonConverter's JSON form), as the JSON text Avro Java writes (caller
+ * frees; NULL when memory runs out); and a value under it as Avro binary,
+ * appended to w (-1 when the value does not fit the schema).
+ */
+char *cdc_avro_schema(const json_t *connect);
+struct kb_writer;
+int cdc_avro_encode(struct kb_writer *w, const json_t *connect,
+		    const json_t *value);
 
 /*
  * Calls emit for each record Debezium makes of ch (an event, maybe a
  * tombstone; after the transform, maybe none).  Returns the number of
- * records.
+ * records, or -1 when the AvroConverter cannot write a value under its
+ * schema (nothing more is emitted then).
  */
 int cdc_format(const struct cdc_opts *o, const struct cdc_rel *rel,
 	       const struct cdc_change *ch, cdc_emit_fn emit, void *arg);
+
+/*
+ * Debezium's heartbeat (heartbeat.interval.ms): the Connect schemas of its
+ * key io.debezium.connector.common.ServerNameKey {serverName} and value
+ * io.debezium.connector.common.Heartbeat {ts_ms} (new references), and the
+ * record itself through the connector's converters (ids: the AvroConverter
+ * schema ids), given to emit.
+ */
+void cdc_heartbeat_schemas(json_t **key, json_t **value);
+void cdc_heartbeat(const struct cdc_opts *o, int32_t key_id, int32_t value_id,
+		   int64_t ts_ms, cdc_emit_fn emit, void *arg);
 
 /* Java's Double.toString / Float.toString of d, into buf (>= 32 bytes). */
 void cdc_java_double(double d, bool is_float, char *buf, size_t n);

@@ -51,6 +51,7 @@ struct st_partition *st_partition_new(struct st_topic *t, int32_t index)
 	p->topic = t;
 	p->index = index;
 	p->waiters.next = p->waiters.prev = &p->waiters;
+	p->clean.next_horizon = INT64_MAX;
 	return p;
 }
 
@@ -202,6 +203,54 @@ long st_read_cached(struct st_partition *p, int64_t offset, int32_t max_bytes,
 		n += (long)b->len;
 	}
 	return n;
+}
+
+void st_log_rewritten(struct store *s, struct st_partition *p,
+		      const struct st_rewrite *rw, size_t n)
+{
+	/* Reads sent before the rewrite may bring the old bytes back: they
+	 * answer their fetch (a consistent snapshot) but are not kept. */
+	p->read_gen++;
+	ra_clear(s, p);
+	if (p->ring_count == 0 || n == 0)
+		return;
+	/* Both sorted by base offset: one walk rebuilds the ring in place,
+	 * newer batches (appended meanwhile) untouched. */
+	size_t j = 0, out = 0, count = p->ring_count;
+	bool failed = false;
+	for (size_t i = 0; i < count; i++) {
+		struct st_batch *b = ring_at(p, i);
+		while (j < n && rw[j].base < b->base)
+			j++;
+		if (j < n && rw[j].base == b->base) {
+			struct st_batch *nb =
+				rw[j].data ? malloc(sizeof(*nb) + rw[j].len)
+					   : NULL;
+			if (rw[j].data && !nb) {
+				/* Stale bytes must not stay: the whole
+				 * cache goes below. */
+				failed = true;
+			} else {
+				p->cache_bytes -= b->len;
+				if (nb) {
+					*nb = *b;
+					memcpy(nb->data, rw[j].data, rw[j].len);
+					nb->len = rw[j].len;
+					nb->max_ts = rw[j].max_ts;
+					p->cache_bytes += nb->len;
+				}
+				free(b);
+				b = nb;
+			}
+		}
+		if (b)
+			p->ring[(p->ring_head + out++) % p->ring_cap] = b;
+	}
+	p->ring_count = out;
+	if (out == 0)
+		s->cached_partitions--;
+	if (failed)
+		cache_clear(s, p);
 }
 
 /* --- waiters -------------------------------------------------------------- */
@@ -905,6 +954,10 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 				p->hw = a->batches[i]->last + 1;
 				if (a->batches[i]->marker)
 					txn_marker_done(p, a->batches[i]);
+				if (p->clean.dirty_bytes == 0)
+					p->clean.first_dirty_ts =
+						a->batches[i]->max_ts;
+				p->clean.dirty_bytes += a->batches[i]->len;
 				cache_push(s, p, a->batches[i]);
 				a->batches[i] = NULL;
 			}
@@ -1357,6 +1410,7 @@ struct read_ctx {
 	int32_t max_bytes;
 	st_read_cb cb;
 	void *arg;
+	uint32_t gen; /* p->read_gen when the read was sent */
 };
 
 /* How much one read from Postgres brings back, for one fetch and those that
@@ -1405,7 +1459,7 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 	else
 		serve(ra, count, r->offset, r->max_bytes, &w);
 	/* Keep the rest for the next fetches while the budget allows. */
-	if (ra && !p->deleted &&
+	if (ra && !p->deleted && r->gen == p->read_gen &&
 	    s->ra_total - p->ra_bytes + bytes <=
 		    s->opts.cache_total_bytes / 2) {
 		ra_clear(s, p);
@@ -1448,7 +1502,7 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
 		unavailable_soon(s, NULL, cb, arg);
 		return;
 	}
-	*r = (struct read_ctx){s, p, offset, max_bytes, cb, arg};
+	*r = (struct read_ctx){s, p, offset, max_bytes, cb, arg, p->read_gen};
 	size_t want = READ_AHEAD_BYTES;
 	if (max_bytes > 0 && (size_t)max_bytes > want)
 		want = (size_t)max_bytes;

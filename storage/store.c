@@ -141,7 +141,7 @@ struct store *store_open(struct event_base *base, const struct st_options *opts,
 
 	s->flush_ev = event_new(base, -1, 0, flush_kick, s);
 	s->retention_ev = event_new(base, -1, EV_PERSIST, retention_tick, s);
-	if (!s->flush_ev || !s->retention_ev)
+	if (!s->flush_ev || !s->retention_ev || st_cleaner_start(s) < 0)
 		goto oom;
 	int64_t every = bc_get_int("log.retention.check.interval.ms", 300000);
 	struct timeval tv = {every / 1000, (every % 1000) * 1000};
@@ -158,6 +158,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	st_cleaner_close(s);
 	if (s->flush_ev)
 		event_free(s->flush_ev);
 	if (s->retention_ev)

@@ -92,6 +92,21 @@ struct st_partition {
 	size_t ra_count, ra_bytes;
 	size_t avg_batch; /* bytes per batch lately, to size reads */
 
+	/* Log compaction (compact.c): what was written since the last
+	 * cleaning pass, to tell when the next one is due. */
+	struct {
+		bool cleaned;		/* a pass ran since start-up */
+		int64_t first_dirty;	/* where the last pass stopped */
+		size_t clean_bytes;	/* [log start, first_dirty) after it */
+		size_t dirty_bytes;	/* appended since */
+		int64_t first_dirty_ts; /* timestamp of the first of those */
+		int64_t next_horizon;	/* earliest tombstone delete horizon */
+		int64_t backoff_until;	/* no pass before (wall-clock ms) */
+	} clean;
+	/* Bumped when compaction rewrites batches: a read from Postgres that
+	 * started before does not become the read-ahead. */
+	uint32_t read_gen;
+
 	struct st_producer *producers;
 	struct st_open_txn *txns;
 	struct st_aborted_txn *aborted; /* by last offset */
@@ -124,8 +139,9 @@ struct store {
 	bool flush_in_flight;
 	struct event *flush_ev;
 	struct event *retention_ev;
-	struct st_groups *groups; /* groups.c */
-	struct st_txns *txns;	  /* txn.c */
+	struct st_cleaner *cleaner; /* compact.c */
+	struct st_groups *groups;   /* groups.c */
+	struct st_txns *txns;	    /* txn.c */
 };
 
 /* Runs fn(arg) from the loop soon (never before returning). */
@@ -148,6 +164,25 @@ void st_partition_retire(struct store *s, struct st_partition *p);
 struct pgconn *st_reader(struct store *s);
 /* Starts a flush of the queued appends unless one is in flight. */
 void st_flush_now(struct store *s);
+
+/*
+ * A batch compaction rewrote (data != NULL: its new bytes, borrowed) or
+ * deleted (data == NULL), for st_log_rewritten().
+ */
+struct st_rewrite {
+	int64_t base;
+	const uint8_t *data;
+	size_t len;
+	int64_t max_ts;
+};
+/* log.c: rw[0..n) (by base offset) committed: the tail cache takes the new
+ * bytes and drops the deleted batches; the read-ahead is dropped. */
+void st_log_rewritten(struct store *s, struct st_partition *p,
+		      const struct st_rewrite *rw, size_t n);
+
+/* compact.c: the log cleaner (a timer and a connection of its own). */
+int st_cleaner_start(struct store *s);
+void st_cleaner_close(struct store *s);
 
 /* txn.c: the transaction coordinator's state (start-up, close). */
 int st_txns_load(struct store *s, PGconn *conn, char *err, size_t errlen);

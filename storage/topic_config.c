@@ -382,4 +382,8 @@ void tc_resolve(const struct tc_override *ov, size_t n, struct tc_values *out)
 	out->delete_policy = strstr(policy, "delete") != NULL;
 	out->min_compaction_lag_ms = lookup_i64(ov, n, "min.compaction.lag.ms");
 	out->delete_retention_ms = lookup_i64(ov, n, "delete.retention.ms");
+	out->max_compaction_lag_ms = lookup_i64(ov, n, "max.compaction.lag.ms");
+	out->min_cleanable_dirty_ratio =
+		strtod(lookup(ov, n, "min.cleanable.dirty.ratio"), NULL);
+	out->segment_ms = lookup_i64(ov, n, "segment.ms");
 }

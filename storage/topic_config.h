@@ -94,6 +94,9 @@ struct tc_values {
 	bool delete_policy;   /* cleanup.policy contains delete */
 	int64_t min_compaction_lag_ms;
 	int64_t delete_retention_ms;
+	int64_t max_compaction_lag_ms;
+	double min_cleanable_dirty_ratio;
+	int64_t segment_ms;
 };
 
 /* A topic's own settings: name/value pairs (borrowed). */

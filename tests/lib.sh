@@ -177,12 +177,16 @@ samsa_launch() {
 			_LIB_SAMSA_PID=
 			return 1
 		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$SAMSA_PORT") 2>/dev/null; then
+		# The Kafka port is bound before the store loads; the registry
+		# and Connect ports open after it: ready means all three answer.
+		if (exec 3<>"/dev/tcp/127.0.0.1/$SAMSA_PORT") 2>/dev/null &&
+			(exec 3<>"/dev/tcp/127.0.0.1/$_LIB_REGISTRY_PORT") 2>/dev/null &&
+			(exec 3<>"/dev/tcp/127.0.0.1/$_LIB_CONNECT_PORT") 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1
 	done
-	_lib_say "samsa (pid $_LIB_SAMSA_PID) does not listen on $SAMSA_BOOTSTRAP after 30s"
+	_lib_say "samsa (pid $_LIB_SAMSA_PID) does not listen on $SAMSA_BOOTSTRAP, :$_LIB_REGISTRY_PORT and :$_LIB_CONNECT_PORT after 30s"
 	samsa_log_tail
 	return 1
 }

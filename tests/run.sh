@@ -32,6 +32,8 @@
 #                            check a test against another Kafka); suites that
 #                            need their own samsa still start one
 #   SAMSA_SUITE_TIMEOUT      seconds per suite (default 900)
+#   SAMSA_JAVA_TEST=CLASSES  interop/java runs only these test classes
+#                            (Surefire's -Dtest, e.g. SeedPipelineTest)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -345,7 +347,8 @@ interop_suites() {
 			fi
 			;;
 		interop/java)
-			suite "$name" "$SUITE_TIMEOUT" mvn -B -ntp -f tests/interop/java/pom.xml test
+			suite "$name" "$SUITE_TIMEOUT" mvn -B -ntp -f tests/interop/java/pom.xml test \
+				${SAMSA_JAVA_TEST:+-Dtest="$SAMSA_JAVA_TEST"}
 			;;
 		*)
 			suite "$name" "$SUITE_TIMEOUT" bash "tests/interop/${name#interop/}.sh"

@@ -8,6 +8,10 @@
 #     stream (one row per transaction), then started again: every row
 #     appears exactly once, in commit order.
 #
+# Both with two connectors on the same table: JSON values (feed.public.feed)
+# and AvroConverter values in the registry's wire format
+# (afeed.public.feed, read with confluent-kafka's AvroDeserializer).
+#
 # Environment: SAMSA_BIN, SAMSA_TEST_DIR (scratch space; default a temp dir).
 set -uo pipefail
 
@@ -57,48 +61,72 @@ JSON
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
 	--data @"$work/src.json" "$SAMSA_CONNECT_URL/connectors")
 [ "$code" = 201 ] || fail "POST /connectors gave $code"
+sed -e 's/"feed-source"/"afeed-source"/' -e 's/"topic.prefix": "feed"/"topic.prefix": "afeed", "slot.name": "afeed"/' \
+	-e 's/"org.apache.kafka.connect.json.JsonConverter"/"io.confluent.connect.avro.AvroConverter", "value.converter.schema.registry.url": "http:\/\/sr:8081"/' \
+	"$work/src.json" >"$work/asrc.json"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+	--data @"$work/asrc.json" "$SAMSA_CONNECT_URL/connectors")
+[ "$code" = 201 ] || fail "POST /connectors (Avro) gave $code"
 
 # Counts the topic's records and checks ids 1..N once each, in order.
-check() { # EXPECTED
-	"$SAMSA_PY" - "$1" <<'PY'
+check() { # EXPECTED [TOPIC]
+	"$SAMSA_PY" - "$1" "${2:-feed.public.feed}" <<'PY'
 import json, os, sys, time
 from confluent_kafka import Consumer, TopicPartition
-want = int(sys.argv[1])
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+want, topic = int(sys.argv[1]), sys.argv[2]
+if topic.startswith("afeed."):
+    deser = AvroDeserializer(SchemaRegistryClient({"url": os.environ["SAMSA_REGISTRY_URL"]}))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    def row_id(v):
+        assert v[0] == 0, "not Confluent's wire format"
+        return deser(v, ctx)["id"]
+else:
+    def row_id(v):
+        return json.loads(v)["id"]
 c = Consumer({"bootstrap.servers": os.environ["SAMSA_BOOTSTRAP"],
               "group.id": "cdc-check-%d" % time.time_ns(),
               "enable.auto.commit": False})
 ids, deadline = [], time.time() + 120
 while time.time() < deadline:
-    if "feed.public.feed" in c.list_topics(timeout=5).topics:
+    if topic in c.list_topics(timeout=5).topics:
         break
     time.sleep(0.5)
-c.assign([TopicPartition("feed.public.feed", 0, 0)])
+c.assign([TopicPartition(topic, 0, 0)])
 while len(ids) < want and time.time() < deadline:
     for m in c.consume(1000, 0.5):
         if not m.error():
-            ids.append(json.loads(m.value())["id"])
+            ids.append(row_id(m.value()))
 time.sleep(1)  # anything beyond what we expect would be a repeat
 for m in c.consume(1000, 1):
     if not m.error():
-        ids.append(json.loads(m.value())["id"])
+        ids.append(row_id(m.value()))
 c.close()
 if ids != list(range(1, want + 1)):
     dup = len(ids) - len(set(ids))
-    sys.exit(f"expected ids 1..{want} once each in order; got {len(ids)} "
+    sys.exit(f"{topic}: expected ids 1..{want} once each in order; got {len(ids)} "
              f"records, {dup} repeated, first bad at "
              f"{next((i for i, (a, b) in enumerate(zip(ids, range(1, want + 1))) if a != b), len(ids))}")
-print(f"{want} records, each once, in order")
+print(f"{topic}: {want} records, each once, in order")
 PY
 }
 
 check 10 || fail "snapshot"
+check 10 afeed.public.feed || fail "snapshot (Avro)"
 
 # 1. a clean restart keeps the connector
 samsa_restart || fail "restart"
+# (samsa_restart waits for the Kafka port; Connect listens a bit later)
+wait_port 127.0.0.1 "${SAMSA_CONNECT_URL##*:}" || fail "no Connect port after restart"
 names=$(curl -s "$SAMSA_CONNECT_URL/connectors")
-[ "$names" = '["feed-source"]' ] || fail "connectors after restart: $names"
+[ "$names" = '["feed-source","afeed-source"]' ] || fail "connectors after restart: $names"
 psqlc -d cdcsrc -c "CALL stream(10)" || fail "insert"
 check 20 || fail "streaming after a clean restart"
+check 20 afeed.public.feed || fail "streaming after a clean restart (Avro)"
+versions=$(curl -s "$SAMSA_REGISTRY_URL/subjects/afeed.public.feed-value/versions")
+[ "$versions" = '[1]' ] || fail "afeed.public.feed-value versions after a restart: $versions"
 
 # 2. SIGKILL during a 100k-row insert stream (acceptance 3 of issue 6)
 psqlc -d cdcsrc -c "TRUNCATE feed" >/dev/null 2>&1 # (not captured by the unwrap)
@@ -111,7 +139,9 @@ sleep 2
 samsa_kill
 sleep 1
 samsa_launch || fail "relaunch after SIGKILL"
+wait_port 127.0.0.1 "${SAMSA_CONNECT_URL##*:}" || fail "no Connect port after relaunch"
 wait "$loader" || fail "the insert stream failed"
 loader=
 check 100020 || fail "exactly once across SIGKILL"
+check 100020 afeed.public.feed || fail "exactly once across SIGKILL (Avro)"
 echo "cdc_restart: ok"

@@ -27,6 +27,16 @@ final class Env {
         return b.trim();
     }
 
+    /* The Schema Registry samsa serves (tests/run.sh sets it). */
+    static String registryUrl() {
+        String r = System.getenv("SAMSA_REGISTRY_URL");
+        if (r == null || r.isBlank())
+            throw new IllegalStateException(
+                "SAMSA_REGISTRY_URL is not set: run these tests "
+                + "through tests/run.sh interop java");
+        return r.trim();
+    }
+
     /* A topic name no earlier run has used. */
     static String topic(String what) {
         return "java-" + what + "-" + System.currentTimeMillis() + "-"
@@ -67,7 +77,8 @@ final class Env {
     /*
      * The classpath of this Maven project's tests (written by
      * maven-dependency-plugin before the tests run) plus the compiled
-     * test resources, so that subprocesses see simplelogger.properties.
+     * test classes and resources (subprocesses see simplelogger.properties)
+     * and main classes (samsa.seed.SeedPipeline).
      */
     static String toolClasspath() throws IOException {
         String file = System.getProperty("samsa.classpath.file");
@@ -77,6 +88,9 @@ final class Env {
                 "samsa.classpath.file / samsa.test.classes unset: "
                 + "run with mvn -f tests/interop/java/pom.xml test");
         String cp = Files.readString(Path.of(file)).trim();
+        String main = System.getProperty("samsa.main.classes");
+        if (main != null)
+            classes += java.io.File.pathSeparator + main;
         return classes + java.io.File.pathSeparator + cp;
     }
 

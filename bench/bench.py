@@ -1,0 +1,329 @@
+"""samsa side by side with Apache Kafka (and Debezium): the driver of
+`make bench` (bench/run.sh runs it with the interop venv's Python).
+
+Parts (BENCH_PARTS, default all: "produce cdc sink"):
+  produce   ProducerPerformance / ConsumerPerformance (kafka-tools) against
+            Kafka 4.x and against samsa: capacity, latency at a fixed rate,
+            CPU s/GB, peak memory; and the footprint (start to the first
+            acknowledged produce, idle memory) of each stack.
+  cdc       bench/cdc.py: samsa's table topics against Debezium's Postgres
+            connector on Connect standalone, and pg_recvlogical.
+  sink      bench/sink.py: samsa's sink, Debezium's JDBC sink, bench/upsert.c.
+Each part adds its results to bench/results/results.json; bench/report.py
+turns that into bench/results/README.md and PNG charts.
+
+BENCH_QUICK=1 runs each measurement about a tenth as long (a smoke run).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stacks  # noqa: E402
+from stacks import (KafkaStack, Meter, PgStack, run_java, status_kb,  # noqa: E402
+                    pss_kb, top_others, loadavg)
+
+ROOT = stacks.ROOT
+RESULTS = os.path.join(ROOT, "bench", "results")
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+WORK = os.environ.get("BENCH_WORK") or f"/tmp/samsa-bench.{os.getpid()}"
+SAMSA_BIN = os.environ.get("SAMSA_BIN", os.path.join(ROOT, "samsa"))
+
+# what both brokers' producers use, set explicitly (Kafka 4.x's defaults)
+PRODUCER = {"batch.size": "16384", "linger.ms": "5", "compression.type": "none"}
+SIZES = [100, 1024]
+ACKS = ["1", "all"]
+# bytes per capacity run: ~150 MB at 100 B, ~300 MB at 1 KiB
+RECORDS = {100: 1_500_000, 1024: 300_000}
+LAT_SECONDS = 15
+if QUICK:
+    RECORDS = {100: 150_000, 1024: 30_000}
+    LAT_SECONDS = 4
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def load_results():
+    p = os.path.join(RESULTS, "results.json")
+    if os.path.exists(p) and os.environ.get("BENCH_KEEP", ""):
+        return json.load(open(p))
+    return {}
+
+
+def save_results(res):
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "results.json"), "w") as f:
+        json.dump(res, f, indent=1, sort_keys=True)
+
+
+def create_topic(bootstrap, name, config=None):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    fs = a.create_topics([NewTopic(name, 1, 1, config=config or {})],
+                         operation_timeout=30)
+    for f in fs.values():
+        f.result(60)
+
+
+def first_produce(bootstrap, t0, timeout=180):
+    """seconds from t0 to the first produce acknowledged with acks=all
+    (the topic auto-created); the client is made before the broker starts"""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                  "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 50,
+                  "retry.backoff.ms": 20, "retry.backoff.max.ms": 50,
+                  "topic.metadata.refresh.interval.ms": 100,
+                  "message.timeout.ms": 2000, "log_level": 0})
+    done = []
+    end = time.time() + timeout
+    while not done and time.time() < end:
+        p.produce("first", b"x", on_delivery=lambda e, m: done.append(
+            time.time()) if e is None else None)
+        p.flush(2.5)
+    if not done:
+        raise RuntimeError(f"no produce acknowledged by {bootstrap}")
+    return done[0] - t0
+
+
+# ---------------------------------------------------------------- parsing
+
+PP = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
+                r"([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, "
+                r"(\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
+
+
+def producer_perf(bootstrap, topic, n, size, acks, rate=-1):
+    props = dict(PRODUCER, **{"bootstrap.servers": bootstrap, "acks": acks})
+    if acks != "all":
+        props["enable.idempotence"] = "false"
+    out, err, cpu = run_java(
+        "org.apache.kafka.tools.ProducerPerformance",
+        ["--topic", topic, "--num-records", str(n), "--record-size", str(size),
+         "--throughput", str(int(rate))] + ["--producer-props"] +
+        [f"{k}={v}" for k, v in props.items()])
+    m = PP.search(out.strip().split("\n")[-1])
+    if not m:
+        raise RuntimeError(f"ProducerPerformance said: {out[-500:]} {err[-500:]}")
+    sent, rps = int(m[1]), float(m[2])
+    return {"records": sent, "rec_s": rps, "mb_s": rps * size / 1e6,
+            "avg_ms": float(m[4]), "max_ms": float(m[5]), "p50_ms": int(m[6]),
+            "p95_ms": int(m[7]), "p99_ms": int(m[8]), "p999_ms": int(m[9]),
+            "raw": out.strip().split("\n")[-1]}, cpu
+
+
+def consumer_perf(bootstrap, topic, n):
+    out, err, cpu = run_java(
+        "org.apache.kafka.tools.ConsumerPerformance",
+        ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(n),
+         "--timeout", "60000"])
+    line = out.strip().split("\n")[-1]
+    f = [x.strip() for x in line.split(",")]
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg,
+    # nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+    if len(f) < 10:
+        raise RuntimeError(f"ConsumerPerformance said: {out[-500:]} {err[-500:]}")
+    got = int(f[4])
+    if got < n:
+        raise RuntimeError(f"ConsumerPerformance read {got} of {n}")
+    return {"records": got, "rec_s": float(f[9]), "fetch_ms": float(f[7]),
+            "rebalance_ms": float(f[6]), "overall_rec_s": float(f[5]),
+            "raw": line}, cpu
+
+
+# ---------------------------------------------------------------- produce part
+
+def measure_produce(stack, res, label, topic_cfg=None):
+    """capacity for every size and acks, and the consumer on the acks=1
+    topic (not for topic_cfg runs); res[label] gets the rows"""
+    rows = res.setdefault(label, {})
+    for size in SIZES:
+        for acks in ACKS:
+            topic = f"p{size}-a{acks}-{label}-{int(time.time())}"
+            create_topic(stack.bootstrap, topic, topic_cfg)
+            n = RECORDS[size]
+            m = Meter(stack.roots).start()
+            r, cpu = producer_perf(stack.bootstrap, topic, n, size, acks)
+            r.update(m.stop(cpu))
+            r["cpu_s_per_gb"] = r["stack_cpu_s"] / (n * size / 1e9)
+            r["broker_hwm_mb"] = status_kb(stack.broker_pid(), "VmHWM") / 1024
+            r["others"] = top_others(stacks.tree(stack.roots()))
+            rows[f"produce {size} acks={acks}"] = r
+            log(f"{label} produce {size} B acks={acks}: {r['rec_s']:.0f} rec/s "
+                f"{r['mb_s']:.1f} MB/s, {r['cpu_s_per_gb']:.1f} CPU s/GB, load {r['load']}, "
+                f"others {r['other_cpu_pct']:.0f}%")
+            save_results(RES)
+            if acks == "1" and topic_cfg is None:
+                m = Meter(stack.roots).start()
+                c, cpu = consumer_perf(stack.bootstrap, topic, n)
+                c.update(m.stop(cpu))
+                c["cpu_s_per_gb"] = c["stack_cpu_s"] / (n * size / 1e9)
+                c["mb_s"] = c["rec_s"] * size / 1e6
+                c["others"] = top_others(stacks.tree(stack.roots()))
+                rows[f"consume {size}"] = c
+                log(f"{label} consume {size} B: {c['rec_s']:.0f} rec/s (fetch), "
+                    f"load {c['load']}")
+                save_results(RES)
+
+
+def part_produce():
+    res = RES.setdefault("produce", {})
+    fp = RES.setdefault("footprint", {})
+    # Apache Kafka first: the latency runs take half its capacity
+    k = KafkaStack(os.path.join(WORK, "kafka"))
+    try:
+        k.format()
+        t0 = time.time()
+        k.start()
+        fp["kafka"] = {"start_to_first_produce_s": first_produce(k.bootstrap, t0)}
+        time.sleep(10)
+        fp["kafka"]["idle_rss_mb"] = status_kb(k.proc.pid, "VmRSS") / 1024
+        fp["kafka"]["idle_pss_mb"] = pss_kb(k.roots()) / 1024
+        fp["kafka"]["load"] = loadavg()
+        log(f"kafka footprint: {fp['kafka']}")
+        measure_produce(k, res, "kafka")
+        rates = {(s, a): res["kafka"][f"produce {s} acks={a}"]["rec_s"] / 2
+                 for s in SIZES for a in ACKS}
+        RES["latency_rates"] = {f"{s} acks={a}": r for (s, a), r in rates.items()}
+        # latency at Kafka's defaults, then the equal-durability runs
+        measure_latency_only(k, res, "kafka", rates)
+        measure_produce(k, res, "kafka-flush", topic_cfg={"flush.messages": "1"})
+        res["kafka"]["broker_hwm_mb"] = status_kb(k.proc.pid, "VmHWM") / 1024
+    finally:
+        k.stop()
+
+    s = PgStack(os.path.join(WORK, "samsa"), SAMSA_BIN)
+    try:
+        # fresh cluster (initdb) first, then timed: Postgres start + samsa
+        # start (migrations on a fresh database) + first acknowledged produce
+        s.pg_start()
+        s.pg_stop()
+        t0 = time.time()
+        s.pg_start()
+        t_pg = time.time() - t0
+        s.samsa_start()
+        fp["samsa"] = {"start_to_first_produce_s": first_produce(s.bootstrap, t0),
+                       "postgres_start_s": t_pg}
+        time.sleep(10)
+        fp["samsa"]["idle_rss_mb"] = status_kb(s.samsa.pid, "VmRSS") / 1024
+        fp["samsa"]["idle_pss_mb"] = pss_kb(s.roots()) / 1024
+        fp["samsa"]["samsa_idle_pss_mb"] = pss_kb([s.samsa.pid]) / 1024
+        fp["samsa"]["load"] = loadavg()
+        log(f"samsa footprint: {fp['samsa']}")
+        measure_produce(s, res, "samsa")
+        measure_latency_only(s, res, "samsa", rates)
+        res["samsa"]["broker_hwm_mb"] = status_kb(s.samsa.pid, "VmHWM") / 1024
+        profile(s)
+    finally:
+        s.stop()
+
+
+def measure_latency_only(stack, res, label, rates):
+    rows = res.setdefault(label, {})
+    for (size, acks), rate in rates.items():
+        topic = f"l{size}-a{acks}-{label}-{int(time.time())}"
+        create_topic(stack.bootstrap, topic)
+        m = Meter(stack.roots).start()
+        r, cpu = producer_perf(stack.bootstrap, topic, int(rate * LAT_SECONDS),
+                               size, acks, rate)
+        r.update(m.stop(cpu))
+        r["target_rec_s"] = rate
+        rows[f"latency {size} acks={acks}"] = r
+        log(f"{label} latency {size} B acks={acks} at {rate:.0f}/s: "
+            f"p50 {r['p50_ms']} p99 {r['p99_ms']} ms (achieved {r['rec_s']:.0f}/s)")
+        save_results(RES)
+
+
+def profile(stack, size=1024, acks="all"):
+    """perf record (cpu-clock) of samsa and its Postgres processes over one
+    more samsa produce run: the share of each process and library, then the
+    hottest symbols; into bench/results/profile-samsa-produce.txt"""
+    import shutil
+    import subprocess
+    if not shutil.which("perf"):
+        log("no perf: no profile")
+        return
+    data = os.path.join(WORK, "perf.data")
+    topic = f"prof-{int(time.time())}"
+    create_topic(stack.bootstrap, topic)
+    pids = ",".join(str(p) for p in stacks.tree(stack.roots()))
+    rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-p", pids,
+                            "-o", data], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        r, _ = producer_perf(stack.bootstrap, topic, RECORDS[size], size, acks)
+    finally:
+        rec.send_signal(signal.SIGINT)
+        rec.wait()
+    rep = lambda *a: subprocess.run(["perf", "report", "-i", data, "--stdio",
+                                     "--no-children"] + list(a),
+                                    capture_output=True, text=True).stdout
+    strip = lambda t, n: "\n".join([l for l in t.split("\n")
+                                    if l.strip() and not l.startswith("#")][:n])
+    with open(os.path.join(RESULTS, "profile-samsa-produce.txt"), "w") as f:
+        f.write(f"# ProducerPerformance {RECORDS[size]} x {size} B acks={acks} against "
+                f"samsa: {r['rec_s']:.0f} rec/s; load {loadavg()}\n")
+        f.write("# share of the stack's CPU samples by process and library "
+                "(samsa and the Postgres processes serving it only)\n")
+        f.write(strip(rep("--sort", "comm,dso"), 14) + "\n")
+        f.write("# hottest symbols\n")
+        f.write(strip(rep("--sort", "comm,dso,sym"), 40) + "\n")
+    log("profile written")
+
+
+RES = {}
+
+
+def main():
+    global RES
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    RES = load_results()
+    parts = os.environ.get("BENCH_PARTS", "produce cdc sink").split()
+    RES.setdefault("meta", {}).update({
+        "date": time.strftime("%F %T UTC", time.gmtime()), "quick": QUICK,
+        "cores": os.cpu_count(),
+        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "load_at_start": open("/proc/loadavg").read().strip(),
+        "samsa_bin": SAMSA_BIN})
+    os.makedirs(WORK, exist_ok=True)
+    os.chmod(WORK, 0o755)
+    for part in parts:
+        t0 = time.time()
+        log(f"== part {part}")
+        if part == "produce":
+            part_produce()
+        elif part == "profile":
+            s = PgStack(os.path.join(WORK, "profile"), SAMSA_BIN)
+            try:
+                s.pg_start()
+                s.samsa_start()
+                profile(s)
+            finally:
+                s.stop()
+        elif part == "cdc":
+            import cdc
+            cdc.run(RES, WORK, SAMSA_BIN, QUICK, save_results)
+        elif part == "sink":
+            import sink
+            sink.run(RES, WORK, SAMSA_BIN, QUICK, save_results)
+        else:
+            raise SystemExit(f"bench: unknown part {part}")
+        RES.setdefault("meta", {})[f"{part}_minutes"] = (time.time() - t0) / 60
+        save_results(RES)
+    RES["meta"]["load_at_end"] = open("/proc/loadavg").read().strip()
+    save_results(RES)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        if not os.environ.get("BENCH_KEEP_WORK"):
+            shutil.rmtree(WORK, ignore_errors=True)

@@ -1,0 +1,398 @@
+"""Change data capture side by side (part `cdc` of bench/bench.py; also
+bench/cdc.sh): samsa's table topics against Debezium's Postgres connector
+(Kafka Connect standalone writing to Apache Kafka 4.x), and the ceiling,
+pg_recvlogical with pgoutput, all on one Postgres (fsync and
+synchronous_commit on) under the same insert/update load.
+
+The captured table: ev (id bigserial PRIMARY KEY, t_us bigint, note text).
+The load is a plpgsql procedure: each transaction either inserts PER rows
+or updates the PER rows it inserted before (so half the changes are
+inserts, half updates), each row holding clock_timestamp() in microseconds
+taken just before the COMMIT; K sessions share a target rate.
+
+Both capturers get the same connector (the seed's shape): pgoutput, no
+snapshot (snapshot.mode=no_data),
+StringConverter keys, JsonConverter values without schemas,
+ExtractNewRecordState, a filtered publication of public.ev.  Debezium runs
+with its defaults (poll.interval.ms 500, max.batch.size 2048) and Connect
+with offset.flush.interval.ms=1000, so that its slot's confirmed position
+moves about as often as samsa's (about once a second).
+
+For each capturer:
+1. latency: 1,000 changes/s in one-row transactions; a confluent-kafka
+   consumer (librdkafka defaults, one poll per record) takes receive time
+   minus the row's t_us: commit-to-consumer, p50/p99.
+2. sustained rate: stepped target rates (10 rows per transaction, 8
+   sessions).  A consumer at the topic's end takes every change's age
+   (arrival - t_us); a rate is sustained when the median age over the last
+   5 s of the load is at most twice (+0.5 s) that of seconds 1-6, i.e. the
+   lag is not growing, and every change has arrived within 30 s after the
+   load ends.  The slot's lag, pg_current_wal_lsn() - confirmed_flush_lsn,
+   is sampled every second too and reported, but not judged: Debezium
+   confirms a position only with its offset commits and, without
+   heartbeats, never past its last change, so it is no fair yardstick.
+   Stepping stops at the first rate that is not sustained.
+3. catch-up: with the capturer stopped (its slot kept), a backlog of
+   changes is committed; the capturer is started again and the consumer
+   times the first to the last of them: the rate it drains WAL at, which
+   bounds the change rate it can ever sustain.  pg_recvlogical -P pgoutput
+   drains the same kind of backlog to /dev/null: the ceiling.
+"""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import stacks
+from stacks import ConnectStack, KafkaStack, Meter, PgStack, loadavg
+
+DB = "cdcbench"
+
+
+def log(*a):
+    import sys
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+class Load:
+    def __init__(self, pg):
+        self.pg = pg
+
+    def setup(self):
+        self.pg.psql(f"CREATE DATABASE {DB}", db="postgres")
+        self.pg.psql("""
+CREATE TABLE ev (id bigserial PRIMARY KEY, t_us bigint NOT NULL, note text);
+CREATE PROCEDURE load(rate float8, n int, per int) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); ids bigint[];
+BEGIN
+  FOR i IN 1..n / per LOOP
+    IF i % 2 = 1 OR ids IS NULL THEN
+      WITH ins AS (INSERT INTO ev (t_us, note)
+          SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'x'
+          FROM generate_series(1, per) RETURNING id)
+        SELECT array_agg(id) INTO ids FROM ins;
+    ELSE
+      UPDATE ev SET t_us = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+                    note = 'u' WHERE id = ANY (ids);
+    END IF;
+    COMMIT;
+    IF rate > 0 THEN
+      PERFORM pg_sleep(greatest(0, extract(epoch FROM
+        t0 + make_interval(secs => i * per / rate) - clock_timestamp())));
+    END IF;
+  END LOOP;
+END $$""", db=DB)
+
+    def start(self, rate, n_total, sessions, per):
+        """sessions loaders sharing rate (0: as fast as they can)"""
+        n_per = max(per, n_total // sessions)
+        return [subprocess.Popen(
+            ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.pg.port),
+             "-U", "postgres", "-d", DB, "-c",
+             f"CALL load({rate / sessions}, {n_per}, {per})"])
+            for _ in range(sessions)], (n_per // per) * per * sessions
+
+    def lag(self, slot):
+        v = self.pg.psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
+                         f"FROM pg_replication_slots WHERE slot_name = '{slot}'", db=DB)
+        return int(v) if v else None
+
+    def wal(self):
+        return int(self.pg.psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')", db=DB))
+
+
+def connector_config(name, pg, slot, prefix):
+    return {
+        "name": name,
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1", "database.port": str(pg.port),
+        "database.user": "postgres", "database.password": "postgres",
+        "database.dbname": DB, "topic.prefix": prefix, "slot.name": slot,
+        "plugin.name": "pgoutput", "publication.name": f"{slot}_pub",
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.ev",
+        "snapshot.mode": "no_data",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+        "transforms": "unwrap",
+        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+    }
+
+
+def consumer(bootstrap, topic, start=None):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time()}",
+                  "enable.auto.commit": False, "log_level": 0})
+    end = time.time() + 120
+    while topic not in c.list_topics(timeout=5).topics:
+        if time.time() > end:
+            raise RuntimeError(f"no topic {topic} on {bootstrap}")
+        time.sleep(0.2)
+    if start is None:
+        start = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    c.assign([TopicPartition(topic, 0, start)])
+    return c
+
+
+def high_watermark(bootstrap, topic):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw", "log_level": 0})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    finally:
+        c.close()
+
+
+def latency(load, bootstrap, topic, secs, rate=1000.0):
+    c = consumer(bootstrap, topic)
+    n = int(rate * secs)
+    p, n = load.start(rate, n, 1, 1)
+    t_start = time.time()
+    lat, got = [], 0
+    deadline = time.time() + secs + 90
+    while got < n and time.time() < deadline:
+        m = c.poll(0.1)
+        now = time.time()
+        if m is not None and not m.error() and m.value():
+            got += 1
+            v = json.loads(m.value())
+            if v["t_us"] / 1e6 > t_start + min(2, secs / 4):
+                lat.append(now * 1000 - v["t_us"] / 1000)
+    for q in p:
+        q.wait()
+    c.close()
+    lat.sort()
+    if not lat:
+        return {"delivered": got, "changes": n}
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+    return {"delivered": got, "changes": n, "measured": len(lat), "rate": rate,
+            "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99),
+            "p999_ms": pct(0.999), "max_ms": lat[-1]}
+
+
+class Ages(threading.Thread):
+    """a consumer at the topic's end that records, for every change, when
+    it arrived and how old it was (arrival - the row's t_us)"""
+
+    def __init__(self, bootstrap, topic):
+        super().__init__(daemon=True)
+        self.c = consumer(bootstrap, topic)
+        self.seen = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            for m in self.c.consume(1000, 0.2):
+                if not m.error() and m.value():
+                    now = time.time()
+                    self.seen.append((now, now - json.loads(m.value())["t_us"] / 1e6))
+        self.c.close()
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
+
+
+def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=8, per=10):
+    rows = []
+    for rate in rates:
+        time.sleep(2)
+        ages = Ages(bootstrap_fn(), topic)
+        ages.start()
+        w0 = load.wal()
+        m = Meter(roots_fn).start()
+        t0 = time.time()
+        p, n = load.start(rate, int(rate * secs), sessions, per)
+        samples = []
+        while any(q.poll() is None for q in p):
+            samples.append((time.time() - t0, load.lag(slot)))
+            time.sleep(1)
+        t1 = time.time()
+        meter = m.stop()
+        w1 = load.wal()
+        drain = None
+        while time.time() - t1 < 30:
+            if len(ages.seen) >= n:
+                drain = time.time() - t1
+                break
+            time.sleep(0.1)
+        ages.halt.set()
+        ages.join()
+        seen = list(ages.seen)
+        early = median([a for t, a in seen if t0 + 1 <= t < t0 + 6])
+        late = median([a for t, a in seen if t1 - 5 <= t < t1])
+        xs = [s[0] for s in samples]
+        ys = [s[1] or 0 for s in samples]
+        walrate = (w1 - w0) / (t1 - t0)
+        grows = early is None or late is None or late > 2 * early + 0.5
+        flat = drain is not None and not grows
+        r = {"target": rate, "committed": n / (t1 - t0), "wal_kib_s": walrate / 1024,
+             "age_first_5s_ms": None if early is None else early * 1000,
+             "age_last_5s_ms": None if late is None else late * 1000,
+             "lag_first_kib": max(ys[:5]) / 1024, "lag_last_kib": max(ys[-5:]) / 1024,
+             "delivered": len(seen), "changes": n,
+             "drain_s": drain, "flat": flat,
+             "stack_cpu_s": meter["stack_cpu_s"], "other_cpu_pct": meter["other_cpu_pct"],
+             "load": meter["load"]}
+        rows.append(r)
+        log(f"  {slot} {rate:.0f}/s: committed {r['committed']:.0f}/s, record age "
+            f"{r['age_first_5s_ms']} -> {r['age_last_5s_ms']} ms, slot lag "
+            f"{r['lag_first_kib']:.0f}->{r['lag_last_kib']:.0f} KiB, all delivered "
+            f"{drain} s after the load, flat {flat}")
+        if not flat:
+            break
+    sustained = [r["committed"] for r in rows if r["flat"]]
+    return {"steps": rows, "sustained": max(sustained) if sustained else 0,
+            "limited_by_loaders": bool(rows) and rows[-1]["flat"]}
+
+
+def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic):
+    """commit n changes while the capturer is stopped, then time how fast
+    it delivers them once started again"""
+    hw = high_watermark(bootstrap_fn(), topic)
+    stop_fn()
+    t0 = time.time()
+    p, n = load.start(0, n, 8, 10)
+    for q in p:
+        q.wait()
+    load_s = time.time() - t0
+    t_start = time.time()
+    start_fn()
+    c = consumer(bootstrap_fn(), topic, hw)
+    got, first, last = 0, None, None
+    deadline = time.time() + 300
+    while got < n and time.time() < deadline:
+        msgs = c.consume(1000, 0.5)
+        now = time.time()
+        for m in msgs:
+            if not m.error():
+                got += 1
+        if msgs and first is None:
+            first = now
+        if msgs:
+            last = now
+    c.close()
+    if got < n:
+        return {"changes": n, "delivered": got, "rate": None}
+    return {"changes": n, "delivered": got, "load_s": load_s,
+            "restart_to_first_s": first - t_start, "drain_s": last - first,
+            "rate": n / max(1e-3, last - first)}
+
+
+def recvlogical(pg, load, n):
+    pg.psql("CREATE PUBLICATION recv_pub FOR TABLE ev", db=DB)
+    pg.psql("SELECT pg_create_logical_replication_slot('recv', 'pgoutput')", db=DB)
+    p, n = load.start(0, n, 8, 10)
+    for q in p:
+        q.wait()
+    end = pg.psql("SELECT pg_current_wal_lsn()", db=DB)
+    t0 = time.time()
+    r = subprocess.run(
+        ["pg_recvlogical", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
+         "-d", DB, "--slot", "recv", "--start", "--endpos", end, "--no-loop",
+         "-o", "proto_version=1", "-o", "publication_names=recv_pub", "-f", "/dev/null"],
+        capture_output=True, text=True)
+    dt = time.time() - t0
+    pg.psql("SELECT pg_drop_replication_slot('recv')", db=DB)
+    if r.returncode != 0:
+        raise RuntimeError(f"pg_recvlogical: {r.stderr}")
+    return {"changes": n, "seconds": dt, "rate": n / dt}
+
+
+def run(RES, WORK, SAMSA_BIN, QUICK, save):
+    secs = 5 if QUICK else 20
+    rates = [float(x) for x in os.environ.get(
+        "BENCH_CDC_RATES", "4000 16000" if QUICK else "2000 5000 10000 20000 40000").split()]
+    backlog = 20000 if QUICK else 200000
+    res = RES.setdefault("cdc", {})
+    res["settings"] = {"seconds": secs, "rates": rates, "backlog": backlog,
+                       "latency_rate": 1000, "sessions": 8, "rows_per_txn": 10}
+    pg = PgStack(os.path.join(WORK, "cdc"), SAMSA_BIN)
+    load = Load(pg)
+    pg.pg_start()
+    k = conn = None
+    try:
+        load.setup()
+        # -- samsa
+        log("cdc: samsa")
+        pg.samsa_start()
+        cfg = connector_config("bench", pg, "samsa_slot", "samsa")
+        name = cfg.pop("name")
+        st, body = stacks.http(pg.connect_url + "/connectors", {"name": name, "config": cfg})
+        if st >= 300:
+            raise RuntimeError(f"samsa declined the connector: {st} {body}")
+        topic = "samsa.public.ev"
+        load.pg.psql("INSERT INTO ev (t_us, note) VALUES (0, 'warm-up')", db=DB)
+        consumer(pg.bootstrap, topic, 0).close()
+        r = res.setdefault("samsa", {})
+        r["latency"] = latency(load, pg.bootstrap, topic, secs)
+        log(f"  samsa latency {r['latency']}")
+        save(RES)
+        r["rate"] = steps(load, "samsa_slot", rates, secs, pg.roots,
+                          lambda: pg.bootstrap, topic)
+        save(RES)
+        r["catchup"] = catchup(load, backlog, pg.samsa_stop, pg.samsa_start,
+                               lambda: pg.bootstrap, topic)
+        log(f"  samsa catch-up {r['catchup']}")
+        save(RES)
+        stacks.http(pg.connect_url + "/connectors/bench", method="DELETE")
+        pg.samsa_stop()
+        time.sleep(1)
+        pg.psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = 'samsa_slot' AND NOT active", db=DB)
+
+        # -- Debezium on Connect standalone, to Apache Kafka
+        log("cdc: debezium")
+        k = KafkaStack(os.path.join(WORK, "cdc-kafka"))
+        k.format()
+        k.start()
+        k.wait()
+        cfg = connector_config("dbz", pg, "dbz_slot", "dbz")
+        conn = ConnectStack(os.path.join(WORK, "cdc-connect"), k.bootstrap, cfg,
+                            {"offset.flush.interval.ms": "1000"})
+        conn.start()
+        topic = "dbz.public.ev"
+        end = time.time() + 120
+        while load.lag("dbz_slot") is None:
+            if time.time() > end or conn.proc.poll() is not None:
+                raise RuntimeError("Debezium made no slot (see cdc-connect/connect.log)")
+            time.sleep(0.5)
+        load.pg.psql("INSERT INTO ev (t_us, note) VALUES (0, 'warm-up')", db=DB)
+        consumer(k.bootstrap, topic, 0).close()
+        roots = lambda: k.roots() + conn.roots()
+        r = res.setdefault("debezium", {})
+        r["settings"] = {"poll.interval.ms": "500 (default)",
+                         "max.batch.size": "2048 (default)",
+                         "offset.flush.interval.ms": 1000}
+        r["latency"] = latency(load, k.bootstrap, topic, secs)
+        log(f"  debezium latency {r['latency']}")
+        save(RES)
+        r["rate"] = steps(load, "dbz_slot", rates, secs, roots,
+                          lambda: k.bootstrap, topic)
+        save(RES)
+        r["catchup"] = catchup(load, backlog, conn.stop, conn.start,
+                               lambda: k.bootstrap, topic)
+        log(f"  debezium catch-up {r['catchup']}")
+        save(RES)
+        conn.stop()
+        k.stop()
+        time.sleep(1)
+        pg.psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = 'dbz_slot' AND NOT active", db=DB)
+
+        # -- the ceiling
+        log("cdc: pg_recvlogical")
+        res["pg_recvlogical"] = recvlogical(pg, load, backlog)
+        log(f"  pg_recvlogical {res['pg_recvlogical']}")
+        res["load_at_end"] = loadavg()
+        save(RES)
+    finally:
+        if conn:
+            conn.stop()
+        if k:
+            k.stop()
+        pg.stop()

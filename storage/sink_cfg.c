@@ -1,0 +1,411 @@
+/*
+ * sink_cfg: the JDBC sink connectors' settings (storage/sink_cfg.h), with
+ * Confluent's names and defaults, and Debezium's where its class differs.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "storage/sink.h"
+#include "storage/sink_cfg.h"
+
+static const char *cfg(const json_t *c, const char *key)
+{
+	return json_string_value(json_object_get(c, key));
+}
+
+static const char *cfg2(const json_t *c, const char *a, const char *b)
+{
+	const char *v = cfg(c, a);
+	return v ? v : cfg(c, b);
+}
+
+static bool truthy(const char *v, bool def)
+{
+	if (!v)
+		return def;
+	return strcasecmp(v, "true") == 0;
+}
+
+static int split(const char *list, char ***out)
+{
+	int n = 0;
+	*out = calloc(1, sizeof(char *));
+	if (!list)
+		return 0;
+	char *copy = strdup(list), *save = NULL;
+	for (char *s = strtok_r(copy, ",", &save); s;
+	     s = strtok_r(NULL, ",", &save)) {
+		while (isspace((unsigned char)*s))
+			s++;
+		size_t l = strlen(s);
+		while (l && isspace((unsigned char)s[l - 1]))
+			s[--l] = '\0';
+		if (!l)
+			continue;
+		*out = realloc(*out, sizeof(char *) * (size_t)(n + 2));
+		(*out)[n++] = strdup(s);
+		(*out)[n] = NULL;
+	}
+	free(copy);
+	return n;
+}
+
+static void free_list(char **l)
+{
+	for (char **p = l; p && *p; p++)
+		free(*p);
+	free(l);
+}
+
+static bool conv_of(const char *v, enum sk_conv *c)
+{
+	if (!v || strcmp(v, "org.apache.kafka.connect.json.JsonConverter") == 0)
+		*c = SKC_JSON;
+	else if (strcmp(v, "org.apache.kafka.connect.storage."
+			   "StringConverter") == 0)
+		*c = SKC_STRING;
+	else if (strcmp(v, "io.confluent.connect.avro.AvroConverter") == 0)
+		*c = SKC_AVRO;
+	else if (strcmp(v, "org.apache.kafka.connect.converters."
+			   "ByteArrayConverter") == 0)
+		*c = SKC_BYTES;
+	else
+		return false;
+	return true;
+}
+
+/* Appends key='value' (libpq quoting) to out. */
+static void kv(char *out, size_t n, const char *key, const char *val)
+{
+	size_t k = strlen(out);
+	if (k + strlen(key) + 4 >= n)
+		return;
+	k += (size_t)snprintf(out + k, n - k, "%s%s='", k ? " " : "", key);
+	for (const char *p = val; *p && k + 3 < n; p++) {
+		if (*p == '\'' || *p == '\\')
+			out[k++] = '\\';
+		out[k++] = *p;
+	}
+	if (k + 1 < n)
+		out[k++] = '\'';
+	out[k] = '\0';
+}
+
+static int hexv(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void pct_decode(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (*p == '%' && hexv(p[1]) >= 0 && hexv(p[2]) >= 0) {
+			*o++ = (char)(hexv(p[1]) * 16 + hexv(p[2]));
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+/*
+ * jdbc:postgresql://host[:port][/db][?k=v&...] as libpq keywords; user and
+ * password from the URL unless given as separate settings.
+ */
+static int jdbc_conninfo(const char *url, const char *user, const char *pw,
+			 char *out, size_t n)
+{
+	static const char pfx[] = "jdbc:postgresql://";
+	out[0] = '\0';
+	if (strncmp(url, pfx, sizeof(pfx) - 1) != 0)
+		return -1;
+	char *copy = strdup(url + sizeof(pfx) - 1);
+	if (!copy)
+		return -1;
+	char *query = strchr(copy, '?');
+	if (query)
+		*query++ = '\0';
+	char *path = strchr(copy, '/');
+	if (path)
+		*path++ = '\0';
+	char *host = copy, *port = NULL;
+	char *comma = strchr(host, ',');
+	if (comma)
+		*comma = '\0'; /* failover hosts: the first */
+	if (host[0] == '[') {
+		char *rb = strchr(host, ']');
+		if (rb) {
+			*rb = '\0';
+			host++;
+			if (rb[1] == ':')
+				port = rb + 2;
+		}
+	} else if ((port = strchr(host, ':'))) {
+		*port++ = '\0';
+	}
+	kv(out, n, "host", *host ? host : "localhost");
+	kv(out, n, "port", port && *port ? port : "5432");
+	if (path && *path) {
+		pct_decode(path);
+		kv(out, n, "dbname", path);
+	}
+	const char *u = user, *p = pw;
+	char *save = NULL;
+	for (char *q = query ? strtok_r(query, "&", &save) : NULL; q;
+	     q = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(q, '=');
+		if (!eq)
+			continue;
+		*eq++ = '\0';
+		pct_decode(eq);
+		if (strcmp(q, "user") == 0 && !user)
+			u = eq;
+		else if (strcmp(q, "password") == 0 && !pw)
+			p = eq;
+		else if (strcmp(q, "sslmode") == 0 ||
+			 strcmp(q, "connectTimeout") == 0)
+			kv(out, n, q[0] == 's' ? "sslmode" : "connect_timeout",
+			   eq);
+		else if (strcmp(q, "ApplicationName") == 0)
+			kv(out, n, "application_name", eq);
+	}
+	if (u)
+		kv(out, n, "user", u);
+	if (p)
+		kv(out, n, "password", p);
+	free(copy);
+	return 0;
+}
+
+int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
+		   size_t keylen, char *err, size_t errlen)
+{
+#define BAD(k, ...)                                                            \
+	do {                                                                   \
+		snprintf(key, keylen, "%s", k);                                \
+		snprintf(err, errlen, __VA_ARGS__);                            \
+		if (o)                                                         \
+			sink_cfg_free(o);                                      \
+		return -1;                                                     \
+	} while (0)
+	struct sink_cfg tmp;
+	bool check_only = !o;
+	if (check_only)
+		o = &tmp;
+	memset(o, 0, sizeof(*o));
+	const char *cls = cfg(c, "connector.class");
+	o->debezium = cls && (strcmp(cls, SINK_CLASS_DEBEZIUM) == 0 ||
+			      strstr(cls, "debezium") != NULL);
+	const char *v;
+
+	const char *topics = cfg(c, "topics"), *rx = cfg(c, "topics.regex");
+	if (topics && *topics && rx && *rx)
+		BAD("topics",
+		    "topics and topics.regex are mutually exclusive.");
+	if ((!topics || !*topics) && (!rx || !*rx))
+		BAD("topics", "Must configure one of topics or topics.regex");
+	if (topics && *topics) {
+		split(topics, &o->topics);
+	} else {
+		char pat[1024];
+		snprintf(pat, sizeof(pat), "^(%s)$", rx);
+		if (regcomp(&o->regex, pat, REG_EXTENDED | REG_NOSUB) != 0)
+			BAD("topics.regex", "Invalid regex: %s", rx);
+		o->has_regex = true;
+	}
+
+	const char *url = cfg(c, "connection.url");
+	if (!url)
+		BAD("connection.url", "Missing required configuration "
+				      "\"connection.url\" which has no "
+				      "default value.");
+	char ci[2048];
+	if (jdbc_conninfo(url,
+			  cfg2(c, "connection.user", "connection.username"),
+			  cfg(c, "connection.password"), ci, sizeof(ci)) < 0)
+		BAD("connection.url",
+		    "Invalid value %s for configuration connection.url: only "
+		    "jdbc:postgresql:// URLs are supported",
+		    url);
+	o->conninfo = strdup(ci);
+
+	v = cfg(c, "insert.mode");
+	if (!v || strcasecmp(v, "insert") == 0)
+		o->mode = SKM_INSERT;
+	else if (strcasecmp(v, "upsert") == 0)
+		o->mode = SKM_UPSERT;
+	else if (strcasecmp(v, "update") == 0)
+		o->mode = SKM_UPDATE;
+	else
+		BAD("insert.mode",
+		    "Invalid value %s for configuration insert.mode: must be "
+		    "one of insert, upsert, update",
+		    v);
+
+	v = o->debezium ? cfg2(c, "primary.key.mode", "pk.mode")
+			: cfg(c, "pk.mode");
+	const char *pkkey = o->debezium ? "primary.key.mode" : "pk.mode";
+	if (!v || strcasecmp(v, "none") == 0)
+		o->pk = PK_NONE;
+	else if (strcasecmp(v, "kafka") == 0)
+		o->pk = PK_KAFKA;
+	else if (strcasecmp(v, "record_key") == 0)
+		o->pk = PK_RECORD_KEY;
+	else if (strcasecmp(v, "record_value") == 0)
+		o->pk = PK_RECORD_VALUE;
+	else
+		BAD(pkkey,
+		    "Invalid value %s for configuration %s: must be one of "
+		    "none, kafka, record_key, record_value",
+		    v, pkkey);
+	o->npk_fields =
+		split(o->debezium ? cfg2(c, "primary.key.fields", "pk.fields")
+				  : cfg(c, "pk.fields"),
+		      &o->pk_fields);
+	if (o->pk == PK_KAFKA && o->npk_fields != 0 && o->npk_fields != 3)
+		BAD("pk.fields",
+		    "PK mode for table is KAFKA so there should either be no "
+		    "field names defined for defaults to be used, or 3 PK "
+		    "fields");
+	if (o->mode != SKM_INSERT && o->pk == PK_NONE)
+		BAD(pkkey,
+		    "Write to table with %s mode requires a primary key: set "
+		    "%s to record_key, record_value or kafka",
+		    o->mode == SKM_UPSERT ? "upsert" : "update", pkkey);
+	v = cfg2(c, "fields.whitelist", "field.include.list");
+	if (v && *v)
+		split(v, &o->whitelist);
+
+	o->delete_enabled = truthy(cfg(c, "delete.enabled"), false);
+	if (o->delete_enabled && o->pk != PK_RECORD_KEY)
+		BAD("delete.enabled",
+		    "Deletes are only supported for %s=record_key", pkkey);
+	if (o->debezium) {
+		v = cfg(c, "schema.evolution");
+		bool basic = v && strcasecmp(v, "basic") == 0;
+		if (v && !basic && strcasecmp(v, "none") != 0 &&
+		    strcasecmp(v, "validate-only") != 0)
+			BAD("schema.evolution",
+			    "Invalid value %s for configuration "
+			    "schema.evolution",
+			    v);
+		o->auto_create = truthy(cfg(c, "auto.create"), basic);
+		o->auto_evolve = truthy(cfg(c, "auto.evolve"), basic);
+		o->quote = truthy(cfg(c, "quote.identifiers"), false);
+	} else {
+		o->auto_create = truthy(cfg(c, "auto.create"), false);
+		o->auto_evolve = truthy(cfg(c, "auto.evolve"), false);
+		v = cfg(c, "quote.sql.identifiers");
+		if (v && strcasecmp(v, "always") != 0 &&
+		    strcasecmp(v, "never") != 0)
+			BAD("quote.sql.identifiers",
+			    "Invalid value %s for configuration "
+			    "quote.sql.identifiers: must be always or never",
+			    v);
+		o->quote = !v || strcasecmp(v, "always") == 0;
+	}
+	v = cfg2(c, "table.name.format", "collection.name.format");
+	o->table_format = strdup(v && *v ? v : "${topic}");
+
+	v = cfg(c, "batch.size");
+	o->batch_size = o->debezium ? 500 : 3000;
+	if (v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > 1000000)
+			BAD("batch.size",
+			    "Invalid value %s for configuration batch.size", v);
+		o->batch_size = (int)n;
+	}
+	if (!conv_of(cfg(c, "key.converter"), &o->key_conv))
+		BAD("key.converter",
+		    "Class %s could not be found (key.converter)",
+		    cfg(c, "key.converter"));
+	if (!conv_of(cfg(c, "value.converter"), &o->value_conv))
+		BAD("value.converter",
+		    "Class %s could not be found (value.converter)",
+		    cfg(c, "value.converter"));
+	o->key_schemas = truthy(cfg(c, "key.converter.schemas.enable"), true);
+	o->value_schemas =
+		truthy(cfg(c, "value.converter.schemas.enable"), true);
+
+	v = cfg(c, "errors.tolerance");
+	if (v && strcasecmp(v, "all") != 0 && strcasecmp(v, "none") != 0)
+		BAD("errors.tolerance",
+		    "Invalid value %s for configuration errors.tolerance: "
+		    "String must be one of: none, all",
+		    v);
+	o->tolerate_all = v && strcasecmp(v, "all") == 0;
+	v = cfg(c, "errors.deadletterqueue.topic.name");
+	if (v && *v)
+		o->dlq_topic = strdup(v);
+	o->dlq_headers = truthy(
+		cfg(c, "errors.deadletterqueue.context.headers.enable"), false);
+	v = cfg(c, "retry.backoff.ms");
+	o->retry_backoff_ms = v ? atoi(v) : 1000;
+	if (o->retry_backoff_ms < 100)
+		o->retry_backoff_ms = 100;
+	if (o->retry_backoff_ms > 3000)
+		o->retry_backoff_ms = 3000;
+	if (check_only)
+		sink_cfg_free(o);
+	return 0;
+#undef BAD
+}
+
+void sink_cfg_free(struct sink_cfg *c)
+{
+	if (!c)
+		return;
+	free_list(c->topics);
+	if (c->has_regex)
+		regfree(&c->regex);
+	free(c->conninfo);
+	free_list(c->pk_fields);
+	free_list(c->whitelist);
+	free(c->table_format);
+	free(c->dlq_topic);
+	memset(c, 0, sizeof(*c));
+}
+
+void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
+		    size_t slen, char *table, size_t tlen)
+{
+	char full[1024];
+	size_t k = 0;
+	const char *f = c->table_format;
+	while (*f && k + 1 < sizeof(full)) {
+		if (strncmp(f, "${topic}", 8) == 0) {
+			for (const char *t = topic; *t && k + 1 < sizeof(full);
+			     t++)
+				full[k++] =
+					(c->debezium && *t == '.') ? '_' : *t;
+			f += 8;
+		} else {
+			full[k++] = *f++;
+		}
+	}
+	full[k] = '\0';
+	schema[0] = '\0';
+	/* Confluent: dots split catalog.schema.table; the last two count. */
+	char *dot = c->debezium ? NULL : strrchr(full, '.');
+	if (dot) {
+		*dot = '\0';
+		char *prev = strrchr(full, '.');
+		snprintf(schema, slen, "%s", prev ? prev + 1 : full);
+		snprintf(table, tlen, "%s", dot + 1);
+	} else {
+		snprintf(table, tlen, "%s", full);
+	}
+}

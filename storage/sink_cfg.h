@@ -1,0 +1,92 @@
+/*
+ * sink_cfg: a JDBC sink connector's config, parsed (storage/sink_cfg.c),
+ * and the record-to-row conversion it drives (storage/sink_rows.c).
+ */
+#ifndef SAMSA_SINK_CFG_H
+#define SAMSA_SINK_CFG_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "storage/sink_int.h"
+#include "storage/sink_sql.h"
+
+enum sk_pk { PK_NONE, PK_KAFKA, PK_RECORD_KEY, PK_RECORD_VALUE };
+
+struct sink_cfg {
+	bool debezium; /* io.debezium.connector.jdbc.JdbcSinkConnector */
+	char **topics; /* NULL-terminated, or NULL with topics.regex */
+	regex_t regex;
+	bool has_regex;
+	char *conninfo; /* libpq keyword=value text */
+	enum sk_mode mode;
+	enum sk_pk pk;
+	char **pk_fields; /* NULL-terminated, maybe empty */
+	int npk_fields;
+	char **whitelist; /* NULL: every field */
+	bool delete_enabled;
+	bool auto_create, auto_evolve;
+	char *table_format; /* ${topic} */
+	bool quote;
+	int batch_size;
+	enum sk_conv key_conv, value_conv;
+	bool key_schemas, value_schemas;
+	bool tolerate_all;
+	char *dlq_topic; /* NULL: none */
+	bool dlq_headers;
+	int retry_backoff_ms;
+};
+
+/*
+ * Parses config into c (c NULL: only checks).  Returns 0, or -1 with the
+ * offending key and a message.
+ */
+int sink_cfg_parse(const json_t *config, struct sink_cfg *c, char *key,
+		   size_t keylen, char *err, size_t errlen);
+void sink_cfg_free(struct sink_cfg *c);
+
+/* The table a topic goes to, unquoted parts: schema (maybe NULL), name. */
+void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
+		    size_t slen, char *table, size_t tlen);
+
+/* One record made into a row. */
+struct sk_row {
+	int64_t offset;
+	char op;	   /* 'u' write, 'd' delete, 's' nothing to do */
+	bool delete_first; /* the key was deleted earlier in the batch */
+	bool skip;	   /* a later record of the key supersedes it */
+	int nkey, nval;
+	struct sk_col *cols; /* key columns, then value columns */
+	const char *sig;     /* value column names: rows alike share a
+			      * statement */
+	const char *keystr;  /* the key's identity in the batch */
+};
+
+/* Why a record could not be made a row (Connect's error context). */
+struct sk_fault {
+	const char *stage;	/* KEY_CONVERTER, VALUE_CONVERTER, TASK_PUT */
+	const char *class_name; /* the converter or the task class */
+	const char *exception;	/* Java exception class */
+	char message[512];
+	bool schema_missing; /* an unknown registry id: refresh and retry */
+};
+
+/* Looks a registry schema up by id (NULL when unknown). */
+typedef const struct sk_schema *(*sk_schema_fn)(void *arg, int32_t id);
+
+/*
+ * Makes a row of one record into *row (in the arena).  key/value: the
+ * record's bytes (len -1 for null).  Returns 0 (row->op 's' when there is
+ * nothing to apply), or -1 with f filled in.
+ */
+int sink_row(const struct sink_cfg *c, struct arena *a, const char *topic,
+	     int32_t partition, int64_t offset, int64_t timestamp,
+	     const uint8_t *key, int32_t klen, const uint8_t *value,
+	     int32_t vlen, sk_schema_fn lookup, void *larg, struct sk_row *row,
+	     struct sk_fault *f);
+
+#endif

@@ -1,0 +1,949 @@
+/*
+ * sink_conv: the sink's converters (storage/sink_int.h): Avro binary by a
+ * registry schema (as Confluent's AvroConverter and AvroData see it),
+ * Connect's JsonConverter with and without schemas, StringConverter.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/sink_int.h"
+
+#define MAX_DEPTH 32
+#define MAX_NAMES 256
+#define MAX_ITEMS (1 << 20)
+
+const struct sk_schema *sk_plain(const struct sk_schema *s)
+{
+	if (s && s->av == AV_UNION) {
+		for (int i = 0; i < s->nbranches; i++)
+			if (s->branches[i]->av != AV_NULL)
+				return s->branches[i];
+	}
+	return s;
+}
+
+const struct sk_value *sk_field_get(const struct sk_value *v, const char *name)
+{
+	if (!v || v->null)
+		return NULL;
+	const struct sk_schema *s = sk_plain(v->s);
+	if (!s || s->type != SK_STRUCT)
+		return NULL;
+	for (int i = 0; i < s->nfields; i++)
+		if (strcmp(s->fields[i].name, name) == 0)
+			return &v->fields[i];
+	return NULL;
+}
+
+/* --- Avro schemas ------------------------------------------------------ */
+
+struct names {
+	int n;
+	const char *name[MAX_NAMES];
+	struct sk_schema *s[MAX_NAMES];
+};
+
+struct ap {
+	struct arena *a;
+	struct names nm;
+	char *err;
+	size_t errlen;
+};
+
+static struct sk_schema *ap_node(struct ap *p, const json_t *j, const char *ns,
+				 int depth);
+
+static struct sk_schema *new_schema(struct ap *p, enum sk_avro av,
+				    enum sk_type type)
+{
+	struct sk_schema *s = arena_alloc(p->a, sizeof(*s));
+	if (s) {
+		s->av = av;
+		s->type = type;
+	}
+	return s;
+}
+
+static const char *fullname_of(struct ap *p, const json_t *j, const char *ns)
+{
+	const char *name = json_string_value(json_object_get(j, "name"));
+	const char *jns = json_string_value(json_object_get(j, "namespace"));
+	if (!name)
+		return NULL;
+	if (strchr(name, '.'))
+		return arena_strndup(p->a, name, strlen(name));
+	const char *use = jns ? jns : ns;
+	if (use && *use)
+		return arena_printf(p->a, "%s.%s", use, name);
+	return arena_strndup(p->a, name, strlen(name));
+}
+
+static void name_add(struct ap *p, const char *full, struct sk_schema *s)
+{
+	if (p->nm.n < MAX_NAMES) {
+		p->nm.name[p->nm.n] = full;
+		p->nm.s[p->nm.n++] = s;
+	}
+}
+
+static struct sk_schema *name_find(struct ap *p, const char *name,
+				   const char *ns)
+{
+	char buf[1024];
+	for (int pass = 0; pass < 2; pass++) {
+		const char *want = name;
+		if (pass == 0) {
+			if (!ns || !*ns || strchr(name, '.'))
+				continue;
+			snprintf(buf, sizeof(buf), "%s.%s", ns, name);
+			want = buf;
+		}
+		for (int i = 0; i < p->nm.n; i++)
+			if (strcmp(p->nm.name[i], want) == 0)
+				return p->nm.s[i];
+	}
+	return NULL;
+}
+
+static int primitive(const char *t, enum sk_avro *av, enum sk_type *type)
+{
+	static const struct {
+		const char *n;
+		enum sk_avro av;
+		enum sk_type t;
+	} tab[] = {
+		{"null", AV_NULL, SK_NONE},
+		{"boolean", AV_BOOLEAN, SK_BOOLEAN},
+		{"int", AV_INT, SK_INT32},
+		{"long", AV_LONG, SK_INT64},
+		{"float", AV_FLOAT, SK_FLOAT32},
+		{"double", AV_DOUBLE, SK_FLOAT64},
+		{"bytes", AV_BYTES, SK_BYTES},
+		{"string", AV_STRING, SK_STRING},
+	};
+	for (size_t i = 0; i < sizeof(tab) / sizeof(*tab); i++)
+		if (strcmp(tab[i].n, t) == 0) {
+			*av = tab[i].av;
+			*type = tab[i].t;
+			return 0;
+		}
+	return -1;
+}
+
+/* Applies logicalType and connect.* properties of j to s. */
+static void annotate(struct ap *p, struct sk_schema *s, const json_t *j)
+{
+	const char *lt = json_string_value(json_object_get(j, "logicalType"));
+	const char *cn = json_string_value(json_object_get(j, "connect.name"));
+	const char *ct = json_string_value(json_object_get(j, "connect.type"));
+	if (ct && s->av == AV_INT) {
+		if (strcmp(ct, "int8") == 0)
+			s->type = SK_INT8;
+		else if (strcmp(ct, "int16") == 0)
+			s->type = SK_INT16;
+	}
+	if (lt) {
+		if (strcmp(lt, "decimal") == 0 &&
+		    (s->av == AV_BYTES || s->av == AV_FIXED)) {
+			s->name = "org.apache.kafka.connect.data.Decimal";
+			s->scale = (int32_t)json_integer_value(
+				json_object_get(j, "scale"));
+		} else if (strcmp(lt, "date") == 0 && s->av == AV_INT) {
+			s->name = "org.apache.kafka.connect.data.Date";
+		} else if (strcmp(lt, "time-millis") == 0 && s->av == AV_INT) {
+			s->name = "org.apache.kafka.connect.data.Time";
+		} else if (strcmp(lt, "timestamp-millis") == 0 &&
+			   s->av == AV_LONG) {
+			s->name = "org.apache.kafka.connect.data.Timestamp";
+		} else if (strcmp(lt, "timestamp-micros") == 0 &&
+			   s->av == AV_LONG) {
+			s->name = "io.debezium.time.MicroTimestamp";
+		} else if (strcmp(lt, "time-micros") == 0 && s->av == AV_LONG) {
+			s->name = "io.debezium.time.MicroTime";
+		} else if (strcmp(lt, "uuid") == 0 && s->av == AV_STRING) {
+			s->name = "io.debezium.data.Uuid";
+		}
+	}
+	if (cn && (s->av != AV_RECORD || !s->name))
+		s->name = arena_strndup(p->a, cn, strlen(cn));
+	const json_t *params = json_object_get(j, "connect.parameters");
+	const char *sc = json_string_value(json_object_get(params, "scale"));
+	if (sc && s->name &&
+	    strcmp(s->name, "org.apache.kafka.connect.data.Decimal") == 0)
+		s->scale = atoi(sc);
+}
+
+static struct sk_schema *ap_node(struct ap *p, const json_t *j, const char *ns,
+				 int depth)
+{
+	enum sk_avro av;
+	enum sk_type type;
+	if (depth > MAX_DEPTH) {
+		snprintf(p->err, p->errlen, "schema nested too deep");
+		return NULL;
+	}
+	if (json_is_string(j)) {
+		const char *t = json_string_value(j);
+		if (primitive(t, &av, &type) == 0)
+			return new_schema(p, av, type);
+		struct sk_schema *s = name_find(p, t, ns);
+		if (!s)
+			snprintf(p->err, p->errlen, "unknown type %s", t);
+		return s;
+	}
+	if (json_is_array(j)) {
+		size_t n = json_array_size(j);
+		struct sk_schema *s = new_schema(p, AV_UNION, SK_NONE);
+		if (!s || n == 0) {
+			snprintf(p->err, p->errlen, "empty union");
+			return NULL;
+		}
+		s->branches = arena_alloc(p->a, n * sizeof(*s->branches));
+		if (!s->branches)
+			return NULL;
+		s->nbranches = (int)n;
+		for (size_t i = 0; i < n; i++) {
+			s->branches[i] =
+				ap_node(p, json_array_get(j, i), ns, depth + 1);
+			if (!s->branches[i])
+				return NULL;
+			if (s->branches[i]->av == AV_NULL)
+				s->optional = true;
+		}
+		const struct sk_schema *plain = sk_plain(s);
+		s->type = plain->type;
+		s->name = plain->name;
+		return s;
+	}
+	if (!json_is_object(j)) {
+		snprintf(p->err, p->errlen, "not a schema");
+		return NULL;
+	}
+	const json_t *tj = json_object_get(j, "type");
+	const char *t = json_string_value(tj);
+	if (!t) {
+		/* {"type": {...}} or {"type": [...]}: the inner schema */
+		if (tj)
+			return ap_node(p, tj, ns, depth + 1);
+		snprintf(p->err, p->errlen, "schema without a type");
+		return NULL;
+	}
+	struct sk_schema *s = NULL;
+	if (primitive(t, &av, &type) == 0) {
+		s = new_schema(p, av, type);
+	} else if (strcmp(t, "record") == 0 || strcmp(t, "error") == 0) {
+		s = new_schema(p, AV_RECORD, SK_STRUCT);
+		if (!s)
+			return NULL;
+		s->fullname = fullname_of(p, j, ns);
+		if (!s->fullname) {
+			snprintf(p->err, p->errlen, "record without a name");
+			return NULL;
+		}
+		s->name = s->fullname;
+		name_add(p, s->fullname, s);
+		const char *myns = s->fullname;
+		const char *dot = strrchr(myns, '.');
+		char *nsbuf =
+			dot ? arena_strndup(p->a, myns, (size_t)(dot - myns))
+			    : NULL;
+		const json_t *fields = json_object_get(j, "fields");
+		size_t n = json_array_size(fields);
+		s->fields = arena_alloc(p->a, (n ? n : 1) * sizeof(*s->fields));
+		if (!s->fields)
+			return NULL;
+		for (size_t i = 0; i < n; i++) {
+			const json_t *f = json_array_get(fields, i);
+			const char *fname =
+				json_string_value(json_object_get(f, "name"));
+			if (!fname) {
+				snprintf(p->err, p->errlen,
+					 "record field without a name");
+				return NULL;
+			}
+			s->fields[i].name =
+				arena_strndup(p->a, fname, strlen(fname));
+			s->fields[i].schema =
+				ap_node(p, json_object_get(f, "type"), nsbuf,
+					depth + 1);
+			if (!s->fields[i].schema)
+				return NULL;
+			if (json_object_get(f, "default")) {
+				/* A shared named type must not take one
+				 * field's default: copy the node. */
+				struct sk_schema *c =
+					arena_alloc(p->a, sizeof(*c));
+				if (!c)
+					return NULL;
+				*c = *s->fields[i].schema;
+				c->has_default = true;
+				s->fields[i].schema = c;
+			}
+		}
+		s->nfields = (int)n;
+	} else if (strcmp(t, "enum") == 0) {
+		s = new_schema(p, AV_ENUM, SK_STRING);
+		if (!s)
+			return NULL;
+		s->fullname = fullname_of(p, j, ns);
+		if (s->fullname)
+			name_add(p, s->fullname, s);
+		const json_t *sym = json_object_get(j, "symbols");
+		size_t n = json_array_size(sym);
+		s->symbols = arena_alloc(p->a, (n ? n : 1) * sizeof(char *));
+		if (!s->symbols)
+			return NULL;
+		for (size_t i = 0; i < n; i++) {
+			const char *v =
+				json_string_value(json_array_get(sym, i));
+			s->symbols[i] =
+				v ? arena_strndup(p->a, v, strlen(v)) : "";
+		}
+		s->nsymbols = (int)n;
+	} else if (strcmp(t, "array") == 0) {
+		s = new_schema(p, AV_ARRAY, SK_ARRAY);
+		if (!s || !(s->elem = ap_node(p, json_object_get(j, "items"),
+					      ns, depth + 1)))
+			return NULL;
+	} else if (strcmp(t, "map") == 0) {
+		s = new_schema(p, AV_MAP, SK_MAP);
+		if (!s || !(s->elem = ap_node(p, json_object_get(j, "values"),
+					      ns, depth + 1)))
+			return NULL;
+		s->kelem = new_schema(p, AV_STRING, SK_STRING);
+	} else if (strcmp(t, "fixed") == 0) {
+		s = new_schema(p, AV_FIXED, SK_BYTES);
+		if (!s)
+			return NULL;
+		s->fullname = fullname_of(p, j, ns);
+		if (s->fullname)
+			name_add(p, s->fullname, s);
+		s->fixed_size =
+			(int32_t)json_integer_value(json_object_get(j, "size"));
+	} else {
+		struct sk_schema *r = name_find(p, t, ns);
+		if (!r)
+			snprintf(p->err, p->errlen, "unknown type %s", t);
+		return r;
+	}
+	if (s)
+		annotate(p, s, j);
+	return s;
+}
+
+struct sk_schema *sk_avro_parse(struct arena *a, const char *text, char *err,
+				size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+	if (!j) {
+		snprintf(err, errlen, "schema is not JSON: %s", je.text);
+		return NULL;
+	}
+	struct ap *p = calloc(1, sizeof(*p));
+	if (!p) {
+		json_decref(j);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->a = a;
+	p->err = err;
+	p->errlen = errlen;
+	err[0] = '\0';
+	struct sk_schema *s = ap_node(p, j, NULL, 0);
+	if (!s && !err[0])
+		snprintf(err, errlen, "out of memory");
+	free(p);
+	json_decref(j);
+	return s;
+}
+
+/* --- Avro binary ------------------------------------------------------- */
+
+struct ad {
+	struct arena *a;
+	const uint8_t *p, *end;
+	char *err;
+	size_t errlen;
+};
+
+static int ad_long(struct ad *d, int64_t *out)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 70; shift += 7) {
+		if (d->p >= d->end) {
+			snprintf(d->err, d->errlen, "truncated Avro data");
+			return -1;
+		}
+		uint8_t b = *d->p++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+			return 0;
+		}
+	}
+	snprintf(d->err, d->errlen, "bad Avro varint");
+	return -1;
+}
+
+static int ad_take(struct ad *d, size_t n, const uint8_t **out)
+{
+	if ((size_t)(d->end - d->p) < n) {
+		snprintf(d->err, d->errlen, "truncated Avro data");
+		return -1;
+	}
+	*out = d->p;
+	d->p += n;
+	return 0;
+}
+
+static int ad_value(struct ad *d, const struct sk_schema *s, struct sk_value *v,
+		    int depth);
+
+/* Array and map blocks: calls item for each entry. */
+static int ad_blocks(struct ad *d, const struct sk_schema *s,
+		     struct sk_value *v, int depth)
+{
+	bool map = s->av == AV_MAP;
+	int32_t cap = 0, n = 0;
+	struct sk_value *items = NULL;
+	for (;;) {
+		int64_t count;
+		if (ad_long(d, &count) < 0)
+			return -1;
+		if (count == 0)
+			break;
+		if (count < 0) {
+			int64_t bytes;
+			count = -count;
+			if (ad_long(d, &bytes) < 0)
+				return -1;
+		}
+		if (count > MAX_ITEMS || n + count > MAX_ITEMS) {
+			snprintf(d->err, d->errlen, "Avro array too long");
+			return -1;
+		}
+		for (int64_t i = 0; i < count; i++) {
+			int per = map ? 2 : 1;
+			while (n + per > cap) {
+				struct sk_value *g = arena_grow(
+					d->a, items, n, &cap, sizeof(*items));
+				if (!g)
+					return -1;
+				items = g;
+			}
+			if (map) {
+				if (ad_value(d, s->kelem, &items[n], depth) <
+					    0 ||
+				    ad_value(d, s->elem, &items[n + 1], depth) <
+					    0)
+					return -1;
+			} else if (ad_value(d, s->elem, &items[n], depth) < 0) {
+				return -1;
+			}
+			n += per;
+		}
+	}
+	v->fields = items;
+	v->n = (size_t)(map ? n / 2 : n);
+	return 0;
+}
+
+static int ad_value(struct ad *d, const struct sk_schema *s, struct sk_value *v,
+		    int depth)
+{
+	const uint8_t *b;
+	int64_t x;
+	v->s = s;
+	if (depth > MAX_DEPTH) {
+		snprintf(d->err, d->errlen, "Avro data nested too deep");
+		return -1;
+	}
+	switch (s->av) {
+	case AV_NULL:
+		v->null = true;
+		return 0;
+	case AV_BOOLEAN:
+		if (ad_take(d, 1, &b) < 0)
+			return -1;
+		v->i = b[0] != 0;
+		return 0;
+	case AV_INT:
+	case AV_LONG:
+		return ad_long(d, &v->i);
+	case AV_FLOAT: {
+		if (ad_take(d, 4, &b) < 0)
+			return -1;
+		uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+			     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+		float f;
+		memcpy(&f, &u, 4);
+		v->d = f;
+		return 0;
+	}
+	case AV_DOUBLE: {
+		if (ad_take(d, 8, &b) < 0)
+			return -1;
+		uint64_t u = 0;
+		for (int i = 7; i >= 0; i--)
+			u = u << 8 | b[i];
+		memcpy(&v->d, &u, 8);
+		return 0;
+	}
+	case AV_BYTES:
+	case AV_STRING:
+		if (ad_long(d, &x) < 0)
+			return -1;
+		if (x < 0 || ad_take(d, (size_t)x, &b) < 0) {
+			snprintf(d->err, d->errlen, "truncated Avro data");
+			return -1;
+		}
+		v->p = (const char *)b;
+		v->n = (size_t)x;
+		return 0;
+	case AV_FIXED:
+		if (ad_take(d, (size_t)s->fixed_size, &b) < 0)
+			return -1;
+		v->p = (const char *)b;
+		v->n = (size_t)s->fixed_size;
+		return 0;
+	case AV_ENUM:
+		if (ad_long(d, &x) < 0)
+			return -1;
+		if (x < 0 || x >= s->nsymbols) {
+			snprintf(d->err, d->errlen, "bad Avro enum index %lld",
+				 (long long)x);
+			return -1;
+		}
+		v->p = s->symbols[x];
+		v->n = strlen(v->p);
+		return 0;
+	case AV_UNION:
+		if (ad_long(d, &x) < 0)
+			return -1;
+		if (x < 0 || x >= s->nbranches) {
+			snprintf(d->err, d->errlen, "bad Avro union index %lld",
+				 (long long)x);
+			return -1;
+		}
+		return ad_value(d, s->branches[x], v, depth + 1);
+	case AV_RECORD:
+		v->fields = arena_alloc(d->a,
+					(size_t)(s->nfields ? s->nfields : 1) *
+						sizeof(*v->fields));
+		if (!v->fields)
+			return -1;
+		for (int i = 0; i < s->nfields; i++)
+			if (ad_value(d, s->fields[i].schema, &v->fields[i],
+				     depth + 1) < 0)
+				return -1;
+		v->n = (size_t)s->nfields;
+		return 0;
+	case AV_ARRAY:
+	case AV_MAP:
+		return ad_blocks(d, s, v, depth + 1);
+	case AV_CONNECT:
+		break;
+	}
+	snprintf(d->err, d->errlen, "not an Avro schema");
+	return -1;
+}
+
+int sk_avro_decode(struct arena *a, const struct sk_schema *s,
+		   const uint8_t *data, size_t n, struct sk_value *v, char *err,
+		   size_t errlen)
+{
+	struct ad d = {a, data, data + n, err, errlen};
+	memset(v, 0, sizeof(*v));
+	snprintf(err, errlen, "out of memory");
+	if (ad_value(&d, s, v, 0) < 0)
+		return -1;
+	if (d.p != d.end) {
+		snprintf(err, errlen, "%zu bytes after the Avro datum",
+			 (size_t)(d.end - d.p));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- JSON -------------------------------------------------------------- */
+
+static struct sk_schema *cs_new(struct arena *a, enum sk_type t)
+{
+	struct sk_schema *s = arena_alloc(a, sizeof(*s));
+	if (s) {
+		s->type = t;
+		s->av = AV_CONNECT;
+	}
+	return s;
+}
+
+/* Connect's JSON schema ({"type":"struct","fields":[...]...}). */
+static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
+				  char *err, size_t errlen)
+{
+	static const struct {
+		const char *n;
+		enum sk_type t;
+	} tab[] = {{"int8", SK_INT8},	    {"int16", SK_INT16},
+		   {"int32", SK_INT32},	    {"int64", SK_INT64},
+		   {"float", SK_FLOAT32},   {"float32", SK_FLOAT32},
+		   {"double", SK_FLOAT64},  {"float64", SK_FLOAT64},
+		   {"boolean", SK_BOOLEAN}, {"string", SK_STRING},
+		   {"bytes", SK_BYTES},	    {"array", SK_ARRAY},
+		   {"map", SK_MAP},	    {"struct", SK_STRUCT}};
+	const char *t = json_string_value(json_object_get(j, "type"));
+	if (!t || depth > MAX_DEPTH) {
+		snprintf(err, errlen, "Unknown schema type: %s",
+			 t ? t : "(none)");
+		return NULL;
+	}
+	struct sk_schema *s = NULL;
+	for (size_t i = 0; i < sizeof(tab) / sizeof(*tab); i++)
+		if (strcmp(tab[i].n, t) == 0)
+			s = cs_new(a, tab[i].t);
+	if (!s) {
+		snprintf(err, errlen, "Unknown schema type: %s", t);
+		return NULL;
+	}
+	s->optional = json_is_true(json_object_get(j, "optional"));
+	s->has_default = json_object_get(j, "default") != NULL &&
+			 !json_is_null(json_object_get(j, "default"));
+	const char *name = json_string_value(json_object_get(j, "name"));
+	if (name)
+		s->name = arena_strndup(a, name, strlen(name));
+	const json_t *params = json_object_get(j, "parameters");
+	const char *sc = json_string_value(json_object_get(params, "scale"));
+	if (sc)
+		s->scale = atoi(sc);
+	if (s->type == SK_STRUCT) {
+		const json_t *f = json_object_get(j, "fields");
+		size_t n = json_array_size(f);
+		s->fields = arena_alloc(a, (n ? n : 1) * sizeof(*s->fields));
+		if (!s->fields)
+			return NULL;
+		for (size_t i = 0; i < n; i++) {
+			const json_t *fj = json_array_get(f, i);
+			const char *fn =
+				json_string_value(json_object_get(fj, "field"));
+			if (!fn) {
+				snprintf(err, errlen,
+					 "struct field without a "
+					 "name");
+				return NULL;
+			}
+			s->fields[i].name = arena_strndup(a, fn, strlen(fn));
+			s->fields[i].schema =
+				cs_parse(a, fj, depth + 1, err, errlen);
+			if (!s->fields[i].schema)
+				return NULL;
+		}
+		s->nfields = (int)n;
+	} else if (s->type == SK_ARRAY) {
+		s->elem = cs_parse(a, json_object_get(j, "items"), depth + 1,
+				   err, errlen);
+		if (!s->elem)
+			return NULL;
+	} else if (s->type == SK_MAP) {
+		s->kelem = cs_parse(a, json_object_get(j, "keys"), depth + 1,
+				    err, errlen);
+		s->elem = cs_parse(a, json_object_get(j, "values"), depth + 1,
+				   err, errlen);
+		if (!s->kelem || !s->elem)
+			return NULL;
+	}
+	return s;
+}
+
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+static int b64_decode(struct arena *a, const char *in, const char **out,
+		      size_t *outn)
+{
+	size_t n = strlen(in);
+	uint8_t *o = arena_alloc(a, n * 3 / 4 + 3);
+	if (!o)
+		return -1;
+	size_t k = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i] == '=')
+			break;
+		int v = b64val((unsigned char)in[i]);
+		if (v < 0)
+			return -1;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[k++] = (uint8_t)(acc >> bits);
+		}
+	}
+	*out = (const char *)o;
+	*outn = k;
+	return 0;
+}
+
+static bool is_decimal(const struct sk_schema *s)
+{
+	return s->name &&
+	       strcmp(s->name, "org.apache.kafka.connect.data.Decimal") == 0;
+}
+
+/* A JSON payload value of schema s. */
+static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
+		    struct sk_value *v, int depth, char *err, size_t errlen)
+{
+	v->s = s;
+	if (!j || json_is_null(j)) {
+		if (!s->optional && !s->has_default) {
+			snprintf(err, errlen,
+				 "Invalid null value for required %s field",
+				 s->name ? s->name : "");
+			return -1;
+		}
+		v->null = true;
+		return 0;
+	}
+	if (depth > MAX_DEPTH) {
+		snprintf(err, errlen, "JSON nested too deep");
+		return -1;
+	}
+	switch (s->type) {
+	case SK_INT8:
+	case SK_INT16:
+	case SK_INT32:
+	case SK_INT64:
+		if (!json_is_integer(j))
+			goto bad;
+		v->i = json_integer_value(j);
+		return 0;
+	case SK_FLOAT32:
+	case SK_FLOAT64:
+		if (json_is_number(j)) {
+			v->d = json_number_value(j);
+			return 0;
+		}
+		if (json_is_string(j)) {
+			const char *t = json_string_value(j);
+			if (strcmp(t, "NaN") == 0)
+				v->d = NAN;
+			else if (strcmp(t, "Infinity") == 0)
+				v->d = INFINITY;
+			else if (strcmp(t, "-Infinity") == 0)
+				v->d = -INFINITY;
+			else
+				goto bad;
+			return 0;
+		}
+		goto bad;
+	case SK_BOOLEAN:
+		if (!json_is_boolean(j))
+			goto bad;
+		v->i = json_is_true(j);
+		return 0;
+	case SK_STRING:
+		if (!json_is_string(j))
+			goto bad;
+		v->n = json_string_length(j);
+		v->p = arena_strndup(a, json_string_value(j), v->n);
+		return v->p ? 0 : -1;
+	case SK_BYTES:
+		if (is_decimal(s) && json_is_number(j)) {
+			/* decimal.format=NUMERIC: keep the digits as text */
+			char *t = json_dumps(j, JSON_ENCODE_ANY);
+			if (!t)
+				return -1;
+			v->p = arena_strndup(a, t, strlen(t));
+			v->n = (size_t)-1; /* marks decimal text */
+			free(t);
+			return v->p ? 0 : -1;
+		}
+		if (!json_is_string(j) ||
+		    b64_decode(a, json_string_value(j), &v->p, &v->n) < 0)
+			goto bad;
+		return 0;
+	case SK_ARRAY: {
+		if (!json_is_array(j))
+			goto bad;
+		size_t n = json_array_size(j);
+		v->fields = arena_alloc(a, (n ? n : 1) * sizeof(*v->fields));
+		if (!v->fields)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			if (cj_value(a, s->elem, json_array_get(j, i),
+				     &v->fields[i], depth + 1, err, errlen) < 0)
+				return -1;
+		v->n = n;
+		return 0;
+	}
+	case SK_MAP:
+		/* Only its presence matters: no column holds a map. */
+		return 0;
+	case SK_STRUCT:
+		if (!json_is_object(j))
+			goto bad;
+		v->fields =
+			arena_alloc(a, (size_t)(s->nfields ? s->nfields : 1) *
+					       sizeof(*v->fields));
+		if (!v->fields)
+			return -1;
+		for (int i = 0; i < s->nfields; i++)
+			if (cj_value(a, s->fields[i].schema,
+				     json_object_get(j, s->fields[i].name),
+				     &v->fields[i], depth + 1, err, errlen) < 0)
+				return -1;
+		v->n = (size_t)s->nfields;
+		return 0;
+	case SK_NONE:
+		break;
+	}
+bad:
+	snprintf(err, errlen, "JSON value does not match its schema type");
+	return -1;
+}
+
+/* Schemaless JSON: the schema is what the value looks like. */
+static int infer(struct arena *a, const json_t *j, struct sk_value *v, bool top,
+		 char *err, size_t errlen)
+{
+	enum sk_type t;
+	if (json_is_object(j) && top)
+		t = SK_STRUCT;
+	else if (json_is_integer(j))
+		t = SK_INT64;
+	else if (json_is_real(j))
+		t = SK_FLOAT64;
+	else if (json_is_boolean(j))
+		t = SK_BOOLEAN;
+	else if (json_is_null(j))
+		t = SK_NONE;
+	else
+		t = SK_STRING;
+	struct sk_schema *s = cs_new(a, t);
+	if (!s)
+		return -1;
+	s->optional = true;
+	v->s = s;
+	switch (t) {
+	case SK_INT64:
+		v->i = json_integer_value(j);
+		return 0;
+	case SK_FLOAT64:
+		v->d = json_real_value(j);
+		return 0;
+	case SK_BOOLEAN:
+		v->i = json_is_true(j);
+		return 0;
+	case SK_NONE:
+		v->null = true;
+		return 0;
+	case SK_STRUCT: {
+		size_t n = json_object_size(j), i = 0;
+		s->fields = arena_alloc(a, (n ? n : 1) * sizeof(*s->fields));
+		v->fields = arena_alloc(a, (n ? n : 1) * sizeof(*v->fields));
+		if (!s->fields || !v->fields)
+			return -1;
+		const char *k;
+		json_t *x;
+		json_object_foreach((json_t *)j, k, x)
+		{
+			s->fields[i].name = arena_strndup(a, k, strlen(k));
+			if (infer(a, x, &v->fields[i], false, err, errlen) < 0)
+				return -1;
+			s->fields[i].schema =
+				(struct sk_schema *)v->fields[i].s;
+			i++;
+		}
+		s->nfields = (int)i;
+		v->n = i;
+		return 0;
+	}
+	default:
+		break;
+	}
+	if (json_is_string(j)) {
+		v->n = json_string_length(j);
+		v->p = arena_strndup(a, json_string_value(j), v->n);
+	} else {
+		/* nested objects and arrays: their JSON text, in jsonb */
+		char *txt = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!txt)
+			return -1;
+		v->n = strlen(txt);
+		v->p = arena_strndup(a, txt, v->n);
+		free(txt);
+		s->name = "io.debezium.data.Json";
+	}
+	return v->p ? 0 : -1;
+}
+
+int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
+		   struct sk_value *v, char *err, size_t errlen)
+{
+	json_error_t je;
+	memset(v, 0, sizeof(*v));
+	json_t *j = json_loadb((const char *)data, n,
+			       JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	if (!j) {
+		snprintf(
+			err, errlen,
+			"Converting byte[] to Kafka Connect data failed due to "
+			"serialization error: %s",
+			je.text);
+		return -1;
+	}
+	int rc = -1;
+	snprintf(err, errlen, "out of memory");
+	if (!schemas) {
+		rc = infer(a, j, v, true, err, errlen);
+	} else if (!json_is_object(j) || json_object_size(j) != 2 ||
+		   !json_object_get(j, "schema") ||
+		   !json_object_get(j, "payload")) {
+		snprintf(
+			err, errlen,
+			"JsonConverter with schemas.enable requires \"schema\" "
+			"and \"payload\" fields and may not contain "
+			"additional fields. If you are trying to deserialize "
+			"plain JSON data, set schemas.enable=false in your "
+			"converter configuration.");
+	} else if (json_is_null(json_object_get(j, "schema"))) {
+		rc = infer(a, json_object_get(j, "payload"), v, true, err,
+			   errlen);
+	} else {
+		struct sk_schema *s = cs_parse(a, json_object_get(j, "schema"),
+					       0, err, errlen);
+		if (s)
+			rc = cj_value(a, s, json_object_get(j, "payload"), v, 0,
+				      err, errlen);
+	}
+	json_decref(j);
+	return rc;
+}
+
+void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,
+		      struct sk_value *v)
+{
+	static const struct sk_schema str = {.type = SK_STRING,
+					     .optional = true};
+	memset(v, 0, sizeof(*v));
+	v->s = &str;
+	v->p = arena_strndup(a, (const char *)data, n);
+	v->n = n;
+}

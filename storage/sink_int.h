@@ -1,0 +1,169 @@
+/*
+ * sink_int: what the JDBC sink's files share (storage/sink.c the applier,
+ * sink_conv.c the converters, sink_sql.c the SQL).  Nothing outside the
+ * sink includes this.
+ *
+ * A record's key and value become Connect-typed values (struct sk_value,
+ * typed by struct sk_schema, Kafka Connect's schema model plus what Avro
+ * decoding needs), then rows of columns as SQL text.  Everything a batch
+ * decodes lives in the batch's arena; schemas read from the registry live
+ * in the task's schema cache.
+ */
+#ifndef SAMSA_SINK_INT_H
+#define SAMSA_SINK_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "protocol/arena.h"
+
+/* Connect's schema types. */
+enum sk_type {
+	SK_INT8,
+	SK_INT16,
+	SK_INT32,
+	SK_INT64,
+	SK_FLOAT32,
+	SK_FLOAT64,
+	SK_BOOLEAN,
+	SK_STRING,
+	SK_BYTES,
+	SK_ARRAY,
+	SK_MAP,
+	SK_STRUCT,
+	SK_NONE, /* a null in schemaless JSON: type unknown */
+};
+
+/* How the bytes are laid out in Avro (AV_CONNECT: not Avro). */
+enum sk_avro {
+	AV_CONNECT,
+	AV_NULL,
+	AV_BOOLEAN,
+	AV_INT,
+	AV_LONG,
+	AV_FLOAT,
+	AV_DOUBLE,
+	AV_BYTES,
+	AV_STRING,
+	AV_RECORD,
+	AV_ENUM,
+	AV_ARRAY,
+	AV_MAP,
+	AV_UNION,
+	AV_FIXED,
+};
+
+struct sk_schema;
+
+struct sk_field {
+	const char *name;
+	struct sk_schema *schema;
+};
+
+struct sk_schema {
+	enum sk_type type;
+	const char *name; /* Connect name, e.g. a logical type's; or NULL */
+	bool optional;
+	bool has_default;
+	int32_t scale; /* Decimal */
+	int nfields;
+	struct sk_field *fields; /* STRUCT */
+	struct sk_schema *elem;	 /* ARRAY element, MAP value */
+	struct sk_schema *kelem; /* MAP key */
+	/* Avro */
+	enum sk_avro av;
+	int nbranches;
+	struct sk_schema **branches; /* UNION */
+	int nsymbols;
+	const char **symbols; /* ENUM */
+	int32_t fixed_size;
+	const char *fullname; /* named Avro types */
+};
+
+struct sk_value {
+	const struct sk_schema *s; /* for a union: the branch taken */
+	bool null;
+	int64_t i; /* ints, boolean */
+	double d;
+	const char *p; /* STRING, BYTES (borrowed or in the arena) */
+	size_t n;      /* bytes; elements of an ARRAY; entries of a MAP */
+	struct sk_value *fields; /* STRUCT: schema's fields; ARRAY elements;
+				  * MAP: keys then values (2n) */
+};
+
+/* The schema a union stands for (its non-null branch), else s itself. */
+const struct sk_schema *sk_plain(const struct sk_schema *s);
+/* A field of a struct value by name, or NULL. */
+const struct sk_value *sk_field_get(const struct sk_value *v, const char *name);
+
+/* --- converters (sink_conv.c) ------------------------------------------ */
+
+enum sk_conv { SKC_STRING, SKC_JSON, SKC_AVRO, SKC_BYTES };
+
+/*
+ * An Avro schema (the registry's JSON text) as a Connect schema with its
+ * decoding plan, allocated in a (long-lived) arena.  NULL with err set when
+ * the text is not a schema this decoder reads.
+ */
+struct sk_schema *sk_avro_parse(struct arena *a, const char *text, char *err,
+				size_t errlen);
+
+/*
+ * Decodes Avro binary data[0..n) of schema s into v (strings borrow data).
+ * Returns 0, or -1 with err set (truncated, bad union index ...).
+ */
+int sk_avro_decode(struct arena *a, const struct sk_schema *s,
+		   const uint8_t *data, size_t n, struct sk_value *v, char *err,
+		   size_t errlen);
+
+/*
+ * JsonConverter: with schemas, data is {"schema":...,"payload":...};
+ * without, a plain JSON value whose schema is inferred (integers INT64,
+ * other numbers FLOAT64, objects STRUCT).  Returns 0, or -1 with err.
+ */
+int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
+		   struct sk_value *v, char *err, size_t errlen);
+
+/* StringConverter: an optional STRING (data copied into the arena). */
+void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,
+		      struct sk_value *v);
+
+/* --- SQL (sink_sql.c) -------------------------------------------------- */
+
+/*
+ * Postgres's type for a Connect schema, as Confluent's
+ * PostgreSqlDatabaseDialect (and Debezium's io.debezium.time.* names);
+ * NULL when no column can hold it (a nested STRUCT, a MAP).
+ */
+const char *sk_sql_type(const struct sk_schema *s);
+
+/*
+ * The SQL text of a value for a column of type sk_sql_type(v->s): into the
+ * arena, or NULL for SQL NULL.  Returns 0, or -1 with err when the value
+ * cannot be written (a NUL in a string, a STRUCT ...).
+ */
+int sk_sql_text(struct arena *a, const struct sk_value *v, const char **out,
+		char *err, size_t errlen);
+
+/*
+ * Parses text as a value of schema s (a string key typed by the value's
+ * field of the same name): out gets the value's SQL text (in the arena).
+ * Returns 0, or -1 with err when text is not such a value.
+ */
+int sk_sql_text_as(struct arena *a, const struct sk_schema *s, const char *text,
+		   const char **out, char *err, size_t errlen);
+
+/* Appends the identifier, quoted when quote, to buf (grown in arena). */
+char *sk_ident(struct arena *a, const char *name, bool quote);
+
+/* One column of a row. */
+struct sk_col {
+	const char *name;
+	const struct sk_schema *s; /* for the SQL type; NULL: existing col */
+	const char *text;	   /* NULL: SQL NULL */
+};
+
+#endif

@@ -1,0 +1,790 @@
+/*
+ * sink_sql: column types, value text and statements of the JDBC sink
+ * (storage/sink_int.h, storage/sink_sql.h).  Pure functions: no I/O.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/kbuf.h"
+#include "storage/sink_int.h"
+#include "storage/sink_sql.h"
+
+static bool named(const struct sk_schema *s, const char *n)
+{
+	return s->name && strcmp(s->name, n) == 0;
+}
+
+const char *sk_sql_type(const struct sk_schema *s)
+{
+	s = sk_plain(s);
+	if (!s)
+		return NULL;
+	if (s->name) {
+		static const struct {
+			const char *n, *t;
+		} tab[] = {
+			{"org.apache.kafka.connect.data.Decimal", "DECIMAL"},
+			{"org.apache.kafka.connect.data.Date", "DATE"},
+			{"org.apache.kafka.connect.data.Time", "TIME"},
+			{"org.apache.kafka.connect.data.Timestamp",
+			 "TIMESTAMP"},
+			{"io.debezium.time.Date", "DATE"},
+			{"io.debezium.time.Time", "TIME"},
+			{"io.debezium.time.MicroTime", "TIME"},
+			{"io.debezium.time.NanoTime", "TIME"},
+			{"io.debezium.time.Timestamp", "TIMESTAMP"},
+			{"io.debezium.time.MicroTimestamp", "TIMESTAMP"},
+			{"io.debezium.time.NanoTimestamp", "TIMESTAMP"},
+			{"io.debezium.time.ZonedTimestamp", "TIMESTAMPTZ"},
+			{"io.debezium.time.ZonedTime", "TIMETZ"},
+			{"io.debezium.data.Json", "JSONB"},
+			{"io.debezium.data.Uuid", "UUID"},
+			{"io.debezium.data.VariableScaleDecimal", "DECIMAL"},
+		};
+		for (size_t i = 0; i < sizeof(tab) / sizeof(*tab); i++)
+			if (strcmp(s->name, tab[i].n) == 0)
+				return tab[i].t;
+	}
+	switch (s->type) {
+	case SK_INT8:
+	case SK_INT16:
+		return "SMALLINT";
+	case SK_INT32:
+		return "INT";
+	case SK_INT64:
+		return "BIGINT";
+	case SK_FLOAT32:
+		return "REAL";
+	case SK_FLOAT64:
+		return "DOUBLE PRECISION";
+	case SK_BOOLEAN:
+		return "BOOLEAN";
+	case SK_STRING:
+	case SK_NONE:
+		return "TEXT";
+	case SK_BYTES:
+		return "BYTEA";
+	case SK_ARRAY: {
+		const struct sk_schema *e = sk_plain(s->elem);
+		static const struct {
+			enum sk_type t;
+			const char *n;
+		} arr[] = {{SK_INT8, "SMALLINT[]"},
+			   {SK_INT16, "SMALLINT[]"},
+			   {SK_INT32, "INT[]"},
+			   {SK_INT64, "BIGINT[]"},
+			   {SK_FLOAT32, "REAL[]"},
+			   {SK_FLOAT64, "DOUBLE PRECISION[]"},
+			   {SK_BOOLEAN, "BOOLEAN[]"},
+			   {SK_STRING, "TEXT[]"}};
+		if (e && !e->name)
+			for (size_t i = 0; i < sizeof(arr) / sizeof(*arr); i++)
+				if (arr[i].t == e->type)
+					return arr[i].n;
+		return NULL;
+	}
+	case SK_MAP:
+	case SK_STRUCT:
+		return NULL;
+	}
+	return NULL;
+}
+
+/* --- value text -------------------------------------------------------- */
+
+/* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm). */
+static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t yy = (int64_t)yoe + era * 400;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = yy + (*m <= 2);
+}
+
+static int64_t floordiv(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	if ((a % b != 0) && ((a < 0) != (b < 0)))
+		q--;
+	return q;
+}
+
+static char *fmt_date(struct arena *a, int64_t days)
+{
+	int64_t y;
+	unsigned m, d;
+	civil(days, &y, &m, &d);
+	if (y <= 0)
+		return arena_printf(a, "%04" PRId64 "-%02u-%02u BC", 1 - y, m,
+				    d);
+	return arena_printf(a, "%04" PRId64 "-%02u-%02u", y, m, d);
+}
+
+/* A time of day from microseconds since midnight. */
+static char *fmt_time(struct arena *a, int64_t us)
+{
+	us = ((us % 86400000000LL) + 86400000000LL) % 86400000000LL;
+	int64_t s = us / 1000000;
+	return arena_printf(a, "%02d:%02d:%02d.%06d", (int)(s / 3600),
+			    (int)(s / 60 % 60), (int)(s % 60),
+			    (int)(us % 1000000));
+}
+
+static char *fmt_timestamp(struct arena *a, int64_t us)
+{
+	int64_t days = floordiv(us, 86400000000LL);
+	int64_t rest = us - days * 86400000000LL;
+	char *d = fmt_date(a, days);
+	char *t = fmt_time(a, rest);
+	if (!d || !t)
+		return NULL;
+	const char *bc = strstr(d, " BC");
+	if (bc)
+		return arena_printf(a, "%.*s %s BC", (int)(bc - d), d, t);
+	return arena_printf(a, "%s %s", d, t);
+}
+
+/* Big-endian two's complement unscaled value with scale, as decimal text. */
+static char *fmt_decimal(struct arena *a, const uint8_t *b, size_t n,
+			 int32_t scale)
+{
+	if (n == 0)
+		return arena_printf(a, "0");
+	uint8_t *mag = malloc(n);
+	char *digits = malloc(n * 3 + 2);
+	if (!mag || !digits) {
+		free(mag);
+		free(digits);
+		return NULL;
+	}
+	bool neg = b[0] & 0x80;
+	memcpy(mag, b, n);
+	if (neg) {
+		/* negate: invert and add one */
+		for (size_t i = 0; i < n; i++)
+			mag[i] = (uint8_t)~mag[i];
+		for (size_t i = n; i-- > 0;)
+			if (++mag[i] != 0)
+				break;
+	}
+	size_t nd = 0;
+	size_t start = 0;
+	for (;;) {
+		while (start < n && mag[start] == 0)
+			start++;
+		if (start == n)
+			break;
+		unsigned rem = 0;
+		for (size_t i = start; i < n; i++) {
+			unsigned cur = rem * 256 + mag[i];
+			mag[i] = (uint8_t)(cur / 10);
+			rem = cur % 10;
+		}
+		digits[nd++] = (char)('0' + rem);
+	}
+	if (nd == 0)
+		digits[nd++] = '0';
+	/* digits are least significant first */
+	size_t len = nd + (size_t)(scale > 0 ? scale : 0) + 4;
+	char *out = arena_alloc(a, len + (scale < 0 ? (size_t)-scale : 0));
+	if (out) {
+		size_t k = 0;
+		if (neg)
+			out[k++] = '-';
+		if (scale <= 0) {
+			for (size_t i = nd; i-- > 0;)
+				out[k++] = digits[i];
+			for (int32_t i = 0; i < -scale; i++)
+				out[k++] = '0';
+		} else {
+			size_t sc = (size_t)scale;
+			if (nd <= sc) {
+				out[k++] = '0';
+				out[k++] = '.';
+				for (size_t i = nd; i < sc; i++)
+					out[k++] = '0';
+				for (size_t i = nd; i-- > 0;)
+					out[k++] = digits[i];
+			} else {
+				for (size_t i = nd; i-- > 0;) {
+					out[k++] = digits[i];
+					if (i == sc)
+						out[k++] = '.';
+				}
+			}
+		}
+		out[k] = '\0';
+	}
+	free(mag);
+	free(digits);
+	return out;
+}
+
+static char *fmt_double(struct arena *a, double d, bool is_float)
+{
+	if (isnan(d))
+		return arena_printf(a, "NaN");
+	if (isinf(d))
+		return arena_printf(a, d > 0 ? "Infinity" : "-Infinity");
+	return arena_printf(a, is_float ? "%.9g" : "%.17g", d);
+}
+
+static char *fmt_hex(struct arena *a, const uint8_t *p, size_t n)
+{
+	char *o = arena_alloc(a, n * 2 + 3);
+	if (!o)
+		return NULL;
+	static const char hx[] = "0123456789abcdef";
+	o[0] = '\\';
+	o[1] = 'x';
+	for (size_t i = 0; i < n; i++) {
+		o[2 + 2 * i] = hx[p[i] >> 4];
+		o[3 + 2 * i] = hx[p[i] & 15];
+	}
+	o[2 + 2 * n] = '\0';
+	return o;
+}
+
+static int scalar_text(struct arena *a, const struct sk_value *v,
+		       const char **out, char *err, size_t errlen);
+
+/* A Postgres array literal of v's elements. */
+static int array_text(struct arena *a, const struct sk_value *v,
+		      const char **out, char *err, size_t errlen)
+{
+	size_t cap = 2, len = 0;
+	const char **el = arena_alloc(a, (v->n ? v->n : 1) * sizeof(char *));
+	if (!el)
+		return -1;
+	for (size_t i = 0; i < v->n; i++) {
+		if (scalar_text(a, &v->fields[i], &el[i], err, errlen) < 0)
+			return -1;
+		cap += (el[i] ? strlen(el[i]) * 2 + 3 : 4) + 1;
+	}
+	char *o = arena_alloc(a, cap + 1);
+	if (!o)
+		return -1;
+	o[len++] = '{';
+	for (size_t i = 0; i < v->n; i++) {
+		if (i)
+			o[len++] = ',';
+		if (!el[i]) {
+			memcpy(o + len, "NULL", 4);
+			len += 4;
+			continue;
+		}
+		o[len++] = '"';
+		for (const char *c = el[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				o[len++] = '\\';
+			o[len++] = *c;
+		}
+		o[len++] = '"';
+	}
+	o[len++] = '}';
+	o[len] = '\0';
+	*out = o;
+	return 0;
+}
+
+static int scalar_text(struct arena *a, const struct sk_value *v,
+		       const char **out, char *err, size_t errlen)
+{
+	const struct sk_schema *s = sk_plain(v->s);
+	char *t = NULL;
+	*out = NULL;
+	if (v->null || !s || s->type == SK_NONE)
+		return 0;
+	if (s->name) {
+		int64_t us = -1;
+		bool time = false, ts = false, date = false;
+		if (named(s, "org.apache.kafka.connect.data.Date") ||
+		    named(s, "io.debezium.time.Date")) {
+			date = true;
+		} else if (named(s, "org.apache.kafka.connect.data.Time") ||
+			   named(s, "io.debezium.time.Time")) {
+			time = true;
+			us = v->i * 1000;
+		} else if (named(s, "io.debezium.time.MicroTime")) {
+			time = true;
+			us = v->i;
+		} else if (named(s, "io.debezium.time.NanoTime")) {
+			time = true;
+			us = v->i / 1000;
+		} else if (named(s,
+				 "org.apache.kafka.connect.data.Timestamp") ||
+			   named(s, "io.debezium.time.Timestamp")) {
+			ts = true;
+			us = v->i * 1000;
+		} else if (named(s, "io.debezium.time.MicroTimestamp")) {
+			ts = true;
+			us = v->i;
+		} else if (named(s, "io.debezium.time.NanoTimestamp")) {
+			ts = true;
+			us = floordiv(v->i, 1000);
+		}
+		if (date)
+			t = fmt_date(a, v->i);
+		else if (time)
+			t = fmt_time(a, us);
+		else if (ts)
+			t = fmt_timestamp(a, us);
+		if (date || time || ts) {
+			*out = t;
+			return t ? 0 : -1;
+		}
+		if (named(s, "org.apache.kafka.connect.data.Decimal")) {
+			if (v->n == (size_t)-1)
+				t = arena_strndup(a, v->p, strlen(v->p));
+			else
+				t = fmt_decimal(a, (const uint8_t *)v->p, v->n,
+						s->scale);
+			*out = t;
+			return t ? 0 : -1;
+		}
+		if (named(s, "io.debezium.data.VariableScaleDecimal") &&
+		    s->type == SK_STRUCT) {
+			const struct sk_value *sc = sk_field_get(v, "scale");
+			const struct sk_value *val = sk_field_get(v, "value");
+			if (!sc || !val || val->null) {
+				snprintf(
+					err, errlen,
+					"VariableScaleDecimal without a value");
+				return -1;
+			}
+			t = fmt_decimal(a, (const uint8_t *)val->p, val->n,
+					(int32_t)sc->i);
+			*out = t;
+			return t ? 0 : -1;
+		}
+	}
+	switch (s->type) {
+	case SK_INT8:
+	case SK_INT16:
+	case SK_INT32:
+	case SK_INT64:
+		t = arena_printf(a, "%" PRId64, v->i);
+		break;
+	case SK_FLOAT32:
+		t = fmt_double(a, v->d, true);
+		break;
+	case SK_FLOAT64:
+		t = fmt_double(a, v->d, false);
+		break;
+	case SK_BOOLEAN:
+		t = arena_printf(a, "%s", v->i ? "true" : "false");
+		break;
+	case SK_STRING:
+		if (memchr(v->p, '\0', v->n)) {
+			snprintf(err, errlen,
+				 "a string with a NUL byte cannot be stored "
+				 "in Postgres text");
+			return -1;
+		}
+		t = arena_strndup(a, v->p, v->n);
+		break;
+	case SK_BYTES:
+		t = fmt_hex(a, (const uint8_t *)v->p, v->n);
+		break;
+	case SK_ARRAY:
+		return array_text(a, v, out, err, errlen);
+	default:
+		snprintf(err, errlen, "Unsupported source data type: %s",
+			 s->type == SK_MAP ? "MAP" : "STRUCT");
+		return -1;
+	}
+	*out = t;
+	return t ? 0 : -1;
+}
+
+int sk_sql_text(struct arena *a, const struct sk_value *v, const char **out,
+		char *err, size_t errlen)
+{
+	snprintf(err, errlen, "out of memory");
+	return scalar_text(a, v, out, err, errlen);
+}
+
+int sk_sql_text_as(struct arena *a, const struct sk_schema *s, const char *text,
+		   const char **out, char *err, size_t errlen)
+{
+	s = sk_plain(s);
+	char *end = NULL;
+	*out = NULL;
+	switch (s ? s->type : SK_STRING) {
+	case SK_INT8:
+	case SK_INT16:
+	case SK_INT32:
+	case SK_INT64: {
+		if (s->name)
+			break; /* Date, Time, Timestamp: Postgres parses */
+		long long x = strtoll(text, &end, 10);
+		long long lo = s->type == SK_INT8    ? -128
+			       : s->type == SK_INT16 ? -32768
+			       : s->type == SK_INT32 ? INT32_MIN
+						     : INT64_MIN;
+		long long hi = s->type == SK_INT8    ? 127
+			       : s->type == SK_INT16 ? 32767
+			       : s->type == SK_INT32 ? INT32_MAX
+						     : INT64_MAX;
+		if (!*text || *end || x < lo || x > hi) {
+			snprintf(err, errlen,
+				 "key \"%.100s\" is not a value of the "
+				 "column's type",
+				 text);
+			return -1;
+		}
+		break;
+	}
+	case SK_FLOAT32:
+	case SK_FLOAT64:
+		strtod(text, &end);
+		if (!*text || *end) {
+			snprintf(err, errlen, "key \"%.100s\" is not a number",
+				 text);
+			return -1;
+		}
+		break;
+	default:
+		break;
+	}
+	*out = arena_strndup(a, text, strlen(text));
+	return *out ? 0 : -1;
+}
+
+char *sk_ident(struct arena *a, const char *name, bool quote)
+{
+	if (!quote)
+		return arena_strndup(a, name, strlen(name));
+	size_t n = strlen(name), k = 0;
+	char *o = arena_alloc(a, n * 2 + 3);
+	if (!o)
+		return NULL;
+	o[k++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		if (name[i] == '"')
+			o[k++] = '"';
+		o[k++] = name[i];
+	}
+	o[k++] = '"';
+	o[k] = '\0';
+	return o;
+}
+
+/* --- statements -------------------------------------------------------- */
+
+static void put(struct kb_writer *w, const char *s)
+{
+	kb_write_raw(w, s, strlen(s));
+}
+
+static void putf(struct kb_writer *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void putf(struct kb_writer *w, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		kb_write_raw(w, buf,
+			     (size_t)n < sizeof(buf) ? (size_t)n
+						     : sizeof(buf) - 1);
+}
+
+static char *done(struct kb_writer *w)
+{
+	kb_write_raw(w, "", 1);
+	if (!kb_writer_ok(w)) {
+		kb_writer_free(w);
+		return NULL;
+	}
+	return (char *)w->buf;
+}
+
+char *sk_sql_create(const char *table, int ncols, const char *const *cols,
+		    const char *const *types, const bool *notnull, int nkey,
+		    const char *const *key)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	putf(&w, "CREATE TABLE IF NOT EXISTS ");
+	put(&w, table);
+	put(&w, " (");
+	for (int i = 0; i < ncols; i++) {
+		put(&w, i ? ", " : "");
+		put(&w, cols[i]);
+		put(&w, " ");
+		put(&w, types[i]);
+		put(&w, notnull[i] ? " NOT NULL" : " NULL");
+	}
+	if (nkey > 0) {
+		put(&w, ", PRIMARY KEY(");
+		for (int i = 0; i < nkey; i++) {
+			put(&w, i ? "," : "");
+			put(&w, key[i]);
+		}
+		put(&w, ")");
+	}
+	put(&w, ")");
+	return done(&w);
+}
+
+char *sk_sql_add_column(const char *table, const char *col, const char *type)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, "ALTER TABLE ");
+	put(&w, table);
+	put(&w, " ADD COLUMN IF NOT EXISTS ");
+	put(&w, col);
+	put(&w, " ");
+	put(&w, type);
+	put(&w, " NULL");
+	return done(&w);
+}
+
+/* ($1::t1,$2::t2,...),(...) for nrows rows of ncols. */
+static void values(struct kb_writer *w, int nrows, int ncols,
+		   const char *const *types)
+{
+	int p = 1;
+	for (int r = 0; r < nrows; r++) {
+		put(w, r ? ",(" : "(");
+		for (int c = 0; c < ncols; c++) {
+			putf(w, c ? ",$%d" : "$%d", p++);
+			if (types && types[c]) {
+				put(w, "::");
+				put(w, types[c]);
+			}
+		}
+		put(w, ")");
+	}
+}
+
+char *sk_sql_insert(const char *table, enum sk_mode mode, int nkey, int ncols,
+		    const char *const *cols, const char *const *types,
+		    int nrows)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, "INSERT INTO ");
+	put(&w, table);
+	put(&w, " (");
+	for (int i = 0; i < ncols; i++) {
+		put(&w, i ? "," : "");
+		put(&w, cols[i]);
+	}
+	put(&w, ") VALUES ");
+	values(&w, nrows, ncols, types);
+	if (mode == SKM_UPSERT && nkey > 0) {
+		put(&w, " ON CONFLICT (");
+		for (int i = 0; i < nkey; i++) {
+			put(&w, i ? "," : "");
+			put(&w, cols[i]);
+		}
+		if (ncols == nkey) {
+			put(&w, ") DO NOTHING");
+		} else {
+			put(&w, ") DO UPDATE SET ");
+			for (int i = nkey; i < ncols; i++) {
+				put(&w, i > nkey ? "," : "");
+				put(&w, cols[i]);
+				put(&w, "=EXCLUDED.");
+				put(&w, cols[i]);
+			}
+		}
+	}
+	return done(&w);
+}
+
+char *sk_sql_update(const char *table, int nkey, int ncols,
+		    const char *const *cols, const char *const *types,
+		    int nrows)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, "UPDATE ");
+	put(&w, table);
+	put(&w, " AS t SET ");
+	for (int i = nkey; i < ncols; i++) {
+		put(&w, i > nkey ? "," : "");
+		put(&w, cols[i]);
+		put(&w, "=x.");
+		put(&w, cols[i]);
+	}
+	put(&w, " FROM (VALUES ");
+	values(&w, nrows, ncols, types);
+	put(&w, ") AS x(");
+	for (int i = 0; i < ncols; i++) {
+		put(&w, i ? "," : "");
+		put(&w, cols[i]);
+	}
+	put(&w, ") WHERE ");
+	for (int i = 0; i < nkey; i++) {
+		put(&w, i ? " AND t." : "t.");
+		put(&w, cols[i]);
+		put(&w, "=x.");
+		put(&w, cols[i]);
+	}
+	return done(&w);
+}
+
+char *sk_sql_delete(const char *table, int nkey, const char *const *cols,
+		    const char *const *types, int nrows)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, "DELETE FROM ");
+	put(&w, table);
+	put(&w, " WHERE (");
+	for (int i = 0; i < nkey; i++) {
+		put(&w, i ? "," : "");
+		put(&w, cols[i]);
+	}
+	put(&w, ") IN (");
+	values(&w, nrows, nkey, types);
+	put(&w, ")");
+	return done(&w);
+}
+
+/* unnest($1::t1[], $2::t2[], ...) */
+static void unnest(struct kb_writer *w, int ncols, const char *const *types)
+{
+	put(w, "unnest(");
+	for (int c = 0; c < ncols; c++) {
+		putf(w, c ? ",$%d::" : "$%d::", c + 1);
+		put(w, types[c]);
+		put(w, "[]");
+	}
+	put(w, ")");
+}
+
+char *sk_sql_insert_unnest(const char *table, enum sk_mode mode, int nkey,
+			   int ncols, const char *const *cols,
+			   const char *const *types)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, "INSERT INTO ");
+	put(&w, table);
+	put(&w, " (");
+	for (int i = 0; i < ncols; i++) {
+		put(&w, i ? "," : "");
+		put(&w, cols[i]);
+	}
+	put(&w, ") SELECT * FROM ");
+	unnest(&w, ncols, types);
+	if (mode == SKM_UPSERT && nkey > 0) {
+		put(&w, " ON CONFLICT (");
+		for (int i = 0; i < nkey; i++) {
+			put(&w, i ? "," : "");
+			put(&w, cols[i]);
+		}
+		if (ncols == nkey) {
+			put(&w, ") DO NOTHING");
+		} else {
+			put(&w, ") DO UPDATE SET ");
+			for (int i = nkey; i < ncols; i++) {
+				put(&w, i > nkey ? "," : "");
+				put(&w, cols[i]);
+				put(&w, "=EXCLUDED.");
+				put(&w, cols[i]);
+			}
+		}
+	}
+	return done(&w);
+}
+
+char *sk_sql_update_unnest(const char *table, int nkey, int ncols,
+			   const char *const *cols, const char *const *types)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, "UPDATE ");
+	put(&w, table);
+	put(&w, " AS t SET ");
+	for (int i = nkey; i < ncols; i++) {
+		put(&w, i > nkey ? "," : "");
+		put(&w, cols[i]);
+		put(&w, "=x.");
+		put(&w, cols[i]);
+	}
+	put(&w, " FROM ");
+	unnest(&w, ncols, types);
+	put(&w, " AS x(");
+	for (int i = 0; i < ncols; i++) {
+		put(&w, i ? "," : "");
+		put(&w, cols[i]);
+	}
+	put(&w, ") WHERE ");
+	for (int i = 0; i < nkey; i++) {
+		put(&w, i ? " AND t." : "t.");
+		put(&w, cols[i]);
+		put(&w, "=x.");
+		put(&w, cols[i]);
+	}
+	return done(&w);
+}
+
+char *sk_sql_delete_unnest(const char *table, int nkey, const char *const *cols,
+			   const char *const *types)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, "DELETE FROM ");
+	put(&w, table);
+	put(&w, " WHERE (");
+	for (int i = 0; i < nkey; i++) {
+		put(&w, i ? "," : "");
+		put(&w, cols[i]);
+	}
+	put(&w, ") IN (SELECT * FROM ");
+	unnest(&w, nkey, types);
+	put(&w, ")");
+	return done(&w);
+}
+
+char *sk_sql_array(const char *const *texts, size_t n, size_t stride)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++) {
+		const char *t = texts[i * stride];
+		cap += (t ? strlen(t) * 2 + 2 : 4) + 1;
+	}
+	char *o = malloc(cap);
+	if (!o)
+		return NULL;
+	size_t k = 0;
+	o[k++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		const char *t = texts[i * stride];
+		if (i)
+			o[k++] = ',';
+		if (!t) {
+			memcpy(o + k, "NULL", 4);
+			k += 4;
+			continue;
+		}
+		o[k++] = '"';
+		for (; *t; t++) {
+			if (*t == '"' || *t == '\\')
+				o[k++] = '\\';
+			o[k++] = *t;
+		}
+		o[k++] = '"';
+	}
+	o[k++] = '}';
+	o[k] = '\0';
+	return o;
+}

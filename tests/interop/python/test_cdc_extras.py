@@ -1,0 +1,160 @@
+"""Debezium Postgres connector options beyond the seed's: message.key.columns,
+snapshot.mode=when_needed, and heartbeats (heartbeat.interval.ms, topic
+__debezium-heartbeat.<prefix>)."""
+import json
+import time
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from test_cdc import fresh_db, http, post, psql, seed_config
+from test_cdc_avro import AVRO, REGISTRY, consume, latest, remove, reset, wait_state
+
+
+def json_cfg(db, name, prefix, slot, **over):
+    cfg = seed_config(db, transforms=None, transforms__unwrap__type=None, **{
+        "database.server.name": prefix, "slot.name": slot,
+        "publication.name": slot + "_pub",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false", **over})
+    cfg["name"] = name
+    return cfg
+
+
+def test_message_key_columns():
+    """message.key.columns replaces the primary key of the tables it names
+    (in table column order); other tables keep theirs."""
+    db = "cdc_mkc"
+    http("DELETE", "/connectors/mkc-source")
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, code text NOT NULL, "
+             "region text NOT NULL, v int)",
+         "CREATE TABLE u (id int PRIMARY KEY, w int)",
+         "INSERT INTO t VALUES (1, 'a', 'eu', 10)", "INSERT INTO u VALUES (1, 5)")
+    bad = json_cfg(db, "mkc-source", "mkc", "mkc_slot",
+                   **{"message.key.columns": "public.t"})
+    code, body = post(bad)
+    assert code == 400 and "message.key.columns" in body["message"], body
+    cfg = json_cfg(db, "mkc-source", "mkc", "mkc_slot", **{
+        "message.key.columns": "public.t:region,code;public.nomatch:x"})
+    reset("mkc.public.t", "mkc.public.u")
+    code, body = post(cfg)
+    assert code == 201, body
+    m = consume("mkc.public.t", 1)[0]
+    assert json.loads(m.key()) == {"code": "a", "region": "eu"}
+    assert json.loads(m.value())["after"]["id"] == 1
+    m = consume("mkc.public.u", 1)[0]
+    assert json.loads(m.key()) == {"id": 1}
+    wait_state("mkc-source", "RUNNING")
+    psql(db, "INSERT INTO t VALUES (2, 'b', 'us', 20)",
+         "UPDATE t SET v = 21 WHERE id = 2")
+    msgs = consume("mkc.public.t", 3)[1:]
+    assert [json.loads(m.key()) for m in msgs] == [{"code": "b", "region": "us"}] * 2
+    assert [json.loads(m.value())["op"] for m in msgs] == ["c", "u"]
+    remove("mkc-source", "mkc_slot")
+
+
+def wait_slot_gone(db, slot):
+    """Drops slot once its walsender let go of it."""
+    for _ in range(150):
+        try:
+            psql("postgres", f"SELECT pg_drop_replication_slot('{slot}')")
+            return
+        except Exception:
+            time.sleep(0.2)
+    raise AssertionError(f"slot {slot} never became free")
+
+
+def test_snapshot_when_needed():
+    """A connector whose slot disappeared while it was paused: with
+    when_needed it snapshots again (rows changed meanwhile are not lost),
+    with initial it only streams from the new slot on."""
+    db = "cdc_when"
+    for n in ("wn-source", "wi-source"):
+        http("DELETE", f"/connectors/{n}")
+    fresh_db(db)
+    for mode, name, prefix in (("when_needed", "wn-source", "wn"),
+                               ("initial", "wi-source", "wi")):
+        slot = prefix + "_slot"
+        table = "w_" + prefix
+        topic = f"{prefix}.public.{table}"
+        psql(db, f"CREATE TABLE {table} (id int PRIMARY KEY, x int)",
+             f"INSERT INTO {table} VALUES (1, 1), (2, 2)")
+        reset(topic)
+        code, body = post(json_cfg(db, name, prefix, slot, **{
+            "snapshot.mode": mode, "table.include.list": "public." + table}))
+        assert code == 201, body
+        assert len(consume(topic, 2)) == 2
+        wait_state(name, "RUNNING")
+        psql(db, f"INSERT INTO {table} VALUES (3, 3)")
+        assert len(consume(topic, 3)) == 3
+        code, _ = http("PUT", f"/connectors/{name}/pause")
+        assert code == 202
+        wait_slot_gone(db, slot)
+        psql(db, f"UPDATE {table} SET x = 10 WHERE id = 1")  # nobody reads it
+        code, _ = http("PUT", f"/connectors/{name}/resume")
+        assert code == 202
+        wait_state(name, "RUNNING")
+        deadline = time.time() + 30
+        while time.time() < deadline:  # the new slot is there: stream
+            if len(consume(topic, 100, timeout=2)) >= (6 if mode == "when_needed" else 3):
+                break
+        psql(db, f"INSERT INTO {table} VALUES (4, 4)")
+        want = 7 if mode == "when_needed" else 4
+        rows = [json.loads(m.value()) for m in consume(topic, want)]
+        time.sleep(1)
+        assert len(consume(topic, 100, timeout=2)) == want
+        got = [(r["op"], r["after"]["id"], r["after"]["x"]) for r in rows]
+        if mode == "when_needed":
+            # a second snapshot of every row, the missed update included
+            # (in heap order: the updated row moved)
+            assert got[:3] == [("r", 1, 1), ("r", 2, 2), ("c", 3, 3)], got
+            assert sorted(got[3:6]) == [("r", 1, 10), ("r", 2, 2), ("r", 3, 3)]
+            assert got[6] == ("c", 4, 4)
+        else:
+            # streaming from the new slot on: the update is lost
+            assert got == [("r", 1, 1), ("r", 2, 2), ("c", 3, 3),
+                           ("c", 4, 4)], got
+        remove(name, slot)
+
+
+def test_heartbeats():
+    """heartbeat.interval.ms: records {ts_ms} keyed {serverName} on
+    __debezium-heartbeat.<prefix>, through the connector's converters (here
+    StringConverter keys and AvroConverter values)."""
+    db = "cdc_hb"
+    http("DELETE", "/connectors/hb-source")
+    fresh_db(db)
+    psql(db, "CREATE TABLE h (id int PRIMARY KEY)", "INSERT INTO h VALUES (1)")
+    cfg = seed_config(db, **{"database.server.name": "hbt", "slot.name": "hb_slot",
+                             "publication.name": "hb_pub",
+                             "value.converter": AVRO,
+                             "heartbeat.interval.ms": "500"})
+    cfg["name"] = "hb-source"
+    topic = "__debezium-heartbeat.hbt"
+    reset(topic, "hbt.public.h")
+    code, body = post(cfg)
+    assert code == 201, body
+    msgs = consume(topic, 4, timeout=30)
+    assert len(msgs) == 4
+    assert {m.key() for m in msgs} == {b"Struct{serverName=hbt}"}
+    deser = AvroDeserializer(SchemaRegistryClient({"url": REGISTRY}))
+    ts = [deser(m.value(), SerializationContext(topic, MessageField.VALUE))["ts_ms"]
+          for m in msgs]
+    assert ts == sorted(ts) and ts[-1] - ts[0] >= 1000
+    assert abs(ts[-1] - time.time() * 1000) < 60000
+    assert json.loads(latest(topic + "-value")["schema"]) == {
+        "type": "record", "name": "Heartbeat",
+        "namespace": "io.debezium.connector.common",
+        "fields": [{"name": "ts_ms", "type": "long"}],
+        "connect.name": "io.debezium.connector.common.Heartbeat"}
+    # the table topic itself is unaffected
+    assert len(consume("hbt.public.h", 1)) == 1
+    code, topics = http("GET", "/connectors/hb-source/topics")
+    assert topic in topics["hb-source"]["topics"]
+    code, body = post(dict(cfg, config=dict(cfg["config"],
+                                            **{"heartbeat.interval.ms": "soon"})))
+    assert code == 400 and "heartbeat.interval.ms" in body["message"]
+    remove("hb-source", "hb_slot")

@@ -1,0 +1,678 @@
+"""Sink topics: JDBC sink connector configs POSTed to samsa's Kafka Connect
+REST surface, applied by samsa itself to Postgres tables.
+
+Records are produced by confluent-kafka-python (Avro values through its
+SchemaRegistryClient/AvroSerializer against samsa's registry); the target
+tables live in databases of their own on the test Postgres.
+"""
+import json
+import os
+import subprocess
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import (MessageField, SerializationContext,
+                                           StringSerializer)
+
+from samsa_client import admin_client, bootstrap, create_topic, unique
+from test_cdc import fresh_db, http, pg_params
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEED = os.path.join(HERE, "..", "..", "data", "seed-demo")
+REGISTRY = os.environ.get("SAMSA_REGISTRY_URL", "http://127.0.0.1:8081")
+
+# The value schema ksqlDB 5.x registers for RESEARCH_AVE_BOOST.
+KSQL_SCHEMA = json.dumps({
+    "type": "record", "name": "KsqlDataSourceSchema",
+    "namespace": "io.confluent.ksql.avro_schemas",
+    "fields": [
+        {"name": "RESEARCH", "type": ["null", "int"], "default": None},
+        {"name": "AVE_CHANCE", "type": ["null", "double"], "default": None},
+    ]})
+
+
+def q(db, sql):
+    """Rows of sql as lists of strings (psql's unaligned output)."""
+    host, port = pg_params()
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-F", "|", "-v",
+                          "ON_ERROR_STOP=1", "-h", host, "-p", port, "-U",
+                          "postgres", "-d", db, "-c", sql],
+                         check=True, capture_output=True, text=True).stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def jdbc_url(db):
+    host, port = pg_params()
+    return f"jdbc:postgresql://{host}:{port}/{db}?user=postgres&password=postgres"
+
+
+def seed_sink(db, topic, **over):
+    """postgres-sink.json with the database (and topic) adjusted."""
+    with open(os.path.join(SEED, "postgres-sink.json")) as f:
+        c = json.load(f)
+    c["config"]["connection.url"] = jdbc_url(db)
+    c["config"]["topics"] = topic
+    c["config"]["value.converter.schema.registry.url"] = REGISTRY
+    for k, v in over.items():
+        k = k.replace("__", ".")
+        if v is None:
+            c["config"].pop(k, None)
+        else:
+            c["config"][k] = v
+    return c
+
+
+def wait_rows(db, sql, want, timeout=60):
+    deadline = time.time() + timeout
+    got = None
+    while time.time() < deadline:
+        try:
+            got = q(db, sql)
+            if got == want:
+                return got
+        except subprocess.CalledProcessError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{sql}: wanted {want}, last saw {got}")
+
+
+def status(name):
+    code, st = http("GET", f"/connectors/{name}/status")
+    assert code == 200, st
+    return st
+
+
+def wait_task(name, state, timeout=60):
+    deadline = time.time() + timeout
+    st = None
+    while time.time() < deadline:
+        st = status(name)
+        if st["tasks"] and st["tasks"][0]["state"] == state:
+            return st
+        time.sleep(0.3)
+    raise AssertionError(f"{name} never became {state}: {st}")
+
+
+def avro_producer(topic):
+    sr = SchemaRegistryClient({"url": REGISTRY})
+    ser = AvroSerializer(sr, KSQL_SCHEMA)
+    p = Producer({"bootstrap.servers": bootstrap()})
+    ks = StringSerializer("utf_8")
+
+    def send(key, value):
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        p.produce(topic, key=ks(key) if key is not None else None,
+                  value=ser(value, ctx) if value is not None else None)
+    return p, send
+
+
+def post(cfg):
+    http("DELETE", "/connectors/" + cfg["name"])
+    code, body = http("POST", "/connectors", cfg)
+    assert code == 201, body
+    return body
+
+
+def test_seed_sink_typed_upsert_and_tombstones():
+    """Acceptance 2: the seed's postgres-sink.json, RESEARCH_AVE_BOOST with
+    string keys "0"/"1" and Avro values: typed columns, upserts, and
+    tombstones that delete once delete.enabled=true."""
+    db = "sinkseed"
+    fresh_db(db)
+    topic = "RESEARCH_AVE_BOOST"
+    admin = admin_client()
+    admin.delete_topics([topic])
+    time.sleep(0.5)
+    create_topic(admin, topic, 1)
+    p, send = avro_producer(topic)
+    send("0", {"RESEARCH": 0, "AVE_CHANCE": 0.6}) 
+    send("1", {"RESEARCH": 1, "AVE_CHANCE": 0.8})
+    send("0", {"RESEARCH": 0, "AVE_CHANCE": 0.6519})
+    assert p.flush(30) == 0
+
+    cfg = seed_sink(db, topic)
+    cfg["name"] = "postgres-sink"
+    body = post(cfg)
+    assert body["type"] == "sink"
+    sql = 'SELECT "RESEARCH", "AVE_CHANCE" FROM "RESEARCH_AVE_BOOST" ORDER BY 1'
+    wait_rows(db, sql, [["0", "0.6519"], ["1", "0.8"]])
+    # typed columns where the seed got text, RESEARCH the primary key
+    cols = q(db, "SELECT column_name, data_type, is_nullable FROM "
+             "information_schema.columns WHERE table_name = "
+             "'RESEARCH_AVE_BOOST' ORDER BY ordinal_position")
+    assert cols == [["RESEARCH", "integer", "NO"],
+                    ["AVE_CHANCE", "double precision", "YES"]]
+    pk = q(db, "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON "
+           "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE "
+           "i.indrelid = '\"RESEARCH_AVE_BOOST\"'::regclass AND i.indisprimary")
+    assert pk == [["RESEARCH"]]
+    # the seed README's query, without the cast
+    assert q(db, 'SELECT "AVE_CHANCE" FROM "RESEARCH_AVE_BOOST" '
+             'WHERE "RESEARCH" = 0') == [["0.6519"]]
+
+    # updates upsert
+    send("0", {"RESEARCH": 0, "AVE_CHANCE": 0.6349})
+    assert p.flush(30) == 0
+    wait_rows(db, sql, [["0", "0.6349"], ["1", "0.8"]])
+
+    st = status("postgres-sink")
+    assert st["type"] == "sink"
+    assert st["tasks"][0]["state"] == "RUNNING"
+    offs = q(db, "SELECT topic, partition, next_offset FROM samsa_sink_offsets "
+             "WHERE connector = 'postgres-sink'")
+    assert offs == [[topic, "0", "4"]]
+    code, tl = http("GET", "/connectors/postgres-sink/topics")
+    assert code == 200 and tl["postgres-sink"]["topics"] == [topic]
+
+    # quote.sql.identifiers=never: the names fold to lower case, and the
+    # seed README's own query works as written (the cast now a no-op)
+    low = seed_sink(db, topic, quote__sql__identifiers="never")
+    low["name"] = "postgres-sink-lower"
+    post(low)
+    wait_rows(db, "SELECT ave_chance FROM research_ave_boost "
+              "WHERE CAST(research as INT)=0", [["0.6349"]])
+    assert q(db, "SELECT column_name, data_type FROM information_schema.columns "
+             "WHERE table_name = 'research_ave_boost' ORDER BY ordinal_position"
+             ) == [["research", "integer"], ["ave_chance", "double precision"]]
+    assert http("DELETE", "/connectors/postgres-sink-lower")[0] == 204
+
+    # tombstones delete once delete.enabled=true (with pk.mode record_key)
+    new = dict(cfg["config"])
+    new["delete.enabled"] = "true"
+    code, body = http("PUT", "/connectors/postgres-sink/config", new)
+    assert code == 200, body
+    send("1", None)
+    assert p.flush(30) == 0
+    wait_rows(db, sql, [["0", "0.6349"]])
+    send("1", {"RESEARCH": 1, "AVE_CHANCE": 0.9})
+    send("0", None)
+    assert p.flush(30) == 0
+    wait_rows(db, sql, [["1", "0.9"]])
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets WHERE "
+              "connector = 'postgres-sink'", [["7"]])
+    assert http("DELETE", "/connectors/postgres-sink")[0] == 204
+    admin.delete_topics([topic])
+
+
+ROW_SCHEMA = json.dumps({
+    "type": "record", "name": "Row", "namespace": "sinktest",
+    "fields": [{"name": "name", "type": "string"},
+               {"name": "n", "type": "int"}]})
+
+
+def row_producer(topic, schema=ROW_SCHEMA):
+    sr = SchemaRegistryClient({"url": REGISTRY})
+    ser = AvroSerializer(sr, schema)
+    p = Producer({"bootstrap.servers": bootstrap()})
+
+    def send(key, value, raw=None):
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        v = raw if raw is not None else (
+            ser(value, ctx) if value is not None else None)
+        p.produce(topic, key=key.encode() if key is not None else None,
+                  value=v)
+    return p, send
+
+
+def row_sink(name, db, topic, **over):
+    c = {"connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+         "topics": topic, "connection.url": jdbc_url(db),
+         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+         "value.converter": "io.confluent.connect.avro.AvroConverter",
+         "value.converter.schema.registry.url": "http://sr:8081",
+         "auto.create": "true", "insert.mode": "upsert",
+         "pk.mode": "record_key", "pk.fields": "name",
+         "table.name.format": "rows"}
+    for k, v in over.items():
+        k = k.replace("__", ".")
+        if v is None:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    return {"name": name, "config": c}
+
+
+# The Confluent wire format with a schema id nobody registered.
+POISON = b"\x00" + (987654).to_bytes(4, "big") + b"\x06abc\x02"
+
+
+def dlq_records(topic, n, timeout=60):
+    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": unique("dlq"),
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    out, deadline = [], time.time() + timeout
+    while len(out) < n and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(m)
+    c.close()
+    return out
+
+
+def test_poison_record_fails_then_dead_letters():
+    """Acceptance 4: an unknown schema id in a Confluent-framed value.
+    errors.tolerance=none: FAILED with the reason, nothing after it applied,
+    also after a restart; reconfigured to errors.tolerance=all with a dead
+    letter queue: the record is there with Connect's error headers and the
+    rest is applied, each once."""
+    db = "sinkpoison"
+    fresh_db(db)
+    topic = unique("poison")
+    create_topic(admin_client(), topic, 1)
+    p, send = row_producer(topic)
+    for i, k in enumerate(["a", "b", "c"]):
+        send(k, {"name": k, "n": i})
+    send("x", None, raw=POISON)  # offset 3
+    for i, k in enumerate(["d", "e", "a"]):
+        send(k, {"name": k, "n": 10 + i})
+    assert p.flush(30) == 0
+
+    cfg = row_sink("poison", db, topic)
+    post(cfg)
+    st = wait_task("poison", "FAILED")
+    trace = st["tasks"][0]["trace"]
+    assert "987654" in trace and "DataException" in trace, trace
+    assert "offset 3" in trace, trace
+    sql = "SELECT name, n FROM rows ORDER BY name"
+    wait_rows(db, sql, [["a", "0"], ["b", "1"], ["c", "2"]])
+    assert q(db, "SELECT next_offset FROM samsa_sink_offsets WHERE "
+             "connector = 'poison'") == [["3"]]
+    # a restart resumes at the record and fails on it again
+    assert http("POST", "/connectors/poison/restart")[0] == 204
+    time.sleep(1)
+    st = wait_task("poison", "FAILED")
+    assert "987654" in st["tasks"][0]["trace"]
+    assert q(db, sql) == [["a", "0"], ["b", "1"], ["c", "2"]]
+
+    # errors.tolerance=all: the record goes to the dead letter queue
+    dlq = unique("dlq")
+    new = dict(cfg["config"])
+    new.update({"errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq,
+                "errors.deadletterqueue.context.headers.enable": "true"})
+    code, body = http("PUT", "/connectors/poison/config", new)
+    assert code == 200, body
+    wait_rows(db, sql, [["a", "12"], ["b", "1"], ["c", "2"], ["d", "10"],
+                        ["e", "11"]])
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets WHERE "
+              "connector = 'poison'", [["7"]])
+    assert wait_task("poison", "RUNNING")["tasks"][0].get("trace") is None
+    [m] = dlq_records(dlq, 1)
+    assert m.key() == b"x" and m.value() == POISON
+    h = {k: v.decode() for k, v in m.headers()}
+    assert h["__connect.errors.topic"] == topic
+    assert h["__connect.errors.partition"] == "0"
+    assert h["__connect.errors.offset"] == "3"
+    assert h["__connect.errors.connector.name"] == "poison"
+    assert h["__connect.errors.task.id"] == "0"
+    assert h["__connect.errors.stage"] == "VALUE_CONVERTER"
+    assert h["__connect.errors.class.name"] == \
+        "io.confluent.connect.avro.AvroConverter"
+    assert h["__connect.errors.exception.class.name"] == \
+        "org.apache.kafka.connect.errors.DataException"
+    assert "987654" in h["__connect.errors.exception.message"]
+    assert "DataException" in h["__connect.errors.exception.stacktrace"]
+    assert http("DELETE", "/connectors/poison")[0] == 204
+
+
+def test_rejected_row_fails_or_dead_letters():
+    """A record Postgres refuses (a CHECK constraint): the batch is replayed
+    record by record; errors.tolerance=none stops at it, all sends it to
+    the dead letter queue and applies the rest."""
+    db = "sinkreject"
+    fresh_db(db)
+    from test_cdc import psql
+    psql(db, "CREATE TABLE rows (name text PRIMARY KEY, n int CHECK (n >= 0))")
+    topic = unique("reject")
+    create_topic(admin_client(), topic, 1)
+    p, send = row_producer(topic)
+    for i in range(20):
+        send("k%02d" % i, {"name": "k%02d" % i, "n": -1 if i == 7 else i})
+    assert p.flush(30) == 0
+    cfg = row_sink("reject", db, topic)
+    post(cfg)
+    st = wait_task("reject", "FAILED")
+    assert "check constraint" in st["tasks"][0]["trace"], st
+    assert "offset 7" in st["tasks"][0]["trace"], st
+    sql = "SELECT count(*), max(name) FROM rows"
+    wait_rows(db, sql, [["7", "k06"]])
+    assert q(db, "SELECT next_offset FROM samsa_sink_offsets") == [["7"]]
+
+    dlq = unique("dlq")
+    new = dict(cfg["config"])
+    new.update({"errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq})
+    assert http("PUT", "/connectors/reject/config", new)[0] == 200
+    wait_rows(db, sql, [["19", "k19"]])
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["20"]])
+    [m] = dlq_records(dlq, 1)
+    assert m.key() == b"k07"
+    assert not m.headers()  # context headers are off by default
+    assert http("DELETE", "/connectors/reject")[0] == 204
+
+
+def json_producer(topic):
+    p = Producer({"bootstrap.servers": bootstrap()})
+
+    def send(key, value):
+        p.produce(topic,
+                  key=None if key is None else json.dumps(key).encode(),
+                  value=None if value is None else json.dumps(value).encode())
+    return p, send
+
+
+def sink_cfg(db, topic, **over):
+    c = {"connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+         "topics": topic, "connection.url": jdbc_url(db),
+         "auto.create": "true"}
+    for k, v in over.items():
+        c[k.replace("__", ".")] = v
+    return c
+
+
+def _f(field, typ, optional=False, **extra):
+    d = {"field": field, "type": typ, "optional": optional}
+    d.update(extra)
+    return d
+
+
+TYPED_SCHEMA = {"type": "struct", "name": "typed", "optional": False, "fields": [
+    _f("id", "int32"),
+    _f("i8", "int8"), _f("i16", "int16"), _f("i64", "int64"),
+    _f("f32", "float"), _f("f64", "double"), _f("ok", "boolean"),
+    _f("s", "string", True), _f("b", "bytes", True),
+    _f("dec", "bytes", True, name="org.apache.kafka.connect.data.Decimal",
+       parameters={"scale": "2"}),
+    _f("day", "int32", True, name="org.apache.kafka.connect.data.Date"),
+    _f("tod", "int32", True, name="org.apache.kafka.connect.data.Time"),
+    _f("at", "int64", True, name="org.apache.kafka.connect.data.Timestamp"),
+]}
+
+
+def typed_value(i, **extra):
+    v = {"id": i, "i8": -8, "i16": 1600, "i64": 2 ** 40 + i, "f32": 1.5,
+         "f64": 0.1 + i, "ok": i % 2 == 0, "s": "s%d" % i,
+         "b": "AAEC",  # base64 of 00 01 02
+         "dec": "MDk=",  # 12345 unscaled: 123.45
+         "day": 19000, "tod": 3723004, "at": 1700000000123}
+    v.update(extra)
+    return v
+
+
+def test_json_with_schemas_struct_key_types_and_evolve():
+    """JsonConverter with schemas: a struct key (pk.mode=record_key takes
+    its fields), Connect's types and logical types as Postgres types, and
+    auto.evolve adding an optional field."""
+    db = "sinkjson"
+    fresh_db(db)
+    topic = unique("json")
+    create_topic(admin_client(), topic, 1)
+    p, send = json_producer(topic)
+    kschema = {"type": "struct", "optional": False,
+               "fields": [_f("id", "int32")]}
+    for i in range(3):
+        send({"schema": kschema, "payload": {"id": i}},
+             {"schema": TYPED_SCHEMA, "payload": typed_value(i)})
+    assert p.flush(30) == 0
+    post({"name": "json-typed", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_key",
+        auto__evolve="true", table__name__format="typed")})
+    wait_rows(db, "SELECT count(*) FROM typed", [["3"]])
+    cols = q(db, "SELECT column_name, data_type, is_nullable FROM "
+             "information_schema.columns WHERE table_name = 'typed' "
+             "ORDER BY ordinal_position")
+    assert cols == [
+        ["id", "integer", "NO"], ["i8", "smallint", "NO"],
+        ["i16", "smallint", "NO"], ["i64", "bigint", "NO"],
+        ["f32", "real", "NO"], ["f64", "double precision", "NO"],
+        ["ok", "boolean", "NO"], ["s", "text", "YES"], ["b", "bytea", "YES"],
+        ["dec", "numeric", "YES"], ["day", "date", "YES"],
+        ["tod", "time without time zone", "YES"],
+        ["at", "timestamp without time zone", "YES"]]
+    assert q(db, "SELECT id, i8, i16, i64, f32, f64, ok, s, b, dec, day, "
+             "tod, at FROM typed WHERE id = 1") == [[
+                 "1", "-8", "1600", str(2 ** 40 + 1), "1.5", "1.1", "f", "s1",
+                 "\\x000102", "123.45", "2022-01-08", "01:02:03.004",
+                 "2023-11-14 22:13:20.123"]]
+    # a new optional field: ALTER TABLE ... ADD
+    sch = json.loads(json.dumps(TYPED_SCHEMA))
+    sch["fields"].append(_f("extra", "string", True))
+    send({"schema": kschema, "payload": {"id": 1}},
+         {"schema": sch, "payload": typed_value(1, extra="more", s=None)})
+    assert p.flush(30) == 0
+    wait_rows(db, "SELECT id, s, extra FROM typed ORDER BY id",
+              [["0", "s0", ""], ["1", "", "more"], ["2", "s2", ""]])
+    assert http("DELETE", "/connectors/json-typed")[0] == 204
+
+
+def test_schemaless_json_modes_and_pk_modes():
+    """JsonConverter without schemas (types inferred), pk.mode=record_value
+    with fields.whitelist, pk.mode=kafka, insert and update modes."""
+    db = "sinkmodes"
+    fresh_db(db)
+    topic = unique("plain")
+    create_topic(admin_client(), topic, 1)
+    p, send = json_producer(topic)
+    send("k1", {"id": 1, "name": "one", "score": 1.5, "skip": "x"})
+    send("k2", {"id": 2, "name": "two", "score": 2.5, "skip": "y"})
+    send("k1", {"id": 1, "name": "uno", "score": 3.5, "skip": "z"})
+    assert p.flush(30) == 0
+    plain = {"value.converter": "org.apache.kafka.connect.json.JsonConverter",
+             "value.converter.schemas.enable": "false",
+             "key.converter": "org.apache.kafka.connect.storage.StringConverter"}
+    # record_value + whitelist, upsert
+    c = sink_cfg(db, topic, insert__mode="upsert", pk__mode="record_value",
+                 pk__fields="id", fields__whitelist="id,name",
+                 table__name__format="by_value", **{k.replace(".", "__"): v for k, v in plain.items()})
+    post({"name": "by-value", "config": c})
+    wait_rows(db, "SELECT id, name FROM by_value ORDER BY id",
+              [["1", "uno"], ["2", "two"]])
+    assert q(db, "SELECT column_name, data_type FROM information_schema.columns "
+             "WHERE table_name = 'by_value' ORDER BY ordinal_position") == [
+                 ["id", "bigint"], ["name", "text"]]
+    # kafka coordinates as the key, plain inserts
+    c = sink_cfg(db, topic, insert__mode="insert", pk__mode="kafka",
+                 table__name__format="by_kafka", **{k.replace(".", "__"): v for k, v in plain.items()})
+    post({"name": "by-kafka", "config": c})
+    wait_rows(db, "SELECT __connect_topic = '%s', __connect_partition, "
+              "__connect_offset, name FROM by_kafka ORDER BY 3" % topic,
+              [["t", "0", "0", "one"], ["t", "0", "1", "two"],
+               ["t", "0", "2", "uno"]])
+    # update: only rows that exist change
+    from test_cdc import psql
+    psql(db, "CREATE TABLE upd (id bigint PRIMARY KEY, name text, score "
+         "double precision, skip text)", "INSERT INTO upd VALUES (2, 'old', 0, '')")
+    c = sink_cfg(db, topic, insert__mode="update", pk__mode="record_value",
+                 pk__fields="id", table__name__format="upd", **{k.replace(".", "__"): v for k, v in plain.items()})
+    post({"name": "upd", "config": c})
+    wait_rows(db, "SELECT id, name, score, skip FROM upd ORDER BY id",
+              [["2", "two", "2.5", "y"]])
+    for n in ["by-value", "by-kafka", "upd"]:
+        assert wait_task(n, "RUNNING")
+        assert http("DELETE", "/connectors/" + n)[0] == 204
+
+
+def test_debezium_sink_applies_samsa_cdc_envelopes():
+    """Debezium's JDBC sink class on the change events of samsa's own
+    Debezium-compatible source (envelopes, JSON with schemas): snapshot
+    reads, inserts, updates, deletes and tombstones, over topics.regex, with
+    Debezium's table naming (dots to underscores) and types."""
+    from test_cdc import psql
+    src, dst = "dbzsrc", "dbzdst"
+    fresh_db(src)
+    fresh_db(dst)
+    psql(src, "CREATE TABLE items (id int PRIMARY KEY, name text, "
+         "price numeric(10,2), made timestamp, day date)",
+         "CREATE TABLE tags (id int PRIMARY KEY, tag text)",
+         "INSERT INTO items VALUES (1, 'one', 1.25, '2024-01-02 03:04:05.5', "
+         "'2024-01-02'), (2, 'two', 2.50, NULL, NULL), (3, 'three', 3, NULL, NULL)",
+         "INSERT INTO tags VALUES (1, 'red')")
+    host, port = pg_params()
+    prefix = unique("dbz").replace("-", "_")
+    code, body = http("DELETE", "/connectors/dbz-source")
+    code, body = http("POST", "/connectors", {"name": "dbz-source", "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": host, "database.port": port,
+        "database.user": "postgres", "database.password": "postgres",
+        "database.dbname": src, "topic.prefix": prefix,
+        "slot.name": prefix, "publication.name": prefix,
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.items,public.tags"}})
+    assert code == 201, body
+    post({"name": "dbz-sink", "config": {
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "topics.regex": prefix + r"\.public\..*",
+        "connection.url": "jdbc:postgresql://%s:%s/%s" % (host, port, dst),
+        "connection.username": "postgres", "connection.password": "postgres",
+        "insert.mode": "upsert", "primary.key.mode": "record_key",
+        "delete.enabled": "true", "schema.evolution": "basic"}})
+    items = prefix + "_public_items"
+    sql = 'SELECT id, name, price, made, day FROM "%s" ORDER BY id' % items
+    wait_rows(dst, sql, [["1", "one", "1.25", "2024-01-02 03:04:05.5",
+                          "2024-01-02"], ["2", "two", "2.50", "", ""],
+                         ["3", "three", "3.00", "", ""]])
+    wait_rows(dst, 'SELECT id, tag FROM "%s_public_tags"' % prefix,
+              [["1", "red"]])
+    psql(src, "UPDATE items SET name = 'TWO', price = 22 WHERE id = 2",
+         "DELETE FROM items WHERE id = 3",
+         "INSERT INTO items VALUES (4, 'four', 4.4, NULL, '1969-12-31')")
+    wait_rows(dst, sql, [["1", "one", "1.25", "2024-01-02 03:04:05.5",
+                          "2024-01-02"], ["2", "TWO", "22.00", "", ""],
+                         ["4", "four", "4.40", "", "1969-12-31"]])
+    cols = q(dst, "SELECT column_name, data_type FROM information_schema.columns "
+             "WHERE table_name = '%s' ORDER BY ordinal_position" % items)
+    assert cols == [["id", "integer"], ["name", "text"], ["price", "numeric"],
+                    ["made", "timestamp without time zone"], ["day", "date"]]
+    code, tl = http("GET", "/connectors/dbz-sink/topics")
+    assert sorted(tl["dbz-sink"]["topics"]) == [prefix + ".public.items",
+                                                prefix + ".public.tags"]
+    # pause: nothing applied; resume: applied
+    assert http("PUT", "/connectors/dbz-sink/pause")[0] == 202
+    wait_task("dbz-sink", "PAUSED")
+    psql(src, "UPDATE tags SET tag = 'blue' WHERE id = 1")
+    time.sleep(2)
+    assert q(dst, 'SELECT tag FROM "%s_public_tags"' % prefix) == [["red"]]
+    assert http("PUT", "/connectors/dbz-sink/resume")[0] == 202
+    wait_rows(dst, 'SELECT tag FROM "%s_public_tags"' % prefix, [["blue"]])
+    http("DELETE", "/connectors/dbz-sink")
+    http("DELETE", "/connectors/dbz-source")
+
+
+def test_target_database_away_and_back():
+    """The target refuses connections for a while: the task stays RUNNING,
+    says why in its trace, retries with back-off, and applies everything
+    once the database is back."""
+    from test_cdc import psql
+    db = "sinkaway"
+    fresh_db(db)
+    topic = unique("away")
+    create_topic(admin_client(), topic, 1)
+    p, send = json_producer(topic)
+    send(None, {"id": 1, "v": "a"})
+    assert p.flush(30) == 0
+    post({"name": "away", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", value__converter__schemas__enable="false",
+        table__name__format="t")})
+    wait_rows(db, "SELECT id, v FROM t", [["1", "a"]])
+    try:
+        psql("postgres", f"ALTER DATABASE {db} ALLOW_CONNECTIONS false",
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+             f"WHERE datname = '{db}'")
+        for i in range(2, 6):
+            send(None, {"id": i, "v": "x%d" % i})
+        assert p.flush(30) == 0
+        deadline = time.time() + 30
+        st = None
+        while time.time() < deadline:
+            st = status("away")
+            if st["tasks"][0].get("trace"):
+                break
+            time.sleep(0.2)
+        assert st["tasks"][0]["state"] == "RUNNING", st
+        assert "retrying" in st["tasks"][0].get("trace", ""), st
+    finally:
+        psql("postgres", f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+    wait_rows(db, "SELECT count(*), max(v) FROM t", [["5", "x5"]], timeout=90)
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["5"]])
+    deadline = time.time() + 10
+    while status("away")["tasks"][0].get("trace") and time.time() < deadline:
+        time.sleep(0.2)
+    assert status("away")["tasks"][0].get("trace") is None
+    assert http("DELETE", "/connectors/away")[0] == 204
+
+
+def test_only_committed_transactions_are_applied():
+    """The applier reads committed data only: an open transaction's
+    records wait for its commit (the last stable offset), an aborted one's
+    never arrive."""
+    db = "sinktxn"
+    fresh_db(db)
+    from test_cdc import psql
+    psql(db, "CREATE TABLE t (id bigint PRIMARY KEY, v text)")
+    topic = unique("txn")
+    create_topic(admin_client(), topic, 1)
+    post({"name": "txn", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", value__converter__schemas__enable="false",
+        table__name__format="t")})
+    p = Producer({"bootstrap.servers": bootstrap(),
+                  "transactional.id": unique("txn")})
+    p.init_transactions(30)
+
+    def send(i, v):
+        p.produce(topic, value=json.dumps({"id": i, "v": v}).encode())
+    p.begin_transaction()
+    send(1, "aborted")
+    send(2, "aborted")
+    p.flush(30)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    send(1, "committed")
+    p.flush(30)
+    time.sleep(1.5)  # open: nothing of it may be applied yet
+    assert q(db, "SELECT count(*) FROM t") == [["0"]]
+    p.commit_transaction(30)
+    plain = Producer({"bootstrap.servers": bootstrap()})
+    plain.produce(topic, value=json.dumps({"id": 3, "v": "plain"}).encode())
+    plain.flush(30)
+    wait_rows(db, "SELECT id, v FROM t ORDER BY id",
+              [["1", "committed"], ["3", "plain"]])
+    # everything, markers included, is covered by the stored offset
+    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": unique("w")})
+    end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    c.close()
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [[str(end)]])
+    assert http("DELETE", "/connectors/txn")[0] == 204
+
+
+def test_partitions_each_with_its_offset():
+    """A topic of three partitions: every record applied once, one stored
+    offset per partition, each at its partition's end."""
+    db = "sinkparts"
+    fresh_db(db)
+    topic = unique("parts")
+    create_topic(admin_client(), topic, 3)
+    p, send = json_producer(topic)
+    for i in range(300):
+        send("k%d" % i, {"id": i})
+    assert p.flush(30) == 0
+    post({"name": "parts", "config": sink_cfg(
+        db, topic, insert__mode="insert", pk__mode="kafka",
+        value__converter__schemas__enable="false",
+        key__converter="org.apache.kafka.connect.storage.StringConverter",
+        table__name__format="t", batch__size="7")})
+    wait_rows(db, "SELECT count(*), count(DISTINCT id) FROM t",
+              [["300", "300"]])
+    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": unique("w")})
+    ends = [[str(k), str(c.get_watermark_offsets(
+        TopicPartition(topic, k), timeout=10)[1])] for k in range(3)]
+    c.close()
+    assert sum(int(e[1]) for e in ends) == 300
+    wait_rows(db, "SELECT partition, next_offset FROM samsa_sink_offsets "
+              "ORDER BY 1", ends)
+    assert q(db, "SELECT count(*) FROM t GROUP BY __connect_partition "
+             "ORDER BY __connect_partition") == [[e[1]] for e in ends]
+    assert http("DELETE", "/connectors/parts")[0] == 204

@@ -1,0 +1,474 @@
+/*
+ * sink: the JDBC sink's pure parts: Connect and Avro schemas to Postgres
+ * types, values as SQL text, the statements, the converters (every
+ * truncated prefix of an Avro fixture is a clean error), the config and a
+ * record made into a row (the seed's typed key).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "storage/sink_cfg.h"
+#include "storage/sink_int.h"
+#include "storage/sink_sql.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#if defined(TEST_ASAN)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* Criterion ignores a failed assertion in .fini: a leak aborts instead. */
+static void leak_check(void)
+{
+#if defined(TEST_ASAN)
+	if (__lsan_do_recoverable_leak_check() != 0) {
+		cr_log_error("memory leaked");
+		abort();
+	}
+#endif
+}
+
+TestSuite(sink, .fini = leak_check);
+
+static const char *text_of(struct arena *a, const struct sk_schema *s,
+			   struct sk_value v)
+{
+	char err[200];
+	const char *out = NULL;
+	v.s = s;
+	cr_assert_eq(sk_sql_text(a, &v, &out, err, sizeof(err)), 0, "%s", err);
+	return out;
+}
+
+Test(sink, types)
+{
+	struct sk_schema i8 = {.type = SK_INT8}, i32 = {.type = SK_INT32},
+			 i64 = {.type = SK_INT64}, f = {.type = SK_FLOAT32},
+			 d = {.type = SK_FLOAT64}, b = {.type = SK_BOOLEAN},
+			 s = {.type = SK_STRING}, by = {.type = SK_BYTES},
+			 st = {.type = SK_STRUCT}, m = {.type = SK_MAP};
+	struct sk_schema dec = {
+		.type = SK_BYTES,
+		.name = "org.apache.kafka.connect.data.Decimal"};
+	struct sk_schema ts = {.type = SK_INT64,
+			       .name = "io.debezium.time.MicroTimestamp"};
+	struct sk_schema zts = {.type = SK_STRING,
+				.name = "io.debezium.time.ZonedTimestamp"};
+	struct sk_schema arr = {.type = SK_ARRAY, .elem = &i32};
+	cr_assert_str_eq(sk_sql_type(&i8), "SMALLINT");
+	cr_assert_str_eq(sk_sql_type(&i32), "INT");
+	cr_assert_str_eq(sk_sql_type(&i64), "BIGINT");
+	cr_assert_str_eq(sk_sql_type(&f), "REAL");
+	cr_assert_str_eq(sk_sql_type(&d), "DOUBLE PRECISION");
+	cr_assert_str_eq(sk_sql_type(&b), "BOOLEAN");
+	cr_assert_str_eq(sk_sql_type(&s), "TEXT");
+	cr_assert_str_eq(sk_sql_type(&by), "BYTEA");
+	cr_assert_str_eq(sk_sql_type(&dec), "DECIMAL");
+	cr_assert_str_eq(sk_sql_type(&ts), "TIMESTAMP");
+	cr_assert_str_eq(sk_sql_type(&zts), "TIMESTAMPTZ");
+	cr_assert_str_eq(sk_sql_type(&arr), "INT[]");
+	cr_assert_null(sk_sql_type(&st));
+	cr_assert_null(sk_sql_type(&m));
+}
+
+Test(sink, value_text)
+{
+	struct arena a = {0};
+	struct sk_schema dec = {.type = SK_BYTES,
+				.name = "org.apache.kafka.connect.data.Decimal",
+				.scale = 2};
+	struct sk_schema dec0 = dec, dec5 = dec;
+	dec0.scale = 0;
+	dec5.scale = 5;
+	cr_assert_str_eq(
+		text_of(&a, &dec, (struct sk_value){.p = "\x30\x39", .n = 2}),
+		"123.45");
+	cr_assert_str_eq(
+		text_of(&a, &dec, (struct sk_value){.p = "\xcf\xc7", .n = 2}),
+		"-123.45");
+	cr_assert_str_eq(
+		text_of(&a, &dec5, (struct sk_value){.p = "\x30\x39", .n = 2}),
+		"0.12345");
+	cr_assert_str_eq(
+		text_of(&a, &dec0, (struct sk_value){.p = "\xff", .n = 1}),
+		"-1");
+	cr_assert_str_eq(
+		text_of(&a, &dec, (struct sk_value){.p = "\x05", .n = 1}),
+		"0.05");
+	struct sk_schema date = {.type = SK_INT32,
+				 .name = "org.apache.kafka.connect.data.Date"};
+	cr_assert_str_eq(text_of(&a, &date, (struct sk_value){.i = 19000}),
+			 "2022-01-08");
+	cr_assert_str_eq(text_of(&a, &date, (struct sk_value){.i = -1}),
+			 "1969-12-31");
+	struct sk_schema tm = {.type = SK_INT32,
+			       .name = "org.apache.kafka.connect.data.Time"};
+	cr_assert_str_eq(text_of(&a, &tm, (struct sk_value){.i = 3723004}),
+			 "01:02:03.004000");
+	struct sk_schema ts = {.type = SK_INT64,
+			       .name = "org.apache.kafka.connect.data."
+				       "Timestamp"};
+	cr_assert_str_eq(
+		text_of(&a, &ts, (struct sk_value){.i = 1700000000123LL}),
+		"2023-11-14 22:13:20.123000");
+	cr_assert_str_eq(text_of(&a, &ts, (struct sk_value){.i = -1}),
+			 "1969-12-31 23:59:59.999000");
+	struct sk_schema d = {.type = SK_FLOAT64}, b = {.type = SK_BOOLEAN},
+			 by = {.type = SK_BYTES}, s = {.type = SK_STRING};
+	cr_assert_str_eq(text_of(&a, &d, (struct sk_value){.d = 0.1}),
+			 "0.10000000000000001");
+	cr_assert_str_eq(text_of(&a, &d, (struct sk_value){.d = 1.0 / 0.0}),
+			 "Infinity");
+	cr_assert_str_eq(text_of(&a, &b, (struct sk_value){.i = 1}), "true");
+	cr_assert_str_eq(
+		text_of(&a, &by, (struct sk_value){.p = "\x00\xff", .n = 2}),
+		"\\x00ff");
+	cr_assert_null(text_of(&a, &s, (struct sk_value){.null = true}));
+	/* a NUL cannot go into text */
+	char err[200];
+	const char *out;
+	struct sk_value v = {.s = &s, .p = "a\0b", .n = 3};
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), -1);
+	/* arrays as Postgres literals */
+	struct sk_schema arr = {.type = SK_ARRAY, .elem = &s};
+	struct sk_value items[3] = {{.s = &s, .p = "x", .n = 1},
+				    {.s = &s, .p = "a\"b", .n = 3},
+				    {.s = &s, .null = true}};
+	cr_assert_str_eq(
+		text_of(&a, &arr, (struct sk_value){.fields = items, .n = 3}),
+		"{\"x\",\"a\\\"b\",NULL}");
+	arena_free(&a);
+}
+
+Test(sink, key_text_as_the_value_type)
+{
+	struct arena a = {0};
+	struct sk_schema i32 = {.type = SK_INT32}, d = {.type = SK_FLOAT64};
+	char err[200];
+	const char *out;
+	cr_assert_eq(sk_sql_text_as(&a, &i32, "0", &out, err, sizeof(err)), 0);
+	cr_assert_str_eq(out, "0");
+	cr_assert_eq(sk_sql_text_as(&a, &i32, "x", &out, err, sizeof(err)), -1);
+	cr_assert_eq(
+		sk_sql_text_as(&a, &i32, "4294967296", &out, err, sizeof(err)),
+		-1);
+	cr_assert_eq(sk_sql_text_as(&a, &i32, "", &out, err, sizeof(err)), -1);
+	cr_assert_eq(sk_sql_text_as(&a, &d, "1.5", &out, err, sizeof(err)), 0);
+	arena_free(&a);
+}
+
+Test(sink, statements)
+{
+	const char *cols[3] = {"\"k\"", "\"a\"", "\"b\""};
+	const char *types[3] = {"integer", NULL, "text"};
+	char *s = sk_sql_insert("\"t\"", SKM_UPSERT, 1, 3, cols, types, 2);
+	cr_assert_str_eq(s,
+			 "INSERT INTO \"t\" (\"k\",\"a\",\"b\") VALUES "
+			 "($1::integer,$2,$3::text),($4::integer,$5,$6::text)"
+			 " ON CONFLICT (\"k\") DO UPDATE SET "
+			 "\"a\"=EXCLUDED.\"a\",\"b\"=EXCLUDED.\"b\"");
+	free(s);
+	s = sk_sql_insert("\"t\"", SKM_UPSERT, 1, 1, cols, types, 1);
+	cr_assert_str_eq(s, "INSERT INTO \"t\" (\"k\") VALUES ($1::integer) "
+			    "ON CONFLICT (\"k\") DO NOTHING");
+	free(s);
+	s = sk_sql_insert("t", SKM_INSERT, 0, 2, cols + 1, NULL, 1);
+	cr_assert_str_eq(s, "INSERT INTO t (\"a\",\"b\") VALUES ($1,$2)");
+	free(s);
+	s = sk_sql_delete("\"t\"", 1, cols, types, 3);
+	cr_assert_str_eq(s, "DELETE FROM \"t\" WHERE (\"k\") IN "
+			    "(($1::integer),($2::integer),($3::integer))");
+	free(s);
+	s = sk_sql_update("\"t\"", 1, 2, cols, types, 1);
+	cr_assert_str_eq(s, "UPDATE \"t\" AS t SET \"a\"=x.\"a\" FROM "
+			    "(VALUES ($1::integer,$2)) AS x(\"k\",\"a\") "
+			    "WHERE t.\"k\"=x.\"k\"");
+	free(s);
+	const char *tps[2] = {"INT", "DOUBLE PRECISION"};
+	bool nn[2] = {true, false};
+	s = sk_sql_create("\"R\"", 2, cols, tps, nn, 1, cols);
+	cr_assert_str_eq(s, "CREATE TABLE IF NOT EXISTS \"R\" (\"k\" INT NOT "
+			    "NULL, \"a\" DOUBLE PRECISION NULL, PRIMARY "
+			    "KEY(\"k\"))");
+	free(s);
+	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT");
+	cr_assert_str_eq(s, "ALTER TABLE \"R\" ADD COLUMN IF NOT EXISTS \"x\" "
+			    "TEXT NULL");
+	free(s);
+	const char *typ3[3] = {"integer", "bigint", "text"};
+	s = sk_sql_insert_unnest("\"t\"", SKM_UPSERT, 1, 3, cols, typ3);
+	cr_assert_str_eq(s, "INSERT INTO \"t\" (\"k\",\"a\",\"b\") SELECT * "
+			    "FROM unnest($1::integer[],$2::bigint[],$3::text[])"
+			    " ON CONFLICT (\"k\") DO UPDATE SET "
+			    "\"a\"=EXCLUDED.\"a\",\"b\"=EXCLUDED.\"b\"");
+	free(s);
+	s = sk_sql_delete_unnest("\"t\"", 1, cols, typ3);
+	cr_assert_str_eq(s, "DELETE FROM \"t\" WHERE (\"k\") IN (SELECT * FROM "
+			    "unnest($1::integer[]))");
+	free(s);
+	s = sk_sql_update_unnest("\"t\"", 1, 2, cols, typ3);
+	cr_assert_str_eq(s, "UPDATE \"t\" AS t SET \"a\"=x.\"a\" FROM "
+			    "unnest($1::integer[],$2::bigint[]) AS "
+			    "x(\"k\",\"a\") WHERE t.\"k\"=x.\"k\"");
+	free(s);
+	const char *texts[6] = {"1", "a", NULL, "b", "x\"y\\z", "c"};
+	s = sk_sql_array(texts, 3, 2);
+	cr_assert_str_eq(s, "{\"1\",NULL,\"x\\\"y\\\\z\"}");
+	free(s);
+	s = sk_sql_array(texts, 0, 1);
+	cr_assert_str_eq(s, "{}");
+	free(s);
+	struct arena a = {0};
+	cr_assert_str_eq(sk_ident(&a, "a\"b", true), "\"a\"\"b\"");
+	cr_assert_str_eq(sk_ident(&a, "ab", false), "ab");
+	arena_free(&a);
+}
+
+/* The seed's value schema and {RESEARCH: 1, AVE_CHANCE: 0.5}. */
+static const char ksql[] =
+	"{\"type\":\"record\",\"name\":\"KsqlDataSourceSchema\","
+	"\"namespace\":\"io.confluent.ksql.avro_schemas\",\"fields\":["
+	"{\"name\":\"RESEARCH\",\"type\":[\"null\",\"int\"],\"default\":null},"
+	"{\"name\":\"AVE_CHANCE\",\"type\":[\"null\",\"double\"],"
+	"\"default\":null}]}";
+static const uint8_t ksql_datum[] = {0x02, 0x02, 0x02, 0,    0,	  0,
+				     0,	   0,	 0,    0xe0, 0x3f};
+
+Test(sink, avro_decode_and_truncations)
+{
+	struct arena sa = {0}, a = {0};
+	char err[256];
+	struct sk_schema *s = sk_avro_parse(&sa, ksql, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	cr_assert_eq(s->type, SK_STRUCT);
+	cr_assert_eq(s->nfields, 2);
+	cr_assert(s->fields[0].schema->optional);
+	cr_assert_eq(sk_plain(s->fields[0].schema)->type, SK_INT32);
+	struct sk_value v;
+	cr_assert_eq(sk_avro_decode(&a, s, ksql_datum, sizeof(ksql_datum), &v,
+				    err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(sk_field_get(&v, "RESEARCH")->i, 1);
+	cr_assert_eq(sk_field_get(&v, "AVE_CHANCE")->d, 0.5);
+	for (size_t n = 0; n < sizeof(ksql_datum); n++)
+		cr_assert_eq(sk_avro_decode(&a, s, ksql_datum, n, &v, err,
+					    sizeof(err)),
+			     -1, "prefix %zu", n);
+	/* a union index out of range */
+	const uint8_t bad[] = {0x04};
+	cr_assert_eq(sk_avro_decode(&a, s, bad, 1, &v, err, sizeof(err)), -1);
+	/* logical types and Connect's names */
+	struct sk_schema *l = sk_avro_parse(
+		&sa,
+		"{\"type\":\"record\",\"name\":\"L\",\"fields\":["
+		"{\"name\":\"d\",\"type\":{\"type\":\"bytes\",\"logicalType\":"
+		"\"decimal\",\"precision\":10,\"scale\":3}},"
+		"{\"name\":\"day\",\"type\":{\"type\":\"int\",\"logicalType\":"
+		"\"date\"}},"
+		"{\"name\":\"us\",\"type\":{\"type\":\"long\",\"connect.name\":"
+		"\"io.debezium.time.MicroTimestamp\"}},"
+		"{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\","
+		"\"symbols\":[\"A\",\"B\"]}},"
+		"{\"name\":\"again\",\"type\":\"E\"}]}",
+		err, sizeof(err));
+	cr_assert_not_null(l, "%s", err);
+	cr_assert_str_eq(sk_sql_type(l->fields[0].schema), "DECIMAL");
+	cr_assert_eq(l->fields[0].schema->scale, 3);
+	cr_assert_str_eq(sk_sql_type(l->fields[1].schema), "DATE");
+	cr_assert_str_eq(sk_sql_type(l->fields[2].schema), "TIMESTAMP");
+	cr_assert_str_eq(sk_sql_type(l->fields[3].schema), "TEXT");
+	cr_assert_eq(l->fields[4].schema, l->fields[3].schema);
+	cr_assert_null(
+		sk_avro_parse(&sa, "{\"type\":\"nope\"}", err, sizeof(err)));
+	cr_assert_null(sk_avro_parse(&sa, "[", err, sizeof(err)));
+	arena_free(&a);
+	arena_free(&sa);
+}
+
+Test(sink, json_converter)
+{
+	struct arena a = {0};
+	char err[512];
+	struct sk_value v;
+	const char *j =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"id\",\"type\":\"int32\"},"
+		"{\"field\":\"s\",\"type\":\"string\",\"optional\":true}"
+		"]},\"payload\":{\"id\":7,\"s\":null}}";
+	cr_assert_eq(sk_json_decode(&a, (const uint8_t *)j, strlen(j), true, &v,
+				    err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(sk_field_get(&v, "id")->i, 7);
+	cr_assert(sk_field_get(&v, "s")->null);
+	/* a required field missing */
+	const char *j2 = "{\"schema\":{\"type\":\"struct\",\"fields\":["
+			 "{\"field\":\"id\",\"type\":\"int32\"}]},"
+			 "\"payload\":{}}";
+	cr_assert_eq(sk_json_decode(&a, (const uint8_t *)j2, strlen(j2), true,
+				    &v, err, sizeof(err)),
+		     -1);
+	/* schemas.enable=true without the envelope */
+	cr_assert_eq(sk_json_decode(&a, (const uint8_t *)"{\"id\":1}", 8, true,
+				    &v, err, sizeof(err)),
+		     -1);
+	cr_assert(strstr(err, "schemas.enable"));
+	/* schemaless: inferred */
+	const char *j3 = "{\"id\":1,\"x\":1.5,\"o\":{\"a\":[1]},\"n\":null}";
+	cr_assert_eq(sk_json_decode(&a, (const uint8_t *)j3, strlen(j3), false,
+				    &v, err, sizeof(err)),
+		     0);
+	cr_assert_str_eq(sk_sql_type(sk_field_get(&v, "id")->s), "BIGINT");
+	cr_assert_str_eq(sk_sql_type(sk_field_get(&v, "x")->s),
+			 "DOUBLE PRECISION");
+	cr_assert_str_eq(sk_sql_type(sk_field_get(&v, "o")->s), "JSONB");
+	cr_assert_eq(sk_json_decode(&a, (const uint8_t *)"{", 1, false, &v, err,
+				    sizeof(err)),
+		     -1);
+	arena_free(&a);
+}
+
+static json_t *seed_config(void)
+{
+	return json_pack(
+		"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "connector.class",
+		"io.confluent.connect.jdbc.JdbcSinkConnector", "topics",
+		"RESEARCH_AVE_BOOST", "key.converter",
+		"org.apache.kafka.connect.storage.StringConverter",
+		"value.converter", "io.confluent.connect.avro.AvroConverter",
+		"connection.url",
+		"jdbc:postgresql://postgres:5432/students?user=postgres&"
+		"password=p%27w",
+		"auto.create", "true", "insert.mode", "upsert", "pk.fields",
+		"RESEARCH", "pk.mode", "record_key");
+}
+
+Test(sink, config)
+{
+	json_t *j = seed_config();
+	struct sink_cfg c;
+	char key[64], err[512];
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(c.conninfo, "host='postgres' port='5432' "
+				     "dbname='students' user='postgres' "
+				     "password='p\\'w'");
+	cr_assert_eq(c.mode, SKM_UPSERT);
+	cr_assert_eq(c.pk, PK_RECORD_KEY);
+	cr_assert_eq(c.batch_size, 3000);
+	cr_assert(c.quote);
+	char schema[64], table[64];
+	sink_cfg_table(&c, "a.b.c", schema, sizeof(schema), table,
+		       sizeof(table));
+	cr_assert_str_eq(schema, "b");
+	cr_assert_str_eq(table, "c");
+	sink_cfg_free(&c);
+	/* upsert needs a key; deletes need record_key */
+	json_object_set_new(j, "pk.mode", json_string("none"));
+	cr_assert_eq(
+		sink_cfg_parse(j, NULL, key, sizeof(key), err, sizeof(err)),
+		-1);
+	cr_assert_str_eq(key, "pk.mode");
+	json_object_set_new(j, "pk.mode", json_string("record_value"));
+	json_object_set_new(j, "delete.enabled", json_string("true"));
+	cr_assert_eq(
+		sink_cfg_parse(j, NULL, key, sizeof(key), err, sizeof(err)),
+		-1);
+	cr_assert_str_eq(key, "delete.enabled");
+	json_object_del(j, "delete.enabled");
+	json_object_set_new(j, "connection.url",
+			    json_string("jdbc:mysql://h/db"));
+	cr_assert_eq(
+		sink_cfg_parse(j, NULL, key, sizeof(key), err, sizeof(err)),
+		-1);
+	json_decref(j);
+	/* Debezium's names and defaults */
+	j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "connector.class",
+		      "io.debezium.connector.jdbc.JdbcSinkConnector",
+		      "topics.regex", "srv\\.public\\..*", "connection.url",
+		      "jdbc:postgresql://h/db", "connection.username", "u",
+		      "primary.key.mode", "record_key", "schema.evolution",
+		      "basic");
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(c.debezium && c.has_regex && c.auto_create && !c.quote);
+	cr_assert_eq(c.batch_size, 500);
+	cr_assert_str_eq(c.conninfo, "host='h' port='5432' dbname='db' "
+				     "user='u'");
+	sink_cfg_table(&c, "srv.public.t", schema, sizeof(schema), table,
+		       sizeof(table));
+	cr_assert_str_eq(schema, "");
+	cr_assert_str_eq(table, "srv_public_t");
+	sink_cfg_free(&c);
+	json_decref(j);
+}
+
+static struct sk_schema *the_schema;
+static const struct sk_schema *lookup(void *arg, int32_t id)
+{
+	(void)arg;
+	return id == 1 ? the_schema : NULL;
+}
+
+Test(sink, seed_row_key_typed_by_value)
+{
+	struct arena sa = {0}, a = {0};
+	char err[256];
+	the_schema = sk_avro_parse(&sa, ksql, err, sizeof(err));
+	json_t *j = seed_config();
+	struct sink_cfg c;
+	char key[64];
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0);
+	uint8_t val[5 + sizeof(ksql_datum)] = {0, 0, 0, 0, 1};
+	memcpy(val + 5, ksql_datum, sizeof(ksql_datum));
+	struct sk_row row;
+	struct sk_fault f;
+	cr_assert_eq(sink_row(&c, &a, "T", 0, 5, 0, (const uint8_t *)"1", 1,
+			      val, sizeof(val), lookup, NULL, &row, &f),
+		     0, "%s", f.message);
+	cr_assert_eq(row.op, 'u');
+	cr_assert_eq(row.nkey, 1);
+	cr_assert_eq(row.nval, 1);
+	cr_assert_str_eq(row.cols[0].name, "RESEARCH");
+	cr_assert_str_eq(sk_sql_type(row.cols[0].s), "INT");
+	cr_assert_str_eq(row.cols[0].text, "1");
+	cr_assert_str_eq(row.cols[1].name, "AVE_CHANCE");
+	cr_assert_str_eq(row.cols[1].text, "0.5");
+	/* a key that is no int */
+	cr_assert_eq(sink_row(&c, &a, "T", 0, 6, 0, (const uint8_t *)"x", 1,
+			      val, sizeof(val), lookup, NULL, &row, &f),
+		     -1);
+	cr_assert_str_eq(f.stage, "TASK_PUT");
+	/* an unknown schema id */
+	val[4] = 9;
+	cr_assert_eq(sink_row(&c, &a, "T", 0, 7, 0, (const uint8_t *)"1", 1,
+			      val, sizeof(val), lookup, NULL, &row, &f),
+		     -1);
+	cr_assert(f.schema_missing);
+	cr_assert_str_eq(f.stage, "VALUE_CONVERTER");
+	/* a tombstone without delete.enabled is an error; with it, a delete */
+	cr_assert_eq(sink_row(&c, &a, "T", 0, 8, 0, (const uint8_t *)"1", 1,
+			      NULL, -1, lookup, NULL, &row, &f),
+		     -1);
+	sink_cfg_free(&c);
+	json_object_set_new(j, "delete.enabled", json_string("true"));
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0);
+	cr_assert_eq(sink_row(&c, &a, "T", 0, 8, 0, (const uint8_t *)"1", 1,
+			      NULL, -1, lookup, NULL, &row, &f),
+		     0);
+	cr_assert_eq(row.op, 'd');
+	cr_assert_eq(row.nkey, 1);
+	cr_assert_str_eq(row.cols[0].text, "1");
+	sink_cfg_free(&c);
+	json_decref(j);
+	arena_free(&a);
+	arena_free(&sa);
+}
