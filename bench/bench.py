@@ -139,44 +139,48 @@ def consumer_perf(bootstrap, topic, n):
 
 # ---------------------------------------------------------------- produce part
 
-def measure_produce(stack, res, label, topic_cfg=None):
-    """capacity for every size and acks, and the consumer on the acks=1
-    topic (not for topic_cfg runs); res[label] gets the rows"""
-    rows = res.setdefault(label, {})
-    for size in SIZES:
-        for acks in ACKS:
-            topic = f"p{size}-a{acks}-{label}-{int(time.time())}"
-            create_topic(stack.bootstrap, topic, topic_cfg)
-            n = RECORDS[size]
-            m = Meter(stack.roots).start()
-            r, cpu = producer_perf(stack.bootstrap, topic, n, size, acks)
-            r.update(m.stop(cpu))
-            r["cpu_s_per_gb"] = r["stack_cpu_s"] / (n * size / 1e9)
-            r["broker_hwm_mb"] = status_kb(stack.broker_pid(), "VmHWM") / 1024
-            r["others"] = top_others(stacks.tree(stack.roots()))
-            rows[f"produce {size} acks={acks}"] = r
-            log(f"{label} produce {size} B acks={acks}: {r['rec_s']:.0f} rec/s "
-                f"{r['mb_s']:.1f} MB/s, {r['cpu_s_per_gb']:.1f} CPU s/GB, load {r['load']}, "
-                f"others {r['other_cpu_pct']:.0f}%")
-            save_results(RES)
-            if acks == "1" and topic_cfg is None:
-                m = Meter(stack.roots).start()
-                c, cpu = consumer_perf(stack.bootstrap, topic, n)
-                c.update(m.stop(cpu))
-                c["cpu_s_per_gb"] = c["stack_cpu_s"] / (n * size / 1e9)
-                c["mb_s"] = c["rec_s"] * size / 1e6
-                c["others"] = top_others(stacks.tree(stack.roots()))
-                rows[f"consume {size}"] = c
-                log(f"{label} consume {size} B: {c['rec_s']:.0f} rec/s (fetch), "
-                    f"load {c['load']}")
-                save_results(RES)
+def one_produce(stack, res, label, size, acks, topic_cfg=None, rate=-1):
+    """one ProducerPerformance run on a fresh topic; returns the topic"""
+    kind = "produce" if rate < 0 else "latency"
+    topic = f"{kind[0]}{size}-a{acks}-{label}-{int(time.time() * 1000)}"
+    create_topic(stack.bootstrap, topic, topic_cfg)
+    n = RECORDS[size] if rate < 0 else int(rate * LAT_SECONDS)
+    m = Meter(stack.roots).start()
+    r, cpu = producer_perf(stack.bootstrap, topic, n, size, acks, rate)
+    r.update(m.stop(cpu))
+    r["cpu_s_per_gb"] = r["stack_cpu_s"] / (n * size / 1e9)
+    r["others"] = top_others(stacks.tree(stack.roots()))
+    if rate >= 0:
+        r["target_rec_s"] = rate
+    res.setdefault(label, {})[f"{kind} {size} acks={acks}"] = r
+    log(f"{label} {kind} {size} B acks={acks}: {r['rec_s']:.0f} rec/s {r['mb_s']:.1f} MB/s, "
+        f"p50 {r['p50_ms']} p99 {r['p99_ms']} ms, {r['cpu_s_per_gb']:.1f} CPU s/GB, "
+        f"load {r['load']}, others {r['other_cpu_pct']:.0f}%")
+    save_results(RES)
+    return topic
+
+
+def one_consume(stack, res, label, size, topic):
+    n = RECORDS[size]
+    m = Meter(stack.roots).start()
+    c, cpu = consumer_perf(stack.bootstrap, topic, n)
+    c.update(m.stop(cpu))
+    c["cpu_s_per_gb"] = c["stack_cpu_s"] / (n * size / 1e9)
+    c["mb_s"] = c["rec_s"] * size / 1e6
+    c["others"] = top_others(stacks.tree(stack.roots()))
+    res.setdefault(label, {})[f"consume {size}"] = c
+    log(f"{label} consume {size} B: {c['rec_s']:.0f} rec/s (fetch), load {c['load']}")
+    save_results(RES)
 
 
 def part_produce():
+    """Both stacks are up together (the one not measured idles) and the
+    runs alternate between them, pair by pair and in alternating order, so
+    that the other load on this shared machine falls on both alike."""
     res = RES.setdefault("produce", {})
     fp = RES.setdefault("footprint", {})
-    # Apache Kafka first: the latency runs take half its capacity
     k = KafkaStack(os.path.join(WORK, "kafka"))
+    s = PgStack(os.path.join(WORK, "samsa"), SAMSA_BIN)
     try:
         k.format()
         t0 = time.time()
@@ -187,19 +191,6 @@ def part_produce():
         fp["kafka"]["idle_pss_mb"] = pss_kb(k.roots()) / 1024
         fp["kafka"]["load"] = loadavg()
         log(f"kafka footprint: {fp['kafka']}")
-        measure_produce(k, res, "kafka")
-        rates = {(s, a): res["kafka"][f"produce {s} acks={a}"]["rec_s"] / 2
-                 for s in SIZES for a in ACKS}
-        RES["latency_rates"] = {f"{s} acks={a}": r for (s, a), r in rates.items()}
-        # latency at Kafka's defaults, then the equal-durability runs
-        measure_latency_only(k, res, "kafka", rates)
-        measure_produce(k, res, "kafka-flush", topic_cfg={"flush.messages": "1"})
-        res["kafka"]["broker_hwm_mb"] = status_kb(k.proc.pid, "VmHWM") / 1024
-    finally:
-        k.stop()
-
-    s = PgStack(os.path.join(WORK, "samsa"), SAMSA_BIN)
-    try:
         # fresh cluster (initdb) first, then timed: Postgres start + samsa
         # start (migrations on a fresh database) + first acknowledged produce
         s.pg_start()
@@ -216,65 +207,54 @@ def part_produce():
         fp["samsa"]["samsa_idle_pss_mb"] = pss_kb([s.samsa.pid]) / 1024
         fp["samsa"]["load"] = loadavg()
         log(f"samsa footprint: {fp['samsa']}")
-        measure_produce(s, res, "samsa")
-        measure_latency_only(s, res, "samsa", rates)
+
+        flip = False
+        for size in SIZES:
+            for acks in ACKS:
+                order = [("kafka", k, None), ("samsa", s, None),
+                         ("kafka-flush", k, {"flush.messages": "1"})]
+                if flip:
+                    order = order[::-1]
+                flip = not flip
+                topics = {}
+                for label, st, cfg in order:
+                    topics[label] = one_produce(st, res, label, size, acks, cfg)
+                if acks == "1":
+                    for label, st in (("kafka", k), ("samsa", s))[::(-1 if flip else 1)]:
+                        one_consume(st, res, label, size, topics[label])
+        rates = {(sz, a): res["kafka"][f"produce {sz} acks={a}"]["rec_s"] / 2
+                 for sz in SIZES for a in ACKS}
+        RES["latency_rates"] = {f"{sz} acks={a}": r for (sz, a), r in rates.items()}
+        for (size, acks), rate in rates.items():
+            pair = [("kafka", k), ("samsa", s)]
+            if flip:
+                pair = pair[::-1]
+            flip = not flip
+            for label, st in pair:
+                one_produce(st, res, label, size, acks, rate=rate)
+        res["kafka"]["broker_hwm_mb"] = status_kb(k.proc.pid, "VmHWM") / 1024
         res["samsa"]["broker_hwm_mb"] = status_kb(s.samsa.pid, "VmHWM") / 1024
+        k.stop()
         profile(s)
     finally:
+        k.stop()
         s.stop()
-
-
-def measure_latency_only(stack, res, label, rates):
-    rows = res.setdefault(label, {})
-    for (size, acks), rate in rates.items():
-        topic = f"l{size}-a{acks}-{label}-{int(time.time())}"
-        create_topic(stack.bootstrap, topic)
-        m = Meter(stack.roots).start()
-        r, cpu = producer_perf(stack.bootstrap, topic, int(rate * LAT_SECONDS),
-                               size, acks, rate)
-        r.update(m.stop(cpu))
-        r["target_rec_s"] = rate
-        rows[f"latency {size} acks={acks}"] = r
-        log(f"{label} latency {size} B acks={acks} at {rate:.0f}/s: "
-            f"p50 {r['p50_ms']} p99 {r['p99_ms']} ms (achieved {r['rec_s']:.0f}/s)")
-        save_results(RES)
 
 
 def profile(stack, size=1024, acks="all"):
     """perf record (cpu-clock) of samsa and its Postgres processes over one
-    more samsa produce run: the share of each process and library, then the
-    hottest symbols; into bench/results/profile-samsa-produce.txt"""
-    import shutil
-    import subprocess
-    if not shutil.which("perf"):
-        log("no perf: no profile")
-        return
-    data = os.path.join(WORK, "perf.data")
+    more samsa produce run; bench/results/profile-samsa-produce.txt"""
     topic = f"prof-{int(time.time())}"
     create_topic(stack.bootstrap, topic)
-    pids = ",".join(str(p) for p in stacks.tree(stack.roots()))
-    rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-p", pids,
-                            "-o", data], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    perf = stacks.Perf(os.path.join(WORK, "perf.data")).start(
+        stacks.tree(stack.roots()))
+    r = {"rec_s": 0}
     try:
         r, _ = producer_perf(stack.bootstrap, topic, RECORDS[size], size, acks)
     finally:
-        rec.send_signal(signal.SIGINT)
-        rec.wait()
-    rep = lambda *a: subprocess.run(["perf", "report", "-i", data, "--stdio",
-                                     "--no-children"] + list(a),
-                                    capture_output=True, text=True).stdout
-    strip = lambda t, n: "\n".join([l for l in t.split("\n")
-                                    if l.strip() and not l.startswith("#")][:n])
-    with open(os.path.join(RESULTS, "profile-samsa-produce.txt"), "w") as f:
-        f.write(f"# ProducerPerformance {RECORDS[size]} x {size} B acks={acks} against "
-                f"samsa: {r['rec_s']:.0f} rec/s; load {loadavg()}\n")
-        f.write("# share of the stack's CPU samples by process and library "
-                "(samsa and the Postgres processes serving it only)\n")
-        f.write(strip(rep("--sort", "comm,dso"), 14) + "\n")
-        f.write("# hottest symbols\n")
-        f.write(strip(rep("--sort", "comm,dso,sym"), 40) + "\n")
+        perf.stop(os.path.join(RESULTS, "profile-samsa-produce.txt"),
+                  f"samsa and its Postgres during ProducerPerformance {RECORDS[size]} x "
+                  f"{size} B acks={acks}: {r['rec_s']:.0f} rec/s")
     log("profile written")
 
 

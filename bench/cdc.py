@@ -185,7 +185,7 @@ class Ages(threading.Thread):
 
     def run(self):
         while not self.halt.is_set():
-            for m in self.c.consume(1000, 0.2):
+            for m in self.c.consume(10000, 0.01):
                 if not m.error() and m.value():
                     now = time.time()
                     self.seen.append((now, now - json.loads(m.value())["t_us"] / 1e6))
@@ -250,9 +250,10 @@ def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=8, pe
             "limited_by_loaders": bool(rows) and rows[-1]["flat"]}
 
 
-def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic):
+def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic, perf_fn=None):
     """commit n changes while the capturer is stopped, then time how fast
-    it delivers them once started again"""
+    it delivers them once started again; perf_fn() -> (Perf, path) profiles
+    the drain"""
     hw = high_watermark(bootstrap_fn(), topic)
     stop_fn()
     t0 = time.time()
@@ -262,11 +263,12 @@ def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic):
     load_s = time.time() - t0
     t_start = time.time()
     start_fn()
+    perf = perf_fn() if perf_fn else None
     c = consumer(bootstrap_fn(), topic, hw)
     got, first, last = 0, None, None
     deadline = time.time() + 300
     while got < n and time.time() < deadline:
-        msgs = c.consume(1000, 0.5)
+        msgs = c.consume(10000, 0.05)
         now = time.time()
         for m in msgs:
             if not m.error():
@@ -276,6 +278,9 @@ def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic):
         if msgs:
             last = now
     c.close()
+    if perf:
+        perf[0].stop(perf[1], f"samsa and its Postgres draining a CDC backlog of {n} "
+                     f"changes: {got / max(1e-3, (last or 0) - (first or 0)):.0f} changes/s")
     if got < n:
         return {"changes": n, "delivered": got, "rate": None}
     return {"changes": n, "delivered": got, "load_s": load_s,
@@ -335,8 +340,10 @@ def run(RES, WORK, SAMSA_BIN, QUICK, save):
         r["rate"] = steps(load, "samsa_slot", rates, secs, pg.roots,
                           lambda: pg.bootstrap, topic)
         save(RES)
-        r["catchup"] = catchup(load, backlog, pg.samsa_stop, pg.samsa_start,
-                               lambda: pg.bootstrap, topic)
+        r["catchup"] = catchup(
+            load, backlog, pg.samsa_stop, pg.samsa_start, lambda: pg.bootstrap, topic,
+            lambda: (stacks.Perf(os.path.join(WORK, "perf-cdc.data")).start(
+                stacks.tree(pg.roots())), os.path.join(RESULTS, "profile-samsa-cdc.txt")))
         log(f"  samsa catch-up {r['catchup']}")
         save(RES)
         stacks.http(pg.connect_url + "/connectors/bench", method="DELETE")

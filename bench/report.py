@@ -326,7 +326,10 @@ def main():
            "Written by `make bench` (bench/bench.py, then bench/report.py) from "
            "bench/results/results.json, which holds every raw number, the "
            "ProducerPerformance lines included. All pairs ran in one run on the "
-           "same machine, one system at a time.\n",
+           "same machine. For produce and consume both brokers were up together "
+           "(the one not measured idle) and the runs alternated between them, "
+           "pair by pair in alternating order, so that other load fell on both "
+           "alike; CDC and sink ran one system at a time.\n",
            f"Machine: {m.get('cores')} cores, {m.get('mem_gib')} GiB, shared with other "
            f"work (load average at start: {m.get('load_at_start')}; at end: "
            f"{m.get('load_at_end')}). Every row says the load and the CPU the rest of "
@@ -345,12 +348,17 @@ def main():
     t = []
     targets(R, t)
     out += t + body
-    prof = os.path.join(RESULTS, "profile-samsa-produce.txt")
-    if os.path.exists(prof):
+    profs = [(n, t) for n, t in (
+        ("profile-samsa-produce.txt", "over a samsa produce run (1 KiB, acks=all)"),
+        ("profile-samsa-cdc.txt", "while samsa drained the CDC catch-up backlog"))
+        if os.path.exists(os.path.join(RESULTS, n))]
+    if profs:
         out.append("## Where samsa's time goes\n")
-        out.append("`perf record -e cpu-clock` of samsa and its Postgres processes over a samsa produce run (1 KiB, "
-                   "acks=all): bench/results/profile-samsa-produce.txt.\n")
-        out.append("```\n" + open(prof).read().strip()[:3000] + "\n```\n")
+        for n, t in profs:
+            out.append(f"`perf record -e cpu-clock` of samsa and its Postgres processes "
+                       f"{t}: bench/results/{n} (first lines).\n")
+            out.append("```\n" + "\n".join(open(os.path.join(RESULTS, n)).read()
+                                            .strip().split("\n")[:30]) + "\n```\n")
     made = charts_png(charts)
     if made:
         out.append("## Charts\n")

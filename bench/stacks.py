@@ -436,3 +436,44 @@ class ConnectStack:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+class Perf:
+    """perf record -e cpu-clock of the given processes (and nothing else)
+    from start() to stop(path, header): the share of each process and
+    library, then the hottest symbols, written to path.  A no-op without
+    perf."""
+
+    def __init__(self, data):
+        import shutil
+        self.data = data
+        self.ok = bool(shutil.which("perf"))
+        self.rec = None
+
+    def start(self, pids):
+        if not self.ok:
+            return self
+        self.rec = subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-F", "999", "-p",
+             ",".join(str(p) for p in pids), "-o", self.data],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return self
+
+    def stop(self, path, header):
+        if not self.rec:
+            return
+        self.rec.send_signal(signal.SIGINT)
+        self.rec.wait()
+        rep = lambda *a: subprocess.run(
+            ["perf", "report", "-i", self.data, "--stdio", "--no-children"] + list(a),
+            capture_output=True, text=True).stdout
+        strip = lambda t, n: "\n".join([ln for ln in t.split("\n")
+                                        if ln.strip() and not ln.startswith("#")][:n])
+        with open(path, "w") as f:
+            f.write(f"# {header}; load {loadavg()}\n")
+            f.write("# share of the CPU samples by process and library "
+                    "(only the processes profiled)\n")
+            f.write(strip(rep("--sort", "comm,dso"), 14) + "\n")
+            f.write("# hottest symbols\n")
+            f.write(strip(rep("--sort", "comm,dso,sym"), 40) + "\n")

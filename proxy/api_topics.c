@@ -39,6 +39,105 @@ static struct item *item_new(struct request *req, int16_t *error,
 	return it;
 }
 
+/* --- Manual replica assignments --------------------------------------------
+ * CreateTopics and CreatePartitions may name each partition's replicas.
+ * samsa registers one broker, itself, so the only valid list is {self};
+ * the checks and messages are Kafka's (ReplicationControlManager).
+ */
+
+/* One partition's replica list.  *rf is the replication factor of the
+ * partitions before it (-1: none yet) and gets this one's.  Returns a Kafka
+ * error code, the message in err. */
+static int16_t check_replicas(int32_t self, const int32_t *ids, int32_t n,
+			      int16_t *rf, char *err, size_t len)
+{
+	if (n <= 0) {
+		snprintf(err, len,
+			 "The manual partition assignment includes an empty "
+			 "replica list.");
+		return KERR_INVALID_REPLICA_ASSIGNMENT;
+	}
+	for (int32_t k = 0; k < n; k++) {
+		for (int32_t m = 0; m < k; m++)
+			if (ids[m] == ids[k]) {
+				snprintf(err, len,
+					 "The manual partition assignment "
+					 "includes the broker %d more than "
+					 "once.",
+					 ids[k]);
+				return KERR_INVALID_REPLICA_ASSIGNMENT;
+			}
+		if (ids[k] != self) {
+			snprintf(err, len,
+				 "The manual partition assignment includes "
+				 "broker %d, but no such broker is registered.",
+				 ids[k]);
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+	}
+	if (*rf >= 0 && n != *rf) {
+		snprintf(err, len,
+			 "The manual partition assignment includes a partition "
+			 "with %d replica(s), but this is not consistent with "
+			 "previous partitions, which have %d replica(s).",
+			 n, *rf);
+		return KERR_INVALID_REPLICA_ASSIGNMENT;
+	}
+	*rf = (int16_t)n;
+	return KERR_NONE;
+}
+
+/* A CreateTopics assignment: partition indexes 0..n-1, each once, with
+ * valid replica lists; *rf gets the replication factor.  n is at most
+ * 100000 (the caller's partition limit). */
+static int16_t
+check_topic_assignment(struct request *req,
+		       const struct CreateTopicsRequest_CreatableTopic *t,
+		       int16_t *rf, char *err, size_t len)
+{
+	int32_t n = t->Assignments.count;
+	int32_t self = req->srv->cfg->broker_id;
+	if (t->ReplicationFactor != -1 || t->NumPartitions != -1) {
+		snprintf(err, len,
+			 "A manual partition assignment was specified, but %s "
+			 "was not set to -1.",
+			 t->ReplicationFactor != -1 ? "replication factor"
+						    : "numPartitions");
+		return KERR_INVALID_REQUEST;
+	}
+	bool *seen = arena_alloc(&req->arena, (size_t)n);
+	if (!seen) {
+		snprintf(err, len, "out of memory");
+		return KERR_UNKNOWN_SERVER_ERROR;
+	}
+	memset(seen, 0, (size_t)n);
+	*rf = -1;
+	for (int32_t j = 0; j < n; j++) {
+		const struct CreateTopicsRequest_CreatableReplicaAssignment *a =
+			&t->Assignments.items[j];
+		int32_t p = a->PartitionIndex;
+		if (p >= 0 && p < n && seen[p]) {
+			snprintf(err, len,
+				 "Found multiple manual partition assignments "
+				 "for partition %d",
+				 p);
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		if (p < 0 || p >= n) {
+			snprintf(err, len,
+				 "partitions should be a consecutive 0-based "
+				 "integer sequence");
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		seen[p] = true;
+		int16_t e = check_replicas(self, a->BrokerIds.items,
+					   a->BrokerIds.count, rf, err, len);
+		if (e != KERR_NONE)
+			return e;
+	}
+	return KERR_NONE;
+}
+
 /* --- CreateTopics --------------------------------------------------------- */
 
 static void
@@ -113,10 +212,9 @@ void handle_CreateTopics(struct request *req)
 			t->NumPartitions == -1 ? def_parts : t->NumPartitions;
 		int16_t rf = t->ReplicationFactor == -1 ? def_rf
 							: t->ReplicationFactor;
-		if (t->Assignments.count > 0) {
+		bool manual = t->Assignments.count > 0;
+		if (manual)
 			parts = t->Assignments.count;
-			rf = (int16_t)t->Assignments.items[0].BrokerIds.count;
-		}
 		bool dup = false;
 		for (int32_t j = 0; j < n; j++)
 			if (j != i &&
@@ -143,6 +241,9 @@ void handle_CreateTopics(struct request *req)
 			r->ErrorCode = KERR_INVALID_PARTITIONS;
 			snprintf(err, sizeof(err),
 				 "Number of partitions must be larger than 0.");
+		} else if (manual) {
+			r->ErrorCode = check_topic_assignment(req, t, &rf, err,
+							      sizeof(err));
 		} else if (rf <= 0) {
 			r->ErrorCode = KERR_INVALID_REPLICATION_FACTOR;
 			snprintf(err, sizeof(err),
@@ -307,6 +408,25 @@ void handle_CreatePartitions(struct request *req)
 		} else if (t->Count > 100000) {
 			r->ErrorCode = KERR_INVALID_PARTITIONS;
 			snprintf(err, sizeof(err), "Too many partitions.");
+		} else if (t->Assignments.count >= 0) {
+			/* The new partitions' replicas, as many lists as new
+			 * partitions, each like the existing ones' (one). */
+			int32_t add = t->Count - topic->npartitions;
+			if (t->Assignments.count != add) {
+				r->ErrorCode = KERR_INVALID_REPLICA_ASSIGNMENT;
+				snprintf(err, sizeof(err),
+					 "Attempted to add %d additional "
+					 "partition(s), but only %d "
+					 "assignment(s) were specified.",
+					 add, t->Assignments.count);
+			}
+			int16_t rf = 1;
+			for (int32_t j = 0; !r->ErrorCode && j < add; j++)
+				r->ErrorCode = check_replicas(
+					req->srv->cfg->broker_id,
+					t->Assignments.items[j].BrokerIds.items,
+					t->Assignments.items[j].BrokerIds.count,
+					&rf, err, sizeof(err));
 		}
 		if (r->ErrorCode) {
 			r->ErrorMessage = req_str(req, err);

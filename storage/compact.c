@@ -9,14 +9,16 @@
  * offset, LastOffsetDelta (so offsets keep their gaps and the next offset is
  * unchanged), producer fields, attributes and codec; a batch left without
  * records is deleted.  Control batches stay.  Records of aborted
- * transactions are dropped and never supersede anything.  The log start
- * offset does not move.
+ * transactions are dropped and never supersede anything; records without
+ * a key (written before the policy changed) are dropped as Kafka's cleaner
+ * drops them.  The log start offset does not move.
  *
  * samsa has no segments, so "the active segment is never cleaned" becomes:
  * a pass cleans only batches below the last stable offset and older than
  * min.compaction.lag.ms, and never the newest batch of the partition while
  * it is younger than segment.ms (a newer batch, or segment.ms, "rolls" it).
- * The newest batch is never deleted, so the log never ends in a gap.
+ * The newest batch is never deleted and keeps at least its last record, so
+ * the log never ends in a gap and no batch is ever left empty.
  *
  * A pass over one partition: (0) find those bounds; (1) read the dirty
  * batches (written since the last pass) and map every key to its latest
@@ -68,7 +70,6 @@ struct change {
 	int64_t max_ts;
 	int16_t attributes;
 	bool deleted;
-	bool empty; /* the newest batch, left without records */
 };
 
 struct pass {
@@ -225,6 +226,7 @@ static bool aborted(const struct st_partition *p, int64_t pid, int64_t offset)
 
 static void pass_read(struct pass *x);
 static void pass_finish(struct pass *x, const char *err);
+static void tick(evutil_socket_t fd, short what, void *arg);
 
 static void pass_free(struct pass *x)
 {
@@ -268,6 +270,9 @@ static void pass_finish(struct pass *x, const char *err)
 				: 0;
 		p->clean.first_dirty_ts = now;
 		p->clean.next_horizon = x->next_horizon;
+		/* At most one pass a second per partition, however fast it
+		 * is written. */
+		p->clean.backoff_until = now + TICK_MS;
 		if (x->rewritten || x->deleted)
 			fprintf(stderr,
 				"samsa: compacted %s-%d below offset %" PRId64
@@ -284,6 +289,10 @@ static void pass_finish(struct pass *x, const char *err)
 		p->clean.backoff_until = now + IDLE_MS;
 	}
 	pass_free(x);
+	/* After real work, the next partition due need not wait for the
+	 * timer (this one is not due for a second). */
+	if (worked && !c->closing)
+		tick(-1, 0, c);
 }
 
 static int add_change(struct pass *x, const struct change *ch)
@@ -347,7 +356,8 @@ struct keep_ctx {
 	int64_t old_base_ts;
 	int64_t horizon; /* the batch's delete horizon, or -1 */
 	int32_t kept, dropped;
-	bool tombstones; /* a tombstone stays */
+	bool tombstones;       /* a tombstone stays */
+	struct rb_record last; /* the batch's last record */
 	struct rb_record *keep;
 	int32_t nkeep, capkeep;
 	bool failed;
@@ -359,6 +369,7 @@ static int keep_record(void *arg, const struct rb_record *rec)
 	struct pass *x = k->x;
 	int64_t offset = k->h->BaseOffset + rec->OffsetDelta;
 	bool keep = true;
+	k->last = *rec;
 	if (rec->Key.len < 0)
 		keep = false;
 	else if (map_get(&x->map, rec->Key) > offset)
@@ -406,7 +417,7 @@ static size_t varbytes_size(struct kstr s)
  * Writes the batch h with only k->keep[] to x->out: the header as it was but
  * for length, attributes, timestamps, record count and CRC; records with
  * their offset deltas, timestamps relative to base_ts, the codec of
- * attributes (the batch's own, none for an empty batch).
+ * attributes (the batch's own).
  */
 static int rebuild(struct pass *x, const struct rb_header *h,
 		   const struct keep_ctx *k, int16_t attributes,
@@ -414,7 +425,7 @@ static int rebuild(struct pass *x, const struct rb_header *h,
 {
 	struct kb_writer *rw = &x->recs;
 	int codec = attributes & RB_ATTR_CODEC_MASK;
-	int64_t mts = k->nkeep ? -1 : base_ts;
+	int64_t mts = -1;
 	rw->len = 0;
 	rw->failed = false;
 	for (int32_t i = 0; i < k->nkeep; i++) {
@@ -507,9 +518,32 @@ static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
 			snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (k.kept == 0 && newest && h->RecordCount > 0) {
+		/* The newest batch keeps its last record (an expired
+		 * tombstone, or a keyless record from before the policy), as
+		 * Kafka's active segment would: the log still ends at the
+		 * high watermark, where a consumer reading to the end must
+		 * get (a gap there would leave it short), and no client
+		 * meets an empty batch.  A newer batch lets it go. */
+		if (h->RecordCount == 1) {
+			k.dropped = 0;
+		} else {
+			struct rb_record *one = malloc(sizeof(*one));
+			if (!one) {
+				free(k.keep);
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			free(k.keep);
+			*one = k.last;
+			k.keep = one;
+			k.nkeep = k.kept = 1;
+		}
+	}
 	bool set_horizon = k.tombstones && !has_horizon;
 	if (h->RecordCount == 0 && !newest) {
-		/* Emptied while it was the newest: no longer needed. */
+		/* An empty batch (none of samsa's, but Kafka's cleaner
+		 * writes them) is no use below the newest. */
 		free(k.keep);
 		ch.deleted = true;
 		x->deleted++;
@@ -524,7 +558,7 @@ static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
 			x->next_horizon = k.horizon;
 		return 0;
 	}
-	if (k.kept == 0 && !newest) {
+	if (k.kept == 0) {
 		free(k.keep);
 		ch.deleted = true;
 		x->deleted++;
@@ -532,17 +566,6 @@ static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
 	}
 	int64_t base_ts = h->BaseTimestamp;
 	int16_t attributes = h->Attributes;
-	if (k.kept == 0) {
-		/* The newest batch stays, empty, as Kafka's cleaner leaves
-		 * batches: it keeps the end of the log where it was, so a
-		 * consumer reading to the end gets there (a gap there would
-		 * leave it short of the high watermark). */
-		attributes &= (int16_t) ~(RB_ATTR_CODEC_MASK |
-					  RB_ATTR_DELETE_HORIZON);
-		base_ts = h->MaxTimestamp;
-		set_horizon = false;
-		k.tombstones = false;
-	}
 	if (set_horizon) {
 		int64_t keep_ms = x->p->topic->cfg.delete_retention_ms;
 		if (keep_ms < 0 || keep_ms > INT64_MAX / 2)
@@ -560,7 +583,6 @@ static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
 		return -1;
 	ch.len = x->out.len - ch.off;
 	ch.attributes = attributes;
-	ch.empty = k.kept == 0;
 	x->kept_bytes += ch.len;
 	x->records_out += (uint64_t)k.kept;
 	x->rewritten++;
@@ -639,10 +661,7 @@ static void write_changes(struct pass *x)
 		}
 		char bytes[16], mts[24], attr[8];
 		snprintf(bytes, sizeof(bytes), "%zu", ch->len);
-		/* An empty batch has no record for ListOffsets by time to
-		 * find: its row says so. */
-		snprintf(mts, sizeof(mts), "%" PRId64,
-			 ch->empty ? -1 : ch->max_ts);
+		snprintf(mts, sizeof(mts), "%" PRId64, ch->max_ts);
 		snprintf(attr, sizeof(attr), "%d", ch->attributes);
 		const char *v[7] = {
 			tid,   part, base, (const char *)x->out.buf + ch->off,

@@ -72,6 +72,21 @@ static bool conv_of(const char *v, enum sk_conv *c)
 	else if (strcmp(v, "org.apache.kafka.connect.converters."
 			   "ByteArrayConverter") == 0)
 		*c = SKC_BYTES;
+	else if (strcmp(v, "org.apache.kafka.connect.converters."
+			   "ShortConverter") == 0)
+		*c = SKC_SHORT;
+	else if (strcmp(v, "org.apache.kafka.connect.converters."
+			   "IntegerConverter") == 0)
+		*c = SKC_INT;
+	else if (strcmp(v, "org.apache.kafka.connect.converters."
+			   "LongConverter") == 0)
+		*c = SKC_LONG;
+	else if (strcmp(v, "org.apache.kafka.connect.converters."
+			   "FloatConverter") == 0)
+		*c = SKC_FLOAT;
+	else if (strcmp(v, "org.apache.kafka.connect.converters."
+			   "DoubleConverter") == 0)
+		*c = SKC_DOUBLE;
 	else
 		return false;
 	return true;

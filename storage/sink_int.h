@@ -101,7 +101,19 @@ const struct sk_value *sk_field_get(const struct sk_value *v, const char *name);
 
 /* --- converters (sink_conv.c) ------------------------------------------ */
 
-enum sk_conv { SKC_STRING, SKC_JSON, SKC_AVRO, SKC_BYTES };
+enum sk_conv {
+	SKC_STRING,
+	SKC_JSON,
+	SKC_AVRO,
+	SKC_BYTES,
+	/* Kafka's number converters (org.apache.kafka.connect.converters):
+	 * big-endian, as Kafka's serializers and ksqlDB's KAFKA format */
+	SKC_SHORT,
+	SKC_INT,
+	SKC_LONG,
+	SKC_FLOAT,
+	SKC_DOUBLE,
+};
 
 /*
  * An Avro schema (the registry's JSON text) as a Connect schema with its

@@ -22,10 +22,77 @@ static const char *conv_class(enum sk_conv c)
 		return "io.confluent.connect.avro.AvroConverter";
 	case SKC_BYTES:
 		return "org.apache.kafka.connect.converters.ByteArrayConverter";
+	case SKC_SHORT:
+		return "org.apache.kafka.connect.converters.ShortConverter";
+	case SKC_INT:
+		return "org.apache.kafka.connect.converters.IntegerConverter";
+	case SKC_LONG:
+		return "org.apache.kafka.connect.converters.LongConverter";
+	case SKC_FLOAT:
+		return "org.apache.kafka.connect.converters.FloatConverter";
+	case SKC_DOUBLE:
+		return "org.apache.kafka.connect.converters.DoubleConverter";
 	case SKC_JSON:
 		break;
 	}
 	return "org.apache.kafka.connect.json.JsonConverter";
+}
+
+/* Kafka's ShortSerializer ... DoubleSerializer: big-endian, fixed size. */
+static int number(enum sk_conv conv, const uint8_t *data, int32_t len,
+		  struct sk_value *v, struct sk_fault *f)
+{
+	static const struct sk_schema sh = {.type = SK_INT16, .optional = true},
+				      in = {.type = SK_INT32, .optional = true},
+				      lo = {.type = SK_INT64, .optional = true},
+				      fl = {.type = SK_FLOAT32,
+					    .optional = true},
+				      db = {.type = SK_FLOAT64,
+					    .optional = true};
+	int32_t want = conv == SKC_SHORT		      ? 2
+		       : conv == SKC_INT || conv == SKC_FLOAT ? 4
+							      : 8;
+	if (len != want) {
+		snprintf(f->message, sizeof(f->message),
+			 "Size of data received by %s is not %d",
+			 conv == SKC_SHORT   ? "ShortDeserializer"
+			 : conv == SKC_INT   ? "IntegerDeserializer"
+			 : conv == SKC_LONG  ? "LongDeserializer"
+			 : conv == SKC_FLOAT ? "FloatDeserializer"
+					     : "DoubleDeserializer",
+			 want);
+		return -1;
+	}
+	uint64_t u = 0;
+	for (int32_t i = 0; i < len; i++)
+		u = u << 8 | data[i];
+	switch (conv) {
+	case SKC_SHORT:
+		v->s = &sh;
+		v->i = (int16_t)u;
+		break;
+	case SKC_INT:
+		v->s = &in;
+		v->i = (int32_t)(uint32_t)u;
+		break;
+	case SKC_LONG:
+		v->s = &lo;
+		v->i = (int64_t)u;
+		break;
+	case SKC_FLOAT: {
+		uint32_t w = (uint32_t)u;
+		float x;
+		memcpy(&x, &w, 4);
+		v->s = &fl;
+		v->d = x;
+		break;
+	}
+	default:
+		v->s = &db;
+		memcpy(&v->d, &u, 8);
+		break;
+	}
+	return 0;
 }
 
 static int decode(const struct sink_cfg *c, struct arena *a, bool is_key,
@@ -58,6 +125,12 @@ static int decode(const struct sink_cfg *c, struct arena *a, bool is_key,
 			return 0;
 		snprintf(f->message, sizeof(f->message), "%s", err);
 		return -1;
+	case SKC_SHORT:
+	case SKC_INT:
+	case SKC_LONG:
+	case SKC_FLOAT:
+	case SKC_DOUBLE:
+		return number(conv, data, len, v, f);
 	case SKC_AVRO:
 		break;
 	}

@@ -115,6 +115,7 @@ static const struct bc_def broker_defs[] = {
 	{"min.insync.replicas", "1", TC_INT, false, ""},
 	{"node.id", "0", TC_INT, true, ""},
 	{"num.partitions", "1", TC_INT, false, ""},
+	{"offset.metadata.max.bytes", "4096", TC_INT, true, ""},
 	{"offsets.retention.minutes", "10080", TC_INT, true, ""},
 	{"offsets.topic.num.partitions", "50", TC_INT, true, ""},
 	{"offsets.topic.replication.factor", "1", TC_SHORT, true, ""},

@@ -5,7 +5,7 @@
  * while the loop runs.  Checked on the bytes the store serves, from the tail
  * cache and from Postgres alike: the latest record of every key stays at
  * its offset, batches keep their offsets and a correct CRC, tombstones go
- * after delete.retention.ms, the newest batch stays (emptied at most), a
+ * after delete.retention.ms, the newest batch keeps its last record, a
  * read inside a removed range gets the next batch, and a reopened store
  * converges to the same log.
  */
@@ -408,6 +408,17 @@ static bool no_tombstones(struct recs *o)
 	return once_per_key(o);
 }
 
+/* Once per key, and the one tombstone left is the log's last record. */
+static bool only_last_tombstone(struct recs *o)
+{
+	int n = 0;
+
+	for (int i = 0; i < o->n; i++)
+		n += o->r[i].tombstone;
+	return n == 1 && o->n > 0 && o->r[o->n - 1].tombstone &&
+	       once_per_key(o);
+}
+
 static void check_latest(const struct recs *o, const struct want *want,
 			 bool tombstones_gone)
 {
@@ -515,17 +526,25 @@ Test(compaction, latest_values_gaps_tombstones_and_reopen)
 	check_latest(o, want, true);
 	cr_assert_eq(o->last_end, hw);
 
-	/* A newest batch of tombstones only is emptied, not deleted: the log
-	 * still ends at the high watermark. */
-	const char *tk[1] = {"k1"};
-	const char *tv[1] = {NULL};
-	cr_assert_eq(append(p, 3, tk, tv, 1), hw);
+	/* A newest batch of tombstones only keeps its last one, so that the
+	 * log still ends at the high watermark; a newer batch lets it go. */
+	const char *tk[2] = {"k1", "k4"};
+	const char *tv[2] = {NULL, NULL};
+	cr_assert_eq(append(p, 3, tk, tv, 2), hw);
+	hw += 2;
+	want[1].tombstone = want[4].tombstone = true;
+	wait_until(p, only_last_tombstone, o, 10000);
+	cr_assert_eq(o->last_end, hw);
+	cr_assert_eq(o->last_count, 1);
+	cr_assert_eq(o->r[o->n - 1].offset, hw - 1);
+	const char *nk[1] = {"k0"};
+	const char *nv[1] = {"last"};
+	cr_assert_eq(append(p, 0, nk, nv, 1), hw);
 	hw++;
-	want[1].tombstone = true;
+	snprintf(want[0].value, 32, "last");
 	wait_until(p, no_tombstones, o, 10000);
 	check_latest(o, want, true);
 	cr_assert_eq(o->last_end, hw);
-	cr_assert_eq(o->last_count, 0, "the newest batch is emptied");
 
 	/* A reopened store (its first pass runs over everything) converges
 	 * to the same log. */

@@ -468,6 +468,24 @@ Test(sink, seed_row_key_typed_by_value)
 	cr_assert_eq(row.nkey, 1);
 	cr_assert_str_eq(row.cols[0].text, "1");
 	sink_cfg_free(&c);
+	/* ksqlDB 0.10 and later: a 4-byte big-endian INT key */
+	json_object_set_new(j, "key.converter",
+			    json_string("org.apache.kafka.connect.converters."
+					"IntegerConverter"));
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0);
+	val[4] = 1;
+	cr_assert_eq(sink_row(&c, &a, "T", 0, 9, 0,
+			      (const uint8_t *)"\xff\xff\xff\xfe", 4, val,
+			      sizeof(val), lookup, NULL, &row, &f),
+		     0, "%s", f.message);
+	cr_assert_str_eq(sk_sql_type(row.cols[0].s), "INT");
+	cr_assert_str_eq(row.cols[0].text, "-2");
+	cr_assert_eq(sink_row(&c, &a, "T", 0, 9, 0, (const uint8_t *)"1", 1,
+			      val, sizeof(val), lookup, NULL, &row, &f),
+		     -1);
+	cr_assert_str_eq(f.stage, "KEY_CONVERTER");
+	sink_cfg_free(&c);
 	json_decref(j);
 	arena_free(&a);
 	arena_free(&sa);

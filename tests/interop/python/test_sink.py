@@ -676,3 +676,29 @@ def test_partitions_each_with_its_offset():
     assert q(db, "SELECT count(*) FROM t GROUP BY __connect_partition "
              "ORDER BY __connect_partition") == [[e[1]] for e in ends]
     assert http("DELETE", "/connectors/parts")[0] == 204
+
+
+def test_integer_key_converter_as_ksqldb_writes_keys():
+    """ksqlDB 0.10 and later write an INT key as 4 big-endian bytes:
+    IntegerConverter reads it, and the key column is an integer."""
+    db = "sinkintkey"
+    fresh_db(db)
+    topic = unique("intkey")
+    create_topic(admin_client(), topic, 1)
+    sr = SchemaRegistryClient({"url": REGISTRY})
+    ser = AvroSerializer(sr, KSQL_SCHEMA)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    p = Producer({"bootstrap.servers": bootstrap()})
+    for k, v in [(0, 0.5), (1, 0.7), (0, 0.6519)]:
+        p.produce(topic, key=k.to_bytes(4, "big", signed=True),
+                  value=ser({"RESEARCH": k, "AVE_CHANCE": v}, ctx))
+    assert p.flush(30) == 0
+    cfg = seed_sink(db, topic, key__converter=(
+        "org.apache.kafka.connect.converters.IntegerConverter"))
+    cfg["name"] = "intkey"
+    post(cfg)
+    wait_rows(db, 'SELECT "RESEARCH", "AVE_CHANCE" FROM "%s" ORDER BY 1'
+              % topic, [["0", "0.6519"], ["1", "0.7"]])
+    assert q(db, "SELECT data_type FROM information_schema.columns WHERE "
+             "column_name = 'RESEARCH'") == [["integer"]]
+    assert http("DELETE", "/connectors/intkey")[0] == 204

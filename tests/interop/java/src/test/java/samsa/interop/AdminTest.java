@@ -46,6 +46,7 @@ import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
+import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
@@ -242,6 +243,52 @@ class AdminTest {
             assertInstanceOf(InvalidConfigurationException.class, e.getCause(),
                 String.valueOf(e.getCause()));
             assertFalse(names(admin).contains(t));
+        }
+    }
+
+    /* Replicas named per partition (kafka-topics --replica-assignment):
+     * this broker only, once, as many per partition; Kafka's errors
+     * otherwise, for CreateTopics and CreatePartitions alike. */
+    @Test
+    void manualReplicaAssignments() throws Exception {
+        String t = Env.topic("assign");
+        try (Admin admin = Admin.create(Env.adminProps())) {
+            int self = get(admin.describeCluster().nodes()).iterator().next().id();
+            for (Map<Integer, List<Integer>> bad : List.of(
+                     Map.of(0, List.of(self + 7)),               /* not a broker */
+                     Map.of(0, List.of(self, self)),             /* twice */
+                     Map.of(0, List.<Integer>of()),              /* none */
+                     Map.of(0, List.of(self), 2, List.of(self))  /* a gap */)) {
+                ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> get(admin.createTopics(List.of(new NewTopic(t, bad))).all()), "" + bad);
+                assertInstanceOf(InvalidReplicaAssignmentException.class, e.getCause(),
+                    bad + ": " + e.getCause());
+                assertFalse(names(admin).contains(t), "created with " + bad);
+            }
+            var created = admin.createTopics(List.of(new NewTopic(t,
+                Map.of(0, List.of(self), 1, List.of(self)))));
+            get(created.all());
+            assertEquals(2, get(created.numPartitions(t)));
+            assertEquals(1, get(created.replicationFactor(t)));
+            TopicDescription d = get(admin.describeTopics(List.of(t)).allTopicNames()).get(t);
+            assertEquals(2, d.partitions().size());
+            for (TopicPartitionInfo p : d.partitions())
+                assertEquals(self, p.leader().id());
+
+            ExecutionException e = assertThrows(ExecutionException.class,
+                () -> get(admin.createPartitions(Map.of(t, NewPartitions.increaseTo(4,
+                    List.of(List.of(self))))).all()));
+            assertInstanceOf(InvalidReplicaAssignmentException.class, e.getCause(),
+                String.valueOf(e.getCause()));
+            e = assertThrows(ExecutionException.class,
+                () -> get(admin.createPartitions(Map.of(t, NewPartitions.increaseTo(3,
+                    List.of(List.of(self + 7))))).all()));
+            assertInstanceOf(InvalidReplicaAssignmentException.class, e.getCause(),
+                String.valueOf(e.getCause()));
+            get(admin.createPartitions(Map.of(t, NewPartitions.increaseTo(4,
+                List.of(List.of(self), List.of(self))))).all());
+            assertEquals(4, get(admin.describeTopics(List.of(t)).allTopicNames()).get(t)
+                .partitions().size());
         }
     }
 

@@ -174,14 +174,22 @@ class StreamsInternalsTest {
                 "removed member still there: " + after.members());
             pr.send(new ProducerRecord<>(input, "k", "apple")).get(30, TimeUnit.SECONDS);
             awaitCount(c, "apple", 2, ks, errors);
+            /* Back in the group as a new member, running its tasks. */
+            String removed = before.members().iterator().next().consumerId();
             long deadline = System.currentTimeMillis() + 30000;
-            while (!(ks.state() == KafkaStreams.State.RUNNING && activeTasks(ks) > 0)
-                && System.currentTimeMillis() < deadline)
-                Thread.sleep(100);
-            assertEquals(KafkaStreams.State.RUNNING, ks.state());
-            ConsumerGroupDescription again = a.describeConsumerGroups(List.of(appId))
-                .describedGroups().get(appId).get(30, TimeUnit.SECONDS);
-            assertEquals(1, again.members().size(), "members after the rejoin: " + again.members());
+            ConsumerGroupDescription again;
+            while (true) {
+                again = a.describeConsumerGroups(List.of(appId)).describedGroups().get(appId)
+                    .get(30, TimeUnit.SECONDS);
+                boolean back = again.members().size() == 1
+                    && !again.members().iterator().next().consumerId().equals(removed)
+                    && ks.state() == KafkaStreams.State.RUNNING && activeTasks(ks) > 0;
+                if (back)
+                    break;
+                assertTrue(System.currentTimeMillis() < deadline, "not back in the group after "
+                    + "30 s: " + again.members() + ", streams " + ks.state());
+                Thread.sleep(200);
+            }
         } finally {
             ks.close(CloseOptions.groupMembershipOperation(
                 CloseOptions.GroupMembershipOperation.LEAVE_GROUP).withTimeout(Duration.ofSeconds(30)));
