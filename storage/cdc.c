@@ -28,6 +28,7 @@
 #include "protocol/record_batch.h"
 #include "storage/cdc.h"
 #include "storage/cdc_int.h"
+#include "storage/connect_cfg.h"
 #include "storage/connectors.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
@@ -170,76 +171,31 @@ static char *quote(const char *s, char q);
 
 /* --- config ------------------------------------------------------------ */
 
-static const char *cfg(const json_t *c, const char *key)
-{
-	return json_string_value(json_object_get(c, key));
-}
-
-/* The first of several names for one setting (new names first). */
-static const char *cfg2(const json_t *c, const char *a, const char *b)
-{
-	const char *v = cfg(c, a);
-	return v ? v : cfg(c, b);
-}
-
-static bool truthy(const char *v, bool def)
-{
-	if (!v)
-		return def;
-	return strcasecmp(v, "true") == 0;
-}
-
-static int split(const char *list, char ***out)
-{
-	int n = 0;
-	*out = NULL;
-	if (!list)
-		return 0;
-	char *copy = strdup(list), *save = NULL;
-	for (char *s = strtok_r(copy, ",", &save); s;
-	     s = strtok_r(NULL, ",", &save)) {
-		while (*s == ' ')
-			s++;
-		size_t l = strlen(s);
-		while (l && s[l - 1] == ' ')
-			s[--l] = '\0';
-		if (!l)
-			continue;
-		*out = realloc(*out, sizeof(char *) * (size_t)(n + 2));
-		(*out)[n++] = strdup(s);
-		(*out)[n] = NULL;
-	}
-	free(copy);
-	return n;
-}
-
-static void free_list(char **l)
-{
-	for (char **p = l; p && *p; p++)
-		free(*p);
-	free(l);
-}
-
 /* Compiles a comma-separated list of anchored regexes. */
 static int compile_list(const char *list, regex_t **out, int *n, char *err,
 			size_t errlen)
 {
 	char **items;
-	int k = split(list, &items);
-	*out = k ? calloc((size_t)k, sizeof(regex_t)) : NULL;
+	int k = cc_split(list, &items);
+	*out = k > 0 ? calloc((size_t)k, sizeof(regex_t)) : NULL;
 	*n = 0;
+	if (k < 0 || (k > 0 && !*out)) {
+		snprintf(err, errlen, "out of memory");
+		cc_free_list(items);
+		return -1;
+	}
 	for (int i = 0; i < k; i++) {
 		char pat[1024];
 		snprintf(pat, sizeof(pat), "^(%s)$", items[i]);
 		if (regcomp(&(*out)[i], pat, REG_EXTENDED | REG_NOSUB) != 0) {
 			snprintf(err, errlen, "invalid regular expression %s",
 				 items[i]);
-			free_list(items);
+			cc_free_list(items);
 			return -1;
 		}
 		(*n)++;
 	}
-	free_list(items);
+	cc_free_list(items);
 	return 0;
 }
 
@@ -293,12 +249,23 @@ static int compile_key_columns(const char *v, regex_t **out, int *n, char *err,
 		}
 		*colon = '\0';
 		char **cols;
-		int nc = split(colon + 1, &cols);
+		int nc = cc_split(colon + 1, &cols);
+		if (nc < 0) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
 		for (int i = 0; i < nc && rc == 0; i++) {
 			char pat[1024];
 			snprintf(pat, sizeof(pat), "^(%s.%s)$", part, cols[i]);
-			*out = realloc(*out,
-				       sizeof(regex_t) * (size_t)(*n + 1));
+			regex_t *grown = realloc(
+				*out, sizeof(regex_t) * (size_t)(*n + 1));
+			if (!grown) {
+				snprintf(err, errlen, "out of memory");
+				rc = -1;
+				break;
+			}
+			*out = grown;
 			if (regcomp(&(*out)[*n], pat,
 				    REG_EXTENDED | REG_NOSUB | REG_ICASE) !=
 			    0) {
@@ -312,7 +279,7 @@ static int compile_key_columns(const char *v, regex_t **out, int *n, char *err,
 				(*n)++;
 			}
 		}
-		free_list(cols);
+		cc_free_list(cols);
 	}
 	free(copy);
 	return rc;
@@ -357,12 +324,12 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	static const char *const required[] = {
 		"database.hostname", "database.user", "database.dbname"};
 	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
-		if (!cfg(c, required[i]) || !*cfg(c, required[i]))
+		if (!cc_get(c, required[i]) || !*cc_get(c, required[i]))
 			BAD(required[i],
 			    "Missing required configuration \"%s\" which has "
 			    "no default value.",
 			    required[i]);
-	const char *prefix = cfg2(c, "topic.prefix", "database.server.name");
+	const char *prefix = cc_get2(c, "topic.prefix", "database.server.name");
 	if (!prefix || !*prefix)
 		BAD("topic.prefix",
 		    "Missing required configuration \"topic.prefix\" which has "
@@ -374,11 +341,11 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			    "The 'topic.prefix' value '%s' is invalid: a "
 			    "topic name may hold only [a-zA-Z0-9._-]",
 			    prefix);
-	const char *port = cfg(c, "database.port");
+	const char *port = cc_get(c, "database.port");
 	if (port && (atoi(port) <= 0 || atoi(port) > 65535))
 		BAD("database.port",
 		    "Invalid value %s for configuration database.port", port);
-	const char *sm = cfg(c, "snapshot.mode");
+	const char *sm = cc_get(c, "snapshot.mode");
 	enum snap_mode snap = SNAP_INITIAL;
 	if (!sm || !strcmp(sm, "initial") || !strcmp(sm, "exported"))
 		snap = SNAP_INITIAL;
@@ -393,7 +360,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	else
 		BAD("snapshot.mode",
 		    "Invalid value %s for configuration snapshot.mode", sm);
-	const char *pm = cfg(c, "publication.autocreate.mode");
+	const char *pm = cc_get(c, "publication.autocreate.mode");
 	enum pub_mode pub = PUB_ALL;
 	if (!pm || !strcmp(pm, "all_tables"))
 		pub = PUB_ALL;
@@ -406,7 +373,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		    "Invalid value %s for configuration "
 		    "publication.autocreate.mode",
 		    pm);
-	const char *hbms = cfg(c, "heartbeat.interval.ms");
+	const char *hbms = cc_get(c, "heartbeat.interval.ms");
 	if (hbms) {
 		char *end;
 		long long v = strtoll(hbms, &end, 10);
@@ -416,13 +383,13 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			    "heartbeat.interval.ms: Not a valid number",
 			    hbms);
 	}
-	const char *pl = cfg(c, "plugin.name");
+	const char *pl = cc_get(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
 		BAD("plugin.name",
 		    "Invalid value %s for configuration plugin.name: samsa "
 		    "decodes pgoutput only",
 		    pl);
-	const char *dm = cfg(c, "decimal.handling.mode");
+	const char *dm = cc_get(c, "decimal.handling.mode");
 	enum cdc_decimal dec = DEC_PRECISE;
 	if (!dm || !strcmp(dm, "precise"))
 		dec = DEC_PRECISE;
@@ -436,44 +403,47 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		    "decimal.handling.mode",
 		    dm);
 	enum cdc_conv kc, vc;
-	if (!conv_class(cfg(c, "key.converter"), &kc))
+	if (!conv_class(cc_get(c, "key.converter"), &kc))
 		BAD("key.converter",
 		    "Invalid value %s for configuration key.converter: samsa "
 		    "has JsonConverter, StringConverter and AvroConverter",
-		    cfg(c, "key.converter"));
-	if (!conv_class(cfg(c, "value.converter"), &vc))
+		    cc_get(c, "key.converter"));
+	if (!conv_class(cc_get(c, "value.converter"), &vc))
 		BAD("value.converter",
 		    "Invalid value %s for configuration value.converter: "
 		    "samsa has JsonConverter, StringConverter and "
 		    "AvroConverter",
-		    cfg(c, "value.converter"));
+		    cc_get(c, "value.converter"));
 	/* AvroConverter's one required setting; any URL will do, as
 	 * samsa's own registry is the one used. */
-	if (kc == CONV_AVRO && !cfg(c, "key.converter.schema.registry.url"))
+	if (kc == CONV_AVRO && !cc_get(c, "key.converter.schema.registry.url"))
 		BAD("key.converter.schema.registry.url",
 		    "Missing required configuration "
 		    "\"key.converter.schema.registry.url\" which has no "
 		    "default value.");
-	if (vc == CONV_AVRO && !cfg(c, "value.converter.schema.registry.url"))
+	if (vc == CONV_AVRO &&
+	    !cc_get(c, "value.converter.schema.registry.url"))
 		BAD("value.converter.schema.registry.url",
 		    "Missing required configuration "
 		    "\"value.converter.schema.registry.url\" which has no "
 		    "default value.");
 	char **tr;
-	int ntr = split(cfg(c, "transforms"), &tr);
+	int ntr = cc_split(cc_get(c, "transforms"), &tr);
+	if (ntr < 0)
+		BAD("transforms", "out of memory");
 	bool unwrap = false, drop_tomb = true;
 	enum cdc_delete del = DEL_DROP;
 	char **add = NULL;
 	for (int i = 0; i < ntr; i++) {
 		char k[300];
 		snprintf(k, sizeof(k), "transforms.%s.type", tr[i]);
-		const char *type = cfg(c, k);
+		const char *type = cc_get(c, k);
 		bool ok = false;
 		for (size_t j = 0; type && j < 2; j++)
 			ok |= strcmp(type, known_transforms[j]) == 0;
 		if (!ok) {
-			free_list(tr);
-			free_list(add);
+			cc_free_list(tr);
+			cc_free_list(add);
 			BAD(k,
 			    "Invalid value %s for configuration %s: samsa has "
 			    "the transform "
@@ -482,10 +452,10 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		}
 		unwrap = true;
 		snprintf(k, sizeof(k), "transforms.%s.drop.tombstones", tr[i]);
-		drop_tomb = truthy(cfg(c, k), true);
+		drop_tomb = cc_bool(cc_get(c, k), true);
 		snprintf(k, sizeof(k), "transforms.%s.delete.handling.mode",
 			 tr[i]);
-		const char *d = cfg(c, k);
+		const char *d = cc_get(c, k);
 		if (!d || !strcmp(d, "drop"))
 			del = DEL_DROP;
 		else if (!strcmp(d, "none"))
@@ -493,15 +463,18 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		else if (!strcmp(d, "rewrite"))
 			del = DEL_REWRITE;
 		else {
-			free_list(tr);
-			free_list(add);
+			cc_free_list(tr);
+			cc_free_list(add);
 			BAD(k, "Invalid value %s for configuration %s", d, k);
 		}
 		snprintf(k, sizeof(k), "transforms.%s.add.fields", tr[i]);
-		free_list(add);
-		split(cfg(c, k), &add);
+		cc_free_list(add);
+		if (cc_split(cc_get(c, k), &add) < 0) {
+			cc_free_list(tr);
+			BAD(k, "out of memory");
+		}
 	}
-	free_list(tr);
+	cc_free_list(tr);
 	regex_t *r[4] = {0};
 	int n[4] = {0};
 	const char *lists[4][3] = {
@@ -510,33 +483,33 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		{"schema.include.list", "schema.whitelist", NULL},
 		{"schema.exclude.list", "schema.blacklist", NULL}};
 	for (int i = 0; i < 4; i++) {
-		const char *v = cfg2(c, lists[i][0], lists[i][1]);
+		const char *v = cc_get2(c, lists[i][0], lists[i][1]);
 		if (compile_list(v, &r[i], &n[i], err, errlen) < 0) {
 			snprintf(key, keylen, "%s",
-				 cfg(c, lists[i][0]) ? lists[i][0]
-						     : lists[i][1]);
+				 cc_get(c, lists[i][0]) ? lists[i][0]
+							: lists[i][1]);
 			for (int j = 0; j <= i; j++)
 				free_regs(r[j], n[j]);
-			free_list(add);
+			cc_free_list(add);
 			return -1;
 		}
 	}
 	regex_t *kcr;
 	int nkc;
-	if (compile_key_columns(cfg(c, "message.key.columns"), &kcr, &nkc, err,
-				errlen) < 0) {
+	if (compile_key_columns(cc_get(c, "message.key.columns"), &kcr, &nkc,
+				err, errlen) < 0) {
 		snprintf(key, keylen, "message.key.columns");
 		for (int j = 0; j < 4; j++)
 			free_regs(r[j], n[j]);
 		free_regs(kcr, nkc);
-		free_list(add);
+		cc_free_list(add);
 		return -1;
 	}
 	if (!t) {
 		for (int j = 0; j < 4; j++)
 			free_regs(r[j], n[j]);
 		free_regs(kcr, nkc);
-		free_list(add);
+		cc_free_list(add);
 		return 0;
 	}
 	t->keycols = kcr;
@@ -546,7 +519,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->sinc = r[2], t->nsinc = n[2];
 	t->sexc = r[3], t->nsexc = n[3];
 	char **lit;
-	int nl = split(cfg2(c, "table.include.list", "table.whitelist"), &lit);
+	int nl = cc_split(cc_get2(c, "table.include.list", "table.whitelist"),
+			  &lit);
 	t->literals = calloc((size_t)nl + 1, sizeof(char *));
 	for (int i = 0; i < nl; i++) {
 		bool plain = true;
@@ -556,45 +530,47 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		if (plain)
 			t->literals[t->nliterals++] = strdup(lit[i]);
 	}
-	free_list(lit);
+	cc_free_list(lit);
 	t->snap = snap;
 	t->pubmode = pub;
-	t->slot =
-		strdup(cfg(c, "slot.name") ? cfg(c, "slot.name") : "debezium");
-	t->pub = strdup(cfg(c, "publication.name") ? cfg(c, "publication.name")
-						   : "dbz_publication");
+	t->slot = strdup(cc_get(c, "slot.name") ? cc_get(c, "slot.name")
+						: "debezium");
+	t->pub = strdup(cc_get(c, "publication.name")
+				? cc_get(c, "publication.name")
+				: "dbz_publication");
 	t->o.prefix = strdup(prefix);
-	t->o.dbname = strdup(cfg(c, "database.dbname"));
-	t->o.tombstones = truthy(cfg(c, "tombstones.on.delete"), true);
+	t->o.dbname = strdup(cc_get(c, "database.dbname"));
+	t->o.tombstones = cc_bool(cc_get(c, "tombstones.on.delete"), true);
 	t->o.decimal = dec;
-	const char *tp = cfg(c, "time.precision.mode");
+	const char *tp = cc_get(c, "time.precision.mode");
 	t->o.time_connect = tp && strcmp(tp, "connect") == 0;
-	const char *bh = cfg(c, "binary.handling.mode");
+	const char *bh = cc_get(c, "binary.handling.mode");
 	t->o.binary_base64 =
 		bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));
 	t->o.binary_hex = bh && !strcmp(bh, "hex");
 	t->o.key_conv = kc;
 	t->o.value_conv = vc;
-	t->o.key_schemas = truthy(cfg(c, "key.converter.schemas.enable"), true);
+	t->o.key_schemas =
+		cc_bool(cc_get(c, "key.converter.schemas.enable"), true);
 	t->o.value_schemas =
-		truthy(cfg(c, "value.converter.schemas.enable"), true);
+		cc_bool(cc_get(c, "value.converter.schemas.enable"), true);
 	t->o.unwrap = unwrap;
 	t->o.unwrap_drop_tombstones = drop_tomb;
 	t->o.unwrap_delete = del;
 	t->o.add_fields = add;
-	const char *hb = cfg(c, "heartbeat.interval.ms");
+	const char *hb = cc_get(c, "heartbeat.interval.ms");
 	t->heartbeat_ms = hb ? atoll(hb) : 0;
 	const char *hbp =
-		cfg2(c, "topic.heartbeat.prefix", "heartbeat.topics.prefix");
+		cc_get2(c, "topic.heartbeat.prefix", "heartbeat.topics.prefix");
 	char hbt[1024];
 	snprintf(hbt, sizeof(hbt), "%s.%s", hbp ? hbp : "__debezium-heartbeat",
 		 prefix);
 	t->hb_topic = strdup(hbt);
 	const char *keys[] = {"host", "port", "user", "password", "dbname"};
-	const char *vals[] = {cfg(c, "database.hostname"), port ? port : "5432",
-			      cfg(c, "database.user"),
-			      cfg(c, "database.password"),
-			      cfg(c, "database.dbname")};
+	const char *vals[] = {cc_get(c, "database.hostname"),
+			      port ? port : "5432", cc_get(c, "database.user"),
+			      cc_get(c, "database.password"),
+			      cc_get(c, "database.dbname")};
 	int k = 0;
 	for (int i = 0; i < 5; i++)
 		if (vals[i]) {
@@ -1123,9 +1099,22 @@ static void avro_register(struct cdc_task *t, const char *topic,
 	}
 	struct avro_sub *s = calloc(1, sizeof(*s));
 	struct reg_call *rc = calloc(1, sizeof(*rc));
-	s->subject = strdup(subject);
-	s->text = strdup(text);
-	s->topic = strdup(topic);
+	if (s) {
+		s->subject = strdup(subject);
+		s->text = strdup(text);
+		s->topic = strdup(topic);
+	}
+	if (!s || !rc || !s->subject || !s->text || !s->topic) {
+		if (s) {
+			free(s->subject);
+			free(s->text);
+			free(s->topic);
+		}
+		free(s);
+		free(rc);
+		fail(t, "out of memory");
+		return;
+	}
 	s->id = -1;
 	s->next = t->subs;
 	t->subs = s;
@@ -2259,7 +2248,7 @@ static void task_free(struct cdc_task *t)
 	free(t->hb_value_avro);
 	free(t->o.prefix);
 	free(t->o.dbname);
-	free_list(t->o.add_fields);
+	cc_free_list(t->o.add_fields);
 	json_decref(t->config);
 	free(t->trace);
 	free(t->name);

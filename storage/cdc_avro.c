@@ -242,12 +242,14 @@ static int b64val(int ch)
 }
 
 /* Bytes are base64 in the JSON form; a text that is not (the unchanged
- * TOAST marker) goes as its own bytes. */
-static void write_bytes(struct kb_writer *w, const char *s, size_t n)
+ * TOAST marker) goes as its own bytes.  -1 when memory runs out. */
+static int write_bytes(struct kb_writer *w, const char *s, size_t n)
 {
 	uint8_t *out = malloc(n / 4 * 3 + 3);
+	if (!out)
+		return -1;
 	size_t k = 0;
-	bool ok = out && n % 4 == 0;
+	bool ok = n % 4 == 0;
 	for (size_t i = 0; ok && i < n; i += 4) {
 		int v[4];
 		for (int j = 0; j < 4; j++) {
@@ -273,6 +275,7 @@ static void write_bytes(struct kb_writer *w, const char *s, size_t n)
 		kb_write_raw(w, s, n);
 	}
 	free(out);
+	return 0;
 }
 
 static int encode(struct kb_writer *w, const json_t *s, const json_t *v,
@@ -321,8 +324,8 @@ static int encode_base(struct kb_writer *w, const json_t *s, const json_t *v)
 	} else if (!strcmp(type, "bytes")) {
 		if (v && !json_is_string(v))
 			return -1;
-		write_bytes(w, v ? json_string_value(v) : "",
-			    v ? json_string_length(v) : 0);
+		return write_bytes(w, v ? json_string_value(v) : "",
+				   v ? json_string_length(v) : 0);
 	} else {
 		/* string, and whatever else the JSON form holds as text */
 		if (!v) {

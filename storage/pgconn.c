@@ -675,7 +675,8 @@ static void pg_deliver(struct pgconn *c, struct pgq *e, const PGresult *res)
 		pg_unit_error(c, text, state);
 	if (e->kind == PGQ_QUERY) {
 		c->npending--;
-		e->cb(e->arg, text ? NULL : res, text, state);
+		if (e->cb)
+			e->cb(e->arg, text ? NULL : res, text, state);
 	}
 	pg_free_entry(e);
 }
@@ -957,6 +958,11 @@ void pg_close(struct pgconn *c)
 bool pg_ready(const struct pgconn *c)
 {
 	return c->state == PG_READY && !c->closing;
+}
+
+const char *pg_last_error(const struct pgconn *c)
+{
+	return c->state == PG_READY ? "" : c->lasterr;
 }
 
 int pg_pending(const struct pgconn *c)

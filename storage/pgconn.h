@@ -77,6 +77,14 @@ int pg_wait_ready(struct pgconn *c, int timeout_ms, char *err, size_t errlen);
 void pg_close(struct pgconn *c);
 
 bool pg_ready(const struct pgconn *c);
+/*
+ * Why c is not ready: libpq's message for the last failed connect or the
+ * lost connection, on one line ("connection to server at ... failed:
+ * Connection refused ...").  "" while c is ready and while a first attempt
+ * is still under way.  Borrowed until c's next event.  Queries sent while
+ * c is down only say "not connected"; this is the reason to show a user.
+ */
+const char *pg_last_error(const struct pgconn *c);
 /* Number of queries queued or in flight. */
 int pg_pending(const struct pgconn *c);
 
@@ -86,7 +94,8 @@ int pg_pending(const struct pgconn *c);
  * parameter bytes are copied, so the caller may free them on return.
  * binary_result selects binary result format.  Returns 0; -1 only when
  * memory runs out (cb is then not called).  When c is not ready cb gets
- * "not connected", from the loop.
+ * "not connected", from the loop.  cb may be NULL when only the unit's
+ * outcome matters (pg_sync_cb says it).
  */
 int pg_query(struct pgconn *c, const char *sql, int nparams,
 	     const char *const *values, const int *lengths, const int *formats,

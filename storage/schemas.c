@@ -328,13 +328,10 @@ static void on_refresh(void *arg, const PGresult *res, const char *err,
 /* Any constant of ours; migrate.c's is 7238467. */
 #define REGISTRY_LOCK "7238468"
 
-static void on_ignore(void *arg, const PGresult *res, const char *err,
-		      const char *sqlstate);
-
 void sr_unlock(struct sr_store *s)
 {
 	pg_query(s->conn, "SELECT pg_advisory_unlock(" REGISTRY_LOCK ")", 0,
-		 NULL, NULL, NULL, false, on_ignore, NULL);
+		 NULL, NULL, NULL, false, NULL, NULL);
 	pg_sync(s->conn);
 }
 
@@ -352,7 +349,7 @@ void sr_refresh(struct sr_store *s, bool lock, sr_done_cb cb, void *arg)
 	/* A failure here fails the refresh below too (same unit). */
 	if (lock)
 		pg_query(s->conn, "SELECT pg_advisory_lock(" REGISTRY_LOCK ")",
-			 0, NULL, NULL, NULL, false, on_ignore, NULL);
+			 0, NULL, NULL, NULL, false, NULL, NULL);
 	if (pg_query(s->conn, refresh_sql, 2, params, NULL, NULL, false,
 		     on_refresh, rf) < 0) {
 		free(rf);
@@ -395,15 +392,6 @@ static void on_id(void *arg, const PGresult *res, const char *err,
 	(void)sqlstate;
 	if (res && PQntuples(res) == 1)
 		w->id = (int32_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
-}
-
-static void on_ignore(void *arg, const PGresult *res, const char *err,
-		      const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)err;
-	(void)sqlstate;
 }
 
 static void on_unit(void *arg, const PGresult *res, const char *err,
@@ -479,7 +467,7 @@ void sr_register(struct sr_store *s, int64_t generation, const char *subject,
 		pg_query(s->conn,
 			 "INSERT INTO samsa.subject_versions (subject, version,"
 			 " schema_id) VALUES ($1, $2, $3)",
-			 3, p, NULL, NULL, false, on_ignore, NULL);
+			 3, p, NULL, NULL, false, NULL, NULL);
 	} else {
 		/* ON CONFLICT ... DO UPDATE (a no-op change) so that RETURNING
 		 * gives the id of a row that exists already. */
@@ -512,25 +500,25 @@ void sr_delete(struct sr_store *s, int64_t generation, const char *subject,
 		pg_query(
 			s->conn,
 			"DELETE FROM samsa.subject_versions WHERE subject = $1",
-			1, p, NULL, NULL, false, on_ignore, NULL);
+			1, p, NULL, NULL, false, NULL, NULL);
 		pg_query(s->conn,
 			 "DELETE FROM samsa.registry_config WHERE subject = $1",
-			 1, p, NULL, NULL, false, on_ignore, NULL);
+			 1, p, NULL, NULL, false, NULL, NULL);
 	} else if (version < 0) {
 		pg_query(s->conn,
 			 "UPDATE samsa.subject_versions SET deleted = true"
 			 " WHERE subject = $1",
-			 1, p, NULL, NULL, false, on_ignore, NULL);
+			 1, p, NULL, NULL, false, NULL, NULL);
 	} else if (permanent) {
 		pg_query(s->conn,
 			 "DELETE FROM samsa.subject_versions"
 			 " WHERE subject = $1 AND version = $2",
-			 2, p, NULL, NULL, false, on_ignore, NULL);
+			 2, p, NULL, NULL, false, NULL, NULL);
 	} else {
 		pg_query(s->conn,
 			 "UPDATE samsa.subject_versions SET deleted = true"
 			 " WHERE subject = $1 AND version = $2",
-			 2, p, NULL, NULL, false, on_ignore, NULL);
+			 2, p, NULL, NULL, false, NULL, NULL);
 	}
 	write_end(w);
 }
@@ -558,7 +546,6 @@ void sr_set_config(struct sr_store *s, int64_t generation, const char *subject,
 	else
 		sql = "UPDATE samsa.registry_config SET compatibility = NULL"
 		      " WHERE subject = $1";
-	pg_query(s->conn, sql, value ? 2 : 1, p, NULL, NULL, false, on_ignore,
-		 NULL);
+	pg_query(s->conn, sql, value ? 2 : 1, p, NULL, NULL, false, NULL, NULL);
 	write_end(w);
 }

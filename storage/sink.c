@@ -204,6 +204,12 @@ static void kick(struct sink_task *t)
 		event_active(t->kick_ev, 0, 0);
 }
 
+/* Why the target database is unreachable, or "" while it is connected. */
+static const char *target_down(const struct sink_task *t)
+{
+	return t->pg ? pg_last_error(t->pg) : "";
+}
+
 /* The target is unreachable or refused for a passing reason: try again
  * later, from the stored offsets. */
 static void retry_later(struct sink_task *t, const char *why)
@@ -212,6 +218,10 @@ static void retry_later(struct sink_task *t, const char *why)
 	t->busy = false;
 	batch_free(t->b);
 	t->b = NULL;
+	/* A query sent while the target is down only says "not connected";
+	 * libpq's own message says why. */
+	if (*target_down(t))
+		why = target_down(t);
 	set_trace(t, "retrying in %d ms: %s", t->backoff_ms, why);
 	fprintf(stderr, "sink %s: %s\n", t->name, t->trace);
 	struct timeval tv = {t->backoff_ms / 1000,
@@ -326,9 +336,13 @@ static void on_discover(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (t->stopped || t->failed)
 		return;
-	if (!t->ready && !t->trace)
-		set_trace(t, "connecting to the target database (%s)",
-			  "retrying with back-off");
+	if (!t->ready && *target_down(t))
+		set_trace(t,
+			  "cannot connect to the target database, retrying "
+			  "with back-off: %s",
+			  target_down(t));
+	else if (!t->ready && !t->trace)
+		set_trace(t, "connecting to the target database");
 	if (t->ready) {
 		struct skp *before = t->parts;
 		int n0 = 0, n1 = 0;
@@ -360,15 +374,6 @@ static void tables_forget(struct sink_task *t)
 {
 	for (struct sk_table *tab = t->tables; tab; tab = tab->next)
 		tab->described = false;
-}
-
-static void on_ignore(void *arg, const PGresult *res, const char *err,
-		      const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)err;
-	(void)sqlstate;
 }
 
 /* The stored offsets; whether the unit held is up to on_init_done. */
@@ -429,7 +434,7 @@ static void init_target(struct sink_task *t)
 		 "connector text NOT NULL, topic text NOT NULL, "
 		 "\"partition\" int NOT NULL, next_offset bigint NOT NULL, "
 		 "PRIMARY KEY (connector, topic, \"partition\"))",
-		 0, NULL, NULL, NULL, false, on_ignore, t);
+		 0, NULL, NULL, NULL, false, NULL, NULL);
 	pg_query(t->pg,
 		 "SELECT topic, \"partition\", next_offset FROM "
 		 "samsa_sink_offsets WHERE connector = $1",
@@ -772,6 +777,12 @@ static void parse(struct sink_task *t)
 		qsort(al.a, (size_t)al.n, sizeof(*al.a), by_first);
 	/* producers inside an aborted transaction at this point */
 	int64_t *active = al.n ? malloc((size_t)al.n * sizeof(*active)) : NULL;
+	if (al.n && !active) {
+		/* without it aborted records would be applied */
+		free(al.a);
+		fail(t, "out of memory");
+		return;
+	}
 	int nactive = 0;
 	int next_abort = 0;
 	struct pctx x = {.t = t,
@@ -793,11 +804,8 @@ static void parse(struct sink_task *t)
 			continue;
 		if (h.BaseOffset >= lso)
 			break;
-		while (next_abort < al.n && al.a[next_abort].first <= last) {
-			if (active)
-				active[nactive++] = al.a[next_abort].pid;
-			next_abort++;
-		}
+		while (next_abort < al.n && al.a[next_abort].first <= last)
+			active[nactive++] = al.a[next_abort++].pid;
 		bool in_aborted = false;
 		for (int i = 0; i < nactive; i++)
 			if (active[i] == h.ProducerId)
@@ -1015,9 +1023,15 @@ static struct sk_table *table_for(struct sink_task *t, const char *topic)
 		char *sid = sk_ident(&a, schema, t->c.quote);
 		id = arena_printf(&a, "%s.%s", sid, id);
 	}
-	tab->ident = strdup(id ? id : name);
+	tab->ident = id ? strdup(id) : NULL;
 	arena_free(&a);
 	tab->topic = strdup(topic);
+	if (!tab->ident || !tab->topic) {
+		free(tab->ident);
+		free(tab->topic);
+		free(tab);
+		return NULL;
+	}
 	tab->next = t->tables;
 	t->tables = tab;
 	return tab;
@@ -1060,16 +1074,34 @@ static void on_described(void *arg, const PGresult *res, const char *err,
 		return;
 	}
 	struct sk_table *tab = table_for(t, t->b->p->topic);
+	if (!tab) {
+		fail(t, "out of memory");
+		return;
+	}
 	table_clear(tab);
 	int n = PQntuples(res);
 	tab->exists = n > 0 && PQgetvalue(res, 0, 0)[0] == 't';
 	tab->cols = calloc((size_t)n + 1, sizeof(char *));
 	tab->types = calloc((size_t)n + 1, sizeof(char *));
-	for (int i = 0; i < n && tab->cols && tab->types; i++) {
+	bool oom = !tab->cols || !tab->types;
+	for (int i = 0; i < n && !oom; i++) {
 		if (PQgetisnull(res, i, 1))
 			continue;
-		tab->cols[tab->ncols] = strdup(PQgetvalue(res, i, 1));
-		tab->types[tab->ncols++] = strdup(PQgetvalue(res, i, 2));
+		char *col = strdup(PQgetvalue(res, i, 1));
+		char *type = strdup(PQgetvalue(res, i, 2));
+		if (!col || !type) {
+			free(col);
+			free(type);
+			oom = true;
+			break;
+		}
+		tab->cols[tab->ncols] = col;
+		tab->types[tab->ncols++] = type;
+	}
+	if (oom) {
+		table_clear(tab);
+		fail(t, "out of memory");
+		return;
 	}
 	tab->described = true;
 	apply(t);
@@ -1096,6 +1128,10 @@ static void on_ddl(void *arg, const PGresult *res, const char *err,
 	if (t->stopped || t->failed || !t->b)
 		return;
 	struct sk_table *tab = table_for(t, t->b->p->topic);
+	if (!tab) {
+		fail(t, "out of memory");
+		return;
+	}
 	tab->described = false;
 	if (err) {
 		if (transient(sqlstate) || strcmp(sqlstate, "23505") == 0 ||
@@ -1206,8 +1242,8 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 					  cols);
 		fprintf(stderr, "sink %s: %s\n", t->name, sql ? sql : "?");
 		if (sql)
-			pg_query(t->pg, sql, 0, NULL, NULL, NULL, false,
-				 on_ignore, t);
+			pg_query(t->pg, sql, 0, NULL, NULL, NULL, false, NULL,
+				 NULL);
 		free(sql);
 	} else {
 		if (!t->c.auto_evolve) {
@@ -1240,7 +1276,7 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 				sql ? sql : "?");
 			if (sql)
 				pg_query(t->pg, sql, 0, NULL, NULL, NULL, false,
-					 on_ignore, t);
+					 NULL, NULL);
 			free(sql);
 		}
 	}
@@ -1313,41 +1349,52 @@ static void dedup(struct batch *b)
 static void on_committed(void *arg, const PGresult *res, const char *err,
 			 const char *sqlstate);
 
-/* Queues rows rows[from..] of one shape as statements of up to `per`. */
+/* The statement writing (or deleting) nrows rows, or SK_SQL_ARRAYS. */
+static char *statement(const struct sink_task *t, const struct sk_table *tab,
+		       bool deletes, int nkey, int ncols,
+		       const char *const *cols, const char *const *types,
+		       int nrows)
+{
+	if (deletes)
+		return sk_sql_delete(tab->ident, nkey, cols, types, nrows);
+	if (t->c.mode == SKM_UPDATE)
+		return sk_sql_update(tab->ident, nkey, ncols, cols, types,
+				     nrows);
+	return sk_sql_insert(tab->ident, t->c.mode, nkey, ncols, cols, types,
+			     nrows);
+}
+
+/*
+ * Queues the n rows (of one shape) as statements: one with an array
+ * parameter per column when it can, else of up to MAX_STMT_ROWS rows.
+ * Returns 0, or -1 when memory ran out.
+ */
 static int queue_rows(struct sink_task *t, struct sk_table *tab,
 		      struct sk_row **rows, int n, bool deletes)
 {
 	struct arena *a = &t->b->a;
 	const struct sk_row *r0 = rows[0];
-	int ncols = deletes ? r0->nkey : r0->nkey + r0->nval;
-	if (ncols == 0)
+	int nkey = r0->nkey;
+	int ncols = deletes ? nkey : nkey + r0->nval;
+	if (ncols == 0 || (!deletes && t->c.mode == SKM_UPDATE && !r0->nval))
 		return 0;
 	const char **cols = arena_alloc(a, (size_t)ncols * sizeof(char *));
 	const char **types = arena_alloc(a, (size_t)ncols * sizeof(char *));
 	if (!cols || !types)
 		return -1;
+	/* Arrays only when every type is known and none is an array. */
+	bool arrays = true;
 	for (int i = 0; i < ncols; i++) {
-		cols[i] = sk_ident(a, r0->cols[i].name, t->c.quote);
+		if (!(cols[i] = sk_ident(a, r0->cols[i].name, t->c.quote)))
+			return -1;
 		int k = col_index(t, tab, r0->cols[i].name);
 		types[i] = k >= 0 ? tab->types[k] : NULL;
-	}
-	if (!deletes && t->c.mode == SKM_UPDATE && r0->nval == 0)
-		return 0;
-	/* One array parameter per column when every type is known and none
-	 * is an array: far less for Postgres to parse than rows of $n. */
-	bool arrays = true;
-	for (int i = 0; i < ncols; i++)
 		if (!types[i] || strchr(types[i], '['))
 			arrays = false;
+	}
 	if (arrays) {
-		char *sql = deletes ? sk_sql_delete_unnest(tab->ident, r0->nkey,
-							   cols, types)
-			    : t->c.mode == SKM_UPDATE
-				    ? sk_sql_update_unnest(tab->ident, r0->nkey,
-							   ncols, cols, types)
-				    : sk_sql_insert_unnest(tab->ident,
-							   t->c.mode, r0->nkey,
-							   ncols, cols, types);
+		char *sql = statement(t, tab, deletes, nkey, ncols, cols, types,
+				      SK_SQL_ARRAYS);
 		const char **texts = malloc((size_t)n * sizeof(char *));
 		char **params = calloc((size_t)ncols, sizeof(char *));
 		int rc = sql && texts && params ? 0 : -1;
@@ -1358,8 +1405,9 @@ static int queue_rows(struct sink_task *t, struct sk_table *tab,
 				rc = -1;
 		}
 		if (rc == 0)
-			pg_query(t->pg, sql, ncols, (const char *const *)params,
-				 NULL, NULL, false, on_ignore, t);
+			rc = pg_query(t->pg, sql, ncols,
+				      (const char *const *)params, NULL, NULL,
+				      false, NULL, NULL);
 		for (int c = 0; params && c < ncols; c++)
 			free(params[c]);
 		free(params);
@@ -1375,28 +1423,21 @@ static int queue_rows(struct sink_task *t, struct sk_table *tab,
 	for (int at = 0; at < n; at += per) {
 		int m = n - at < per ? n - at : per;
 		char *sql =
-			deletes ? sk_sql_delete(tab->ident, r0->nkey, cols,
-						types, m)
-			: t->c.mode == SKM_UPDATE
-				? sk_sql_update(tab->ident, r0->nkey, ncols,
-						cols, types, m)
-				: sk_sql_insert(tab->ident, t->c.mode, r0->nkey,
-						ncols, cols, types, m);
+			statement(t, tab, deletes, nkey, ncols, cols, types, m);
 		const char **vals =
 			malloc((size_t)(m * ncols) * sizeof(char *));
-		if (!sql || !vals) {
-			free(sql);
-			free(vals);
-			return -1;
-		}
-		for (int r = 0; r < m; r++)
+		int rc = sql && vals ? 0 : -1;
+		for (int r = 0; r < m && rc == 0; r++)
 			for (int c = 0; c < ncols; c++)
 				vals[r * ncols + c] =
 					rows[at + r]->cols[c].text;
-		pg_query(t->pg, sql, m * ncols, vals, NULL, NULL, false,
-			 on_ignore, t);
+		if (rc == 0)
+			rc = pg_query(t->pg, sql, m * ncols, vals, NULL, NULL,
+				      false, NULL, NULL);
 		free(sql);
 		free(vals);
+		if (rc < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -1407,6 +1448,10 @@ static void dml(struct sink_task *t)
 	struct skp *p = b->p;
 	if (b->nrows) {
 		struct sk_table *tab = table_for(t, p->topic);
+		if (!tab) {
+			fail(t, "out of memory");
+			return;
+		}
 		bool keyed = b->rows[0].nkey > 0;
 		if (keyed)
 			dedup(b);
@@ -1463,8 +1508,9 @@ static void dml(struct sink_task *t)
 		 "\"partition\") DO UPDATE SET next_offset = "
 		 "EXCLUDED.next_offset WHERE o.next_offset = $5::bigint "
 		 "RETURNING 1) SELECT 1 / (SELECT count(*) FROM u)::int",
-		 5, v, NULL, NULL, false, on_ignore, t);
-	pg_sync_cb(t->pg, on_committed, t);
+		 5, v, NULL, NULL, false, NULL, NULL);
+	if (pg_sync_cb(t->pg, on_committed, t) < 0)
+		fail(t, "out of memory");
 }
 
 static void on_committed(void *arg, const PGresult *res, const char *err,

@@ -8,105 +8,69 @@
 #include <string.h>
 #include <strings.h>
 
+#include "storage/connect_cfg.h"
 #include "storage/sink.h"
 #include "storage/sink_cfg.h"
 
-static const char *cfg(const json_t *c, const char *key)
-{
-	return json_string_value(json_object_get(c, key));
-}
+/* The converter classes the sink reads records with. */
+static const struct {
+	enum sk_conv conv;
+	const char *cls;
+} converters[] = {
+	{SKC_JSON, "org.apache.kafka.connect.json.JsonConverter"},
+	{SKC_STRING, "org.apache.kafka.connect.storage.StringConverter"},
+	{SKC_AVRO, "io.confluent.connect.avro.AvroConverter"},
+	{SKC_BYTES, "org.apache.kafka.connect.converters.ByteArrayConverter"},
+	{SKC_SHORT, "org.apache.kafka.connect.converters.ShortConverter"},
+	{SKC_INT, "org.apache.kafka.connect.converters.IntegerConverter"},
+	{SKC_LONG, "org.apache.kafka.connect.converters.LongConverter"},
+	{SKC_FLOAT, "org.apache.kafka.connect.converters.FloatConverter"},
+	{SKC_DOUBLE, "org.apache.kafka.connect.converters.DoubleConverter"},
+};
 
-static const char *cfg2(const json_t *c, const char *a, const char *b)
-{
-	const char *v = cfg(c, a);
-	return v ? v : cfg(c, b);
-}
-
-static bool truthy(const char *v, bool def)
-{
-	if (!v)
-		return def;
-	return strcasecmp(v, "true") == 0;
-}
-
-static int split(const char *list, char ***out)
-{
-	int n = 0;
-	*out = calloc(1, sizeof(char *));
-	if (!list)
-		return 0;
-	char *copy = strdup(list), *save = NULL;
-	for (char *s = strtok_r(copy, ",", &save); s;
-	     s = strtok_r(NULL, ",", &save)) {
-		while (isspace((unsigned char)*s))
-			s++;
-		size_t l = strlen(s);
-		while (l && isspace((unsigned char)s[l - 1]))
-			s[--l] = '\0';
-		if (!l)
-			continue;
-		*out = realloc(*out, sizeof(char *) * (size_t)(n + 2));
-		(*out)[n++] = strdup(s);
-		(*out)[n] = NULL;
-	}
-	free(copy);
-	return n;
-}
-
-static void free_list(char **l)
-{
-	for (char **p = l; p && *p; p++)
-		free(*p);
-	free(l);
-}
-
+/* A converter setting (NULL: Connect's default, JsonConverter). */
 static bool conv_of(const char *v, enum sk_conv *c)
 {
-	if (!v || strcmp(v, "org.apache.kafka.connect.json.JsonConverter") == 0)
-		*c = SKC_JSON;
-	else if (strcmp(v, "org.apache.kafka.connect.storage."
-			   "StringConverter") == 0)
-		*c = SKC_STRING;
-	else if (strcmp(v, "io.confluent.connect.avro.AvroConverter") == 0)
-		*c = SKC_AVRO;
-	else if (strcmp(v, "org.apache.kafka.connect.converters."
-			   "ByteArrayConverter") == 0)
-		*c = SKC_BYTES;
-	else if (strcmp(v, "org.apache.kafka.connect.converters."
-			   "ShortConverter") == 0)
-		*c = SKC_SHORT;
-	else if (strcmp(v, "org.apache.kafka.connect.converters."
-			   "IntegerConverter") == 0)
-		*c = SKC_INT;
-	else if (strcmp(v, "org.apache.kafka.connect.converters."
-			   "LongConverter") == 0)
-		*c = SKC_LONG;
-	else if (strcmp(v, "org.apache.kafka.connect.converters."
-			   "FloatConverter") == 0)
-		*c = SKC_FLOAT;
-	else if (strcmp(v, "org.apache.kafka.connect.converters."
-			   "DoubleConverter") == 0)
-		*c = SKC_DOUBLE;
-	else
-		return false;
-	return true;
+	if (!v)
+		v = converters[0].cls;
+	for (size_t i = 0; i < sizeof(converters) / sizeof(*converters); i++)
+		if (strcmp(v, converters[i].cls) == 0) {
+			*c = converters[i].conv;
+			return true;
+		}
+	return false;
 }
 
-/* Appends key='value' (libpq quoting) to out. */
-static void kv(char *out, size_t n, const char *key, const char *val)
+const char *sink_conv_class(enum sk_conv c)
 {
-	size_t k = strlen(out);
+	for (size_t i = 0; i < sizeof(converters) / sizeof(*converters); i++)
+		if (converters[i].conv == c)
+			return converters[i].cls;
+	return converters[0].cls;
+}
+
+/*
+ * Appends key='value' (libpq quoting) to out; false, with out unchanged,
+ * when it does not fit (a cut password would be a wrong one).
+ */
+static bool kv(char *out, size_t n, const char *key, const char *val)
+{
+	size_t k0 = strlen(out), k = k0;
 	if (k + strlen(key) + 4 >= n)
-		return;
+		return false;
 	k += (size_t)snprintf(out + k, n - k, "%s%s='", k ? " " : "", key);
-	for (const char *p = val; *p && k + 3 < n; p++) {
+	for (const char *p = val; *p; p++) {
+		if (k + 3 >= n) {
+			out[k0] = '\0';
+			return false;
+		}
 		if (*p == '\'' || *p == '\\')
 			out[k++] = '\\';
 		out[k++] = *p;
 	}
-	if (k + 1 < n)
-		out[k++] = '\'';
+	out[k++] = '\'';
 	out[k] = '\0';
+	return true;
 }
 
 static int hexv(int c)
@@ -136,7 +100,8 @@ static void pct_decode(char *s)
 
 /*
  * jdbc:postgresql://host[:port][/db][?k=v&...] as libpq keywords; user and
- * password from the URL unless given as separate settings.
+ * password from the URL unless given as separate settings.  Returns 0, -1
+ * when url is not such a URL, -2 when out is too small.
  */
 static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 			 char *out, size_t n)
@@ -169,11 +134,11 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 	} else if ((port = strchr(host, ':'))) {
 		*port++ = '\0';
 	}
-	kv(out, n, "host", *host ? host : "localhost");
-	kv(out, n, "port", port && *port ? port : "5432");
+	bool fits = kv(out, n, "host", *host ? host : "localhost") &&
+		    kv(out, n, "port", port && *port ? port : "5432");
 	if (path && *path) {
 		pct_decode(path);
-		kv(out, n, "dbname", path);
+		fits = fits && kv(out, n, "dbname", path);
 	}
 	const char *u = user, *p = pw;
 	char *save = NULL;
@@ -190,17 +155,19 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 			p = eq;
 		else if (strcmp(q, "sslmode") == 0 ||
 			 strcmp(q, "connectTimeout") == 0)
-			kv(out, n, q[0] == 's' ? "sslmode" : "connect_timeout",
-			   eq);
+			fits = fits &&
+			       kv(out, n,
+				  q[0] == 's' ? "sslmode" : "connect_timeout",
+				  eq);
 		else if (strcmp(q, "ApplicationName") == 0)
-			kv(out, n, "application_name", eq);
+			fits = fits && kv(out, n, "application_name", eq);
 	}
 	if (u)
-		kv(out, n, "user", u);
+		fits = fits && kv(out, n, "user", u);
 	if (p)
-		kv(out, n, "password", p);
+		fits = fits && kv(out, n, "password", p);
 	free(copy);
-	return 0;
+	return fits ? 0 : -2;
 }
 
 int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
@@ -219,43 +186,53 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 	if (check_only)
 		o = &tmp;
 	memset(o, 0, sizeof(*o));
-	const char *cls = cfg(c, "connector.class");
+	const char *cls = cc_get(c, "connector.class");
 	o->debezium = cls && (strcmp(cls, SINK_CLASS_DEBEZIUM) == 0 ||
 			      strstr(cls, "debezium") != NULL);
 	const char *v;
 
-	const char *topics = cfg(c, "topics"), *rx = cfg(c, "topics.regex");
+	const char *topics = cc_get(c, "topics"),
+		   *rx = cc_get(c, "topics.regex");
 	if (topics && *topics && rx && *rx)
 		BAD("topics",
 		    "topics and topics.regex are mutually exclusive.");
 	if ((!topics || !*topics) && (!rx || !*rx))
 		BAD("topics", "Must configure one of topics or topics.regex");
 	if (topics && *topics) {
-		split(topics, &o->topics);
+		if (cc_split(topics, &o->topics) < 0)
+			BAD("topics", "out of memory");
 	} else {
 		char pat[1024];
-		snprintf(pat, sizeof(pat), "^(%s)$", rx);
+		if ((size_t)snprintf(pat, sizeof(pat), "^(%s)$", rx) >=
+		    sizeof(pat))
+			BAD("topics.regex", "Invalid regex: too long");
 		if (regcomp(&o->regex, pat, REG_EXTENDED | REG_NOSUB) != 0)
 			BAD("topics.regex", "Invalid regex: %s", rx);
 		o->has_regex = true;
 	}
 
-	const char *url = cfg(c, "connection.url");
+	const char *url = cc_get(c, "connection.url");
 	if (!url)
 		BAD("connection.url", "Missing required configuration "
 				      "\"connection.url\" which has no "
 				      "default value.");
 	char ci[2048];
-	if (jdbc_conninfo(url,
-			  cfg2(c, "connection.user", "connection.username"),
-			  cfg(c, "connection.password"), ci, sizeof(ci)) < 0)
+	int rc = jdbc_conninfo(
+		url, cc_get2(c, "connection.user", "connection.username"),
+		cc_get(c, "connection.password"), ci, sizeof(ci));
+	if (rc == -2)
+		BAD("connection.url",
+		    "Invalid value for configuration connection.url: "
+		    "connection settings too long");
+	if (rc < 0)
 		BAD("connection.url",
 		    "Invalid value %s for configuration connection.url: only "
 		    "jdbc:postgresql:// URLs are supported",
 		    url);
-	o->conninfo = strdup(ci);
+	if (!(o->conninfo = strdup(ci)))
+		BAD("connection.url", "out of memory");
 
-	v = cfg(c, "insert.mode");
+	v = cc_get(c, "insert.mode");
 	if (!v || strcasecmp(v, "insert") == 0)
 		o->mode = SKM_INSERT;
 	else if (strcasecmp(v, "upsert") == 0)
@@ -268,8 +245,8 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		    "one of insert, upsert, update",
 		    v);
 
-	v = o->debezium ? cfg2(c, "primary.key.mode", "pk.mode")
-			: cfg(c, "pk.mode");
+	v = o->debezium ? cc_get2(c, "primary.key.mode", "pk.mode")
+			: cc_get(c, "pk.mode");
 	const char *pkkey = o->debezium ? "primary.key.mode" : "pk.mode";
 	if (!v || strcasecmp(v, "none") == 0)
 		o->pk = PK_NONE;
@@ -284,10 +261,12 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		    "Invalid value %s for configuration %s: must be one of "
 		    "none, kafka, record_key, record_value",
 		    v, pkkey);
-	o->npk_fields =
-		split(o->debezium ? cfg2(c, "primary.key.fields", "pk.fields")
-				  : cfg(c, "pk.fields"),
-		      &o->pk_fields);
+	o->npk_fields = cc_split(
+		o->debezium ? cc_get2(c, "primary.key.fields", "pk.fields")
+			    : cc_get(c, "pk.fields"),
+		&o->pk_fields);
+	if (o->npk_fields < 0)
+		BAD("pk.fields", "out of memory");
 	if (o->pk == PK_KAFKA && o->npk_fields != 0 && o->npk_fields != 3)
 		BAD("pk.fields",
 		    "PK mode for table is KAFKA so there should either be no "
@@ -298,16 +277,16 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		    "Write to table with %s mode requires a primary key: set "
 		    "%s to record_key, record_value or kafka",
 		    o->mode == SKM_UPSERT ? "upsert" : "update", pkkey);
-	v = cfg2(c, "fields.whitelist", "field.include.list");
-	if (v && *v)
-		split(v, &o->whitelist);
+	v = cc_get2(c, "fields.whitelist", "field.include.list");
+	if (cc_split(v, &o->whitelist) < 0)
+		BAD("fields.whitelist", "out of memory");
 
-	o->delete_enabled = truthy(cfg(c, "delete.enabled"), false);
+	o->delete_enabled = cc_bool(cc_get(c, "delete.enabled"), false);
 	if (o->delete_enabled && o->pk != PK_RECORD_KEY)
 		BAD("delete.enabled",
 		    "Deletes are only supported for %s=record_key", pkkey);
 	if (o->debezium) {
-		v = cfg(c, "schema.evolution");
+		v = cc_get(c, "schema.evolution");
 		bool basic = v && strcasecmp(v, "basic") == 0;
 		if (v && !basic && strcasecmp(v, "none") != 0 &&
 		    strcasecmp(v, "validate-only") != 0)
@@ -315,13 +294,13 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 			    "Invalid value %s for configuration "
 			    "schema.evolution",
 			    v);
-		o->auto_create = truthy(cfg(c, "auto.create"), basic);
-		o->auto_evolve = truthy(cfg(c, "auto.evolve"), basic);
-		o->quote = truthy(cfg(c, "quote.identifiers"), false);
+		o->auto_create = cc_bool(cc_get(c, "auto.create"), basic);
+		o->auto_evolve = cc_bool(cc_get(c, "auto.evolve"), basic);
+		o->quote = cc_bool(cc_get(c, "quote.identifiers"), false);
 	} else {
-		o->auto_create = truthy(cfg(c, "auto.create"), false);
-		o->auto_evolve = truthy(cfg(c, "auto.evolve"), false);
-		v = cfg(c, "quote.sql.identifiers");
+		o->auto_create = cc_bool(cc_get(c, "auto.create"), false);
+		o->auto_evolve = cc_bool(cc_get(c, "auto.evolve"), false);
+		v = cc_get(c, "quote.sql.identifiers");
 		if (v && strcasecmp(v, "always") != 0 &&
 		    strcasecmp(v, "never") != 0)
 			BAD("quote.sql.identifiers",
@@ -330,10 +309,11 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 			    v);
 		o->quote = !v || strcasecmp(v, "always") == 0;
 	}
-	v = cfg2(c, "table.name.format", "collection.name.format");
-	o->table_format = strdup(v && *v ? v : "${topic}");
+	v = cc_get2(c, "table.name.format", "collection.name.format");
+	if (!(o->table_format = strdup(v && *v ? v : "${topic}")))
+		BAD("table.name.format", "out of memory");
 
-	v = cfg(c, "batch.size");
+	v = cc_get(c, "batch.size");
 	o->batch_size = o->debezium ? 500 : 3000;
 	if (v) {
 		char *end;
@@ -343,31 +323,35 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 			    "Invalid value %s for configuration batch.size", v);
 		o->batch_size = (int)n;
 	}
-	if (!conv_of(cfg(c, "key.converter"), &o->key_conv))
+	if (!conv_of(cc_get(c, "key.converter"), &o->key_conv))
 		BAD("key.converter",
 		    "Class %s could not be found (key.converter)",
-		    cfg(c, "key.converter"));
-	if (!conv_of(cfg(c, "value.converter"), &o->value_conv))
+		    cc_get(c, "key.converter"));
+	if (!conv_of(cc_get(c, "value.converter"), &o->value_conv))
 		BAD("value.converter",
 		    "Class %s could not be found (value.converter)",
-		    cfg(c, "value.converter"));
-	o->key_schemas = truthy(cfg(c, "key.converter.schemas.enable"), true);
+		    cc_get(c, "value.converter"));
+	o->key_schemas =
+		cc_bool(cc_get(c, "key.converter.schemas.enable"), true);
 	o->value_schemas =
-		truthy(cfg(c, "value.converter.schemas.enable"), true);
+		cc_bool(cc_get(c, "value.converter.schemas.enable"), true);
 
-	v = cfg(c, "errors.tolerance");
+	v = cc_get(c, "errors.tolerance");
 	if (v && strcasecmp(v, "all") != 0 && strcasecmp(v, "none") != 0)
 		BAD("errors.tolerance",
 		    "Invalid value %s for configuration errors.tolerance: "
 		    "String must be one of: none, all",
 		    v);
 	o->tolerate_all = v && strcasecmp(v, "all") == 0;
-	v = cfg(c, "errors.deadletterqueue.topic.name");
+	v = cc_get(c, "errors.deadletterqueue.topic.name");
 	if (v && *v)
-		o->dlq_topic = strdup(v);
-	o->dlq_headers = truthy(
-		cfg(c, "errors.deadletterqueue.context.headers.enable"), false);
-	v = cfg(c, "retry.backoff.ms");
+		if (!(o->dlq_topic = strdup(v)))
+			BAD("errors.deadletterqueue.topic.name",
+			    "out of memory");
+	o->dlq_headers = cc_bool(
+		cc_get(c, "errors.deadletterqueue.context.headers.enable"),
+		false);
+	v = cc_get(c, "retry.backoff.ms");
 	o->retry_backoff_ms = v ? atoi(v) : 1000;
 	if (o->retry_backoff_ms < 100)
 		o->retry_backoff_ms = 100;
@@ -383,12 +367,12 @@ void sink_cfg_free(struct sink_cfg *c)
 {
 	if (!c)
 		return;
-	free_list(c->topics);
+	cc_free_list(c->topics);
 	if (c->has_regex)
 		regfree(&c->regex);
 	free(c->conninfo);
-	free_list(c->pk_fields);
-	free_list(c->whitelist);
+	cc_free_list(c->pk_fields);
+	cc_free_list(c->whitelist);
 	free(c->table_format);
 	free(c->dlq_topic);
 	memset(c, 0, sizeof(*c));

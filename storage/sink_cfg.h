@@ -25,7 +25,7 @@ struct sink_cfg {
 	char *conninfo; /* libpq keyword=value text */
 	enum sk_mode mode;
 	enum sk_pk pk;
-	char **pk_fields; /* NULL-terminated, maybe empty */
+	char **pk_fields; /* NULL-terminated, or NULL when none */
 	int npk_fields;
 	char **whitelist; /* NULL: every field */
 	bool delete_enabled;
@@ -48,6 +48,9 @@ struct sink_cfg {
 int sink_cfg_parse(const json_t *config, struct sink_cfg *c, char *key,
 		   size_t keylen, char *err, size_t errlen);
 void sink_cfg_free(struct sink_cfg *c);
+
+/* The class name of a converter, as Connect's error context gives it. */
+const char *sink_conv_class(enum sk_conv c);
 
 /* The table a topic goes to, unquoted parts: schema (maybe NULL), name. */
 void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,

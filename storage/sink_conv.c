@@ -12,7 +12,15 @@
 
 #define MAX_DEPTH 32
 #define MAX_NAMES 256
-#define MAX_ITEMS (1 << 20)
+/*
+ * Array and map entries one datum may hold: at most MAX_ITEMS, and at most
+ * ITEMS_SLACK more than the datum has bytes.  An entry of any useful type
+ * takes a byte at least; an array of nulls takes none, and without the
+ * second bound a record of a few bytes could ask for 10^12 entries
+ * (nested arrays of a million nulls each).
+ */
+#define MAX_ITEMS   (1 << 20)
+#define ITEMS_SLACK 1024
 
 const struct sk_schema *sk_plain(const struct sk_schema *s)
 {
@@ -367,6 +375,7 @@ struct ad {
 	const uint8_t *p, *end;
 	char *err;
 	size_t errlen;
+	int64_t items_left; /* entries the datum may still have */
 };
 
 static int ad_long(struct ad *d, int64_t *out)
@@ -416,15 +425,17 @@ static int ad_blocks(struct ad *d, const struct sk_schema *s,
 		if (count == 0)
 			break;
 		if (count < 0) {
+			/* a block with its size in bytes: -count entries */
 			int64_t bytes;
-			count = -count;
+			count = count == INT64_MIN ? INT64_MAX : -count;
 			if (ad_long(d, &bytes) < 0)
 				return -1;
 		}
-		if (count > MAX_ITEMS || n + count > MAX_ITEMS) {
+		if (count > d->items_left) {
 			snprintf(d->err, d->errlen, "Avro array too long");
 			return -1;
 		}
+		d->items_left -= count;
 		for (int64_t i = 0; i < count; i++) {
 			int per = map ? 2 : 1;
 			while (n + per > cap) {
@@ -555,7 +566,14 @@ int sk_avro_decode(struct arena *a, const struct sk_schema *s,
 		   const uint8_t *data, size_t n, struct sk_value *v, char *err,
 		   size_t errlen)
 {
-	struct ad d = {a, data, data + n, err, errlen};
+	struct ad d = {.a = a,
+		       .p = data,
+		       .end = data + n,
+		       .err = err,
+		       .errlen = errlen,
+		       .items_left = n < MAX_ITEMS - ITEMS_SLACK
+					     ? (int64_t)n + ITEMS_SLACK
+					     : MAX_ITEMS};
 	memset(v, 0, sizeof(*v));
 	snprintf(err, errlen, "out of memory");
 	if (ad_value(&d, s, v, 0) < 0)

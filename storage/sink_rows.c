@@ -13,31 +13,6 @@
 
 #define MAX_COLS 1600 /* Postgres's own limit */
 
-static const char *conv_class(enum sk_conv c)
-{
-	switch (c) {
-	case SKC_STRING:
-		return "org.apache.kafka.connect.storage.StringConverter";
-	case SKC_AVRO:
-		return "io.confluent.connect.avro.AvroConverter";
-	case SKC_BYTES:
-		return "org.apache.kafka.connect.converters.ByteArrayConverter";
-	case SKC_SHORT:
-		return "org.apache.kafka.connect.converters.ShortConverter";
-	case SKC_INT:
-		return "org.apache.kafka.connect.converters.IntegerConverter";
-	case SKC_LONG:
-		return "org.apache.kafka.connect.converters.LongConverter";
-	case SKC_FLOAT:
-		return "org.apache.kafka.connect.converters.FloatConverter";
-	case SKC_DOUBLE:
-		return "org.apache.kafka.connect.converters.DoubleConverter";
-	case SKC_JSON:
-		break;
-	}
-	return "org.apache.kafka.connect.json.JsonConverter";
-}
-
 /* Kafka's ShortSerializer ... DoubleSerializer: big-endian, fixed size. */
 static int number(enum sk_conv conv, const uint8_t *data, int32_t len,
 		  struct sk_value *v, struct sk_fault *f)
@@ -103,7 +78,7 @@ static int decode(const struct sink_cfg *c, struct arena *a, bool is_key,
 	enum sk_conv conv = is_key ? c->key_conv : c->value_conv;
 	char err[400] = "";
 	f->stage = is_key ? "KEY_CONVERTER" : "VALUE_CONVERTER";
-	f->class_name = conv_class(conv);
+	f->class_name = sink_conv_class(conv);
 	f->exception = "org.apache.kafka.connect.errors.DataException";
 	memset(v, 0, sizeof(*v));
 	switch (conv) {

@@ -154,7 +154,16 @@ static char *fmt_timestamp(struct arena *a, int64_t us)
 	return arena_printf(a, "%s %s", d, t);
 }
 
-/* Big-endian two's complement unscaled value with scale, as decimal text. */
+/*
+ * Postgres's numeric holds up to 131072 digits before the point and 16383
+ * after: a scale outside would only make text Postgres refuses, and a
+ * scale from the wire near INT32_MAX would make gigabytes of zeros.
+ */
+#define MIN_SCALE (-131072)
+#define MAX_SCALE 16383
+
+/* Big-endian two's complement unscaled value with scale, as decimal text
+ * (scale within MIN_SCALE..MAX_SCALE). */
 static char *fmt_decimal(struct arena *a, const uint8_t *b, size_t n,
 			 int32_t scale)
 {
@@ -258,41 +267,63 @@ static char *fmt_hex(struct arena *a, const uint8_t *p, size_t n)
 static int scalar_text(struct arena *a, const struct sk_value *v,
 		       const char **out, char *err, size_t errlen);
 
+/* Room for array_literal() of these texts, its NUL included. */
+static size_t array_literal_size(const char *const *texts, size_t n,
+				 size_t stride)
+{
+	size_t size = 3; /* {}\0 */
+	for (size_t i = 0; i < n; i++) {
+		const char *t = texts[i * stride];
+		size += (t ? strlen(t) * 2 + 2 : 4) + 1;
+	}
+	return size;
+}
+
+/*
+ * Writes the Postgres array literal of texts[0], texts[stride], ... (n of
+ * them) to o: each element double-quoted with " and \\ escaped, NULL for
+ * a NULL.
+ */
+static void array_literal(char *o, const char *const *texts, size_t n,
+			  size_t stride)
+{
+	size_t k = 0;
+	o[k++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		const char *t = texts[i * stride];
+		if (i)
+			o[k++] = ',';
+		if (!t) {
+			memcpy(o + k, "NULL", 4);
+			k += 4;
+			continue;
+		}
+		o[k++] = '"';
+		for (; *t; t++) {
+			if (*t == '"' || *t == '\\')
+				o[k++] = '\\';
+			o[k++] = *t;
+		}
+		o[k++] = '"';
+	}
+	o[k++] = '}';
+	o[k] = '\0';
+}
+
 /* A Postgres array literal of v's elements. */
 static int array_text(struct arena *a, const struct sk_value *v,
 		      const char **out, char *err, size_t errlen)
 {
-	size_t cap = 2, len = 0;
 	const char **el = arena_alloc(a, (v->n ? v->n : 1) * sizeof(char *));
 	if (!el)
 		return -1;
-	for (size_t i = 0; i < v->n; i++) {
+	for (size_t i = 0; i < v->n; i++)
 		if (scalar_text(a, &v->fields[i], &el[i], err, errlen) < 0)
 			return -1;
-		cap += (el[i] ? strlen(el[i]) * 2 + 3 : 4) + 1;
-	}
-	char *o = arena_alloc(a, cap + 1);
+	char *o = arena_alloc(a, array_literal_size(el, v->n, 1));
 	if (!o)
 		return -1;
-	o[len++] = '{';
-	for (size_t i = 0; i < v->n; i++) {
-		if (i)
-			o[len++] = ',';
-		if (!el[i]) {
-			memcpy(o + len, "NULL", 4);
-			len += 4;
-			continue;
-		}
-		o[len++] = '"';
-		for (const char *c = el[i]; *c; c++) {
-			if (*c == '"' || *c == '\\')
-				o[len++] = '\\';
-			o[len++] = *c;
-		}
-		o[len++] = '"';
-	}
-	o[len++] = '}';
-	o[len] = '\0';
+	array_literal(o, el, v->n, 1);
 	*out = o;
 	return 0;
 }
@@ -307,14 +338,15 @@ static int scalar_text(struct arena *a, const struct sk_value *v,
 		return 0;
 	if (s->name) {
 		int64_t us = -1;
-		bool time = false, ts = false, date = false;
+		bool time = false, ts = false, date = false, range = true;
 		if (named(s, "org.apache.kafka.connect.data.Date") ||
 		    named(s, "io.debezium.time.Date")) {
 			date = true;
+			range = v->i >= INT32_MIN && v->i <= INT32_MAX;
 		} else if (named(s, "org.apache.kafka.connect.data.Time") ||
 			   named(s, "io.debezium.time.Time")) {
 			time = true;
-			us = v->i * 1000;
+			range = !__builtin_mul_overflow(v->i, 1000, &us);
 		} else if (named(s, "io.debezium.time.MicroTime")) {
 			time = true;
 			us = v->i;
@@ -325,13 +357,20 @@ static int scalar_text(struct arena *a, const struct sk_value *v,
 				 "org.apache.kafka.connect.data.Timestamp") ||
 			   named(s, "io.debezium.time.Timestamp")) {
 			ts = true;
-			us = v->i * 1000;
+			range = !__builtin_mul_overflow(v->i, 1000, &us);
 		} else if (named(s, "io.debezium.time.MicroTimestamp")) {
 			ts = true;
 			us = v->i;
 		} else if (named(s, "io.debezium.time.NanoTimestamp")) {
 			ts = true;
 			us = floordiv(v->i, 1000);
+		}
+		if (!range) {
+			/* A value from the wire: no overflow past here. */
+			snprintf(err, errlen,
+				 "%s value %" PRId64 " is out of range",
+				 s->name, v->i);
+			return -1;
 		}
 		if (date)
 			t = fmt_date(a, v->i);
@@ -343,27 +382,38 @@ static int scalar_text(struct arena *a, const struct sk_value *v,
 			*out = t;
 			return t ? 0 : -1;
 		}
-		if (named(s, "org.apache.kafka.connect.data.Decimal")) {
-			if (v->n == (size_t)-1)
-				t = arena_strndup(a, v->p, strlen(v->p));
-			else
-				t = fmt_decimal(a, (const uint8_t *)v->p, v->n,
-						s->scale);
-			*out = t;
-			return t ? 0 : -1;
+		bool decimal =
+			named(s, "org.apache.kafka.connect.data.Decimal");
+		bool vsd = named(s, "io.debezium.data.VariableScaleDecimal") &&
+			   s->type == SK_STRUCT;
+		if (decimal && v->n == (size_t)-1) {
+			/* already text: schemaless JSON's number */
+			*out = arena_strndup(a, v->p, strlen(v->p));
+			return *out ? 0 : -1;
 		}
-		if (named(s, "io.debezium.data.VariableScaleDecimal") &&
-		    s->type == SK_STRUCT) {
-			const struct sk_value *sc = sk_field_get(v, "scale");
-			const struct sk_value *val = sk_field_get(v, "value");
-			if (!sc || !val || val->null) {
-				snprintf(
-					err, errlen,
-					"VariableScaleDecimal without a value");
+		if (decimal || vsd) {
+			int64_t scale = s->scale;
+			if (vsd) {
+				const struct sk_value *sc =
+					sk_field_get(v, "scale");
+				v = sk_field_get(v, "value");
+				if (!sc || !v || v->null) {
+					snprintf(err, errlen,
+						 "VariableScaleDecimal without "
+						 "a value");
+					return -1;
+				}
+				scale = sc->i;
+			}
+			if (scale < MIN_SCALE || scale > MAX_SCALE) {
+				snprintf(err, errlen,
+					 "decimal scale %" PRId64
+					 " is out of range",
+					 scale);
 				return -1;
 			}
-			t = fmt_decimal(a, (const uint8_t *)val->p, val->n,
-					(int32_t)sc->i);
+			t = fmt_decimal(a, (const uint8_t *)v->p, v->n,
+					(int32_t)scale);
 			*out = t;
 			return t ? 0 : -1;
 		}
@@ -512,6 +562,16 @@ static char *done(struct kb_writer *w)
 	return (char *)w->buf;
 }
 
+/* cols[from..to) separated by commas. */
+static void col_list(struct kb_writer *w, const char *const *cols, int from,
+		     int to)
+{
+	for (int i = from; i < to; i++) {
+		put(w, i > from ? "," : "");
+		put(w, cols[i]);
+	}
+}
+
 char *sk_sql_create(const char *table, int ncols, const char *const *cols,
 		    const char *const *types, const bool *notnull, int nkey,
 		    const char *const *key)
@@ -530,10 +590,7 @@ char *sk_sql_create(const char *table, int ncols, const char *const *cols,
 	}
 	if (nkey > 0) {
 		put(&w, ", PRIMARY KEY(");
-		for (int i = 0; i < nkey; i++) {
-			put(&w, i ? "," : "");
-			put(&w, key[i]);
-		}
+		col_list(&w, key, 0, nkey);
 		put(&w, ")");
 	}
 	put(&w, ")");
@@ -554,10 +611,37 @@ char *sk_sql_add_column(const char *table, const char *col, const char *type)
 	return done(&w);
 }
 
-/* ($1::t1,$2::t2,...),(...) for nrows rows of ncols. */
-static void values(struct kb_writer *w, int nrows, int ncols,
-		   const char *const *types)
+/* col=<src>.col for the non-key columns. */
+static void assignments(struct kb_writer *w, const char *const *cols, int nkey,
+			int ncols, const char *src)
 {
+	for (int i = nkey; i < ncols; i++) {
+		put(w, i > nkey ? "," : "");
+		put(w, cols[i]);
+		put(w, "=");
+		put(w, src);
+		put(w, ".");
+		put(w, cols[i]);
+	}
+}
+
+/*
+ * The rows' placeholders: ($1::t1,$2::t2,...),(...) for nrows rows, or
+ * with SK_SQL_ARRAYS unnest($1::t1[],$2::t2[],...).
+ */
+static void rows(struct kb_writer *w, int nrows, int ncols,
+		 const char *const *types)
+{
+	if (nrows == SK_SQL_ARRAYS) {
+		put(w, "unnest(");
+		for (int c = 0; c < ncols; c++) {
+			putf(w, c ? ",$%d::" : "$%d::", c + 1);
+			put(w, types[c]);
+			put(w, "[]");
+		}
+		put(w, ")");
+		return;
+	}
 	int p = 1;
 	for (int r = 0; r < nrows; r++) {
 		put(w, r ? ",(" : "(");
@@ -581,29 +665,14 @@ char *sk_sql_insert(const char *table, enum sk_mode mode, int nkey, int ncols,
 	put(&w, "INSERT INTO ");
 	put(&w, table);
 	put(&w, " (");
-	for (int i = 0; i < ncols; i++) {
-		put(&w, i ? "," : "");
-		put(&w, cols[i]);
-	}
-	put(&w, ") VALUES ");
-	values(&w, nrows, ncols, types);
+	col_list(&w, cols, 0, ncols);
+	put(&w, nrows == SK_SQL_ARRAYS ? ") SELECT * FROM " : ") VALUES ");
+	rows(&w, nrows, ncols, types);
 	if (mode == SKM_UPSERT && nkey > 0) {
 		put(&w, " ON CONFLICT (");
-		for (int i = 0; i < nkey; i++) {
-			put(&w, i ? "," : "");
-			put(&w, cols[i]);
-		}
-		if (ncols == nkey) {
-			put(&w, ") DO NOTHING");
-		} else {
-			put(&w, ") DO UPDATE SET ");
-			for (int i = nkey; i < ncols; i++) {
-				put(&w, i > nkey ? "," : "");
-				put(&w, cols[i]);
-				put(&w, "=EXCLUDED.");
-				put(&w, cols[i]);
-			}
-		}
+		col_list(&w, cols, 0, nkey);
+		put(&w, ncols == nkey ? ") DO NOTHING" : ") DO UPDATE SET ");
+		assignments(&w, cols, nkey, ncols, "EXCLUDED");
 	}
 	return done(&w);
 }
@@ -617,19 +686,11 @@ char *sk_sql_update(const char *table, int nkey, int ncols,
 	put(&w, "UPDATE ");
 	put(&w, table);
 	put(&w, " AS t SET ");
-	for (int i = nkey; i < ncols; i++) {
-		put(&w, i > nkey ? "," : "");
-		put(&w, cols[i]);
-		put(&w, "=x.");
-		put(&w, cols[i]);
-	}
-	put(&w, " FROM (VALUES ");
-	values(&w, nrows, ncols, types);
-	put(&w, ") AS x(");
-	for (int i = 0; i < ncols; i++) {
-		put(&w, i ? "," : "");
-		put(&w, cols[i]);
-	}
+	assignments(&w, cols, nkey, ncols, "x");
+	put(&w, nrows == SK_SQL_ARRAYS ? " FROM " : " FROM (VALUES ");
+	rows(&w, nrows, ncols, types);
+	put(&w, nrows == SK_SQL_ARRAYS ? " AS x(" : ") AS x(");
+	col_list(&w, cols, 0, ncols);
 	put(&w, ") WHERE ");
 	for (int i = 0; i < nkey; i++) {
 		put(&w, i ? " AND t." : "t.");
@@ -648,143 +709,17 @@ char *sk_sql_delete(const char *table, int nkey, const char *const *cols,
 	put(&w, "DELETE FROM ");
 	put(&w, table);
 	put(&w, " WHERE (");
-	for (int i = 0; i < nkey; i++) {
-		put(&w, i ? "," : "");
-		put(&w, cols[i]);
-	}
-	put(&w, ") IN (");
-	values(&w, nrows, nkey, types);
-	put(&w, ")");
-	return done(&w);
-}
-
-/* unnest($1::t1[], $2::t2[], ...) */
-static void unnest(struct kb_writer *w, int ncols, const char *const *types)
-{
-	put(w, "unnest(");
-	for (int c = 0; c < ncols; c++) {
-		putf(w, c ? ",$%d::" : "$%d::", c + 1);
-		put(w, types[c]);
-		put(w, "[]");
-	}
-	put(w, ")");
-}
-
-char *sk_sql_insert_unnest(const char *table, enum sk_mode mode, int nkey,
-			   int ncols, const char *const *cols,
-			   const char *const *types)
-{
-	struct kb_writer w;
-	kb_writer_init(&w);
-	put(&w, "INSERT INTO ");
-	put(&w, table);
-	put(&w, " (");
-	for (int i = 0; i < ncols; i++) {
-		put(&w, i ? "," : "");
-		put(&w, cols[i]);
-	}
-	put(&w, ") SELECT * FROM ");
-	unnest(&w, ncols, types);
-	if (mode == SKM_UPSERT && nkey > 0) {
-		put(&w, " ON CONFLICT (");
-		for (int i = 0; i < nkey; i++) {
-			put(&w, i ? "," : "");
-			put(&w, cols[i]);
-		}
-		if (ncols == nkey) {
-			put(&w, ") DO NOTHING");
-		} else {
-			put(&w, ") DO UPDATE SET ");
-			for (int i = nkey; i < ncols; i++) {
-				put(&w, i > nkey ? "," : "");
-				put(&w, cols[i]);
-				put(&w, "=EXCLUDED.");
-				put(&w, cols[i]);
-			}
-		}
-	}
-	return done(&w);
-}
-
-char *sk_sql_update_unnest(const char *table, int nkey, int ncols,
-			   const char *const *cols, const char *const *types)
-{
-	struct kb_writer w;
-	kb_writer_init(&w);
-	put(&w, "UPDATE ");
-	put(&w, table);
-	put(&w, " AS t SET ");
-	for (int i = nkey; i < ncols; i++) {
-		put(&w, i > nkey ? "," : "");
-		put(&w, cols[i]);
-		put(&w, "=x.");
-		put(&w, cols[i]);
-	}
-	put(&w, " FROM ");
-	unnest(&w, ncols, types);
-	put(&w, " AS x(");
-	for (int i = 0; i < ncols; i++) {
-		put(&w, i ? "," : "");
-		put(&w, cols[i]);
-	}
-	put(&w, ") WHERE ");
-	for (int i = 0; i < nkey; i++) {
-		put(&w, i ? " AND t." : "t.");
-		put(&w, cols[i]);
-		put(&w, "=x.");
-		put(&w, cols[i]);
-	}
-	return done(&w);
-}
-
-char *sk_sql_delete_unnest(const char *table, int nkey, const char *const *cols,
-			   const char *const *types)
-{
-	struct kb_writer w;
-	kb_writer_init(&w);
-	put(&w, "DELETE FROM ");
-	put(&w, table);
-	put(&w, " WHERE (");
-	for (int i = 0; i < nkey; i++) {
-		put(&w, i ? "," : "");
-		put(&w, cols[i]);
-	}
-	put(&w, ") IN (SELECT * FROM ");
-	unnest(&w, nkey, types);
+	col_list(&w, cols, 0, nkey);
+	put(&w, nrows == SK_SQL_ARRAYS ? ") IN (SELECT * FROM " : ") IN (");
+	rows(&w, nrows, nkey, types);
 	put(&w, ")");
 	return done(&w);
 }
 
 char *sk_sql_array(const char *const *texts, size_t n, size_t stride)
 {
-	size_t cap = 3;
-	for (size_t i = 0; i < n; i++) {
-		const char *t = texts[i * stride];
-		cap += (t ? strlen(t) * 2 + 2 : 4) + 1;
-	}
-	char *o = malloc(cap);
-	if (!o)
-		return NULL;
-	size_t k = 0;
-	o[k++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		const char *t = texts[i * stride];
-		if (i)
-			o[k++] = ',';
-		if (!t) {
-			memcpy(o + k, "NULL", 4);
-			k += 4;
-			continue;
-		}
-		o[k++] = '"';
-		for (; *t; t++) {
-			if (*t == '"' || *t == '\\')
-				o[k++] = '\\';
-			o[k++] = *t;
-		}
-		o[k++] = '"';
-	}
-	o[k++] = '}';
-	o[k] = '\0';
+	char *o = malloc(array_literal_size(texts, n, stride));
+	if (o)
+		array_literal(o, texts, n, stride);
 	return o;
 }

@@ -25,7 +25,15 @@ char *sk_sql_create(const char *table, int ncols, const char *const *cols,
 char *sk_sql_add_column(const char *table, const char *col, const char *type);
 
 /*
- * INSERT of nrows rows of cols (the first nkey are the key); with
+ * The rows of the three statements below: nrows rows of $n placeholders
+ * (VALUES), or with nrows SK_SQL_ARRAYS one array parameter per column,
+ * $1::t1[] ... as unnest() takes them (sk_sql_array), far less for
+ * Postgres to parse; every type must then be known and none an array type.
+ */
+#define SK_SQL_ARRAYS 0
+
+/*
+ * INSERT of the rows of cols (the first nkey are the key); with
  * SKM_UPSERT and a key, ON CONFLICT (key) DO UPDATE SET the others (DO
  * NOTHING when there are none).
  */
@@ -33,27 +41,14 @@ char *sk_sql_insert(const char *table, enum sk_mode mode, int nkey, int ncols,
 		    const char *const *cols, const char *const *types,
 		    int nrows);
 
-/* UPDATE table SET non-key cols FROM (VALUES ...) matching the key. */
+/* UPDATE table SET the non-key cols FROM the rows, matching the key. */
 char *sk_sql_update(const char *table, int nkey, int ncols,
 		    const char *const *cols, const char *const *types,
 		    int nrows);
 
-/* DELETE FROM table WHERE (key...) IN ((...), ...): nkey params a row. */
+/* DELETE FROM table WHERE (key...) IN (the rows): nkey params a row. */
 char *sk_sql_delete(const char *table, int nkey, const char *const *cols,
 		    const char *const *types, int nrows);
-
-/*
- * The same for many rows at once, one array parameter per column
- * ($1::t1[] ... as unnest() takes them): every type must be known and none
- * an array type.
- */
-char *sk_sql_insert_unnest(const char *table, enum sk_mode mode, int nkey,
-			   int ncols, const char *const *cols,
-			   const char *const *types);
-char *sk_sql_update_unnest(const char *table, int nkey, int ncols,
-			   const char *const *cols, const char *const *types);
-char *sk_sql_delete_unnest(const char *table, int nkey, const char *const *cols,
-			   const char *const *types);
 
 /*
  * A Postgres array literal of texts[0], texts[stride], ... (n of them;

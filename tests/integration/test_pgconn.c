@@ -11,18 +11,7 @@
 
 #include "storage/pgconn.h"
 #include "storage/pgpool.h"
-
-/* gcc says __SANITIZE_ADDRESS__, clang only __has_feature. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
+#include "tests/support/leak_check.h"
 
 #define WAIT_MS 10000
 
@@ -140,11 +129,7 @@ static void teardown(void)
 	pc = NULL;
 	event_base_free(base);
 	base = NULL;
-#if defined(TEST_ASAN)
-	/* Criterion ignores a failed assertion in .fini: crash instead. */
-	if (__lsan_do_recoverable_leak_check() != 0)
-		abort();
-#endif
+	leak_check();
 }
 
 TestSuite(pgconn, .init = setup, .fini = teardown, .timeout = 60);
@@ -481,14 +466,38 @@ Test(pgconn, backend_killed_mid_flight_reconnects)
 	run_until(&down.calls, 1);
 	cr_assert(!down.in_send);
 	cr_assert_str_eq(down.err, "not connected");
+	/* ... and the reason is there for a user to read. */
+	cr_assert(pg_last_error(pc)[0]);
+	cr_assert_null(strchr(pg_last_error(pc), '\n'));
 
 	run_until(&ups, 2);
 	cr_assert(pg_ready(pc));
+	cr_assert_str_eq(pg_last_error(pc), "");
 	exec_ok(pc, "SELECT pg_backend_pid()", &after);
 	cr_assert_str_neq(after.val, pid.val);
 	run_until(&kill.calls, 1);
 	cr_assert(kill.ok, "%s", kill.err);
 	pg_close(other);
+}
+
+/* A query whose result nobody wants: no callback, the unit still says. */
+Test(pgconn, query_without_a_callback)
+{
+	struct outcome ok = {0}, bad = {0};
+
+	cr_assert_eq(pg_query(pc, "SELECT 1", 0, NULL, NULL, NULL, false, NULL,
+			      NULL),
+		     0);
+	cr_assert_eq(pg_sync_cb(pc, record, &ok), 0);
+	cr_assert_eq(pg_query(pc, "SELECT 1/0", 0, NULL, NULL, NULL, false,
+			      NULL, NULL),
+		     0);
+	cr_assert_eq(pg_sync_cb(pc, record, &bad), 0);
+	run_until(&bad.calls, 1);
+	cr_assert_eq(ok.calls, 1);
+	cr_assert_str_eq(ok.err, ""); /* committed */
+	cr_assert_str_eq(bad.sqlstate, "22012");
+	cr_assert_eq(pg_pending(pc), 0);
 }
 
 Test(pgconn, close_answers_pending_once)
@@ -561,6 +570,9 @@ Test(pgconn, unreachable_server_fails_from_the_loop)
 	cr_assert_eq(pg_wait_ready(bad, 300, err, sizeof(err)), -1);
 	cr_assert(err[0]);
 	cr_assert(!pg_ready(bad));
+	/* libpq's message, not pgconn's "not connected". */
+	cr_assert_str_eq(pg_last_error(bad), err);
+	cr_assert(strstr(err, "port 1"), "%s", err);
 	query(bad, "SELECT 1", &o);
 	cr_assert_eq(o.calls, 0);
 	cr_assert_eq(pg_pending(bad), 1);

@@ -21,18 +21,7 @@
 #include "protocol/record_batch.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
-
-/* gcc says __SANITIZE_ADDRESS__, clang only __has_feature. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
+#include "tests/support/leak_check.h"
 
 #define WAIT_MS 15000
 
@@ -114,11 +103,7 @@ static void teardown(void)
 	base = NULL;
 	PQfinish(admin);
 	admin = NULL;
-#if defined(TEST_ASAN)
-	/* Criterion ignores a failed assertion in .fini: crash instead. */
-	if (__lsan_do_recoverable_leak_check() != 0)
-		abort();
-#endif
+	leak_check();
 }
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);

@@ -9,32 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "protocol/arena.h"
-
-/* clang before 16 has no __SANITIZE_ADDRESS__, only __has_feature. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
-
-/*
- * Criterion 2.4 ignores an assertion that fails in .fini, so a leak aborts:
- * the test is then reported as crashed in teardown and the run exits 1.
- */
-static void leak_check(void)
-{
-#if defined(TEST_ASAN)
-	if (__lsan_do_recoverable_leak_check() != 0) {
-		cr_log_error("memory leaked");
-		abort();
-	}
-#endif
-}
+#include "tests/support/leak_check.h"
 
 TestSuite(arena, .fini = leak_check);
 

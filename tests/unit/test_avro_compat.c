@@ -9,28 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "protocol/avro_compat.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
-
-/* Criterion ignores a failed assertion in .fini: a leak aborts instead. */
-static void leak_check(void)
-{
-#if defined(TEST_ASAN)
-	if (__lsan_do_recoverable_leak_check() != 0) {
-		cr_log_error("memory leaked");
-		abort();
-	}
-#endif
-}
+#include "tests/support/leak_check.h"
 
 TestSuite(avro_compat, .fini = leak_check);
 

@@ -14,27 +14,9 @@
 #include "protocol/avro_compat.h"
 #include "protocol/kbuf.h"
 #include "storage/cdc_int.h"
+#include "tests/support/leak_check.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
-
-static void teardown(void)
-{
-#if defined(TEST_ASAN)
-	if (__lsan_do_recoverable_leak_check() != 0)
-		abort();
-#endif
-}
-
-TestSuite(cdc_avro, .fini = teardown);
+TestSuite(cdc_avro, .fini = leak_check);
 
 static struct cdc_col admission_cols[] = {
 	{"student_id", 23, -1, true, false},	{"gre", 23, -1, false, true},

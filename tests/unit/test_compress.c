@@ -15,31 +15,7 @@
 
 #include "protocol/compress.h"
 #include "protocol/kbuf.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
-
-/*
- * Criterion 2.4 ignores assertions made in a .fini, so a leak aborts the
- * worker instead: the run reports a crash in teardown and exits non-zero.
- */
-static void leak_check(void)
-{
-#if defined(TEST_ASAN)
-	if (__lsan_do_recoverable_leak_check() != 0) {
-		cr_log_error("memory leaked");
-		abort();
-	}
-#endif
-}
+#include "tests/support/leak_check.h"
 
 TestSuite(compress, .fini = leak_check);
 

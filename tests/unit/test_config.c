@@ -14,17 +14,7 @@
 
 #include "proxy/config.h"
 #include "storage/topic_config.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
+#include "tests/support/leak_check.h"
 
 static const char *const env_names[] = {
 	"SAMSA_PG",	  "SAMSA_KAFKA",   "SAMSA_ADVERTISE", "SAMSA_BROKER_ID",
@@ -49,11 +39,7 @@ static void teardown(void)
 	config_free(&cfg);
 	if (tmpfile_path[0])
 		unlink(tmpfile_path);
-#if defined(TEST_ASAN)
-	/* Criterion ignores a failed assertion in .fini: crash instead. */
-	if (__lsan_do_recoverable_leak_check() != 0)
-		abort();
-#endif
+	leak_check();
 }
 
 TestSuite(config, .init = setup, .fini = teardown);

@@ -12,28 +12,7 @@
 #include "storage/sink_cfg.h"
 #include "storage/sink_int.h"
 #include "storage/sink_sql.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
-
-/* Criterion ignores a failed assertion in .fini: a leak aborts instead. */
-static void leak_check(void)
-{
-#if defined(TEST_ASAN)
-	if (__lsan_do_recoverable_leak_check() != 0) {
-		cr_log_error("memory leaked");
-		abort();
-	}
-#endif
-}
+#include "tests/support/leak_check.h"
 
 TestSuite(sink, .fini = leak_check);
 
@@ -147,6 +126,54 @@ Test(sink, value_text)
 	arena_free(&a);
 }
 
+/* Scales and times come from the record: out of range is an error, not
+ * gigabytes of zeros or an overflow. */
+Test(sink, value_text_out_of_range)
+{
+	struct arena a = {0};
+	char err[200];
+	const char *out;
+	struct sk_schema dec = {.type = SK_BYTES,
+				.name = "org.apache.kafka.connect.data.Decimal",
+				.scale = 2000000000};
+	struct sk_value v = {.s = &dec, .p = "\x01", .n = 1};
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "scale"), "%s", err);
+	dec.scale = -2000000000;
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), -1);
+	dec.scale = 16383;
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strlen(out), 16385);
+
+	/* Debezium's VariableScaleDecimal: the scale is in the value */
+	struct sk_schema i32 = {.type = SK_INT32}, by = {.type = SK_BYTES};
+	struct sk_field vf[2] = {{"scale", &i32}, {"value", &by}};
+	struct sk_schema vsd = {.type = SK_STRUCT,
+				.name = "io.debezium.data.VariableScaleDecimal",
+				.nfields = 2,
+				.fields = vf};
+	struct sk_value parts[2] = {{.s = &i32, .i = 1},
+				    {.s = &by, .p = "\x7b", .n = 1}};
+	cr_assert_str_eq(
+		text_of(&a, &vsd, (struct sk_value){.fields = parts, .n = 2}),
+		"12.3");
+	parts[0].i = INT32_MAX;
+	v = (struct sk_value){.s = &vsd, .fields = parts, .n = 2};
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), -1);
+
+	struct sk_schema ts = {.type = SK_INT64,
+			       .name = "org.apache.kafka.connect.data."
+				       "Timestamp"};
+	v = (struct sk_value){.s = &ts, .i = INT64_MAX};
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "out of range"), "%s", err);
+	struct sk_schema date = {.type = SK_INT64,
+				 .name = "org.apache.kafka.connect.data.Date"};
+	v = (struct sk_value){.s = &date, .i = INT64_MIN};
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), -1);
+	arena_free(&a);
+}
+
 Test(sink, key_text_as_the_value_type)
 {
 	struct arena a = {0};
@@ -203,17 +230,17 @@ Test(sink, statements)
 			    "TEXT NULL");
 	free(s);
 	const char *typ3[3] = {"integer", "bigint", "text"};
-	s = sk_sql_insert_unnest("\"t\"", SKM_UPSERT, 1, 3, cols, typ3);
+	s = sk_sql_insert("\"t\"", SKM_UPSERT, 1, 3, cols, typ3, SK_SQL_ARRAYS);
 	cr_assert_str_eq(s, "INSERT INTO \"t\" (\"k\",\"a\",\"b\") SELECT * "
 			    "FROM unnest($1::integer[],$2::bigint[],$3::text[])"
 			    " ON CONFLICT (\"k\") DO UPDATE SET "
 			    "\"a\"=EXCLUDED.\"a\",\"b\"=EXCLUDED.\"b\"");
 	free(s);
-	s = sk_sql_delete_unnest("\"t\"", 1, cols, typ3);
+	s = sk_sql_delete("\"t\"", 1, cols, typ3, SK_SQL_ARRAYS);
 	cr_assert_str_eq(s, "DELETE FROM \"t\" WHERE (\"k\") IN (SELECT * FROM "
 			    "unnest($1::integer[]))");
 	free(s);
-	s = sk_sql_update_unnest("\"t\"", 1, 2, cols, typ3);
+	s = sk_sql_update("\"t\"", 1, 2, cols, typ3, SK_SQL_ARRAYS);
 	cr_assert_str_eq(s, "UPDATE \"t\" AS t SET \"a\"=x.\"a\" FROM "
 			    "unnest($1::integer[],$2::bigint[]) AS "
 			    "x(\"k\",\"a\") WHERE t.\"k\"=x.\"k\"");
@@ -285,6 +312,30 @@ Test(sink, avro_decode_and_truncations)
 	cr_assert_str_eq(sk_sql_type(l->fields[2].schema), "TIMESTAMP");
 	cr_assert_str_eq(sk_sql_type(l->fields[3].schema), "TEXT");
 	cr_assert_eq(l->fields[4].schema, l->fields[3].schema);
+	/* Entries that take no bytes cannot make a few bytes into gigabytes
+	 * (a million nulls from four bytes, nested arrays of them). */
+	struct sk_schema *nulls =
+		sk_avro_parse(&sa, "{\"type\":\"array\",\"items\":\"null\"}",
+			      err, sizeof(err));
+	cr_assert_not_null(nulls, "%s", err);
+	static const uint8_t ten[] = {0x14, 0x00};
+	cr_assert_eq(sk_avro_decode(&a, nulls, ten, sizeof(ten), &v, err,
+				    sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(v.n, 10);
+	static const uint8_t many[] = {0xc0, 0x9a, 0x0c, 0x00}; /* 100000 */
+	cr_assert_eq(sk_avro_decode(&a, nulls, many, sizeof(many), &v, err,
+				    sizeof(err)),
+		     -1);
+	cr_assert(strstr(err, "too long"), "%s", err);
+	static const uint8_t most_negative[] = {0xff, 0xff, 0xff, 0xff,
+						0xff, 0xff, 0xff, 0xff,
+						0xff, 0x01, 0x00};
+	cr_assert_eq(sk_avro_decode(&a, nulls, most_negative,
+				    sizeof(most_negative), &v, err,
+				    sizeof(err)),
+		     -1);
+	cr_assert(strstr(err, "too long"), "%s", err);
 	cr_assert_null(
 		sk_avro_parse(&sa, "{\"type\":\"nope\"}", err, sizeof(err)));
 	cr_assert_null(sk_avro_parse(&sa, "[", err, sizeof(err)));

@@ -10,28 +10,9 @@
 #include <criterion/criterion.h>
 
 #include "storage/topic_config.h"
+#include "tests/support/leak_check.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
-
-static void teardown(void)
-{
-#if defined(TEST_ASAN)
-	/* Criterion ignores a failed assertion in .fini: crash instead. */
-	if (__lsan_do_recoverable_leak_check() != 0)
-		abort();
-#endif
-}
-
-TestSuite(topic_config, .fini = teardown);
+TestSuite(topic_config, .fini = leak_check);
 
 static const struct tc_def *find(const char *name)
 {

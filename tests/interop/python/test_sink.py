@@ -584,15 +584,19 @@ def test_target_database_away_and_back():
         for i in range(2, 6):
             send(None, {"id": i, "v": "x%d" % i})
         assert p.flush(30) == 0
+        # The trace carries libpq's reason, not just "not connected".
         deadline = time.time() + 30
         st = None
         while time.time() < deadline:
             st = status("away")
-            if st["tasks"][0].get("trace"):
+            if "not currently accepting connections" in \
+                    (st["tasks"][0].get("trace") or ""):
                 break
             time.sleep(0.2)
         assert st["tasks"][0]["state"] == "RUNNING", st
         assert "retrying" in st["tasks"][0].get("trace", ""), st
+        assert "not currently accepting connections" in \
+            st["tasks"][0]["trace"], st
     finally:
         psql("postgres", f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
     wait_rows(db, "SELECT count(*), max(v) FROM t", [["5", "x5"]], timeout=90)
@@ -602,6 +606,31 @@ def test_target_database_away_and_back():
         time.sleep(0.2)
     assert status("away")["tasks"][0].get("trace") is None
     assert http("DELETE", "/connectors/away")[0] == 204
+
+
+def test_target_never_reachable_says_why():
+    """A target nothing listens on: the task is RUNNING and its trace has
+    libpq's message (connection refused), not only "not connected"."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    topic = unique("nowhere")
+    cfg = sink_cfg("nowhere", topic)
+    cfg["connection.url"] = (f"jdbc:postgresql://127.0.0.1:{port}/nowhere"
+                             "?user=postgres&password=postgres")
+    post({"name": "nowhere", "config": cfg})
+    deadline = time.time() + 30
+    st = None
+    while time.time() < deadline:
+        st = status("nowhere")
+        if "refused" in (st["tasks"][0].get("trace") or ""):
+            break
+        time.sleep(0.2)
+    assert st["tasks"][0]["state"] == "RUNNING", st
+    trace = st["tasks"][0].get("trace") or ""
+    assert "refused" in trace and str(port) in trace, st
+    assert http("DELETE", "/connectors/nowhere")[0] == 204
 
 
 def test_only_committed_transactions_are_applied():

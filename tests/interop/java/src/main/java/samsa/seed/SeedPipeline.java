@@ -76,7 +76,7 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *
  * It creates the output topic when missing (as CREATE TABLE AS does), waits
  * for the input topics to appear, prints its state changes on stdout and
- * stops cleanly on SIGTERM/SIGINT.
+ * stops cleanly on SIGTERM/SIGINT (printing "closed" when it did).
  */
 public final class SeedPipeline {
     public static final String DEFAULT_ADMISSION = "dbserver1.public.admission";
@@ -382,9 +382,10 @@ public final class SeedPipeline {
          * instance) take the tasks over at once, not after the session
          * timeout. */
         Thread hook = new Thread(() -> {
-            ks.close(CloseOptions.groupMembershipOperation(
+            boolean closed = ks.close(CloseOptions.groupMembershipOperation(
                 CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
                 .withTimeout(Duration.ofSeconds(60)));
+            System.out.println(closed ? "closed" : "close timed out");
             done.countDown();
         }, "seed-pipeline-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);

@@ -1,0 +1,76 @@
+/*
+ * connect_cfg: a Kafka Connect connector config's strings, booleans and
+ * lists (storage/connect_cfg.h).
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "storage/connect_cfg.h"
+
+const char *cc_get(const json_t *c, const char *key)
+{
+	return json_string_value(json_object_get(c, key));
+}
+
+const char *cc_get2(const json_t *c, const char *name, const char *old_name)
+{
+	const char *v = cc_get(c, name);
+	return v ? v : cc_get(c, old_name);
+}
+
+bool cc_bool(const char *v, bool def)
+{
+	if (!v)
+		return def;
+	return strcasecmp(v, "true") == 0;
+}
+
+int cc_split(const char *list, char ***out)
+{
+	*out = NULL;
+	if (!list)
+		return 0;
+	char *copy = strdup(list), *save = NULL;
+	/* At most one item a comma, and the NULL. */
+	size_t max = 2;
+	for (const char *p = list; *p; p++)
+		max += *p == ',';
+	char **l = calloc(max, sizeof(char *));
+	if (!copy || !l) {
+		free(copy);
+		free(l);
+		return -1;
+	}
+	int n = 0;
+	for (char *s = strtok_r(copy, ",", &save); s;
+	     s = strtok_r(NULL, ",", &save)) {
+		while (isspace((unsigned char)*s))
+			s++;
+		size_t len = strlen(s);
+		while (len && isspace((unsigned char)s[len - 1]))
+			s[--len] = '\0';
+		if (!len)
+			continue;
+		if (!(l[n++] = strdup(s))) {
+			free(copy);
+			cc_free_list(l);
+			return -1;
+		}
+	}
+	free(copy);
+	if (n == 0) {
+		free(l);
+		return 0;
+	}
+	*out = l;
+	return n;
+}
+
+void cc_free_list(char **l)
+{
+	for (char **p = l; p && *p; p++)
+		free(*p);
+	free(l);
+}
