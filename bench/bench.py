@@ -50,8 +50,11 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
+RESULTS_FILE = os.environ.get("BENCH_RESULTS_FILE") or os.path.join(RESULTS, "results.json")
+
+
 def load_results():
-    p = os.path.join(RESULTS, "results.json")
+    p = RESULTS_FILE
     if os.path.exists(p) and os.environ.get("BENCH_KEEP", ""):
         return json.load(open(p))
     return {}
@@ -59,7 +62,7 @@ def load_results():
 
 def save_results(res):
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "results.json"), "w") as f:
+    with open(RESULTS_FILE, "w") as f:
         json.dump(res, f, indent=1, sort_keys=True)
 
 

@@ -225,7 +225,6 @@ def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=8, pe
         seen = list(ages.seen)
         early = median([a for t, a in seen if t0 + 1 <= t < t0 + 6])
         late = median([a for t, a in seen if t1 - 5 <= t < t1])
-        xs = [s[0] for s in samples]
         ys = [s[1] or 0 for s in samples]
         walrate = (w1 - w0) / (t1 - t0)
         grows = early is None or late is None or late > 2 * early + 0.5
@@ -343,7 +342,7 @@ def run(RES, WORK, SAMSA_BIN, QUICK, save):
         r["catchup"] = catchup(
             load, backlog, pg.samsa_stop, pg.samsa_start, lambda: pg.bootstrap, topic,
             lambda: (stacks.Perf(os.path.join(WORK, "perf-cdc.data")).start(
-                stacks.tree(pg.roots())), os.path.join(RESULTS, "profile-samsa-cdc.txt")))
+                stacks.tree(pg.roots())), os.path.join(stacks.ROOT, "bench", "results", "profile-samsa-cdc.txt")))
         log(f"  samsa catch-up {r['catchup']}")
         save(RES)
         stacks.http(pg.connect_url + "/connectors/bench", method="DELETE")

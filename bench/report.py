@@ -350,7 +350,8 @@ def main():
     out += t + body
     profs = [(n, t) for n, t in (
         ("profile-samsa-produce.txt", "over a samsa produce run (1 KiB, acks=all)"),
-        ("profile-samsa-cdc.txt", "while samsa drained the CDC catch-up backlog"))
+        ("profile-samsa-cdc.txt", "while samsa drained the CDC catch-up backlog"),
+        ("profile-samsa-sink.txt", "while samsa's sink applied the records"))
         if os.path.exists(os.path.join(RESULTS, n))]
     if profs:
         out.append("## Where samsa's time goes\n")

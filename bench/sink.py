@@ -75,7 +75,7 @@ def create_table(pg, table):
             "c double precision)", db=DB)
 
 
-def watch(pg, table, n, roots_fn, timeout, t_created):
+def watch(pg, table, n, roots_fn, timeout, t_created, perf=None):
     half = n // 2
     q_first = f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1) s"
     q_last = f"SELECT coalesce((SELECT b FROM {table} WHERE id = {half}), 0)"
@@ -87,8 +87,13 @@ def watch(pg, table, n, roots_fn, timeout, t_created):
             if pg.psql(q_first, db=DB) == "t":
                 first = time.time()
                 m = Meter(roots_fn).start()
+                if perf:
+                    perf[0].start(stacks.tree(roots_fn()))
         if first is not None and pg.psql(q_last, db=DB) == "-1":
             last = time.time()
+            if perf:
+                perf[0].stop(perf[1], f"samsa and its Postgres applying {n} sink records: "
+                             f"{n / max(1e-3, last - first):.0f} rows/s")
             r = {"rows": n, "start_to_first_row_s": first - t_created,
                  "seconds": last - first, "rows_s": n / max(1e-3, last - first)}
             mm = m.stop()
@@ -191,7 +196,10 @@ def run(RES, WORK, SAMSA_BIN, QUICK, save):
             res["samsa"] = {"error": f"samsa declined the sink: Debezium config: "
                             f"{first_answer}; Confluent config: {st} {body[:300]}"}
         else:
-            res["samsa"] = watch(pg, "sink_samsa", n, pg.roots, timeout, t0)
+            res["samsa"] = watch(
+                pg, "sink_samsa", n, pg.roots, timeout, t0,
+                (stacks.Perf(os.path.join(WORK, "perf-sink.data")),
+                 os.path.join(stacks.ROOT, "bench", "results", "profile-samsa-sink.txt")))
             res["samsa"]["connector.class"] = used
         log(f"sink samsa: {res['samsa']}")
         save(RES)
