@@ -672,9 +672,8 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 		connect_stop();
 		return -1;
 	}
-	C.cn = cn_open(srv->base, srv->cfg->pg);
+	C.cn = cn_open(srv->base, srv->cfg->pg, err, errlen);
 	if (!C.cn) {
-		snprintf(err, errlen, "connect: out of memory");
 		connect_stop();
 		return -1;
 	}

@@ -20,14 +20,22 @@ struct cn_op {
 	void *arg;
 };
 
-struct cn_store *cn_open(struct event_base *base, const char *conninfo)
+struct cn_store *cn_open(struct event_base *base, const char *conninfo,
+			 char *err, size_t errlen)
 {
 	struct cn_store *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		snprintf(err, errlen, "connectors: out of memory");
 		return NULL;
+	}
 	s->pg = pg_open(base, conninfo, "connect", NULL, NULL);
 	if (!s->pg) {
+		snprintf(err, errlen, "connectors: out of memory");
 		free(s);
+		return NULL;
+	}
+	if (pg_wait_ready(s->pg, 10000, err, errlen) != 0) {
+		cn_close(s);
 		return NULL;
 	}
 	return s;

@@ -18,10 +18,13 @@
 struct cn_store;
 
 /*
- * Opens the store's own connection to conninfo (in the background; base is
- * borrowed for the store's life).  NULL only when memory runs out.
+ * Opens the store's own connection to conninfo and waits (start-up only)
+ * until it is up, so the Connect port never answers "not connected" just
+ * after it starts listening; base is borrowed for the store's life.  NULL
+ * with a reason in err when memory runs out or Postgres did not answer.
  */
-struct cn_store *cn_open(struct event_base *base, const char *conninfo);
+struct cn_store *cn_open(struct event_base *base, const char *conninfo,
+			 char *err, size_t errlen);
 /* Fails the callbacks still pending and frees s. */
 void cn_close(struct cn_store *s);
 
