@@ -16,203 +16,16 @@
 #include <time.h>
 
 #include <criterion/criterion.h>
-#include <event2/event.h>
-#include <libpq-fe.h>
 
 #include "protocol/crc32c.h"
 #include "protocol/kbuf.h"
 #include "protocol/record_batch.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
+#include "tests/support/store_fixture.h"
 
-/* gcc says __SANITIZE_ADDRESS__, clang only __has_feature. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#if defined(TEST_ASAN)
-#include <sanitizer/lsan_interface.h>
-#endif
-
-#define WAIT_MS 15000
-
-static struct event_base *base;
-static struct store *st;
-static PGconn *admin; /* blocking, for checks behind the store's back */
-
-static const char *conninfo(void)
-{
-	const char *s = getenv("SAMSA_TEST_PG");
-
-	cr_assert(s && *s, "SAMSA_TEST_PG must hold a Postgres conninfo");
-	return s;
-}
-
-static void quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg;
-}
-
-static void sql_ok(const char *sql)
-{
-	PGresult *r = PQexec(admin, sql);
-	ExecStatusType s = PQresultStatus(r);
-
-	cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK, "%s: %s", sql,
-		  PQresultErrorMessage(r));
-	PQclear(r);
-}
-
-/* The first value of a one-row query, as a number. */
-static long long sql_num(const char *sql)
-{
-	PGresult *r = PQexec(admin, sql);
-
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql,
-		     PQresultErrorMessage(r));
-	cr_assert_eq(PQntuples(r), 1, "%s", sql);
-	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return v;
-}
-
-static void open_store(void)
-{
-	struct st_options o = {.conninfo = conninfo(), .schema = "samsa"};
-	char err[512] = "";
-
-	st = store_open(base, &o, err, sizeof(err));
-	cr_assert_not_null(st, "store_open: %s", err);
-}
-
-static void reopen_store(void)
-{
-	store_close(st);
-	st = NULL;
-	open_store();
-}
-
-static void setup(void)
-{
-	admin = PQconnectdb(conninfo());
-	cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s",
-		     PQerrorMessage(admin));
-	PQsetNoticeProcessor(admin, quiet, NULL);
-	sql_ok("DROP SCHEMA IF EXISTS samsa CASCADE");
-	base = event_base_new();
-	cr_assert(base);
-	open_store();
-}
-
-static void teardown(void)
-{
-	store_close(st);
-	st = NULL;
-	if (base)
-		event_base_free(base);
-	base = NULL;
-	PQfinish(admin);
-	admin = NULL;
-#if defined(TEST_ASAN)
-	/* Criterion ignores a failed assertion in .fini: crash instead. */
-	if (__lsan_do_recoverable_leak_check() != 0)
-		abort();
-#endif
-}
-
-TestSuite(compaction, .init = setup, .fini = teardown, .timeout = 120);
-
-/* --- driving the loop ------------------------------------------------------
- */
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
-/* Runs the loop until *flag is set, failing after WAIT_MS. */
-static void run_until(const bool *flag)
-{
-	bool late = false;
-	struct timeval tv = {WAIT_MS / 1000, 0};
-	struct event *t = evtimer_new(base, on_deadline, &late);
-
-	evtimer_add(t, &tv);
-	while (!*flag && !late)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-	cr_assert(*flag, "timed out waiting for a callback");
-}
-
-/* Runs the loop for about ms milliseconds. */
-static void run_for(int ms)
-{
-	bool late = false;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	struct event *t = evtimer_new(base, on_deadline, &late);
-
-	evtimer_add(t, &tv);
-	while (!late)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-}
-
-struct done {
-	bool called;
-	int calls;
-	enum st_status st;
-	char msg[256];
-};
-
-static void on_done(void *arg, enum st_status s, const char *msg)
-{
-	struct done *d = arg;
-
-	d->called = true;
-	d->calls++;
-	d->st = s;
-	snprintf(d->msg, sizeof(d->msg), "%s", msg ? msg : "");
-}
-
-struct appended {
-	bool called;
-	int calls;
-	struct st_append_result r;
-	char msg[256];
-};
-
-static void on_appended(void *arg, const struct st_append_result *r)
-{
-	struct appended *a = arg;
-
-	a->called = true;
-	a->calls++;
-	a->r = *r;
-	snprintf(a->msg, sizeof(a->msg), "%s", r->message ? r->message : "");
-}
-
-struct readout {
-	bool called;
-	enum st_status st;
-	struct kb_writer data;
-};
-
-static void on_read(void *arg, enum st_status s, const uint8_t *data,
-		    size_t len)
-{
-	struct readout *r = arg;
-
-	r->called = true;
-	r->st = s;
-	if (data)
-		kb_write_raw(&r->data, data, len);
-}
+TestSuite(compaction, .init = store_fixture_setup,
+	  .fini = store_fixture_teardown, .timeout = 120);
 
 /* --- helpers ----------------------------------------------------------- */
 
@@ -351,6 +164,16 @@ static void read_log(struct st_partition *p, struct kb_writer *out)
 	*out = r.data;
 }
 
+/* The whole log as Postgres has it, parsed into o. */
+static void read_recs(struct st_partition *p, struct recs *o)
+{
+	struct kb_writer w = {0};
+
+	read_log(p, &w);
+	parse_all(w.buf, w.len, o);
+	kb_writer_free(&w);
+}
+
 static const struct rec *find(const struct recs *o, const char *key, int *count)
 {
 	const struct rec *last = NULL;
@@ -379,10 +202,7 @@ static void wait_until(struct st_partition *p, bool (*done)(struct recs *),
 		       struct recs *o, int ms)
 {
 	for (int waited = 0;; waited += 250) {
-		struct kb_writer w = {0};
-		read_log(p, &w);
-		parse_all(w.buf, w.len, o);
-		kb_writer_free(&w);
+		read_recs(p, o);
 		if (done(o))
 			return;
 		cr_assert_lt(waited, ms,
@@ -583,10 +403,7 @@ Test(compaction, delete_policy_untouched_until_altered)
 	run_for(2500);
 	struct recs *o = calloc(1, sizeof(*o));
 	cr_assert(o);
-	struct kb_writer w = {0};
-	read_log(p, &w);
-	parse_all(w.buf, w.len, o);
-	kb_writer_free(&w);
+	read_recs(p, o);
 	cr_assert_eq(o->n, 10, "a delete-policy topic was compacted");
 
 	const struct tc_override compact[] = {
@@ -627,10 +444,7 @@ Test(compaction, min_compaction_lag_honoured)
 	run_for(2500);
 	struct recs *o = calloc(1, sizeof(*o));
 	cr_assert(o);
-	struct kb_writer w = {0};
-	read_log(p, &w);
-	parse_all(w.buf, w.len, o);
-	kb_writer_free(&w);
+	read_recs(p, o);
 	cr_assert_eq(o->n, 10, "compacted before min.compaction.lag.ms");
 	/* Then compacted. */
 	wait_until(p, once_per_key, o, 10000);

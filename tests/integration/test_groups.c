@@ -7,126 +7,16 @@
  * their topic.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
-#include <event2/event.h>
-#include <libpq-fe.h>
 
 #include "storage/groups.h"
 #include "storage/store.h"
-#include "tests/support/leak_check.h"
+#include "tests/support/store_fixture.h"
 
-#define WAIT_MS 15000
-
-static struct event_base *base;
-static struct store *st;
-static PGconn *admin;
-
-static const char *conninfo(void)
-{
-	const char *s = getenv("SAMSA_TEST_PG");
-
-	cr_assert(s && *s, "SAMSA_TEST_PG must hold a Postgres conninfo");
-	return s;
-}
-
-static void quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg;
-}
-
-static long long sql_num(const char *sql)
-{
-	PGresult *r = PQexec(admin, sql);
-
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql,
-		     PQresultErrorMessage(r));
-	cr_assert_eq(PQntuples(r), 1, "%s", sql);
-	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return v;
-}
-
-static void open_store(void)
-{
-	struct st_options o = {.conninfo = conninfo(), .schema = "samsa"};
-	char err[512] = "";
-
-	st = store_open(base, &o, err, sizeof(err));
-	cr_assert_not_null(st, "store_open: %s", err);
-}
-
-static void reopen_store(void)
-{
-	store_close(st);
-	st = NULL;
-	open_store();
-}
-
-static void setup(void)
-{
-	admin = PQconnectdb(conninfo());
-	cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s",
-		     PQerrorMessage(admin));
-	PQsetNoticeProcessor(admin, quiet, NULL);
-	PQclear(PQexec(admin, "DROP SCHEMA IF EXISTS samsa CASCADE"));
-	base = event_base_new();
-	cr_assert(base);
-	open_store();
-}
-
-static void teardown(void)
-{
-	store_close(st);
-	st = NULL;
-	if (base)
-		event_base_free(base);
-	base = NULL;
-	PQfinish(admin);
-	admin = NULL;
-	leak_check();
-}
-
-TestSuite(groups, .init = setup, .fini = teardown, .timeout = 120);
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
-static void run_until(const bool *flag)
-{
-	bool late = false;
-	struct timeval tv = {WAIT_MS / 1000, 0};
-	struct event *t = evtimer_new(base, on_deadline, &late);
-
-	evtimer_add(t, &tv);
-	while (!*flag && !late)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-	cr_assert(*flag, "timed out waiting for a callback");
-}
-
-struct done {
-	bool called;
-	int calls;
-	enum st_status st;
-};
-
-static void on_done(void *arg, enum st_status s, const char *msg)
-{
-	struct done *d = arg;
-
-	(void)msg;
-	d->called = true;
-	d->calls++;
-	d->st = s;
-}
+TestSuite(groups, .init = store_fixture_setup, .fini = store_fixture_teardown,
+	  .timeout = 120);
 
 static struct st_topic *topic(const char *name, int32_t partitions)
 {
