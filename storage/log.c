@@ -132,6 +132,8 @@ static void ra_clear(struct store *s, struct st_partition *p)
 	p->ra_bytes = 0;
 }
 
+static void pmap_clear(struct st_producer_map *m);
+
 void st_partition_free(struct st_partition *p)
 {
 	if (!p)
@@ -145,11 +147,7 @@ void st_partition_free(struct st_partition *p)
 		p->txns = n;
 	}
 	free(p->aborted);
-	while (p->producers) {
-		struct st_producer *n = p->producers->next;
-		free(p->producers);
-		p->producers = n;
-	}
+	pmap_clear(&p->producers);
 	free(p);
 }
 
@@ -286,30 +284,104 @@ static void wake(struct st_partition *p)
 /* --- producer state --------------------------------------------------------
  */
 
-static struct st_producer *producer_find(struct st_partition *p, int64_t id)
+static size_t pmap_slot(int64_t id, size_t cap)
 {
-	for (struct st_producer *e = p->producers; e; e = e->next)
-		if (e->id == id)
-			return e;
-	return NULL;
+	/* Fibonacci hashing: producer ids are sequential. */
+	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 32) &
+	       (cap - 1);
+}
+
+static struct st_producer *producer_find(const struct st_partition *p,
+					 int64_t id)
+{
+	const struct st_producer_map *m = &p->producers;
+	if (!m->cap)
+		return NULL;
+	for (size_t i = pmap_slot(id, m->cap);; i = (i + 1) & (m->cap - 1)) {
+		if (!m->slots[i])
+			return NULL;
+		if (m->slots[i]->id == id)
+			return m->slots[i];
+	}
+}
+
+/* Puts e (not in the map) into slots[0..cap), which has a free slot. */
+static void pmap_place(struct st_producer **slots, size_t cap,
+		       struct st_producer *e)
+{
+	size_t i = pmap_slot(e->id, cap);
+	while (slots[i])
+		i = (i + 1) & (cap - 1);
+	slots[i] = e;
+}
+
+/* Rehashes m into cap slots (a power of two above its count); -1 when out
+ * of memory, m unchanged. */
+static int pmap_resize(struct st_producer_map *m, size_t cap)
+{
+	struct st_producer **slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i])
+			pmap_place(slots, cap, m->slots[i]);
+	free(m->slots);
+	m->slots = slots;
+	m->cap = cap;
+	return 0;
+}
+
+/* Takes ownership of e (whose id is not in the map); -1 when out of
+ * memory, e not taken. */
+static int pmap_add(struct st_producer_map *m, struct st_producer *e)
+{
+	if ((m->count + 1) * 2 > m->cap &&
+	    pmap_resize(m, m->cap ? m->cap * 2 : 16) < 0)
+		return -1;
+	pmap_place(m->slots, m->cap, e);
+	m->count++;
+	return 0;
+}
+
+/* Frees every entry and the slots: m is empty again. */
+static void pmap_clear(struct st_producer_map *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->slots[i]);
+	free(m->slots);
+	*m = (struct st_producer_map){0};
+}
+
+/* The entry for id, made empty (epoch -1, no batches) when p has none;
+ * NULL when out of memory. */
+static struct st_producer *producer_get(struct st_partition *p, int64_t id)
+{
+	struct st_producer *e = producer_find(p, id);
+	if (e)
+		return e;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->id = id;
+	e->epoch = -1;
+	if (pmap_add(&p->producers, e) < 0) {
+		free(e);
+		return NULL;
+	}
+	return e;
 }
 
 static void producer_record(struct st_partition *p, int64_t id, int16_t epoch,
 			    int32_t first_seq, int32_t count, int64_t base,
-			    int64_t last)
+			    int64_t last, int64_t ts)
 {
-	struct st_producer *e = producer_find(p, id);
-	if (!e) {
-		e = calloc(1, sizeof(*e));
-		if (!e)
-			return;
-		e->id = id;
-		e->next = p->producers;
-		p->producers = e;
-	}
+	struct st_producer *e = producer_get(p, id);
+	if (!e)
+		return;
 	if (e->epoch != epoch)
 		e->n = 0;
 	e->epoch = epoch;
+	e->last_ts = ts;
 	if (e->n == ST_PRODUCER_BATCHES) {
 		memmove(&e->b[0], &e->b[1], sizeof(e->b[0]) * (e->n - 1));
 		e->n--;
@@ -320,6 +392,75 @@ static void producer_record(struct st_partition *p, int64_t id, int16_t epoch,
 	e->b[e->n].base = base;
 	e->b[e->n].last = last;
 	e->n++;
+}
+
+static struct st_open_txn *txn_find(const struct st_partition *p, int64_t pid);
+
+/* Kafka's isProducerExpired: written last at or before cutoff, no
+ * transaction open on p (compared so that no client timestamp overflows). */
+static bool producer_expired(const struct st_partition *p,
+			     const struct st_producer *e, int64_t cutoff)
+{
+	return e->last_ts <= cutoff && !txn_find(p, e->id);
+}
+
+/*
+ * Forgets p's producers whose last write is expiry_ms or more before now,
+ * unless a transaction of theirs is open on p (joined, written or ending):
+ * Kafka never expires a producer with an ongoing transaction.  The
+ * survivors move to a fresh table sized for them; out of memory, nothing is
+ * forgotten this time.  Returns how many went.
+ */
+static size_t producers_expire(struct st_partition *p, int64_t now,
+			       int64_t expiry_ms)
+{
+	struct st_producer_map *m = &p->producers;
+	size_t gone = 0;
+	for (size_t i = 0; i < m->cap; i++) {
+		struct st_producer *e = m->slots[i];
+		if (e && producer_expired(p, e, now - expiry_ms))
+			gone++;
+	}
+	if (!gone)
+		return 0;
+	size_t keep = m->count - gone, cap = 16;
+	while (keep * 2 > cap)
+		cap *= 2;
+	struct st_producer **slots = keep ? calloc(cap, sizeof(*slots)) : NULL;
+	if (keep && !slots)
+		return 0;
+	for (size_t i = 0; i < m->cap; i++) {
+		struct st_producer *e = m->slots[i];
+		if (!e)
+			continue;
+		if (producer_expired(p, e, now - expiry_ms))
+			free(e);
+		else
+			pmap_place(slots, cap, e);
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->cap = keep ? cap : 0;
+	m->count = keep;
+	return gone;
+}
+
+void st_expire_producers(struct store *s, int64_t now)
+{
+	int64_t expiry = bc_get_int("producer.id.expiration.ms", 86400000);
+	size_t gone = 0;
+	for (size_t i = 0; i < s->ntopics; i++) {
+		struct st_topic *t = s->topics[i];
+		for (int32_t j = 0; j < t->npartitions; j++)
+			if (!t->partitions[j]->deleted)
+				gone += producers_expire(t->partitions[j], now,
+							 expiry);
+	}
+	if (gone)
+		fprintf(stderr,
+			"samsa: forgot %zu producer state entr%s idle for "
+			"producer.id.expiration.ms (%" PRId64 ")\n",
+			gone, gone == 1 ? "y" : "ies", expiry);
 }
 
 /*
@@ -333,7 +474,9 @@ static enum st_status producer_check(struct st_partition *p,
 {
 	struct st_producer *e = producer_find(p, h->ProducerId);
 	*dup_base = -1;
-	if (!e)
+	/* Unknown (new, or forgotten after producer.id.expiration.ms): any
+	 * sequence is taken, as Kafka does for a producer without state. */
+	if (!e || e->epoch < 0)
 		return ST_OK;
 	/* A marker may have raised the epoch with no batch yet (n == 0). */
 	if (h->ProducerEpoch < e->epoch)
@@ -414,8 +557,7 @@ static enum st_status txn_check(const struct st_partition *p,
 	if (!(h->Attributes & RB_ATTR_TRANSACTIONAL))
 		return o ? ST_TXN_STATE : ST_OK;
 	if (!o) {
-		const struct st_producer *e =
-			producer_find((struct st_partition *)p, h->ProducerId);
+		const struct st_producer *e = producer_find(p, h->ProducerId);
 		return e && h->ProducerEpoch < e->epoch ? ST_BAD_EPOCH
 							: ST_TXN_STATE;
 	}
@@ -426,20 +568,15 @@ static enum st_status txn_check(const struct st_partition *p,
 	return ST_OK;
 }
 
-/* A marker committed: the producer's epoch is at least the marker's. */
-static void producer_bump(struct st_partition *p, int64_t pid, int16_t epoch)
+/* A marker committed at ts: the producer's epoch is at least the
+ * marker's. */
+static void producer_bump(struct st_partition *p, int64_t pid, int16_t epoch,
+			  int64_t ts)
 {
-	struct st_producer *e = producer_find(p, pid);
-	if (!e) {
-		e = calloc(1, sizeof(*e));
-		if (!e)
-			return;
-		e->id = pid;
-		e->epoch = epoch;
-		e->next = p->producers;
-		p->producers = e;
+	struct st_producer *e = producer_get(p, pid);
+	if (!e)
 		return;
-	}
+	e->last_ts = ts;
 	if (epoch > e->epoch) {
 		e->epoch = epoch;
 		e->n = 0;
@@ -462,11 +599,43 @@ static void aborted_add(struct st_partition *p, int64_t pid, int64_t first,
 		.pid = pid, .first = first, .last = last};
 }
 
+/*
+ * Drops the aborted transactions that end below the log start: a fetch
+ * never starts there, so they can never be listed again (Kafka deletes
+ * their index with the segment).  Postgres loses them with the same move
+ * of the log start (aborted_trim_sql).
+ */
+static void aborted_trim(struct st_partition *p)
+{
+	size_t k = 0;
+	while (k < p->naborted && p->aborted[k].last < p->log_start)
+		k++;
+	if (!k)
+		return;
+	p->naborted -= k;
+	memmove(p->aborted, p->aborted + k, p->naborted * sizeof(*p->aborted));
+	if (p->cap_aborted > 16 && p->naborted < p->cap_aborted / 4) {
+		size_t cap = p->cap_aborted / 2;
+		struct st_aborted_txn *n =
+			realloc(p->aborted, cap * sizeof(*n));
+		if (n) {
+			p->aborted = n;
+			p->cap_aborted = cap;
+		}
+	}
+}
+
+/* The same in Postgres, for partition ($1, $2) after its log start moved. */
+static const char aborted_trim_sql[] =
+	"DELETE FROM samsa.txn_aborted a USING samsa.partitions p WHERE "
+	"a.tid = $1 AND a.partition = $2 AND p.tid = $1 AND p.partition = $2 "
+	"AND a.last_offset < p.log_start_offset";
+
 /* The marker batch b of p is committed. */
 static void txn_marker_done(struct st_partition *p, const struct st_batch *b)
 {
 	txn_forget(p, b->producer_id);
-	producer_bump(p, b->producer_id, b->producer_epoch);
+	producer_bump(p, b->producer_id, b->producer_epoch, b->max_ts);
 	if (b->marker == ST_MARKER_ABORT && b->txn_first >= 0)
 		aborted_add(p, b->producer_id, b->txn_first, b->base);
 }
@@ -515,7 +684,10 @@ void st_producers_each(const struct st_partition *p,
 		       void (*fn)(void *arg, const struct st_producer_info *i),
 		       void *arg)
 {
-	for (const struct st_producer *e = p->producers; e; e = e->next) {
+	for (size_t k = 0; k < p->producers.cap; k++) {
+		const struct st_producer *e = p->producers.slots[k];
+		if (!e)
+			continue;
 		const struct st_open_txn *o = txn_find(p, e->id);
 		struct st_producer_info i = {
 			.producer_id = e->id,
@@ -750,8 +922,8 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 		}
 		if (b->producer_id >= 0)
 			producer_record(p, b->producer_id, b->producer_epoch,
-					b->base_seq, b->count, b->base,
-					b->last);
+					b->base_seq, b->count, b->base, b->last,
+					b->max_ts);
 		if (b->attributes & RB_ATTR_TRANSACTIONAL) {
 			struct st_open_txn *o = txn_find(p, b->producer_id);
 			if (o && o->first < 0)
@@ -1092,40 +1264,47 @@ struct reload {
 };
 
 /* One row of producer state: producer_id, epoch, base sequence, count, base
- * offset, last offset, attributes from col on. */
+ * offset, last offset, attributes, max timestamp from col on. */
 static void producer_row(struct st_partition *p, const PGresult *r, int i,
 			 int col)
 {
 	int64_t pid = strtoll(PQgetvalue(r, i, col), NULL, 10);
 	int16_t epoch = (int16_t)atoi(PQgetvalue(r, i, col + 1));
+	int64_t ts = strtoll(PQgetvalue(r, i, col + 7), NULL, 10);
 	if (atoi(PQgetvalue(r, i, col + 6)) & RB_ATTR_CONTROL) {
-		producer_bump(p, pid, epoch);
+		producer_bump(p, pid, epoch, ts);
 		return;
 	}
 	producer_record(p, pid, epoch, atoi(PQgetvalue(r, i, col + 2)),
 			atoi(PQgetvalue(r, i, col + 3)),
 			strtoll(PQgetvalue(r, i, col + 4), NULL, 10),
-			strtoll(PQgetvalue(r, i, col + 5), NULL, 10));
+			strtoll(PQgetvalue(r, i, col + 5), NULL, 10), ts);
+}
+
+/* Producer state read back: what is older than producer.id.expiration.ms
+ * is forgotten at once, as Kafka skips expired entries of a snapshot. */
+static void producers_loaded(struct st_partition *p)
+{
+	producers_expire(p, st_now_ms(),
+			 bc_get_int("producer.id.expiration.ms", 86400000));
 }
 
 static void load_producers(struct st_partition *p, const PGresult *r,
 			   int pid_col)
 {
-	while (p->producers) {
-		struct st_producer *n = p->producers->next;
-		free(p->producers);
-		p->producers = n;
-	}
+	pmap_clear(&p->producers);
 	/* Rows come oldest first per producer. */
 	for (int i = 0; i < PQntuples(r); i++)
 		producer_row(p, r, i, pid_col);
+	producers_loaded(p);
 }
 
 /* The last five data batches and markers of each producer: markers only
  * raise the epoch. */
 static const char producers_sql[] =
 	"SELECT producer_id, producer_epoch, base_sequence, record_count, "
-	"base_offset, last_offset, attributes FROM (SELECT *, row_number() "
+	"base_offset, last_offset, attributes, max_timestamp FROM (SELECT *, "
+	"row_number() "
 	"OVER (PARTITION BY producer_id, (attributes & 32) <> 0 ORDER BY "
 	"base_offset DESC) AS rn FROM samsa.log WHERE tid = $1 AND "
 	"partition = $2 AND producer_id >= 0) x WHERE rn <= 5 "
@@ -1326,7 +1505,8 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 	r = PQexec(conn,
 		   "SELECT tid, partition, producer_id, producer_epoch, "
 		   "base_sequence, record_count, base_offset, last_offset, "
-		   "attributes FROM (SELECT *, row_number() OVER (PARTITION BY "
+		   "attributes, max_timestamp FROM (SELECT *, row_number() "
+		   "OVER (PARTITION BY "
 		   "tid, partition, producer_id, (attributes & 32) <> 0 ORDER "
 		   "BY base_offset DESC) AS rn FROM samsa.log "
 		   "WHERE producer_id >= 0) x WHERE rn <= 5 "
@@ -1369,6 +1549,19 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 			o->first = strtoll(PQgetvalue(r, i, 4), NULL, 10);
 	}
 	PQclear(r);
+	/* Entries left below the log start by a version that did not trim
+	 * them, and those of deleted topics. */
+	r = PQexec(conn, "DELETE FROM samsa.txn_aborted a WHERE NOT EXISTS "
+			 "(SELECT 1 FROM samsa.partitions p WHERE p.tid = "
+			 "a.tid AND p.partition = a.partition AND "
+			 "a.last_offset >= p.log_start_offset)");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "trimming aborted transactions: %s",
+			 PQresultErrorMessage(r));
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
 	r = PQexec(conn,
 		   "SELECT a.tid, a.partition, a.producer_id, a.first_offset, "
 		   "a.last_offset FROM samsa.txn_aborted a JOIN "
@@ -1389,6 +1582,10 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 				    strtoll(PQgetvalue(r, i, 4), NULL, 10));
 	}
 	PQclear(r);
+	/* With the open transactions known, the idle producers go. */
+	for (size_t i = 0; i < s->ntopics; i++)
+		for (int32_t j = 0; j < s->topics[i]->npartitions; j++)
+			producers_loaded(s->topics[i]->partitions[j]);
 	return 0;
 }
 
@@ -1667,6 +1864,7 @@ static void on_deleted_records(void *arg, const PGresult *res, const char *err,
 		p->log_start = o->new_start;
 	while (p->ring_count && ring_at(p, 0)->last < p->log_start)
 		ring_pop(o->s, p);
+	aborted_trim(p);
 	o->cb(o->arg, ST_OK, p->log_start, -1);
 	free(o);
 }
@@ -1710,6 +1908,8 @@ void st_delete_records(struct store *s, struct st_partition *p, int64_t offset,
 		 "DELETE FROM samsa.log WHERE tid = $1 AND partition = $2 "
 		 "AND last_offset < $3",
 		 3, v, NULL, NULL, false, on_step_ignore, NULL);
+	pg_query(s->catalog, aborted_trim_sql, 2, v, NULL, NULL, false,
+		 on_step_ignore, NULL);
 	pg_sync_cb(s->catalog, on_deleted_records, o);
 }
 
@@ -1767,6 +1967,7 @@ static void on_retention(void *arg, const PGresult *res, const char *err,
 			p->log_start = start;
 			while (p->ring_count && ring_at(p, 0)->last < start)
 				ring_pop(r->s, p);
+			aborted_trim(p);
 		}
 	}
 	free(r);
@@ -1827,6 +2028,10 @@ void st_enforce_retention(struct store *s)
 				"$1 "
 				"AND partition = $2 RETURNING log_start_offset",
 				4, v, NULL, NULL, false, on_retention, r);
+			if (p->naborted)
+				pg_query(s->catalog, aborted_trim_sql, 2, v,
+					 NULL, NULL, false, on_step_ignore,
+					 NULL);
 		}
 	}
 	pg_sync(s->catalog);

@@ -34,11 +34,24 @@ struct st_producer {
 	int64_t id;
 	int16_t epoch;
 	int n; /* entries used, newest last */
+	/* The newest batch's or marker's max timestamp, as Kafka's
+	 * ProducerStateEntry.lastTimestamp: producer.id.expiration.ms counts
+	 * from it. */
+	int64_t last_ts;
 	struct {
 		int32_t first_seq, last_seq;
 		int64_t base, last;
 	} b[ST_PRODUCER_BATCHES];
-	struct st_producer *next;
+};
+
+/*
+ * A partition's producers by id: open addressing with linear probing, cap a
+ * power of two (0 when empty), at most half full.  The map owns the
+ * entries.  A zeroed struct is an empty map.
+ */
+struct st_producer_map {
+	struct st_producer **slots; /* NULL: free */
+	size_t cap, count;
 };
 
 /*
@@ -107,7 +120,7 @@ struct st_partition {
 	 * started before does not become the read-ahead. */
 	uint32_t read_gen;
 
-	struct st_producer *producers;
+	struct st_producer_map producers;
 	struct st_open_txn *txns;
 	struct st_aborted_txn *aborted; /* by last offset */
 	size_t naborted, cap_aborted;
@@ -183,6 +196,15 @@ void st_log_rewritten(struct store *s, struct st_partition *p,
 /* compact.c: the log cleaner (a timer and a connection of its own). */
 int st_cleaner_start(struct store *s);
 void st_cleaner_close(struct store *s);
+
+/*
+ * log.c: forgets, on every partition, the producers whose last write is
+ * producer.id.expiration.ms or more before now and that have no transaction
+ * open there (Kafka's ProducerStateManager.removeExpiredProducers).  In
+ * memory only: the log keeps their batches.  txn.c's timer calls it every
+ * producer.id.expiration.check.interval.ms.
+ */
+void st_expire_producers(struct store *s, int64_t now);
 
 /* txn.c: the transaction coordinator's state (start-up, close). */
 int st_txns_load(struct store *s, PGconn *conn, char *err, size_t errlen);

@@ -119,6 +119,9 @@ static const struct bc_def broker_defs[] = {
 	{"offsets.retention.minutes", "10080", TC_INT, true, ""},
 	{"offsets.topic.num.partitions", "50", TC_INT, true, ""},
 	{"offsets.topic.replication.factor", "1", TC_SHORT, true, ""},
+	{"producer.id.expiration.check.interval.ms", "600000", TC_INT, true,
+	 ""},
+	{"producer.id.expiration.ms", "86400000", TC_INT, false, ""},
 	{"socket.request.max.bytes", "104857600", TC_INT, true, ""},
 	{"transaction.max.timeout.ms", "900000", TC_INT, true, ""},
 	{"transaction.state.log.min.isr", "1", TC_INT, true, ""},
@@ -288,6 +291,10 @@ static int check_value(const char *name, uint8_t type, const char *value,
 	if (strcmp(name, "min.insync.replicas") == 0 && v < 1)
 		goto bad;
 	if (strstr(name, "lag.ms") && v < 0)
+		goto bad;
+	/* Kafka: producer.id.expiration.ms at least 1, its check interval
+	 * at least 1. */
+	if (strncmp(name, "producer.id.expiration.", 23) == 0 && v < 1)
 		goto bad;
 	return 0;
 bad:

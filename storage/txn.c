@@ -41,6 +41,12 @@ struct txn {
 	char *id;
 	int64_t pid;
 	int16_t epoch;
+	/* The producer id and epoch an exhausted epoch was rotated away from
+	 * (pid -1: none), so that a retried InitProducerId that still holds
+	 * them gets the new ones instead of PRODUCER_FENCED.  In memory
+	 * only. */
+	int64_t prev_pid;
+	int16_t prev_epoch;
 	enum txn_state state;
 	int32_t timeout_ms;
 	int64_t start_ms;
@@ -66,8 +72,27 @@ struct st_txns {
 	struct pgconn *conn;
 	struct txn *list;
 	struct event *timer;
-	bool swept; /* orphan transactions in the log aborted */
+	bool swept;	     /* orphan transactions in the log aborted */
+	int64_t next_expiry; /* when producer state is next expired (ms) */
 };
+
+/*
+ * Kafka's TransactionMetadata.isEpochExhausted: at Short.MAX_VALUE - 1 the
+ * next InitProducerId moves the transactional id to a new producer id at
+ * epoch 0, leaving one bump for fencing a transaction left open, so no
+ * producer is ever handed an epoch that would wrap.
+ */
+static bool epoch_exhausted(int16_t epoch)
+{
+	return epoch >= INT16_MAX - 1;
+}
+
+/* The epoch after e for fencing, which never wraps: at INT16_MAX it stays
+ * (only reached when the id was not rotated in time). */
+static int16_t epoch_bump(int16_t e)
+{
+	return e < INT16_MAX ? (int16_t)(e + 1) : e;
+}
 
 static struct txn *txn_get(struct store *s, struct kstr id)
 {
@@ -482,6 +507,8 @@ struct pid_new {
 	struct txn *t;
 	st_pid_cb cb;
 	void *arg;
+	int32_t timeout_ms; /* rotation: the request's timeout */
+	bool expected;	    /* rotation: the request named pid and epoch */
 };
 
 static void on_new_pid(void *arg, const PGresult *res, const char *err,
@@ -505,6 +532,36 @@ static void on_new_pid(void *arg, const PGresult *res, const char *err,
 	t->pid = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	t->epoch = 0;
 	t->busy = false;
+	txn_save(x->s, t, then_answer, NULL, x->cb, x->arg);
+	free(x);
+}
+
+/* The new producer id of a transactional id whose epoch ran out: epoch 0,
+ * a fresh Empty state, saved before the answer. */
+static void on_rotated_pid(void *arg, const PGresult *res, const char *err,
+			   const char *sqlstate)
+{
+	struct pid_new *x = arg;
+	struct txn *t = x->t;
+	(void)err;
+	(void)sqlstate;
+	t->busy = false;
+	if (!res || PQntuples(res) != 1) {
+		x->cb(x->arg, ST_UNAVAILABLE, -1, -1);
+		free(x);
+		return;
+	}
+	fprintf(stderr,
+		"samsa: transactional id %s: epoch %d of producer id %" PRId64
+		" exhausted, moving to a new producer id\n",
+		t->id, t->epoch, t->pid);
+	t->prev_pid = x->expected ? t->pid : -1;
+	t->prev_epoch = t->epoch;
+	t->pid = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	t->epoch = 0;
+	t->timeout_ms = x->timeout_ms;
+	t->state = TX_EMPTY;
+	t->start_ms = -1;
 	txn_save(x->s, t, then_answer, NULL, x->cb, x->arg);
 	free(x);
 }
@@ -538,13 +595,14 @@ void st_txn_init_producer(struct store *s, struct kstr id, int32_t timeout_ms,
 		name[id.len] = '\0';
 		t->id = name;
 		t->pid = -1;
+		t->prev_pid = -1;
 		t->state = TX_EMPTY;
 		t->timeout_ms = timeout_ms;
 		t->start_ms = -1;
 		t->busy = true;
 		t->next = s->txns->list;
 		s->txns->list = t;
-		*x = (struct pid_new){s, t, cb, arg};
+		*x = (struct pid_new){s, t, cb, arg, timeout_ms, false};
 		pg_query(s->txns->conn, "SELECT nextval('samsa.producer_ids')",
 			 0, NULL, NULL, NULL, false, on_new_pid, x);
 		pg_sync(s->txns->conn);
@@ -554,12 +612,37 @@ void st_txn_init_producer(struct store *s, struct kstr id, int32_t timeout_ms,
 		done_soon(s, NULL, cb, arg, ST_CONCURRENT, -1, -1);
 		return;
 	}
+	if (producer_id >= 0 && producer_id == t->prev_pid &&
+	    epoch == t->prev_epoch && t->state == TX_EMPTY && t->epoch == 0) {
+		/* A retry of the InitProducerId that rotated the id (its
+		 * answer was lost): the same new producer id and epoch. */
+		done_soon(s, NULL, cb, arg, ST_OK, t->pid, t->epoch);
+		return;
+	}
 	if (producer_id >= 0 && (producer_id != t->pid || epoch != t->epoch)) {
 		done_soon(s, NULL, cb, arg, ST_FENCED, -1, -1);
 		return;
 	}
+	if (t->state != TX_ONGOING && epoch_exhausted(t->epoch)) {
+		struct pid_new *x = calloc(1, sizeof(*x));
+		if (!x) {
+			done_soon(s, NULL, cb, arg, ST_UNAVAILABLE, -1, -1);
+			return;
+		}
+		*x = (struct pid_new){.s = s,
+				      .t = t,
+				      .cb = cb,
+				      .arg = arg,
+				      .timeout_ms = timeout_ms,
+				      .expected = producer_id >= 0};
+		t->busy = true;
+		pg_query(s->txns->conn, "SELECT nextval('samsa.producer_ids')",
+			 0, NULL, NULL, NULL, false, on_rotated_pid, x);
+		pg_sync(s->txns->conn);
+		return;
+	}
 	/* A new epoch fences every older producer of the id. */
-	t->epoch++;
+	t->epoch = epoch_bump(t->epoch);
 	t->timeout_ms = timeout_ms;
 	if (t->state == TX_ONGOING) {
 		/* The transaction left open is aborted under the new epoch;
@@ -788,7 +871,7 @@ static void sweep_orphans(struct store *s)
 				if (!owned && o->first >= 0 && !o->ending)
 					st_append_marker(
 						s, p, o->pid,
-						(int16_t)(o->epoch + 1), false,
+						epoch_bump(o->epoch), false,
 						on_orphan_marker, NULL);
 				o = next;
 			}
@@ -801,13 +884,22 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	struct store *s = arg;
 	(void)fd;
 	(void)what;
+	int64_t now = st_now_ms();
+	/* Producer state (log.c) expires on this timer too: memory only, so
+	 * whether Postgres answers does not matter. */
+	if (now >= s->txns->next_expiry) {
+		s->txns->next_expiry =
+			now +
+			bc_get_int("producer.id.expiration.check.interval.ms",
+				   600000);
+		st_expire_producers(s, now);
+	}
 	if (!s->writer || !pg_ready(s->txns->conn) || !pg_ready(s->writer))
 		return;
 	if (!s->txns->swept) {
 		s->txns->swept = true;
 		sweep_orphans(s);
 	}
-	int64_t now = st_now_ms();
 	for (struct txn *t = s->txns->list; t; t = t->next) {
 		if (t->busy)
 			continue;
@@ -823,7 +915,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 				t->id);
 			/* The new epoch fences the producer that let it
 			 * lapse. */
-			t->epoch++;
+			t->epoch = epoch_bump(t->epoch);
 			txn_complete(s, t, false, NULL, NULL);
 		}
 	}
@@ -839,6 +931,7 @@ static int load_row(struct store *s, const PGresult *r, int i)
 		return -1;
 	t->id = strdup(PQgetvalue(r, i, 0));
 	t->pid = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+	t->prev_pid = -1;
 	t->epoch = (int16_t)atoi(PQgetvalue(r, i, 2));
 	const char *st = PQgetvalue(r, i, 3);
 	for (int k = 0; k < 6; k++)
@@ -940,6 +1033,9 @@ int st_txns_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 	}
 	if (pg_wait_ready(s->txns->conn, 10000, err, errlen) < 0)
 		return -1;
+	s->txns->next_expiry =
+		st_now_ms() +
+		bc_get_int("producer.id.expiration.check.interval.ms", 600000);
 	struct timeval tv = {0, 500000};
 	event_add(s->txns->timer, &tv);
 	return 0;

@@ -9,192 +9,19 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <criterion/criterion.h>
-#include <event2/event.h>
-#include <libpq-fe.h>
 
 #include "protocol/kbuf.h"
 #include "protocol/record_batch.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
-#include "tests/support/leak_check.h"
+#include "tests/support/store_fixture.h"
 
-#define WAIT_MS 15000
-
-static struct event_base *base;
-static struct store *st;
-static PGconn *admin; /* blocking, for checks behind the store's back */
-
-static const char *conninfo(void)
-{
-	const char *s = getenv("SAMSA_TEST_PG");
-
-	cr_assert(s && *s, "SAMSA_TEST_PG must hold a Postgres conninfo");
-	return s;
-}
-
-static void quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg;
-}
-
-static void sql_ok(const char *sql)
-{
-	PGresult *r = PQexec(admin, sql);
-	ExecStatusType s = PQresultStatus(r);
-
-	cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK, "%s: %s", sql,
-		  PQresultErrorMessage(r));
-	PQclear(r);
-}
-
-/* The first value of a one-row query, as a number. */
-static long long sql_num(const char *sql)
-{
-	PGresult *r = PQexec(admin, sql);
-
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql,
-		     PQresultErrorMessage(r));
-	cr_assert_eq(PQntuples(r), 1, "%s", sql);
-	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return v;
-}
-
-static void open_store(void)
-{
-	struct st_options o = {.conninfo = conninfo(), .schema = "samsa"};
-	char err[512] = "";
-
-	st = store_open(base, &o, err, sizeof(err));
-	cr_assert_not_null(st, "store_open: %s", err);
-}
-
-static void reopen_store(void)
-{
-	store_close(st);
-	st = NULL;
-	open_store();
-}
-
-static void setup(void)
-{
-	admin = PQconnectdb(conninfo());
-	cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s",
-		     PQerrorMessage(admin));
-	PQsetNoticeProcessor(admin, quiet, NULL);
-	sql_ok("DROP SCHEMA IF EXISTS samsa CASCADE");
-	base = event_base_new();
-	cr_assert(base);
-	open_store();
-}
-
-static void teardown(void)
-{
-	store_close(st);
-	st = NULL;
-	if (base)
-		event_base_free(base);
-	base = NULL;
-	PQfinish(admin);
-	admin = NULL;
-	leak_check();
-}
-
-TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);
-
-/* --- driving the loop ------------------------------------------------------
- */
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
-/* Runs the loop until *flag is set, failing after WAIT_MS. */
-static void run_until(const bool *flag)
-{
-	bool late = false;
-	struct timeval tv = {WAIT_MS / 1000, 0};
-	struct event *t = evtimer_new(base, on_deadline, &late);
-
-	evtimer_add(t, &tv);
-	while (!*flag && !late)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-	cr_assert(*flag, "timed out waiting for a callback");
-}
-
-/* Runs the loop for about ms milliseconds. */
-static void run_for(int ms)
-{
-	bool late = false;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	struct event *t = evtimer_new(base, on_deadline, &late);
-
-	evtimer_add(t, &tv);
-	while (!late)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-}
-
-struct done {
-	bool called;
-	int calls;
-	enum st_status st;
-	char msg[256];
-};
-
-static void on_done(void *arg, enum st_status s, const char *msg)
-{
-	struct done *d = arg;
-
-	d->called = true;
-	d->calls++;
-	d->st = s;
-	snprintf(d->msg, sizeof(d->msg), "%s", msg ? msg : "");
-}
-
-struct appended {
-	bool called;
-	int calls;
-	struct st_append_result r;
-	char msg[256];
-};
-
-static void on_appended(void *arg, const struct st_append_result *r)
-{
-	struct appended *a = arg;
-
-	a->called = true;
-	a->calls++;
-	a->r = *r;
-	snprintf(a->msg, sizeof(a->msg), "%s", r->message ? r->message : "");
-}
-
-struct readout {
-	bool called;
-	enum st_status st;
-	struct kb_writer data;
-};
-
-static void on_read(void *arg, enum st_status s, const uint8_t *data,
-		    size_t len)
-{
-	struct readout *r = arg;
-
-	r->called = true;
-	r->st = s;
-	if (data)
-		kb_write_raw(&r->data, data, len);
-}
+TestSuite(store, .init = store_fixture_setup, .fini = store_fixture_teardown,
+	  .timeout = 120);
 
 struct offset_out {
 	bool called;

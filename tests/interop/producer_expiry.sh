@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Idempotent producer state expires (producer.id.expiration.ms, Kafka's
+# broker config), with a Postgres and a samsa of this test's own
+# (tests/lib.sh) started with --config setting it to 2 s, checked every
+# 0.5 s.  An idempotent librdkafka producer writes, goes idle past the
+# expiry, and writes again (python/producer_expiry_tool.py):
+#
+#  1. DescribeConfigs reports the configured value;
+#  2. samsa logs that it forgot the idle producer;
+#  3. the producer's later records (sequence 5 on, from a producer samsa no
+#     longer knows) are taken, as Kafka takes them, and read back once.
+#
+# Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
+# temp dir).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
+
+fail() {
+	echo "producer_expiry.sh: FAILED: $*" >&2
+	samsa_log_tail 60
+	exit 1
+}
+
+[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
+[ -x "$SAMSA_BIN" ] || fail "no samsa binary at $SAMSA_BIN"
+
+base=${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}
+work=$(mktemp -d "$base/producer_expiry.XXXXXX") || fail "mktemp"
+cleanup() {
+	samsa_cleanup || echo "producer_expiry.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
+	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+export PYTHONPATH=$here/python
+printf '%s\n' producer.id.expiration.ms=2000 \
+	producer.id.expiration.check.interval.ms=500 >"$work/samsa.conf"
+samsa_start "$work" --config "$work/samsa.conf" || fail "could not start Postgres and samsa"
+
+t=pexp-$(date +%s)-$RANDOM
+"$SAMSA_PY" "$here/python/samsa_client.py" create-topic "$t" 1 || fail "create $t"
+"$SAMSA_PY" "$here/python/producer_expiry_tool.py" "$t" 2000 ||
+	fail "idempotent producer across producer.id.expiration.ms"
+grep -aq "forgot 1 producer state entry" "$SAMSA_LOG" ||
+	fail "samsa did not log that it forgot the idle producer"
+echo "producer_expiry: idle producer forgotten, its later writes taken: ok"
+
+samsa_alive || fail "samsa died"
+samsa_stop || fail "samsa did not stop cleanly at the end"
+echo "producer_expiry: ok"
