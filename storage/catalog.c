@@ -491,6 +491,8 @@ void st_delete_topic(struct store *s, struct st_topic *t, st_done_cb cb,
 	snprintf(tid, sizeof(tid), "%d", t->tid);
 	const char *v[1] = {tid};
 	q(c, "DELETE FROM samsa.log WHERE tid = $1::int", 1, v, on_step);
+	q(c, "DELETE FROM samsa.txn_aborted WHERE tid = $1::int", 1, v,
+	  on_step);
 	q(c, "DELETE FROM samsa.topics WHERE tid = $1::int", 1, v, on_step);
 	pg_sync_cb(s->catalog, on_commit, c);
 }
