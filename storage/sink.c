@@ -89,7 +89,8 @@ struct bad {
 struct batch {
 	struct arena a;
 	struct skp *p;
-	int64_t end; /* next offset once applied */
+	int64_t start; /* its first offset */
+	int64_t end;   /* next offset once applied */
 	struct sk_row *rows;
 	int32_t nrows, caprows;
 	struct bad *bad;
@@ -113,6 +114,7 @@ struct sink_task {
 	struct sink_cfg c;
 	struct pgconn *pg;
 	bool failed, stopped, ready, initing, busy;
+	bool warming; /* a read sent ahead by prefetch() is in flight */
 	char *trace;
 	struct skp *parts;
 	struct skp *rr; /* where the next search for data starts */
@@ -123,7 +125,9 @@ struct sink_task {
 	int backoff_ms;
 	int inflight; /* store and registry calls in flight */
 	struct batch *b;
+	struct batch *nb; /* the next one, parsed while b commits */
 	int64_t records, batches, dlq_records;
+	int64_t rec_bytes; /* log bytes per record lately; 0: not known */
 };
 
 static void run(struct sink_task *t);
@@ -131,6 +135,11 @@ static void apply(struct sink_task *t);
 static void dml(struct sink_task *t);
 static void init_target(struct sink_task *t);
 static void parse(struct sink_task *t);
+static int parse_records(struct sink_task *t, struct batch *b,
+			 struct st_partition *sp, bool *need_refresh, char *msg,
+			 size_t msglen);
+static int32_t cached_want(const struct sink_task *t);
+static void task_free(struct sink_task *t);
 
 /* --- small things ------------------------------------------------------ */
 
@@ -182,6 +191,8 @@ static void fail(struct sink_task *t, const char *fmt, ...)
 	waiters_cancel(t);
 	batch_free(t->b);
 	t->b = NULL;
+	batch_free(t->nb);
+	t->nb = NULL;
 }
 
 /* The task failed on a record: Connect's trace, with its exception. */
@@ -218,6 +229,8 @@ static void retry_later(struct sink_task *t, const char *why)
 	t->busy = false;
 	batch_free(t->b);
 	t->b = NULL;
+	batch_free(t->nb);
+	t->nb = NULL;
 	/* A query sent while the target is down only says "not connected";
 	 * libpq's own message says why. */
 	if (*target_down(t))
@@ -541,6 +554,22 @@ static void on_read(void *arg, enum st_status st, const uint8_t *data,
 	parse(t);
 }
 
+/*
+ * What to take from the tail cache: about what one batch uses (copying
+ * MAX_READ for batch.size records was a tenth of the CPU).  From Postgres
+ * st_read takes MAX_READ: the store keeps it for the next batches.
+ */
+static int32_t cached_want(const struct sink_task *t)
+{
+	int32_t want = MAX_READ;
+	if (t->rec_bytes > 0) {
+		int64_t w = 2 * (int64_t)t->c.batch_size * t->rec_bytes + 65536;
+		if (w < want)
+			want = (int32_t)w;
+	}
+	return want;
+}
+
 static void run(struct sink_task *t)
 {
 	if (t->stopped || t->failed || !t->ready || t->busy)
@@ -583,20 +612,30 @@ static void run(struct sink_task *t)
 		return;
 	}
 	t->rr = found->next;
+	/* no batch holds a schema of it now */
+	sk_jcache_trim(t->c.jcache);
 	struct batch *b = calloc(1, sizeof(*b));
 	if (!b) {
 		retry_later(t, "out of memory");
 		return;
 	}
 	b->p = found;
-	b->end = found->pos;
+	b->start = b->end = found->pos;
 	b->single = found->single_until > found->pos;
 	t->b = b;
 	t->busy = true;
 	struct st_partition *sp = part_of(t, found);
-	long n = st_read_cached(sp, found->pos, MAX_READ, &b->data);
+	long n = st_read_cached(sp, found->pos, cached_want(t), &b->data);
 	if (n >= 0) {
 		parse(t);
+		return;
+	}
+	if (t->warming) {
+		/* what prefetch() asked the store for comes first: on_warmed
+		 * runs this again */
+		batch_free(b);
+		t->b = NULL;
+		t->busy = false;
 		return;
 	}
 	t->inflight++;
@@ -684,7 +723,7 @@ static int on_record(void *arg, const struct rb_record *rec)
 	struct batch *b = x->b;
 	struct sink_task *t = x->t;
 	int64_t off = x->base + rec->OffsetDelta;
-	if (off < b->p->pos)
+	if (off < b->start)
 		return 0;
 	if (off >= x->lso || x->consumed >= x->limit) {
 		x->stop = true;
@@ -755,23 +794,23 @@ static int on_record(void *arg, const struct rb_record *rec)
 
 static void dlq(struct sink_task *t);
 
-static void parse(struct sink_task *t)
+/*
+ * b's rows (and records for the DLQ) from b->data, from b->start up to
+ * batch.size records below the last stable offset of sp.  Returns 0, or -1
+ * with msg set when the task cannot go on (out of memory, a corrupt batch).
+ */
+static int parse_records(struct sink_task *t, struct batch *b,
+			 struct st_partition *sp, bool *need_refresh, char *msg,
+			 size_t msglen)
 {
-	struct batch *b = t->b;
-	struct st_partition *sp = part_of(t, b->p);
-	if (!sp) {
-		batch_free(b);
-		t->b = NULL;
-		t->busy = false;
-		return;
-	}
 	int64_t lso = st_last_stable(sp);
 	struct abort_list al = {0};
-	st_aborted_txns(sp, b->p->pos, lso, add_abort, &al);
+	*need_refresh = false;
+	st_aborted_txns(sp, b->start, lso, add_abort, &al);
 	if (al.failed) {
 		free(al.a);
-		fail(t, "out of memory");
-		return;
+		snprintf(msg, msglen, "out of memory");
+		return -1;
 	}
 	if (al.n > 1)
 		qsort(al.a, (size_t)al.n, sizeof(*al.a), by_first);
@@ -780,8 +819,8 @@ static void parse(struct sink_task *t)
 	if (al.n && !active) {
 		/* without it aborted records would be applied */
 		free(al.a);
-		fail(t, "out of memory");
-		return;
+		snprintf(msg, msglen, "out of memory");
+		return -1;
 	}
 	int nactive = 0;
 	int next_abort = 0;
@@ -800,7 +839,7 @@ static void parse(struct sink_task *t)
 		const uint8_t *bp = d + at;
 		at += total;
 		int64_t last = h.BaseOffset + h.LastOffsetDelta;
-		if (last < b->p->pos)
+		if (last < b->start)
 			continue;
 		if (h.BaseOffset >= lso)
 			break;
@@ -823,6 +862,9 @@ static void parse(struct sink_task *t)
 				b->end = last + 1;
 			continue;
 		}
+		if (h.LastOffsetDelta >= 0)
+			t->rec_bytes = (int64_t)total /
+				       ((int64_t)h.LastOffsetDelta + 1);
 		x.base = h.BaseOffset;
 		x.base_ts = h.BaseTimestamp;
 		x.max_ts = h.MaxTimestamp;
@@ -833,27 +875,49 @@ static void parse(struct sink_task *t)
 		    !x.stop) {
 			free(active);
 			free(al.a);
-			fail(t, "reading %s-%d at offset %" PRId64 ": %s",
-			     b->p->topic, b->p->partition, h.BaseOffset, err);
-			return;
+			snprintf(msg, msglen,
+				 "reading %s-%d at offset %" PRId64 ": %s",
+				 b->p->topic, b->p->partition, h.BaseOffset,
+				 err);
+			return -1;
 		}
 	}
 	free(active);
 	free(al.a);
-	if (x.need_refresh) {
+	*need_refresh = x.need_refresh;
+	return 0;
+}
+
+static void parse(struct sink_task *t)
+{
+	struct batch *b = t->b;
+	struct st_partition *sp = part_of(t, b->p);
+	if (!sp) {
+		batch_free(b);
+		t->b = NULL;
+		t->busy = false;
+		return;
+	}
+	bool need_refresh;
+	char msg[300];
+	if (parse_records(t, b, sp, &need_refresh, msg, sizeof(msg)) < 0) {
+		fail(t, "%s", msg);
+		return;
+	}
+	if (need_refresh) {
 		arena_free(&b->a);
 		b->rows = NULL;
 		b->nrows = b->caprows = 0;
 		b->bad = NULL;
 		b->nbad = b->capbad = 0;
 		b->have_raw = false;
-		b->end = b->p->pos;
+		b->end = b->start;
 		b->refreshed = true;
 		t->inflight++;
 		sr_refresh(t->env.schemas, false, on_refreshed, t);
 		return;
 	}
-	if (b->end == b->p->pos && !b->fail_after) {
+	if (b->end == b->start && !b->fail_after) {
 		/* Nothing whole to read yet (the log moved meanwhile). */
 		batch_free(b);
 		t->b = NULL;
@@ -1442,6 +1506,81 @@ static int queue_rows(struct sink_task *t, struct sk_table *tab,
 	return 0;
 }
 
+/* The store has what prefetch() asked for in memory now (or failed). */
+static void on_warmed(void *arg, enum st_status st, const uint8_t *data,
+		      size_t len)
+{
+	struct sink_task *t = arg;
+	(void)st;
+	(void)data;
+	(void)len;
+	t->warming = false;
+	t->inflight--;
+	if (t->stopped) {
+		if (t->inflight == 0)
+			task_free(t);
+		return;
+	}
+	if (!t->busy)
+		kick(t);
+}
+
+/*
+ * While the unit of t->b runs on the target, reads and converts the batch
+ * run() would take next, so that its unit goes out as soon as t->b's
+ * commit comes back: the target and samsa work at the same time instead of
+ * taking turns.  Nothing of it is sent before that commit, and it is
+ * dropped when t->b fails or anything else than a plain batch of rows
+ * comes up (the usual way then does it again).  Records not in the store's
+ * memory are asked for (st_read keeps what it reads) and left to run().
+ */
+static void prefetch(struct sink_task *t)
+{
+	struct batch *cur = t->b;
+	if (t->nb || cur->single || cur->fail_after)
+		return;
+	struct skp *p = t->rr ? t->rr : t->parts, *found = NULL;
+	struct st_partition *sp = NULL;
+	int64_t pos = 0;
+	for (struct skp *q = p; q;) {
+		pos = q == cur->p ? cur->end : q->pos;
+		sp = part_of(t, q);
+		if (sp && pos >= st_log_start(sp) && pos < st_last_stable(sp)) {
+			if (q->single_until <= pos)
+				found = q;
+			break;
+		}
+		q = q->next ? q->next : t->parts;
+		if (q == p)
+			break;
+	}
+	if (!found)
+		return;
+	struct batch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return;
+	b->p = found;
+	b->start = b->end = pos;
+	bool need_refresh;
+	char msg[300];
+	long got = st_read_cached(sp, pos, cached_want(t), &b->data);
+	if (got < 0 && !t->warming) {
+		/* Not in memory: the store reads ahead from Postgres and keeps
+		 * it (st_read), meanwhile rather than after the commit. */
+		t->warming = true;
+		t->inflight++;
+		st_read(t->env.store, sp, pos, 1, on_warmed, t);
+	}
+	if (got <= 0 ||
+	    parse_records(t, b, sp, &need_refresh, msg, sizeof(msg)) < 0 ||
+	    need_refresh || b->fail_after || b->nbad || b->end == b->start) {
+		batch_free(b);
+		return;
+	}
+	t->rr = found->next;
+	t->nb = b;
+}
+
 static void dml(struct sink_task *t)
 {
 	struct batch *b = t->b;
@@ -1509,8 +1648,11 @@ static void dml(struct sink_task *t)
 		 "EXCLUDED.next_offset WHERE o.next_offset = $5::bigint "
 		 "RETURNING 1) SELECT 1 / (SELECT count(*) FROM u)::int",
 		 5, v, NULL, NULL, false, NULL, NULL);
-	if (pg_sync_cb(t->pg, on_committed, t) < 0)
+	if (pg_sync_cb(t->pg, on_committed, t) < 0) {
 		fail(t, "out of memory");
+		return;
+	}
+	prefetch(t);
 }
 
 static void on_committed(void *arg, const PGresult *res, const char *err,
@@ -1542,10 +1684,22 @@ static void on_committed(void *arg, const PGresult *res, const char *err,
 			p->single_until = 0;
 		batch_free(b);
 		t->b = NULL;
+		struct batch *nb = t->nb;
+		t->nb = NULL;
+		/* a full schema cache is trimmed by run(), between batches */
+		if (nb && nb->start == nb->p->pos &&
+		    !sk_jcache_full(t->c.jcache)) {
+			t->b = nb;
+			apply(t);
+			return;
+		}
+		batch_free(nb);
 		t->busy = false;
 		kick(t);
 		return;
 	}
+	batch_free(t->nb);
+	t->nb = NULL;
 	if (transient(sqlstate)) {
 		retry_later(t, err);
 		return;
@@ -1633,6 +1787,7 @@ static void task_free(struct sink_task *t)
 	if (t->disc_ev)
 		event_free(t->disc_ev);
 	batch_free(t->b);
+	batch_free(t->nb);
 	while (t->parts) {
 		struct skp *p = t->parts;
 		t->parts = p->next;

@@ -359,6 +359,8 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		o->retry_backoff_ms = 3000;
 	if (check_only)
 		sink_cfg_free(o);
+	else
+		o->jcache = sk_jcache_new(); /* NULL: parsed each time */
 	return 0;
 #undef BAD
 }
@@ -375,6 +377,7 @@ void sink_cfg_free(struct sink_cfg *c)
 	cc_free_list(c->whitelist);
 	free(c->table_format);
 	free(c->dlq_topic);
+	sk_jcache_free(c->jcache);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -39,6 +39,7 @@ struct sink_cfg {
 	char *dlq_topic; /* NULL: none */
 	bool dlq_headers;
 	int retry_backoff_ms;
+	struct sk_jcache *jcache; /* JsonConverter schemas seen; or NULL */
 };
 
 /*

@@ -3,6 +3,7 @@
  * registry schema (as Confluent's AvroConverter and AvroData see it),
  * Connect's JsonConverter with and without schemas, StringConverter.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -953,6 +954,490 @@ int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
 	}
 	json_decref(j);
 	return rc;
+}
+
+/* --- JsonConverter's schemas, parsed once ------------------------------ */
+
+/*
+ * With schemas.enable every record carries its schema in full, and a topic
+ * has few of them: parsing it (and building jansson's objects for it) each
+ * time was most of the sink's CPU.  The cache maps a schema's exact bytes
+ * to its parsed form; only the payload is parsed per record.
+ */
+#define JC_MAX_ENTRIES 64
+#define JC_MAX_BYTES   (1 << 20)
+
+struct jc_entry {
+	size_t len;
+	const char *text;
+	const struct sk_schema *s; /* NULL: not a schema (not cached) */
+	struct jc_entry *next;
+};
+
+struct sk_jcache {
+	struct arena a;
+	struct jc_entry *head;
+	int n;
+	size_t bytes;
+};
+
+struct sk_jcache *sk_jcache_new(void)
+{
+	return calloc(1, sizeof(struct sk_jcache));
+}
+
+static void jc_clear(struct sk_jcache *jc)
+{
+	arena_free(&jc->a);
+	jc->head = NULL;
+	jc->n = 0;
+	jc->bytes = 0;
+}
+
+bool sk_jcache_full(const struct sk_jcache *jc)
+{
+	return jc && (jc->n >= JC_MAX_ENTRIES || jc->bytes >= JC_MAX_BYTES);
+}
+
+void sk_jcache_trim(struct sk_jcache *jc)
+{
+	if (sk_jcache_full(jc))
+		jc_clear(jc);
+}
+
+void sk_jcache_free(struct sk_jcache *jc)
+{
+	if (!jc)
+		return;
+	jc_clear(jc);
+	free(jc);
+}
+
+/*
+ * The cached schema whose text starts p[0..n), or NULL.  A cached text is
+ * a whole JSON object, so where its bytes match, the object at p ends
+ * where it ends: the record's schema needs neither a scan nor a hash.
+ */
+static const struct jc_entry *jc_prefix(const struct sk_jcache *jc,
+					const char *p, size_t n)
+{
+	for (const struct jc_entry *e = jc->head; e; e = e->next)
+		if (e->s && e->len <= n && memcmp(e->text, p, e->len) == 0)
+			return e;
+	return NULL;
+}
+
+/* The parsed schema of text[0..n), or NULL: not a Connect schema, or the
+ * cache is full (the caller then takes the slow path, which says why). */
+static const struct sk_schema *jc_schema(struct sk_jcache *jc, const char *p,
+					 size_t n)
+{
+	for (struct jc_entry *e = jc->head; e; e = e->next)
+		if (e->len == n && memcmp(e->text, p, n) == 0)
+			return e->s;
+	if (jc->n >= JC_MAX_ENTRIES || jc->bytes + n >= JC_MAX_BYTES)
+		return NULL;
+	/* counted before parsing: what a failed parse left in the arena
+	 * stays bounded too */
+	jc->n++;
+	jc->bytes += n + 256;
+	json_t *j = json_loadb(p, n, JSON_ALLOW_NUL, NULL);
+	if (!j)
+		return NULL;
+	char err[200];
+	const struct sk_schema *s =
+		json_is_object(j) ? cs_parse(&jc->a, j, 0, err, sizeof(err))
+				  : NULL;
+	json_decref(j);
+	struct jc_entry *e = arena_alloc(&jc->a, sizeof(*e));
+	char *text = arena_strndup(&jc->a, p, n);
+	if (!e || !text)
+		return NULL;
+	*e = (struct jc_entry){n, text, s, jc->head};
+	jc->head = e;
+	return s;
+}
+
+static bool jws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+	while (i < n && jws(p[i]))
+		i++;
+	return i;
+}
+
+/* Past the string opening at p[i], or 0 when it does not end. */
+static size_t skip_string(const char *p, size_t i, size_t n)
+{
+	for (i++; i < n; i++) {
+		if (p[i] == '\\')
+			i++;
+		else if (p[i] == '"')
+			return i + 1;
+	}
+	return 0;
+}
+
+/*
+ * The end of the value starting at p[i] as its brackets and strings say, or
+ * 0.  Not a check: the span is parsed (or matched to bytes parsed before)
+ * afterwards, which rejects what this lets through.
+ */
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+	int depth = 0;
+	while (i < n) {
+		char ch = p[i];
+		if (ch == '"') {
+			if (!(i = skip_string(p, i, n)))
+				return 0;
+			if (depth == 0)
+				return i;
+		} else if (ch == '{' || ch == '[') {
+			depth++;
+			i++;
+		} else if (ch == '}' || ch == ']') {
+			if (depth == 0)
+				return i;
+			i++;
+			if (--depth == 0)
+				return i;
+		} else if (depth == 0 && (ch == ',' || jws(ch))) {
+			return i;
+		} else {
+			i++;
+		}
+	}
+	return depth == 0 ? i : 0;
+}
+
+struct span {
+	const char *p;
+	size_t n;
+};
+
+/*
+ * The spans of "schema" and "payload" in {"schema":...,"payload":...}: each
+ * once, no other member, names without escapes.  False for anything else
+ * (sk_json_decode then says what is wrong).
+ */
+static bool envelope(const struct sk_jcache *jc, const char *p, size_t n,
+		     struct span *schema, struct span *payload,
+		     const struct sk_schema **known)
+{
+	bool hs = false, hp = false;
+	size_t i = skip_ws(p, 0, n);
+	if (i >= n || p[i] != '{')
+		return false;
+	for (i++;;) {
+		i = skip_ws(p, i, n);
+		if (i >= n || p[i] != '"')
+			return false;
+		size_t k = i + 1, e = k;
+		while (e < n && p[e] != '"' && p[e] != '\\')
+			e++;
+		if (e >= n || p[e] != '"')
+			return false;
+		i = skip_ws(p, e + 1, n);
+		if (i >= n || p[i] != ':')
+			return false;
+		i = skip_ws(p, i + 1, n);
+		const struct jc_entry *je = NULL;
+		if (e - k == 6 && i < n && p[i] == '{')
+			je = jc_prefix(jc, p + i, n - i);
+		size_t end = je ? i + je->len : skip_value(p, i, n);
+		if (end <= i)
+			return false;
+		struct span *sp;
+		if (e - k == 6 && memcmp(p + k, "schema", 6) == 0 && !hs) {
+			*known = je ? je->s : NULL;
+			sp = schema;
+			hs = true;
+		} else if (e - k == 7 && memcmp(p + k, "payload", 7) == 0 &&
+			   !hp) {
+			sp = payload;
+			hp = true;
+		} else {
+			return false;
+		}
+		*sp = (struct span){p + i, end - i};
+		i = skip_ws(p, end, n);
+		if (i >= n)
+			return false;
+		if (p[i] == ',') {
+			i++;
+			continue;
+		}
+		if (p[i] != '}')
+			return false;
+		return skip_ws(p, i + 1, n) == n && hs && hp;
+	}
+}
+
+/* A flat payload's member: its name and its value's JSON text. */
+struct jmember {
+	const char *k, *v;
+	size_t kn, vn;
+	char kind; /* 's' string, 'i' integer, 'r' other number, 't', 'f',
+		    * 'n' */
+};
+
+#define FLAT_MAX_MEMBERS 64
+
+/* Past a JSON number at p[i] (strictly as RFC 8259 has it), or 0. */
+static size_t scan_number(const char *p, size_t i, size_t n, bool *integer)
+{
+	size_t j = i;
+	*integer = true;
+	if (j < n && p[j] == '-')
+		j++;
+	if (j < n && p[j] == '0') {
+		j++;
+	} else if (j < n && p[j] >= '1' && p[j] <= '9') {
+		while (j < n && p[j] >= '0' && p[j] <= '9')
+			j++;
+	} else {
+		return 0;
+	}
+	if (j < n && p[j] == '.') {
+		*integer = false;
+		size_t d = ++j;
+		while (j < n && p[j] >= '0' && p[j] <= '9')
+			j++;
+		if (j == d)
+			return 0;
+	}
+	if (j < n && (p[j] == 'e' || p[j] == 'E')) {
+		*integer = false;
+		j++;
+		if (j < n && (p[j] == '+' || p[j] == '-'))
+			j++;
+		size_t d = j;
+		while (j < n && p[j] >= '0' && p[j] <= '9')
+			j++;
+		if (j == d)
+			return 0;
+	}
+	return j;
+}
+
+/*
+ * The members of a flat JSON object p[0..n): values strings of printable
+ * ASCII without escapes, numbers, true, false, null.  Returns how many, or
+ * -1 when it is not such an object (jansson then parses it, and says what
+ * is wrong if anything is).
+ */
+static int flat_members(const char *p, size_t n, struct jmember *m)
+{
+	size_t i = skip_ws(p, 0, n);
+	int k = 0;
+	if (i >= n || p[i] != '{')
+		return -1;
+	i = skip_ws(p, i + 1, n);
+	if (i < n && p[i] == '}')
+		return skip_ws(p, i + 1, n) == n ? 0 : -1;
+	for (;;) {
+		if (k == FLAT_MAX_MEMBERS || i >= n || p[i] != '"')
+			return -1;
+		size_t ks = ++i;
+		while (i < n && p[i] != '"' && p[i] != '\\' &&
+		       (unsigned char)p[i] >= 0x20 &&
+		       (unsigned char)p[i] < 0x7f)
+			i++;
+		if (i >= n || p[i] != '"')
+			return -1;
+		m[k].k = p + ks;
+		m[k].kn = i - ks;
+		i = skip_ws(p, i + 1, n);
+		if (i >= n || p[i] != ':')
+			return -1;
+		i = skip_ws(p, i + 1, n);
+		if (i >= n)
+			return -1;
+		size_t vs = i;
+		char c = p[i];
+		if (c == '"') {
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\' ||
+				    (unsigned char)p[i] < 0x20 ||
+				    (unsigned char)p[i] >= 0x7f)
+					return -1;
+			if (i >= n)
+				return -1;
+			m[k].kind = 's';
+			m[k].v = p + vs + 1;
+			m[k].vn = i - vs - 1;
+			i++;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			bool integer;
+			if (!(i = scan_number(p, vs, n, &integer)))
+				return -1;
+			m[k].kind = integer ? 'i' : 'r';
+			m[k].v = p + vs;
+			m[k].vn = i - vs;
+		} else {
+			static const char *const words[] = {"true", "false",
+							    "null"};
+			int w = c == 't' ? 0 : c == 'f' ? 1 : c == 'n' ? 2 : -1;
+			size_t wl = w < 0 ? 0 : strlen(words[w]);
+			if (w < 0 || n - vs < wl ||
+			    memcmp(p + vs, words[w], wl) != 0)
+				return -1;
+			m[k].kind = c;
+			m[k].v = p + vs;
+			m[k].vn = wl;
+			i = vs + wl;
+		}
+		k++;
+		i = skip_ws(p, i, n);
+		if (i < n && p[i] == ',') {
+			i = skip_ws(p, i + 1, n);
+			continue;
+		}
+		if (i < n && p[i] == '}')
+			return skip_ws(p, i + 1, n) == n ? k : -1;
+		return -1;
+	}
+}
+
+/*
+ * cj_value for a struct of primitive fields whose payload is flat, without
+ * building jansson's values: the same value or the same error.  Returns 0
+ * or -1 as cj_value, or 1 when the payload is not flat or a number is out
+ * of jansson's range (the caller then parses it with jansson).
+ */
+static int flat_payload(struct arena *a, const struct sk_schema *s,
+			const char *p, size_t n, struct sk_value *v, char *err,
+			size_t errlen)
+{
+	struct jmember m[FLAT_MAX_MEMBERS];
+	if (s->type != SK_STRUCT)
+		return 1;
+	for (int f = 0; f < s->nfields; f++) {
+		const struct sk_schema *fs = s->fields[f].schema;
+		if (fs->type > SK_STRING)
+			return 1; /* bytes, arrays, maps, structs */
+	}
+	int nm = flat_members(p, n, m);
+	if (nm < 0)
+		return 1;
+	/* jansson's numbers: integers within int64, reals not overflowing */
+	int64_t iv[FLAT_MAX_MEMBERS];
+	double dv[FLAT_MAX_MEMBERS];
+	for (int k = 0; k < nm; k++) {
+		char num[64];
+		if (m[k].kind != 'i' && m[k].kind != 'r')
+			continue;
+		if (m[k].vn >= sizeof(num))
+			return 1;
+		memcpy(num, m[k].v, m[k].vn);
+		num[m[k].vn] = '\0';
+		errno = 0;
+		if (m[k].kind == 'i') {
+			iv[k] = strtoll(num, NULL, 10);
+			if (errno == ERANGE)
+				return 1;
+			dv[k] = (double)iv[k];
+		} else {
+			dv[k] = strtod(num, NULL);
+			if (errno == ERANGE &&
+			    (dv[k] == HUGE_VAL || dv[k] == -HUGE_VAL))
+				return 1;
+		}
+	}
+	memset(v, 0, sizeof(*v));
+	v->s = s;
+	v->fields = arena_alloc(a, (size_t)(s->nfields ? s->nfields : 1) *
+					   sizeof(*v->fields));
+	if (!v->fields)
+		return -1;
+	v->n = (size_t)s->nfields;
+	for (int f = 0; f < s->nfields; f++) {
+		const struct sk_schema *fs = s->fields[f].schema;
+		const char *name = s->fields[f].name;
+		size_t nl = strlen(name);
+		struct sk_value *fv = &v->fields[f];
+		int k = -1; /* the last of a name wins, as in jansson */
+		for (int q = 0; q < nm; q++)
+			if (m[q].kn == nl && memcmp(m[q].k, name, nl) == 0)
+				k = q;
+		if (k < 0 || m[k].kind == 'n') {
+			if (cj_value(a, fs, NULL, fv, 1, err, errlen) < 0)
+				return -1;
+			continue;
+		}
+		fv->s = fs;
+		char kind = m[k].kind;
+		switch (fs->type) {
+		case SK_INT8:
+		case SK_INT16:
+		case SK_INT32:
+		case SK_INT64:
+			if (kind != 'i')
+				goto bad;
+			fv->i = iv[k];
+			continue;
+		case SK_FLOAT32:
+		case SK_FLOAT64:
+			if (kind == 'i' || kind == 'r') {
+				fv->d = dv[k];
+				continue;
+			}
+			if (kind == 's') /* "NaN", "Infinity": jansson's way */
+				return 1;
+			goto bad;
+		case SK_BOOLEAN:
+			if (kind != 't' && kind != 'f')
+				goto bad;
+			fv->i = kind == 't';
+			continue;
+		case SK_STRING:
+			if (kind != 's')
+				goto bad;
+			fv->n = m[k].vn;
+			fv->p = arena_strndup(a, m[k].v, m[k].vn);
+			if (!fv->p)
+				return -1;
+			continue;
+		default:
+			return 1;
+		}
+	bad:
+		snprintf(err, errlen,
+			 "JSON value does not match its schema type");
+		return -1;
+	}
+	return 0;
+}
+
+int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
+			  const uint8_t *data, size_t n, bool schemas,
+			  struct sk_value *v, char *err, size_t errlen)
+{
+	struct span sc, pl;
+	const struct sk_schema *s = NULL;
+	if (jc && schemas &&
+	    envelope(jc, (const char *)data, n, &sc, &pl, &s) &&
+	    sc.p[0] == '{' && (s || (s = jc_schema(jc, sc.p, sc.n)))) {
+		snprintf(err, errlen, "out of memory");
+		int rc = flat_payload(a, s, pl.p, pl.n, v, err, errlen);
+		if (rc <= 0)
+			return rc;
+		json_t *j = json_loadb(pl.p, pl.n,
+				       JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+		if (j) {
+			memset(v, 0, sizeof(*v));
+			snprintf(err, errlen, "out of memory");
+			rc = cj_value(a, s, j, v, 0, err, errlen);
+			json_decref(j);
+			return rc;
+		}
+	}
+	return sk_json_decode(a, data, n, schemas, v, err, errlen);
 }
 
 void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,

@@ -139,6 +139,28 @@ int sk_avro_decode(struct arena *a, const struct sk_schema *s,
 int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
 		   struct sk_value *v, char *err, size_t errlen);
 
+/*
+ * JsonConverter schemas by their bytes, parsed once (a task's, for its
+ * life).  What sk_json_decode_cached returns may point into it: trim only
+ * while nothing decoded is in use.
+ */
+struct sk_jcache;
+/* NULL when memory runs out. */
+struct sk_jcache *sk_jcache_new(void);
+/* Full: it takes no more schemas (those parse each time) until trimmed. */
+bool sk_jcache_full(const struct sk_jcache *jc);
+/* Empties it when full. */
+void sk_jcache_trim(struct sk_jcache *jc);
+void sk_jcache_free(struct sk_jcache *jc);
+
+/*
+ * sk_json_decode, with the schema of {"schema":...,"payload":...} from jc
+ * (which may be NULL): the same values and the same errors.
+ */
+int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
+			  const uint8_t *data, size_t n, bool schemas,
+			  struct sk_value *v, char *err, size_t errlen);
+
 /* StringConverter: an optional STRING (data copied into the arena). */
 void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,
 		      struct sk_value *v);

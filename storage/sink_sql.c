@@ -245,7 +245,26 @@ static char *fmt_double(struct arena *a, double d, bool is_float)
 		return arena_printf(a, "NaN");
 	if (isinf(d))
 		return arena_printf(a, d > 0 ? "Infinity" : "-Infinity");
-	return arena_printf(a, is_float ? "%.9g" : "%.17g", d);
+	/* one vsnprintf into a buffer, not arena_printf's two */
+	char buf[40];
+	int n = snprintf(buf, sizeof(buf), is_float ? "%.9g" : "%.17g", d);
+	return n > 0 && n < (int)sizeof(buf) ? arena_strndup(a, buf, (size_t)n)
+					     : NULL;
+}
+
+/* An integer's decimal text (the sink writes one per integer column). */
+static char *fmt_int(struct arena *a, int64_t x)
+{
+	char buf[24];
+	size_t k = sizeof(buf);
+	uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+	do {
+		buf[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (x < 0)
+		buf[--k] = '-';
+	return arena_strndup(a, buf + k, sizeof(buf) - k);
 }
 
 static char *fmt_hex(struct arena *a, const uint8_t *p, size_t n)
@@ -423,7 +442,7 @@ static int scalar_text(struct arena *a, const struct sk_value *v,
 	case SK_INT16:
 	case SK_INT32:
 	case SK_INT64:
-		t = arena_printf(a, "%" PRId64, v->i);
+		t = fmt_int(a, v->i);
 		break;
 	case SK_FLOAT32:
 		t = fmt_double(a, v->d, true);

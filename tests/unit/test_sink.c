@@ -385,6 +385,167 @@ Test(sink, json_converter)
 	arena_free(&a);
 }
 
+/* The same value (as SQL text) or the same error, with and without the
+ * schema cache: every input twice, so the second one hits the cache. */
+#define FLAT                                                                   \
+	"{\"schema\":{\"type\":\"struct\",\"fields\":["                        \
+	"{\"field\":\"i\",\"type\":\"int32\",\"optional\":true},"              \
+	"{\"field\":\"l\",\"type\":\"int64\"},"                                \
+	"{\"field\":\"d\",\"type\":\"double\",\"optional\":true},"             \
+	"{\"field\":\"f\",\"type\":\"float\",\"optional\":true},"              \
+	"{\"field\":\"b\",\"type\":\"boolean\",\"optional\":true},"            \
+	"{\"field\":\"s\",\"type\":\"string\",\"optional\":true}]},"
+Test(sink, json_schema_cache_same_as_full_parse)
+{
+	static const char *in[] = {
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"id\",\"type\":\"int64\"},"
+		"{\"field\":\"a\",\"type\":\"string\",\"optional\":true}]},"
+		"\"payload\":{\"id\":7,\"a\":\"x\\\"}{,\"}}",
+		" { \"payload\" : {\"a\":null,\"id\":-3} , \"schema\" : "
+		"{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"id\",\"type\":\"int64\"},"
+		"{\"field\":\"a\",\"type\":\"string\",\"optional\":true}]} }\n",
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":5}",
+		"{\"schema\":{\"type\":\"string\",\"optional\":true},"
+		"\"payload\":null}",
+		"{\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"int8\"}}"
+		","
+		"\"payload\":[1,2,[3]]}",
+		/* required field missing */
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"id\",\"type\":\"int32\"}]},\"payload\":{}}",
+		/* duplicate member: jansson keeps the last */
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":1,"
+		"\"payload\":2}",
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":1,\"x\":2}",
+		"{\"schema\":null,\"payload\":{\"id\":1}}",
+		"{\"schema\":{\"type\":\"nope\"},\"payload\":1}",
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":1",
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":1}x",
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":tru}",
+		"{\"schema\":{\"type\":\"int32\"}},\"payload\":1}",
+		"{\"schema\":{\"type\":\"int32\",},\"payload\":1}",
+		"{\"schema\":[{\"type\":\"int32\"}],\"payload\":1}",
+		"{\"sch\\u0065ma\":{\"type\":\"int32\"},\"payload\":1}",
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":\"1}",
+		"{\"schema\":{\"type\":\"int32\"},\"payload\":}",
+		"",
+		"[]",
+		/* flat payloads, decoded without jansson */
+		FLAT "\"payload\":{\"i\":1,\"l\":-9223372036854775808,"
+		     "\"d\":0.1,\"f\":-2.5e-3,\"b\":true,\"s\":\"row-1\"}}",
+		FLAT "\"payload\":{ \"l\" : 3 , \"d\" : 7 , \"b\":false,"
+		     "\"x\":[1,{}],\"s\":\"\"}}",
+		FLAT "\"payload\":{\"l\":3,\"l\":4,\"i\":null,\"zz\":1}}",
+		FLAT "\"payload\":{\"l\":9223372036854775808}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":1e999}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":1e-999}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":\"NaN\"}}",
+		FLAT "\"payload\":{\"l\":1.0}}",
+		FLAT "\"payload\":{\"l\":01}}",
+		FLAT "\"payload\":{\"l\":-}}",
+		FLAT "\"payload\":{\"l\":1.}}",
+		FLAT "\"payload\":{\"l\":1,\"s\":7}}",
+		FLAT "\"payload\":{\"l\":1,\"b\":1}}",
+		FLAT "\"payload\":{\"l\":1,\"b\":tru}}",
+		FLAT "\"payload\":{\"l\":1,\"s\":\"a\\\"b\\u00e9\"}}",
+		FLAT "\"payload\":{\"l\":1,\"s\":\"caf\xc3\xa9\"}}",
+		FLAT "\"payload\":{\"l\":1,\"s\":\"\xff\"}}",
+		FLAT "\"payload\":{\"l\":1,\"s\":\"a\tb\"}}",
+		FLAT "\"payload\":{\"i\":1}}",
+		FLAT "\"payload\":{}}",
+		FLAT "\"payload\":{\"l\":1,}}",
+		FLAT "\"payload\":{\"l\":1 \"i\":2}}",
+		FLAT "\"payload\":null}",
+		FLAT "\"payload\":[]}",
+	};
+	struct sk_jcache *jc = sk_jcache_new();
+	cr_assert_not_null(jc);
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < sizeof(in) / sizeof(*in); i++) {
+			struct arena a = {0};
+			char e1[512] = "", e2[512] = "";
+			struct sk_value v1, v2;
+			size_t n = strlen(in[i]);
+			int r1 = sk_json_decode(&a, (const uint8_t *)in[i], n,
+						true, &v1, e1, sizeof(e1));
+			int r2 = sk_json_decode_cached(
+				jc, &a, (const uint8_t *)in[i], n, true, &v2,
+				e2, sizeof(e2));
+			cr_assert_eq(r1, r2, "%zu: %d %d (%s / %s)", i, r1, r2,
+				     e1, e2);
+			if (r1 < 0) {
+				cr_assert_str_eq(e1, e2, "%zu", i);
+				arena_free(&a);
+				continue;
+			}
+			const struct sk_schema *s1 = sk_plain(v1.s),
+					       *s2 = sk_plain(v2.s);
+			cr_assert_eq(s1->type, s2->type, "%zu", i);
+			cr_assert_eq(v1.null, v2.null, "%zu", i);
+			size_t nf = s1->type == SK_STRUCT ? v1.n : 0;
+			cr_assert_eq(v1.n, v2.n, "%zu", i);
+			for (size_t f = 0; f <= nf; f++) {
+				const struct sk_value *x = nf ? &v1.fields[f]
+							      : &v1,
+						      *y = nf ? &v2.fields[f]
+							      : &v2;
+				if (nf && f == nf)
+					break;
+				const char *t1, *t2;
+				char err[200];
+				if (sk_plain(x->s)->type == SK_ARRAY)
+					continue;
+				cr_assert_eq(sk_sql_text(&a, x, &t1, err,
+							 sizeof(err)),
+					     0);
+				cr_assert_eq(sk_sql_text(&a, y, &t2, err,
+							 sizeof(err)),
+					     0);
+				cr_assert((!t1 && !t2) || (t1 && t2 &&
+							   strcmp(t1, t2) == 0),
+					  "%zu: %s / %s", i, t1, t2);
+			}
+			arena_free(&a);
+		}
+	sk_jcache_trim(jc);
+	sk_jcache_free(jc);
+	sk_jcache_free(NULL);
+}
+
+/* More schemas than the cache takes: the rest parse each time, alike. */
+Test(sink, json_schema_cache_full)
+{
+	struct sk_jcache *jc = sk_jcache_new();
+	cr_assert_not_null(jc);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 100; i++) {
+			struct arena a = {0};
+			char err[512];
+			struct sk_value v;
+			char *j = arena_printf(
+				&a,
+				"{\"schema\":{\"type\":\"struct\",\"name\":"
+				"\"s%d\",\"fields\":[{\"field\":\"id\","
+				"\"type\":\"int64\"}]},\"payload\":{\"id\":%d}"
+				"}",
+				i, i);
+			cr_assert_eq(sk_json_decode_cached(jc, &a,
+							   (const uint8_t *)j,
+							   strlen(j), true, &v,
+							   err, sizeof(err)),
+				     0, "%s", err);
+			cr_assert_eq(sk_field_get(&v, "id")->i, i);
+			arena_free(&a);
+		}
+		cr_assert(sk_jcache_full(jc));
+		if (round == 1)
+			sk_jcache_trim(jc);
+	}
+	sk_jcache_free(jc);
+}
+
 static json_t *seed_config(void)
 {
 	return json_pack(
