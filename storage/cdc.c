@@ -35,8 +35,13 @@
 
 #define MAX_BATCH_BYTES (512 * 1024)	   /* one record batch at most */
 #define MAX_INFLIGHT	(32 * 1024 * 1024) /* outbox bytes before reads stop */
-#define SNAPSHOT_CHUNK	500		   /* snapshot records per batch */
-#define PG_EPOCH_US	946684800000000LL  /* 2000-01-01 in Unix µs */
+/* Appends in flight at once: the outbox meanwhile folds the transactions
+ * queued for one topic into one append, so that a backlog of small
+ * transactions does not become as many appends. */
+#define MAX_APPENDS	 4
+#define MAX_APPEND_BYTES (4 * 1024 * 1024)
+#define SNAPSHOT_CHUNK	 500		   /* snapshot records per batch */
+#define PG_EPOCH_US	 946684800000000LL /* 2000-01-01 in Unix µs */
 
 enum snap_mode {
 	SNAP_INITIAL,
@@ -62,14 +67,23 @@ struct mark {
 	struct mark *next;
 };
 
-/* One append waiting its turn, or in flight. */
+/* One append waiting its turn, or in flight: the batches of one or more
+ * transactions (marks) for one topic. */
 struct out {
 	struct cdc_task *t;
 	struct cdc_topic *tp;
-	struct mark *mark;
+	struct mark **marks;
+	int nmarks;
 	struct kb_writer blob;
 	struct out *next;
 };
+
+static void out_free(struct out *o)
+{
+	kb_writer_free(&o->blob);
+	free(o->marks);
+	free(o);
+}
 
 struct pgc {
 	struct cdc_task *t;
@@ -90,12 +104,29 @@ struct avro_sub {
 	struct avro_sub *next;
 };
 
-/* One record in the open transaction. */
+/* A decoded pgoutput tuple's texts, reused from message to message. */
+struct tuple {
+	char **row;
+	size_t *off;
+	int cap;
+	struct kb_writer text;
+};
+
+static void tuple_free(struct tuple *tb)
+{
+	free(tb->row);
+	free(tb->off);
+	kb_writer_free(&tb->text);
+}
+
+/* One record in the open transaction: one allocation, key and value
+ * bytes after the struct. */
 struct rec {
 	struct cdc_topic *tp;
-	char *key, *val;
+	char *key, *val; /* into data, or NULL */
 	size_t kl, vl;
 	struct rec *next;
+	char data[];
 };
 
 struct cdc_task {
@@ -138,6 +169,7 @@ struct cdc_task {
 	struct cdc_rel *held_rel;
 
 	/* streaming */
+	struct tuple old_tuple, new_tuple;
 	uint64_t received, flushed, reported;
 	int64_t last_status_us;
 	struct rec *txn, **txn_tail;
@@ -147,6 +179,7 @@ struct cdc_task {
 	struct out *outbox, *outbox_tail; /* not yet sent */
 	size_t inflight_bytes;
 	int inflight;  /* appends and creations in flight */
+	int appending; /* appends in flight */
 	bool creating; /* a topic creation holds the outbox */
 	int dedup_pending;
 	struct cdc_topic *dedup_next;
@@ -833,9 +866,10 @@ static void on_appended(void *arg, const struct st_append_result *r)
 		fail(t, "appending to %s failed: %s", o->tp->name,
 		     r->message ? r->message : "storage error");
 	else
-		o->mark->pending--;
-	kb_writer_free(&o->blob);
-	free(o);
+		for (int i = 0; i < o->nmarks; i++)
+			o->marks[i]->pending--;
+	t->appending--;
+	out_free(o);
 	if (t->stopped) {
 		if (t->inflight == 0)
 			task_free(t);
@@ -873,7 +907,8 @@ static void on_created(void *arg, enum st_status st, const char *msg)
 /* Sends the outbox's appends in order; waits when a topic is missing. */
 static void pump(struct cdc_task *t)
 {
-	while (t->outbox && !t->creating && !t->failed && !t->stopped) {
+	while (t->outbox && !t->creating && !t->failed && !t->stopped &&
+	       t->appending < MAX_APPENDS) {
 		struct out *o = t->outbox;
 		struct st_topic *st =
 			st_topic_find(t->env.store, kstr_c(o->tp->name));
@@ -887,11 +922,35 @@ static void pump(struct cdc_task *t)
 					on_created, t);
 			return;
 		}
+		/* Fold the next appends for the same topic into this one. */
+		while (o->next && o->next->tp == o->tp &&
+		       o->blob.len + o->next->blob.len <= MAX_APPEND_BYTES) {
+			struct out *x = o->next;
+			struct mark **ms = realloc(
+				o->marks,
+				sizeof(*ms) * (size_t)(o->nmarks + x->nmarks));
+			if (!ms)
+				break;
+			o->marks = ms;
+			kb_write_raw(&o->blob, x->blob.buf, x->blob.len);
+			if (!kb_writer_ok(&o->blob)) {
+				fail(t, "out of memory");
+				return;
+			}
+			for (int i = 0; i < x->nmarks; i++)
+				o->marks[o->nmarks++] = x->marks[i];
+			o->next = x->next;
+			if (t->outbox_tail == x)
+				t->outbox_tail = o;
+			x->nmarks = 0;
+			out_free(x);
+		}
 		struct st_partition *p = st_partition(st, 0);
 		t->outbox = o->next;
 		if (!t->outbox)
 			t->outbox_tail = NULL;
 		t->inflight++;
+		t->appending++;
 		st_append(t->env.store, p, o->blob.buf, o->blob.len,
 			  on_appended, o);
 	}
@@ -908,13 +967,34 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, struct rec *recs,
 	struct kstr hv = {(const char *)lsnb, 8};
 	struct rb_new_record *arr = calloc((size_t)n, sizeof(*arr));
 	struct out *o = calloc(1, sizeof(*o));
+	if (o)
+		o->marks = malloc(sizeof(*o->marks));
+	if (!o || !arr || !o->marks) {
+		if (o)
+			free(o->marks);
+		free(o);
+		free(arr);
+		while (recs) {
+			struct rec *r = recs;
+			recs = r->next;
+			free(r);
+		}
+		fail(t, "out of memory");
+		return;
+	}
 	o->t = t;
 	o->tp = tp;
-	o->mark = m;
+	o->marks[0] = m;
+	o->nmarks = 1;
 	int64_t now = st_now_ms();
 	int i = 0, start = 0;
 	size_t bytes = 0;
 	char err[160];
+	/* the batches' size, about: one allocation instead of doublings */
+	for (struct rec *r = recs; r; r = r->next)
+		bytes += r->kl + r->vl + 40;
+	kb_writer_reserve(&o->blob, bytes + 64 * (bytes / MAX_BATCH_BYTES + 1));
+	bytes = 0;
 	for (struct rec *r = recs; r; r = r->next, i++) {
 		arr[i].Timestamp = now;
 		arr[i].Key = r->key ? (struct kstr){r->key, (int32_t)r->kl}
@@ -936,8 +1016,6 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, struct rec *recs,
 	while (recs) {
 		struct rec *r = recs;
 		recs = r->next;
-		free(r->key);
-		free(r->val);
 		free(r);
 	}
 	free(arr);
@@ -981,8 +1059,6 @@ static void flush_records(struct cdc_task *t, struct rec *list, uint64_t lsn,
 			while (mine) {
 				struct rec *r = mine;
 				mine = r->next;
-				free(r->key);
-				free(r->val);
 				free(r);
 			}
 			continue;
@@ -999,14 +1075,20 @@ struct emit_ctx {
 	int *count;
 };
 
-static void emit(void *arg, char *key, size_t kl, char *val, size_t vl)
+static void emit(void *arg, const char *key, size_t kl, const char *val,
+		 size_t vl)
 {
 	struct emit_ctx *e = arg;
-	struct rec *r = calloc(1, sizeof(*r));
+	struct rec *r = malloc(sizeof(*r) + kl + vl);
+	if (!r) {
+		fail(e->t, "out of memory");
+		return;
+	}
 	r->tp = e->tp;
-	r->key = key;
+	r->next = NULL;
+	r->key = key ? memcpy(r->data, key, kl) : NULL;
 	r->kl = kl;
-	r->val = val;
+	r->val = val ? memcpy(r->data + kl, val, vl) : NULL;
 	r->vl = vl;
 	**e->tail = r;
 	*e->tail = &r->next;
@@ -1179,6 +1261,7 @@ static void rel_free(struct cdc_rel *r)
 	json_decref(r->key_schema);
 	json_decref(r->value_schema);
 	json_decref(r->env_schema);
+	cdc_rel_render_free(r);
 	free(r);
 }
 
@@ -1895,43 +1978,67 @@ static const char *pr_str(struct pr *r)
 	return (const char *)s;
 }
 
-/* A tuple as texts (malloc'd; cdc_unchanged as is), n columns. */
-static char **pr_tuple(struct pr *r, int ncols)
+#define TUPLE_NULL	((size_t)-1)
+#define TUPLE_UNCHANGED ((size_t)-2)
+
+/*
+ * A tuple as texts (cdc_unchanged as is), at least ncols of them, in tb's
+ * reused row array and text buffer: valid until tb decodes the next one.
+ * NULL (and r->bad) when malformed or out of memory.
+ */
+static char **pr_tuple(struct pr *r, int ncols, struct tuple *tb)
 {
 	int n = pr_u16(r);
-	char **row =
-		calloc((size_t)(ncols > n ? ncols : n) + 1, sizeof(char *));
+	int need = (ncols > n ? ncols : n) + 1;
+	if (need > tb->cap) {
+		char **row = realloc(tb->row, sizeof(*row) * (size_t)need);
+		if (row)
+			tb->row = row;
+		size_t *off = realloc(tb->off, sizeof(*off) * (size_t)need);
+		if (off)
+			tb->off = off;
+		if (!row || !off) {
+			r->bad = true;
+			return NULL;
+		}
+		tb->cap = need;
+	}
+	tb->text.len = 0;
+	for (int i = 0; i < need; i++)
+		tb->off[i] = TUPLE_NULL;
 	for (int i = 0; i < n && !r->bad; i++) {
 		uint8_t k = pr_u8(r);
 		if (k == 'n') {
-			row[i] = NULL;
+			tb->off[i] = TUPLE_NULL;
 		} else if (k == 'u') {
-			row[i] = (char *)cdc_unchanged;
+			tb->off[i] = TUPLE_UNCHANGED;
 		} else if (k == 't' || k == 'b') {
 			uint32_t len = pr_u32(r);
 			if ((size_t)(r->end - r->p) < len) {
 				r->bad = true;
 				break;
 			}
-			row[i] = malloc(len + 1);
-			memcpy(row[i], r->p, len);
-			row[i][len] = '\0';
+			tb->off[i] = tb->text.len;
+			kb_write_raw(&tb->text, r->p, len);
+			kb_write_raw(&tb->text, "", 1);
 			r->p += len;
 		} else {
 			r->bad = true;
 		}
 	}
-	return row;
-}
-
-static void row_free(char **row, int n)
-{
-	if (!row)
-		return;
-	for (int i = 0; i < n; i++)
-		if (row[i] != cdc_unchanged)
-			free(row[i]);
-	free(row);
+	if (!kb_writer_ok(&tb->text)) {
+		tb->text.failed = false;
+		r->bad = true;
+	}
+	if (r->bad)
+		return NULL;
+	/* the text buffer is final now: offsets become pointers */
+	for (int i = 0; i < need; i++)
+		tb->row[i] = tb->off[i] == TUPLE_NULL ? NULL
+			     : tb->off[i] == TUPLE_UNCHANGED
+				     ? (char *)cdc_unchanged
+				     : (char *)tb->text.buf + tb->off[i];
+	return tb->row;
 }
 
 /* A Relation message: the table's current shape. */
@@ -2052,10 +2159,9 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 		struct cdc_rel *rel = rel_find(t, pr_u32(r));
 		pr_u8(r); /* 'N' */
 		int n = rel ? rel->ncols : 0;
-		char **after = pr_tuple(r, n);
+		char **after = pr_tuple(r, n, &t->new_tuple);
 		if (rel && rel->included && !r->bad)
 			change(t, rel, 'c', NULL, after, wal_start);
-		row_free(after, n);
 		break;
 	}
 	case 'U': {
@@ -2064,19 +2170,18 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 		char **before = NULL, **after = NULL;
 		uint8_t k = pr_u8(r);
 		if (k == 'K' || k == 'O') {
-			before = pr_tuple(r, n);
+			before = pr_tuple(r, n, &t->old_tuple);
 			k = pr_u8(r);
 		}
 		if (k == 'N')
-			after = pr_tuple(r, n);
+			after = pr_tuple(r, n, &t->new_tuple);
 		if (rel && rel->included && !r->bad) {
 			/* Unchanged TOAST in the new row: take the old text
 			 * when the old row is known. */
 			for (int i = 0; before && after && i < n; i++)
 				if (after[i] == cdc_unchanged && before[i] &&
-				    before[i] != cdc_unchanged) {
-					after[i] = strdup(before[i]);
-				}
+				    before[i] != cdc_unchanged)
+					after[i] = before[i];
 			if (key_changed(rel, before, after)) {
 				change(t, rel, 'd', before, NULL, wal_start);
 				change(t, rel, 'c', NULL, after, wal_start);
@@ -2087,18 +2192,15 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 				       after, wal_start);
 			}
 		}
-		row_free(before, n);
-		row_free(after, n);
 		break;
 	}
 	case 'D': {
 		struct cdc_rel *rel = rel_find(t, pr_u32(r));
 		int n = rel ? rel->ncols : 0;
 		pr_u8(r); /* 'K' or 'O' */
-		char **before = pr_tuple(r, n);
+		char **before = pr_tuple(r, n, &t->old_tuple);
 		if (rel && rel->included && !r->bad)
 			change(t, rel, 'd', before, NULL, wal_start);
-		row_free(before, n);
 		break;
 	}
 	case 'T': {
@@ -2201,6 +2303,8 @@ static void task_free(struct cdc_task *t)
 	for (int c = 0; t->held_row && c < t->held_ncols; c++)
 		free(t->held_row[c]);
 	free(t->held_row);
+	tuple_free(&t->old_tuple);
+	tuple_free(&t->new_tuple);
 	while (t->subs) {
 		struct avro_sub *s = t->subs;
 		t->subs = s->next;
@@ -2217,16 +2321,13 @@ static void task_free(struct cdc_task *t)
 	while (t->outbox) {
 		struct out *o = t->outbox;
 		t->outbox = o->next;
-		kb_writer_free(&o->blob);
-		free(o);
+		out_free(o);
 	}
 	for (struct rec *lists[2] = {t->txn, t->snap_recs}, **l = lists;
 	     l < lists + 2; l++)
 		while (*l) {
 			struct rec *r = *l;
 			*l = r->next;
-			free(r->key);
-			free(r->val);
 			free(r);
 		}
 	free_regs(t->inc, t->ninc);

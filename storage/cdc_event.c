@@ -49,6 +49,9 @@ enum {
 
 /* --- schemas ----------------------------------------------------------- */
 
+static struct cdc_render *render_new(const struct cdc_opts *o,
+				     const struct cdc_rel *r);
+
 /* A Connect schema in JsonConverter's key order. */
 static json_t *sch(const char *type, bool optional, const char *name,
 		   int version)
@@ -269,6 +272,8 @@ void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *r)
 		r->value_avro = cdc_avro_schema(vs);
 		json_decref(vs);
 	}
+	cdc_rel_render_free(r);
+	r->render = render_new(o, r);
 }
 
 /* --- values ------------------------------------------------------------ */
@@ -877,8 +882,8 @@ json_t *cdc_value_schema(const struct cdc_opts *o, const struct cdc_rel *r)
 	return schema;
 }
 
-int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
-	       const struct cdc_change *ch, cdc_emit_fn emit, void *arg)
+int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
+		    const struct cdc_change *ch, cdc_emit_fn emit, void *arg)
 {
 	char **keyrow = ch->op == 'd' ? ch->before : ch->after;
 	json_t *key = NULL;
@@ -942,6 +947,8 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 			emit(arg, k, kl, v, vl);
 			n++;
 		}
+		free(k);
+		free(v);
 	}
 	bool tomb = ch->op == 'd' && o->tombstones &&
 		    !(o->unwrap && o->unwrap_drop_tombstones) && key;
@@ -954,6 +961,7 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 			emit(arg, k, kl, NULL, 0);
 			n++;
 		}
+		free(k);
 	}
 	if (value != env)
 		json_decref(value);
@@ -990,8 +998,817 @@ void cdc_heartbeat(const struct cdc_opts *o, int32_t key_id, int32_t value_id,
 	char *v = convert(o->value_conv, o->value_schemas, vs, val, value_id,
 			  &vl);
 	emit(arg, k, kl, v, vl);
+	free(k);
+	free(v);
 	json_decref(key);
 	json_decref(val);
 	json_decref(ks);
 	json_decref(vs);
+}
+
+/* --- direct rendering ---------------------------------------------------- */
+
+/*
+ * JsonConverter and StringConverter records written straight into a
+ * reused buffer, the same bytes cdc_format_tree gives (the unit tests
+ * compare the two): what stays the same from row to row (the schemas'
+ * JSON, the escaped field names, the source struct's fixed fields) is
+ * written once per relation change, and a change of the common types
+ * costs no allocation: emit borrows the buffers.
+ *
+ * jansson's quirks are kept: a value jansson refuses (a text that is not
+ * UTF-8, NaN or an infinity) leaves its field out, as json_object_set_new
+ * does with a NULL value.  Relations whose names jansson would refuse, or
+ * where a transform's field repeats a column's name, keep the tree path.
+ */
+
+enum rmode { R_JSON, R_TEXT };
+
+struct cdc_render {
+	/* per column: the JSON key with its colon, e.g. "\"id\":" */
+	char **jkey;
+	size_t *jkeylen;
+	char *key_schema, *value_schema; /* JsonConverter schemas, or NULL */
+	size_t key_schema_len, value_schema_len;
+	/* add.fields: "\"__op\":" and "__op=" */
+	char **add_jkey;
+	int nadd;
+	/* the source struct's fixed parts */
+	char *src_head_json, *src_db_json, *src_tbl_json;
+	char *src_head_text, *src_db_text, *src_tbl_text;
+};
+
+/* A scratch buffer per side, reused from change to change (one thread). */
+static struct kb_writer key_buf, value_buf;
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t len;
+		uint32_t v;
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			v = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			v = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			v = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			v = (v << 6) | (s[i + k] & 0x3f);
+		}
+		if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) ||
+		    (len == 3 && v < 0x800) || (len == 4 && v < 0x10000))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* s as jansson writes a JSON string; false (nothing written) when jansson
+ * would refuse it. */
+static bool put_jstr(struct kb_writer *w, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	if (!utf8_valid(p, n))
+		return false;
+	kb_write_raw(w, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		kb_write_raw(w, p + run, i - run);
+		run = i + 1;
+		char seq[8];
+		const char *e = seq;
+		switch (c) {
+		case '"':
+			e = "\\\"";
+			break;
+		case '\\':
+			e = "\\\\";
+			break;
+		case '\b':
+			e = "\\b";
+			break;
+		case '\f':
+			e = "\\f";
+			break;
+		case '\n':
+			e = "\\n";
+			break;
+		case '\r':
+			e = "\\r";
+			break;
+		case '\t':
+			e = "\\t";
+			break;
+		default:
+			snprintf(seq, sizeof(seq), "\\u%04X", c);
+		}
+		put(w, e);
+	}
+	kb_write_raw(w, p + run, n - run);
+	kb_write_raw(w, "\"", 1);
+	return true;
+}
+
+static void put_i64(struct kb_writer *w, int64_t v)
+{
+	char b[24];
+	size_t k = sizeof(b);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		b[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		b[--k] = '-';
+	kb_write_raw(w, b + k, sizeof(b) - k);
+}
+
+/* A column's value without a jansson tree where the type allows it. */
+struct cval {
+	enum { CV_NULL, CV_OMIT, CV_BOOL, CV_INT, CV_REAL, CV_STR, CV_TREE } k;
+	int64_t i;
+	double d;
+	bool is_float;
+	const char *s;
+	size_t n;
+	json_t *tree; /* owned */
+	char buf[128];
+};
+
+static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
+		    const char *v, struct cval *cv)
+{
+	cv->tree = NULL;
+	if (!v) {
+		cv->k = CV_NULL;
+		return;
+	}
+	cv->k = CV_STR;
+	cv->s = v;
+	if (v == cdc_unchanged) {
+		cv->n = sizeof(cdc_unchanged) - 1;
+		return;
+	}
+	switch (c->oid) {
+	case OID_BOOL:
+		cv->k = CV_BOOL;
+		cv->i = v[0] == 't';
+		return;
+	case OID_INT2:
+	case OID_INT4:
+	case OID_INT8:
+	case OID_OID:
+		cv->k = CV_INT;
+		cv->i = strtoll(v, NULL, 10);
+		return;
+	case OID_FLOAT4:
+		cv->d = (double)strtof(v, NULL);
+		cv->is_float = true;
+		break;
+	case OID_FLOAT8:
+		cv->d = strtod(v, NULL);
+		cv->is_float = false;
+		break;
+	case OID_NUMERIC:
+		if (o->decimal == DEC_DOUBLE) {
+			cv->d = strtod(v, NULL);
+			cv->is_float = false;
+			break;
+		}
+		if (o->decimal == DEC_STRING)
+			goto text;
+		goto tree;
+	case OID_DATE:
+		cv->k = CV_INT;
+		cv->i = parse_date(v, NULL);
+		return;
+	case OID_TIME: {
+		int64_t us = parse_time(v, NULL);
+		cv->k = CV_INT;
+		cv->i = o->time_connect || !micro_timestamp(c->typmod)
+				? us / 1000
+				: us;
+		return;
+	}
+	case OID_TIMESTAMP: {
+		/* as col_value */
+		const char *rest;
+		int64_t days = parse_date(v, &rest);
+		int64_t us = days * 86400000000LL +
+			     parse_time(*rest ? rest + 1 : rest, NULL);
+		cv->k = CV_INT;
+		cv->i = o->time_connect || !micro_timestamp(c->typmod)
+				? us / 1000 - (us % 1000 < 0 ? 1 : 0)
+				: us;
+		return;
+	}
+	case OID_TIMESTAMPTZ: {
+		snprintf(cv->buf, sizeof(cv->buf), "%s", v);
+		char *sp = strchr(cv->buf, ' ');
+		if (sp)
+			*sp = 'T';
+		size_t n = strlen(cv->buf);
+		if (n > 3 && strcmp(cv->buf + n - 3, "+00") == 0)
+			strcpy(cv->buf + n - 3, "Z");
+		cv->s = cv->buf;
+		cv->n = strlen(cv->buf);
+		return;
+	}
+	case OID_BYTEA: {
+		size_t n = strlen(v);
+		if (n < 2 || v[0] != '\\' || v[1] != 'x')
+			goto text;
+		if (o->binary_hex) {
+			cv->s = v + 2;
+			cv->n = n - 2;
+			return;
+		}
+		goto tree;
+	}
+	case OID_TIMETZ:
+		goto tree;
+	default:
+		goto text;
+	}
+	/* a real: jansson refuses NaN and the infinities */
+	cv->k = isnan(cv->d) || isinf(cv->d) ? CV_OMIT : CV_REAL;
+	return;
+text:
+	cv->n = strlen(v);
+	return;
+tree:
+	cv->k = CV_TREE;
+	cv->tree = col_value(o, c, v);
+}
+
+/* Writes cv (and frees what it owns); false when the field is left out
+ * (nothing written then). */
+static bool put_cval(struct kb_writer *w, enum rmode m, struct cval *cv)
+{
+	char buf[64];
+	switch (cv->k) {
+	case CV_NULL:
+		if (m == R_TEXT)
+			return false;
+		put(w, "null");
+		return true;
+	case CV_OMIT:
+		return false;
+	case CV_BOOL:
+		put(w, cv->i ? "true" : "false");
+		return true;
+	case CV_INT:
+		put_i64(w, cv->i);
+		return true;
+	case CV_REAL:
+		cdc_java_double(cv->d, cv->is_float, buf, sizeof(buf));
+		put(w, buf);
+		return true;
+	case CV_STR:
+		if (m == R_JSON)
+			return put_jstr(w, cv->s, cv->n);
+		if (!utf8_valid((const unsigned char *)cv->s, cv->n))
+			return false;
+		kb_write_raw(w, cv->s, cv->n);
+		return true;
+	case CV_TREE: {
+		json_t *j = cv->tree;
+		cv->tree = NULL;
+		bool ok = j && !(m == R_TEXT && json_is_null(j));
+		if (ok && m == R_JSON)
+			write_json(w, j, NULL);
+		else if (ok)
+			write_struct_text(w, j, NULL);
+		json_decref(j);
+		return ok;
+	}
+	}
+	return false;
+}
+
+/* One field of a struct: comma, name, value; rolled back when the value
+ * is left out.  *first: no field written yet. */
+static void put_field(struct kb_writer *w, enum rmode m, const char *jkey,
+		      size_t jkeylen, const char *name, struct cval *cv,
+		      bool *first)
+{
+	size_t mark = w->len;
+	if (!*first)
+		kb_write_raw(w, ",", 1);
+	if (m == R_JSON) {
+		kb_write_raw(w, jkey, jkeylen);
+	} else {
+		put(w, name);
+		kb_write_raw(w, "=", 1);
+	}
+	if (put_cval(w, m, cv))
+		*first = false;
+	else
+		w->len = mark;
+}
+
+static void open_struct(struct kb_writer *w, enum rmode m)
+{
+	put(w, m == R_JSON ? "{" : "Struct{");
+}
+
+/* row's columns (the key columns only: keys), as fields of the struct
+ * already open. */
+static void put_columns(struct kb_writer *w, enum rmode m,
+			const struct cdc_opts *o, const struct cdc_rel *r,
+			char **row, bool keys, bool *first)
+{
+	const struct cdc_render *R = r->render;
+	for (int i = 0; i < r->ncols; i++) {
+		if (keys && !r->cols[i].key)
+			continue;
+		struct cval cv;
+		cval_of(o, &r->cols[i], row[i], &cv);
+		put_field(w, m, R->jkey[i], R->jkeylen[i], r->cols[i].name, &cv,
+			  first);
+	}
+}
+
+/* The per-change parts of the source struct. */
+struct src_vals {
+	const char *snapshot;
+	char seq[80]; /* "" when null */
+};
+
+static void src_vals_of(const struct cdc_change *ch, struct src_vals *s)
+{
+	s->snapshot = !ch->snapshot	  ? "false"
+		      : ch->last_snapshot ? "last"
+					  : "true";
+	s->seq[0] = '\0';
+	if (!ch->snapshot)
+		snprintf(s->seq, sizeof(s->seq), "[\"%llu\",\"%llu\"]",
+			 (unsigned long long)ch->commit_lsn,
+			 (unsigned long long)ch->lsn);
+}
+
+static void put_source(struct kb_writer *w, enum rmode m,
+		       const struct cdc_render *R, const struct cdc_change *ch,
+		       const struct src_vals *s)
+{
+	if (m == R_JSON) {
+		put(w, R->src_head_json);
+		put_i64(w, ch->commit_ms);
+		put(w, ",\"snapshot\":\"");
+		put(w, s->snapshot);
+		put(w, "\"");
+		put(w, R->src_db_json);
+		if (s->seq[0])
+			put_jstr(w, s->seq, strlen(s->seq));
+		else
+			put(w, "null");
+		put(w, R->src_tbl_json);
+		if (ch->xid >= 0)
+			put_i64(w, ch->xid);
+		else
+			put(w, "null");
+		put(w, ",\"lsn\":");
+		put_i64(w, (int64_t)ch->lsn);
+		put(w, ",\"xmin\":null}");
+	} else {
+		put(w, R->src_head_text);
+		put_i64(w, ch->commit_ms);
+		put(w, ",snapshot=");
+		put(w, s->snapshot);
+		put(w, R->src_db_text);
+		if (s->seq[0]) {
+			put(w, ",sequence=");
+			put(w, s->seq);
+		}
+		put(w, R->src_tbl_text);
+		if (ch->xid >= 0) {
+			put(w, ",txId=");
+			put_i64(w, ch->xid);
+		}
+		put(w, ",lsn=");
+		put_i64(w, (int64_t)ch->lsn);
+		put(w, "}");
+	}
+}
+
+/* A row struct, or null (left out in text) when row is NULL. */
+static void put_row_field(struct kb_writer *w, enum rmode m, const char *name,
+			  const struct cdc_opts *o, const struct cdc_rel *r,
+			  char **row, bool *first)
+{
+	if (!row && m == R_TEXT)
+		return;
+	if (!*first)
+		put(w, ",");
+	*first = false;
+	if (m == R_JSON) {
+		put(w, "\"");
+		put(w, name);
+		put(w, "\":");
+	} else {
+		put(w, name);
+		put(w, "=");
+	}
+	if (!row) {
+		put(w, "null");
+		return;
+	}
+	bool f = true;
+	open_struct(w, m);
+	put_columns(w, m, o, r, row, false, &f);
+	put(w, "}");
+}
+
+static void put_envelope(struct kb_writer *w, enum rmode m,
+			 const struct cdc_opts *o, const struct cdc_rel *r,
+			 const struct cdc_change *ch, int64_t now)
+{
+	struct src_vals s;
+	src_vals_of(ch, &s);
+	bool first = true;
+	open_struct(w, m);
+	put_row_field(w, m, "before", o, r, ch->op == 't' ? NULL : ch->before,
+		      &first);
+	put_row_field(w, m, "after", o, r, ch->after, &first);
+	if (!first)
+		put(w, ",");
+	put(w, m == R_JSON ? "\"source\":" : "source=");
+	put_source(w, m, r->render, ch, &s);
+	if (m == R_JSON) {
+		put(w, ",\"op\":\"");
+		kb_write_raw(w, &ch->op, 1);
+		put(w, "\",\"ts_ms\":");
+		put_i64(w, now);
+		put(w, ",\"transaction\":null}");
+	} else {
+		put(w, ",op=");
+		kb_write_raw(w, &ch->op, 1);
+		put(w, ",ts_ms=");
+		put_i64(w, now);
+		put(w, "}");
+	}
+}
+
+/* ExtractNewRecordState's value of row (not NULL). */
+static void put_unwrapped(struct kb_writer *w, enum rmode m,
+			  const struct cdc_opts *o, const struct cdc_rel *r,
+			  const struct cdc_change *ch, char **row, int64_t now)
+{
+	const struct cdc_render *R = r->render;
+	struct src_vals s;
+	if (R->nadd)
+		src_vals_of(ch, &s);
+	bool first = true;
+	open_struct(w, m);
+	put_columns(w, m, o, r, row, false, &first);
+	char op[2] = {ch->op, 0};
+	for (int i = 0; i < R->nadd; i++) {
+		const char *name = o->add_fields[i];
+		const char *leaf =
+			strncmp(name, "source.", 7) == 0 ? name + 7 : name;
+		struct cval cv = {.k = CV_NULL};
+		if (strcmp(name, "op") == 0) {
+			cv.k = CV_STR;
+			cv.s = op;
+		} else if (strcmp(name, "ts_ms") == 0) {
+			cv.k = CV_INT;
+			cv.i = now;
+		} else if (strcmp(leaf, "version") == 0) {
+			cv.k = CV_STR;
+			cv.s = "1.9.7.Final";
+		} else if (strcmp(leaf, "connector") == 0) {
+			cv.k = CV_STR;
+			cv.s = "postgresql";
+		} else if (strcmp(leaf, "name") == 0) {
+			cv.k = CV_STR;
+			cv.s = o->prefix;
+		} else if (strcmp(leaf, "ts_ms") == 0) {
+			cv.k = CV_INT;
+			cv.i = ch->commit_ms;
+		} else if (strcmp(leaf, "snapshot") == 0) {
+			cv.k = CV_STR;
+			cv.s = s.snapshot;
+		} else if (strcmp(leaf, "db") == 0) {
+			cv.k = CV_STR;
+			cv.s = o->dbname;
+		} else if (strcmp(leaf, "sequence") == 0) {
+			if (s.seq[0]) {
+				cv.k = CV_STR;
+				cv.s = s.seq;
+			}
+		} else if (strcmp(leaf, "schema") == 0) {
+			cv.k = CV_STR;
+			cv.s = r->schema;
+		} else if (strcmp(leaf, "table") == 0) {
+			cv.k = CV_STR;
+			cv.s = r->table;
+		} else if (strcmp(leaf, "txId") == 0) {
+			if (ch->xid >= 0) {
+				cv.k = CV_INT;
+				cv.i = ch->xid;
+			}
+		} else if (strcmp(leaf, "lsn") == 0) {
+			cv.k = CV_INT;
+			cv.i = (int64_t)ch->lsn;
+		}
+		if (cv.k == CV_STR)
+			cv.n = strlen(cv.s);
+		char fname[128];
+		add_field_name(name, fname, sizeof(fname));
+		put_field(w, m, R->add_jkey[i], strlen(R->add_jkey[i]), fname,
+			  &cv, &first);
+	}
+	if (o->unwrap_delete == DEL_REWRITE) {
+		struct cval cv = {.k = CV_STR};
+		cv.s = ch->op == 'd' ? "true" : "false";
+		cv.n = strlen(cv.s);
+		put_field(w, m, "\"__deleted\":", 12, "__deleted", &cv, &first);
+	}
+	put(w, "}");
+}
+
+/* The converter's frame around a payload the callback writes. */
+static void begin_conv(struct kb_writer *w, enum cdc_conv conv, bool schemas,
+		       const char *schema, size_t schema_len)
+{
+	w->len = 0;
+	w->failed = false;
+	if (conv == CONV_JSON && schemas) {
+		put(w, "{\"schema\":");
+		if (schema)
+			kb_write_raw(w, schema, schema_len);
+		else
+			put(w, "null");
+		put(w, ",\"payload\":");
+	}
+}
+
+static void end_conv(struct kb_writer *w, enum cdc_conv conv, bool schemas)
+{
+	if (conv == CONV_JSON && schemas)
+		put(w, "}");
+}
+
+/* w's bytes for emit: NULL (a null, as the tree path gives) when memory
+ * ran out. */
+static const char *bytes_of(const struct kb_writer *w, size_t *len)
+{
+	*len = kb_writer_ok(w) ? w->len : 0;
+	return kb_writer_ok(w) ? (const char *)w->buf : NULL;
+}
+
+int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
+	       const struct cdc_change *ch, cdc_emit_fn emit, void *arg)
+{
+	const struct cdc_render *R = r->render;
+	if (!R)
+		return cdc_format_tree(o, r, ch, emit, arg);
+	char **keyrow = ch->op == 'd' ? ch->before : ch->after;
+	bool has_key = false;
+	if (r->key_schema && ch->op != 't') {
+		if (!keyrow) /* a delete under REPLICA IDENTITY NOTHING */
+			return 0;
+		has_key = true;
+	}
+	enum rmode km = o->key_conv == CONV_STRING ? R_TEXT : R_JSON;
+	enum rmode vm = o->value_conv == CONV_STRING ? R_TEXT : R_JSON;
+	int64_t now = st_now_ms();
+	/* The value: the envelope, the transform's row, null or none. */
+	bool have_value = true, null_value = false;
+	char **row = NULL;
+	if (o->unwrap) {
+		bool deleted = ch->op == 'd';
+		if (ch->op == 't' || (deleted && o->unwrap_delete == DEL_DROP))
+			have_value = false;
+		else if (deleted && o->unwrap_delete == DEL_NONE)
+			null_value = true;
+		else if (!(row = deleted ? ch->before : ch->after))
+			have_value = false;
+	}
+	if (have_value && !null_value) {
+		begin_conv(&value_buf, o->value_conv, o->value_schemas,
+			   R->value_schema, R->value_schema_len);
+		if (o->unwrap)
+			put_unwrapped(&value_buf, vm, o, r, ch, row, now);
+		else
+			put_envelope(&value_buf, vm, o, r, ch, now);
+		end_conv(&value_buf, o->value_conv, o->value_schemas);
+	}
+	if (has_key) {
+		begin_conv(&key_buf, o->key_conv, o->key_schemas, R->key_schema,
+			   R->key_schema_len);
+		bool first = true;
+		open_struct(&key_buf, km);
+		put_columns(&key_buf, km, o, r, keyrow, true, &first);
+		put(&key_buf, "}");
+		end_conv(&key_buf, o->key_conv, o->key_schemas);
+	}
+	int n = 0;
+	size_t kl = 0, vl = 0;
+	const char *k = has_key ? bytes_of(&key_buf, &kl) : NULL;
+	if (have_value) {
+		const char *v = null_value ? NULL : bytes_of(&value_buf, &vl);
+		emit(arg, k, kl, v, vl);
+		n++;
+	}
+	if (ch->op == 'd' && o->tombstones &&
+	    !(o->unwrap && o->unwrap_drop_tombstones) && has_key) {
+		emit(arg, k, kl, NULL, 0);
+		n++;
+	}
+	return n;
+}
+
+/* jkey: "\"name\":" (NULL when jansson would refuse name). */
+static char *json_key(const char *name)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	if (!put_jstr(&w, name, strlen(name))) {
+		kb_writer_free(&w);
+		return NULL;
+	}
+	kb_write_raw(&w, ":", 2); /* with the terminating NUL */
+	if (!kb_writer_ok(&w)) {
+		kb_writer_free(&w);
+		return NULL;
+	}
+	return (char *)w.buf;
+}
+
+/* A malloc'd text of pieces: JSON strings escaped (NULL: refused). */
+static char *src_part(bool json, const char *fmt_head, const char *a,
+		      const char *mid, const char *b, const char *tail)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	put(&w, fmt_head);
+	bool ok = true;
+	if (json) {
+		ok &= put_jstr(&w, a, strlen(a));
+	} else {
+		ok &= utf8_valid((const unsigned char *)a, strlen(a));
+		put(&w, a);
+	}
+	if (mid) {
+		put(&w, mid);
+		if (json) {
+			ok &= put_jstr(&w, b, strlen(b));
+		} else {
+			ok &= utf8_valid((const unsigned char *)b, strlen(b));
+			put(&w, b);
+		}
+	}
+	put(&w, tail);
+	kb_write_raw(&w, "", 1);
+	if (!ok || !kb_writer_ok(&w)) {
+		kb_writer_free(&w);
+		return NULL;
+	}
+	return (char *)w.buf;
+}
+
+static char *schema_text(const json_t *schema, size_t *len)
+{
+	struct kb_writer w;
+	kb_writer_init(&w);
+	write_json(&w, schema, NULL);
+	if (!kb_writer_ok(&w)) {
+		kb_writer_free(&w);
+		return NULL;
+	}
+	*len = w.len;
+	kb_write_raw(&w, "", 1);
+	return (char *)w.buf;
+}
+
+static struct cdc_render *render_new(const struct cdc_opts *o,
+				     const struct cdc_rel *r)
+{
+	if (o->key_conv == CONV_AVRO || o->value_conv == CONV_AVRO)
+		return NULL;
+	struct cdc_render *R = calloc(1, sizeof(*R));
+	if (!R)
+		return NULL;
+	struct cdc_rel tmp = *r;
+	tmp.render = R; /* for cdc_rel_render_free on failure */
+	bool ok = true;
+	R->jkey = calloc((size_t)r->ncols + 1, sizeof(char *));
+	R->jkeylen = calloc((size_t)r->ncols + 1, sizeof(size_t));
+	ok &= R->jkey && R->jkeylen;
+	/* every name a field may take, to find repeats (jansson would
+	 * replace the earlier field's value) */
+	int nadd = 0;
+	for (char **f = o->add_fields; f && *f; f++)
+		nadd++;
+	R->nadd = nadd;
+	R->add_jkey = calloc((size_t)nadd + 1, sizeof(char *));
+	ok &= R->add_jkey != NULL;
+	for (int i = 0; ok && i < r->ncols; i++) {
+		R->jkey[i] = json_key(r->cols[i].name);
+		ok &= R->jkey[i] != NULL;
+		if (ok)
+			R->jkeylen[i] = strlen(R->jkey[i]);
+		for (int j = 0; ok && j < i; j++)
+			ok &= strcmp(r->cols[i].name, r->cols[j].name) != 0;
+	}
+	for (int i = 0; ok && i < nadd; i++) {
+		char fname[128];
+		add_field_name(o->add_fields[i], fname, sizeof(fname));
+		R->add_jkey[i] = json_key(fname);
+		ok &= R->add_jkey[i] != NULL;
+		for (int j = 0; ok && j < r->ncols; j++)
+			ok &= strcmp(fname, r->cols[j].name) != 0;
+		for (int j = 0; ok && j < i; j++) {
+			char other[128];
+			add_field_name(o->add_fields[j], other, sizeof(other));
+			ok &= strcmp(fname, other) != 0;
+		}
+		ok &= strcmp(fname, "__deleted") != 0 ||
+		      o->unwrap_delete != DEL_REWRITE;
+	}
+	for (int j = 0; ok && j < r->ncols; j++)
+		ok &= strcmp(r->cols[j].name, "__deleted") != 0 ||
+		      o->unwrap_delete != DEL_REWRITE;
+	if (ok) {
+		R->src_head_json =
+			src_part(true,
+				 "{\"version\":\"1.9.7.Final\",\"connector\":"
+				 "\"postgresql\",\"name\":",
+				 o->prefix, NULL, NULL, ",\"ts_ms\":");
+		R->src_db_json = src_part(true, ",\"db\":", o->dbname, NULL,
+					  NULL, ",\"sequence\":");
+		R->src_tbl_json =
+			src_part(true, ",\"schema\":", r->schema,
+				 ",\"table\":", r->table, ",\"txId\":");
+		R->src_head_text = src_part(
+			false,
+			"Struct{version=1.9.7.Final,connector=postgresql,"
+			"name=",
+			o->prefix, NULL, NULL, ",ts_ms=");
+		R->src_db_text =
+			src_part(false, ",db=", o->dbname, NULL, NULL, "");
+		R->src_tbl_text = src_part(false, ",schema=", r->schema,
+					   ",table=", r->table, "");
+		ok &= R->src_head_json && R->src_db_json && R->src_tbl_json &&
+		      R->src_head_text && R->src_db_text && R->src_tbl_text;
+	}
+	if (ok && o->key_conv == CONV_JSON && o->key_schemas && r->key_schema) {
+		R->key_schema = schema_text(r->key_schema, &R->key_schema_len);
+		ok &= R->key_schema != NULL;
+	}
+	if (ok && o->value_conv == CONV_JSON && o->value_schemas) {
+		json_t *vs = cdc_value_schema(o, r);
+		R->value_schema = schema_text(vs, &R->value_schema_len);
+		json_decref(vs);
+		ok &= R->value_schema != NULL;
+	}
+	if (!ok) {
+		cdc_rel_render_free(&tmp);
+		return NULL;
+	}
+	return R;
+}
+
+void cdc_rel_render_free(struct cdc_rel *rel)
+{
+	struct cdc_render *R = rel->render;
+	if (!R)
+		return;
+	for (int i = 0; R->jkey && i < rel->ncols; i++)
+		free(R->jkey[i]);
+	free(R->jkey);
+	free(R->jkeylen);
+	for (int i = 0; R->add_jkey && i < R->nadd; i++)
+		free(R->add_jkey[i]);
+	free(R->add_jkey);
+	free(R->key_schema);
+	free(R->value_schema);
+	free(R->src_head_json);
+	free(R->src_db_json);
+	free(R->src_tbl_json);
+	free(R->src_head_text);
+	free(R->src_db_text);
+	free(R->src_tbl_text);
+	free(R);
+	rel->render = NULL;
 }

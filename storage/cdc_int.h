@@ -56,6 +56,10 @@ struct cdc_rel {
 	 * (-1 while unknown) and the subjects' schema texts. */
 	int32_t key_id, value_id;
 	char *key_avro, *value_avro;
+	/* JsonConverter and StringConverter: the record text that does not
+	 * change from row to row (cdc_event.c), built by cdc_rel_schemas;
+	 * NULL: every record goes through jansson trees. */
+	struct cdc_render *render;
 	struct cdc_rel *next;
 };
 
@@ -75,13 +79,19 @@ struct cdc_change {
 	bool last_snapshot;
 };
 
-/* A record to append: key/val malloc'd (NULL = null), owned by emit. */
-typedef void (*cdc_emit_fn)(void *arg, char *key, size_t klen, char *val,
-			    size_t vlen);
+/* A record to append: key/val (NULL = null) borrowed for the call only,
+ * so the formatter may hand over its reused buffers. */
+typedef void (*cdc_emit_fn)(void *arg, const char *key, size_t klen,
+			    const char *val, size_t vlen);
 
 /* (Re)builds rel's schemas from its columns; with an AvroConverter also
- * their Avro texts (key_avro, value_avro), ids reset to -1. */
+ * their Avro texts (key_avro, value_avro), ids reset to -1; without one,
+ * rel->render.  o must outlive rel's use (render borrows nothing of it, but
+ * is only valid for the same options). */
 void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *rel);
+
+/* Frees rel->render (NULL-safe); rel->render is NULL after. */
+void cdc_rel_render_free(struct cdc_rel *rel);
 
 /* The Connect schema of rel's record values: the envelope, or what the
  * ExtractNewRecordState transform makes of it.  New reference. */
@@ -106,6 +116,14 @@ int cdc_avro_encode(struct kb_writer *w, const json_t *connect,
  */
 int cdc_format(const struct cdc_opts *o, const struct cdc_rel *rel,
 	       const struct cdc_change *ch, cdc_emit_fn emit, void *arg);
+
+/*
+ * cdc_format through jansson trees, whatever rel->render holds: what the
+ * AvroConverter uses, and the reference the direct renderer (used when
+ * rel->render is set) must match byte for byte.
+ */
+int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *rel,
+		    const struct cdc_change *ch, cdc_emit_fn emit, void *arg);
 
 /*
  * Debezium's heartbeat (heartbeat.interval.ms): the Connect schemas of its

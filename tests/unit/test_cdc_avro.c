@@ -204,18 +204,26 @@ struct got {
 	bool second_null; /* the second record's value is null */
 };
 
-static void capture(void *arg, char *key, size_t klen, char *val, size_t vlen)
+/* emit's bytes are borrowed: copies (NULL stays NULL) */
+static char *dup_bytes(const char *p, size_t n)
+{
+	char *c = p ? malloc(n + 1) : NULL;
+	if (c)
+		memcpy(c, p, n);
+	return c;
+}
+
+static void capture(void *arg, const char *key, size_t klen, const char *val,
+		    size_t vlen)
 {
 	struct got *g = arg;
 	if (g->n++ == 0) {
-		g->key = key;
-		g->val = val;
+		g->key = dup_bytes(key, klen);
+		g->val = dup_bytes(val, vlen);
 		g->kl = klen;
 		g->vl = vlen;
 	} else {
 		g->second_null = val == NULL && key != NULL;
-		free(key);
-		free(val);
 	}
 }
 
