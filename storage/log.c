@@ -1228,15 +1228,13 @@ void st_flush_now(struct store *s)
 			}
 		}
 		p->in_flush = true;
+		p->flush_last = a;
 	}
-	/* One UPDATE per partition, with its end after this flush. */
+	/* One UPDATE per partition, with its end after this flush (linear:
+	 * a flush can hold tens of thousands of one-row CDC appends). */
 	for (a = f->appends; a; a = a->next) {
 		struct st_partition *p = a->p;
-		bool later = false;
-		for (struct st_append *b = a->next; b; b = b->next)
-			if (b->p == p)
-				later = true;
-		if (later)
+		if (p->flush_last != a)
 			continue;
 		char tid[16], part[16], next[24];
 		snprintf(tid, sizeof(tid), "%d", p->topic->tid);

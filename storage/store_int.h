@@ -93,6 +93,8 @@ struct st_partition {
 	bool reloading; /* state unknown after a failed flush */
 	bool deleted;
 	bool in_flush; /* touched by the flush in flight */
+	/* Its last append in the flush being built (st_flush_now only). */
+	struct st_append *flush_last;
 
 	/* Tail cache: committed batches [cache_start, hw), oldest first. */
 	struct st_batch **ring;
