@@ -93,7 +93,8 @@ int main(int argc, char **argv)
 			put(&arr[0], &len[0], &cap[0], v);
 			snprintf(v, sizeof v, "%s\"row-%ld\"", sep, i);
 			put(&arr[1], &len[1], &cap[1], v);
-			snprintf(v, sizeof v, "%s%ld", sep, i == n - 1 ? -1 : i);
+			snprintf(v, sizeof v, "%s%ld", sep,
+				 i == n - 1 ? -1 : i);
 			put(&arr[2], &len[2], &cap[2], v);
 			snprintf(v, sizeof v, "%s%.1f", sep, i / 2.0);
 			put(&arr[3], &len[3], &cap[3], v);
