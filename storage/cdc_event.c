@@ -20,6 +20,8 @@
 #include "storage/cdc_int.h"
 #include "storage/store.h"
 
+int64_t (*cdc_clock_ms)(void) = st_now_ms;
+
 const char cdc_unchanged[] = "__debezium_unavailable_value";
 
 /* Postgres type oids (pg_type.dat) the mapping knows. */
@@ -922,7 +924,7 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_object_set_new(env, "after", row_value(o, r, ch->after, false));
 	json_object_set_new(env, "source", source);
 	json_object_set_new(env, "op", json_string(op));
-	json_object_set_new(env, "ts_ms", json_integer(st_now_ms()));
+	json_object_set_new(env, "ts_ms", json_integer(cdc_clock_ms()));
 	json_object_set_new(env, "transaction", json_null());
 
 	json_t *value = env, *vschema = r->env_schema;
@@ -1591,7 +1593,7 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	}
 	enum rmode km = o->key_conv == CONV_STRING ? R_TEXT : R_JSON;
 	enum rmode vm = o->value_conv == CONV_STRING ? R_TEXT : R_JSON;
-	int64_t now = st_now_ms();
+	int64_t now = cdc_clock_ms();
 	/* The value: the envelope, the transform's row, null or none. */
 	bool have_value = true, null_value = false;
 	char **row = NULL;

@@ -126,6 +126,12 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *rel,
 		    const struct cdc_change *ch, cdc_emit_fn emit, void *arg);
 
 /*
+ * The clock behind an event's own ts_ms (when samsa processed it):
+ * st_now_ms, except in tests that compare two renderings byte for byte.
+ */
+extern int64_t (*cdc_clock_ms)(void);
+
+/*
  * Debezium's heartbeat (heartbeat.interval.ms): the Connect schemas of its
  * key io.debezium.connector.common.ServerNameKey {serverName} and value
  * io.debezium.connector.common.Heartbeat {ts_ms} (new references), and the
