@@ -1209,7 +1209,7 @@ void st_flush_now(struct store *s)
 			int lens[12] = {0, 0, 0, 0, 0,		 0,
 					0, 0, 0, 0, (int)b->len, 0};
 			int fmts[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
-			pg_query(
+			pg_query_prepared(
 				c,
 				"INSERT INTO samsa.log VALUES ($1, $2, $3, $4, "
 				"$5, $6, $7, $8, $9, $10, $11, $12)",
@@ -1220,11 +1220,12 @@ void st_flush_now(struct store *s)
 					 b->txn_first);
 				const char *w[5] = {tid, part, pid, first,
 						    base};
-				pg_query(c,
-					 "INSERT INTO samsa.txn_aborted VALUES "
-					 "($1, $2, $3, $4, $5)",
-					 5, w, NULL, NULL, false, on_flush_step,
-					 f);
+				pg_query_prepared(
+					c,
+					"INSERT INTO samsa.txn_aborted VALUES "
+					"($1, $2, $3, $4, $5)",
+					5, w, NULL, NULL, false, on_flush_step,
+					f);
 			}
 		}
 		p->in_flush = true;
@@ -1242,10 +1243,11 @@ void st_flush_now(struct store *s)
 		snprintf(next, sizeof(next), "%" PRId64,
 			 a->batches[a->nbatches - 1]->last + 1);
 		const char *v[3] = {tid, part, next};
-		pg_query(c,
-			 "UPDATE samsa.partitions SET next_offset = $3 "
-			 "WHERE tid = $1 AND partition = $2",
-			 3, v, NULL, NULL, false, on_flush_step, f);
+		pg_query_prepared(
+			c,
+			"UPDATE samsa.partitions SET next_offset = $3 "
+			"WHERE tid = $1 AND partition = $2",
+			3, v, NULL, NULL, false, on_flush_step, f);
 	}
 	/* One unit without BEGIN: Postgres commits it whole at the sync or
 	 * not at all. */
@@ -1713,7 +1715,7 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
 	const char *v[4] = {tid, part, off, limit};
 	/* Whole batches from the one holding offset on, by the primary key;
 	 * everything in the table is committed. */
-	pg_query(
+	pg_query_prepared(
 		c,
 		"SELECT batch FROM samsa.log WHERE tid = $1 AND partition = $2 "
 		"AND base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "

@@ -29,6 +29,14 @@
  * queries were queued since the last sync when it runs (after the current
  * callback returns), it adds the sync, so a query never waits forever.
  *
+ * Statements run through pg_query_prepared are kept in `stmts`, named by
+ * their slot.  The first use on a connection queues a Parse (PQsendPrepare)
+ * just before the query in the same unit and executes by name; the name is
+ * used again in that unit at once, and in later units only once the Parse
+ * is known to have succeeded (units sent meanwhile use an unnamed statement,
+ * since the Parse may yet be aborted with its unit).  A failed or aborted
+ * Parse leaves the slot unprepared; a new connection starts with none.
+ *
  * Re-entrancy: every entry point from the loop counts `depth`; pg_close
  * from inside a callback answers everything, drops the PGconn and sets
  * `closing`, and the struct is freed when the outermost handler returns.
@@ -44,6 +52,7 @@
 #define PG_CONNECT_TIMEOUT 10		/* seconds per connection attempt */
 #define PG_BACKLOG	   (512 * 1024) /* bytes given to libpq unwritten */
 #define PG_MAX_PARAMS	   65535
+#define PG_MAX_STMTS	   64 /* prepared statements per connection */
 
 enum pg_state {
 	PG_DOWN,
@@ -56,6 +65,19 @@ enum pgq_kind {
 	PGQ_QUERY,    /* the caller's query */
 	PGQ_SYNC,     /* end of a unit, cb optional */
 	PGQ_INTERNAL, /* our own ROLLBACK, no callback */
+	PGQ_PREPARE,  /* Parse of stmts[stmt], no callback */
+};
+
+enum pg_stmt_state {
+	STMT_NONE,	/* not prepared on this connection */
+	STMT_PREPARING, /* Parse sent in unit `unit`, result not back */
+	STMT_READY,
+};
+
+struct pg_stmt {
+	char *sql;
+	enum pg_stmt_state state;
+	unsigned long unit;
 };
 
 struct pgq {
@@ -63,8 +85,9 @@ struct pgq {
 	enum pgq_kind kind;
 	pg_cb cb;
 	void *arg;
-	const char *err; /* failed list: the error to report */
-	char *err_owned; /* err when it had to be copied */
+	const char *err;      /* failed list: the error to report */
+	char *err_owned;      /* err when it had to be copied */
+	struct pg_stmt *stmt; /* PGQ_PREPARE's, or the one a query runs */
 
 	/* sendq only: the query, in `block` (and `owned`) */
 	const char *sql;
@@ -107,6 +130,13 @@ struct pgconn {
 	int unsynced;	       /* queries queued since the last sync */
 	size_t unflushed;      /* bytes given to libpq since it drained */
 	bool await_null;       /* head's result delivered, its NULL due */
+	unsigned long unit; /* units ended so far: the current one's number */
+
+	struct pg_stmt stmts[PG_MAX_STMTS];
+	int nstmts;
+	/* A failed Parse's error, for the query after it (aborted with it). */
+	char parse_err[256];
+	char parse_sqlstate[6];
 
 	/* The unit whose results are arriving. */
 	bool unit_failed;
@@ -133,7 +163,11 @@ static void pg_free(struct pgconn *c);
 static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
 		   int nparams, const char *const *values, const int *lengths,
 		   const int *formats, void *owned, bool binary_result,
-		   pg_cb cb, void *arg);
+		   bool reuse, pg_cb cb, void *arg);
+static bool pg_send_now(struct pgconn *c, const struct pgq *e, const char *sql,
+			int nparams, const char *const *values,
+			const int *lengths, const int *formats,
+			bool binary_result);
 static int pg_send_sync(struct pgconn *c, pg_cb cb, void *arg);
 
 /* Copies libpq's (possibly multi-line) message onto one line. */
@@ -306,6 +340,9 @@ static void pg_teardown(struct pgconn *c)
 		PQfinish(c->conn);
 		c->conn = NULL;
 	}
+	for (int i = 0; i < c->nstmts; i++)
+		c->stmts[i].state = STMT_NONE;
+	c->parse_err[0] = '\0';
 	c->unsynced = 0;
 	c->unflushed = 0;
 	c->await_null = false;
@@ -529,7 +566,8 @@ static void pg_refused(struct pgconn *c, struct pgq *e, const char *why)
 	pg_break_later(c);
 	if (why)
 		pg_seterr(c, why);
-	if (e->kind == PGQ_INTERNAL || (e->kind == PGQ_SYNC && !e->cb))
+	if (e->kind == PGQ_INTERNAL || e->kind == PGQ_PREPARE ||
+	    (e->kind == PGQ_SYNC && !e->cb))
 		pg_free_entry(e);
 	else
 		pg_fail_entry(c, e, NULL, c->lasterr);
@@ -543,9 +581,8 @@ static void pg_transmit(struct pgconn *c, struct pgq *e)
 	if (e->kind == PGQ_SYNC)
 		ok = PQpipelineSync(c->conn) == 1;
 	else
-		ok = PQsendQueryParams(c->conn, e->sql, e->nparams, NULL,
-				       e->values, e->lengths, e->formats,
-				       e->binary ? 1 : 0);
+		ok = pg_send_now(c, e, e->sql, e->nparams, e->values,
+				 e->lengths, e->formats, e->binary);
 	if (!ok) {
 		pg_refused(c, e, NULL);
 		return;
@@ -594,6 +631,7 @@ static int pg_send_sync(struct pgconn *c, pg_cb cb, void *arg)
 	e->arg = arg;
 	e->size = 5;
 	c->unsynced = 0;
+	c->unit++;
 	if (pg_must_queue(c)) {
 		pg_push(&c->sendq, e);
 		pg_kick(c);
@@ -654,6 +692,11 @@ static void pg_deliver(struct pgconn *c, struct pgq *e, const PGresult *res)
 		break;
 	case PGRES_PIPELINE_ABORTED:
 		text = "pipeline aborted";
+		if (e->kind == PGQ_QUERY && c->parse_err[0]) {
+			/* Its own Parse failed just before it. */
+			text = c->parse_err;
+			state = c->parse_sqlstate;
+		}
 		break;
 	case PGRES_FATAL_ERROR:
 		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -673,10 +716,19 @@ static void pg_deliver(struct pgconn *c, struct pgq *e, const PGresult *res)
 	}
 	if (text)
 		pg_unit_error(c, text, state);
-	if (e->kind == PGQ_QUERY) {
+	if (e->kind == PGQ_PREPARE) {
+		e->stmt->state = text ? STMT_NONE : STMT_READY;
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+			snprintf(c->parse_err, sizeof(c->parse_err), "%s",
+				 text);
+			snprintf(c->parse_sqlstate, sizeof(c->parse_sqlstate),
+				 "%s", state);
+		}
+	} else if (e->kind == PGQ_QUERY) {
 		c->npending--;
 		if (e->cb)
 			e->cb(e->arg, text ? NULL : res, text, state);
+		c->parse_err[0] = '\0';
 	}
 	pg_free_entry(e);
 }
@@ -699,7 +751,7 @@ static void pg_unit_end(struct pgconn *c, struct pgq *e)
 		c->block_failed = false;
 		c->in_block = false;
 		pg_send(c, PGQ_INTERNAL, "ROLLBACK", 0, NULL, NULL, NULL, NULL,
-			false, NULL, NULL);
+			false, false, NULL, NULL);
 		pg_send_sync(c, NULL, NULL);
 	}
 	if (e->cb)
@@ -927,6 +979,8 @@ static void pg_free(struct pgconn *c)
 		event_free(c->retry);
 	if (c->defer)
 		event_free(c->defer);
+	for (int i = 0; i < c->nstmts; i++)
+		free(c->stmts[i].sql);
 	free(c->conninfo);
 	free(c->name);
 	free(c);
@@ -1033,14 +1087,81 @@ static struct pgq *pg_copy_query(const char *sql, int nparams,
 	return e;
 }
 
-/* Takes ownership of owned in every case. */
+/*
+ * The prepared-statement slot of sql, taken when sql is new; NULL when all
+ * are taken or memory runs out.
+ */
+static struct pg_stmt *pg_stmt_of(struct pgconn *c, const char *sql)
+{
+	char *copy;
+
+	for (int i = 0; i < c->nstmts; i++)
+		if (strcmp(c->stmts[i].sql, sql) == 0)
+			return &c->stmts[i];
+	if (c->nstmts == PG_MAX_STMTS || !(copy = strdup(sql)))
+		return NULL;
+	c->stmts[c->nstmts] = (struct pg_stmt){copy, STMT_NONE, 0};
+	return &c->stmts[c->nstmts++];
+}
+
+/* Gives libpq a query (by name when e has a statement) or a Parse. */
+static bool pg_send_now(struct pgconn *c, const struct pgq *e, const char *sql,
+			int nparams, const char *const *values,
+			const int *lengths, const int *formats,
+			bool binary_result)
+{
+	char name[24];
+
+	if (!e->stmt)
+		return PQsendQueryParams(c->conn, sql, nparams, NULL, values,
+					 lengths, formats,
+					 binary_result ? 1 : 0) == 1;
+	snprintf(name, sizeof(name), "samsa_%d", (int)(e->stmt - c->stmts));
+	if (e->kind == PGQ_PREPARE)
+		return PQsendPrepare(c->conn, name, e->stmt->sql, 0, NULL) == 1;
+	return PQsendQueryPrepared(c->conn, name, nparams, values, lengths,
+				   formats, binary_result ? 1 : 0) == 1;
+}
+
+/* Queues the Parse of st in the current unit, ahead of its first query. */
+static int pg_send_parse(struct pgconn *c, struct pg_stmt *st)
+{
+	struct pgq *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -1;
+	e->kind = PGQ_PREPARE;
+	e->stmt = st;
+	e->size = strlen(st->sql) + 32;
+	st->state = STMT_PREPARING;
+	st->unit = c->unit;
+	c->unsynced++;
+	pg_kick(c);
+	if (pg_must_queue(c)) {
+		pg_push(&c->sendq, e);
+		return 0;
+	}
+	if (!pg_send_now(c, e, NULL, 0, NULL, NULL, NULL, false)) {
+		pg_refused(c, e, NULL);
+		return 0;
+	}
+	pg_push(&c->q, e);
+	c->unflushed += e->size;
+	return 0;
+}
+
+/*
+ * Takes ownership of owned in every case.  reuse: run sql as a prepared
+ * statement of c when it can be (see the top of the file).
+ */
 static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
 		   int nparams, const char *const *values, const int *lengths,
 		   const int *formats, void *owned, bool binary_result,
-		   pg_cb cb, void *arg)
+		   bool reuse, pg_cb cb, void *arg)
 {
 	bool valid = sql && nparams >= 0 && nparams <= PG_MAX_PARAMS &&
 		     (nparams == 0 || values);
+	struct pg_stmt *st = NULL;
 	struct pgq *e;
 	int i;
 
@@ -1049,6 +1170,16 @@ static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
 		return pg_fail_later(c, kind, cb, arg,
 				     c->closing ? "connection closed"
 						: "not connected");
+	}
+	if (reuse && valid && (st = pg_stmt_of(c, sql))) {
+		if (st->state == STMT_NONE) {
+			if (pg_send_parse(c, st) != 0) {
+				free(owned);
+				return -1;
+			}
+		} else if (st->state == STMT_PREPARING && st->unit != c->unit) {
+			st = NULL; /* that Parse may yet fail with its unit */
+		}
 	}
 	if (valid && pg_must_queue(c)) {
 		e = pg_copy_query(sql, nparams, values, lengths, formats,
@@ -1068,6 +1199,7 @@ static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
 	e->kind = kind;
 	e->cb = cb;
 	e->arg = arg;
+	e->stmt = st;
 	if (kind == PGQ_QUERY)
 		c->npending++;
 	c->unsynced++;
@@ -1076,9 +1208,9 @@ static int pg_send(struct pgconn *c, enum pgq_kind kind, const char *sql,
 		pg_push(&c->sendq, e);
 		return 0;
 	}
-	if (!valid ||
-	    !PQsendQueryParams(c->conn, sql, nparams, NULL, values, lengths,
-			       formats, binary_result ? 1 : 0)) {
+	if (!valid || c->state != PG_READY ||
+	    !pg_send_now(c, e, sql, nparams, values, lengths, formats,
+			 binary_result)) {
 		free(owned);
 		pg_refused(c, e, valid ? NULL : "invalid query arguments");
 		return 0;
@@ -1097,7 +1229,16 @@ int pg_query(struct pgconn *c, const char *sql, int nparams,
 	     bool binary_result, pg_cb cb, void *arg)
 {
 	return pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
-		       NULL, binary_result, cb, arg);
+		       NULL, binary_result, false, cb, arg);
+}
+
+int pg_query_prepared(struct pgconn *c, const char *sql, int nparams,
+		      const char *const *values, const int *lengths,
+		      const int *formats, bool binary_result, pg_cb cb,
+		      void *arg)
+{
+	return pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
+		       NULL, binary_result, true, cb, arg);
 }
 
 int pg_query_owned(struct pgconn *c, const char *sql, int nparams,
@@ -1106,7 +1247,7 @@ int pg_query_owned(struct pgconn *c, const char *sql, int nparams,
 		   pg_cb cb, void *arg)
 {
 	return pg_send(c, PGQ_QUERY, sql, nparams, values, lengths, formats,
-		       owned, binary_result, cb, arg);
+		       owned, binary_result, false, cb, arg);
 }
 
 void pg_sync(struct pgconn *c)

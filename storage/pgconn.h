@@ -102,6 +102,18 @@ int pg_query(struct pgconn *c, const char *sql, int nparams,
 	     bool binary_result, pg_cb cb, void *arg);
 
 /*
+ * pg_query for a statement that c runs again and again: it is prepared on
+ * the connection the first time (in the same unit, so it commits or fails
+ * with it) and executed by name after that, which spares Postgres parsing
+ * and planning it each time.  sql is the statement's key, compared by
+ * content; up to 64 per connection, past that it runs as pg_query does.
+ */
+int pg_query_prepared(struct pgconn *c, const char *sql, int nparams,
+		      const char *const *values, const int *lengths,
+		      const int *formats, bool binary_result, pg_cb cb,
+		      void *arg);
+
+/*
  * Like pg_query, but takes ownership of a malloc'd params block: values
  * point into `owned`, which pgconn frees in every case (also on -1).
  * libpq copies parameters into its output buffer when the query is queued,

@@ -701,3 +701,114 @@ Test(pgconn, refused_query_drops_the_unit_and_reconnects)
 	cr_assert_str_eq(chk.val, "0");
 	exec_ok(pc, "DROP TABLE pgc_refused", &chk);
 }
+
+static void prepared(struct pgconn *c, const char *sql, const char *arg,
+		     struct outcome *o)
+{
+	const char *v[1] = {arg};
+
+	memset(o, 0, sizeof(*o));
+	sending = true;
+	cr_assert_eq(pg_query_prepared(c, sql, arg ? 1 : 0, v, NULL, NULL,
+				       false, record, o),
+		     0);
+	sending = false;
+}
+
+/* How many statements Postgres holds prepared for c's session. */
+static int prepared_count(struct pgconn *c)
+{
+	struct outcome o;
+
+	exec_ok(c, "SELECT count(*) FROM pg_prepared_statements", &o);
+	return atoi(o.val);
+}
+
+Test(pgconn, prepared_statement_is_parsed_once_and_reused)
+{
+	struct outcome o[3], u[2];
+	const char *sql = "SELECT $1::int + 1";
+
+	memset(o, 0, sizeof(o));
+	memset(u, 0, sizeof(u));
+	/* Its first Parse is aborted with a failing unit; the unit queued
+	 * behind it cannot count on the name and still runs. */
+	query(pc, "SELECT 1/0", &o[0]);
+	prepared(pc, sql, "1", &o[1]);
+	sync_cb(pc, &u[0]);
+	prepared(pc, sql, "2", &o[2]);
+	sync_cb(pc, &u[1]);
+	run_until(&u[1].calls, 1);
+	cr_assert_str_eq(o[1].err, "pipeline aborted");
+	cr_assert(o[2].ok, "%s", o[2].err);
+	cr_assert_str_eq(o[2].val, "3");
+	cr_assert_eq(prepared_count(pc), 0);
+
+	/* Prepared now, then run by name: still one statement. */
+	for (int i = 0; i < 5; i++) {
+		char arg[8];
+		snprintf(arg, sizeof(arg), "%d", i);
+		prepared(pc, sql, arg, &o[0]);
+		pg_sync(pc);
+		run_until(&o[0].calls, 1);
+		cr_assert(o[0].ok, "%s", o[0].err);
+		cr_assert_eq(atoi(o[0].val), i + 1);
+	}
+	cr_assert_eq(prepared_count(pc), 1);
+}
+
+Test(pgconn, prepared_statement_reports_its_own_error)
+{
+	struct outcome o, u;
+
+	memset(&u, 0, sizeof(u));
+	prepared(pc, "SELECT no_such_column FROM pg_class", NULL, &o);
+	sync_cb(pc, &u);
+	run_until(&u.calls, 1);
+	cr_assert(!o.ok);
+	cr_assert_str_eq(o.sqlstate, "42703");
+	cr_assert(strstr(o.err, "no_such_column"), "%s", o.err);
+	cr_assert_str_eq(u.sqlstate, "42703");
+	/* The statements after it are unaffected. */
+	exec_ok(pc, "SELECT 1", &o);
+}
+
+Test(pgconn, prepared_statements_after_reconnect_and_past_the_cap)
+{
+	struct outcome pid, kill, o[70];
+	struct pgconn *other;
+	char err[256], sql[70][64];
+
+	for (int i = 0; i < 70; i++)
+		snprintf(sql[i], sizeof(sql[i]), "SELECT %d + $1::int", i);
+	for (int i = 0; i < 70; i++)
+		prepared(pc, sql[i], "1", &o[i]);
+	pg_sync(pc);
+	run_until(&o[69].calls, 1);
+	for (int i = 0; i < 70; i++) {
+		cr_assert(o[i].ok, "%d: %s", i, o[i].err);
+		cr_assert_eq(atoi(o[i].val), i + 1);
+	}
+	cr_assert_eq(prepared_count(pc), 64);
+
+	/* A new session has none: they are prepared again. */
+	exec_ok(pc, "SELECT pg_backend_pid()", &pid);
+	other = pg_open(base, conninfo(), "killer", NULL, NULL);
+	cr_assert_eq(pg_wait_ready(other, WAIT_MS, err, sizeof(err)), 0);
+	const char *v[1] = {pid.val};
+	memset(&kill, 0, sizeof(kill));
+	pg_query(other, "SELECT pg_terminate_backend($1::int)", 1, v, NULL,
+		 NULL, false, record, &kill);
+	pg_sync(other);
+	run_until(&kill.calls, 1);
+	run_until(&ups, 2);
+	for (int i = 0; i < 3; i++) {
+		prepared(pc, sql[i], "2", &o[i]);
+		pg_sync(pc);
+		run_until(&o[i].calls, 1);
+		cr_assert(o[i].ok, "%s", o[i].err);
+		cr_assert_eq(atoi(o[i].val), i + 2);
+	}
+	cr_assert_eq(prepared_count(pc), 3);
+	pg_close(other);
+}
