@@ -21,6 +21,14 @@
 
 /* A flush takes at most this much, so a transaction stays reasonable. */
 #define FLUSH_MAX_BYTES (64u << 20)
+/*
+ * Flushes sent to the writer connection before the first one's outcome is
+ * back.  With two, Postgres starts the next flush as soon as it has
+ * committed one, instead of idling while samsa answers the producers and
+ * sends the next; samsa.log_advance makes a flush fail when the one before
+ * it failed for the same partition, so no gap is ever committed.
+ */
+#define FLUSH_PIPELINE 2
 
 int32_t st_partition_index(const struct st_partition *p)
 {
@@ -939,7 +947,7 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	else
 		s->queue_head = a;
 	s->queue_tail = a;
-	if (!s->flush_in_flight)
+	if (s->flushes_in_flight < FLUSH_PIPELINE)
 		event_active(s->flush_ev, EV_TIMEOUT, 0);
 }
 
@@ -1021,7 +1029,7 @@ void st_append_marker(struct store *s, struct st_partition *p,
 	else
 		s->queue_head = a;
 	s->queue_tail = a;
-	if (!s->flush_in_flight)
+	if (s->flushes_in_flight < FLUSH_PIPELINE)
 		event_active(s->flush_ev, EV_TIMEOUT, 0);
 }
 
@@ -1073,7 +1081,6 @@ static void flush_failed(struct store *s, struct st_append *done,
 	for (struct st_append *a = done; a;) {
 		struct st_append *n = a->next;
 		finish_append(a, ST_UNAVAILABLE, -1, err);
-		a->p->in_flush = false;
 		append_free(a);
 		a = n;
 	}
@@ -1110,14 +1117,11 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 	(void)sqlstate;
 	if (err && !f->err)
 		f->err = strdup(err);
-	s->flush_in_flight = false;
-	s->flushing = NULL;
+	s->flushes_in_flight--;
 	if (f->err) {
 		fprintf(stderr, "samsa: log flush failed: %s\n", f->err);
 		flush_failed(s, f->appends, f->err);
 	} else {
-		for (struct st_append *a = f->appends; a; a = a->next)
-			a->p->in_flush = false;
 		for (struct st_append *a = f->appends; a;) {
 			struct st_append *n = a->next;
 			struct st_partition *p = a->p;
@@ -1148,7 +1152,7 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 
 void st_flush_now(struct store *s)
 {
-	if (s->flush_in_flight || !s->queue_head)
+	if (s->flushes_in_flight >= FLUSH_PIPELINE || !s->queue_head)
 		return;
 	struct flush *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -1172,10 +1176,11 @@ void st_flush_now(struct store *s)
 	if (!s->queue_head)
 		s->queue_tail = NULL;
 	last->next = NULL;
-	s->flushing = f->appends;
-	s->flush_in_flight = true;
+	s->flushes_in_flight++;
 
 	struct pgconn *c = s->writer;
+	for (a = f->appends; a; a = a->next)
+		a->p->flush_first = NULL;
 	for (a = f->appends; a; a = a->next) {
 		struct st_partition *p = a->p;
 		for (int i = 0; i < a->nbatches; i++) {
@@ -1228,26 +1233,27 @@ void st_flush_now(struct store *s)
 					f);
 			}
 		}
-		p->in_flush = true;
+		if (!p->flush_first)
+			p->flush_first = a;
 		p->flush_last = a;
 	}
-	/* One UPDATE per partition, with its end after this flush (linear:
-	 * a flush can hold tens of thousands of one-row CDC appends). */
+	/* One end per partition, moved on from where the flush before left
+	 * it (linear: a flush can hold tens of thousands of one-row CDC
+	 * appends). */
 	for (a = f->appends; a; a = a->next) {
 		struct st_partition *p = a->p;
 		if (p->flush_last != a)
 			continue;
-		char tid[16], part[16], next[24];
+		char tid[16], part[16], from[24], to[24];
 		snprintf(tid, sizeof(tid), "%d", p->topic->tid);
 		snprintf(part, sizeof(part), "%d", p->index);
-		snprintf(next, sizeof(next), "%" PRId64,
+		snprintf(from, sizeof(from), "%" PRId64,
+			 p->flush_first->batches[0]->base);
+		snprintf(to, sizeof(to), "%" PRId64,
 			 a->batches[a->nbatches - 1]->last + 1);
-		const char *v[3] = {tid, part, next};
-		pg_query_prepared(
-			c,
-			"UPDATE samsa.partitions SET next_offset = $3 "
-			"WHERE tid = $1 AND partition = $2",
-			3, v, NULL, NULL, false, on_flush_step, f);
+		const char *v[4] = {tid, part, from, to};
+		pg_query_prepared(c, "SELECT samsa.log_advance($1, $2, $3, $4)",
+				  4, v, NULL, NULL, false, on_flush_step, f);
 	}
 	/* One unit without BEGIN: Postgres commits it whole at the sync or
 	 * not at all. */
@@ -1409,6 +1415,7 @@ static void on_reload_producers(void *arg, const PGresult *res, const char *err,
 	if (res && r->ok) {
 		load_producers(r->p, res, 0);
 		r->p->reloading = false;
+		r->p->reload_queued = false;
 		wake(r->p);
 		free(r);
 		return;
@@ -1425,6 +1432,7 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (r->p->deleted) {
+		r->p->reload_queued = false;
 		free(r);
 		return;
 	}
@@ -1451,11 +1459,16 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 	pg_sync(r->s->writer);
 }
 
+/* One reload at a time: a second, sent behind a flush that the first made
+ * possible, would read the log as it was before that flush. */
 static void reload_partition(struct store *s, struct st_partition *p)
 {
+	if (p->reload_queued)
+		return;
 	struct reload *r = calloc(1, sizeof(*r));
 	if (!r)
 		return;
+	p->reload_queued = true;
 	r->s = s;
 	r->p = p;
 	struct timeval tv = {0, 0};

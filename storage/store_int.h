@@ -91,10 +91,11 @@ struct st_partition {
 	int64_t hw;	/* committed end of the log (next offset) */
 	int64_t next;	/* next offset to assign (>= hw with appends pending) */
 	bool reloading; /* state unknown after a failed flush */
+	bool reload_queued; /* and its reload is under way */
 	bool deleted;
-	bool in_flush; /* touched by the flush in flight */
-	/* Its last append in the flush being built (st_flush_now only). */
-	struct st_append *flush_last;
+	/* Its first and last append in the flush being built (st_flush_now
+	 * only). */
+	struct st_append *flush_first, *flush_last;
 
 	/* Tail cache: committed batches [cache_start, hw), oldest first. */
 	struct st_batch **ring;
@@ -150,8 +151,7 @@ struct store {
 	size_t cached_partitions; /* partitions with batches in cache */
 	size_t ra_total;	  /* read-ahead bytes of all partitions */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
-	struct st_append *flushing;		   /* in the flush in flight */
-	bool flush_in_flight;
+	int flushes_in_flight; /* sent, outcome not back: FLUSH_PIPELINE */
 	struct event *flush_ev;
 	struct event *retention_ev;
 	struct st_cleaner *cleaner; /* compact.c */
