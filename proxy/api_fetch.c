@@ -227,6 +227,7 @@ static void collect(struct fetch_ctx *x)
 		size_t before = x->data.len;
 		long n = st_read_cached(fp->p, fp->offset, limit, &x->data);
 		if (n >= 0) {
+			st_read_ahead(s, fp->p, fp->offset);
 			fp->data_off = before;
 			fp->data_len = (size_t)n;
 			fp->has_data = n > 0;

@@ -462,7 +462,7 @@ static void producer_one(void *arg, const struct st_producer_info *i)
 		.ProducerId = i->producer_id,
 		.ProducerEpoch = i->epoch,
 		.LastSequence = i->last_sequence,
-		.LastTimestamp = -1,
+		.LastTimestamp = i->last_timestamp,
 		.CoordinatorEpoch = -1,
 		.CurrentTxnStartOffset = i->txn_start,
 	};

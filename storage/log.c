@@ -701,6 +701,7 @@ void st_producers_each(const struct st_partition *p,
 			.producer_id = e->id,
 			.epoch = e->epoch,
 			.last_sequence = e->n ? e->b[e->n - 1].last_seq : -1,
+			.last_timestamp = e->last_ts,
 			.txn_start = o ? o->first : -1,
 		};
 		fn(arg, &i);
@@ -1627,22 +1628,18 @@ struct read_ctx {
  * follow it. */
 #define READ_AHEAD_BYTES (4u << 20)
 
-static void on_read(void *arg, const PGresult *res, const char *err,
-		    const char *sqlstate)
+/*
+ * The rows of res (one batch each) as batches, after `room` slots left
+ * free at the front; *count of them (fewer than the rows when memory runs
+ * out or a row is not a batch), *bytes in all.  NULL when out of memory.
+ */
+static struct st_batch **read_batches(const PGresult *res, size_t room,
+				      size_t *count, size_t *bytes)
 {
-	struct read_ctx *r = arg;
-	struct store *s = r->s;
-	struct st_partition *p = r->p;
-	(void)err;
-	(void)sqlstate;
-	if (!res) {
-		r->cb(r->arg, ST_UNAVAILABLE, NULL, 0);
-		free(r);
-		return;
-	}
-	size_t n = (size_t)PQntuples(res), bytes = 0;
-	struct st_batch **ra = calloc(n + 1, sizeof(*ra));
-	size_t count = 0;
+	size_t n = (size_t)PQntuples(res);
+	struct st_batch **ra = calloc(room + n + 1, sizeof(*ra));
+
+	*count = *bytes = 0;
 	for (size_t i = 0; ra && i < n; i++) {
 		size_t len = (size_t)PQgetlength(res, (int)i, 0);
 		const uint8_t *data =
@@ -1658,9 +1655,33 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 		b->base = h.BaseOffset;
 		b->last = h.BaseOffset + h.LastOffsetDelta;
 		b->max_ts = h.MaxTimestamp;
-		ra[count++] = b;
-		bytes += len;
+		ra[room + (*count)++] = b;
+		*bytes += len;
 	}
+	return ra;
+}
+
+static void on_read_ahead(struct read_ctx *r, const PGresult *res);
+
+static void on_read(void *arg, const PGresult *res, const char *err,
+		    const char *sqlstate)
+{
+	struct read_ctx *r = arg;
+	struct store *s = r->s;
+	struct st_partition *p = r->p;
+	(void)err;
+	(void)sqlstate;
+	if (!r->cb) {
+		on_read_ahead(r, res);
+		return;
+	}
+	if (!res) {
+		r->cb(r->arg, ST_UNAVAILABLE, NULL, 0);
+		free(r);
+		return;
+	}
+	size_t n = (size_t)PQntuples(res), bytes = 0, count = 0;
+	struct st_batch **ra = read_batches(res, 0, &count, &bytes);
 	struct kb_writer w = {0};
 	/* The log may start after offset (records deleted meanwhile): then
 	 * the answer starts at the first batch there is. */
@@ -1690,6 +1711,8 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 	free(r);
 }
 
+static void send_read(struct pgconn *c, struct read_ctx *r, size_t want);
+
 struct pgconn *st_reader(struct store *s)
 {
 	for (int i = 0; i < s->nreaders; i++) {
@@ -1716,6 +1739,14 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
 	size_t want = READ_AHEAD_BYTES;
 	if (max_bytes > 0 && (size_t)max_bytes > want)
 		want = (size_t)max_bytes;
+	send_read(c, r, want);
+}
+
+/* Sends r's query for about want bytes from r->offset on, on c. */
+static void send_read(struct pgconn *c, struct read_ctx *r, size_t want)
+{
+	struct st_partition *p = r->p;
+	int64_t offset = r->offset;
 	size_t avg = p->avg_batch ? p->avg_batch : 16384;
 	size_t rows = want / avg + 1;
 	if (rows > 20000)
@@ -1736,6 +1767,64 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
 		"base_offset <= $3) ORDER BY base_offset LIMIT $4",
 		4, v, NULL, NULL, true, on_read, r);
 	pg_sync(c);
+}
+
+void st_read_ahead(struct store *s, struct st_partition *p, int64_t offset)
+{
+	if (p->ra_reading || p->ra_count < 2 || p->deleted ||
+	    offset < p->ra[p->ra_count / 2]->base)
+		return;
+	int64_t next = p->ra[p->ra_count - 1]->last + 1;
+	if (next >= p->hw || (p->ring_count > 0 && next >= ring_at(p, 0)->base))
+		return; /* the rest is in the tail cache */
+	struct pgconn *c = st_reader(s);
+	struct read_ctx *r = c ? malloc(sizeof(*r)) : NULL;
+	if (!r)
+		return;
+	*r = (struct read_ctx){s, p, next, 0, NULL, NULL, p->read_gen};
+	p->ra_reading = true;
+	send_read(c, r, READ_AHEAD_BYTES);
+}
+
+/*
+ * The read st_read_ahead sent: its batches go after the read-ahead's, and
+ * the first half of those (behind the consumer) goes, if they still follow
+ * on and the budget allows; else they are dropped and the next fetch past
+ * the read-ahead reads Postgres itself.
+ */
+static void on_read_ahead(struct read_ctx *r, const PGresult *res)
+{
+	struct store *s = r->s;
+	struct st_partition *p = r->p;
+	size_t keep = p->ra_count / 2, kept = p->ra_count - keep;
+	size_t count = 0, bytes = 0, kept_bytes = 0;
+	struct st_batch **ra = NULL;
+
+	p->ra_reading = false;
+	if (res && !p->deleted && r->gen == p->read_gen && p->ra_count >= 2 &&
+	    p->ra[p->ra_count - 1]->last + 1 == r->offset)
+		ra = read_batches(res, kept, &count, &bytes);
+	free(r);
+	if (!ra)
+		return;
+	for (size_t i = keep; i < p->ra_count; i++)
+		kept_bytes += p->ra[i]->len;
+	if (count == 0 || ra[kept]->base != p->ra[p->ra_count - 1]->last + 1 ||
+	    s->ra_total - p->ra_bytes + kept_bytes + bytes >
+		    s->opts.cache_total_bytes / 2) {
+		for (size_t i = 0; i < count; i++)
+			free(ra[kept + i]);
+		free(ra);
+		return;
+	}
+	memcpy(ra, p->ra + keep, kept * sizeof(*ra));
+	for (size_t i = 0; i < keep; i++)
+		free(p->ra[i]);
+	free(p->ra);
+	s->ra_total = s->ra_total - p->ra_bytes + kept_bytes + bytes;
+	p->ra = ra;
+	p->ra_count = kept + count;
+	p->ra_bytes = kept_bytes + bytes;
 }
 
 /* --- offsets by time, delete records, producer ids

@@ -162,6 +162,13 @@ typedef void (*st_read_cb)(void *arg, enum st_status st, const uint8_t *data,
  */
 void st_read(struct store *s, struct st_partition *p, int64_t offset,
 	     int32_t max_bytes, st_read_cb cb, void *arg);
+/*
+ * A consumer of p fetched at offset: when that is in the second half of
+ * what the last st_read brought back beyond the tail cache, the next few
+ * MiB are read from Postgres in the background, so that its later fetches
+ * find them in memory instead of waiting for Postgres.
+ */
+void st_read_ahead(struct store *s, struct st_partition *p, int64_t offset);
 
 /*
  * Long-poll support: a waiter is told once when p's high watermark moves.
@@ -233,6 +240,7 @@ struct st_producer_info {
 	int64_t producer_id;
 	int16_t epoch;
 	int32_t last_sequence;
+	int64_t last_timestamp; /* its newest batch's or marker's, ms */
 	int64_t txn_start; /* first offset of its open transaction, or -1 */
 };
 /* Calls fn for every producer p knows. */

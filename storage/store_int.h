@@ -106,6 +106,7 @@ struct st_partition {
 	 * first, so a consumer catching up reads Postgres once per few MiB. */
 	struct st_batch **ra;
 	size_t ra_count, ra_bytes;
+	bool ra_reading;  /* st_read_ahead's read is under way */
 	size_t avg_batch; /* bytes per batch lately, to size reads */
 
 	/* Log compaction (compact.c): what was written since the last

@@ -553,6 +553,39 @@ Test(store, flush_behind_a_failed_one_fails_too)
 	cr_assert_eq(st_high_watermark(p), 2);
 }
 
+/* A consumer past the middle of the read-ahead: the next batches are read
+ * in the background and its later fetches find them in memory. */
+Test(store, read_ahead_reads_on_in_the_background)
+{
+	struct st_topic *t = create_topic("ahead", 1, NULL, 0);
+	struct st_partition *p = st_partition(t, 0);
+	int64_t ts = now_ms();
+
+	for (int i = 0; i < 600; i++)
+		append_ok(p, 1, ts);
+	reopen_store();
+	p = st_partition(find_topic("ahead"), 0);
+	struct readout pg;
+	read_pg(p, 0, 1 << 20, &pg); /* one read: about 257 batches */
+	kb_writer_free(&pg.data);
+	struct kb_writer c = {0};
+	cr_assert_gt(st_read_cached(p, 200, 1 << 20, &c), 0);
+	cr_assert_eq(st_read_cached(p, 300, 1 << 20, &c), -1);
+	st_read_ahead(st, p, 200);
+	for (int i = 0; i < 100 && st_read_cached(p, 300, 100, &c) < 0; i++)
+		run_for(50);
+	kb_writer_free(&c);
+	c = (struct kb_writer){0};
+	cr_assert_gt(st_read_cached(p, 300, 100, &c), 0);
+	int64_t offs[1];
+	cr_assert_eq(batch_offsets(c.buf, c.len, offs, 1), 1);
+	cr_assert_eq(offs[0], 300);
+	/* What the consumer had passed is let go; the rest stays. */
+	cr_assert_eq(st_read_cached(p, 50, 100, &c), -1);
+	cr_assert_gt(st_read_cached(p, 150, 100, &c), 0);
+	kb_writer_free(&c);
+}
+
 /* --- idempotent producer -----------------------------------------------------
  */
 

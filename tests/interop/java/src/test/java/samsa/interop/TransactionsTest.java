@@ -16,6 +16,7 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -213,6 +214,20 @@ class TransactionsTest {
             String describe = tool("describe", "--transactional-id", id);
             assertTrue(describe.contains(id) && describe.contains("Ongoing")
                 && describe.contains(topic + "-1"), describe);
+            // DescribeProducers: the partition's producer, its open
+            // transaction and the time of its last write.
+            TopicPartition tp = new TopicPartition(topic, 1);
+            try (Admin a = Admin.create(Env.adminProps())) {
+                List<ProducerState> ps = a.describeProducers(List.of(tp))
+                    .partitionResult(tp).get().activeProducers();
+                assertEquals(1, ps.size(), ps.toString());
+                ProducerState s = ps.get(0);
+                assertEquals(0, s.lastSequence(), s.toString());
+                assertEquals(0L, s.currentTransactionStartOffset().getAsLong(),
+                    s.toString());
+                long age = System.currentTimeMillis() - s.lastTimestamp();
+                assertTrue(age >= 0 && age < 60000, s.toString());
+            }
             p.commitTransaction();
             describe = tool("describe", "--transactional-id", id);
             assertTrue(describe.contains("CompleteCommit"), describe);
