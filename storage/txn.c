@@ -41,10 +41,11 @@ struct txn {
 	char *id;
 	int64_t pid;
 	int16_t epoch;
-	/* The producer id and epoch an exhausted epoch was rotated away from
-	 * (pid -1: none), so that a retried InitProducerId that still holds
-	 * them gets the new ones instead of PRODUCER_FENCED.  In memory
-	 * only. */
+	/* The producer id and epoch the last InitProducerId moved away from
+	 * (a bump, or a new producer id for an exhausted epoch; pid -1:
+	 * none), so that a retry of it that still holds them gets the new
+	 * ones instead of PRODUCER_FENCED, as Kafka's lastProducerEpoch.  In
+	 * memory only. */
 	int64_t prev_pid;
 	int16_t prev_epoch;
 	enum txn_state state;
@@ -613,9 +614,10 @@ void st_txn_init_producer(struct store *s, struct kstr id, int32_t timeout_ms,
 		return;
 	}
 	if (producer_id >= 0 && producer_id == t->prev_pid &&
-	    epoch == t->prev_epoch && t->state == TX_EMPTY && t->epoch == 0) {
-		/* A retry of the InitProducerId that rotated the id (its
-		 * answer was lost): the same new producer id and epoch. */
+	    epoch == t->prev_epoch && !open_state(t->state)) {
+		/* A retry of the InitProducerId that moved the epoch on (its
+		 * answer was lost, or it was told to retry while the
+		 * transaction it left open was aborted): what that one got. */
 		done_soon(s, NULL, cb, arg, ST_OK, t->pid, t->epoch);
 		return;
 	}
@@ -642,6 +644,8 @@ void st_txn_init_producer(struct store *s, struct kstr id, int32_t timeout_ms,
 		return;
 	}
 	/* A new epoch fences every older producer of the id. */
+	t->prev_pid = t->pid;
+	t->prev_epoch = t->epoch;
 	t->epoch = epoch_bump(t->epoch);
 	t->timeout_ms = timeout_ms;
 	if (t->state == TX_ONGOING) {

@@ -398,6 +398,40 @@ Test(producer_state, exhausted_epoch_with_a_transaction_left_open)
 	cr_assert_eq(c.epoch, 32767);
 }
 
+/* KIP-360: a producer bumps its own epoch with a transaction open; told
+ * to retry while that transaction is aborted, it retries with the epoch it
+ * had and gets the new one, not PRODUCER_FENCED. */
+Test(producer_state, epoch_bump_retried_while_its_transaction_aborts)
+{
+	struct st_partition *p = create_partition("bump", NULL, 0);
+	struct pid_out o = init_producer("bump", -1, -1);
+	int64_t pid = o.pid;
+	int16_t e0 = o.epoch;
+
+	add_partition("bump", pid, e0, p);
+	cr_assert_eq(append(p, 2, now_ms(), RB_ATTR_TRANSACTIONAL, pid, e0, 0)
+			     .status,
+		     ST_OK);
+	o = init_producer("bump", pid, e0);
+	cr_assert_eq(o.st, ST_CONCURRENT);
+	for (int i = 0; i < 50 && o.st == ST_CONCURRENT; i++) {
+		run_for(100);
+		o = init_producer("bump", pid, e0);
+	}
+	cr_assert_eq(o.st, ST_OK, "status %d", o.st);
+	cr_assert_eq(o.pid, pid);
+	cr_assert_eq(o.epoch, e0 + 1);
+	cr_assert_eq(st_last_stable(p), st_high_watermark(p));
+	/* Answered again the same, then the epoch goes on as usual. */
+	o = init_producer("bump", pid, e0);
+	cr_assert_eq(o.epoch, e0 + 1);
+	o = init_producer("bump", pid, e0 + 1);
+	cr_assert_eq(o.st, ST_OK);
+	cr_assert_eq(o.epoch, e0 + 2);
+	/* An older epoch still is fenced. */
+	cr_assert_eq(init_producer("bump", pid, e0).st, ST_FENCED);
+}
+
 /* --- 3. the aborted-transaction index ----------------------------------------
  */
 
