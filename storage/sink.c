@@ -11,7 +11,9 @@
  * partition's next offset, fenced on the offset it started from.  A batch
  * that Postgres refuses is replayed one record at a time to find the
  * record at fault; a lost connection is retried with back-off after
- * re-reading the offsets.
+ * re-reading the offsets.  While a unit runs, the next batch of the same
+ * partition is made and its unit queued behind it (prefetch), fenced on
+ * the first one's end, so that the target never waits for samsa.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -104,6 +106,8 @@ struct batch {
 	bool have_raw;
 	int ddl_rounds;
 	bool dlq_created;
+	bool sent;    /* its unit is queued on the target */
+	int64_t unit; /* which, once sent: on_committed's count */
 	struct kb_writer data;
 	struct kb_writer scratch;
 };
@@ -125,7 +129,11 @@ struct sink_task {
 	int backoff_ms;
 	int inflight; /* store and registry calls in flight */
 	struct batch *b;
-	struct batch *nb; /* the next one, parsed while b commits */
+	struct batch *nb; /* the next one, parsed while b commits, its
+			   * unit maybe sent behind b's (prefetch) */
+	/* units queued by send_unit and come back (on_committed): they come
+	 * back in order, so the count says whose outcome it is */
+	int64_t units_sent, units_done;
 	int64_t records, batches, dlq_records;
 	int64_t rec_bytes; /* log bytes per record lately; 0: not known */
 };
@@ -133,6 +141,7 @@ struct sink_task {
 static void run(struct sink_task *t);
 static void apply(struct sink_task *t);
 static void dml(struct sink_task *t);
+static int send_unit(struct sink_task *t, struct batch *b, bool ahead);
 static void init_target(struct sink_task *t);
 static void parse(struct sink_task *t);
 static int parse_records(struct sink_task *t, struct batch *b,
@@ -1349,6 +1358,28 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 	return true;
 }
 
+/* Whether tab exists with every column b's rows use (ddl() has nothing
+ * to do). */
+static bool columns_known(const struct sink_task *t, const struct sk_table *tab,
+			  const struct batch *b)
+{
+	if (!tab->exists)
+		return false;
+	const struct sk_row *prev = NULL;
+	for (int r = 0; r < b->nrows; r++) {
+		const struct sk_row *row = &b->rows[r];
+		/* rows of one shape have the same value columns */
+		bool same = prev && prev->nkey == row->nkey &&
+			    prev->nval == row->nval &&
+			    strcmp(prev->sig, row->sig) == 0;
+		for (int i = 0; i < row->nkey + (same ? 0 : row->nval); i++)
+			if (col_index(t, tab, row->cols[i].name) < 0)
+				return false;
+		prev = row;
+	}
+	return true;
+}
+
 static void apply(struct sink_task *t)
 {
 	struct batch *b = t->b;
@@ -1433,10 +1464,11 @@ static char *statement(const struct sink_task *t, const struct sk_table *tab,
  * parameter per column when it can, else of up to MAX_STMT_ROWS rows.
  * Returns 0, or -1 when memory ran out.
  */
-static int queue_rows(struct sink_task *t, struct sk_table *tab,
-		      struct sk_row **rows, int n, bool deletes)
+static int queue_rows(struct sink_task *t, struct batch *b,
+		      struct sk_table *tab, struct sk_row **rows, int n,
+		      bool deletes)
 {
-	struct arena *a = &t->b->a;
+	struct arena *a = &b->a;
 	const struct sk_row *r0 = rows[0];
 	int nkey = r0->nkey;
 	int ncols = deletes ? nkey : nkey + r0->nval;
@@ -1468,10 +1500,12 @@ static int queue_rows(struct sink_task *t, struct sk_table *tab,
 			if (!(params[c] = sk_sql_array(texts, (size_t)n, 1)))
 				rc = -1;
 		}
+		/* one text per table, operation and shape, whatever the
+		 * number of rows: prepared once per connection */
 		if (rc == 0)
-			rc = pg_query(t->pg, sql, ncols,
-				      (const char *const *)params, NULL, NULL,
-				      false, NULL, NULL);
+			rc = pg_query_prepared(t->pg, sql, ncols,
+					       (const char *const *)params,
+					       NULL, NULL, false, NULL, NULL);
 		for (int c = 0; params && c < ncols; c++)
 			free(params[c]);
 		free(params);
@@ -1495,7 +1529,13 @@ static int queue_rows(struct sink_task *t, struct sk_table *tab,
 			for (int c = 0; c < ncols; c++)
 				vals[r * ncols + c] =
 					rows[at + r]->cols[c].text;
-		if (rc == 0)
+		/* Only a full statement's text repeats; a short one (of a
+		 * row count that may not come again) is not prepared, so it
+		 * takes none of the connection's statement slots. */
+		if (rc == 0 && m == per)
+			rc = pg_query_prepared(t->pg, sql, m * ncols, vals,
+					       NULL, NULL, false, NULL, NULL);
+		else if (rc == 0)
 			rc = pg_query(t->pg, sql, m * ncols, vals, NULL, NULL,
 				      false, NULL, NULL);
 		free(sql);
@@ -1527,12 +1567,16 @@ static void on_warmed(void *arg, enum st_status st, const uint8_t *data,
 
 /*
  * While the unit of t->b runs on the target, reads and converts the batch
- * run() would take next, so that its unit goes out as soon as t->b's
- * commit comes back: the target and samsa work at the same time instead of
- * taking turns.  Nothing of it is sent before that commit, and it is
- * dropped when t->b fails or anything else than a plain batch of rows
- * comes up (the usual way then does it again).  Records not in the store's
- * memory are asked for (st_read keeps what it reads) and left to run().
+ * run() would take next: the target and samsa work at the same time
+ * instead of taking turns.  When it is of t->b's partition and its table
+ * needs nothing first, its unit is queued at once behind t->b's (two units
+ * in flight at most), so that the target goes on with it without waiting
+ * for the commit to come back to samsa; its fence (send_unit) rolls it
+ * back when t->b's unit fails.  Otherwise it goes out when t->b's commit
+ * comes back.  It is dropped when t->b fails or anything else than a plain
+ * batch of rows comes up (the usual way then does it again).  Records not
+ * in the store's memory are asked for (st_read keeps what it reads) and
+ * left to run().
  */
 static void prefetch(struct sink_task *t)
 {
@@ -1579,18 +1623,34 @@ static void prefetch(struct sink_task *t)
 	}
 	t->rr = found->next;
 	t->nb = b;
+	/* Behind cur's unit at once when nothing has to happen first: the
+	 * target goes from one unit to the next without waiting for samsa.
+	 * Only on cur's partition, whose fence then covers both; while the
+	 * schema cache is full, not (run() trims it between batches). */
+	struct sk_table *tab = table_for(t, found->topic);
+	if (found != cur->p || sk_jcache_full(t->c.jcache) || !tab ||
+	    !tab->described || !columns_known(t, tab, b))
+		return;
+	if (send_unit(t, b, true) < 0)
+		fail(t, "out of memory");
 }
 
-static void dml(struct sink_task *t)
+/*
+ * Queues b's unit of work: its rows and its partition's next offset,
+ * fenced.  ahead: b follows the unit of the batch that ends at b->start,
+ * which is still in flight; b's offset is then only moved from exactly
+ * there, by an UPDATE, so that when that unit fails (and its offset row
+ * stays where it was, or was never written) b's unit fails with 22012
+ * whatever it holds.  Returns 0, or -1 when memory ran out (the unit may
+ * be partly queued: the caller fails the task).
+ */
+static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 {
-	struct batch *b = t->b;
 	struct skp *p = b->p;
 	if (b->nrows) {
 		struct sk_table *tab = table_for(t, p->topic);
-		if (!tab) {
-			fail(t, "out of memory");
-			return;
-		}
+		if (!tab)
+			return -1;
 		bool keyed = b->rows[0].nkey > 0;
 		if (keyed)
 			dedup(b);
@@ -1599,15 +1659,14 @@ static void dml(struct sink_task *t)
 		if (!sel || !taken) {
 			free(sel);
 			free(taken);
-			fail(t, "out of memory");
-			return;
+			return -1;
 		}
 		/* deletes first (a key deleted, then written again, too) */
 		int n = 0;
 		for (int r = 0; r < b->nrows; r++)
 			if (!b->rows[r].skip && b->rows[r].delete_first)
 				sel[n++] = &b->rows[r];
-		int rc = n ? queue_rows(t, tab, sel, n, true) : 0;
+		int rc = n ? queue_rows(t, b, tab, sel, n, true) : 0;
 		/* then the writes, one statement per shape */
 		for (int r = 0; r < b->nrows && rc == 0; r++) {
 			struct sk_row *row = &b->rows[r];
@@ -1623,32 +1682,48 @@ static void dml(struct sink_task *t)
 				taken[q] = true;
 				sel[n++] = o;
 			}
-			rc = queue_rows(t, tab, sel, n, false);
+			rc = queue_rows(t, b, tab, sel, n, false);
 		}
 		free(sel);
 		free(taken);
-		if (rc < 0) {
-			fail(t, "out of memory");
-			return;
-		}
+		if (rc < 0)
+			return -1;
 	}
 	char part[16], next[24], expect[24];
 	snprintf(part, sizeof(part), "%d", p->partition);
 	snprintf(next, sizeof(next), "%" PRId64, b->end);
 	snprintf(expect, sizeof(expect), "%" PRId64,
-		 p->have_row ? p->stored : -1);
+		 ahead	       ? b->start
+		 : p->have_row ? p->stored
+			       : -1);
 	const char *v[5] = {t->name, p->topic, part, next, expect};
 	/* Fenced: a unit built on offsets someone else moved divides by
 	 * zero (22012) and rolls back whole. */
-	pg_query(t->pg,
-		 "WITH u AS (INSERT INTO samsa_sink_offsets AS o "
-		 "(connector, topic, \"partition\", next_offset) "
-		 "VALUES ($1, $2, $3, $4) ON CONFLICT (connector, topic, "
-		 "\"partition\") DO UPDATE SET next_offset = "
-		 "EXCLUDED.next_offset WHERE o.next_offset = $5::bigint "
-		 "RETURNING 1) SELECT 1 / (SELECT count(*) FROM u)::int",
-		 5, v, NULL, NULL, false, NULL, NULL);
-	if (pg_sync_cb(t->pg, on_committed, t) < 0) {
+	int rc = pg_query_prepared(
+		t->pg,
+		ahead ? "WITH u AS (UPDATE samsa_sink_offsets SET "
+			"next_offset = $4::bigint WHERE connector = $1 AND "
+			"topic = $2 AND \"partition\" = $3::int AND "
+			"next_offset = $5::bigint RETURNING 1) "
+			"SELECT 1 / (SELECT count(*) FROM u)::int"
+		      : "WITH u AS (INSERT INTO samsa_sink_offsets AS o "
+			"(connector, topic, \"partition\", next_offset) "
+			"VALUES ($1, $2, $3, $4) ON CONFLICT (connector, "
+			"topic, \"partition\") DO UPDATE SET next_offset = "
+			"EXCLUDED.next_offset WHERE o.next_offset = "
+			"$5::bigint RETURNING 1) "
+			"SELECT 1 / (SELECT count(*) FROM u)::int",
+		5, v, NULL, NULL, false, NULL, NULL);
+	if (rc < 0 || pg_sync_cb(t->pg, on_committed, t) < 0)
+		return -1;
+	b->sent = true;
+	b->unit = ++t->units_sent;
+	return 0;
+}
+
+static void dml(struct sink_task *t)
+{
+	if (send_unit(t, t->b, false) < 0) {
 		fail(t, "out of memory");
 		return;
 	}
@@ -1660,7 +1735,10 @@ static void on_committed(void *arg, const PGresult *res, const char *err,
 {
 	struct sink_task *t = arg;
 	(void)res;
-	if (t->stopped || t->failed || !t->b)
+	/* the outcome of a dropped batch's unit (t->nb's, behind a unit
+	 * that failed) is of no use: its batch will be read again */
+	int64_t unit = ++t->units_done;
+	if (t->stopped || t->failed || !t->b || t->b->unit != unit)
 		return;
 	struct batch *b = t->b;
 	struct skp *p = b->p;
@@ -1686,6 +1764,12 @@ static void on_committed(void *arg, const PGresult *res, const char *err,
 		t->b = NULL;
 		struct batch *nb = t->nb;
 		t->nb = NULL;
+		if (nb && nb->sent) {
+			/* its unit is on the target already */
+			t->b = nb;
+			prefetch(t);
+			return;
+		}
 		/* a full schema cache is trimmed by run(), between batches */
 		if (nb && nb->start == nb->p->pos &&
 		    !sk_jcache_full(t->c.jcache)) {

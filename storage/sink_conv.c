@@ -1305,6 +1305,46 @@ static int flat_members(const char *p, size_t n, struct jmember *m)
 }
 
 /*
+ * A JSON number p[0..n) (scan_number's) of at most 15 digits and no
+ * exponent, as strtoll (for an integer) and strtod would read it: an
+ * integer part and a fraction of at most 15 digits in all is exact in a
+ * double, and so is 10^k for k <= 22, so one division gives the correctly
+ * rounded value (Clinger's fast path).  false for other numbers.
+ */
+static bool short_number(const char *p, size_t n, int64_t *iv, double *dv)
+{
+	static const double p10[] = {1e0,  1e1,	 1e2,  1e3, 1e4,  1e5,
+				     1e6,  1e7,	 1e8,  1e9, 1e10, 1e11,
+				     1e12, 1e13, 1e14, 1e15};
+	size_t i = 0;
+	bool neg = n && p[0] == '-';
+	if (neg)
+		i++;
+	int64_t mant = 0;
+	int ndig = 0, frac = -1;
+	for (; i < n; i++) {
+		char c = p[i];
+		if (c == '.' && frac < 0) {
+			frac = 0;
+			continue;
+		}
+		if (c < '0' || c > '9' || ++ndig > 15)
+			return false;
+		mant = mant * 10 + (c - '0');
+		if (frac >= 0)
+			frac++;
+	}
+	if (frac < 0) {
+		*iv = neg ? -mant : mant;
+		*dv = (double)*iv;
+	} else {
+		double d = (double)mant / p10[frac];
+		*dv = neg ? -d : d;
+	}
+	return true;
+}
+
+/*
  * cj_value for a struct of primitive fields whose payload is flat, without
  * building jansson's values: the same value or the same error.  Returns 0
  * or -1 as cj_value, or 1 when the payload is not flat or a number is out
@@ -1331,6 +1371,8 @@ static int flat_payload(struct arena *a, const struct sk_schema *s,
 	for (int k = 0; k < nm; k++) {
 		char num[64];
 		if (m[k].kind != 'i' && m[k].kind != 'r')
+			continue;
+		if (short_number(m[k].v, m[k].vn, &iv[k], &dv[k]))
 			continue;
 		if (m[k].vn >= sizeof(num))
 			return 1;
@@ -1423,7 +1465,7 @@ int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
 	if (jc && schemas &&
 	    envelope(jc, (const char *)data, n, &sc, &pl, &s) &&
 	    sc.p[0] == '{' && (s || (s = jc_schema(jc, sc.p, sc.n)))) {
-		snprintf(err, errlen, "out of memory");
+		sk_oom(err, errlen);
 		int rc = flat_payload(a, s, pl.p, pl.n, v, err, errlen);
 		if (rc <= 0)
 			return rc;
@@ -1431,7 +1473,7 @@ int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
 				       JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 		if (j) {
 			memset(v, 0, sizeof(*v));
-			snprintf(err, errlen, "out of memory");
+			sk_oom(err, errlen);
 			rc = cj_value(a, s, j, v, 0, err, errlen);
 			json_decref(j);
 			return rc;

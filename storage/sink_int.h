@@ -190,6 +190,12 @@ int sk_sql_text(struct arena *a, const struct sk_value *v, const char **out,
 int sk_sql_text_as(struct arena *a, const struct sk_schema *s, const char *text,
 		   const char **out, char *err, size_t errlen);
 
+/*
+ * Puts "out of memory" in err: what the decoders and sk_sql_text say when
+ * the arena fails, preset per value (cheaper than snprintf).
+ */
+void sk_oom(char *err, size_t errlen);
+
 /* Appends the identifier, quoted when quote, to buf (grown in arena). */
 char *sk_ident(struct arena *a, const char *name, bool quote);
 

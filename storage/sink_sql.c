@@ -239,15 +239,84 @@ static char *fmt_decimal(struct arena *a, const uint8_t *b, size_t n,
 	return out;
 }
 
+/*
+ * What snprintf's "%.<digits>g" writes for d when d's exact decimal value
+ * has at most digits significant digits and %g writes it without an
+ * exponent (1e-4 <= |d| < 10^digits, or 0): then it is that value, trailing
+ * zeros dropped, so it is written here without printf's big-number
+ * arithmetic.  Returns its length, or 0 for any other d (snprintf then).
+ * Such values are common: integers, halves, quarters ...
+ */
+static int fmt_double_exact(char *buf, double d, int digits)
+{
+	uint64_t lim = 1;
+	for (int i = 0; i < digits; i++)
+		lim *= 10;
+	int k = 0;
+	if (signbit(d))
+		buf[k++] = '-';
+	double x = fabs(d);
+	if (x == 0) {
+		buf[k++] = '0';
+		return k;
+	}
+	if (!(x >= 1e-4 && x < (double)lim))
+		return 0;
+	/* x = m / 2^j exactly; its decimal value is m * 5^j / 10^j */
+	int j = 0;
+	while (x != floor(x)) {
+		if (++j > 60)
+			return 0;
+		x *= 2; /* exact */
+	}
+	if (x >= 9007199254740992.0) /* 2^53 */
+		return 0;
+	uint64_t m = (uint64_t)x;
+	for (int i = 0; i < j; i++) {
+		if (m >= lim / 5 + 1)
+			return 0;
+		m *= 5;
+	}
+	if (m >= lim)
+		return 0;
+	char dig[24];
+	int n = 0;
+	do {
+		dig[n++] = (char)('0' + m % 10);
+		m /= 10;
+	} while (m);
+	/* dig holds the digits backwards; j of them are after the point */
+	if (n <= j) {
+		buf[k++] = '0';
+		buf[k++] = '.';
+		for (int i = n; i < j; i++)
+			buf[k++] = '0';
+		while (n)
+			buf[k++] = dig[--n];
+		return k;
+	}
+	while (n > j)
+		buf[k++] = dig[--n];
+	if (j) {
+		buf[k++] = '.';
+		while (n)
+			buf[k++] = dig[--n];
+	}
+	return k;
+}
+
 static char *fmt_double(struct arena *a, double d, bool is_float)
 {
 	if (isnan(d))
 		return arena_printf(a, "NaN");
 	if (isinf(d))
 		return arena_printf(a, d > 0 ? "Infinity" : "-Infinity");
-	/* one vsnprintf into a buffer, not arena_printf's two */
 	char buf[40];
-	int n = snprintf(buf, sizeof(buf), is_float ? "%.9g" : "%.17g", d);
+	int n = fmt_double_exact(buf, d, is_float ? 9 : 17);
+	if (n > 0)
+		return arena_strndup(a, buf, (size_t)n);
+	/* one vsnprintf into a buffer, not arena_printf's two */
+	n = snprintf(buf, sizeof(buf), is_float ? "%.9g" : "%.17g", d);
 	return n > 0 && n < (int)sizeof(buf) ? arena_strndup(a, buf, (size_t)n)
 					     : NULL;
 }
@@ -476,10 +545,20 @@ static int scalar_text(struct arena *a, const struct sk_value *v,
 	return t ? 0 : -1;
 }
 
+void sk_oom(char *err, size_t errlen)
+{
+	static const char msg[] = "out of memory";
+	if (!errlen)
+		return;
+	size_t n = errlen - 1 < sizeof(msg) - 1 ? errlen - 1 : sizeof(msg) - 1;
+	memcpy(err, msg, n);
+	err[n] = '\0';
+}
+
 int sk_sql_text(struct arena *a, const struct sk_value *v, const char **out,
 		char *err, size_t errlen)
 {
-	snprintf(err, errlen, "out of memory");
+	sk_oom(err, errlen);
 	return scalar_text(a, v, out, err, errlen);
 }
 

@@ -4,6 +4,7 @@
  * truncated prefix of an Avro fixture is a clean error), the config and a
  * record made into a row (the seed's typed key).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,32 @@ Test(sink, value_text)
 			 by = {.type = SK_BYTES}, s = {.type = SK_STRING};
 	cr_assert_str_eq(text_of(&a, &d, (struct sk_value){.d = 0.1}),
 			 "0.10000000000000001");
+	/* values written without printf: the same text as %.17g / %.9g */
+	static const double exact[] = {0.0,
+				       -0.0,
+				       12345.5,
+				       -0.25,
+				       1e16,
+				       1e17,
+				       0.0001,
+				       0.0001220703125,
+				       1.5e-5,
+				       4503599627370495.5,
+				       99999999999999984.0,
+				       123456789.0};
+	struct sk_schema f4 = {.type = SK_FLOAT32};
+	for (size_t i = 0; i < sizeof(exact) / sizeof(*exact); i++) {
+		char want[40];
+		snprintf(want, sizeof(want), "%.17g", exact[i]);
+		cr_assert_str_eq(
+			text_of(&a, &d, (struct sk_value){.d = exact[i]}),
+			want);
+		float x = (float)exact[i];
+		snprintf(want, sizeof(want), "%.9g", (double)x);
+		cr_assert_str_eq(
+			text_of(&a, &f4, (struct sk_value){.d = (double)x}),
+			want);
+	}
 	cr_assert_str_eq(text_of(&a, &d, (struct sk_value){.d = 1.0 / 0.0}),
 			 "Infinity");
 	cr_assert_str_eq(text_of(&a, &b, (struct sk_value){.i = 1}), "true");
@@ -443,6 +470,21 @@ Test(sink, json_schema_cache_same_as_full_parse)
 		FLAT "\"payload\":{\"l\":1,\"d\":1e-999}}",
 		FLAT "\"payload\":{\"l\":1,\"d\":\"NaN\"}}",
 		FLAT "\"payload\":{\"l\":1.0}}",
+		/* numbers read without strtod, and those just past that */
+		FLAT "\"payload\":{\"l\":-0,\"d\":-0.0,\"f\":0.1}}",
+		FLAT "\"payload\":{\"l\":-999999999999999,"
+		     "\"d\":0.30000000000000004,\"f\":16777217}}",
+		FLAT "\"payload\":{\"l\":1000000000000000,"
+		     "\"d\":99999999999999.9,\"f\":3.4028235e38}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":1234567890.12345,"
+		     "\"f\":-1234.5}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":1234567890.123456}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":0.000000000000001}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":0.0000000000000001}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":12345.5,\"f\":0.0001}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":1e16,\"f\":1e9}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":1e17,\"f\":999999999}}",
+		FLAT "\"payload\":{\"l\":1,\"d\":0.00006103515625}}",
 		FLAT "\"payload\":{\"l\":01}}",
 		FLAT "\"payload\":{\"l\":-}}",
 		FLAT "\"payload\":{\"l\":1.}}",

@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
@@ -317,11 +318,14 @@ def test_poison_record_fails_then_dead_letters():
     assert http("DELETE", "/connectors/poison")[0] == 204
 
 
-def test_rejected_row_fails_or_dead_letters():
+@pytest.mark.parametrize("batch", [None, "3"])
+def test_rejected_row_fails_or_dead_letters(batch):
     """A record Postgres refuses (a CHECK constraint): the batch is replayed
     record by record; errors.tolerance=none stops at it, all sends it to
-    the dead letter queue and applies the rest."""
-    db = "sinkreject"
+    the dead letter queue and applies the rest.  With batch.size 3 the
+    units of the batches after it are already on their way when its unit
+    fails: their fence must roll them back."""
+    db = "sinkreject" + (batch or "")
     fresh_db(db)
     from test_cdc import psql
     psql(db, "CREATE TABLE rows (name text PRIMARY KEY, n int CHECK (n >= 0))")
@@ -331,7 +335,7 @@ def test_rejected_row_fails_or_dead_letters():
     for i in range(20):
         send("k%02d" % i, {"name": "k%02d" % i, "n": -1 if i == 7 else i})
     assert p.flush(30) == 0
-    cfg = row_sink("reject", db, topic)
+    cfg = row_sink("reject", db, topic, batch__size=batch)
     post(cfg)
     st = wait_task("reject", "FAILED")
     assert "check constraint" in st["tasks"][0]["trace"], st
