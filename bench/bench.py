@@ -50,6 +50,7 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
+RUN = time.strftime("%Y-%m-%d %H:%M:%S")  # this run, in results.json
 RESULTS_FILE = os.environ.get("BENCH_RESULTS_FILE") or os.path.join(RESULTS, "results.json")
 
 
@@ -142,6 +143,20 @@ def consumer_perf(bootstrap, topic, n):
 
 # ---------------------------------------------------------------- produce part
 
+def keep_best(runs, key, r):
+    """runs[key] = r, or the faster of r and the run already there; every
+    run's records/s stays listed in runs_rec_s"""
+    old = runs.get(key)
+    if old and old.get("run") != RUN:
+        old = None  # from an earlier `make bench` (BENCH_KEEP)
+    r["run"] = RUN
+    seen = (old or {}).get("runs_rec_s", []) + [r["rec_s"]]
+    if old and old["rec_s"] >= r["rec_s"]:
+        r = old
+    r["runs_rec_s"] = seen
+    runs[key] = r
+
+
 def one_produce(stack, res, label, size, acks, topic_cfg=None, rate=-1):
     """one ProducerPerformance run on a fresh topic; returns the topic"""
     kind = "produce" if rate < 0 else "latency"
@@ -155,7 +170,7 @@ def one_produce(stack, res, label, size, acks, topic_cfg=None, rate=-1):
     r["others"] = top_others(stacks.tree(stack.roots()))
     if rate >= 0:
         r["target_rec_s"] = rate
-    res.setdefault(label, {})[f"{kind} {size} acks={acks}"] = r
+    keep_best(res.setdefault(label, {}), f"{kind} {size} acks={acks}", r)
     log(f"{label} {kind} {size} B acks={acks}: {r['rec_s']:.0f} rec/s {r['mb_s']:.1f} MB/s, "
         f"p50 {r['p50_ms']} p99 {r['p99_ms']} ms, {r['cpu_s_per_gb']:.1f} CPU s/GB, "
         f"load {r['load']}, others {r['other_cpu_pct']:.0f}%")
@@ -171,7 +186,7 @@ def one_consume(stack, res, label, size, topic):
     c["cpu_s_per_gb"] = c["stack_cpu_s"] / (n * size / 1e9)
     c["mb_s"] = c["rec_s"] * size / 1e6
     c["others"] = top_others(stacks.tree(stack.roots()))
-    res.setdefault(label, {})[f"consume {size}"] = c
+    keep_best(res.setdefault(label, {}), f"consume {size}", c)
     log(f"{label} consume {size} B: {c['rec_s']:.0f} rec/s (fetch), load {c['load']}")
     save_results(RES)
 
@@ -211,6 +226,14 @@ def part_produce():
         fp["samsa"]["load"] = loadavg()
         log(f"samsa footprint: {fp['samsa']}")
 
+        # One untimed run on each first, so that neither is measured cold
+        # (the Kafka JVM's JIT, both stacks' caches).
+        for st in (k, s):
+            warm = f"warmup-{int(time.time() * 1000)}"
+            create_topic(st.bootstrap, warm)
+            producer_perf(st.bootstrap, warm, RECORDS[1024] // 2, 1024, "1")
+        log("warm-up done")
+
         flip = False
         for size in SIZES:
             for acks in ACKS:
@@ -225,6 +248,19 @@ def part_produce():
                 if acks == "1":
                     for label, st in (("kafka", k), ("samsa", s))[::(-1 if flip else 1)]:
                         one_consume(st, res, label, size, topics[label])
+        # Each capacity run at the defaults a second time, in the other
+        # order: the tables keep the faster of the two for each system (one
+        # run can be slowed by other work on a shared machine).
+        for size in SIZES:
+            for acks in ACKS:
+                pair = [("kafka", k), ("samsa", s)]
+                if flip:
+                    pair = pair[::-1]
+                flip = not flip
+                for label, st in pair:
+                    topic = one_produce(st, res, label, size, acks)
+                    if acks == "1":
+                        one_consume(st, res, label, size, topic)
         rates = {(sz, a): res["kafka"][f"produce {sz} acks={a}"]["rec_s"] / 2
                  for sz in SIZES for a in ACKS}
         RES["latency_rates"] = {f"{sz} acks={a}": r for (sz, a), r in rates.items()}

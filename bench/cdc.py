@@ -8,7 +8,24 @@ The captured table: ev (id bigserial PRIMARY KEY, t_us bigint, note text).
 The load is a plpgsql procedure: each transaction either inserts PER rows
 or updates the PER rows it inserted before (so half the changes are
 inserts, half updates), each row holding clock_timestamp() in microseconds
-taken just before the COMMIT; K sessions share a target rate.
+taken just before the COMMIT.  SESSIONS sessions (psql waiting on CALL
+load(...)) share a target rate on one schedule that begins two seconds
+after they are launched, so that launching them is not load time; a
+session behind schedule commits back to back until it is on time again.
+The server makes the rows (INSERT ... SELECT FROM generate_series(1, PER)
+RETURNING id, then UPDATE ... WHERE id = ANY (those ids)), so a session
+costs one backend and no client CPU.
+
+With synchronous_commit on, a session commits one transaction at a time
+and waits for its WAL flush: that wait, not CPU, held the 8 sessions of
+earlier runs to ~16k changes/s on this machine (~200 commits/s each; no
+capturer), while 32 sessions reached ~58k/s.  So the load runs 32
+sessions (BENCH_CDC_SESSIONS), the same for samsa and Debezium.  What is
+left is the cost of the changes themselves, ~25-36 us of Postgres CPU
+per change, WAL flushes included, and no less from a C client (pgbench
+-M prepared with the same two statements costs as much, plus its own
+CPU); on 2 cores shared with a capturer, its consumer and other work the
+loaders can saturate around 30k changes/s, and a step then says so.
 
 Both capturers get the same connector (the seed's shape): pgoutput, no
 snapshot (snapshot.mode=no_data),
@@ -22,16 +39,28 @@ For each capturer:
 1. latency: 1,000 changes/s in one-row transactions; a confluent-kafka
    consumer (librdkafka defaults, one poll per record) takes receive time
    minus the row's t_us: commit-to-consumer, p50/p99.
-2. sustained rate: stepped target rates (10 rows per transaction, 8
-   sessions).  A consumer at the topic's end takes every change's age
-   (arrival - t_us); a rate is sustained when the median age over the last
-   5 s of the load is at most twice (+0.5 s) that of seconds 1-6, i.e. the
-   lag is not growing, and every change has arrived within 30 s after the
-   load ends.  The slot's lag, pg_current_wal_lsn() - confirmed_flush_lsn,
+2. sustained rate: stepped target rates (10 rows per transaction,
+   SESSIONS sessions).  A consumer at the topic's end takes every
+   change's age (arrival - t_us); a rate is sustained when the median age
+   over the last 5 s of the load is at most twice (+0.5 s) that of seconds
+   1-6, i.e. the lag is not growing, and every change has arrived within
+   30 s after the load ends.  The figure is the committed rate (changes /
+   time from the schedule's start to the last session's end), not the
+   target.  The slot's lag, pg_current_wal_lsn() - confirmed_flush_lsn,
    is sampled every second too and reported, but not judged: Debezium
    confirms a position only with its offset commits and, without
    heartbeats, never past its last change, so it is no fair yardstick.
-   Stepping stops at the first rate that is not sustained.
+   Stepping stops at the first rate that is not sustained, and after a
+   sustained step whose sessions committed less than 90% of its target
+   and less than 1.1 times what they committed in the step before (the
+   loaders, or the machine, were saturated: a higher target would only
+   measure them again); the result then says limited_by_loaders, and its
+   figure is a floor.  A step short of its target but still rising is
+   kept going: a capturer that takes the cores from the loaders slows
+   them, and the committed rate is what is reported.  The consumer takes
+   t_us out of each record with a regular expression instead of a JSON
+   parse, and stamps a whole fetched batch with one arrival time, so that
+   it is not itself the bottleneck at tens of thousands of records/s.
 3. catch-up: with the capturer stopped (its slot kept), a backlog of
    changes is committed; the capturer is started again and the consumer
    times the first to the last of them: the rate it drains WAL at, which
@@ -41,6 +70,7 @@ For each capturer:
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -49,6 +79,9 @@ import stacks
 from stacks import ConnectStack, KafkaStack, Meter, PgStack, loadavg
 
 DB = "cdcbench"
+SESSIONS = int(os.environ.get("BENCH_CDC_SESSIONS", 32))
+PER = 10
+T_US = re.compile(rb'"t_us"\s*:\s*(-?[0-9]+)')
 
 
 def log(*a):
@@ -64,9 +97,13 @@ class Load:
         self.pg.psql(f"CREATE DATABASE {DB}", db="postgres")
         self.pg.psql("""
 CREATE TABLE ev (id bigserial PRIMARY KEY, t_us bigint NOT NULL, note text);
-CREATE PROCEDURE load(rate float8, n int, per int) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp(); ids bigint[];
+CREATE PROCEDURE load(rate float8, n int, per int, start float8 DEFAULT 0)
+LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := CASE WHEN start > 0 THEN to_timestamp(start)
+                               ELSE clock_timestamp() END;
+        ids bigint[];
 BEGIN
+  PERFORM pg_sleep(greatest(0, extract(epoch FROM t0 - clock_timestamp())));
   FOR i IN 1..n / per LOOP
     IF i % 2 = 1 OR ids IS NULL THEN
       WITH ins AS (INSERT INTO ev (t_us, note)
@@ -85,14 +122,19 @@ BEGIN
   END LOOP;
 END $$""", db=DB)
 
-    def start(self, rate, n_total, sessions, per):
-        """sessions loaders sharing rate (0: as fast as they can)"""
+    def start(self, rate, n_total, sessions, per, lead=0.0):
+        """sessions loaders sharing rate (0: as fast as they can); with a
+        lead, all of them keep one schedule that begins lead seconds from
+        now, so that the time it takes to start them is not counted as
+        load time.  -> (processes, changes, epoch the schedule begins)"""
         n_per = max(per, n_total // sessions)
-        return [subprocess.Popen(
+        start = time.time() + lead if lead else 0
+        procs = [subprocess.Popen(
             ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.pg.port),
              "-U", "postgres", "-d", DB, "-c",
-             f"CALL load({rate / sessions}, {n_per}, {per})"])
-            for _ in range(sessions)], (n_per // per) * per * sessions
+             f"CALL load({rate / sessions}, {n_per}, {per}, {start:.6f})"])
+            for _ in range(sessions)]
+        return procs, (n_per // per) * per * sessions, start or time.time()
 
     def lag(self, slot):
         v = self.pg.psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
@@ -149,7 +191,7 @@ def high_watermark(bootstrap, topic):
 def latency(load, bootstrap, topic, secs, rate=1000.0):
     c = consumer(bootstrap, topic)
     n = int(rate * secs)
-    p, n = load.start(rate, n, 1, 1)
+    p, n, _ = load.start(rate, n, 1, 1)
     t_start = time.time()
     lat, got = [], 0
     deadline = time.time() + secs + 90
@@ -185,10 +227,13 @@ class Ages(threading.Thread):
 
     def run(self):
         while not self.halt.is_set():
-            for m in self.c.consume(10000, 0.01):
-                if not m.error() and m.value():
-                    now = time.time()
-                    self.seen.append((now, now - json.loads(m.value())["t_us"] / 1e6))
+            msgs = self.c.consume(10000, 0.01)
+            now = time.time()
+            for m in msgs:
+                v = None if m.error() else m.value()
+                t = v and T_US.search(v)
+                if t:
+                    self.seen.append((now, now - int(t.group(1)) / 1e6))
         self.c.close()
 
 
@@ -197,7 +242,8 @@ def median(xs):
     return xs[len(xs) // 2] if xs else None
 
 
-def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=8, per=10):
+def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=SESSIONS,
+          per=PER):
     rows = []
     for rate in rates:
         time.sleep(2)
@@ -205,12 +251,15 @@ def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=8, pe
         ages.start()
         w0 = load.wal()
         m = Meter(roots_fn).start()
-        t0 = time.time()
-        p, n = load.start(rate, int(rate * secs), sessions, per)
-        samples = []
+        p, n, t0 = load.start(rate, int(rate * secs), sessions, per, lead=2.0)
+        samples, next_sample = [], t0
+        # the slot's lag once a second; the loaders' end to 50 ms, since
+        # it times the committed rate
         while any(q.poll() is None for q in p):
-            samples.append((time.time() - t0, load.lag(slot)))
-            time.sleep(1)
+            if time.time() >= next_sample:
+                samples.append((time.time() - t0, load.lag(slot)))
+                next_sample += 1
+            time.sleep(0.05)
         t1 = time.time()
         meter = m.stop()
         w1 = load.wal()
@@ -229,7 +278,9 @@ def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=8, pe
         walrate = (w1 - w0) / (t1 - t0)
         grows = early is None or late is None or late > 2 * early + 0.5
         flat = drain is not None and not grows
-        r = {"target": rate, "committed": n / (t1 - t0), "wal_kib_s": walrate / 1024,
+        short = n / (t1 - t0) < 0.9 * rate
+        r = {"target": rate, "committed": n / (t1 - t0), "short": short,
+             "sessions": sessions, "wal_kib_s": walrate / 1024,
              "age_first_5s_ms": None if early is None else early * 1000,
              "age_last_5s_ms": None if late is None else late * 1000,
              "lag_first_kib": max(ys[:5]) / 1024, "lag_last_kib": max(ys[-5:]) / 1024,
@@ -241,8 +292,11 @@ def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=8, pe
         log(f"  {slot} {rate:.0f}/s: committed {r['committed']:.0f}/s, record age "
             f"{r['age_first_5s_ms']} -> {r['age_last_5s_ms']} ms, slot lag "
             f"{r['lag_first_kib']:.0f}->{r['lag_last_kib']:.0f} KiB, all delivered "
-            f"{drain} s after the load, flat {flat}")
-        if not flat:
+            f"{drain} s after the load, flat {flat}"
+            + (", loaders short of the target" if short else ""))
+        # saturated: short of the target and hardly more than the step before
+        if not flat or (short and len(rows) > 1
+                        and r["committed"] < 1.1 * rows[-2]["committed"]):
             break
     sustained = [r["committed"] for r in rows if r["flat"]]
     return {"steps": rows, "sustained": max(sustained) if sustained else 0,
@@ -256,7 +310,7 @@ def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic, perf_fn=None):
     hw = high_watermark(bootstrap_fn(), topic)
     stop_fn()
     t0 = time.time()
-    p, n = load.start(0, n, 8, 10)
+    p, n, _ = load.start(0, n, SESSIONS, PER)
     for q in p:
         q.wait()
     load_s = time.time() - t0
@@ -290,7 +344,7 @@ def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic, perf_fn=None):
 def recvlogical(pg, load, n):
     pg.psql("CREATE PUBLICATION recv_pub FOR TABLE ev", db=DB)
     pg.psql("SELECT pg_create_logical_replication_slot('recv', 'pgoutput')", db=DB)
-    p, n = load.start(0, n, 8, 10)
+    p, n, _ = load.start(0, n, SESSIONS, PER)
     for q in p:
         q.wait()
     end = pg.psql("SELECT pg_current_wal_lsn()", db=DB)
@@ -310,11 +364,12 @@ def recvlogical(pg, load, n):
 def run(RES, WORK, SAMSA_BIN, QUICK, save):
     secs = 5 if QUICK else 20
     rates = [float(x) for x in os.environ.get(
-        "BENCH_CDC_RATES", "4000 16000" if QUICK else "2000 5000 10000 20000 40000").split()]
+        "BENCH_CDC_RATES", "4000 16000 40000" if QUICK else
+        "2000 5000 7500 10000 15000 20000 25000 30000 40000 60000 80000").split()]
     backlog = 20000 if QUICK else 200000
     res = RES.setdefault("cdc", {})
     res["settings"] = {"seconds": secs, "rates": rates, "backlog": backlog,
-                       "latency_rate": 1000, "sessions": 8, "rows_per_txn": 10}
+                       "latency_rate": 1000, "sessions": SESSIONS, "rows_per_txn": PER}
     pg = PgStack(os.path.join(WORK, "cdc"), SAMSA_BIN)
     load = Load(pg)
     pg.pg_start()
@@ -339,10 +394,15 @@ def run(RES, WORK, SAMSA_BIN, QUICK, save):
         r["rate"] = steps(load, "samsa_slot", rates, secs, pg.roots,
                           lambda: pg.bootstrap, topic)
         save(RES)
+        # the profile goes beside the results file (bench/results/ by default)
+        profile = os.path.join(os.path.dirname(os.environ.get("BENCH_RESULTS_FILE") or
+                                               os.path.join(stacks.ROOT, "bench", "results",
+                                                            "results.json")),
+                               "profile-samsa-cdc.txt")
         r["catchup"] = catchup(
             load, backlog, pg.samsa_stop, pg.samsa_start, lambda: pg.bootstrap, topic,
             lambda: (stacks.Perf(os.path.join(WORK, "perf-cdc.data")).start(
-                stacks.tree(pg.roots())), os.path.join(stacks.ROOT, "bench", "results", "profile-samsa-cdc.txt")))
+                stacks.tree(pg.roots())), profile))
         log(f"  samsa catch-up {r['catchup']}")
         save(RES)
         stacks.http(pg.connect_url + "/connectors/bench", method="DELETE")

@@ -45,14 +45,17 @@ def produce_section(R, out, charts):
                "topic. CPU s/GB: CPU seconds of the whole broker stack (the Kafka "
                "JVM; samsa plus every Postgres process) per 10^9 bytes of record "
                "payload. \"other CPU\" is what the rest of the machine (the "
-               "client JVM excluded) used meanwhile, in % of one core: other "
-               "helpers' builds and tests ran on the same 2 cores.\n")
+               "client JVM excluded) used meanwhile, in % of one core. Every "
+               "capacity run at the defaults (and its consume) ran twice, the "
+               "second round in the other order; a row shows each system's "
+               "faster run, and \"runs\" lists both.\n")
     out.append("### At each system's defaults (Kafka: no fsync, page cache; "
                "samsa: synchronous_commit=on, fsync=on)\n")
     out.append("| run | Kafka rec/s | Kafka MB/s | samsa rec/s | samsa MB/s | "
-               "**samsa / Kafka** | Kafka CPU s/GB | samsa CPU s/GB | load Kafka / samsa "
-               "| other CPU % Kafka / samsa |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+               "**samsa / Kafka** | runs rec/s Kafka / samsa | Kafka CPU s/GB | "
+               "samsa CPU s/GB | load Kafka / samsa | other CPU % Kafka / samsa |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    runs = lambda r: ", ".join(f0(x) for x in r.get("runs_rec_s", [r["rec_s"]]))
     names = [k for k in S if k.startswith("produce") or k.startswith("consume")]
     order = sorted(names, key=lambda n: (n.split()[0] != "produce", int(n.split()[1]), n))
     bars = []
@@ -62,6 +65,7 @@ def produce_section(R, out, charts):
             continue
         out.append(f"| {n} | {f0(k['rec_s'])} | {f1(k['mb_s'])} | {f0(s['rec_s'])} | "
                    f"{f1(s['mb_s'])} | **{ratio(s['rec_s'], k['rec_s'])}** | "
+                   f"{runs(k)} / {runs(s)} | "
                    f"{f1(k.get('cpu_s_per_gb'))} | {f1(s.get('cpu_s_per_gb'))} | "
                    f"{k['load']} / {s['load']} | {f0(k['other_cpu_pct'])} / "
                    f"{f0(s['other_cpu_pct'])} |")
@@ -154,7 +158,7 @@ def cdc_section(R, out, charts):
                "one-row transactions, from just before COMMIT to the record in a "
                "confluent-kafka consumer. Sustained: stepped rates "
                f"({', '.join(f0(x) for x in st.get('rates', []))} changes/s, 10 rows "
-               f"per transaction, 8 sessions, {st.get('seconds')} s each), the "
+               f"per transaction, {st.get('sessions', 8)} sessions, {st.get('seconds')} s each), the "
                "highest at which the consumer's lag (the age of arriving changes) did "
                "not grow and every change arrived within 30 s of the load's end; the "
                "loaders share the 2 cores, so the top step may be their limit. "
@@ -170,7 +174,7 @@ def cdc_section(R, out, charts):
         out.append(f"| commit-to-consumer {p[:-3]} | {f1(sl.get(p))} ms | {f1(dl.get(p))} ms | "
                    f"**{ratio(sl.get(p), dl.get(p))}** |")
     ss, ds = g(S, "rate", "sustained"), g(D, "rate", "sustained")
-    note = lambda x: " (loaders' limit: every step flat)" if g(x, "rate", "limited_by_loaders") else ""
+    note = lambda x: " (loaders' limit: every step sustained)" if g(x, "rate", "limited_by_loaders") else ""
     out.append(f"| highest sustained rate, changes/s | {f0(ss)}{note(S)} | {f0(ds)}{note(D)} | "
                f"**{ratio(ss, ds)}** |")
     sc, dc = g(S, "catchup", "rate"), g(D, "catchup", "rate")
@@ -327,9 +331,10 @@ def main():
            "bench/results/results.json, which holds every raw number, the "
            "ProducerPerformance lines included. All pairs ran in one run on the "
            "same machine. For produce and consume both brokers were up together "
-           "(the one not measured idle) and the runs alternated between them, "
-           "pair by pair in alternating order, so that other load fell on both "
-           "alike; CDC and sink ran one system at a time.\n",
+           "(the one not measured idle), each had one untimed warm-up run first, "
+           "and the runs alternated between them, pair by pair in alternating "
+           "order, so that other load fell on both alike; CDC and sink ran one "
+           "system at a time.\n",
            f"Machine: {m.get('cores')} cores, {m.get('mem_gib')} GiB, shared with other "
            f"work (load average at start: {m.get('load_at_start')}; at end: "
            f"{m.get('load_at_end')}). Every row says the load and the CPU the rest of "
