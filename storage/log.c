@@ -21,14 +21,6 @@
 
 /* A flush takes at most this much, so a transaction stays reasonable. */
 #define FLUSH_MAX_BYTES (64u << 20)
-/*
- * Flushes sent to the writer connection before the first one's outcome is
- * back.  With two, Postgres starts the next flush as soon as it has
- * committed one, instead of idling while samsa answers the producers and
- * sends the next; samsa.log_advance makes a flush fail when the one before
- * it failed for the same partition, so no gap is ever committed.
- */
-#define FLUSH_PIPELINE 2
 
 int32_t st_partition_index(const struct st_partition *p)
 {
@@ -948,7 +940,7 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	else
 		s->queue_head = a;
 	s->queue_tail = a;
-	if (s->flushes_in_flight < FLUSH_PIPELINE)
+	if (!s->flush_in_flight)
 		event_active(s->flush_ev, EV_TIMEOUT, 0);
 }
 
@@ -1030,7 +1022,7 @@ void st_append_marker(struct store *s, struct st_partition *p,
 	else
 		s->queue_head = a;
 	s->queue_tail = a;
-	if (s->flushes_in_flight < FLUSH_PIPELINE)
+	if (!s->flush_in_flight)
 		event_active(s->flush_ev, EV_TIMEOUT, 0);
 }
 
@@ -1118,7 +1110,7 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 	(void)sqlstate;
 	if (err && !f->err)
 		f->err = strdup(err);
-	s->flushes_in_flight--;
+	s->flush_in_flight = false;
 	if (f->err) {
 		fprintf(stderr, "samsa: log flush failed: %s\n", f->err);
 		flush_failed(s, f->appends, f->err);
@@ -1153,7 +1145,7 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 
 void st_flush_now(struct store *s)
 {
-	if (s->flushes_in_flight >= FLUSH_PIPELINE || !s->queue_head)
+	if (s->flush_in_flight || !s->queue_head)
 		return;
 	struct flush *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -1177,11 +1169,9 @@ void st_flush_now(struct store *s)
 	if (!s->queue_head)
 		s->queue_tail = NULL;
 	last->next = NULL;
-	s->flushes_in_flight++;
+	s->flush_in_flight = true;
 
 	struct pgconn *c = s->writer;
-	for (a = f->appends; a; a = a->next)
-		a->p->flush_first = NULL;
 	for (a = f->appends; a; a = a->next) {
 		struct st_partition *p = a->p;
 		for (int i = 0; i < a->nbatches; i++) {
@@ -1234,27 +1224,25 @@ void st_flush_now(struct store *s)
 					f);
 			}
 		}
-		if (!p->flush_first)
-			p->flush_first = a;
 		p->flush_last = a;
 	}
-	/* One end per partition, moved on from where the flush before left
-	 * it (linear: a flush can hold tens of thousands of one-row CDC
-	 * appends). */
+	/* One UPDATE per partition, with its end after this flush (linear:
+	 * a flush can hold tens of thousands of one-row CDC appends). */
 	for (a = f->appends; a; a = a->next) {
 		struct st_partition *p = a->p;
 		if (p->flush_last != a)
 			continue;
-		char tid[16], part[16], from[24], to[24];
+		char tid[16], part[16], next[24];
 		snprintf(tid, sizeof(tid), "%d", p->topic->tid);
 		snprintf(part, sizeof(part), "%d", p->index);
-		snprintf(from, sizeof(from), "%" PRId64,
-			 p->flush_first->batches[0]->base);
-		snprintf(to, sizeof(to), "%" PRId64,
+		snprintf(next, sizeof(next), "%" PRId64,
 			 a->batches[a->nbatches - 1]->last + 1);
-		const char *v[4] = {tid, part, from, to};
-		pg_query_prepared(c, "SELECT samsa.log_advance($1, $2, $3, $4)",
-				  4, v, NULL, NULL, false, on_flush_step, f);
+		const char *v[3] = {tid, part, next};
+		pg_query_prepared(
+			c,
+			"UPDATE samsa.partitions SET next_offset = $3 "
+			"WHERE tid = $1 AND partition = $2",
+			3, v, NULL, NULL, false, on_flush_step, f);
 	}
 	/* One unit without BEGIN: Postgres commits it whole at the sync or
 	 * not at all. */
@@ -1460,8 +1448,9 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 	pg_sync(r->s->writer);
 }
 
-/* One reload at a time: a second, sent behind a flush that the first made
- * possible, would read the log as it was before that flush. */
+/* One reload at a time: a second one, sent while the first was under way,
+ * could come back after an append that the first made possible and undo
+ * it in memory. */
 static void reload_partition(struct store *s, struct st_partition *p)
 {
 	if (p->reload_queued)

@@ -146,22 +146,6 @@ static const char *const migrations[] = {
 	"  paused boolean NOT NULL DEFAULT false,"
 	"  snapshot_done boolean NOT NULL DEFAULT false,"
 	"  created_at timestamptz NOT NULL DEFAULT now());",
-	/* 6: a flush moves a partition's end on only from where the flush
-	 * before it left it (storage/log.c pipelines flushes): one sent
-	 * behind a flush that failed then fails too instead of leaving a
-	 * gap.  A partition deleted meanwhile is not an error. */
-	"CREATE FUNCTION samsa.log_advance(p_tid int, p_partition int, "
-	"  p_from bigint, p_to bigint) RETURNS void LANGUAGE plpgsql AS $$ "
-	"BEGIN "
-	"  UPDATE samsa.partitions SET next_offset = p_to "
-	"   WHERE tid = p_tid AND partition = p_partition "
-	"     AND next_offset = p_from; "
-	"  IF NOT FOUND AND EXISTS (SELECT 1 FROM samsa.partitions "
-	"       WHERE tid = p_tid AND partition = p_partition) THEN "
-	"    RAISE EXCEPTION 'samsa: partition %/% does not end at offset "
-	"%: an earlier write to it failed', p_tid, p_partition, p_from; "
-	"  END IF; "
-	"END $$;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))

@@ -93,9 +93,8 @@ struct st_partition {
 	bool reloading; /* state unknown after a failed flush */
 	bool reload_queued; /* and its reload is under way */
 	bool deleted;
-	/* Its first and last append in the flush being built (st_flush_now
-	 * only). */
-	struct st_append *flush_first, *flush_last;
+	/* Its last append in the flush being built (st_flush_now only). */
+	struct st_append *flush_last;
 
 	/* Tail cache: committed batches [cache_start, hw), oldest first. */
 	struct st_batch **ring;
@@ -152,7 +151,7 @@ struct store {
 	size_t cached_partitions; /* partitions with batches in cache */
 	size_t ra_total;	  /* read-ahead bytes of all partitions */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
-	int flushes_in_flight; /* sent, outcome not back: FLUSH_PIPELINE */
+	bool flush_in_flight;
 	struct event *flush_ev;
 	struct event *retention_ev;
 	struct st_cleaner *cleaner; /* compact.c */

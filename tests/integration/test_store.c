@@ -505,54 +505,6 @@ Test(store, watermark_and_log_start_survive_reopen)
 	cr_assert_eq(append_ok(p, 1, ts), 9);
 }
 
-/*
- * Two flushes in flight: the first fails (a row already holds its offset),
- * so the second, sent behind it, must fail too rather than commit after a
- * gap; once the partition is read back, appends go on where the log ends.
- */
-Test(store, flush_behind_a_failed_one_fails_too)
-{
-	struct st_topic *t = create_topic("gap", 1, NULL, 0);
-	struct st_partition *p = st_partition(t, 0);
-	struct kb_writer w = {0};
-	struct appended a1 = {0}, a2 = {0};
-	char sql[256];
-
-	cr_assert_eq(append_ok(p, 1, now_ms()), 0);
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO samsa.log SELECT tid, partition, 1, 1, "
-		 "max_timestamp, producer_id, producer_epoch, base_sequence, "
-		 "record_count, bytes, batch FROM samsa.log WHERE tid = %d",
-		 t->tid);
-	sql_ok(sql);
-	build(&w, 1, now_ms(), NULL, true, 10, -1, -1, -1);
-	st_append(st, p, w.buf, w.len, on_appended, &a1);
-	event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK); /* sends it */
-	st_append(st, p, w.buf, w.len, on_appended, &a2);
-	run_until(&a2.called);
-	cr_assert(a1.called);
-	cr_assert_eq(a1.r.status, ST_UNAVAILABLE);
-	cr_assert_eq(a2.r.status, ST_UNAVAILABLE);
-	cr_assert(strstr(a2.msg, "does not end at offset 2"), "%s", a2.msg);
-	cr_assert_eq(log_rows(t, 0), 2);
-
-	snprintf(sql, sizeof(sql),
-		 "DELETE FROM samsa.log WHERE tid = %d AND base_offset = 1",
-		 t->tid);
-	sql_ok(sql);
-	struct st_append_result r;
-	for (int i = 0; i < 50; i++) {
-		r = append_raw(p, &w);
-		if (r.status == ST_OK)
-			break;
-		run_for(100); /* still being read back */
-	}
-	kb_writer_free(&w);
-	cr_assert_eq(r.status, ST_OK);
-	cr_assert_eq(r.base_offset, 1);
-	cr_assert_eq(st_high_watermark(p), 2);
-}
-
 /* A consumer past the middle of the read-ahead: the next batches are read
  * in the background and its later fetches find them in memory. */
 Test(store, read_ahead_reads_on_in_the_background)
