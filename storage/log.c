@@ -1476,50 +1476,52 @@ static struct st_partition *load_find(struct store *s, const PGresult *r, int i)
 	return NULL;
 }
 
+/* PQexec for st_log_load: the result, or NULL with "what: Postgres's
+ * message" in err. */
+static PGresult *load_exec(PGconn *conn, const char *sql, const char *what,
+			   char *err, size_t errlen)
+{
+	PGresult *r = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return r;
+	snprintf(err, errlen, "%s: %s", what, PQresultErrorMessage(r));
+	PQclear(r);
+	return NULL;
+}
+
 int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(conn, "SELECT tid, partition, log_start_offset, "
-				   "next_offset, leader_epoch FROM "
-				   "samsa.partitions");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "loading partitions: %s",
-			 PQresultErrorMessage(r));
-		PQclear(r);
+	PGresult *r = load_exec(conn,
+				"SELECT tid, partition, log_start_offset, "
+				"next_offset, leader_epoch FROM "
+				"samsa.partitions",
+				"loading partitions", err, errlen);
+	if (!r)
 		return -1;
-	}
 	for (int i = 0; i < PQntuples(r); i++) {
-		int32_t tid = atoi(PQgetvalue(r, i, 0));
-		for (size_t j = 0; j < s->ntopics; j++) {
-			struct st_topic *t = s->topics[j];
-			if (t->tid != tid)
-				continue;
-			struct st_partition *p =
-				st_partition(t, atoi(PQgetvalue(r, i, 1)));
-			if (!p)
-				break;
-			p->log_start = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-			p->hw = p->next =
-				strtoll(PQgetvalue(r, i, 3), NULL, 10);
-			p->leader_epoch = atoi(PQgetvalue(r, i, 4));
-		}
+		struct st_partition *p = load_find(s, r, i);
+		if (!p)
+			continue;
+		p->log_start = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		p->hw = p->next = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+		p->leader_epoch = atoi(PQgetvalue(r, i, 4));
 	}
 	PQclear(r);
 
-	r = PQexec(conn,
-		   "SELECT tid, partition, producer_id, producer_epoch, "
-		   "base_sequence, record_count, base_offset, last_offset, "
-		   "attributes, max_timestamp FROM (SELECT *, row_number() "
-		   "OVER (PARTITION BY "
-		   "tid, partition, producer_id, (attributes & 32) <> 0 ORDER "
-		   "BY base_offset DESC) AS rn FROM samsa.log "
-		   "WHERE producer_id >= 0) x WHERE rn <= 5 "
-		   "ORDER BY tid, partition, producer_id, base_offset");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "loading producer state: %s",
-			 PQresultErrorMessage(r));
-		PQclear(r);
+	r = load_exec(
+		conn,
+		"SELECT tid, partition, producer_id, producer_epoch, "
+		"base_sequence, record_count, base_offset, last_offset, "
+		"attributes, max_timestamp FROM (SELECT *, row_number() "
+		"OVER (PARTITION BY "
+		"tid, partition, producer_id, (attributes & 32) <> 0 ORDER "
+		"BY base_offset DESC) AS rn FROM samsa.log "
+		"WHERE producer_id >= 0) x WHERE rn <= 5 "
+		"ORDER BY tid, partition, producer_id, base_offset",
+		"loading producer state", err, errlen);
+	if (!r)
 		return -1;
-	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct st_partition *p = load_find(s, r, i);
 		if (p)
@@ -1528,20 +1530,18 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 	PQclear(r);
 
 	/* Transactions open in the log, and the aborted index. */
-	r = PQexec(conn,
-		   "SELECT tid, partition, producer_id, max(producer_epoch), "
-		   "min(base_offset) FROM samsa.log l WHERE (attributes & 48) "
-		   "= 16 AND base_offset > coalesce((SELECT max(c.base_offset) "
-		   "FROM samsa.log c WHERE c.tid = l.tid AND c.partition = "
-		   "l.partition AND c.producer_id = l.producer_id AND "
-		   "(c.attributes & 48) = 48), -1) "
-		   "GROUP BY tid, partition, producer_id");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "loading open transactions: %s",
-			 PQresultErrorMessage(r));
-		PQclear(r);
+	r = load_exec(
+		conn,
+		"SELECT tid, partition, producer_id, max(producer_epoch), "
+		"min(base_offset) FROM samsa.log l WHERE (attributes & 48) "
+		"= 16 AND base_offset > coalesce((SELECT max(c.base_offset) "
+		"FROM samsa.log c WHERE c.tid = l.tid AND c.partition = "
+		"l.partition AND c.producer_id = l.producer_id AND "
+		"(c.attributes & 48) = 48), -1) "
+		"GROUP BY tid, partition, producer_id",
+		"loading open transactions", err, errlen);
+	if (!r)
 		return -1;
-	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct st_partition *p = load_find(s, r, i);
 		struct st_open_txn *o =
@@ -1554,29 +1554,25 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 	PQclear(r);
 	/* Entries left below the log start by a version that did not trim
 	 * them, and those of deleted topics. */
-	r = PQexec(conn, "DELETE FROM samsa.txn_aborted a WHERE NOT EXISTS "
-			 "(SELECT 1 FROM samsa.partitions p WHERE p.tid = "
-			 "a.tid AND p.partition = a.partition AND "
-			 "a.last_offset >= p.log_start_offset)");
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		snprintf(err, errlen, "trimming aborted transactions: %s",
-			 PQresultErrorMessage(r));
-		PQclear(r);
+	r = load_exec(conn,
+		      "DELETE FROM samsa.txn_aborted a WHERE NOT EXISTS "
+		      "(SELECT 1 FROM samsa.partitions p WHERE p.tid = "
+		      "a.tid AND p.partition = a.partition AND "
+		      "a.last_offset >= p.log_start_offset)",
+		      "trimming aborted transactions", err, errlen);
+	if (!r)
 		return -1;
-	}
 	PQclear(r);
-	r = PQexec(conn,
-		   "SELECT a.tid, a.partition, a.producer_id, a.first_offset, "
-		   "a.last_offset FROM samsa.txn_aborted a JOIN "
-		   "samsa.partitions p USING (tid, partition) WHERE "
-		   "a.last_offset >= p.log_start_offset "
-		   "ORDER BY a.tid, a.partition, a.last_offset");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "loading aborted transactions: %s",
-			 PQresultErrorMessage(r));
-		PQclear(r);
+	r = load_exec(
+		conn,
+		"SELECT a.tid, a.partition, a.producer_id, a.first_offset, "
+		"a.last_offset FROM samsa.txn_aborted a JOIN "
+		"samsa.partitions p USING (tid, partition) WHERE "
+		"a.last_offset >= p.log_start_offset "
+		"ORDER BY a.tid, a.partition, a.last_offset",
+		"loading aborted transactions", err, errlen);
+	if (!r)
 		return -1;
-	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct st_partition *p = load_find(s, r, i);
 		if (p)
