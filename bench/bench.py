@@ -163,31 +163,35 @@ def one_produce(stack, res, label, size, acks, topic_cfg=None, rate=-1):
     topic = f"{kind[0]}{size}-a{acks}-{label}-{int(time.time() * 1000)}"
     create_topic(stack.bootstrap, topic, topic_cfg)
     n = RECORDS[size] if rate < 0 else int(rate * LAT_SECONDS)
+    settled = stacks.settle()
     m = Meter(stack.roots).start()
     r, cpu = producer_perf(stack.bootstrap, topic, n, size, acks, rate)
     r.update(m.stop(cpu))
     r["cpu_s_per_gb"] = r["stack_cpu_s"] / (n * size / 1e9)
+    r["settle_s"] = settled
     r["others"] = top_others(stacks.tree(stack.roots()))
     if rate >= 0:
         r["target_rec_s"] = rate
     keep_best(res.setdefault(label, {}), f"{kind} {size} acks={acks}", r)
     log(f"{label} {kind} {size} B acks={acks}: {r['rec_s']:.0f} rec/s {r['mb_s']:.1f} MB/s, "
         f"p50 {r['p50_ms']} p99 {r['p99_ms']} ms, {r['cpu_s_per_gb']:.1f} CPU s/GB, "
-        f"load {r['load']}, others {r['other_cpu_pct']:.0f}%")
+        f"load {r['load']}, others {r['other_cpu_pct']:.0f}%, settled in {settled:.0f} s")
     save_results(RES)
     return topic
 
 
 def one_consume(stack, res, label, size, topic):
     n = RECORDS[size]
+    settled = stacks.settle()
     m = Meter(stack.roots).start()
     c, cpu = consumer_perf(stack.bootstrap, topic, n)
     c.update(m.stop(cpu))
+    c["settle_s"] = settled
     c["cpu_s_per_gb"] = c["stack_cpu_s"] / (n * size / 1e9)
     c["mb_s"] = c["rec_s"] * size / 1e6
     c["others"] = top_others(stacks.tree(stack.roots()))
     keep_best(res.setdefault(label, {}), f"consume {size}", c)
-    log(f"{label} consume {size} B: {c['rec_s']:.0f} rec/s (fetch), load {c['load']}")
+    log(f"{label} consume {size} B: {c['rec_s']:.0f} rec/s (fetch), load {c['load']}, settled in {settled:.0f} s")
     save_results(RES)
 
 

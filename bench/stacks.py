@@ -135,6 +135,21 @@ def machine_busy():
     return busy / TICK
 
 
+def settle(max_s=30, idle=0.15):
+    """Waits until the whole machine has used under `idle` of a core for
+    one second, at most max_s; returns the seconds waited.  A run then
+    measures its own system, not what the run before left behind (a JVM's
+    collector, Postgres's autovacuum or checkpointer, the kernel writing
+    back the page cache)."""
+    t0 = time.time()
+    while time.time() - t0 < max_s:
+        b = machine_busy()
+        time.sleep(1)
+        if machine_busy() - b < idle:
+            break
+    return time.time() - t0
+
+
 def status_kb(pid, field):
     try:
         with open(f"/proc/{pid}/status") as f:

@@ -16,7 +16,10 @@
 # DATADIR; local connections are trusted and the superuser is `postgres`.
 # Settings: wal_level=logical (samsa's change data capture), 10 WAL senders
 # and replication slots, fsync and synchronous_commit on, shared_buffers
-# 256MB.  The server log is DATADIR/server.log.
+# 256MB, max_wal_size 8GB and checkpoint_timeout 15min (at the default 1GB
+# one producer made a checkpoint every ~20 s, Postgres logged "checkpoints
+# are occurring too frequently", and each cost throughput).  The server log
+# is DATADIR/server.log.
 #
 # initdb and postgres refuse to run as root: as root the cluster belongs to
 # the `postgres` system user (Debian's postgresql package creates it) and
@@ -135,6 +138,8 @@ cmd_start() {
 			fsync = on
 			synchronous_commit = on
 			shared_buffers = 256MB
+			max_wal_size = 8GB
+			checkpoint_timeout = 15min
 			listen_addresses = '127.0.0.1'
 			log_line_prefix = '%m [%p] %q%u@%d '
 			log_min_messages = warning
