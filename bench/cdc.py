@@ -21,11 +21,15 @@ and waits for its WAL flush: that wait, not CPU, held the 8 sessions of
 earlier runs to ~16k changes/s on this machine (~200 commits/s each; no
 capturer), while 32 sessions reached ~58k/s.  So the load runs 32
 sessions (BENCH_CDC_SESSIONS), the same for samsa and Debezium.  What is
-left is the cost of the changes themselves, ~25-36 us of Postgres CPU
-per change, WAL flushes included, and no less from a C client (pgbench
--M prepared with the same two statements costs as much, plus its own
-CPU); on 2 cores shared with a capturer, its consumer and other work the
-loaders can saturate around 30k changes/s, and a step then says so.
+left is the cost of the changes themselves: with 10 rows per transaction
+~25-36 us of Postgres CPU per change, commits included, and no less from
+a C client (pgbench -M prepared with the same two statements costs as
+much, plus its own CPU), so that on 2 cores shared with a capturer and
+its consumer the loaders saturated at 30-42k changes/s, below what samsa
+sustains.  A commit costs Postgres about as much CPU as ten rows, so
+the load commits PER = 100 rows per transaction (BENCH_CDC_PER): the
+loaders then reach ~117k/s beside samsa.  A step still says when they
+were saturated.
 
 Both capturers get the same connector (the seed's shape): pgoutput, no
 snapshot (snapshot.mode=no_data),
@@ -39,7 +43,7 @@ For each capturer:
 1. latency: 1,000 changes/s in one-row transactions; a confluent-kafka
    consumer (librdkafka defaults, one poll per record) takes receive time
    minus the row's t_us: commit-to-consumer, p50/p99.
-2. sustained rate: stepped target rates (10 rows per transaction,
+2. sustained rate: stepped target rates (PER rows per transaction,
    SESSIONS sessions).  A consumer at the topic's end takes every
    change's age (arrival - t_us); a rate is sustained when the median age
    over the last 5 s of the load is at most twice (+0.5 s) that of seconds
@@ -50,8 +54,9 @@ For each capturer:
    is sampled every second too and reported, but not judged: Debezium
    confirms a position only with its offset commits and, without
    heartbeats, never past its last change, so it is no fair yardstick.
-   Stepping stops at the first rate that is not sustained, and after a
-   sustained step whose sessions committed less than 90% of its target
+   Stepping stops at the first rate that is not sustained (then REFINE
+   more steps halve the gap between it and the last one sustained), and
+   after a sustained step whose sessions committed less than 90% of its target
    and less than 1.1 times what they committed in the step before (the
    loaders, or the machine, were saturated: a higher target would only
    measure them again); the result then says limited_by_loaders, and its
@@ -80,7 +85,8 @@ from stacks import ConnectStack, KafkaStack, Meter, PgStack, loadavg
 
 DB = "cdcbench"
 SESSIONS = int(os.environ.get("BENCH_CDC_SESSIONS", 32))
-PER = 10
+PER = int(os.environ.get("BENCH_CDC_PER", 100))
+REFINE = 2
 T_US = re.compile(rb'"t_us"\s*:\s*(-?[0-9]+)')
 
 
@@ -245,7 +251,8 @@ def median(xs):
 def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=SESSIONS,
           per=PER):
     rows = []
-    for rate in rates:
+
+    def step(rate):
         time.sleep(2)
         ages = Ages(bootstrap_fn(), topic)
         ages.start()
@@ -294,13 +301,29 @@ def steps(load, slot, rates, secs, roots_fn, bootstrap_fn, topic, sessions=SESSI
             f"{r['lag_first_kib']:.0f}->{r['lag_last_kib']:.0f} KiB, all delivered "
             f"{drain} s after the load, flat {flat}"
             + (", loaders short of the target" if short else ""))
-        # saturated: short of the target and hardly more than the step before
-        if not flat or (short and len(rows) > 1
-                        and r["committed"] < 1.1 * rows[-2]["committed"]):
+        return r
+
+    ok = failed = None
+    for rate in rates:
+        r = step(rate)
+        if not r["flat"]:
+            failed = rate
             break
+        ok = rate
+        # saturated: short of the target and hardly more than the step before
+        if r["short"] and len(rows) > 1 and r["committed"] < 1.1 * rows[-2]["committed"]:
+            break
+    # Between the last target sustained and the first one not, REFINE
+    # more steps halve the gap (the coarse steps are 20-50% apart).
+    for _ in range(REFINE if ok is not None and failed is not None else 0):
+        rate = (ok + failed) / 2
+        if step(rate)["flat"]:
+            ok = rate
+        else:
+            failed = rate
     sustained = [r["committed"] for r in rows if r["flat"]]
     return {"steps": rows, "sustained": max(sustained) if sustained else 0,
-            "limited_by_loaders": bool(rows) and rows[-1]["flat"]}
+            "limited_by_loaders": failed is None and bool(sustained)}
 
 
 def catchup(load, n, stop_fn, start_fn, bootstrap_fn, topic, perf_fn=None):
@@ -365,7 +388,8 @@ def run(RES, WORK, SAMSA_BIN, QUICK, save):
     secs = 5 if QUICK else 20
     rates = [float(x) for x in os.environ.get(
         "BENCH_CDC_RATES", "4000 16000 40000" if QUICK else
-        "2000 5000 7500 10000 15000 20000 25000 30000 40000 60000 80000").split()]
+        "2000 5000 7500 10000 15000 20000 25000 30000 40000 60000 80000 100000 "
+        "120000 150000").split()]
     backlog = 20000 if QUICK else 200000
     res = RES.setdefault("cdc", {})
     res["settings"] = {"seconds": secs, "rates": rates, "backlog": backlog,

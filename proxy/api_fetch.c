@@ -234,6 +234,12 @@ static void collect(struct fetch_ctx *x)
 			x->total += (size_t)n;
 			continue;
 		}
+		if (st_read_ahead_brings(fp->p, fp->offset)) {
+			fp->waiter.fn = on_wake;
+			fp->waiter.arg = x;
+			st_wait(fp->p, &fp->waiter);
+			return;
+		}
 		x->reading = true;
 		st_read(s, fp->p, fp->offset, limit, on_read, x);
 		return;

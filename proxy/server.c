@@ -27,6 +27,8 @@
  * request data is held by unanswered requests. */
 #define MAX_OUTPUT	   (64u << 20)
 #define MAX_INFLIGHT_BYTES (256u << 20)
+/* Answers at least this big are not copied into the output buffer. */
+#define SEND_BY_REFERENCE (64u << 10)
 
 struct conn {
 	struct server *srv;
@@ -129,6 +131,27 @@ static void maybe_resume(struct conn *c)
 	}
 }
 
+static void free_sent(const void *data, size_t len, void *buf)
+{
+	(void)data;
+	(void)len;
+	free(buf);
+}
+
+/* Queues an answer for the socket.  Big ones (fetches) are handed over
+ * rather than copied: their buffer is freed once written. */
+static void conn_send(struct conn *c, struct kb_writer *w)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (w->len >= SEND_BY_REFERENCE &&
+	    evbuffer_add_reference(out, w->buf, w->len, free_sent, w->buf) ==
+		    0) {
+		kb_writer_init(w);
+		return;
+	}
+	evbuffer_add(out, w->buf, w->len);
+}
+
 /* Sends every answered request at the head of the queue. */
 static void conn_flush(struct conn *c)
 {
@@ -139,7 +162,7 @@ static void conn_flush(struct conn *c)
 			c->tail = NULL;
 		c->inflight--;
 		if (!c->closed && !r->silent && r->out.len)
-			bufferevent_write(c->bev, r->out.buf, r->out.len);
+			conn_send(c, &r->out);
 		request_free(r);
 	}
 	if (c->closed) {

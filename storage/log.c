@@ -1777,7 +1777,7 @@ void st_read_ahead(struct store *s, struct st_partition *p, int64_t offset)
  * on and the budget allows; else they are dropped and the next fetch past
  * the read-ahead reads Postgres itself.
  */
-static void on_read_ahead(struct read_ctx *r, const PGresult *res)
+static void add_read_ahead(struct read_ctx *r, const PGresult *res)
 {
 	struct store *s = r->s;
 	struct st_partition *p = r->p;
@@ -1785,7 +1785,6 @@ static void on_read_ahead(struct read_ctx *r, const PGresult *res)
 	size_t count = 0, bytes = 0, kept_bytes = 0;
 	struct st_batch **ra = NULL;
 
-	p->ra_reading = false;
 	if (res && !p->deleted && r->gen == p->read_gen && p->ra_count >= 2 &&
 	    p->ra[p->ra_count - 1]->last + 1 == r->offset)
 		ra = read_batches(res, kept, &count, &bytes);
@@ -1810,6 +1809,22 @@ static void on_read_ahead(struct read_ctx *r, const PGresult *res)
 	p->ra = ra;
 	p->ra_count = kept + count;
 	p->ra_bytes = kept_bytes + bytes;
+}
+
+/* Fetches waiting for it (st_read_ahead_brings) look again, whatever came
+ * of it. */
+static void on_read_ahead(struct read_ctx *r, const PGresult *res)
+{
+	struct st_partition *p = r->p;
+	p->ra_reading = false;
+	add_read_ahead(r, res);
+	wake(p);
+}
+
+bool st_read_ahead_brings(const struct st_partition *p, int64_t offset)
+{
+	return p->ra_reading && p->ra_count > 0 &&
+	       offset > p->ra[p->ra_count - 1]->last;
 }
 
 /* --- offsets by time, delete records, producer ids

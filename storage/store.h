@@ -169,9 +169,17 @@ void st_read(struct store *s, struct st_partition *p, int64_t offset,
  * find them in memory instead of waiting for Postgres.
  */
 void st_read_ahead(struct store *s, struct st_partition *p, int64_t offset);
+/*
+ * True while the background read st_read_ahead sent is in flight and is
+ * the one to bring offset: a fetch that missed the cache there waits for it
+ * (st_wait: its waiters are told when it lands, whatever came of it) rather
+ * than reading the same bytes from Postgres a second time.
+ */
+bool st_read_ahead_brings(const struct st_partition *p, int64_t offset);
 
 /*
- * Long-poll support: a waiter is told once when p's high watermark moves.
+ * Long-poll support: a waiter is told once when p's high watermark moves
+ * (or a read-ahead of p lands).
  * The waiter struct belongs to the caller and must stay put until it fires
  * or is cancelled.
  */

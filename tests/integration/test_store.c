@@ -505,6 +505,12 @@ Test(store, watermark_and_log_start_survive_reopen)
 	cr_assert_eq(append_ok(p, 1, ts), 9);
 }
 
+/* Counts its wake-ups. */
+static void on_wake(void *arg)
+{
+	*(int *)arg += 1;
+}
+
 /* A consumer past the middle of the read-ahead: the next batches are read
  * in the background and its later fetches find them in memory. */
 Test(store, read_ahead_reads_on_in_the_background)
@@ -524,8 +530,16 @@ Test(store, read_ahead_reads_on_in_the_background)
 	cr_assert_gt(st_read_cached(p, 200, 1 << 20, &c), 0);
 	cr_assert_eq(st_read_cached(p, 300, 1 << 20, &c), -1);
 	st_read_ahead(st, p, 200);
-	for (int i = 0; i < 100 && st_read_cached(p, 300, 100, &c) < 0; i++)
+	/* A fetch past it waits for the read in flight, not a second one. */
+	cr_assert(st_read_ahead_brings(p, 300));
+	cr_assert_not(st_read_ahead_brings(p, 100));
+	int landed = 0;
+	struct st_waiter w = {.fn = on_wake, .arg = &landed};
+	st_wait(p, &w);
+	for (int i = 0; i < 100 && !landed; i++)
 		run_for(50);
+	cr_assert_eq(landed, 1, "waiters are told when the read-ahead lands");
+	cr_assert_not(st_read_ahead_brings(p, 300));
 	kb_writer_free(&c);
 	c = (struct kb_writer){0};
 	cr_assert_gt(st_read_cached(p, 300, 100, &c), 0);
@@ -886,11 +900,6 @@ Test(store, delete_topic)
 
 /* --- waiters
  * ------------------------------------------------------------------------ */
-
-static void on_wake(void *arg)
-{
-	*(int *)arg += 1;
-}
 
 Test(store, waiters_woken_by_append)
 {
