@@ -237,7 +237,7 @@ static void collect(struct fetch_ctx *x)
 		if (st_read_ahead_brings(fp->p, fp->offset)) {
 			fp->waiter.fn = on_wake;
 			fp->waiter.arg = x;
-			st_wait(fp->p, &fp->waiter);
+			st_wait_read_ahead(fp->p, &fp->waiter);
 			return;
 		}
 		x->reading = true;

@@ -51,6 +51,7 @@ struct st_partition *st_partition_new(struct st_topic *t, int32_t index)
 	p->topic = t;
 	p->index = index;
 	p->waiters.next = p->waiters.prev = &p->waiters;
+	p->ra_waiters.next = p->ra_waiters.prev = &p->ra_waiters;
 	p->clean.next_horizon = INT64_MAX;
 	return p;
 }
@@ -253,13 +254,24 @@ void st_log_rewritten(struct store *s, struct st_partition *p,
 
 /* --- waiters -------------------------------------------------------------- */
 
-void st_wait(struct st_partition *p, struct st_waiter *w)
+static void wait_on(struct st_waiter *head, struct st_partition *p,
+		    struct st_waiter *w)
 {
 	w->p = p;
-	w->next = &p->waiters;
-	w->prev = p->waiters.prev;
-	p->waiters.prev->next = w;
-	p->waiters.prev = w;
+	w->next = head;
+	w->prev = head->prev;
+	head->prev->next = w;
+	head->prev = w;
+}
+
+void st_wait(struct st_partition *p, struct st_waiter *w)
+{
+	wait_on(&p->waiters, p, w);
+}
+
+void st_wait_read_ahead(struct st_partition *p, struct st_waiter *w)
+{
+	wait_on(&p->ra_waiters, p, w);
 }
 
 void st_wait_cancel(struct st_waiter *w)
@@ -272,13 +284,25 @@ void st_wait_cancel(struct st_waiter *w)
 	w->p = NULL;
 }
 
-static void wake(struct st_partition *p)
+/* Tells everyone on head's list once: a waiter that waits again from its
+ * callback is told at the next wake-up, not again in this one. */
+static void wake_list(struct st_waiter *head)
 {
-	while (p->waiters.next != &p->waiters) {
-		struct st_waiter *w = p->waiters.next;
+	if (head->next == head)
+		return;
+	struct st_waiter now = {.next = head->next, .prev = head->prev};
+	now.next->prev = now.prev->next = &now;
+	head->next = head->prev = head;
+	while (now.next != &now) {
+		struct st_waiter *w = now.next;
 		st_wait_cancel(w);
 		w->fn(w->arg);
 	}
+}
+
+static void wake(struct st_partition *p)
+{
+	wake_list(&p->waiters);
 }
 
 /* --- producer state --------------------------------------------------------
@@ -1811,14 +1835,14 @@ static void add_read_ahead(struct read_ctx *r, const PGresult *res)
 	p->ra_bytes = kept_bytes + bytes;
 }
 
-/* Fetches waiting for it (st_read_ahead_brings) look again, whatever came
- * of it. */
+/* Fetches waiting for it (st_wait_read_ahead) look again, whatever came of
+ * it. */
 static void on_read_ahead(struct read_ctx *r, const PGresult *res)
 {
 	struct st_partition *p = r->p;
 	p->ra_reading = false;
 	add_read_ahead(r, res);
-	wake(p);
+	wake_list(&p->ra_waiters);
 }
 
 bool st_read_ahead_brings(const struct st_partition *p, int64_t offset)

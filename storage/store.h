@@ -172,14 +172,13 @@ void st_read_ahead(struct store *s, struct st_partition *p, int64_t offset);
 /*
  * True while the background read st_read_ahead sent is in flight and is
  * the one to bring offset: a fetch that missed the cache there waits for it
- * (st_wait: its waiters are told when it lands, whatever came of it) rather
- * than reading the same bytes from Postgres a second time.
+ * (st_wait_read_ahead) rather than reading the same bytes from Postgres a
+ * second time.
  */
 bool st_read_ahead_brings(const struct st_partition *p, int64_t offset);
 
 /*
- * Long-poll support: a waiter is told once when p's high watermark moves
- * (or a read-ahead of p lands).
+ * Long-poll support: a waiter is told once when p's high watermark moves.
  * The waiter struct belongs to the caller and must stay put until it fires
  * or is cancelled.
  */
@@ -190,6 +189,9 @@ struct st_waiter {
 	struct st_partition *p;
 };
 void st_wait(struct st_partition *p, struct st_waiter *w);
+/* The same, told once when p's read-ahead in flight lands, whatever came of
+ * it, and not by appends. */
+void st_wait_read_ahead(struct st_partition *p, struct st_waiter *w);
 void st_wait_cancel(struct st_waiter *w);
 
 typedef void (*st_offset_cb)(void *arg, enum st_status st, int64_t offset,

@@ -127,7 +127,8 @@ struct st_partition {
 	struct st_open_txn *txns;
 	struct st_aborted_txn *aborted; /* by last offset */
 	size_t naborted, cap_aborted;
-	struct st_waiter waiters; /* list head */
+	struct st_waiter waiters;    /* list head */
+	struct st_waiter ra_waiters; /* for the read-ahead in flight */
 };
 
 struct store {

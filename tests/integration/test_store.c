@@ -535,7 +535,7 @@ Test(store, read_ahead_reads_on_in_the_background)
 	cr_assert_not(st_read_ahead_brings(p, 100));
 	int landed = 0;
 	struct st_waiter w = {.fn = on_wake, .arg = &landed};
-	st_wait(p, &w);
+	st_wait_read_ahead(p, &w);
 	for (int i = 0; i < 100 && !landed; i++)
 		run_for(50);
 	cr_assert_eq(landed, 1, "waiters are told when the read-ahead lands");
@@ -918,4 +918,33 @@ Test(store, waiters_woken_by_append)
 	append_ok(p, 1, now_ms()); /* told once only */
 	cr_assert_eq(woken, 1);
 	st_wait_cancel(&w1); /* harmless after it fired */
+}
+
+struct rewaiter {
+	struct st_waiter w;
+	struct st_partition *p;
+	int woken;
+};
+
+static void wait_again(void *arg)
+{
+	struct rewaiter *r = arg;
+	r->woken++;
+	st_wait(r->p, &r->w);
+}
+
+/* A waiter that waits again from its callback is told at the next wake-up,
+ * not again and again in this one. */
+Test(store, waiter_waiting_again_is_told_next_time)
+{
+	struct st_topic *t = create_topic("rewait", 1, NULL, 0);
+	struct rewaiter r = {.p = st_partition(t, 0)};
+	r.w = (struct st_waiter){.fn = wait_again, .arg = &r};
+
+	st_wait(r.p, &r.w);
+	append_ok(r.p, 1, now_ms());
+	cr_assert_eq(r.woken, 1);
+	append_ok(r.p, 1, now_ms());
+	cr_assert_eq(r.woken, 2);
+	st_wait_cancel(&r.w);
 }
