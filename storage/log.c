@@ -63,33 +63,64 @@ static struct st_batch *ring_at(const struct st_partition *p, size_t i)
 	return p->ring[(p->ring_head + i) % p->ring_cap];
 }
 
+/*
+ * The tail cache keeps the batches appended last, up to the store's total,
+ * as a page cache would: when it is full, the partition that appended
+ * least recently gives up its oldest batches first.  Every partition keeps
+ * its newest batch, so that consumers at the head never wait on Postgres:
+ * the list holds only partitions with two batches or more, least recently
+ * appended first.
+ */
+static void evictable_unlink(struct store *s, struct st_partition *p)
+{
+	if (!p->evictable)
+		return;
+	if (p->evict_prev)
+		p->evict_prev->evict_next = p->evict_next;
+	else
+		s->evict_head = p->evict_next;
+	if (p->evict_next)
+		p->evict_next->evict_prev = p->evict_prev;
+	else
+		s->evict_tail = p->evict_prev;
+	p->evict_prev = p->evict_next = NULL;
+	p->evictable = false;
+}
+
+/* To the back of the list (just appended), when it has batches to spare. */
+static void evictable_touch(struct store *s, struct st_partition *p)
+{
+	evictable_unlink(s, p);
+	if (p->ring_count < 2)
+		return;
+	p->evict_prev = s->evict_tail;
+	if (s->evict_tail)
+		s->evict_tail->evict_next = p;
+	else
+		s->evict_head = p;
+	s->evict_tail = p;
+	p->evictable = true;
+}
+
 /* s may be NULL at close, when nobody counts any more. */
 static void ring_pop(struct store *s, struct st_partition *p)
 {
 	struct st_batch *b = ring_at(p, 0);
 	p->cache_bytes -= b->len;
-	free(b);
 	p->ring_head = (p->ring_head + 1) % p->ring_cap;
 	p->ring_count--;
-	if (s && p->ring_count == 0)
-		s->cached_partitions--;
+	if (s) {
+		s->cache_bytes -= b->len;
+		if (p->ring_count < 2)
+			evictable_unlink(s, p);
+	}
+	free(b);
 }
 
 static void cache_clear(struct store *s, struct st_partition *p)
 {
 	while (p->ring_count)
 		ring_pop(s, p);
-}
-
-/*
- * A partition's share of the cache: its own cap, shrunk so that all the
- * partitions holding batches fit in the store's total.
- */
-static size_t cache_share(const struct store *s)
-{
-	size_t n = s->cached_partitions ? s->cached_partitions : 1;
-	size_t share = s->opts.cache_total_bytes / n;
-	return share < s->opts.cache_bytes ? share : s->opts.cache_bytes;
 }
 
 /* Takes ownership of b. */
@@ -111,14 +142,13 @@ static void cache_push(struct store *s, struct st_partition *p,
 		p->ring_cap = cap;
 		p->ring_head = 0;
 	}
-	p->ring[(p->ring_head + p->ring_count) % p->ring_cap] = b;
-	if (p->ring_count++ == 0)
-		s->cached_partitions++;
+	p->ring[(p->ring_head + p->ring_count++) % p->ring_cap] = b;
 	p->cache_bytes += b->len;
+	s->cache_bytes += b->len;
 	p->avg_batch = p->avg_batch ? (p->avg_batch * 7 + b->len) / 8 : b->len;
-	size_t cap = cache_share(s);
-	while (p->ring_count > 1 && p->cache_bytes > cap)
-		ring_pop(s, p);
+	evictable_touch(s, p);
+	while (s->cache_bytes > s->opts.cache_bytes && s->evict_head)
+		ring_pop(s, s->evict_head);
 }
 
 static void ra_clear(struct store *s, struct st_partition *p)
@@ -231,12 +261,14 @@ void st_log_rewritten(struct store *s, struct st_partition *p,
 				failed = true;
 			} else {
 				p->cache_bytes -= b->len;
+				s->cache_bytes -= b->len;
 				if (nb) {
 					*nb = *b;
 					memcpy(nb->data, rw[j].data, rw[j].len);
 					nb->len = rw[j].len;
 					nb->max_ts = rw[j].max_ts;
 					p->cache_bytes += nb->len;
+					s->cache_bytes += nb->len;
 				}
 				free(b);
 				b = nb;
@@ -246,8 +278,8 @@ void st_log_rewritten(struct store *s, struct st_partition *p,
 			p->ring[(p->ring_head + out++) % p->ring_cap] = b;
 	}
 	p->ring_count = out;
-	if (out == 0)
-		s->cached_partitions--;
+	if (out < 2)
+		evictable_unlink(s, p);
 	if (failed)
 		cache_clear(s, p);
 }
@@ -1700,8 +1732,7 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 		serve(ra, count, r->offset, r->max_bytes, &w);
 	/* Keep the rest for the next fetches while the budget allows. */
 	if (ra && !p->deleted && r->gen == p->read_gen &&
-	    s->ra_total - p->ra_bytes + bytes <=
-		    s->opts.cache_total_bytes / 2) {
+	    s->ra_total - p->ra_bytes + bytes <= s->opts.cache_bytes / 2) {
 		ra_clear(s, p);
 		p->ra = ra;
 		p->ra_count = count;
@@ -1819,7 +1850,7 @@ static void add_read_ahead(struct read_ctx *r, const PGresult *res)
 		kept_bytes += p->ra[i]->len;
 	if (count == 0 || ra[kept]->base != p->ra[p->ra_count - 1]->last + 1 ||
 	    s->ra_total - p->ra_bytes + kept_bytes + bytes >
-		    s->opts.cache_total_bytes / 2) {
+		    s->opts.cache_bytes / 2) {
 		for (size_t i = 0; i < count; i++)
 			free(ra[kept + i]);
 		free(ra);

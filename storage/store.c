@@ -113,9 +113,7 @@ struct store *store_open(struct event_base *base, const struct st_options *opts,
 	s->conninfo = strdup(opts->conninfo);
 	s->opts.conninfo = s->conninfo;
 	if (s->opts.cache_bytes == 0)
-		s->opts.cache_bytes = 32u << 20;
-	if (s->opts.cache_total_bytes == 0)
-		s->opts.cache_total_bytes = 512u << 20;
+		s->opts.cache_bytes = 512u << 20;
 	if (s->opts.readers <= 0)
 		s->opts.readers = 2;
 	if (!s->conninfo || load(s, err, errlen) < 0)

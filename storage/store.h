@@ -8,8 +8,10 @@
  * samsa.log.  Appends are grouped: every batch that arrives while a flush is
  * in flight joins the next flush, one transaction for all of them (group
  * commit, pipelined statements); an append is acknowledged when its
- * transaction commits.  Committed batches stay in a bounded per-partition
- * tail cache so consumers at the head never touch Postgres.
+ * transaction commits.  Committed batches stay in memory, in a tail cache
+ * that keeps what was appended last up to a size for all partitions (every
+ * partition's newest batch always), so consumers at the head, or a few
+ * hundred MB behind, do not touch Postgres.
  *
  * All calls are made from the event loop.  Asynchronous calls take a
  * callback that runs exactly once, later, from the loop; they never call it
@@ -67,10 +69,9 @@ struct st_topic {
 
 struct st_options {
 	const char *conninfo;
-	const char *schema;	  /* "samsa" */
-	size_t cache_bytes;	  /* tail cache per partition at most */
-	size_t cache_total_bytes; /* tail cache of all partitions */
-	int readers;		  /* Postgres connections for reads */
+	const char *schema; /* "samsa" */
+	size_t cache_bytes; /* tail cache of all partitions (0: 512 MiB) */
+	int readers;	    /* Postgres connections for reads */
 };
 
 /*

@@ -100,6 +100,10 @@ struct st_partition {
 	struct st_batch **ring;
 	size_t ring_cap, ring_head, ring_count;
 	size_t cache_bytes;
+	/* In the store's eviction list (log.c), least recently appended
+	 * first, while it holds two batches or more. */
+	struct st_partition *evict_prev, *evict_next;
+	bool evictable;
 
 	/* Read-ahead: the batches of the last read from Postgres, oldest
 	 * first, so a consumer catching up reads Postgres once per few MiB. */
@@ -149,8 +153,9 @@ struct store {
 	char **creating; /* names with a creation in flight */
 	size_t ncreating;
 
-	size_t cached_partitions; /* partitions with batches in cache */
-	size_t ra_total;	  /* read-ahead bytes of all partitions */
+	size_t cache_bytes; /* in the tail caches of all partitions */
+	struct st_partition *evict_head, *evict_tail;
+	size_t ra_total; /* read-ahead bytes of all partitions */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
 	bool flush_in_flight;
 	struct event *flush_ev;

@@ -505,6 +505,54 @@ Test(store, watermark_and_log_start_survive_reopen)
 	cr_assert_eq(append_ok(p, 1, ts), 9);
 }
 
+/* The first offset of p in the tail cache (its high watermark when none)
+ * and, in *bytes, what the cache holds from there. */
+static int64_t first_cached(struct st_partition *p, long *bytes)
+{
+	int64_t o = 0;
+	*bytes = 0;
+	for (; o < st_high_watermark(p); o++) {
+		struct kb_writer c = {0};
+		*bytes = st_read_cached(p, o, INT32_MAX, &c);
+		kb_writer_free(&c);
+		if (*bytes >= 0)
+			break;
+	}
+	return o;
+}
+
+/* The cache keeps the batches appended last within its size: the
+ * partition that appended least recently gives way first, down to its
+ * newest batch. */
+Test(store, cache_keeps_what_was_appended_last)
+{
+	reopen_store_cache(8192);
+	struct st_partition *a = st_partition(create_topic("a", 1, NULL, 0), 0);
+	struct st_partition *b = st_partition(create_topic("b", 1, NULL, 0), 0);
+	int64_t ts = now_ms();
+	long a_bytes, b_bytes;
+
+	for (int i = 0; i < 200; i++)
+		append_ok(a, 1, ts);
+	int64_t a_first = first_cached(a, &a_bytes);
+	cr_assert(a_first > 0 && a_first < 150, "a alone fills it: %" PRId64,
+		  a_first);
+	cr_assert(a_bytes <= 8192 && a_bytes > 8192 - 200, "%ld", a_bytes);
+	for (int i = 0; i < 200; i++)
+		append_ok(b, 1, ts);
+	cr_assert_eq(first_cached(a, &a_bytes), 199, "a keeps its newest");
+	int64_t b_first = first_cached(b, &b_bytes);
+	cr_assert_lt(b_first, a_first + 10);
+	cr_assert(a_bytes + b_bytes <= 8192 && a_bytes + b_bytes > 8192 - 200,
+		  "%ld + %ld bytes", a_bytes, b_bytes);
+	/* Now b appended least recently: it gives way to a. */
+	for (int i = 0; i < 50; i++)
+		append_ok(a, 1, ts);
+	cr_assert_eq(first_cached(a, &a_bytes), 199);
+	cr_assert_eq(first_cached(b, &b_bytes), b_first + 50);
+	cr_assert(a_bytes + b_bytes <= 8192, "%ld + %ld", a_bytes, b_bytes);
+}
+
 /* Counts its wake-ups. */
 static void on_wake(void *arg)
 {

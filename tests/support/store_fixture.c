@@ -52,9 +52,12 @@ long long sql_num(const char *sql)
 	return v;
 }
 
-static void open_store(void)
+/* cache_bytes 0: the store's default. */
+static void open_store(size_t cache_bytes)
 {
-	struct st_options o = {.conninfo = conninfo(), .schema = "samsa"};
+	struct st_options o = {.conninfo = conninfo(),
+			       .schema = "samsa",
+			       .cache_bytes = cache_bytes};
 	char err[512] = "";
 
 	st = store_open(base, &o, err, sizeof(err));
@@ -63,9 +66,14 @@ static void open_store(void)
 
 void reopen_store(void)
 {
+	reopen_store_cache(0);
+}
+
+void reopen_store_cache(size_t cache_bytes)
+{
 	store_close(st);
 	st = NULL;
-	open_store();
+	open_store(cache_bytes);
 }
 
 void store_fixture_setup(void)
@@ -77,7 +85,7 @@ void store_fixture_setup(void)
 	sql_ok("DROP SCHEMA IF EXISTS samsa CASCADE");
 	base = event_base_new();
 	cr_assert(base);
-	open_store();
+	open_store(0);
 }
 
 void store_fixture_teardown(void)

@@ -46,6 +46,8 @@ void store_fixture_teardown(void);
 
 /* Closes st and opens it again on the same base, as a restart would. */
 void reopen_store(void);
+/* The same with a tail cache of cache_bytes for all partitions. */
+void reopen_store_cache(size_t cache_bytes);
 
 /* Runs sql on admin; fails the test unless it succeeded. */
 void sql_ok(const char *sql);
