@@ -158,12 +158,26 @@ def keep_best(runs, key, r):
 
 
 def aftermath(stack, r):
-    """What a run leaves its stack to do (Postgres's autovacuum of the log,
-    the JVM's collector) is the run's: the stack's CPU until the machine is
-    idle again (at most 30 s) goes into r["after_cpu_s"]."""
+    """What a run leaves its stack to do (a Postgres checkpoint or
+    autovacuum, the JVM's collector) is the run's: the stack's CPU until
+    the machine is idle again (at most 30 s) goes into r["after_cpu_s"]."""
     cpu0 = stacks.cpu_seconds(stack.roots())
     r["after_s"] = stacks.settle()
     r["after_cpu_s"] = stacks.cpu_seconds(stack.roots()) - cpu0
+
+
+def measured(stack, payload_bytes, run):
+    """run() -> (result, client CPU s), started on an idle machine, with
+    the stack's CPU over it and after it, per GB of payload"""
+    settled = stacks.settle()
+    m = Meter(stack.roots).start()
+    r, cpu = run()
+    r.update(m.stop(cpu))
+    r["others"] = top_others(stacks.tree(stack.roots()))
+    aftermath(stack, r)
+    r["cpu_s_per_gb"] = (r["stack_cpu_s"] + r["after_cpu_s"]) / (payload_bytes / 1e9)
+    r["settle_s"] = settled
+    return r
 
 
 def one_produce(stack, res, label, size, acks, topic_cfg=None, rate=-1):
@@ -172,14 +186,8 @@ def one_produce(stack, res, label, size, acks, topic_cfg=None, rate=-1):
     topic = f"{kind[0]}{size}-a{acks}-{label}-{int(time.time() * 1000)}"
     create_topic(stack.bootstrap, topic, topic_cfg)
     n = RECORDS[size] if rate < 0 else int(rate * LAT_SECONDS)
-    settled = stacks.settle()
-    m = Meter(stack.roots).start()
-    r, cpu = producer_perf(stack.bootstrap, topic, n, size, acks, rate)
-    r.update(m.stop(cpu))
-    r["others"] = top_others(stacks.tree(stack.roots()))
-    aftermath(stack, r)
-    r["cpu_s_per_gb"] = (r["stack_cpu_s"] + r["after_cpu_s"]) / (n * size / 1e9)
-    r["settle_s"] = settled
+    r = measured(stack, n * size,
+                 lambda: producer_perf(stack.bootstrap, topic, n, size, acks, rate))
     if rate >= 0:
         r["target_rec_s"] = rate
     keep_best(res.setdefault(label, {}), f"{kind} {size} acks={acks}", r)
@@ -193,18 +201,12 @@ def one_produce(stack, res, label, size, acks, topic_cfg=None, rate=-1):
 
 def one_consume(stack, res, label, size, topic):
     n = RECORDS[size]
-    settled = stacks.settle()
-    m = Meter(stack.roots).start()
-    c, cpu = consumer_perf(stack.bootstrap, topic, n)
-    c.update(m.stop(cpu))
-    c["settle_s"] = settled
-    c["others"] = top_others(stacks.tree(stack.roots()))
-    aftermath(stack, c)
-    c["cpu_s_per_gb"] = (c["stack_cpu_s"] + c["after_cpu_s"]) / (n * size / 1e9)
+    c = measured(stack, n * size, lambda: consumer_perf(stack.bootstrap, topic, n))
     c["mb_s"] = c["rec_s"] * size / 1e6
     keep_best(res.setdefault(label, {}), f"consume {size}", c)
     log(f"{label} consume {size} B: {c['rec_s']:.0f} rec/s (fetch), load {c['load']}, "
-        f"after it {c['after_cpu_s']:.1f} CPU s in {c['after_s']:.0f} s")
+        f"{c['cpu_s_per_gb']:.1f} CPU s/GB, after it {c['after_cpu_s']:.1f} CPU s in "
+        f"{c['after_s']:.0f} s")
     save_results(RES)
 
 
