@@ -109,6 +109,8 @@ static void answer(struct fetch_ctx *x)
 	}
 	if (x->timer)
 		event_del(x->timer);
+	/* The records plus each partition's fields and the envelope. */
+	req_reserve(x->req, x->data.len + 128 * (size_t)x->nparts + 256);
 	req_reply(x->req, x->resp);
 }
 

@@ -205,6 +205,11 @@ void req_reply(struct request *req, const void *resp)
 	finish(req);
 }
 
+void req_reserve(struct request *req, size_t n)
+{
+	kb_writer_reserve(&req->out, n);
+}
+
 void req_finish_silent(struct request *req)
 {
 	req->silent = true;

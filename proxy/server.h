@@ -74,6 +74,10 @@ void server_stop(struct server *srv);
  */
 void req_reply(struct request *req, const void *resp);
 
+/* The answer will take about n bytes: one allocation for it instead of
+ * doublings and their copies (a fetch answers megabytes). */
+void req_reserve(struct request *req, size_t n);
+
 /* Finishes req without a response (acks=0). */
 void req_finish_silent(struct request *req);
 

@@ -182,29 +182,52 @@ void st_partition_free(struct st_partition *p)
 	free(p);
 }
 
-/* Whole batches of arr[0..n) from the one holding offset, up to max_bytes
- * (the first always); -1 when offset is not inside arr. */
-static long serve(struct st_batch *const *arr, size_t n, int64_t offset,
-		  int32_t max_bytes, struct kb_writer *out)
+/* Batches oldest first, in a ring or (head 0, cap = count) an array. */
+struct batch_run {
+	struct st_batch *const *arr;
+	size_t head, cap, count;
+};
+
+static struct st_batch *run_at(const struct batch_run *r, size_t i)
 {
-	if (n == 0 || offset < arr[0]->base || offset > arr[n - 1]->last)
+	return r->arr[(r->head + i) % r->cap];
+}
+
+/* Whole batches of r from the one holding offset, up to max_bytes (the
+ * first always), into out with one allocation (answers are megabytes);
+ * -1 when offset is not inside r. */
+static long serve(const struct batch_run *r, int64_t offset, int32_t max_bytes,
+		  struct kb_writer *out)
+{
+	if (r->count == 0 || offset < run_at(r, 0)->base ||
+	    offset > run_at(r, r->count - 1)->last)
 		return -1;
-	size_t lo = 0, hi = n;
+	size_t lo = 0, hi = r->count;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (arr[mid]->last < offset)
+		if (run_at(r, mid)->last < offset)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	long len = 0;
-	for (size_t i = lo; i < n; i++) {
-		if (len > 0 && len + (long)arr[i]->len > max_bytes)
+	for (hi = lo; hi < r->count; hi++) {
+		long n = (long)run_at(r, hi)->len;
+		if (len > 0 && len + n > max_bytes)
 			break;
-		kb_write_raw(out, arr[i]->data, arr[i]->len);
-		len += (long)arr[i]->len;
+		len += n;
 	}
+	kb_writer_reserve(out, (size_t)len);
+	for (size_t i = lo; i < hi; i++)
+		kb_write_raw(out, run_at(r, i)->data, run_at(r, i)->len);
 	return len;
+}
+
+static long serve_array(struct st_batch *const *arr, size_t n, int64_t offset,
+			int32_t max_bytes, struct kb_writer *out)
+{
+	struct batch_run r = {arr, 0, n ? n : 1, n};
+	return serve(&r, offset, max_bytes, out);
 }
 
 long st_read_cached(struct st_partition *p, int64_t offset, int32_t max_bytes,
@@ -213,25 +236,10 @@ long st_read_cached(struct st_partition *p, int64_t offset, int32_t max_bytes,
 	if (offset >= p->hw)
 		return 0;
 	if (p->ring_count == 0 || offset < ring_at(p, 0)->base)
-		return serve(p->ra, p->ra_count, offset, max_bytes, out);
-	/* The first batch whose last offset reaches offset. */
-	size_t lo = 0, hi = p->ring_count;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (ring_at(p, mid)->last < offset)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	long n = 0;
-	for (size_t i = lo; i < p->ring_count; i++) {
-		struct st_batch *b = ring_at(p, i);
-		if (n > 0 && n + (long)b->len > max_bytes)
-			break;
-		kb_write_raw(out, b->data, b->len);
-		n += (long)b->len;
-	}
-	return n;
+		return serve_array(p->ra, p->ra_count, offset, max_bytes, out);
+	struct batch_run r = {p->ring, p->ring_head, p->ring_cap,
+			      p->ring_count};
+	return serve(&r, offset, max_bytes, out);
 }
 
 void st_log_rewritten(struct store *s, struct st_partition *p,
@@ -1727,9 +1735,9 @@ static void on_read(void *arg, const PGresult *res, const char *err,
 	/* The log may start after offset (records deleted meanwhile): then
 	 * the answer starts at the first batch there is. */
 	if (count > 0 && r->offset < ra[0]->base)
-		serve(ra, count, ra[0]->base, r->max_bytes, &w);
+		serve_array(ra, count, ra[0]->base, r->max_bytes, &w);
 	else
-		serve(ra, count, r->offset, r->max_bytes, &w);
+		serve_array(ra, count, r->offset, r->max_bytes, &w);
 	/* Keep the rest for the next fetches while the budget allows. */
 	if (ra && !p->deleted && r->gen == p->read_gen &&
 	    s->ra_total - p->ra_bytes + bytes <= s->opts.cache_bytes / 2) {
