@@ -144,16 +144,6 @@ def post(url, body):
     return stacks.http(url, body)
 
 
-def build_upsert(work):
-    exe = os.path.join(work, "upsert")
-    inc = subprocess.run(["pg_config", "--includedir"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra",
-                    "-Werror", f"-I{inc}", "-o", exe,
-                    os.path.join(stacks.ROOT, "bench", "upsert.c"), "-lpq"], check=True)
-    return exe
-
-
 def run(RES, WORK, SAMSA_BIN, QUICK, save):
     n = 20000 if QUICK else int(os.environ.get("BENCH_SINK_ROWS", 200000))
     timeout = 120 if QUICK else 400
@@ -165,7 +155,7 @@ def run(RES, WORK, SAMSA_BIN, QUICK, save):
     try:
         pg.psql(f"CREATE DATABASE {DB}", db="postgres")
         # -- plain libpq upsert
-        exe = build_upsert(WORK)
+        exe = stacks.build_c(WORK, "upsert", ["-lpq"])
         create_table(pg, "sink_plain")
         m = Meter(pg.roots).start()
         out = subprocess.run([exe, pg.conninfo(DB), "sink_plain", str(n), str(BATCH)],

@@ -229,6 +229,18 @@ class Meter:
                 "load": f"{self.load0}->{loadavg()}"}
 
 
+def build_c(work, name, libs):
+    """compiles bench/<name>.c into work/<name> (-> its path)"""
+    exe = os.path.join(work, name)
+    inc = subprocess.run(["pg_config", "--includedir"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    os.makedirs(work, exist_ok=True)
+    subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra",
+                    "-Werror", f"-I{inc}", "-o", exe,
+                    os.path.join(ROOT, "bench", name + ".c")] + libs, check=True)
+    return exe
+
+
 def run_java(cls, args, heap="-Xmx512m", timeout=900, env=None):
     """runs a Java main class to completion; returns (stdout, stderr, cpu s)"""
     cmd = ["java", heap] + JVM_LOG + ["-cp", classpath(), cls] + args

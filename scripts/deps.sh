@@ -49,6 +49,7 @@ DEBS=(
 	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libevent-dev libpq-dev libavro-dev libzstd-dev liblz4-dev zlib1g-dev
 	libsnappy-dev libcriterion-dev libjansson-dev
+	librdkafka-dev # bench/ages.c
 	postgresql
 	kcat python3 python3-venv curl ca-certificates procps iproute2
 	util-linux

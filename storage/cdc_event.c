@@ -1146,7 +1146,16 @@ static void put_i64(struct kb_writer *w, int64_t v)
 
 /* A column's value without a jansson tree where the type allows it. */
 struct cval {
-	enum { CV_NULL, CV_OMIT, CV_BOOL, CV_INT, CV_REAL, CV_STR, CV_TREE } k;
+	enum {
+		CV_NULL,
+		CV_OMIT,
+		CV_BOOL,
+		CV_INT,
+		CV_NUM, /* s, n: Postgres's text is the JSON number */
+		CV_REAL,
+		CV_STR,
+		CV_TREE
+	} k;
 	int64_t i;
 	double d;
 	bool is_float;
@@ -1179,8 +1188,11 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 	case OID_INT4:
 	case OID_INT8:
 	case OID_OID:
-		cv->k = CV_INT;
-		cv->i = strtoll(v, NULL, 10);
+		/* int2out..int8out, oidout: an optional '-' and digits without
+		 * leading zeros, already a JSON number (parsing and printing it
+		 * again took about a tenth of samsa's CPU in CDC). */
+		cv->k = CV_NUM;
+		cv->n = strlen(v);
 		return;
 	case OID_FLOAT4:
 		cv->d = (double)strtof(v, NULL);
@@ -1280,6 +1292,9 @@ static bool put_cval(struct kb_writer *w, enum rmode m, struct cval *cv)
 		return true;
 	case CV_INT:
 		put_i64(w, cv->i);
+		return true;
+	case CV_NUM:
+		kb_write_raw(w, cv->s, cv->n);
 		return true;
 	case CV_REAL:
 		cdc_java_double(cv->d, cv->is_float, buf, sizeof(buf));
