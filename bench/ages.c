@@ -63,7 +63,8 @@ static void set(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
 	char err[256];
 
-	if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+	if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) !=
+	    RD_KAFKA_CONF_OK) {
 		fprintf(stderr, "ages: %s=%s: %s\n", k, v, err);
 		exit(2);
 	}
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
 	set(conf, "group.id", group);
 	set(conf, "enable.auto.commit", "false");
 	set(conf, "log_level", "0");
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	rd_kafka_t *rk =
+		rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (!rk) {
 		fprintf(stderr, "ages: %s\n", err);
 		return 1;
