@@ -31,6 +31,14 @@
 #   samsa_alive                    is our samsa still running?
 #   samsa_cleanup                  stop samsa and Postgres; safe in a trap
 #   samsa_log_tail [LINES]         the end of the samsa log, to stderr
+#   test_begin NAME                the start of a script with a samsa of its
+#                                  own: defines fail MESSAGE (says NAME.sh
+#                                  failed, shows the log's tail, exits 1),
+#                                  checks the interop venv and samsa binary,
+#                                  makes $work, and traps EXIT to run the
+#                                  script's on_cleanup (if it defines one),
+#                                  samsa_cleanup and remove $work (kept
+#                                  with SAMSA_KEEP_TEST_DIR=1)
 #
 # Variables read: SAMSA_ROOT (repository; default: found from this file),
 # SAMSA_BIN (default $SAMSA_ROOT/samsa), SAMSA_PY (the interop venv's python).
@@ -254,4 +262,28 @@ samsa_cleanup() {
 	fi
 	pg_stop || rc=1
 	return $rc
+}
+
+test_begin() {
+	_LIB_TEST=$1
+	[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
+	[ -x "$SAMSA_BIN" ] || fail "no samsa binary at $SAMSA_BIN"
+	work=$(mktemp -d "${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}/$1.XXXXXX") ||
+		fail "mktemp"
+	trap _lib_test_end EXIT
+}
+
+fail() {
+	echo "${_LIB_TEST:-test}.sh: FAILED: $*" >&2
+	samsa_log_tail 60
+	exit 1
+}
+
+_lib_test_end() {
+	if declare -F on_cleanup >/dev/null; then
+		on_cleanup
+	fi
+	samsa_cleanup ||
+		echo "$_LIB_TEST.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
+	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
 }

@@ -18,23 +18,12 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 
-fail() {
-	echo "cdc_restart.sh: FAILED: $*" >&2
-	samsa_log_tail 40
-	exit 1
-}
-
-[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
-base=${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}
-work=$(mktemp -d "$base/cdc.XXXXXX") || fail "mktemp"
-chmod 755 "$work"
 loader=
-cleanup() {
+on_cleanup() {
 	[ -n "$loader" ] && kill "$loader" 2>/dev/null && wait "$loader" 2>/dev/null
-	samsa_cleanup || echo "cdc_restart.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
-	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
 }
-trap cleanup EXIT
+test_begin cdc_restart
+chmod 755 "$work"
 
 samsa_start "$work" || fail "samsa did not start"
 wait_port 127.0.0.1 "${SAMSA_CONNECT_URL##*:}" || fail "no Connect port"

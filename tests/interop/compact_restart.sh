@@ -16,22 +16,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 
-fail() {
-	echo "compact_restart.sh: FAILED: $*" >&2
-	samsa_log_tail 60
-	exit 1
-}
-
-[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
-[ -x "$SAMSA_BIN" ] || fail "no samsa binary at $SAMSA_BIN"
-
-base=${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}
-work=$(mktemp -d "$base/compact_restart.XXXXXX") || fail "mktemp"
-cleanup() {
-	samsa_cleanup || echo "compact_restart.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
-	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
-}
-trap cleanup EXIT
+test_begin compact_restart
 
 tool=$here/python/compact_restart_tool.py
 export PYTHONPATH=$here/python

@@ -17,26 +17,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 
 second_pid=
-fail() {
-	echo "registry_restart.sh: FAILED: $*" >&2
-	samsa_log_tail 40
-	exit 1
-}
-
-[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
-[ -x "$SAMSA_BIN" ] || fail "no samsa binary at $SAMSA_BIN"
-
-base=${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}
-work=$(mktemp -d "$base/registry.XXXXXX") || fail "mktemp"
-cleanup() {
+on_cleanup() {
 	if [ -n "$second_pid" ]; then
 		kill -TERM "$second_pid" 2>/dev/null
 		wait "$second_pid" 2>/dev/null
 	fi
-	samsa_cleanup || echo "registry_restart.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
-	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
 }
-trap cleanup EXIT
+test_begin registry_restart
 
 # sr URL METHOD PATH [BODY]: prints "STATUS JSON" of one request.
 sr() {

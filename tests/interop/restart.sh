@@ -18,25 +18,11 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 
-fail() {
-	echo "restart.sh: FAILED: $*" >&2
-	samsa_log_tail 60
-	exit 1
-}
-
+test_begin restart
 command -v kcat >/dev/null || fail "kcat is not installed (scripts/deps.sh)"
-[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
-[ -x "$SAMSA_BIN" ] || fail "no samsa binary at $SAMSA_BIN"
 
 n=${SAMSA_RESTART_RECORDS:-20000}
 seconds=${SAMSA_RESTART_SECONDS:-20}
-base=${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}
-work=$(mktemp -d "$base/restart.XXXXXX") || fail "mktemp"
-cleanup() {
-	samsa_cleanup || echo "restart.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
-	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
-}
-trap cleanup EXIT
 
 data=$here/python/kcat_data.py
 client=$here/python/samsa_client.py

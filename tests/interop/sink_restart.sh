@@ -17,21 +17,8 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 
-fail() {
-	echo "sink_restart.sh: FAILED: $*" >&2
-	samsa_log_tail 40
-	exit 1
-}
-
-[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
-base=${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}
-work=$(mktemp -d "$base/sink.XXXXXX") || fail "mktemp"
+test_begin sink_restart
 chmod 755 "$work"
-cleanup() {
-	samsa_cleanup || echo "sink_restart.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
-	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
-}
-trap cleanup EXIT
 
 N=${SINK_RECORDS:-100000}
 KEYS=${SINK_KEYS:-5000}

@@ -24,22 +24,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 
-fail() {
-	echo "txn_restart.sh: FAILED: $*" >&2
-	samsa_log_tail 60
-	exit 1
-}
-
-[ -x "$SAMSA_PY" ] || fail "no interop venv at $SAMSA_PY (scripts/deps.sh)"
-[ -x "$SAMSA_BIN" ] || fail "no samsa binary at $SAMSA_BIN"
-
-base=${SAMSA_TEST_DIR:-${TMPDIR:-/tmp}}
-work=$(mktemp -d "$base/txn_restart.XXXXXX") || fail "mktemp"
-cleanup() {
-	samsa_cleanup || echo "txn_restart.sh: cleanup: samsa or Postgres did not stop cleanly" >&2
-	[ "${SAMSA_KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$work"
-}
-trap cleanup EXIT
+test_begin txn_restart
 
 tool=$here/python/txn_restart_tool.py
 export PYTHONPATH=$here/python
