@@ -1256,12 +1256,7 @@ static void rel_free(struct cdc_rel *r)
 	free(r->schema);
 	free(r->table);
 	free(r->topic);
-	free(r->key_avro);
-	free(r->value_avro);
-	json_decref(r->key_schema);
-	json_decref(r->value_schema);
-	json_decref(r->env_schema);
-	cdc_rel_render_free(r);
+	cdc_rel_schemas_free(r);
 	free(r);
 }
 

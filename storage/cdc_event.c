@@ -234,11 +234,23 @@ static json_t *source_schema(void)
 	return struct_sch(f, false, "io.debezium.connector.postgresql.Source");
 }
 
-void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *r)
+static void render_free(struct cdc_rel *rel);
+
+void cdc_rel_schemas_free(struct cdc_rel *r)
 {
 	json_decref(r->key_schema);
 	json_decref(r->value_schema);
 	json_decref(r->env_schema);
+	r->key_schema = r->value_schema = r->env_schema = NULL;
+	free(r->key_avro);
+	free(r->value_avro);
+	r->key_avro = r->value_avro = NULL;
+	render_free(r);
+}
+
+void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *r)
+{
+	cdc_rel_schemas_free(r);
 	bool any_key = false;
 	for (int i = 0; i < r->ncols; i++)
 		any_key |= r->cols[i].key;
@@ -263,9 +275,6 @@ void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *r)
 	char name[1024];
 	snprintf(name, sizeof(name), "%s.Envelope", r->topic);
 	r->env_schema = struct_sch(f, false, name);
-	free(r->key_avro);
-	free(r->value_avro);
-	r->key_avro = r->value_avro = NULL;
 	r->key_id = r->value_id = -1;
 	if (o->key_conv == CONV_AVRO && r->key_schema)
 		r->key_avro = cdc_avro_schema(r->key_schema);
@@ -274,7 +283,6 @@ void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *r)
 		r->value_avro = cdc_avro_schema(vs);
 		json_decref(vs);
 	}
-	cdc_rel_render_free(r);
 	r->render = render_new(o, r);
 }
 
@@ -1727,7 +1735,7 @@ static struct cdc_render *render_new(const struct cdc_opts *o,
 	if (!R)
 		return NULL;
 	struct cdc_rel tmp = *r;
-	tmp.render = R; /* for cdc_rel_render_free on failure */
+	tmp.render = R; /* for render_free on failure */
 	bool ok = true;
 	R->jkey = calloc((size_t)r->ncols + 1, sizeof(char *));
 	R->jkeylen = calloc((size_t)r->ncols + 1, sizeof(size_t));
@@ -1800,13 +1808,14 @@ static struct cdc_render *render_new(const struct cdc_opts *o,
 		ok &= R->value_schema != NULL;
 	}
 	if (!ok) {
-		cdc_rel_render_free(&tmp);
+		render_free(&tmp);
 		return NULL;
 	}
 	return R;
 }
 
-void cdc_rel_render_free(struct cdc_rel *rel)
+/* Frees rel->render only (NULL-safe); rel->render is NULL after. */
+static void render_free(struct cdc_rel *rel)
 {
 	struct cdc_render *R = rel->render;
 	if (!R)

@@ -90,8 +90,9 @@ typedef void (*cdc_emit_fn)(void *arg, const char *key, size_t klen,
  * is only valid for the same options). */
 void cdc_rel_schemas(const struct cdc_opts *o, struct cdc_rel *rel);
 
-/* Frees rel->render (NULL-safe); rel->render is NULL after. */
-void cdc_rel_render_free(struct cdc_rel *rel);
+/* Frees what cdc_rel_schemas built (NULL-safe): the schemas, their Avro
+ * texts and the render, all NULL after. */
+void cdc_rel_schemas_free(struct cdc_rel *rel);
 
 /* The Connect schema of rel's record values: the envelope, or what the
  * ExtractNewRecordState transform makes of it.  New reference. */

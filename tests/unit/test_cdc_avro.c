@@ -37,15 +37,6 @@ static void rel_init(struct cdc_rel *r, const char *topic, struct cdc_col *cols,
 	r->included = true;
 }
 
-static void rel_done(struct cdc_rel *r)
-{
-	json_decref(r->key_schema);
-	json_decref(r->value_schema);
-	json_decref(r->env_schema);
-	free(r->key_avro);
-	free(r->value_avro);
-}
-
 static const char admission_value[] =
 	"[\"null\",{\"type\":\"record\",\"name\":\"Value\",\"namespace\":"
 	"\"dbserver1.public.admission\",\"fields\":["
@@ -75,7 +66,7 @@ Test(cdc_avro, seed_unwrapped_value_schema)
 		ac_parse(r.value_avro, strlen(r.value_avro), err, sizeof(err));
 	cr_assert_not_null(a, "%s", err);
 	ac_free(a);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 Test(cdc_avro, envelope_names_each_record_once)
@@ -120,7 +111,7 @@ Test(cdc_avro, envelope_names_each_record_once)
 	struct ac_schema *a = ac_parse(v, strlen(v), err, sizeof(err));
 	cr_assert_not_null(a, "%s", err);
 	ac_free(a);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 Test(cdc_avro, decimal_and_int16_properties)
@@ -152,7 +143,7 @@ Test(cdc_avro, decimal_and_int16_properties)
 		strstr(r.value_avro,
 		       "{\"name\":\"s\",\"type\":[\"null\",{\"type\":\"int\","
 		       "\"connect.type\":\"int16\"}],\"default\":null}"));
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 Test(cdc_avro, connect_time_logical_types)
@@ -194,7 +185,7 @@ Test(cdc_avro, connect_time_logical_types)
 		ac_parse(r.value_avro, strlen(r.value_avro), err, sizeof(err));
 	cr_assert_not_null(a, "%s", err);
 	ac_free(a);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 struct got {
@@ -266,7 +257,7 @@ Test(cdc_avro, wire_format_and_binary)
 	cr_assert(memcmp(g.val, want, n) == 0);
 	free(g.key);
 	free(g.val);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 Test(cdc_avro, delete_before_with_required_columns)
@@ -296,7 +287,7 @@ Test(cdc_avro, delete_before_with_required_columns)
 	cr_assert(memcmp(g.val, head, sizeof(head)) == 0);
 	free(g.key);
 	free(g.val);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 Test(cdc_avro, tombstone_stays_null)
@@ -321,7 +312,7 @@ Test(cdc_avro, tombstone_stays_null)
 	cr_assert(g.second_null);
 	free(g.key);
 	free(g.val);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 Test(cdc_avro, bytes_from_base64_and_strings)

@@ -85,16 +85,6 @@ static void rel_init(struct cdc_rel *r, struct cdc_col *cols, int ncols)
 	r->included = true;
 }
 
-static void rel_done(struct cdc_rel *r)
-{
-	json_decref(r->key_schema);
-	json_decref(r->value_schema);
-	json_decref(r->env_schema);
-	free(r->key_avro);
-	free(r->value_avro);
-	cdc_rel_render_free(r);
-}
-
 static int64_t fixed_clock(void)
 {
 	return 1795707522927;
@@ -341,7 +331,7 @@ Test(cdc_event, direct_matches_tree)
 						 "k%d v%d s%d u%d", kc, vc, sch,
 						 uw);
 					changes(&o, &r, what);
-					rel_done(&r);
+					cdc_rel_schemas_free(&r);
 					combos++;
 				}
 	cr_assert_eq(combos, 80);
@@ -368,14 +358,14 @@ Test(cdc_event, keyless_and_colliding_names)
 	/* "__op" is a column and a transform's field: the tree path */
 	cr_assert_null(r.render);
 	changes(&o, &r, "colliding");
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 	o.add_fields = NULL;
 	rel_init(&r, cols, 2);
 	cdc_rel_schemas(&o, &r);
 	cr_assert_not_null(r.render);
 	cr_assert_null(r.key_schema);
 	changes(&o, &r, "keyless");
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 /* The bench's and the README's shape: StringConverter keys, schemaless
@@ -422,7 +412,7 @@ Test(cdc_event, golden_unwrapped)
 	cr_assert_eq(g.vl[1], strlen(v2), "%.*s", (int)g.vl[1], g.val[1]);
 	cr_assert(memcmp(g.val[1], v2, g.vl[1]) == 0);
 	recs_free(&g);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
 
 /* The envelope under JsonConverter with schemas: the source struct's
@@ -458,5 +448,5 @@ Test(cdc_event, golden_envelope_source)
 	cr_assert(memcmp(g.val[0], head, strlen(head)) == 0, "%.*s",
 		  (int)g.vl[0], g.val[0]);
 	recs_free(&g);
-	rel_done(&r);
+	cdc_rel_schemas_free(&r);
 }
