@@ -30,6 +30,7 @@
 #include "storage/cdc_int.h"
 #include "storage/connect_cfg.h"
 #include "storage/connectors.h"
+#include "storage/pgresolve.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
 
@@ -89,6 +90,8 @@ struct pgc {
 	struct cdc_task *t;
 	PGconn *c;
 	struct event *ev;
+	struct pg_resolve *resolving; /* the host's lookup, before c */
+	bool replication;
 	bool connecting;
 	short want;
 	bool busy, copy;
@@ -634,6 +637,8 @@ int cdc_validate(const json_t *config, char *key, size_t keylen, char *err,
 
 static void pgc_close(struct pgc *p)
 {
+	pg_resolve_cancel(p->resolving);
+	p->resolving = NULL;
 	if (p->ev)
 		event_free(p->ev);
 	p->ev = NULL;
@@ -766,28 +771,59 @@ static void pgc_arm(struct pgc *p)
 		event_add(p->ev, NULL);
 }
 
-static void pgc_connect(struct cdc_task *t, struct pgc *p, bool replication,
-			void (*on_done)(struct cdc_task *t))
+/* The task's options (without replication for a SQL connection), then
+ * host and hostaddr when given (pgresolve.h). */
+static void pgc_connect_to(struct pgc *p, const char *host,
+			   const char *hostaddr)
 {
-	const char *kw[13], *kv[13];
+	struct cdc_task *t = p->t;
+	const char *kw[16], *kv[16];
 	int n = 0;
 	for (int i = 0; t->kw[i]; i++) {
-		if (!replication && strcmp(t->kw[i], "replication") == 0)
+		if (!p->replication && strcmp(t->kw[i], "replication") == 0)
 			continue;
 		kw[n] = t->kw[i];
 		kv[n++] = t->kv[i];
 	}
+	if (host) {
+		kw[n] = "host";
+		kv[n++] = host;
+		kw[n] = "hostaddr";
+		kv[n++] = hostaddr;
+	}
 	kw[n] = kv[n] = NULL;
-	p->t = t;
 	p->c = PQconnectStartParams(kw, kv, 0);
 	if (!p->c || PQstatus(p->c) == CONNECTION_BAD) {
 		fail(t, "%s", p->c ? PQerrorMessage(p->c) : "out of memory");
 		return;
 	}
-	p->connecting = true;
 	p->want = EV_WRITE;
-	p->on_done = on_done;
 	pgc_arm(p);
+}
+
+static void pgc_resolved(void *arg, const char *host, const char *hostaddr,
+			 const char *err)
+{
+	struct pgc *p = arg;
+	p->resolving = NULL;
+	if (err)
+		fail(p->t, "%s", err);
+	else
+		pgc_connect_to(p, host, hostaddr);
+}
+
+static void pgc_connect(struct cdc_task *t, struct pgc *p, bool replication,
+			void (*on_done)(struct cdc_task *t))
+{
+	p->t = t;
+	p->replication = replication;
+	p->connecting = true;
+	p->on_done = on_done;
+	p->resolving = pg_resolve_start(t->env.base, (const char *const *)t->kw,
+					(const char *const *)t->kv, 0,
+					pgc_resolved, p);
+	if (!p->resolving)
+		pgc_connect_to(p, NULL, NULL);
 }
 
 static void pgc_query(struct pgc *p, const char *sql, bool single_row,

@@ -42,6 +42,7 @@
  * `closing`, and the struct is freed when the outermost handler returns.
  */
 #include "storage/pgconn.h"
+#include "storage/pgresolve.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +117,9 @@ struct pgconn {
 	enum pg_state state;
 	PGconn *conn;
 	PostgresPollingStatusType poll;
-	struct event *cev;   /* connect step, one-shot */
-	struct event *rd;    /* READY: persistent EV_READ */
+	struct pg_resolve *resolving; /* CONNECTING: the host's lookup */
+	struct event *cev;	      /* connect step, one-shot */
+	struct event *rd;	      /* READY: persistent EV_READ */
 	struct event *wr;    /* READY: EV_WRITE while output is pending */
 	struct event *retry; /* DOWN: back-off timer */
 	struct event *defer; /* failed callbacks, implicit sync, teardown */
@@ -324,6 +326,8 @@ static int pg_fail_later(struct pgconn *c, enum pgq_kind kind, pg_cb cb,
 /* Drops the PGconn and its events; the lists are left alone. */
 static void pg_teardown(struct pgconn *c)
 {
+	pg_resolve_cancel(c->resolving);
+	c->resolving = NULL;
 	if (c->cev) {
 		event_free(c->cev);
 		c->cev = NULL;
@@ -427,10 +431,14 @@ static int pg_arm_connect(struct pgconn *c)
 	return 0;
 }
 
-static void pg_start_connect(struct pgconn *c)
+/* host and hostaddr (pgresolve.h) NULL: libpq resolves the host itself,
+ * when it has one to resolve. */
+static void pg_connect_to(struct pgconn *c, const char *host,
+			  const char *hostaddr)
 {
-	const char *const kw[] = {"dbname", "fallback_application_name", NULL};
-	const char *const val[] = {c->conninfo, "samsa", NULL};
+	const char *const kw[] = {"dbname", "fallback_application_name", "host",
+				  "hostaddr", NULL};
+	const char *const val[] = {c->conninfo, "samsa", host, hostaddr, NULL};
 
 	c->conn = PQconnectStartParams(kw, val, 1);
 	if (!c->conn) {
@@ -441,10 +449,33 @@ static void pg_start_connect(struct pgconn *c)
 		pg_connect_failed(c, PQerrorMessage(c->conn));
 		return;
 	}
-	c->state = PG_CONNECTING;
 	c->poll = PGRES_POLLING_WRITING;
 	if (pg_arm_connect(c) != 0)
 		pg_connect_failed(c, "cannot add connect event");
+}
+
+static void pg_on_resolved(void *arg, const char *host, const char *hostaddr,
+			   const char *err)
+{
+	struct pgconn *c = arg;
+
+	c->resolving = NULL;
+	if (err)
+		pg_connect_failed(c, err);
+	else
+		pg_connect_to(c, host, hostaddr);
+}
+
+/* Runs no callback: a host name is looked up off the loop first. */
+static void pg_start_connect(struct pgconn *c)
+{
+	const char *const kw[] = {"dbname", NULL};
+	const char *const val[] = {c->conninfo, NULL};
+
+	c->state = PG_CONNECTING;
+	c->resolving = pg_resolve_start(c->base, kw, val, 1, pg_on_resolved, c);
+	if (!c->resolving)
+		pg_connect_to(c, NULL, NULL);
 }
 
 static void pg_connected(struct pgconn *c)

@@ -582,6 +582,39 @@ Test(pgconn, unreachable_server_fails_from_the_loop)
 	pg_close(bad);
 }
 
+/* The host is looked up on a thread, not in PQconnectStart on the loop
+ * (storage/pgresolve.c): a name reaches the server, over TCP. */
+Test(pgconn, host_name_is_resolved_off_the_loop)
+{
+	char info[1024], err[256];
+	struct outcome o;
+
+	snprintf(info, sizeof(info), "%s host=localhost", conninfo());
+	struct pgconn *named = pg_open(base, info, "named", NULL, NULL);
+	cr_assert(named);
+	cr_assert(!pg_ready(named)); /* pg_open looked nothing up */
+	cr_assert_eq(pg_wait_ready(named, WAIT_MS, err, sizeof(err)), 0, "%s",
+		     err);
+	exec_ok(named, "SELECT inet_server_addr() IS NOT NULL", &o);
+	cr_assert_str_eq(o.val, "t");
+	pg_close(named);
+}
+
+Test(pgconn, unknown_host_fails_from_the_loop)
+{
+	char err[256];
+	struct pgconn *bad =
+		pg_open(base, "host=samsa-no-such-host.invalid port=5432",
+			"nohost", NULL, NULL);
+
+	cr_assert(bad);
+	cr_assert_eq(pg_wait_ready(bad, WAIT_MS, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "could not translate host name "
+			      "\"samsa-no-such-host.invalid\""),
+		  "%s", err);
+	pg_close(bad);
+}
+
 Test(pgconn, pool_picks_least_pending)
 {
 	struct pgpool *p;

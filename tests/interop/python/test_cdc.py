@@ -347,6 +347,36 @@ def test_failures_show_in_status():
     assert http("GET", "/connectors/fail-table")[0] == 404
 
 
+def test_host_names_are_looked_up():
+    """database.hostname may be a name: samsa looks it up off its event loop
+    (storage/pgresolve.c; libpq would block the loop in getaddrinfo), and a
+    name that does not resolve fails the task with libpq's words while samsa
+    keeps serving."""
+    db = "cdc_named_host"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, v bigint)",
+         "INSERT INTO t VALUES (1, -9223372036854775808)")
+    cfg = seed_config(db, **{"database.hostname": "localhost",
+                             "database.server.name": "named",
+                             "slot.name": "named_slot",
+                             "publication.name": "named_pub"})
+    cfg["name"] = "named-source"
+    assert post(cfg)[0] == 201
+    m = consume("named.public.t", 1)[0]
+    assert json.loads(m.value())["payload"] == {"id": 1, "v": -9223372036854775808}
+    assert http("DELETE", "/connectors/named-source")[0] == 204
+    cfg = seed_config(db, **{"database.hostname": "samsa-no-such-host.invalid",
+                             "database.server.name": "nohost",
+                             "slot.name": "nohost_slot"})
+    cfg["name"] = "nohost-source"
+    assert post(cfg)[0] == 201
+    st = wait_state("nohost-source", "FAILED")
+    assert 'could not translate host name "samsa-no-such-host.invalid"' in \
+        st["tasks"][0]["trace"], st
+    assert http("GET", "/connectors")[0] == 200
+    assert http("DELETE", "/connectors/nohost-source")[0] == 204
+
+
 def psql_out(db, cmd):
     host, port = pg_params()
     return subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
