@@ -117,9 +117,10 @@ struct pgconn {
 	enum pg_state state;
 	PGconn *conn;
 	PostgresPollingStatusType poll;
-	struct pg_resolve *resolving; /* CONNECTING: the host's lookup */
-	struct event *cev;	      /* connect step, one-shot */
-	struct event *rd;	      /* READY: persistent EV_READ */
+	/* CONNECTING: the host's lookup, before conn (pgresolve.h) */
+	struct pg_resolve *resolving;
+	struct event *cev;   /* connect step, one-shot */
+	struct event *rd;    /* READY: persistent EV_READ */
 	struct event *wr;    /* READY: EV_WRITE while output is pending */
 	struct event *retry; /* DOWN: back-off timer */
 	struct event *defer; /* failed callbacks, implicit sync, teardown */
