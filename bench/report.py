@@ -170,7 +170,10 @@ def cdc_section(R, out, charts):
                f"Catch-up: {f0(st.get('backlog'))} changes committed while the "
                "capturer was stopped, then the rate it delivers them at once "
                "started (first to last record at the consumer); pg_recvlogical "
-               "drains the same kind of backlog to /dev/null: the ceiling. See "
+               "drains the same kind of backlog to /dev/null: the ceiling the "
+               "issue names, timed from its launch to its exit (connecting and "
+               "starting the slot included, which the capturers' first-to-last "
+               "timing leaves out), so a capturer can beat it. See "
                "bench/cdc.py for the exact criteria.\n")
     out.append("| | samsa | Debezium | **samsa / Debezium** |")
     out.append("|---|---|---|---|")
