@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -179,8 +180,14 @@ struct pg_resolve *pg_resolve_start(struct event_base *base,
 	bool started = false;
 	if (r->ev && event_add(r->ev, NULL) == 0 &&
 	    pthread_attr_init(&attr) == 0) {
+		/* Signals stay with the loop's thread: the thread starts with
+		 * all of them blocked. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		started = pthread_create(&th, &attr, look_up, r) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pthread_attr_destroy(&attr);
 	}
 	if (!started) {
