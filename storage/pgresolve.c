@@ -104,17 +104,16 @@ static void *look_up(void *arg)
 	size_t hl = 0, al = 0;
 	int n = 0;
 	for (struct addrinfo *a = res; a && n < MAX_ADDRS; a = a->ai_next) {
+		if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+			continue;
+		const struct sockaddr_in *v4 = (const void *)a->ai_addr;
+		const struct sockaddr_in6 *v6 = (const void *)a->ai_addr;
 		char ip[INET6_ADDRSTRLEN];
-		const void *src =
-			a->ai_family == AF_INET
-				? (const void *)&(
-					  (struct sockaddr_in *)a->ai_addr)
-					  ->sin_addr
-				: (const void *)&(
-					  (struct sockaddr_in6 *)a->ai_addr)
-					  ->sin6_addr;
-		if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
-		    !inet_ntop(a->ai_family, src, ip, sizeof(ip)))
+		if (!inet_ntop(a->ai_family,
+			       a->ai_family == AF_INET
+				       ? (const void *)&v4->sin_addr
+				       : (const void *)&v6->sin6_addr,
+			       ip, sizeof(ip)))
 			continue;
 		hl += (size_t)snprintf(r->host + hl, sizeof(r->host) - hl,
 				       "%s%s", n ? "," : "", r->name);
