@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stacks  # noqa: E402
 from stacks import (KafkaStack, Meter, PgStack, run_java, status_kb,  # noqa: E402
-                    pss_kb, top_others, loadavg)
+                    pss_kb, loadavg)
 
 ROOT = stacks.ROOT
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -173,7 +173,6 @@ def measured(stack, payload_bytes, run):
     m = Meter(stack.roots).start()
     r, cpu = run()
     r.update(m.stop(cpu))
-    r["others"] = top_others(stacks.tree(stack.roots()))
     aftermath(stack, r)
     r["cpu_s_per_gb"] = (r["stack_cpu_s"] + r["after_cpu_s"]) / (payload_bytes / 1e9)
     r["settle_s"] = settled
@@ -267,19 +266,21 @@ def part_produce():
                 if acks == "1":
                     for label, st in (("kafka", k), ("samsa", s))[::(-1 if flip else 1)]:
                         one_consume(st, res, label, size, topics[label])
-        # Each capacity run at the defaults a second time, in the other
-        # order: the tables keep the faster of the two for each system (one
-        # run can be slowed by other work on a shared machine).
-        for size in SIZES:
-            for acks in ACKS:
-                pair = [("kafka", k), ("samsa", s)]
-                if flip:
-                    pair = pair[::-1]
-                flip = not flip
-                for label, st in pair:
-                    topic = one_produce(st, res, label, size, acks)
-                    if acks == "1":
-                        one_consume(st, res, label, size, topic)
+        # Each capacity run at the defaults twice more, the order flipping
+        # each time: the tables keep the fastest of the three for each
+        # system (a run can be slowed by other work on a shared machine by
+        # a third, either system's).
+        for _ in range(2):
+            for size in SIZES:
+                for acks in ACKS:
+                    pair = [("kafka", k), ("samsa", s)]
+                    if flip:
+                        pair = pair[::-1]
+                    flip = not flip
+                    for label, st in pair:
+                        topic = one_produce(st, res, label, size, acks)
+                        if acks == "1":
+                            one_consume(st, res, label, size, topic)
         rates = {(sz, a): res["kafka"][f"produce {sz} acks={a}"]["rec_s"] / 2
                  for sz in SIZES for a in ACKS}
         RES["latency_rates"] = {f"{sz} acks={a}": r for (sz, a), r in rates.items()}

@@ -49,9 +49,9 @@ def produce_section(R, out, charts):
                "autovacuum, the JVM's collector); each run starts on an idle "
                "machine. \"other CPU\" is what the rest of the machine (the "
                "client JVM excluded) used meanwhile, in % of one core. Every "
-               "capacity run at the defaults (and its consume) ran twice, the "
-               "second round in the other order; a row shows each system's "
-               "faster run, and \"runs\" lists both.\n")
+               "capacity run at the defaults (and its consume) ran three times, "
+               "the order flipping each round; a row shows each system's "
+               "fastest run, and \"runs\" lists all three.\n")
     out.append("### At each system's defaults (Kafka: no fsync, page cache; "
                "samsa: synchronous_commit=on, fsync=on)\n")
     out.append("| run | Kafka rec/s | Kafka MB/s | samsa rec/s | samsa MB/s | "

@@ -179,19 +179,30 @@ def loadavg():
     return open("/proc/loadavg").read().split()[0]
 
 
-def top_others(exclude, n=5):
-    """the busiest other processes right now (ps), as one line"""
-    out = subprocess.run(["ps", "-eo", "pid=,pcpu=,comm=", "--sort=-pcpu"],
-                         capture_output=True, text=True).stdout.split("\n")
-    res = []
-    ex = set(exclude)
-    for line in out:
-        f = line.split(None, 2)
-        if len(f) == 3 and int(f[0]) not in ex and f[2] not in ("ps",):
-            res.append(f"{f[2]} {f[1]}%")
-        if len(res) == n:
-            break
-    return ", ".join(res)
+def process_cpu():
+    """{pid: (name, CPU ticks)} of every process now"""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = _stat(int(d))
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if st:
+            out[int(d)] = (name, st[1] + st[2])
+    return out
+
+
+def busiest(before, after, exclude, seconds, n=5):
+    """the processes outside exclude that used the most CPU between two
+    process_cpu() snapshots, as one line ("name 12%" is 12% of a core on
+    average); a process started or ended in between is left out"""
+    pct = sorted(((100 * (after[p][1] - before[p][1]) / TICK / seconds, after[p][0])
+                  for p in after if p in before and p not in exclude), reverse=True)
+    return ", ".join(f"{name} {v:.0f}%" for v, name in pct[:n] if v >= 0.5)
 
 
 class Meter:
@@ -212,6 +223,7 @@ class Meter:
         self.cpu0 = cpu_seconds(self.roots_fn())
         self.busy0 = machine_busy()
         self.load0 = loadavg()
+        self.procs0 = process_cpu()
         self.peak_pss = pss_kb(self.roots_fn())
         self.th = threading.Thread(target=self._sample, daemon=True)
         self.th.start()
@@ -223,8 +235,10 @@ class Meter:
         dt = time.time() - self.t0
         cpu = cpu_seconds(self.roots_fn()) - self.cpu0
         busy = machine_busy() - self.busy0
+        others = busiest(self.procs0, process_cpu(), set(tree(self.roots_fn())), dt)
         return {"seconds": dt, "stack_cpu_s": cpu, "client_cpu_s": client_cpu,
                 "other_cpu_pct": max(0.0, 100 * (busy - cpu - client_cpu) / dt),
+                "others": others,
                 "peak_pss_mb": self.peak_pss / 1024,
                 "load": f"{self.load0}->{loadavg()}"}
 
