@@ -53,45 +53,50 @@ static bool numeric(const char *host)
 
 /* The host libpq would resolve for these options, into name; false when
  * there is none (see pg_resolve_start).  Later options override earlier
- * ones, as in libpq; only the first dbname is expanded. */
+ * ones, as in libpq; only the first dbname is expanded; an option not
+ * given comes from libpq's environment variable (PGHOST, PGHOSTADDR,
+ * PGPORT). */
 static bool name_to_look_up(const char *const *kw, const char *const *val,
 			    int expand_dbname, char *name, size_t len)
 {
-	char host[1024] = "";
-	bool hostaddr = false, ports = false, expanded = false;
+	const char *host = NULL, *hostaddr = NULL, *port = NULL;
+	PQconninfoOption *parsed = NULL;
 	for (int i = 0; kw[i]; i++) {
 		if (!val[i] || !*val[i])
 			continue;
-		if (strcmp(kw[i], "dbname") == 0 && expand_dbname &&
-		    !expanded) {
-			expanded = true;
-			PQconninfoOption *o = PQconninfoParse(val[i], NULL);
-			for (PQconninfoOption *p = o; p && p->keyword; p++) {
+		if (strcmp(kw[i], "dbname") == 0 && expand_dbname && !parsed) {
+			parsed = PQconninfoParse(val[i], NULL);
+			for (PQconninfoOption *p = parsed; p && p->keyword;
+			     p++) {
 				if (!p->val || !*p->val)
 					continue;
 				if (strcmp(p->keyword, "host") == 0)
-					snprintf(host, sizeof(host), "%s",
-						 p->val);
+					host = p->val;
 				else if (strcmp(p->keyword, "hostaddr") == 0)
-					hostaddr = true;
+					hostaddr = p->val;
 				else if (strcmp(p->keyword, "port") == 0)
-					ports = strchr(p->val, ',') != NULL;
+					port = p->val;
 			}
-			PQconninfoFree(o);
 		} else if (strcmp(kw[i], "host") == 0) {
-			snprintf(host, sizeof(host), "%s", val[i]);
+			host = val[i];
 		} else if (strcmp(kw[i], "hostaddr") == 0) {
-			hostaddr = true;
+			hostaddr = val[i];
 		} else if (strcmp(kw[i], "port") == 0) {
-			ports = strchr(val[i], ',') != NULL;
+			port = val[i];
 		}
 	}
+	host = host ? host : getenv("PGHOST");
+	hostaddr = hostaddr ? hostaddr : getenv("PGHOSTADDR");
+	port = port ? port : getenv("PGPORT");
 	/* A list of ports goes with a list of hosts. */
-	if (!*host || hostaddr || ports || host[0] == '/' || host[0] == '@' ||
-	    strchr(host, ',') || strlen(host) >= len || numeric(host))
-		return false;
-	snprintf(name, len, "%s", host);
-	return true;
+	bool found = host && *host && !(hostaddr && *hostaddr) &&
+		     !(port && strchr(port, ',')) && host[0] != '/' &&
+		     host[0] != '@' && !strchr(host, ',') &&
+		     strlen(host) < len && !numeric(host);
+	if (found)
+		snprintf(name, len, "%s", host);
+	PQconninfoFree(parsed);
+	return found;
 }
 
 static void *look_up(void *arg)

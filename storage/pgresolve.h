@@ -25,9 +25,10 @@ typedef void (*pg_resolved_fn)(void *arg, const char *host,
 
 /* Starts looking up the host that libpq would look up for these options
  * (keywords and values as PQconnectStartParams takes them, expand_dbname
- * too; borrowed for the call).  NULL when there is nothing to look up (no
- * host option, a Unix socket directory, a numeric address, hostaddr set,
- * a list of hosts or ports: left to libpq) or no thread could start: done is
+ * too; borrowed for the call; PGHOST, PGHOSTADDR and PGPORT stand in for
+ * options not given, as in libpq).  NULL when there is nothing to look up
+ * (no host, a Unix socket directory, a numeric address, hostaddr set, a
+ * list of hosts or ports: left to libpq) or no thread could start: done is
  * then never called.  Otherwise done is called once, from base's loop, unless
  * pg_resolve_cancel comes first. */
 struct pg_resolve *pg_resolve_start(struct event_base *base,

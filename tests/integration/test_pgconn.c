@@ -600,6 +600,33 @@ Test(pgconn, host_name_is_resolved_off_the_loop)
 	pg_close(named);
 }
 
+/* With no host in the conninfo libpq takes PGHOST, and so does the lookup
+ * off the loop (which hands libpq the addresses: the connection works). */
+Test(pgconn, host_from_pghost_is_used)
+{
+	char info[1024] = "", err[256];
+	struct outcome o;
+	PQconninfoOption *opts = PQconninfoParse(conninfo(), NULL);
+
+	cr_assert(opts);
+	for (PQconninfoOption *p = opts; p->keyword; p++)
+		if (p->val && *p->val && strcmp(p->keyword, "host") != 0 &&
+		    strcmp(p->keyword, "hostaddr") != 0)
+			snprintf(info + strlen(info),
+				 sizeof(info) - strlen(info), "%s=%s ",
+				 p->keyword, p->val);
+	PQconninfoFree(opts);
+	cr_assert_eq(setenv("PGHOST", "localhost", 1), 0);
+	struct pgconn *named = pg_open(base, info, "pghost", NULL, NULL);
+	cr_assert(named);
+	cr_assert(!pg_ready(named));
+	cr_assert_eq(pg_wait_ready(named, WAIT_MS, err, sizeof(err)), 0, "%s",
+		     err);
+	exec_ok(named, "SELECT inet_server_addr() IS NOT NULL", &o);
+	cr_assert_str_eq(o.val, "t");
+	pg_close(named);
+}
+
 Test(pgconn, unknown_host_fails_from_the_loop)
 {
 	char err[256];
