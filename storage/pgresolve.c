@@ -61,10 +61,13 @@ static bool name_to_look_up(const char *const *kw, const char *const *val,
 {
 	const char *host = NULL, *hostaddr = NULL, *port = NULL;
 	PQconninfoOption *parsed = NULL;
+	bool expanded = false;
 	for (int i = 0; kw[i]; i++) {
 		if (!val[i] || !*val[i])
 			continue;
-		if (strcmp(kw[i], "dbname") == 0 && expand_dbname && !parsed) {
+		if (strcmp(kw[i], "dbname") == 0 && expand_dbname &&
+		    !expanded) {
+			expanded = true;
 			parsed = PQconninfoParse(val[i], NULL);
 			for (PQconninfoOption *p = parsed; p && p->keyword;
 			     p++) {
