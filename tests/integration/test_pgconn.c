@@ -582,30 +582,36 @@ Test(pgconn, unreachable_server_fails_from_the_loop)
 	pg_close(bad);
 }
 
-/* The host is looked up on a thread, not in PQconnectStart on the loop
- * (storage/pgresolve.c): a name reaches the server, over TCP. */
+/* info reaches the server over TCP, not ready before the loop runs (a host
+ * name is looked up on a thread, storage/pgresolve.c). */
+static void connects_over_tcp(const char *info, const char *name)
+{
+	char err[256];
+	struct outcome o;
+	struct pgconn *c = pg_open(base, info, name, NULL, NULL);
+
+	cr_assert(c);
+	cr_assert(!pg_ready(c)); /* pg_open looked nothing up */
+	cr_assert_eq(pg_wait_ready(c, WAIT_MS, err, sizeof(err)), 0, "%s", err);
+	exec_ok(c, "SELECT inet_server_addr() IS NOT NULL", &o);
+	cr_assert_str_eq(o.val, "t");
+	pg_close(c);
+}
+
+/* The host is looked up on a thread, not in PQconnectStart on the loop. */
 Test(pgconn, host_name_is_resolved_off_the_loop)
 {
-	char info[1024], err[256];
-	struct outcome o;
+	char info[1024];
 
 	snprintf(info, sizeof(info), "%s host=localhost", conninfo());
-	struct pgconn *named = pg_open(base, info, "named", NULL, NULL);
-	cr_assert(named);
-	cr_assert(!pg_ready(named)); /* pg_open looked nothing up */
-	cr_assert_eq(pg_wait_ready(named, WAIT_MS, err, sizeof(err)), 0, "%s",
-		     err);
-	exec_ok(named, "SELECT inet_server_addr() IS NOT NULL", &o);
-	cr_assert_str_eq(o.val, "t");
-	pg_close(named);
+	connects_over_tcp(info, "named");
 }
 
 /* With no host in the conninfo libpq takes PGHOST, and so does the lookup
  * off the loop (which hands libpq the addresses: the connection works). */
 Test(pgconn, host_from_pghost_is_used)
 {
-	char info[1024] = "", err[256];
-	struct outcome o;
+	char info[1024] = "";
 	PQconninfoOption *opts = PQconninfoParse(conninfo(), NULL);
 
 	cr_assert(opts);
@@ -617,14 +623,7 @@ Test(pgconn, host_from_pghost_is_used)
 				 p->keyword, p->val);
 	PQconninfoFree(opts);
 	cr_assert_eq(setenv("PGHOST", "localhost", 1), 0);
-	struct pgconn *named = pg_open(base, info, "pghost", NULL, NULL);
-	cr_assert(named);
-	cr_assert(!pg_ready(named));
-	cr_assert_eq(pg_wait_ready(named, WAIT_MS, err, sizeof(err)), 0, "%s",
-		     err);
-	exec_ok(named, "SELECT inet_server_addr() IS NOT NULL", &o);
-	cr_assert_str_eq(o.val, "t");
-	pg_close(named);
+	connects_over_tcp(info, "pghost");
 }
 
 Test(pgconn, unknown_host_fails_from_the_loop)

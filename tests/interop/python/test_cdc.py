@@ -324,22 +324,28 @@ def test_string_converter_and_types():
     http("DELETE", "/connectors/types-string")
 
 
+def post_until_failed(cfg, name, words):
+    """posts cfg as connector `name`; its task must fail with `words` in
+    its trace (-> the connector's status)"""
+    cfg["name"] = name
+    code, body = post(cfg)
+    assert code == 201, body
+    st = wait_state(name, "FAILED")
+    assert words in st["tasks"][0]["trace"], st
+    return st
+
+
 def test_failures_show_in_status():
     db = "students_fail"
     fresh_db(db)
-    cfg = seed_config("no_such_database", **{"database.server.name": "failing",
-                                             "slot.name": "fail_slot"})
-    cfg["name"] = "fail-db"
-    assert post(cfg)[0] == 201
-    st = wait_state("fail-db", "FAILED")
-    assert "no_such_database" in st["tasks"][0]["trace"]
-    cfg = seed_config(db, **{"database.server.name": "failing2",
-                             "slot.name": "fail_slot2",
-                             "table.include.list": "public.nosuch"})
-    cfg["name"] = "fail-table"
-    assert post(cfg)[0] == 201
-    st = wait_state("fail-table", "FAILED")
-    assert 'relation "public.nosuch" does not exist' in st["tasks"][0]["trace"]
+    post_until_failed(seed_config("no_such_database",
+                                  **{"database.server.name": "failing",
+                                     "slot.name": "fail_slot"}),
+                      "fail-db", "no_such_database")
+    post_until_failed(seed_config(db, **{"database.server.name": "failing2",
+                                         "slot.name": "fail_slot2",
+                                         "table.include.list": "public.nosuch"}),
+                      "fail-table", 'relation "public.nosuch" does not exist')
     # samsa keeps serving
     assert http("GET", "/connectors")[0] == 200
     http("DELETE", "/connectors/fail-db")
@@ -368,11 +374,8 @@ def test_host_names_are_looked_up():
     cfg = seed_config(db, **{"database.hostname": "samsa-no-such-host.invalid",
                              "database.server.name": "nohost",
                              "slot.name": "nohost_slot"})
-    cfg["name"] = "nohost-source"
-    assert post(cfg)[0] == 201
-    st = wait_state("nohost-source", "FAILED")
-    assert 'could not translate host name "samsa-no-such-host.invalid"' in \
-        st["tasks"][0]["trace"], st
+    post_until_failed(cfg, "nohost-source", "could not translate host name "
+                      '"samsa-no-such-host.invalid"')
     assert http("GET", "/connectors")[0] == 200
     assert http("DELETE", "/connectors/nohost-source")[0] == 204
 
@@ -421,14 +424,9 @@ def test_wrong_password_fails_and_samsa_keeps_serving():
         over = {"database.server.name": "pwtest", "slot.name": "pw_slot",
                 "publication.name": "pw_pub", "database.user": "cdcpw",
                 "database.password": "wrong"}
-        cfg = seed_config(db, **over)
-        cfg["name"] = "pw-source"
-        code, body = post(cfg)
-        assert code == 201, body
-        st_ = wait_state("pw-source", "FAILED")
+        st_ = post_until_failed(seed_config(db, **over), "pw-source",
+                                'password authentication failed for user "cdcpw"')
         assert st_["connector"]["state"] in ("FAILED", "RUNNING")
-        assert 'password authentication failed for user "cdcpw"' in \
-            st_["tasks"][0]["trace"], st_
         # samsa keeps serving: Connect REST, and a Kafka produce and consume.
         assert http("GET", "/connectors")[0] == 200
         topic = unique("cdc-pw-alive")
