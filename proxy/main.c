@@ -17,12 +17,12 @@
 #include "storage/store.h"
 
 /*
- * Fetch answers and produce frames are megabytes, allocated and freed
- * once per request.  glibc would map each from the kernel and unmap it
- * when freed, so every answer paid a page fault per 4 KiB and the
- * zeroing of each page: 45% of samsa's CPU while a consumer read a
- * cached topic.  Kept in the heap they are reused; the heap keeps up to
- * 64 MiB free for them.
+ * Fetch answers (and large produce frames) are megabytes, allocated and
+ * freed once per request.  glibc gave each back to the kernel when freed
+ * (unmapped, or trimmed off the heap's top), so the next one was fresh
+ * pages: a page fault and a zeroed page per 4 KiB, 45% of samsa's CPU
+ * while a consumer read a cached topic.  Now they stay in the heap and
+ * are reused; the heap keeps up to 64 MiB free for them.
  */
 static void keep_big_buffers(void)
 {
