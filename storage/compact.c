@@ -8,10 +8,15 @@
  * 0x40 and BaseTimestamp), then goes too.  Rewritten batches keep their base
  * offset, LastOffsetDelta (so offsets keep their gaps and the next offset is
  * unchanged), producer fields, attributes and codec; a batch left without
- * records is deleted.  Control batches stay.  Records of aborted
- * transactions are dropped and never supersede anything; records without
- * a key (written before the policy changed) are dropped as Kafka's cleaner
- * drops them.  The log start offset does not move.
+ * records is deleted.  Records of aborted transactions are dropped and
+ * never supersede anything; records without a key (written before the
+ * policy changed) are dropped as Kafka's cleaner drops them.  A
+ * transaction's marker (control batch) stays while any batch of its
+ * transaction does; then it is a tombstone of its own: it gets a delete
+ * horizon and goes after delete.retention.ms, an abort marker with its row
+ * of the aborted index (a read_committed consumer told of an aborted
+ * transaction skips its producer's batches until it meets the marker).
+ * The log start offset does not move.
  *
  * samsa has no segments, so "the active segment is never cleaned" becomes:
  * a pass cleans only batches below the last stable offset and older than
@@ -70,6 +75,14 @@ struct change {
 	int64_t max_ts;
 	int16_t attributes;
 	bool deleted;
+	bool marker; /* a transaction's marker */
+};
+
+/* A producer's transaction as a pass meets its batches: whether any batch
+ * of it stays (then so does its marker). */
+struct txn_seen {
+	int64_t pid;
+	bool retained;
 };
 
 struct pass {
@@ -93,6 +106,9 @@ struct pass {
 	struct kb_writer out;	  /* the chunk's rewritten batches */
 	struct change *chg;
 	size_t nchg, capchg;
+	struct txn_seen *txns; /* few: one per transactional producer */
+	size_t ntxns, captxns;
+	bool txns_lost; /* out of memory: every marker stays */
 	size_t dirty_scanned, kept_bytes, bytes_in;
 	int64_t next_horizon;
 	uint64_t records_in, records_out, rewritten, deleted;
@@ -235,6 +251,7 @@ static void pass_free(struct pass *x)
 	kb_writer_free(&x->recs);
 	kb_writer_free(&x->out);
 	free(x->chg);
+	free(x->txns);
 	free(x);
 }
 
@@ -363,6 +380,24 @@ struct keep_ctx {
 	bool failed;
 };
 
+static int keep_push(struct keep_ctx *k, const struct rb_record *rec)
+{
+	if (k->nkeep == k->capkeep) {
+		int32_t cap = k->capkeep ? k->capkeep * 2 : 64;
+		struct rb_record *n =
+			realloc(k->keep, (size_t)cap * sizeof(*n));
+		if (!n) {
+			k->failed = true;
+			return -1;
+		}
+		k->keep = n;
+		k->capkeep = cap;
+	}
+	k->keep[k->nkeep++] = *rec;
+	k->kept++;
+	return 0;
+}
+
 static int keep_record(void *arg, const struct rb_record *rec)
 {
 	struct keep_ctx *k = arg;
@@ -384,20 +419,15 @@ static int keep_record(void *arg, const struct rb_record *rec)
 		k->dropped++;
 		return 0;
 	}
-	if (k->nkeep == k->capkeep) {
-		int32_t cap = k->capkeep ? k->capkeep * 2 : 64;
-		struct rb_record *n =
-			realloc(k->keep, (size_t)cap * sizeof(*n));
-		if (!n) {
-			k->failed = true;
-			return -1;
-		}
-		k->keep = n;
-		k->capkeep = cap;
-	}
-	k->keep[k->nkeep++] = *rec;
-	k->kept++;
-	return 0;
+	return keep_push(k, rec);
+}
+
+/* Every record stays (a marker's control record). */
+static int keep_all(void *arg, const struct rb_record *rec)
+{
+	struct keep_ctx *k = arg;
+	k->last = *rec;
+	return keep_push(k, rec);
 }
 
 static void put_be(uint8_t *p, uint64_t v, int n)
@@ -486,17 +516,109 @@ static int rebuild(struct pass *x, const struct rb_header *h,
 	return 0;
 }
 
-static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
-		       const struct rb_header *h, char *err, size_t errlen)
+/* The batch h stays with k's records only, as ch; frees them. */
+static int rewrite(struct pass *x, const struct rb_header *h,
+		   struct keep_ctx *k, struct change *ch, int16_t attributes,
+		   int64_t base_ts, char *err, size_t errlen)
 {
-	x->bytes_in += len;
-	x->records_in += (uint64_t)h->RecordCount;
-	bool newest = h->BaseOffset == x->last_base;
-	if (h->Attributes & RB_ATTR_CONTROL) {
-		x->kept_bytes += len;
-		x->records_out += (uint64_t)h->RecordCount;
+	ch->off = x->out.len;
+	int rc =
+		rebuild(x, h, k, attributes, base_ts, &ch->max_ts, err, errlen);
+	free(k->keep);
+	if (rc < 0)
+		return -1;
+	ch->len = x->out.len - ch->off;
+	ch->attributes = attributes;
+	x->kept_bytes += ch->len;
+	x->records_out += (uint64_t)k->kept;
+	x->rewritten++;
+	return add_change(x, ch);
+}
+
+/* The batch stays as it is. */
+static void keep_as_is(struct pass *x, size_t len, const struct rb_header *h)
+{
+	x->kept_bytes += len;
+	x->records_out += (uint64_t)(h->RecordCount > 0 ? h->RecordCount : 0);
+}
+
+/* The delete horizon a batch made a tombstone now gets. */
+static int64_t new_horizon(const struct pass *x)
+{
+	int64_t keep_ms = x->p->topic->cfg.delete_retention_ms;
+	if (keep_ms < 0 || keep_ms > INT64_MAX / 2)
+		keep_ms = INT64_MAX / 2;
+	return x->now + keep_ms;
+}
+
+/* pid's transaction in this pass, NULL when out of memory. */
+static struct txn_seen *txn_seen(struct pass *x, int64_t pid)
+{
+	for (size_t i = 0; i < x->ntxns; i++)
+		if (x->txns[i].pid == pid)
+			return &x->txns[i];
+	if (x->ntxns == x->captxns) {
+		size_t cap = x->captxns ? x->captxns * 2 : 8;
+		struct txn_seen *n = realloc(x->txns, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		x->txns = n;
+		x->captxns = cap;
+	}
+	x->txns[x->ntxns] = (struct txn_seen){.pid = pid};
+	return &x->txns[x->ntxns++];
+}
+
+/* A transaction's data batches come before its marker, so by the marker
+ * the pass knows whether any stayed. */
+static int clean_marker(struct pass *x, const uint8_t *data, size_t len,
+			const struct rb_header *h, bool newest, char *err,
+			size_t errlen)
+{
+	struct txn_seen *t = txn_seen(x, h->ProducerId);
+	bool retained = !t || t->retained || x->txns_lost;
+	if (t)
+		t->retained = false; /* the producer's next transaction */
+	bool has_horizon = (h->Attributes & RB_ATTR_DELETE_HORIZON) != 0;
+	struct change ch = {.base = h->BaseOffset, .marker = true};
+	if (retained || newest) {
+		keep_as_is(x, len, h);
 		return 0;
 	}
+	if (h->RecordCount <= 0 ||
+	    (has_horizon && x->now >= h->BaseTimestamp)) {
+		ch.deleted = true;
+		x->deleted++;
+		return add_change(x, &ch);
+	}
+	if (has_horizon) {
+		keep_as_is(x, len, h);
+		if (h->BaseTimestamp < x->next_horizon)
+			x->next_horizon = h->BaseTimestamp;
+		return 0;
+	}
+	/* Nothing of its transaction is left: from now on it waits out
+	 * delete.retention.ms, as a tombstone does. */
+	struct keep_ctx k = {
+		.x = x, .h = h, .old_base_ts = h->BaseTimestamp, .horizon = -1};
+	if (rb_foreach_record(data, len, &x->scratch, MAX_DECOMPRESSED,
+			      keep_all, &k, err, errlen) < 0) {
+		free(k.keep);
+		if (k.failed)
+			snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int64_t horizon = new_horizon(x);
+	if (horizon < x->next_horizon)
+		x->next_horizon = horizon;
+	return rewrite(x, h, &k, &ch, h->Attributes | RB_ATTR_DELETE_HORIZON,
+		       horizon, err, errlen);
+}
+
+static int clean_data(struct pass *x, const uint8_t *data, size_t len,
+		      const struct rb_header *h, bool newest, char *err,
+		      size_t errlen)
+{
 	struct change ch = {.base = h->BaseOffset};
 	if ((h->Attributes & RB_ATTR_TRANSACTIONAL) && !newest &&
 	    aborted(x->p, h->ProducerId, h->BaseOffset)) {
@@ -551,8 +673,7 @@ static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
 	}
 	if (k.dropped == 0 && !set_horizon) {
 		free(k.keep);
-		x->kept_bytes += len;
-		x->records_out += (uint64_t)h->RecordCount;
+		keep_as_is(x, len, h);
 		if (k.tombstones && has_horizon && !newest &&
 		    k.horizon < x->next_horizon)
 			x->next_horizon = k.horizon;
@@ -567,26 +688,33 @@ static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
 	int64_t base_ts = h->BaseTimestamp;
 	int16_t attributes = h->Attributes;
 	if (set_horizon) {
-		int64_t keep_ms = x->p->topic->cfg.delete_retention_ms;
-		if (keep_ms < 0 || keep_ms > INT64_MAX / 2)
-			keep_ms = INT64_MAX / 2;
-		base_ts = x->now + keep_ms;
+		base_ts = new_horizon(x);
 		attributes |= RB_ATTR_DELETE_HORIZON;
 	}
 	if (k.tombstones && base_ts < x->next_horizon)
 		x->next_horizon = base_ts;
-	ch.off = x->out.len;
-	int rc =
-		rebuild(x, h, &k, attributes, base_ts, &ch.max_ts, err, errlen);
-	free(k.keep);
-	if (rc < 0)
+	return rewrite(x, h, &k, &ch, attributes, base_ts, err, errlen);
+}
+
+static int clean_batch(struct pass *x, const uint8_t *data, size_t len,
+		       const struct rb_header *h, char *err, size_t errlen)
+{
+	x->bytes_in += len;
+	x->records_in += (uint64_t)h->RecordCount;
+	bool newest = h->BaseOffset == x->last_base;
+	if (h->Attributes & RB_ATTR_CONTROL)
+		return clean_marker(x, data, len, h, newest, err, errlen);
+	uint64_t deleted = x->deleted;
+	if (clean_data(x, data, len, h, newest, err, errlen) < 0)
 		return -1;
-	ch.len = x->out.len - ch.off;
-	ch.attributes = attributes;
-	x->kept_bytes += ch.len;
-	x->records_out += (uint64_t)k.kept;
-	x->rewritten++;
-	return add_change(x, &ch);
+	if ((h->Attributes & RB_ATTR_TRANSACTIONAL) && x->deleted == deleted) {
+		struct txn_seen *t = txn_seen(x, h->ProducerId);
+		if (t)
+			t->retained = true;
+		else
+			x->txns_lost = true;
+	}
+	return 0;
 }
 
 static void on_written(void *arg, const PGresult *res, const char *err,
@@ -616,6 +744,9 @@ static void on_written(void *arg, const PGresult *res, const char *err,
 	if (rw)
 		st_log_rewritten(x->c->s, x->p, rw, x->nchg);
 	free(rw);
+	for (size_t i = 0; i < x->nchg; i++)
+		if (x->chg[i].deleted && x->chg[i].marker)
+			st_aborted_forget(x->p, x->chg[i].base);
 	x->nchg = 0;
 	x->out.len = 0;
 	if (pass_gone(x)) {
@@ -646,9 +777,10 @@ static void write_changes(struct pass *x)
 	char tid[16], part[16];
 	snprintf(tid, sizeof(tid), "%d", x->p->topic->tid);
 	snprintf(part, sizeof(part), "%d", x->p->index);
-	struct kb_writer del = {0};
+	struct kb_writer del = {0}, markers = {0};
 	kb_write_raw(&del, "{", 1);
-	size_t ndel = 0;
+	kb_write_raw(&markers, "{", 1);
+	size_t ndel = 0, nmarkers = 0;
 	for (size_t i = 0; i < x->nchg; i++) {
 		struct change *ch = &x->chg[i];
 		char base[24];
@@ -657,6 +789,11 @@ static void write_changes(struct pass *x)
 			if (ndel++)
 				kb_write_raw(&del, ",", 1);
 			kb_write_raw(&del, base, strlen(base));
+			if (ch->marker) {
+				if (nmarkers++)
+					kb_write_raw(&markers, ",", 1);
+				kb_write_raw(&markers, base, strlen(base));
+			}
 			continue;
 		}
 		char bytes[16], mts[24], attr[8];
@@ -675,15 +812,25 @@ static void write_changes(struct pass *x)
 			 7, v, lens, fmts, false, ignore, NULL);
 	}
 	kb_write_raw(&del, "}", 2);
-	if (ndel && kb_writer_ok(&del)) {
+	kb_write_raw(&markers, "}", 2);
+	bool ok = kb_writer_ok(&del) && kb_writer_ok(&markers);
+	if (ndel && ok) {
 		const char *v[3] = {tid, part, (const char *)del.buf};
 		pg_query(c,
 			 "DELETE FROM samsa.log WHERE tid = $1 AND partition "
 			 "= $2 AND base_offset = ANY ($3::bigint[])",
 			 3, v, NULL, NULL, false, ignore, NULL);
 	}
-	bool ok = kb_writer_ok(&del);
+	if (nmarkers && ok) {
+		/* An abort marker's row of the aborted index goes with it. */
+		const char *v[3] = {tid, part, (const char *)markers.buf};
+		pg_query(c,
+			 "DELETE FROM samsa.txn_aborted WHERE tid = $1 AND "
+			 "partition = $2 AND last_offset = ANY ($3::bigint[])",
+			 3, v, NULL, NULL, false, ignore, NULL);
+	}
 	kb_writer_free(&del);
+	kb_writer_free(&markers);
 	if (!ok) {
 		/* Nothing was deleted: the unit must not commit half. */
 		pg_query(c, "SELECT 1/0", 0, NULL, NULL, NULL, false, ignore,

@@ -689,6 +689,18 @@ static void aborted_trim(struct st_partition *p)
 	}
 }
 
+void st_aborted_forget(struct st_partition *p, int64_t last)
+{
+	for (size_t i = 0; i < p->naborted; i++) {
+		if (p->aborted[i].last != last)
+			continue;
+		p->naborted--;
+		memmove(p->aborted + i, p->aborted + i + 1,
+			(p->naborted - i) * sizeof(*p->aborted));
+		return;
+	}
+}
+
 /* The same in Postgres, for partition ($1, $2) after its log start moved. */
 static const char aborted_trim_sql[] =
 	"DELETE FROM samsa.txn_aborted a USING samsa.partitions p WHERE "

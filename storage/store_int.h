@@ -201,6 +201,10 @@ struct st_rewrite {
 void st_log_rewritten(struct store *s, struct st_partition *p,
 		      const struct st_rewrite *rw, size_t n);
 
+/* log.c: compaction deleted the marker at offset last: p's aborted
+ * transaction ending there, if any, is no longer listed by fetches. */
+void st_aborted_forget(struct st_partition *p, int64_t last);
+
 /* compact.c: the log cleaner (a timer and a connection of its own). */
 int st_cleaner_start(struct store *s);
 void st_cleaner_close(struct store *s);

@@ -45,10 +45,12 @@ static struct st_topic *create_topic(const char *name,
 /* The timestamp of the records append() writes. */
 static int64_t append_ts = 1000000;
 
-/* Appends one batch of n records keys[i] = values[i] (NULL: tombstone),
- * compressed with codec; returns its base offset. */
-static int64_t append(struct st_partition *p, int codec,
-		      const char *const *keys, const char *const *values, int n)
+/* Appends one batch of n records keys[i] = values[i] (NULL: tombstone)
+ * with attributes (the codec and flags) from producer pid (-1: none) at
+ * epoch 0 and base sequence seq; returns its base offset. */
+static int64_t append_as(struct st_partition *p, int16_t attributes,
+			 int64_t pid, int32_t seq, const char *const *keys,
+			 const char *const *values, int n)
 {
 	struct rb_new_record r[16];
 	struct kb_writer w = {0};
@@ -62,14 +64,47 @@ static int64_t append(struct st_partition *p, int codec,
 		r[i].Key = kstr_c(keys[i]);
 		r[i].Value = values[i] ? kstr_c(values[i]) : KSTR_NULL;
 	}
-	cr_assert_eq(rb_build(&w, 0, (int16_t)codec, -1, -1, -1, r, n, err,
-			      sizeof(err)),
+	cr_assert_eq(rb_build(&w, 0, attributes, pid, pid < 0 ? -1 : 0,
+			      pid < 0 ? -1 : seq, r, n, err, sizeof(err)),
 		     0, "rb_build: %s", err);
 	st_append(st, p, w.buf, w.len, on_appended, &a);
 	run_until(&a.called);
 	kb_writer_free(&w);
 	cr_assert_eq(a.r.status, ST_OK, "append: %d %s", a.r.status, a.msg);
 	return a.r.base_offset;
+}
+
+/* The same, compressed with codec, without a producer. */
+static int64_t append(struct st_partition *p, int codec,
+		      const char *const *keys, const char *const *values, int n)
+{
+	return append_as(p, (int16_t)codec, -1, -1, keys, values, n);
+}
+
+/* Ends pid's transaction on p with its marker; returns the marker's
+ * offset. */
+static int64_t end_txn(struct st_partition *p, int64_t pid, bool commit)
+{
+	struct appended a = {0};
+
+	st_append_marker(st, p, pid, 0, commit, on_appended, &a);
+	run_until(&a.called);
+	cr_assert_eq(a.r.status, ST_OK, "marker: %d %s", a.r.status, a.msg);
+	return a.r.base_offset;
+}
+
+/* Runs the loop (the cleaner with it) until sql counts want, or fails after
+ * ms. */
+static void wait_count(const char *sql, long long want, int ms)
+{
+	for (int waited = 0;; waited += 250) {
+		long long n = sql_num(sql);
+		if (n == want)
+			return;
+		cr_assert_lt(waited, ms, "%s: %lld, not %lld after %d ms", sql,
+			     n, want, ms);
+		run_for(250);
+	}
 }
 
 #define MAX_RECS 1024
@@ -450,5 +485,107 @@ Test(compaction, min_compaction_lag_honoured)
 	wait_until(p, once_per_key, o, 10000);
 	cr_assert_eq(o->n, 1);
 	cr_assert_eq(o->r[0].offset, 9);
+	free(o);
+}
+
+static void ignore_txn(void *arg, int64_t producer_id, int64_t first_offset)
+{
+	(void)arg;
+	(void)producer_id;
+	(void)first_offset;
+}
+
+/* How many aborted transactions a fetch of the whole of p lists. */
+static int count_aborted(struct st_partition *p)
+{
+	return st_aborted_txns(p, 0, INT64_MAX, ignore_txn, NULL);
+}
+
+/* Kafka's cleaner keeps a transaction's marker while any batch of the
+ * transaction stays, then treats it as a tombstone. */
+Test(compaction, markers_go_with_their_transactions)
+{
+	const struct tc_override cfg[] = {
+		{"cleanup.policy", "compact"},
+		{"segment.ms", "0"},
+		{"min.cleanable.dirty.ratio", "0.01"},
+		{"delete.retention.ms", "3000"},
+	};
+	struct st_topic *t = create_topic("txns", cfg, 4);
+	struct st_partition *p = st_partition(t, 0);
+	const char *k4[4] = {"k0", "k1", "k2", "k3"};
+	const char *a4[4] = {"a0", "a1", "a2", "a3"};
+	const char *b2[2] = {"b0", "b1"};
+	const char *c4[4] = {"c0", "c1", "c2", "c3"};
+	const char *zk[1] = {"z"}, *zv[1] = {"z"};
+	const int16_t txn = RB_ATTR_TRANSACTIONAL;
+	const int64_t pid = 7;
+
+	/* A: committed, then superseded by C; B: aborted; C: committed and
+	 * the latest of its keys. */
+	st_txn_join(p, pid, 0);
+	cr_assert_eq(append_as(p, txn, pid, 0, k4, a4, 4), 0);
+	cr_assert_eq(end_txn(p, pid, true), 4);
+	st_txn_join(p, pid, 0);
+	cr_assert_eq(append_as(p, txn, pid, 4, k4, b2, 2), 5);
+	cr_assert_eq(end_txn(p, pid, false), 7);
+	st_txn_join(p, pid, 0);
+	cr_assert_eq(append_as(p, txn, pid, 6, k4, c4, 4), 8);
+	cr_assert_eq(end_txn(p, pid, true), 12);
+	cr_assert_eq(append(p, 0, zk, zv, 1), 13);
+	cr_assert_eq(count_aborted(p), 1);
+
+	char rows[96], markers[128], waiting[128], aborted[96];
+	snprintf(rows, sizeof(rows),
+		 "SELECT count(*) FROM samsa.log WHERE tid = %d", t->tid);
+	snprintf(markers, sizeof(markers),
+		 "SELECT count(*) FROM samsa.log WHERE tid = %d AND "
+		 "attributes & 32 <> 0",
+		 t->tid);
+	snprintf(waiting, sizeof(waiting),
+		 "SELECT count(*) FROM samsa.log WHERE tid = %d AND "
+		 "attributes & 96 = 96",
+		 t->tid);
+	snprintf(aborted, sizeof(aborted),
+		 "SELECT count(*) FROM samsa.txn_aborted WHERE tid = %d",
+		 t->tid);
+
+	/* A's and B's data go at once; their markers first wait out
+	 * delete.retention.ms, and the aborted transaction stays listed. */
+	wait_count(waiting, 2, 10000);
+	cr_assert_eq(sql_num(markers), 3);
+	cr_assert_eq(sql_num(aborted), 1);
+	cr_assert_eq(count_aborted(p), 1);
+
+	/* Then they go, B's row of the aborted index with it; C's marker
+	 * stays with C's records. */
+	wait_count(markers, 1, 10000);
+	cr_assert_eq(sql_num(rows), 3, "C, its marker and z");
+	cr_assert_eq(sql_num(aborted), 0);
+	cr_assert_eq(count_aborted(p), 0);
+	snprintf(rows, sizeof(rows),
+		 "SELECT base_offset FROM samsa.log WHERE tid = %d AND "
+		 "attributes & 32 <> 0",
+		 t->tid);
+	cr_assert_eq(sql_num(rows), 12);
+	cr_assert_eq(st_high_watermark(p), 14);
+	cr_assert_eq(st_last_stable(p), 14);
+
+	/* What the log serves is whole: every batch framed, CRC right, and
+	 * from a reopened store (the producer's transactions as they were
+	 * read back) the same. */
+	struct recs *o = calloc(1, sizeof(*o));
+	cr_assert(o);
+	read_recs(p, o);
+	cr_assert_eq(o->batches, 3);
+	cr_assert_eq(o->n, 6, "C's four, its marker's and z");
+	reopen_store();
+	p = st_partition(st_topic_find(st, kstr_c("txns")), 0);
+	cr_assert_eq(st_last_stable(p), 14);
+	cr_assert_eq(count_aborted(p), 0);
+	st_txn_join(p, pid, 0);
+	const char *dk[1] = {"k0"}, *dv[1] = {"d0"};
+	cr_assert_eq(append_as(p, txn, pid, 10, dk, dv, 1), 14);
+	cr_assert_eq(end_txn(p, pid, true), 15);
 	free(o);
 }

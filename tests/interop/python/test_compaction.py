@@ -5,7 +5,8 @@ Acceptance: 100k updates over 1k keys compact to at most one record per key
 sees the latest value of every key, tombstoned keys vanish once
 delete.retention.ms has passed, offsets keep their gaps (a fetch inside a
 removed range gets the next record, the log start does not move), an
-aborted transactional update never wins for read_committed, a keyless
+aborted transactional update never wins for read_committed (nor after
+the markers of transactions compacted away are gone), a keyless
 record is refused with INVALID_RECORD, and a change of cleanup.policy by
 IncrementalAlterConfigs takes effect.
 
@@ -317,6 +318,19 @@ def test_aborted_update_never_wins(admin, bootstrap):
     committed = read_all(bootstrap, topic, "read_committed")
     assert len(committed) == 100
     assert latest(committed) == expect
+
+    # delete.retention.ms later the markers of the first two transactions
+    # are gone too (nothing of them is left): the log still reads whole,
+    # and the producer goes on.
+    time.sleep(DELETE_RETENTION_MS / 1000 + 2)
+    for isolation in ("read_committed", "read_uncommitted"):
+        records = read_all(bootstrap, topic, isolation)
+        assert len(records) == 100, isolation
+        assert latest(records) == expect, isolation
+    txn([0], b"committed-3-", True)
+    txn([1], b"aborted-again-", False)
+    expect[b"k000"] = b"committed-3-000"
+    assert latest(read_all(bootstrap, topic, "read_committed")) == expect
     p.flush(10)
 
 
