@@ -9,14 +9,18 @@
 #   4. the Maven artifacts of tests/interop/java (kafka-clients, kafka-tools,
 #      kafka-streams, Avro, JUnit, Surefire) in ~/.m2, its test classpath
 #      file and its compiled main classes (samsa.seed.SeedPipeline)
+#   5. the Go modules of tests/interop/go (franz-go, Sarama) in Go's module
+#      cache: Go itself (1.26 or newer, which go.mod asks for) must be there
+#      already, on PATH or in /usr/local/go (Debian 12's is 1.19)
 #
-# Steps 2-4 leave stamps in build/deps/ holding a hash of their inputs; a
+# Steps 2-5 leave stamps in build/deps/ holding a hash of their inputs; a
 # step runs again when its inputs change or its result went missing.
-# SAMSA_DEPS_SKIP="apt python node java" skips the named steps.
+# SAMSA_DEPS_SKIP="apt python node java go" skips the named steps.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/go_path.sh
 stamps=$root/build/deps
 mkdir -p "$stamps"
 skip=" ${SAMSA_DEPS_SKIP:-} "
@@ -143,6 +147,24 @@ java_step() {
 	echo "$h" >"$stamps/java.stamp"
 }
 
+# ---- 5. Go modules -----------------------------------------------------------
+
+go_step() {
+	local dir=tests/interop/go h
+	command -v go >/dev/null ||
+		die "go is missing: tests/interop/go needs Go 1.26 or newer on PATH or in /usr/local/go"
+	h=$(inputs_hash "$dir/go.mod" "$dir/go.sum" <(go version))
+	if stamp_ok go "$h"; then
+		return 0
+	fi
+	say "go: downloading the modules of $dir"
+	(cd "$dir" && go mod download && go vet ./...) >"$stamps/go.log" 2>&1 || {
+		tail -n 40 "$stamps/go.log" >&2
+		die "go could not fetch or build the tests of $dir"
+	}
+	echo "$h" >"$stamps/go.stamp"
+}
+
 classpath_present() {
 	local jar
 	while IFS= read -r -d: jar || [ -n "$jar" ]; do
@@ -157,4 +179,5 @@ done
 skipped python || python_step
 skipped node || node_step
 skipped java || java_step
+skipped go || go_step
 exit 0

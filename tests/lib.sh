@@ -54,6 +54,7 @@ SAMSA_BIN=${SAMSA_BIN:-$SAMSA_ROOT/samsa}
 SAMSA_PY=${SAMSA_PY:-$SAMSA_ROOT/tests/interop/.venv/bin/python}
 SAMSA_PGSH=$SAMSA_ROOT/scripts/pg.sh
 export SAMSA_ROOT SAMSA_BIN SAMSA_PY
+. "$SAMSA_ROOT/scripts/go_path.sh"
 
 _lib_say() {
 	echo "lib.sh: $*" >&2

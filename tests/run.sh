@@ -9,10 +9,12 @@
 #                a database of its own: SAMSA_TEST_PG is its conninfo
 #   interop      real clients against one ./samsa on a free port:
 #                tests/interop/*.sh, pytest tests/interop/python,
-#                node --test tests/interop/node, mvn test in tests/interop/java
+#                node --test tests/interop/node, mvn test in tests/interop/java,
+#                go test in tests/interop/go
 #   FILTER       run only the suites whose name contains one of the words;
 #                names are unit/test_x, integration/test_y, interop/kcat,
-#                interop/restart, interop/python, interop/node, interop/java
+#                interop/restart, interop/python, interop/node, interop/java,
+#                interop/go
 #                (e.g. `tests/run.sh interop kcat`)
 #
 # It starts a Postgres of its own on a free port (scripts/pg.sh) in a temp
@@ -283,7 +285,7 @@ interop_suites() {
 	for f in tests/interop/*.sh; do
 		[ -e "$f" ] && names+=("interop/$(basename "$f" .sh)")
 	done
-	names+=(interop/python interop/node interop/java)
+	names+=(interop/python interop/node interop/java interop/go)
 	local todo=()
 	for name in "${names[@]}"; do
 		selected "$name" && todo+=("$name")
@@ -296,6 +298,7 @@ interop_suites() {
 	command -v node >/dev/null || missing+=("node")
 	[ -d tests/interop/node/node_modules/kafkajs ] || missing+=("kafkajs (tests/interop/node/node_modules)")
 	command -v mvn >/dev/null || missing+=("mvn")
+	command -v go >/dev/null || missing+=("go")
 	if [ ${#missing[@]} != 0 ]; then
 		echo "interop: missing clients: ${missing[*]} (run scripts/deps.sh)" >&2
 	fi
@@ -349,6 +352,9 @@ interop_suites() {
 		interop/java)
 			suite "$name" "$SUITE_TIMEOUT" mvn -B -ntp -f tests/interop/java/pom.xml test \
 				${SAMSA_JAVA_TEST:+-Dtest="$SAMSA_JAVA_TEST"}
+			;;
+		interop/go)
+			suite "$name" "$SUITE_TIMEOUT" bash -c 'cd tests/interop/go && exec go test -count=1 -v ./...'
 			;;
 		*)
 			suite "$name" "$SUITE_TIMEOUT" bash "tests/interop/${name#interop/}.sh"
