@@ -426,3 +426,104 @@ func TestFranzExactlyOnce(t *testing.T) {
 		t.Fatalf("read_uncommitted: %d records, want %d (%d aborted)", total, n+aborted, aborted)
 	}
 }
+
+// The admin APIs about groups, producers, transactions and the cluster, as
+// kadm calls them: what they list matches what the test did.
+func TestFranzAdminGroupsProducersTransactions(t *testing.T) {
+	topic := uniqueName("go-franz-describe")
+	createTopic(t, topic, 1, nil)
+	ctx := timeout(t, 60*time.Second)
+	adm := kadm.NewClient(franzClient(t))
+
+	meta, err := adm.BrokerMetadata(ctx)
+	if err != nil || meta.Cluster == "" || len(meta.Brokers) == 0 || meta.Controller < 0 {
+		t.Fatalf("metadata: %v %+v", err, meta)
+	}
+
+	// Records stamped an hour apart: ListOffsets by time finds each.
+	p := franzClient(t, kgo.DefaultProduceTopic(topic))
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Millisecond)
+	for i := 0; i < 3; i++ {
+		r := &kgo.Record{Value: []byte{byte(i)}, Timestamp: base.Add(time.Duration(i) * time.Hour)}
+		if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	at, err := adm.ListOffsetsAfterMilli(ctx, base.Add(90*time.Minute).UnixMilli(), topic)
+	if err != nil {
+		t.Fatalf("offsets by time: %v", err)
+	}
+	if o, _ := at.Lookup(topic, 0); o.Err != nil || o.Offset != 2 ||
+		o.Timestamp != base.Add(2*time.Hour).UnixMilli() {
+		t.Fatalf("first record at or after base+90min: %+v, want offset 2", o)
+	}
+
+	// The idempotent producer is described with its last sequence.
+	prods, err := adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatalf("describe producers: %v", err)
+	}
+	ps := prods.SortedProducers()
+	if len(ps) != 1 || ps[0].LastSequence != 2 || ps[0].ProducerID < 0 {
+		t.Fatalf("producers of %s: %+v", topic, ps)
+	}
+
+	// A committed transaction is listed and described.
+	txid := uniqueName("go-franz-describe-txid")
+	tp := franzClient(t, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(txid))
+	if err := tp.BeginTransaction(); err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	if err := tp.ProduceSync(ctx, &kgo.Record{Value: []byte("t")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	if err := tp.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	listed, err := adm.ListTransactions(ctx, nil, nil)
+	if err != nil {
+		t.Fatalf("list transactions: %v", err)
+	}
+	if l, ok := listed[txid]; !ok || l.State != "CompleteCommit" {
+		t.Fatalf("transaction %s listed as %+v (found %v)", txid, l, ok)
+	}
+	described, err := adm.DescribeTransactions(ctx, txid)
+	if err != nil || described[txid].Err != nil || described[txid].State != "CompleteCommit" ||
+		described[txid].ProducerID != listed[txid].ProducerID {
+		t.Fatalf("describe transaction %s: %v %+v", txid, err, described[txid])
+	}
+
+	// A group with committed offsets and no members: listed, its offset of
+	// the topic deleted, then the group itself.
+	group := uniqueName("go-franz-describe-group")
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: 2, LeaderEpoch: -1})
+	committed, err := adm.CommitOffsets(ctx, group, offs)
+	if err != nil || committed.Error() != nil {
+		t.Fatalf("commit offsets: %v %v", err, committed.Error())
+	}
+	sameOffsets(t, "committed", committedOffsets(t, group, topic), map[int32]int64{0: 2})
+	groups, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("list groups: %v", err)
+	}
+	if g, ok := groups[group]; !ok || g.State != "Empty" {
+		t.Fatalf("group %s listed as %+v (found %v)", group, g, ok)
+	}
+	dels, err := adm.DeleteOffsets(ctx, group, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || dels.Error() != nil {
+		t.Fatalf("delete offsets: %v %v", err, dels.Error())
+	}
+	sameOffsets(t, "after OffsetDelete", committedOffsets(t, group, topic), map[int32]int64{})
+	deleted, err := adm.DeleteGroups(ctx, group)
+	if err != nil || deleted[group].Err != nil {
+		t.Fatalf("delete group: %v %v", err, deleted[group].Err)
+	}
+	groups, err = adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("list groups: %v", err)
+	}
+	if _, ok := groups[group]; ok {
+		t.Fatalf("group %s still listed after its deletion", group)
+	}
+}
