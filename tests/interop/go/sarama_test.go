@@ -127,19 +127,40 @@ func saramaRoundTrip(t *testing.T, version sarama.KafkaVersion) {
 	}
 }
 
-// collector is a sarama.ConsumerGroupHandler that marks and commits every
-// record and closes done when it has seen all of want.
+// collector is a sarama.ConsumerGroupHandler, shared by the members of a
+// group, that marks and commits every record and closes done when it has
+// seen all of want.  A record seen twice is an error unless redelivery is
+// allowed (a partition that moves is read again from its last commit).
 type collector struct {
-	mu   sync.Mutex
-	want map[string]bool
-	seen map[string]bool
-	err  error
-	done chan struct{}
-	once sync.Once
+	mu         sync.Mutex
+	want       map[string]bool
+	seen       map[string]bool
+	redelivery bool
+	err        error
+	done       chan struct{}
+	once       sync.Once
+	// sessions holding claims now, and the most at once
+	active, maxActive int
 }
 
-func (c *collector) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (c *collector) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (c *collector) Setup(s sarama.ConsumerGroupSession) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(s.Claims()) > 0 {
+		c.active++
+		c.maxActive = max(c.maxActive, c.active)
+	}
+	return nil
+}
+
+func (c *collector) Cleanup(s sarama.ConsumerGroupSession) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(s.Claims()) > 0 {
+		c.active--
+	}
+	return nil
+}
 
 func (c *collector) count() int {
 	c.mu.Lock()
@@ -151,7 +172,7 @@ func (c *collector) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Con
 	for m := range claim.Messages() {
 		c.mu.Lock()
 		v := string(m.Value)
-		if (!c.want[v] || c.seen[v]) && c.err == nil {
+		if (!c.want[v] || (c.seen[v] && !c.redelivery)) && c.err == nil {
 			c.err = fmt.Errorf("record %q at %d/%d: unknown or seen twice", v, m.Partition, m.Offset)
 		}
 		c.seen[v] = true
@@ -232,5 +253,80 @@ func saramaTransactions(t *testing.T, version sarama.KafkaVersion) {
 	}
 	if len(got) != 50 || got[0] != "true-0" || got[49] != "true-49" {
 		t.Fatalf("read_committed read %d records: %v", len(got), got)
+	}
+}
+
+// Two Sarama members share a group with the sticky strategy (Sarama
+// assigns on the client, in SyncGroup): both get partitions, and together
+// they read every record; both versions.
+func TestSaramaGroupOfTwo(t *testing.T) {
+	for name, version := range saramaVersions {
+		t.Run(name, func(t *testing.T) { saramaGroupOfTwo(t, version) })
+	}
+}
+
+func saramaGroupOfTwo(t *testing.T, version sarama.KafkaVersion) {
+	topic := uniqueName("go-sarama-two")
+	createTopic(t, topic, 4, nil)
+	brokers := []string{bootstrap(t)}
+	p, err := sarama.NewSyncProducer(brokers, saramaConfig(version))
+	if err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	want := map[string]bool{}
+	var msgs []*sarama.ProducerMessage
+	for i := 0; i < 1000; i++ {
+		v := fmt.Sprint(i)
+		want[v] = true
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic,
+			Key: sarama.StringEncoder(v), Value: sarama.StringEncoder(v)})
+	}
+	if err := p.SendMessages(msgs); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	p.Close()
+
+	group := uniqueName("go-sarama-two")
+	cfg := saramaConfig(version)
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	h := &collector{want: want, seen: map[string]bool{}, done: make(chan struct{}),
+		redelivery: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for m := 0; m < 2; m++ {
+		cg, err := sarama.NewConsumerGroup(brokers, group, cfg)
+		if err != nil {
+			t.Fatalf("member %d: %v", m, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cg.Close()
+			for ctx.Err() == nil {
+				if err := cg.Consume(ctx, []string{topic}, h); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		t.Fatalf("consumed %d of %d records in 60 s", h.count(), len(want))
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("consume: %v", err)
+	}
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	if h.maxActive < 2 {
+		t.Fatalf("never two members with partitions at once (at most %d)", h.maxActive)
 	}
 }
