@@ -25,6 +25,7 @@
 #include <libpq-fe.h>
 
 #include "protocol/kbuf.h"
+#include "protocol/partitioner.h"
 #include "protocol/record_batch.h"
 #include "storage/cdc.h"
 #include "storage/cdc_int.h"
@@ -55,9 +56,17 @@ enum pub_mode { PUB_ALL, PUB_FILTERED, PUB_DISABLED };
 
 struct cdc_topic {
 	char *name;
-	uint64_t last_lsn; /* the log already holds everything up to it */
+	/* By partition: the log already holds everything up to it (each
+	 * partition's log is a prefix in commit order, the topic's is not). */
+	uint64_t *last_lsn;
+	int32_t nlast;
 	struct cdc_topic *next;
 };
+
+static uint64_t topic_last_lsn(const struct cdc_topic *tp, int32_t part)
+{
+	return part < tp->nlast ? tp->last_lsn[part] : 0;
+}
 
 /* A transaction's appends: the slot may confirm end_lsn when none is left
  * and every earlier mark is done. */
@@ -73,6 +82,7 @@ struct mark {
 struct out {
 	struct cdc_task *t;
 	struct cdc_topic *tp;
+	int32_t part;
 	struct mark **marks;
 	int nmarks;
 	struct kb_writer blob;
@@ -126,6 +136,7 @@ static void tuple_free(struct tuple *tb)
  * bytes after the struct. */
 struct rec {
 	struct cdc_topic *tp;
+	int32_t part;	 /* set by flush_records() */
 	char *key, *val; /* into data, or NULL */
 	size_t kl, vl;
 	struct rec *next;
@@ -186,6 +197,7 @@ struct cdc_task {
 	bool creating; /* a topic creation holds the outbox */
 	int dedup_pending;
 	struct cdc_topic *dedup_next;
+	int32_t dedup_part; /* of dedup_next, being read back */
 	bool reading_paused;
 
 	/* heartbeat.interval.ms: records to <prefix>.<topic.prefix> */
@@ -960,6 +972,7 @@ static void pump(struct cdc_task *t)
 		}
 		/* Fold the next appends for the same topic into this one. */
 		while (o->next && o->next->tp == o->tp &&
+		       o->next->part == o->part &&
 		       o->blob.len + o->next->blob.len <= MAX_APPEND_BYTES) {
 			struct out *x = o->next;
 			struct mark **ms = realloc(
@@ -981,7 +994,10 @@ static void pump(struct cdc_task *t)
 			x->nmarks = 0;
 			out_free(x);
 		}
-		struct st_partition *p = st_partition(st, 0);
+		/* Fewer partitions than when it was routed (the topic was
+		 * made elsewhere meanwhile): wrap around. */
+		struct st_partition *p =
+			st_partition(st, o->part % st->npartitions);
 		t->outbox = o->next;
 		if (!t->outbox)
 			t->outbox_tail = NULL;
@@ -993,8 +1009,8 @@ static void pump(struct cdc_task *t)
 }
 
 /* Queues recs (consumed) for tp as batches with the LSN header. */
-static void enqueue(struct cdc_task *t, struct cdc_topic *tp, struct rec *recs,
-		    int n, uint64_t lsn, struct mark *m)
+static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
+		    struct rec *recs, int n, uint64_t lsn, struct mark *m)
 {
 	uint8_t lsnb[8];
 	for (int i = 0; i < 8; i++)
@@ -1020,6 +1036,7 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, struct rec *recs,
 	}
 	o->t = t;
 	o->tp = tp;
+	o->part = part;
 	o->marks[0] = m;
 	o->nmarks = 1;
 	int64_t now = st_now_ms();
@@ -1066,40 +1083,71 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, struct rec *recs,
 		t->reading_paused = true;
 }
 
-/* Groups a transaction's records by topic (in first-seen order) and
- * queues them under one mark. */
+/* The partitions tp has, or will have when pump() creates it. */
+static int32_t topic_partitions(const struct cdc_task *t,
+				const struct cdc_topic *tp)
+{
+	const struct st_topic *st =
+		st_topic_find(t->env.store, kstr_c(tp->name));
+	int32_t n =
+		st ? st->npartitions : (int32_t)bc_get_int("num.partitions", 1);
+	return n > 0 ? n : 1;
+}
+
+/* Takes the records of list that match tp, and part unless part < 0, off
+ * it in order; returns them and their count in *n. */
+static struct rec *take(struct rec **list, const struct cdc_topic *tp,
+			int32_t part, int *n)
+{
+	struct rec *mine = NULL, **mt = &mine, **pp = list;
+	*n = 0;
+	while (*pp) {
+		struct rec *r = *pp;
+		if (r->tp == tp && (part < 0 || r->part == part)) {
+			*pp = r->next;
+			r->next = NULL;
+			*mt = r;
+			mt = &r->next;
+			(*n)++;
+		} else {
+			pp = &r->next;
+		}
+	}
+	return mine;
+}
+
+/* Groups a transaction's records by topic and partition (in first-seen
+ * order) and queues them under one mark.  A record goes to the partition
+ * a Kafka producer (Kafka Connect's, for Debezium) would choose for its
+ * serialized key; a change without a key (a table without a primary key)
+ * to partition 0. */
 static void flush_records(struct cdc_task *t, struct rec *list, uint64_t lsn,
 			  struct mark *m, bool dedup)
 {
 	while (list) {
 		struct cdc_topic *tp = list->tp;
-		struct rec *mine = NULL, **mt = &mine, *rest = NULL,
-			   **rt = &rest;
-		int n = 0;
-		while (list) {
-			struct rec *r = list;
-			list = r->next;
-			r->next = NULL;
-			if (r->tp == tp) {
-				*mt = r;
-				mt = &r->next;
-				n++;
-			} else {
-				*rt = r;
-				rt = &r->next;
+		int n;
+		struct rec *of_topic = take(&list, tp, -1, &n);
+		int32_t nparts = topic_partitions(t, tp);
+		for (struct rec *r = of_topic; r; r = r->next)
+			r->part = nparts > 1 && r->key
+					  ? kafka_key_partition(r->key, r->kl,
+								nparts)
+					  : 0;
+		while (of_topic) {
+			int32_t part = of_topic->part;
+			struct rec *mine = take(&of_topic, tp, part, &n);
+			if (dedup && lsn <= topic_last_lsn(tp, part)) {
+				/* Already in the log before a restart. */
+				while (mine) {
+					struct rec *r = mine;
+					mine = r->next;
+					free(r);
+				}
+				continue;
 			}
+			enqueue(t, tp, part, mine, n, lsn, m);
 		}
-		list = rest;
-		if (dedup && lsn <= tp->last_lsn) {
-			/* Already in the log before a restart. */
-			while (mine) {
-				struct rec *r = mine;
-				mine = r->next;
-				free(r);
-			}
-			continue;
-		}
-		enqueue(t, tp, mine, n, lsn, m);
 	}
 	pump(t);
 }
@@ -1817,6 +1865,19 @@ static void on_last_batch(void *arg, const char *err, const uint8_t *data,
 		return;
 	}
 	struct cdc_topic *tp = t->dedup_next;
+	int32_t part = t->dedup_part;
+	if (data && part >= tp->nlast) {
+		uint64_t *l =
+			realloc(tp->last_lsn, (size_t)(part + 1) * sizeof(*l));
+		if (!l) {
+			fail(t, "out of memory");
+			return;
+		}
+		for (int32_t i = tp->nlast; i <= part; i++)
+			l[i] = 0;
+		tp->last_lsn = l;
+		tp->nlast = part + 1;
+	}
 	if (data) {
 		struct kb_writer scratch;
 		kb_writer_init(&scratch);
@@ -1825,22 +1886,25 @@ static void on_last_batch(void *arg, const char *err, const uint8_t *data,
 		rb_foreach_record(data, len, &scratch, 64 << 20, find_lsn, &lsn,
 				  e, sizeof(e));
 		kb_writer_free(&scratch);
-		if (lsn > tp->last_lsn)
-			tp->last_lsn = lsn;
+		if (lsn > tp->last_lsn[part])
+			tp->last_lsn[part] = lsn;
 	}
-	t->dedup_next = tp->next;
+	t->dedup_part++;
 	dedup_next(t);
 }
 
+/* Reads back the last batch of the next partition of the topics. */
 static void dedup_next(struct cdc_task *t)
 {
-	for (; t->dedup_next; t->dedup_next = t->dedup_next->next) {
+	for (; t->dedup_next;
+	     t->dedup_next = t->dedup_next->next, t->dedup_part = 0) {
 		struct st_topic *st = st_topic_find(
 			t->env.store, kstr_c(t->dedup_next->name));
-		if (!st)
+		if (!st || t->dedup_part >= st->npartitions)
 			continue;
 		t->inflight++;
-		cn_last_batch(t->env.cn, st->tid, 0, on_last_batch, t);
+		cn_last_batch(t->env.cn, st->tid, t->dedup_part, on_last_batch,
+			      t);
 		return;
 	}
 	step_start(t);
@@ -1852,6 +1916,7 @@ static void step_dedup(struct cdc_task *t)
 		return;
 	t->phase = "resuming";
 	t->dedup_next = t->topics;
+	t->dedup_part = 0;
 	dedup_next(t);
 }
 
@@ -2329,6 +2394,7 @@ static void task_free(struct cdc_task *t)
 		struct cdc_topic *tp = t->topics;
 		t->topics = tp->next;
 		free(tp->name);
+		free(tp->last_lsn);
 		free(tp);
 	}
 	for (int c = 0; t->held_row && c < t->held_ncols; c++)

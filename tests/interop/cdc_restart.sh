@@ -8,9 +8,11 @@
 #     stream (one row per transaction), then started again: every row
 #     appears exactly once, in commit order.
 #
-# Both with two connectors on the same table: JSON values (feed.public.feed)
-# and AvroConverter values in the registry's wire format
-# (afeed.public.feed, read with confluent-kafka's AvroDeserializer).
+# With three connectors on the same table: JSON values (feed.public.feed),
+# AvroConverter values in the registry's wire format (afeed.public.feed,
+# read with confluent-kafka's AvroDeserializer), and JSON values on a topic
+# of three partitions made beforehand (pfeed.public.feed: rows spread by
+# key, each partition in commit order).
 #
 # Environment: SAMSA_BIN, SAMSA_TEST_DIR (scratch space; default a temp dir).
 set -uo pipefail
@@ -56,8 +58,16 @@ sed -e 's/"feed-source"/"afeed-source"/' -e 's/"topic.prefix": "feed"/"topic.pre
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
 	--data @"$work/asrc.json" "$SAMSA_CONNECT_URL/connectors")
 [ "$code" = 201 ] || fail "POST /connectors (Avro) gave $code"
+"$SAMSA_PY" "$here/python/samsa_client.py" create-topic pfeed.public.feed 3 ||
+	fail "create pfeed.public.feed"
+sed -e 's/"feed-source"/"pfeed-source"/' -e 's/"topic.prefix": "feed"/"topic.prefix": "pfeed", "slot.name": "pfeed"/' \
+	"$work/src.json" >"$work/psrc.json"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+	--data @"$work/psrc.json" "$SAMSA_CONNECT_URL/connectors")
+[ "$code" = 201 ] || fail "POST /connectors (partitions) gave $code"
 
-# Counts the topic's records and checks ids 1..N once each, in order.
+# Counts the topic's records and checks ids 1..N once each, in order in
+# each partition.
 check() { # EXPECTED [TOPIC]
 	"$SAMSA_PY" - "$1" "${2:-feed.public.feed}" <<'PY'
 import json, os, sys, time
@@ -83,37 +93,47 @@ while time.time() < deadline:
     if topic in c.list_topics(timeout=5).topics:
         break
     time.sleep(0.5)
-c.assign([TopicPartition(topic, 0, 0)])
-while len(ids) < want and time.time() < deadline:
-    for m in c.consume(1000, 0.5):
+parts = len(c.list_topics(topic, timeout=5).topics[topic].partitions)
+c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
+by_part = {p: [] for p in range(parts)}
+def take(msgs):
+    for m in msgs:
         if not m.error():
-            ids.append(row_id(m.value()))
+            by_part[m.partition()].append(row_id(m.value()))
+while sum(map(len, by_part.values())) < want and time.time() < deadline:
+    take(c.consume(1000, 0.5))
 time.sleep(1)  # anything beyond what we expect would be a repeat
-for m in c.consume(1000, 1):
-    if not m.error():
-        ids.append(row_id(m.value()))
+take(c.consume(1000, 1))
 c.close()
+ids = sorted(i for p in by_part.values() for i in p)
 if ids != list(range(1, want + 1)):
     dup = len(ids) - len(set(ids))
-    sys.exit(f"{topic}: expected ids 1..{want} once each in order; got {len(ids)} "
+    sys.exit(f"{topic}: expected ids 1..{want} once each; got {len(ids)} "
              f"records, {dup} repeated, first bad at "
              f"{next((i for i, (a, b) in enumerate(zip(ids, range(1, want + 1))) if a != b), len(ids))}")
-print(f"{topic}: {want} records, each once, in order")
+for p, got in by_part.items():
+    if got != sorted(got):
+        sys.exit(f"{topic}: partition {p} out of commit order")
+if parts > 1 and not all(by_part.values()):
+    sys.exit(f"{topic}: some of its {parts} partitions got nothing")
+print(f"{topic}: {want} records in {parts} partition(s), each once, in order")
 PY
 }
 
 check 10 || fail "snapshot"
 check 10 afeed.public.feed || fail "snapshot (Avro)"
+check 10 pfeed.public.feed || fail "snapshot (partitions)"
 
 # 1. a clean restart keeps the connector
 samsa_restart || fail "restart"
 # (samsa_restart waits for the Kafka port; Connect listens a bit later)
 wait_port 127.0.0.1 "${SAMSA_CONNECT_URL##*:}" || fail "no Connect port after restart"
 names=$(curl -s "$SAMSA_CONNECT_URL/connectors")
-[ "$names" = '["feed-source","afeed-source"]' ] || fail "connectors after restart: $names"
+[ "$names" = '["feed-source","afeed-source","pfeed-source"]' ] || fail "connectors after restart: $names"
 psqlc -d cdcsrc -c "CALL stream(10)" || fail "insert"
 check 20 || fail "streaming after a clean restart"
 check 20 afeed.public.feed || fail "streaming after a clean restart (Avro)"
+check 20 pfeed.public.feed || fail "streaming after a clean restart (partitions)"
 versions=$(curl -s "$SAMSA_REGISTRY_URL/subjects/afeed.public.feed-value/versions")
 [ "$versions" = '[1]' ] || fail "afeed.public.feed-value versions after a restart: $versions"
 
@@ -133,4 +153,5 @@ wait "$loader" || fail "the insert stream failed"
 loader=
 check 100020 || fail "exactly once across SIGKILL"
 check 100020 afeed.public.feed || fail "exactly once across SIGKILL (Avro)"
+check 100020 pfeed.public.feed || fail "exactly once across SIGKILL (partitions)"
 echo "cdc_restart: ok"

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from samsa_client import bootstrap, unique
+from samsa_client import admin_client, bootstrap, create_topic, unique
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = os.path.join(HERE, "..", "..", "data", "seed-demo")
@@ -271,6 +271,92 @@ def test_envelope_changes_in_commit_order():
     lsns = [int.from_bytes(dict(m.headers())["__samsa.lsn"], "big") for m in msgs]
     assert lsns == sorted(lsns)
     http("DELETE", "/connectors/env-source")
+
+
+def producer_partitions(keys, partitions):
+    """The partition librdkafka's murmur2_random partitioner (the Java
+    producer's for keyed records) gives each key among partitions, read off
+    the delivery reports of a topic of that size."""
+    admin = admin_client()
+    topic = unique("cdc-partitioner")
+    create_topic(admin, topic, partitions)
+    p = Producer({"bootstrap.servers": bootstrap(),
+                  "partitioner": "murmur2_random"})
+    got = {}
+
+    def done(err, msg):
+        assert err is None, err
+        got[msg.key()] = msg.partition()
+
+    for k in keys:
+        p.produce(topic, key=k, value=b"", on_delivery=done)
+    assert p.flush(30) == 0
+    return got
+
+
+def test_keys_spread_over_partitions_like_a_producer():
+    """A table topic of three partitions (made before the connector, as
+    with topic.creation or num.partitions on Kafka): every change goes to
+    the partition Kafka Connect's producer would pick for its key, so that
+    a later change of a row follows its snapshot record and a Streams join
+    against another topic with the same keys meets it."""
+    db = "cdc_parts"
+    fresh_db(db)
+    psql(db, "CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)",
+         "INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 200) g")
+    topic = "partest.public.items"
+    create_topic(admin_client(), topic, 3)
+    cfg = seed_config(db, transforms=None, transforms__unwrap__type=None,
+                      **{"database.server.name": "partest",
+                         "slot.name": "parts_slot",
+                         "publication.name": "parts_pub",
+                         "publication.autocreate.mode": "filtered",
+                         "table.include.list": "public.items",
+                         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+                         "key.converter.schemas.enable": "false",
+                         "value.converter.schemas.enable": "false"})
+    cfg["name"] = "parts-source"
+    code, body = post(cfg)
+    assert code == 201, body
+    wait_state("parts-source", "RUNNING")
+    psql(db, "UPDATE items SET v = 'changed' WHERE id % 10 = 0")
+
+    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": unique("cdcp"),
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, 0) for p in range(3)])
+    msgs = []
+    deadline = time.time() + 60
+    while len(msgs) < 220 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            msgs.append(m)
+    c.close()
+    assert len(msgs) == 220
+    want = producer_partitions({m.key() for m in msgs}, 3)
+    assert {m.key(): m.partition() for m in msgs} == want
+    used = {m.partition() for m in msgs}
+    assert used == {0, 1, 2}, used
+    # Within a partition, a row's change comes after its snapshot record.
+    by_key = {}
+    for m in msgs:
+        by_key.setdefault(m.key(), []).append(json.loads(m.value())["op"])
+    assert by_key[b'{"id":10}'] == ["r", "u"]
+    http("DELETE", "/connectors/parts-source")
+    drop_slot("parts_slot")
+
+
+def drop_slot(slot):
+    """Drops slot once its connector's walsender let it go: a deleted
+    connector leaves its slot, as Debezium's does, and this cluster has
+    room for ten."""
+    for _ in range(100):
+        psql("postgres", "SELECT pg_drop_replication_slot(slot_name) FROM "
+             f"pg_replication_slots WHERE slot_name = '{slot}' AND NOT active")
+        if psql_out("postgres", "SELECT count(*) FROM pg_replication_slots "
+                    f"WHERE slot_name = '{slot}'") == "0":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"slot {slot} still there")
 
 
 def test_string_converter_and_types():
