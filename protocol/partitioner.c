@@ -13,7 +13,8 @@ int32_t kafka_murmur2(const void *key, size_t len)
 	size_t i = 0;
 	for (; i + 4 <= len; i += 4) {
 		uint32_t k = (uint32_t)d[i] | (uint32_t)d[i + 1] << 8 |
-			     (uint32_t)d[i + 2] << 16 | (uint32_t)d[i + 3] << 24;
+			     (uint32_t)d[i + 2] << 16 |
+			     (uint32_t)d[i + 3] << 24;
 		k *= m;
 		k ^= k >> 24;
 		k *= m;

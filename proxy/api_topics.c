@@ -1,5 +1,6 @@
 /*
- * CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords.
+ * CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords,
+ * DescribeLogDirs.
  */
 #include <stdio.h>
 #include <string.h>
@@ -521,5 +522,120 @@ void handle_DeleteRecords(struct request *req)
 			st_delete_records(s, p, off, records_deleted, d);
 		}
 	}
+	req_release(req);
+}
+
+/* --- DescribeLogDirs ------------------------------------------------------ */
+
+/* samsa's one "log directory": the table every batch is a row of. */
+#define LOG_DIR "postgresql:samsa.log"
+
+struct logdirs {
+	struct request *req;
+	struct DescribeLogDirsRequest *dr;
+	struct DescribeLogDirsResponse_DescribeLogDirsResult *dir;
+};
+
+static int64_t size_of(const struct st_log_size *v, size_t n, int32_t tid,
+		       int32_t partition)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v[mid].tid < tid ||
+		    (v[mid].tid == tid && v[mid].partition < partition))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && v[lo].tid == tid && v[lo].partition == partition
+		       ? v[lo].bytes
+		       : 0;
+}
+
+/* Fills out with topic's partitions: want (count < 0: all of them). */
+static void
+describe_dir_topic(struct request *req,
+		   struct DescribeLogDirsResponse_DescribeLogDirsTopic *out,
+		   const struct st_topic *topic, const int32_t *want,
+		   int32_t nwant, const struct st_log_size *v, size_t n)
+{
+	int32_t np = nwant < 0 ? topic->npartitions : nwant;
+	out->Name = kstr_c(topic->name);
+	struct DescribeLogDirsResponse_DescribeLogDirsPartition *pp = req_array(
+		req, &out->Partitions,
+		&DescribeLogDirsResponse_DescribeLogDirsPartition_struct, np);
+	int32_t k = 0;
+	for (int32_t j = 0; pp && j < np; j++) {
+		int32_t idx = nwant < 0 ? j : want[j];
+		if (idx < 0 || idx >= topic->npartitions)
+			continue; /* Kafka leaves out what it does not host */
+		pp[k].PartitionIndex = idx;
+		pp[k].PartitionSize = size_of(v, n, topic->tid, idx);
+		k++;
+	}
+	out->Partitions.count = pp ? k : 0;
+}
+
+static void on_log_sizes(void *arg, enum st_status st,
+			 const struct st_log_size *v, size_t n)
+{
+	struct logdirs *x = arg;
+	struct request *req = x->req;
+	struct store *s = req->srv->store;
+	struct DescribeLogDirsRequest *dr = x->dr;
+	x->dir->LogDir = kstr_c(LOG_DIR);
+	x->dir->TotalBytes = x->dir->UsableBytes = -1;
+	if (st != ST_OK) {
+		x->dir->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+		req_release(req);
+		return;
+	}
+	bool all = dr->Topics.count < 0;
+	int32_t nt = all ? (int32_t)st_topic_count(s) : dr->Topics.count;
+	struct DescribeLogDirsResponse_DescribeLogDirsTopic *tt = req_array(
+		req, &x->dir->Topics,
+		&DescribeLogDirsResponse_DescribeLogDirsTopic_struct, nt);
+	int32_t k = 0;
+	for (int32_t i = 0; tt && i < nt; i++) {
+		const struct st_topic *topic =
+			all ? st_topic_at(s, (size_t)i)
+			    : st_topic_find(s, dr->Topics.items[i].Topic);
+		if (!topic)
+			continue;
+		if (all)
+			describe_dir_topic(req, &tt[k++], topic, NULL, -1, v,
+					   n);
+		else
+			describe_dir_topic(
+				req, &tt[k++], topic,
+				dr->Topics.items[i].Partitions.items,
+				dr->Topics.items[i].Partitions.count > 0
+					? dr->Topics.items[i].Partitions.count
+					: 0,
+				v, n);
+	}
+	x->dir->Topics.count = tt ? k : 0;
+	req_release(req);
+}
+
+void handle_DescribeLogDirs(struct request *req)
+{
+	struct DescribeLogDirsResponse *resp = req_response(req);
+	req_begin(req, resp);
+	struct logdirs *x = arena_alloc(&req->arena, sizeof(*x));
+	if (x)
+		x->dir = req_array(
+			req, &resp->Results,
+			&DescribeLogDirsResponse_DescribeLogDirsResult_struct,
+			1);
+	if (!resp || !x || !x->dir) {
+		req_close_connection(req);
+		return;
+	}
+	x->req = req;
+	x->dr = req->body;
+	req_hold(req);
+	st_log_sizes(req->srv->store, on_log_sizes, x);
 	req_release(req);
 }

@@ -42,6 +42,7 @@ static const struct api_entry apis[] = {
 	API(28, 0, 4, 0, handle_TxnOffsetCommit),
 	API(32, 1, 4, 1, handle_DescribeConfigs),
 	API(33, 0, 2, 0, handle_AlterConfigs),
+	API(35, 1, 5, 1, handle_DescribeLogDirs),
 	API(37, 0, 3, 0, handle_CreatePartitions),
 	API(42, 0, 2, 0, handle_DeleteGroups),
 	API(44, 0, 1, 0, handle_IncrementalAlterConfigs),

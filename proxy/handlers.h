@@ -17,6 +17,7 @@ void handle_CreateTopics(struct request *req);
 void handle_DeleteTopics(struct request *req);
 void handle_CreatePartitions(struct request *req);
 void handle_DeleteRecords(struct request *req);
+void handle_DescribeLogDirs(struct request *req);
 void handle_Produce(struct request *req);
 void handle_Fetch(struct request *req);
 void handle_ListOffsets(struct request *req);

@@ -898,6 +898,7 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 struct later {
 	st_offset_cb ocb;
 	st_read_cb rcb;
+	st_sizes_cb scb;
 	void *arg;
 };
 
@@ -906,8 +907,10 @@ static void fire_later(void *arg)
 	struct later *l = arg;
 	if (l->ocb)
 		l->ocb(l->arg, ST_UNAVAILABLE, -1, -1);
-	else
+	else if (l->rcb)
 		l->rcb(l->arg, ST_UNAVAILABLE, NULL, 0);
+	else
+		l->scb(l->arg, ST_UNAVAILABLE, NULL, 0);
 	free(l);
 }
 
@@ -2023,6 +2026,58 @@ void st_offset_max_time(struct store *s, struct st_partition *p,
 			st_offset_cb cb, void *arg)
 {
 	offset_query(s, p, INT64_MIN, cb, arg);
+}
+
+struct sizes_ctx {
+	st_sizes_cb cb;
+	void *arg;
+};
+
+static void on_sizes(void *arg, const PGresult *res, const char *err,
+		     const char *sqlstate)
+{
+	struct sizes_ctx *x = arg;
+	(void)err;
+	(void)sqlstate;
+	int n = res ? PQntuples(res) : 0;
+	struct st_log_size *v = n ? calloc((size_t)n, sizeof(*v)) : NULL;
+	if (!res || (n && !v)) {
+		x->cb(x->arg, ST_UNAVAILABLE, NULL, 0);
+	} else {
+		for (int i = 0; i < n; i++)
+			v[i] = (struct st_log_size){
+				atoi(PQgetvalue(res, i, 0)),
+				atoi(PQgetvalue(res, i, 1)),
+				strtoll(PQgetvalue(res, i, 2), NULL, 10)};
+		x->cb(x->arg, ST_OK, v, (size_t)n);
+	}
+	free(v);
+	free(x);
+}
+
+void st_log_sizes(struct store *s, st_sizes_cb cb, void *arg)
+{
+	struct pgconn *c = st_reader(s);
+	struct sizes_ctx *x = c ? malloc(sizeof(*x)) : NULL;
+	if (x) {
+		*x = (struct sizes_ctx){cb, arg};
+		if (pg_query(c,
+			     "SELECT tid, partition, sum(bytes)::bigint FROM "
+			     "samsa.log GROUP BY tid, partition ORDER BY tid, "
+			     "partition",
+			     0, NULL, NULL, NULL, false, on_sizes, x) == 0) {
+			pg_sync(c);
+			return;
+		}
+		free(x);
+	}
+	/* From the loop, as pgconn would call back. */
+	struct later *l = calloc(1, sizeof(*l));
+	if (l) {
+		l->scb = cb;
+		l->arg = arg;
+		st_defer(s, fire_later, l);
+	}
 }
 
 static void on_deleted_records(void *arg, const PGresult *res, const char *err,

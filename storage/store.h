@@ -204,6 +204,21 @@ void st_offset_for_time(struct store *s, struct st_partition *p, int64_t ts,
 void st_offset_max_time(struct store *s, struct st_partition *p,
 			st_offset_cb cb, void *arg);
 
+/* Bytes of record batches stored for one partition (st_log_sizes). */
+struct st_log_size {
+	int32_t tid, partition;
+	int64_t bytes;
+};
+typedef void (*st_sizes_cb)(void *arg, enum st_status st,
+			    const struct st_log_size *sizes, size_t n);
+/*
+ * The bytes stored for every partition that holds any, sorted by tid and
+ * partition (DescribeLogDirs' PartitionSize: what Postgres keeps of the
+ * batches, not counting its own overhead).  cb is called once, never
+ * before the call returns; sizes is valid during the call only.
+ */
+void st_log_sizes(struct store *s, st_sizes_cb cb, void *arg);
+
 /* Moves the log start to offset (<= high watermark) and deletes what lies
  * before it. */
 void st_delete_records(struct store *s, struct st_partition *p, int64_t offset,

@@ -14,6 +14,7 @@
 #   transactions         tools.TransactionsCommand      kafka-transactions.sh
 #   get-offsets          tools.GetOffsetShell           kafka-get-offsets.sh
 #   delete-records       tools.DeleteRecordsCommand     kafka-delete-records.sh
+#   log-dirs             tools.LogDirsCommand           kafka-log-dirs.sh
 #   producer-perf-test   tools.ProducerPerformance      kafka-producer-perf-test.sh
 #   consumer-perf-test   tools.ConsumerPerformance      kafka-consumer-perf-test.sh
 #
@@ -42,6 +43,7 @@ consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupComman
 transactions) class=org.apache.kafka.tools.TransactionsCommand ;;
 get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
 delete-records) class=org.apache.kafka.tools.DeleteRecordsCommand ;;
+log-dirs) class=org.apache.kafka.tools.LogDirsCommand ;;
 producer-perf-test) class=org.apache.kafka.tools.ProducerPerformance ;;
 consumer-perf-test) class=org.apache.kafka.tools.ConsumerPerformance ;;
 -h | --help | help) usage ;;

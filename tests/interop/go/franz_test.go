@@ -458,6 +458,25 @@ func TestFranzAdminGroupsProducersTransactions(t *testing.T) {
 		t.Fatalf("first record at or after base+90min: %+v, want offset 2", o)
 	}
 
+	// The log directory (samsa's table of batches) lists the partition
+	// with the bytes stored for it: three small batches.
+	dirs, err := adm.DescribeAllLogDirs(ctx, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatalf("describe log dirs: %v", err)
+	}
+	var sizes []int64
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		if d.Err != nil {
+			t.Fatalf("log dir %s: %v", d.Dir, d.Err)
+		}
+		if lp, ok := dirs[d.Broker].LookupPartition(topic, 0); ok {
+			sizes = append(sizes, lp.Size)
+		}
+	})
+	if len(sizes) != 1 || sizes[0] < 3*61 || sizes[0] > 3*200 {
+		t.Fatalf("log dir sizes of %s/0: %v, want one of three batches", topic, sizes)
+	}
+
 	// The idempotent producer is described with its last sequence.
 	prods, err := adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}}})
 	if err != nil {

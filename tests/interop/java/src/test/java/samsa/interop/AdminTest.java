@@ -27,6 +27,7 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
+import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -290,6 +291,39 @@ class AdminTest {
             assertEquals(4, get(admin.describeTopics(List.of(t)).allTopicNames()).get(t)
                 .partitions().size());
         }
+    }
+
+    /* kafka-log-dirs' call: one directory, the partition's stored bytes,
+     * which shrink when records are deleted. */
+    @Test
+    void logDirsShowStoredBytes() throws Exception {
+        String t = Env.topic("logdirs");
+        TopicPartition tp = new TopicPartition(t, 0);
+        try (Admin admin = Admin.create(Env.adminProps())) {
+            get(admin.createTopics(List.of(new NewTopic(t, 1, (short) 1))).all());
+            Properties pp = new Properties();
+            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, Env.bootstrap());
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(pp,
+                    new StringSerializer(), new StringSerializer())) {
+                for (int i = 0; i < 3; i++) /* one batch each */
+                    p.send(new ProducerRecord<>(t, 0, "k" + i, "v" + i)).get(WAIT_S, TimeUnit.SECONDS);
+            }
+            int broker = get(admin.describeCluster().nodes()).iterator().next().id();
+            long before = logDirSize(admin, broker, tp);
+            assertTrue(before > 3 * 61, "three batches stored: " + before);
+            get(admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(2))).all());
+            long after = logDirSize(admin, broker, tp);
+            assertTrue(after > 0 && after < before, before + " bytes, then " + after);
+        }
+    }
+
+    private static long logDirSize(Admin admin, int broker, TopicPartition tp) throws Exception {
+        Map<String, LogDirDescription> dirs =
+            get(admin.describeLogDirs(List.of(broker)).allDescriptions()).get(broker);
+        assertEquals(1, dirs.size(), "log dirs: " + dirs.keySet());
+        LogDirDescription d = dirs.values().iterator().next();
+        assertNotNull(d.replicaInfos().get(tp), tp + " not in " + d.replicaInfos().keySet());
+        return d.replicaInfos().get(tp).size();
     }
 
     @Test
