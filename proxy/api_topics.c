@@ -599,21 +599,20 @@ static void on_log_sizes(void *arg, enum st_status st,
 	int32_t k = 0;
 	for (int32_t i = 0; tt && i < nt; i++) {
 		const struct st_topic *topic =
-			all ? st_topic_at(s, (size_t)i)
-			    : st_topic_find(s, dr->Topics.items[i].Topic);
-		if (!topic)
-			continue;
-		if (all)
-			describe_dir_topic(req, &tt[k++], topic, NULL, -1, v,
+			all ? st_topic_at(s, (size_t)i) : NULL;
+		const int32_t *want = NULL;
+		int32_t nwant = -1; /* all partitions */
+		if (!all) {
+			struct DescribeLogDirsRequest_DescribableLogDirTopic
+				*q = &dr->Topics.items[i];
+			topic = st_topic_find(s, q->Topic);
+			want = q->Partitions.items;
+			nwant = q->Partitions.count > 0 ? q->Partitions.count
+							: 0;
+		}
+		if (topic)
+			describe_dir_topic(req, &tt[k++], topic, want, nwant, v,
 					   n);
-		else
-			describe_dir_topic(
-				req, &tt[k++], topic,
-				dr->Topics.items[i].Partitions.items,
-				dr->Topics.items[i].Partitions.count > 0
-					? dr->Topics.items[i].Partitions.count
-					: 0,
-				v, n);
 	}
 	x->dir->Topics.count = tt ? k : 0;
 	req_release(req);
