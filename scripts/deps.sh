@@ -10,8 +10,9 @@
 #      kafka-streams, Avro, JUnit, Surefire) in ~/.m2, its test classpath
 #      file and its compiled main classes (samsa.seed.SeedPipeline)
 #   5. the Go modules of tests/interop/go (franz-go, Sarama) in Go's module
-#      cache: Go itself (1.26 or newer, which go.mod asks for) must be there
-#      already, on PATH or in /usr/local/go (Debian 12's is 1.19)
+#      cache, with a Go of 1.26 or newer (go.mod asks for it): the machine's
+#      own (on PATH or in /usr/local/go), else Go's release from the Go
+#      module proxy in build/deps/go (Debian 12's golang is 1.19)
 #
 # Steps 2-5 leave stamps in build/deps/ holding a hash of their inputs; a
 # step runs again when its inputs change or its result went missing.
@@ -149,10 +150,50 @@ java_step() {
 
 # ---- 5. Go modules -----------------------------------------------------------
 
+GO_VERSION=go1.26.8 # when the machine has no Go 1.26 or newer
+
+go_new_enough() {
+	command -v go >/dev/null &&
+		go env GOVERSION | awk -F'[go.]+' '{ exit !($2 > 1 || ($2 == 1 && $3 >= 26)) }'
+}
+
+# Go's own release, as the go command fetches toolchains: a module on the
+# Go module proxy, unpacked into build/deps/go.
+go_fetch() {
+	local arch zip=$stamps/go.zip
+	case "$(uname -m)" in
+	x86_64) arch=amd64 ;;
+	aarch64) arch=arm64 ;;
+	*) die "no Go 1.26 here, and none to fetch for $(uname -m)" ;;
+	esac
+	say "go: no Go 1.26 or newer here; fetching $GO_VERSION from the Go module proxy"
+	curl -sSfL -o "$zip" \
+		"https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-$GO_VERSION.linux-$arch.zip" ||
+		die "could not fetch $GO_VERSION"
+	python3 - "$zip" "$root/build/deps/go" <<'PY' || die "could not unpack $GO_VERSION"
+import os, shutil, sys, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+shutil.rmtree(dest, ignore_errors=True)
+with zipfile.ZipFile(src) as z:
+    for info in z.infolist():
+        # golang.org/toolchain@v0.0.1-goX.Y.Z.OS-ARCH/bin/go -> bin/go
+        parts = info.filename.split("/", 2)
+        if info.is_dir() or len(parts) < 3:
+            continue
+        out = os.path.join(dest, parts[2])
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(info) as f, open(out, "wb") as g:
+            shutil.copyfileobj(f, g)
+        os.chmod(out, (info.external_attr >> 16) & 0o777 or 0o644)
+PY
+	rm -f "$zip"
+	. scripts/go_path.sh
+	go_new_enough || die "the fetched $GO_VERSION does not run"
+}
+
 go_step() {
 	local dir=tests/interop/go h
-	command -v go >/dev/null ||
-		die "go is missing: tests/interop/go needs Go 1.26 or newer on PATH or in /usr/local/go"
+	go_new_enough || go_fetch
 	h=$(inputs_hash "$dir/go.mod" "$dir/go.sum" <(go version))
 	if stamp_ok go "$h"; then
 		return 0
