@@ -2057,7 +2057,9 @@ static void on_sizes(void *arg, const PGresult *res, const char *err,
 
 void st_log_sizes(struct store *s, st_sizes_cb cb, void *arg)
 {
-	struct pgconn *c = st_reader(s);
+	/* On the catalog's connection, not a reader's: the sum scans the
+	 * whole table, and fetches queued behind it would wait. */
+	struct pgconn *c = pg_ready(s->catalog) ? s->catalog : NULL;
 	struct sizes_ctx *x = c ? malloc(sizeof(*x)) : NULL;
 	if (x) {
 		*x = (struct sizes_ctx){cb, arg};

@@ -214,8 +214,9 @@ typedef void (*st_sizes_cb)(void *arg, enum st_status st,
 /*
  * The bytes stored for every partition that holds any, sorted by tid and
  * partition (DescribeLogDirs' PartitionSize: what Postgres keeps of the
- * batches, not counting its own overhead).  cb is called once, never
- * before the call returns; sizes is valid during the call only.
+ * batches, not counting its own overhead).  A scan of the log table, on
+ * the catalog's connection.  cb is called once, never before the call
+ * returns; sizes is valid during the call only.
  */
 void st_log_sizes(struct store *s, st_sizes_cb cb, void *arg);
 
