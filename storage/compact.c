@@ -224,15 +224,7 @@ static void map_free(struct keymap *m)
  * transaction (below the last stable offset every transaction has ended). */
 static bool aborted(const struct st_partition *p, int64_t pid, int64_t offset)
 {
-	size_t lo = 0, hi = p->naborted;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (p->aborted[mid].last < offset)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < p->naborted; i++)
+	for (size_t i = st_aborted_from(p, offset); i < p->naborted; i++)
 		if (p->aborted[i].pid == pid && p->aborted[i].first <= offset)
 			return true;
 	return false;

@@ -689,16 +689,27 @@ static void aborted_trim(struct st_partition *p)
 	}
 }
 
+size_t st_aborted_from(const struct st_partition *p, int64_t offset)
+{
+	size_t lo = 0, hi = p->naborted;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (p->aborted[mid].last < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 void st_aborted_forget(struct st_partition *p, int64_t last)
 {
-	for (size_t i = 0; i < p->naborted; i++) {
-		if (p->aborted[i].last != last)
-			continue;
-		p->naborted--;
-		memmove(p->aborted + i, p->aborted + i + 1,
-			(p->naborted - i) * sizeof(*p->aborted));
+	size_t i = st_aborted_from(p, last);
+	if (i == p->naborted || p->aborted[i].last != last)
 		return;
-	}
+	p->naborted--;
+	memmove(p->aborted + i, p->aborted + i + 1,
+		(p->naborted - i) * sizeof(*p->aborted));
 }
 
 /* The same in Postgres, for partition ($1, $2) after its log start moved. */
@@ -730,17 +741,8 @@ int st_aborted_txns(const struct st_partition *p, int64_t from, int64_t to,
 			       int64_t first_offset),
 		    void *arg)
 {
-	/* Sorted by last offset: skip those that end before from. */
-	size_t lo = 0, hi = p->naborted;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (p->aborted[mid].last < from)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	int n = 0;
-	for (size_t i = lo; i < p->naborted; i++) {
+	for (size_t i = st_aborted_from(p, from); i < p->naborted; i++) {
 		if (p->aborted[i].first < to) {
 			fn(arg, p->aborted[i].pid, p->aborted[i].first);
 			n++;

@@ -19,6 +19,13 @@ var saramaVersions = map[string]sarama.KafkaVersion{
 	"newest":  sarama.MaxVersion,
 }
 
+// eachVersion runs test once at each of saramaVersions, as a subtest.
+func eachVersion(t *testing.T, test func(*testing.T, sarama.KafkaVersion)) {
+	for name, version := range saramaVersions {
+		t.Run(name, func(t *testing.T) { test(t, version) })
+	}
+}
+
 func saramaConfig(version sarama.KafkaVersion) *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = version
@@ -35,9 +42,7 @@ func saramaConfig(version sarama.KafkaVersion) *sarama.Config {
 // Produce in every codec (idempotent where the version allows), then a
 // consumer group reads every record once and commits; both versions.
 func TestSaramaProduceConsumeGroup(t *testing.T) {
-	for name, version := range saramaVersions {
-		t.Run(name, func(t *testing.T) { saramaRoundTrip(t, version) })
-	}
+	eachVersion(t, saramaRoundTrip)
 }
 
 func saramaRoundTrip(t *testing.T, version sarama.KafkaVersion) {
@@ -192,9 +197,7 @@ func (c *collector) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Con
 // commits with a group's offsets (AddOffsetsToTxn, TxnOffsetCommit); both
 // versions.
 func TestSaramaTransactions(t *testing.T) {
-	for name, version := range saramaVersions {
-		t.Run(name, func(t *testing.T) { saramaTransactions(t, version) })
-	}
+	eachVersion(t, saramaTransactions)
 }
 
 func saramaTransactions(t *testing.T, version sarama.KafkaVersion) {
@@ -260,9 +263,7 @@ func saramaTransactions(t *testing.T, version sarama.KafkaVersion) {
 // assigns on the client, in SyncGroup): both get partitions, and together
 // they read every record; both versions.
 func TestSaramaGroupOfTwo(t *testing.T) {
-	for name, version := range saramaVersions {
-		t.Run(name, func(t *testing.T) { saramaGroupOfTwo(t, version) })
-	}
+	eachVersion(t, saramaGroupOfTwo)
 }
 
 func saramaGroupOfTwo(t *testing.T, version sarama.KafkaVersion) {
