@@ -266,18 +266,12 @@ static void fill_part(struct request *req, struct store *s, struct kstr group,
 	const struct st_committed *c =
 		t && st_partition(t, index) ? st_offset_get(s, group, t, index)
 					    : NULL;
-	/* A transaction holding an offset for it makes it unstable too. */
+	/* An open transaction holding an offset for it (KIP-447). */
 	if (stable && t && st_txn_offset_pending(s, group, t, index)) {
 		out->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
 		return;
 	}
-	if (!c)
-		return;
-	if (stable && c->pending) {
-		out->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
-		return;
-	}
-	if (!c->valid)
+	if (!c || !c->valid)
 		return;
 	out->CommittedOffset = c->offset;
 	out->CommittedLeaderEpoch = c->leader_epoch;
@@ -292,6 +286,7 @@ static void fill_part(struct request *req, struct store *s, struct kstr group,
 
 struct collect {
 	struct request *req;
+	struct kstr group;
 	struct fetch_topic *topics;
 	int32_t ntopics, cap;
 	bool stable;
@@ -335,11 +330,17 @@ static void collect_one(void *arg, const struct st_committed *c)
 	p->CommittedOffset = c->offset;
 	p->CommittedLeaderEpoch = c->leader_epoch;
 	p->Metadata = (struct kstr){"", 0};
-	if (cl->stable && c->pending) {
-		p->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
-		p->CommittedOffset = -1;
-		p->CommittedLeaderEpoch = -1;
-		return;
+	if (cl->stable) {
+		const struct st_topic *topic =
+			st_topic_find(cl->req->srv->store, kstr_c(c->topic));
+		if (topic &&
+		    st_txn_offset_pending(cl->req->srv->store, cl->group, topic,
+					  c->partition)) {
+			p->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
+			p->CommittedOffset = -1;
+			p->CommittedLeaderEpoch = -1;
+			return;
+		}
 	}
 	uint8_t *md = arena_alloc(&cl->req->arena, c->metadata_len);
 	if (md) {
@@ -361,7 +362,8 @@ static int32_t fetch_group(struct request *req, struct kstr group,
 {
 	struct store *s = req->srv->store;
 	if (ntopics < 0) {
-		struct collect cl = {.req = req, .stable = stable};
+		struct collect cl = {
+			.req = req, .group = group, .stable = stable};
 		st_offsets_each(s, group, collect_one, &cl);
 		if (cl.failed)
 			return -1;
@@ -390,7 +392,7 @@ static int32_t fetch_group(struct request *req, struct kstr group,
 	return ntopics;
 }
 
-void handle_OffsetFetch(struct request *req)
+static void answer_offset_fetch(struct request *req)
 {
 	struct OffsetFetchRequest *fr = req->body;
 	struct OffsetFetchResponse *resp = req_response(req);
@@ -505,6 +507,31 @@ void handle_OffsetFetch(struct request *req)
 	return;
 fail:
 	req_close_connection(req);
+}
+
+static void offsets_written(void *arg)
+{
+	answer_offset_fetch(arg);
+}
+
+/*
+ * Answers once the commits of the asked groups that came before are written:
+ * a member that takes over a partition while its last owner's commit is in
+ * flight must read that commit, not the one before (it would read records
+ * again).  Kafka's coordinator orders these fetches after its writes too.
+ */
+void handle_OffsetFetch(struct request *req)
+{
+	struct OffsetFetchRequest *fr = req->body;
+	struct store *s = req->srv->store;
+	bool writing = req->hdr.RequestApiVersion < 8 &&
+		       st_offsets_writing(s, fr->GroupId);
+	for (int32_t g = 0; !writing && req->hdr.RequestApiVersion >= 8 &&
+			    g < fr->Groups.count;
+	     g++)
+		writing = st_offsets_writing(s, fr->Groups.items[g].GroupId);
+	if (!writing || !st_offsets_after_writes(s, offsets_written, req))
+		answer_offset_fetch(req);
 }
 
 /* --- ListGroups, DescribeGroups ------------------------------------------ */

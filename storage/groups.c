@@ -432,6 +432,45 @@ bool st_group_has_offsets(struct store *s, struct kstr group)
 	return false;
 }
 
+bool st_offsets_writing(struct store *s, struct kstr group)
+{
+	struct sg_group *g = group_find(s->groups, group);
+	for (size_t i = 0; g && i < g->n; i++)
+		if (g->offs[i].pending)
+			return true;
+	return false;
+}
+
+struct after_writes {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void writes_over(void *arg, const PGresult *res, const char *err,
+			const char *sqlstate)
+{
+	struct after_writes *w = arg;
+	(void)res;
+	(void)err;
+	(void)sqlstate;
+	w->fn(w->arg);
+	free(w);
+}
+
+bool st_offsets_after_writes(struct store *s, void (*fn)(void *arg), void *arg)
+{
+	struct after_writes *w = malloc(sizeof(*w));
+	if (!w)
+		return false;
+	w->fn = fn;
+	w->arg = arg;
+	if (pg_sync_cb(s->groups->conn, writes_over, w) < 0) {
+		free(w);
+		return false;
+	}
+	return true;
+}
+
 /* A write in flight: what to apply to memory once it commits. */
 struct op_entry {
 	char *topic;

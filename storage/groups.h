@@ -110,6 +110,18 @@ void st_offsets_each(struct store *s, struct kstr group,
 /* True when group has a live committed offset or a commit in flight. */
 bool st_group_has_offsets(struct store *s, struct kstr group);
 
+/* True while a commit of group's offsets is being written. */
+bool st_offsets_writing(struct store *s, struct kstr group);
+
+/*
+ * Calls fn(arg) from the loop once every offset write queued so far is over,
+ * whatever its outcome (they are written in order on one connection): an
+ * OffsetFetch that waits for it sees the commits that came before it, as a
+ * member taking over a partition must.  Returns false when it cannot (out of
+ * memory); fn is then not called.
+ */
+bool st_offsets_after_writes(struct store *s, void (*fn)(void *arg), void *arg);
+
 /* One partition's commit; strings borrowed until st_offsets_commit returns */
 struct st_offset_commit {
 	const struct st_topic *topic;

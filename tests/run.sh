@@ -36,6 +36,8 @@
 #   SAMSA_SUITE_TIMEOUT      seconds per suite (default 900)
 #   SAMSA_JAVA_TEST=CLASSES  interop/java runs only these test classes
 #                            (Surefire's -Dtest, e.g. SeedPipelineTest)
+#   SAMSA_PYTEST=EXPR        interop/python runs only the tests pytest -k EXPR
+#                            picks (e.g. "groups and range")
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -340,7 +342,8 @@ interop_suites() {
 		case "$name" in
 		interop/python)
 			suite "$name" "$SUITE_TIMEOUT" "$SAMSA_PY" -m pytest -p no:cacheprovider \
-				-o console_output_style=classic -rA -s tests/interop/python
+				-o console_output_style=classic -rA -s tests/interop/python \
+				${SAMSA_PYTEST:+-k "$SAMSA_PYTEST"}
 			;;
 		interop/node)
 			if [ ${#node_files[@]} = 0 ]; then

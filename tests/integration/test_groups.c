@@ -292,3 +292,43 @@ Test(groups, commits_apply_in_order)
 	reopen_store();
 	cr_assert_eq(get("g", "t", 0)->offset, 19);
 }
+
+struct after {
+	const struct done *last; /* the last commit before the wait */
+	bool called, last_done;
+};
+
+static void after_writes(void *arg)
+{
+	struct after *a = arg;
+	a->called = true;
+	a->last_done = a->last->called;
+}
+
+/* What an OffsetFetch that arrives during commits waits for. */
+Test(groups, after_writes_runs_once_earlier_commits_are_served)
+{
+	struct st_topic *t = topic("t", 1);
+	struct done d[4] = {0};
+	struct after a = {.last = &d[2]};
+
+	cr_assert_not(st_offsets_writing(st, KSTR_LIT("g")));
+	for (int i = 0; i < 3; i++) {
+		struct st_offset_commit c = {
+			.topic = t, .partition = 0, .offset = 10 + i};
+		st_offsets_commit(st, KSTR_LIT("g"), &c, 1, on_done, &d[i]);
+	}
+	cr_assert(st_offsets_writing(st, KSTR_LIT("g")));
+	cr_assert_not(st_offsets_writing(st, KSTR_LIT("other")));
+	cr_assert(st_offsets_after_writes(st, after_writes, &a));
+	cr_assert_not(a.called, "ran before the call returned");
+	/* A commit after the wait is not waited for. */
+	struct st_offset_commit c = {.topic = t, .partition = 0, .offset = 99};
+	st_offsets_commit(st, KSTR_LIT("g"), &c, 1, on_done, &d[3]);
+	run_until(&a.called);
+	cr_assert(a.last_done, "ran before the commits before it were over");
+	cr_assert_not(d[3].called, "waited for a later commit");
+	run_until(&d[3].called);
+	cr_assert_eq(get("g", "t", 0)->offset, 99);
+	cr_assert_not(st_offsets_writing(st, KSTR_LIT("g")));
+}

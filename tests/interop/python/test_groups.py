@@ -176,16 +176,17 @@ def test_group_members_join_leave_and_die(bootstrap, admin, strategy):
 
     # Each record committed by exactly one member.
     ranges = {p: [] for p in range(PARTITIONS)}
-    for w in workers:
+    for i, w in enumerate(workers):
         for p, first, last in w.commits:
-            ranges[p].append((first, last))
+            ranges[p].append((first, last, "w%d" % (i + 1)))
     total = 0
     for p, rs in ranges.items():
         rs.sort()
         nxt = 0
-        for first, last in rs:
-            assert first == nxt, "partition %d: %s at %d" % (
-                p, "overlap" if first < nxt else "hole", nxt)
+        for first, last, _ in rs:
+            # The message names who committed what, for a failure in CI.
+            assert first == nxt, "partition %d: %s at %d: %r" % (
+                p, "overlap" if first < nxt else "hole", nxt, rs)
             nxt = last + 1
         total += nxt
     assert total == RECORDS
