@@ -8,6 +8,7 @@ connection and nothing else, and the broker keeps serving everyone.
 """
 import socket
 import struct
+import time
 
 import pytest
 
@@ -150,4 +151,29 @@ def test_pipelined_requests_answer_in_order(bootstrap):
     for corr in range(100, 150):
         body = read_frame(s)
         assert struct.unpack(">i", body[:4])[0] == corr
+    s.close()
+
+
+def test_frames_split_and_glued_anyhow(bootstrap):
+    """Frames arrive in whatever pieces TCP makes of them: a size split in
+    two, a 30 kB frame in slow pieces, frames glued to the start of the
+    next.  (samsa reads the rest of a frame itself: libevent alone reads
+    4 KiB per call.)"""
+    big = lambda corr: header(18, 0, corr, client=b"c" * 30000)
+    frame = lambda payload: struct.pack(">i", len(payload)) + payload
+    s = connect(bootstrap)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    one = frame(big(1))
+    for piece in (one[:2], one[2:7], one[7:5000], one[5000:20000], one[20000:]):
+        s.sendall(piece)
+        time.sleep(0.05)
+    glued = frame(big(2)) + frame(header(18, 0, 3)) + frame(big(4))
+    cut = len(glued) - 12345
+    s.sendall(glued[:cut])
+    time.sleep(0.05)
+    s.sendall(glued[cut:])
+    for corr in (1, 2, 3, 4):
+        body = read_frame(s)
+        got, err = struct.unpack(">ih", body[:6])
+        assert (got, err) == (corr, 0)
     s.close()
