@@ -524,11 +524,10 @@ void handle_OffsetFetch(struct request *req)
 {
 	struct OffsetFetchRequest *fr = req->body;
 	struct store *s = req->srv->store;
-	bool writing = req->hdr.RequestApiVersion < 8 &&
-		       st_offsets_writing(s, fr->GroupId);
-	for (int32_t g = 0; !writing && req->hdr.RequestApiVersion >= 8 &&
-			    g < fr->Groups.count;
-	     g++)
+	bool writing = false;
+	if (req->hdr.RequestApiVersion < 8)
+		writing = st_offsets_writing(s, fr->GroupId);
+	for (int32_t g = 0; !writing && g < fr->Groups.count; g++)
 		writing = st_offsets_writing(s, fr->Groups.items[g].GroupId);
 	if (!writing || !st_offsets_after_writes(s, offsets_written, req))
 		answer_offset_fetch(req);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -329,15 +330,21 @@ static void conn_request(struct conn *c, uint8_t *frame, size_t len)
 }
 
 /*
- * Reads up to want bytes the socket already holds into in, in one call.
+ * Reads up to want bytes of what the socket already holds, in one call.
  * libevent 2.1 reads at most 4 KiB per call whatever max_single_read says
  * (EVBUFFER_MAX_READ), so a 16 KiB produce took five trips through the
- * loop (epoll, ioctl, readv each).  An error or the end of the stream is
- * left for the bufferevent to find on its next read.
+ * loop (epoll, ioctl, readv each).  Only what has arrived is reserved: a
+ * frame's size alone must not make samsa allocate it.  An error or the end
+ * of the stream is left for the bufferevent to find on its next read.
  */
 static void read_rest(struct bufferevent *bev, size_t want)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
+	int ready = 0;
+	if (ioctl(bufferevent_getfd(bev), FIONREAD, &ready) < 0 || ready <= 0)
+		return;
+	if (want > (size_t)ready)
+		want = (size_t)ready;
 	struct evbuffer_iovec v[2];
 	/* The bufferevent keeps its input's end frozen but for its reads. */
 	evbuffer_unfreeze(in, 0);
