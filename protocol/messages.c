@@ -5115,6 +5115,542 @@ const struct kf_message kmsg_TxnOffsetCommitResponse = {
 	.body = &TxnOffsetCommitResponse_struct,
 };
 
+/* DescribeAclsRequest */
+
+static const struct kf_field DescribeAclsRequest_fields[] = {
+	{.name = "ResourceTypeFilter",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsRequest, ResourceTypeFilter)},
+	{.name = "ResourceNameFilter",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(DescribeAclsRequest, ResourceNameFilter)},
+	{.name = "PatternTypeFilter",
+	 .type = KF_INT8,
+	 FV(1, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsRequest, PatternTypeFilter),
+	 .def = 3},
+	{.name = "PrincipalFilter",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(DescribeAclsRequest, PrincipalFilter)},
+	{.name = "HostFilter",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(DescribeAclsRequest, HostFilter)},
+	{.name = "Operation",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsRequest, Operation)},
+	{.name = "PermissionType",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsRequest, PermissionType)},
+};
+
+const struct kf_struct DescribeAclsRequest_struct = {
+	.name = "DescribeAclsRequest",
+	.size = sizeof(struct DescribeAclsRequest),
+	.nfields = 7,
+	.fields = DescribeAclsRequest_fields,
+};
+
+const struct kf_message kmsg_DescribeAclsRequest = {
+	.name = "DescribeAclsRequest",
+	.api_key = 29,
+	.vmin = 0,
+	.vmax = 3,
+	.flex_min = 2,
+	.body = &DescribeAclsRequest_struct,
+};
+
+/* DescribeAclsResponse */
+
+static const struct kf_field DescribeAclsResponse_AclDescription_fields[] = {
+	{.name = "Principal",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse_AclDescription, Principal)},
+	{.name = "Host",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse_AclDescription, Host)},
+	{.name = "Operation",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse_AclDescription, Operation)},
+	{.name = "PermissionType",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse_AclDescription, PermissionType)},
+};
+
+const struct kf_struct DescribeAclsResponse_AclDescription_struct = {
+	.name = "AclDescription",
+	.size = sizeof(struct DescribeAclsResponse_AclDescription),
+	.nfields = 4,
+	.fields = DescribeAclsResponse_AclDescription_fields,
+};
+
+static const struct kf_field
+	DescribeAclsResponse_DescribeAclsResource_fields[] = {
+		{.name = "ResourceType",
+		 .type = KF_INT8,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DescribeAclsResponse_DescribeAclsResource, ResourceType)},
+		{.name = "ResourceName",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DescribeAclsResponse_DescribeAclsResource, ResourceName)},
+		{.name = "PatternType",
+		 .type = KF_INT8,
+		 FV(1, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DescribeAclsResponse_DescribeAclsResource, PatternType),
+		 .def = 3},
+		{.name = "Acls",
+		 .type = KF_ARRAY,
+		 .elem = KF_STRUCT,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DescribeAclsResponse_DescribeAclsResource, Acls),
+		 .sub = &DescribeAclsResponse_AclDescription_struct},
+};
+
+const struct kf_struct DescribeAclsResponse_DescribeAclsResource_struct = {
+	.name = "DescribeAclsResource",
+	.size = sizeof(struct DescribeAclsResponse_DescribeAclsResource),
+	.nfields = 4,
+	.fields = DescribeAclsResponse_DescribeAclsResource_fields,
+};
+
+static const struct kf_field DescribeAclsResponse_fields[] = {
+	{.name = "ThrottleTimeMs",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse, ThrottleTimeMs)},
+	{.name = "ErrorCode",
+	 .type = KF_INT16,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse, ErrorCode)},
+	{.name = "ErrorMessage",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse, ErrorMessage)},
+	{.name = "Resources",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DescribeAclsResponse, Resources),
+	 .sub = &DescribeAclsResponse_DescribeAclsResource_struct},
+};
+
+const struct kf_struct DescribeAclsResponse_struct = {
+	.name = "DescribeAclsResponse",
+	.size = sizeof(struct DescribeAclsResponse),
+	.nfields = 4,
+	.fields = DescribeAclsResponse_fields,
+};
+
+const struct kf_message kmsg_DescribeAclsResponse = {
+	.name = "DescribeAclsResponse",
+	.api_key = 29,
+	.vmin = 0,
+	.vmax = 3,
+	.flex_min = 2,
+	.body = &DescribeAclsResponse_struct,
+};
+
+/* CreateAclsRequest */
+
+static const struct kf_field CreateAclsRequest_AclCreation_fields[] = {
+	{.name = "ResourceType",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest_AclCreation, ResourceType)},
+	{.name = "ResourceName",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest_AclCreation, ResourceName)},
+	{.name = "ResourcePatternType",
+	 .type = KF_INT8,
+	 FV(1, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest_AclCreation, ResourcePatternType),
+	 .def = 3},
+	{.name = "Principal",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest_AclCreation, Principal)},
+	{.name = "Host",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest_AclCreation, Host)},
+	{.name = "Operation",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest_AclCreation, Operation)},
+	{.name = "PermissionType",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest_AclCreation, PermissionType)},
+};
+
+const struct kf_struct CreateAclsRequest_AclCreation_struct = {
+	.name = "AclCreation",
+	.size = sizeof(struct CreateAclsRequest_AclCreation),
+	.nfields = 7,
+	.fields = CreateAclsRequest_AclCreation_fields,
+};
+
+static const struct kf_field CreateAclsRequest_fields[] = {
+	{.name = "Creations",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsRequest, Creations),
+	 .sub = &CreateAclsRequest_AclCreation_struct},
+};
+
+const struct kf_struct CreateAclsRequest_struct = {
+	.name = "CreateAclsRequest",
+	.size = sizeof(struct CreateAclsRequest),
+	.nfields = 1,
+	.fields = CreateAclsRequest_fields,
+};
+
+const struct kf_message kmsg_CreateAclsRequest = {
+	.name = "CreateAclsRequest",
+	.api_key = 30,
+	.vmin = 0,
+	.vmax = 3,
+	.flex_min = 2,
+	.body = &CreateAclsRequest_struct,
+};
+
+/* CreateAclsResponse */
+
+static const struct kf_field CreateAclsResponse_AclCreationResult_fields[] = {
+	{.name = "ErrorCode",
+	 .type = KF_INT16,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsResponse_AclCreationResult, ErrorCode)},
+	{.name = "ErrorMessage",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(CreateAclsResponse_AclCreationResult, ErrorMessage)},
+};
+
+const struct kf_struct CreateAclsResponse_AclCreationResult_struct = {
+	.name = "AclCreationResult",
+	.size = sizeof(struct CreateAclsResponse_AclCreationResult),
+	.nfields = 2,
+	.fields = CreateAclsResponse_AclCreationResult_fields,
+};
+
+static const struct kf_field CreateAclsResponse_fields[] = {
+	{.name = "ThrottleTimeMs",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsResponse, ThrottleTimeMs)},
+	{.name = "Results",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(CreateAclsResponse, Results),
+	 .sub = &CreateAclsResponse_AclCreationResult_struct},
+};
+
+const struct kf_struct CreateAclsResponse_struct = {
+	.name = "CreateAclsResponse",
+	.size = sizeof(struct CreateAclsResponse),
+	.nfields = 2,
+	.fields = CreateAclsResponse_fields,
+};
+
+const struct kf_message kmsg_CreateAclsResponse = {
+	.name = "CreateAclsResponse",
+	.api_key = 30,
+	.vmin = 0,
+	.vmax = 3,
+	.flex_min = 2,
+	.body = &CreateAclsResponse_struct,
+};
+
+/* DeleteAclsRequest */
+
+static const struct kf_field DeleteAclsRequest_DeleteAclsFilter_fields[] = {
+	{.name = "ResourceTypeFilter",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest_DeleteAclsFilter, ResourceTypeFilter)},
+	{.name = "ResourceNameFilter",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest_DeleteAclsFilter, ResourceNameFilter)},
+	{.name = "PatternTypeFilter",
+	 .type = KF_INT8,
+	 FV(1, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest_DeleteAclsFilter, PatternTypeFilter),
+	 .def = 3},
+	{.name = "PrincipalFilter",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest_DeleteAclsFilter, PrincipalFilter)},
+	{.name = "HostFilter",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest_DeleteAclsFilter, HostFilter)},
+	{.name = "Operation",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest_DeleteAclsFilter, Operation)},
+	{.name = "PermissionType",
+	 .type = KF_INT8,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest_DeleteAclsFilter, PermissionType)},
+};
+
+const struct kf_struct DeleteAclsRequest_DeleteAclsFilter_struct = {
+	.name = "DeleteAclsFilter",
+	.size = sizeof(struct DeleteAclsRequest_DeleteAclsFilter),
+	.nfields = 7,
+	.fields = DeleteAclsRequest_DeleteAclsFilter_fields,
+};
+
+static const struct kf_field DeleteAclsRequest_fields[] = {
+	{.name = "Filters",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DeleteAclsRequest, Filters),
+	 .sub = &DeleteAclsRequest_DeleteAclsFilter_struct},
+};
+
+const struct kf_struct DeleteAclsRequest_struct = {
+	.name = "DeleteAclsRequest",
+	.size = sizeof(struct DeleteAclsRequest),
+	.nfields = 1,
+	.fields = DeleteAclsRequest_fields,
+};
+
+const struct kf_message kmsg_DeleteAclsRequest = {
+	.name = "DeleteAclsRequest",
+	.api_key = 31,
+	.vmin = 0,
+	.vmax = 3,
+	.flex_min = 2,
+	.body = &DeleteAclsRequest_struct,
+};
+
+/* DeleteAclsResponse */
+
+static const struct kf_field DeleteAclsResponse_DeleteAclsMatchingAcl_fields[] =
+	{
+		{.name = "ErrorCode",
+		 .type = KF_INT16,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, ErrorCode)},
+		{.name = "ErrorMessage",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 FN(0, KF_VMAX),
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, ErrorMessage)},
+		{.name = "ResourceType",
+		 .type = KF_INT8,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, ResourceType)},
+		{.name = "ResourceName",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, ResourceName)},
+		{.name = "PatternType",
+		 .type = KF_INT8,
+		 FV(1, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, PatternType),
+		 .def = 3},
+		{.name = "Principal",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, Principal)},
+		{.name = "Host",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, Host)},
+		{.name = "Operation",
+		 .type = KF_INT8,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, Operation)},
+		{.name = "PermissionType",
+		 .type = KF_INT8,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsMatchingAcl, PermissionType)},
+};
+
+const struct kf_struct DeleteAclsResponse_DeleteAclsMatchingAcl_struct = {
+	.name = "DeleteAclsMatchingAcl",
+	.size = sizeof(struct DeleteAclsResponse_DeleteAclsMatchingAcl),
+	.nfields = 9,
+	.fields = DeleteAclsResponse_DeleteAclsMatchingAcl_fields,
+};
+
+static const struct kf_field
+	DeleteAclsResponse_DeleteAclsFilterResult_fields[] = {
+		{.name = "ErrorCode",
+		 .type = KF_INT16,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsFilterResult, ErrorCode)},
+		{.name = "ErrorMessage",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 FN(0, KF_VMAX),
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsFilterResult, ErrorMessage)},
+		{.name = "MatchingAcls",
+		 .type = KF_ARRAY,
+		 .elem = KF_STRUCT,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(DeleteAclsResponse_DeleteAclsFilterResult, MatchingAcls),
+		 .sub = &DeleteAclsResponse_DeleteAclsMatchingAcl_struct},
+};
+
+const struct kf_struct DeleteAclsResponse_DeleteAclsFilterResult_struct = {
+	.name = "DeleteAclsFilterResult",
+	.size = sizeof(struct DeleteAclsResponse_DeleteAclsFilterResult),
+	.nfields = 3,
+	.fields = DeleteAclsResponse_DeleteAclsFilterResult_fields,
+};
+
+static const struct kf_field DeleteAclsResponse_fields[] = {
+	{.name = "ThrottleTimeMs",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DeleteAclsResponse, ThrottleTimeMs)},
+	{.name = "FilterResults",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(DeleteAclsResponse, FilterResults),
+	 .sub = &DeleteAclsResponse_DeleteAclsFilterResult_struct},
+};
+
+const struct kf_struct DeleteAclsResponse_struct = {
+	.name = "DeleteAclsResponse",
+	.size = sizeof(struct DeleteAclsResponse),
+	.nfields = 2,
+	.fields = DeleteAclsResponse_fields,
+};
+
+const struct kf_message kmsg_DeleteAclsResponse = {
+	.name = "DeleteAclsResponse",
+	.api_key = 31,
+	.vmin = 0,
+	.vmax = 3,
+	.flex_min = 2,
+	.body = &DeleteAclsResponse_struct,
+};
+
 /* DescribeConfigsRequest */
 
 static const struct kf_field
@@ -7266,6 +7802,10 @@ const struct kmsg_api kmsg_apis[] = {
 	 &kmsg_WriteTxnMarkersResponse},
 	{28, "TxnOffsetCommit", &kmsg_TxnOffsetCommitRequest,
 	 &kmsg_TxnOffsetCommitResponse},
+	{29, "DescribeAcls", &kmsg_DescribeAclsRequest,
+	 &kmsg_DescribeAclsResponse},
+	{30, "CreateAcls", &kmsg_CreateAclsRequest, &kmsg_CreateAclsResponse},
+	{31, "DeleteAcls", &kmsg_DeleteAclsRequest, &kmsg_DeleteAclsResponse},
 	{32, "DescribeConfigs", &kmsg_DescribeConfigsRequest,
 	 &kmsg_DescribeConfigsResponse},
 	{33, "AlterConfigs", &kmsg_AlterConfigsRequest,
@@ -7292,7 +7832,7 @@ const struct kmsg_api kmsg_apis[] = {
 	 &kmsg_ListTransactionsResponse},
 };
 
-const size_t kmsg_napis = 37;
+const size_t kmsg_napis = 40;
 
 static const struct kmsg_api *find_api(int16_t api_key)
 {

@@ -1527,6 +1527,156 @@ struct TxnOffsetCommitResponse {
 extern const struct kf_struct TxnOffsetCommitResponse_struct;
 extern const struct kf_message kmsg_TxnOffsetCommitResponse;
 
+/* DescribeAclsRequest: versions 0-3, flexible 2+ */
+
+struct DescribeAclsRequest {
+	int8_t ResourceTypeFilter;	/* v0+ */
+	struct kstr ResourceNameFilter; /* v0+, nullable 0+ */
+	int8_t PatternTypeFilter;	/* v1+ */
+	struct kstr PrincipalFilter;	/* v0+, nullable 0+ */
+	struct kstr HostFilter;		/* v0+, nullable 0+ */
+	int8_t Operation;		/* v0+ */
+	int8_t PermissionType;		/* v0+ */
+};
+
+extern const struct kf_struct DescribeAclsRequest_struct;
+extern const struct kf_message kmsg_DescribeAclsRequest;
+
+/* DescribeAclsResponse: versions 0-3, flexible 2+ */
+
+struct DescribeAclsResponse_AclDescription {
+	struct kstr Principal; /* v0+ */
+	struct kstr Host;      /* v0+ */
+	int8_t Operation;      /* v0+ */
+	int8_t PermissionType; /* v0+ */
+};
+extern const struct kf_struct DescribeAclsResponse_AclDescription_struct;
+
+struct DescribeAclsResponse_DescribeAclsResource {
+	int8_t ResourceType;	  /* v0+ */
+	struct kstr ResourceName; /* v0+ */
+	int8_t PatternType;	  /* v1+ */
+	struct {
+		int32_t count;
+		struct DescribeAclsResponse_AclDescription *items;
+	} Acls; /* v0+ */
+};
+extern const struct kf_struct DescribeAclsResponse_DescribeAclsResource_struct;
+
+struct DescribeAclsResponse {
+	int32_t ThrottleTimeMs;	  /* v0+ */
+	int16_t ErrorCode;	  /* v0+ */
+	struct kstr ErrorMessage; /* v0+, nullable 0+ */
+	struct {
+		int32_t count;
+		struct DescribeAclsResponse_DescribeAclsResource *items;
+	} Resources; /* v0+ */
+};
+
+extern const struct kf_struct DescribeAclsResponse_struct;
+extern const struct kf_message kmsg_DescribeAclsResponse;
+
+/* CreateAclsRequest: versions 0-3, flexible 2+ */
+
+struct CreateAclsRequest_AclCreation {
+	int8_t ResourceType;	    /* v0+ */
+	struct kstr ResourceName;   /* v0+ */
+	int8_t ResourcePatternType; /* v1+ */
+	struct kstr Principal;	    /* v0+ */
+	struct kstr Host;	    /* v0+ */
+	int8_t Operation;	    /* v0+ */
+	int8_t PermissionType;	    /* v0+ */
+};
+extern const struct kf_struct CreateAclsRequest_AclCreation_struct;
+
+struct CreateAclsRequest {
+	struct {
+		int32_t count;
+		struct CreateAclsRequest_AclCreation *items;
+	} Creations; /* v0+ */
+};
+
+extern const struct kf_struct CreateAclsRequest_struct;
+extern const struct kf_message kmsg_CreateAclsRequest;
+
+/* CreateAclsResponse: versions 0-3, flexible 2+ */
+
+struct CreateAclsResponse_AclCreationResult {
+	int16_t ErrorCode;	  /* v0+ */
+	struct kstr ErrorMessage; /* v0+, nullable 0+ */
+};
+extern const struct kf_struct CreateAclsResponse_AclCreationResult_struct;
+
+struct CreateAclsResponse {
+	int32_t ThrottleTimeMs; /* v0+ */
+	struct {
+		int32_t count;
+		struct CreateAclsResponse_AclCreationResult *items;
+	} Results; /* v0+ */
+};
+
+extern const struct kf_struct CreateAclsResponse_struct;
+extern const struct kf_message kmsg_CreateAclsResponse;
+
+/* DeleteAclsRequest: versions 0-3, flexible 2+ */
+
+struct DeleteAclsRequest_DeleteAclsFilter {
+	int8_t ResourceTypeFilter;	/* v0+ */
+	struct kstr ResourceNameFilter; /* v0+, nullable 0+ */
+	int8_t PatternTypeFilter;	/* v1+ */
+	struct kstr PrincipalFilter;	/* v0+, nullable 0+ */
+	struct kstr HostFilter;		/* v0+, nullable 0+ */
+	int8_t Operation;		/* v0+ */
+	int8_t PermissionType;		/* v0+ */
+};
+extern const struct kf_struct DeleteAclsRequest_DeleteAclsFilter_struct;
+
+struct DeleteAclsRequest {
+	struct {
+		int32_t count;
+		struct DeleteAclsRequest_DeleteAclsFilter *items;
+	} Filters; /* v0+ */
+};
+
+extern const struct kf_struct DeleteAclsRequest_struct;
+extern const struct kf_message kmsg_DeleteAclsRequest;
+
+/* DeleteAclsResponse: versions 0-3, flexible 2+ */
+
+struct DeleteAclsResponse_DeleteAclsMatchingAcl {
+	int16_t ErrorCode;	  /* v0+ */
+	struct kstr ErrorMessage; /* v0+, nullable 0+ */
+	int8_t ResourceType;	  /* v0+ */
+	struct kstr ResourceName; /* v0+ */
+	int8_t PatternType;	  /* v1+ */
+	struct kstr Principal;	  /* v0+ */
+	struct kstr Host;	  /* v0+ */
+	int8_t Operation;	  /* v0+ */
+	int8_t PermissionType;	  /* v0+ */
+};
+extern const struct kf_struct DeleteAclsResponse_DeleteAclsMatchingAcl_struct;
+
+struct DeleteAclsResponse_DeleteAclsFilterResult {
+	int16_t ErrorCode;	  /* v0+ */
+	struct kstr ErrorMessage; /* v0+, nullable 0+ */
+	struct {
+		int32_t count;
+		struct DeleteAclsResponse_DeleteAclsMatchingAcl *items;
+	} MatchingAcls; /* v0+ */
+};
+extern const struct kf_struct DeleteAclsResponse_DeleteAclsFilterResult_struct;
+
+struct DeleteAclsResponse {
+	int32_t ThrottleTimeMs; /* v0+ */
+	struct {
+		int32_t count;
+		struct DeleteAclsResponse_DeleteAclsFilterResult *items;
+	} FilterResults; /* v0+ */
+};
+
+extern const struct kf_struct DeleteAclsResponse_struct;
+extern const struct kf_message kmsg_DeleteAclsResponse;
+
 /* DescribeConfigsRequest: versions 0-4, flexible 4+ */
 
 struct DescribeConfigsRequest_DescribeConfigsResource {

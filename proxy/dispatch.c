@@ -40,6 +40,10 @@ static const struct api_entry apis[] = {
 	API(25, 0, 4, 0, handle_AddOffsetsToTxn),
 	API(26, 0, 4, 0, handle_EndTxn),
 	API(28, 0, 4, 0, handle_TxnOffsetCommit),
+	/* No authorizer: SECURITY_DISABLED, as Kafka without one answers. */
+	API(29, 0, 3, 0, handle_DescribeAcls),
+	API(30, 0, 3, 0, handle_CreateAcls),
+	API(31, 0, 3, 0, handle_DeleteAcls),
 	API(32, 1, 4, 1, handle_DescribeConfigs),
 	API(33, 0, 2, 0, handle_AlterConfigs),
 	API(35, 1, 5, 1, handle_DescribeLogDirs),

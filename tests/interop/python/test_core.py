@@ -13,9 +13,11 @@ import pytest
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,
                              KafkaException, Producer, TopicCollection,
                              TopicPartition)
-from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry,
+from confluent_kafka.admin import (AclBinding, AclBindingFilter,
+                                   AclOperation, AclPermissionType,
+                                   AlterConfigOpType, ConfigEntry,
                                    ConfigResource, ConfigSource, NewPartitions,
-                                   NewTopic,
+                                   NewTopic, ResourcePatternType,
                                    ResourceType)
 
 
@@ -222,3 +224,22 @@ def test_admin_create_list_describe_alter_delete(bootstrap, admin):
     admin.delete_topics([topic], operation_timeout=30)[topic].result(30)
     _wait("topic gone",
           lambda: topic not in admin.list_topics(timeout=30).topics)
+
+
+def test_acl_calls_say_security_is_disabled(admin):
+    """No authorizer: creating and deleting ACLs fails with SECURITY_DISABLED,
+    as against a Kafka broker without one.  (librdkafka drops
+    DescribeAcls's top-level error: describing lists no ACLs.)"""
+    acl = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL,
+                     "User:alice", "*", AclOperation.READ,
+                     AclPermissionType.ALLOW)
+    filt = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY,
+                            None, None, AclOperation.ANY,
+                            AclPermissionType.ANY)
+    assert admin.describe_acls(filt, request_timeout=15).result(30) == []
+    futures = list(admin.create_acls([acl], request_timeout=15).values())
+    futures += list(admin.delete_acls([filt], request_timeout=15).values())
+    for f in futures:
+        with pytest.raises(KafkaException) as e:
+            f.result(30)
+        assert e.value.args[0].code() == KafkaError.SECURITY_DISABLED, e.value

@@ -41,16 +41,26 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclBindingFilter;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
+import org.apache.kafka.common.errors.SecurityDisabledException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourceType;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.Test;
@@ -314,6 +324,28 @@ class AdminTest {
             get(admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(2))).all());
             long after = logDirSize(admin, broker, tp);
             assertTrue(after > 0 && after < before, before + " bytes, then " + after);
+        }
+    }
+
+    /* No authorizer: the ACL calls fail as against a Kafka broker without
+     * one (kafka-acls prints "No Authorizer is configured"). */
+    @Test
+    void aclCallsSaySecurityIsDisabled() throws Exception {
+        AclBinding acl = new AclBinding(
+            new ResourcePattern(ResourceType.TOPIC, "t", PatternType.LITERAL),
+            new AccessControlEntry("User:alice", "*", AclOperation.READ,
+                AclPermissionType.ALLOW));
+        try (Admin admin = Admin.create(Env.adminProps())) {
+            for (KafkaFuture<?> f : List.of(
+                    admin.describeAcls(AclBindingFilter.ANY).values(),
+                    admin.createAcls(List.of(acl)).all(),
+                    admin.deleteAcls(List.of(AclBindingFilter.ANY)).all())) {
+                ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> f.get(WAIT_S, TimeUnit.SECONDS));
+                assertInstanceOf(SecurityDisabledException.class, e.getCause());
+                assertTrue(e.getCause().getMessage().contains("No Authorizer"),
+                    e.getCause().getMessage());
+            }
         }
     }
 
