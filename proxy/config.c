@@ -22,6 +22,8 @@ static const char usage[] =
 	"  --advertise HOST:PORT  address given to clients (default: the\n"
 	"                         listener, 127.0.0.1 for 0.0.0.0)\n"
 	"  --broker-id N          broker id (default 0)\n"
+	"  --kafka-auth MODE      none (default), or postgres: Kafka clients\n"
+	"                         log in with SASL/PLAIN as Postgres roles\n"
 	"  --registry HOST:PORT   Schema Registry listener (default "
 	"0.0.0.0:8081)\n"
 	"  --connect HOST:PORT    Kafka Connect REST listener (default "
@@ -32,8 +34,8 @@ static const char usage[] =
 	"  --help, --version\n"
 	"\n"
 	"Each option is also an environment variable: SAMSA_PG, SAMSA_KAFKA,\n"
-	"SAMSA_ADVERTISE, SAMSA_BROKER_ID, SAMSA_REGISTRY, SAMSA_CONNECT,\n"
-	"SAMSA_CONFIG.\n";
+	"SAMSA_ADVERTISE, SAMSA_BROKER_ID, SAMSA_KAFKA_AUTH, SAMSA_REGISTRY,\n"
+	"SAMSA_CONNECT, SAMSA_CONFIG.\n";
 
 enum opt_kind { OPT_STRING, OPT_HOSTPORT, OPT_INT };
 
@@ -53,6 +55,7 @@ static const struct option_def options[] = {
 	{"config", "SAMSA_CONFIG", OPT_STRING, OFF(config_file)},
 	{"connect", "SAMSA_CONNECT", OPT_HOSTPORT, OFF(connect)},
 	{"kafka", "SAMSA_KAFKA", OPT_HOSTPORT, OFF(kafka)},
+	{"kafka-auth", "SAMSA_KAFKA_AUTH", OPT_STRING, OFF(kafka_auth)},
 	{"pg", "SAMSA_PG", OPT_STRING, OFF(pg)},
 	{"registry", "SAMSA_REGISTRY", OPT_HOSTPORT, OFF(registry)},
 };
@@ -254,6 +257,14 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 			"(try --help)");
 		return -1;
 	}
+	if (cfg->kafka_auth && strcmp(cfg->kafka_auth, "postgres") == 0) {
+		cfg->kafka_login = true;
+	} else if (cfg->kafka_auth && strcmp(cfg->kafka_auth, "none") != 0) {
+		snprintf(err, errlen,
+			 "--kafka-auth: expected none or postgres, got '%s'",
+			 cfg->kafka_auth);
+		return -1;
+	}
 	if (cfg->advertise.port == 0) {
 		cfg->advertise = cfg->kafka;
 		if (strcmp(cfg->kafka.host, "0.0.0.0") == 0 ||
@@ -267,11 +278,12 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 	snprintf(id, sizeof(id), "%d", cfg->broker_id);
 	bc_set("broker.id", id, err, errlen);
 	bc_set("node.id", id, err, errlen);
+	const char *proto = cfg->kafka_login ? "SASL_PLAINTEXT" : "PLAINTEXT";
 	char adv[300];
-	snprintf(adv, sizeof(adv), "PLAINTEXT://%s:%d", cfg->advertise.host,
+	snprintf(adv, sizeof(adv), "%s://%s:%d", proto, cfg->advertise.host,
 		 cfg->advertise.port);
 	bc_set("advertised.listeners", adv, err, errlen);
-	snprintf(adv, sizeof(adv), "PLAINTEXT://%s:%d", cfg->kafka.host,
+	snprintf(adv, sizeof(adv), "%s://%s:%d", proto, cfg->kafka.host,
 		 cfg->kafka.port);
 	bc_set("listeners", adv, err, errlen);
 	return 0;
@@ -281,5 +293,6 @@ void config_free(struct config *cfg)
 {
 	free(cfg->pg);
 	free(cfg->config_file);
+	free(cfg->kafka_auth);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -23,6 +23,8 @@ struct config {
 	struct hostport connect;
 	int broker_id;
 	char *config_file;
+	char *kafka_auth; /* --kafka-auth as given */
+	bool kafka_login; /* --kafka-auth postgres: clients log in (SASL) */
 	long long max_request_bytes;
 };
 

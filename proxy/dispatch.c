@@ -28,6 +28,10 @@ static const struct api_entry apis[] = {
 	API(14, 0, 5, 0, handle_SyncGroup),
 	API(15, 0, 5, 0, handle_DescribeGroups),
 	API(16, 0, 5, 0, handle_ListGroups),
+	/* v0 is advertised (librdkafka's SASL needs it listed) but refused:
+	 * after it the client would send bare SASL tokens, not
+	 * SaslAuthenticate requests. */
+	API(17, 0, 1, 1, handle_SaslHandshake),
 	API(18, 0, 4, 0, handle_ApiVersions),
 	API(19, 2, 7, 2, handle_CreateTopics),
 	API(20, 1, 6, 1, handle_DeleteTopics),
@@ -47,6 +51,7 @@ static const struct api_entry apis[] = {
 	API(32, 1, 4, 1, handle_DescribeConfigs),
 	API(33, 0, 2, 0, handle_AlterConfigs),
 	API(35, 1, 5, 1, handle_DescribeLogDirs),
+	API(36, 0, 2, 0, handle_SaslAuthenticate),
 	API(37, 0, 3, 0, handle_CreatePartitions),
 	API(42, 0, 2, 0, handle_DeleteGroups),
 	API(44, 0, 1, 0, handle_IncrementalAlterConfigs),

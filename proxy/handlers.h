@@ -21,6 +21,8 @@ void handle_DescribeLogDirs(struct request *req);
 void handle_DescribeAcls(struct request *req);
 void handle_CreateAcls(struct request *req);
 void handle_DeleteAcls(struct request *req);
+void handle_SaslHandshake(struct request *req);
+void handle_SaslAuthenticate(struct request *req);
 void handle_Produce(struct request *req);
 void handle_Fetch(struct request *req);
 void handle_ListOffsets(struct request *req);

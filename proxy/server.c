@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "protocol/messages.h"
 #include "proxy/dispatch.h"
 #include "proxy/group.h"
 #include "proxy/logging.h"
@@ -43,6 +44,7 @@ struct conn {
 	bool close_after;      /* close once the queue drains */
 	bool paused;
 	bool free_scheduled;
+	enum login_state login;
 	struct conn *next, *prev;
 };
 
@@ -225,6 +227,30 @@ void req_close_connection(struct request *req)
 	finish(req);
 }
 
+void req_reply_and_close(struct request *req, const void *resp)
+{
+	req->conn->close_after = true;
+	req_reply(req, resp);
+}
+
+enum login_state req_login_state(const struct request *req)
+{
+	return req->conn->login;
+}
+
+void req_set_login_state(struct request *req, enum login_state st)
+{
+	req->conn->login = st;
+}
+
+/* Whether a request of API key may come in login state st (server.h). */
+static bool login_allows(enum login_state st, int16_t key)
+{
+	return st == LOGIN_DONE || key == 18 ||
+	       (st == LOGIN_HANDSHAKE && key == 17) ||
+	       (st == LOGIN_AUTHENTICATE && key == 36);
+}
+
 void req_begin(struct request *req, void *resp)
 {
 	req->held_resp = resp;
@@ -326,6 +352,14 @@ static void conn_request(struct conn *c, uint8_t *frame, size_t len)
 		c->head = req;
 	c->tail = req;
 	c->inflight++;
+	if (!login_allows(c->login, req->hdr.RequestApiKey)) {
+		const char *api = kmsg_api_name(req->hdr.RequestApiKey);
+		log_info("closing connection from %s: %s before it logged in "
+			 "(--kafka-auth postgres: SASL/PLAIN first)",
+			 c->peer, api ? api : "an unknown request");
+		req_close_connection(req);
+		return;
+	}
 	dispatch(req, &r);
 }
 
@@ -449,6 +483,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = srv;
+	c->login = srv->cfg->kafka_login ? LOGIN_HANDSHAKE : LOGIN_DONE;
 	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		free(c);

@@ -112,6 +112,27 @@ void *req_array(struct request *req, void *field, const struct kf_struct *elem,
 void *req_array_raw(struct request *req, void *field, size_t elem_size,
 		    int32_t n);
 
+/*
+ * Logging in (--kafka-auth postgres; proxy/api_sasl.c).  A connection
+ * starts at LOGIN_HANDSHAKE, where only ApiVersions and SaslHandshake are
+ * served, then LOGIN_AUTHENTICATE (ApiVersions and SaslAuthenticate),
+ * LOGIN_CHECKING while Postgres judges the password (ApiVersions only),
+ * and LOGIN_DONE; without --kafka-auth it starts at LOGIN_DONE.  Any other
+ * request before LOGIN_DONE closes the connection, as Kafka does.
+ */
+enum login_state {
+	LOGIN_HANDSHAKE,
+	LOGIN_AUTHENTICATE,
+	LOGIN_CHECKING,
+	LOGIN_DONE,
+};
+enum login_state req_login_state(const struct request *req);
+void req_set_login_state(struct request *req, enum login_state st);
+
+/* Answers req, then closes the connection once the answer is sent (a
+ * failed login).  req must not be used afterwards. */
+void req_reply_and_close(struct request *req, const void *resp);
+
 /* The client's address as "host:port" (DescribeGroups' client host). */
 const char *req_peer(const struct request *req);
 

@@ -406,7 +406,13 @@ void st_create_topic(struct store *s, struct kstr name, int32_t partitions,
 		fail_soon(s, cb, arg, ST_UNAVAILABLE);
 		return;
 	}
-	char *cname = strndup(name.ptr, (size_t)name.len);
+	/* Not strndup: name ends where the request frame does, with no NUL
+	 * after it. */
+	char *cname = malloc((size_t)name.len + 1);
+	if (cname) {
+		memcpy(cname, name.ptr, (size_t)name.len);
+		cname[name.len] = '\0';
+	}
 	struct create_wrap *w = calloc(1, sizeof(*w));
 	char **cr = realloc(s->creating, (s->ncreating + 1) * sizeof(*cr));
 	if (cr)

@@ -17,8 +17,9 @@
 #include "tests/support/leak_check.h"
 
 static const char *const env_names[] = {
-	"SAMSA_PG",	  "SAMSA_KAFKA",   "SAMSA_ADVERTISE", "SAMSA_BROKER_ID",
-	"SAMSA_REGISTRY", "SAMSA_CONNECT", "SAMSA_CONFIG",
+	"SAMSA_PG",	   "SAMSA_KAFKA",      "SAMSA_ADVERTISE",
+	"SAMSA_BROKER_ID", "SAMSA_REGISTRY",   "SAMSA_CONNECT",
+	"SAMSA_CONFIG",	   "SAMSA_KAFKA_AUTH",
 };
 
 static char tmpfile_path[64];
@@ -97,6 +98,7 @@ Test(config, defaults)
 	cr_assert_str_eq(cfg.connect.host, "0.0.0.0");
 	cr_assert_eq(cfg.connect.port, 8083);
 	cr_assert_eq(cfg.broker_id, 0);
+	cr_assert_not(cfg.kafka_login);
 	cr_assert_null(cfg.config_file);
 	cr_assert_eq(cfg.max_request_bytes, 104857600);
 	/* 0.0.0.0 is not an address a client can use. */
@@ -183,6 +185,24 @@ Test(config, advertise_follows_listener)
 		     0);
 	cr_assert_str_eq(cfg.advertise.host, "0.0.0.0");
 	cr_assert_eq(cfg.advertise.port, 1);
+}
+
+Test(config, kafka_auth)
+{
+	cr_assert_eq(LOAD("--pg", "x", "--kafka-auth", "postgres"), 0, "%s",
+		     err);
+	cr_assert(cfg.kafka_login);
+	/* Clients see a SASL listener (DescribeConfigs). */
+	cr_assert_str_eq(bc_get("advertised.listeners", NULL),
+			 "SASL_PLAINTEXT://127.0.0.1:9092");
+	cr_assert_str_eq(bc_get("listeners", NULL),
+			 "SASL_PLAINTEXT://0.0.0.0:9092");
+	cr_assert_eq(LOAD("--pg", "x", "--kafka-auth=none"), 0, "%s", err);
+	cr_assert_not(cfg.kafka_login);
+	assert_error(LOAD("--pg", "x", "--kafka-auth", "ldap"), "kafka-auth");
+	setenv("SAMSA_KAFKA_AUTH", "postgres", 1);
+	cr_assert_eq(LOAD("--pg", "x"), 0, "%s", err);
+	cr_assert(cfg.kafka_login);
 }
 
 /* --- environment ------------------------------------------------------- */

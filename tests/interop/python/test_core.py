@@ -226,6 +226,23 @@ def test_admin_create_list_describe_alter_delete(bootstrap, admin):
           lambda: topic not in admin.list_topics(timeout=30).topics)
 
 
+def test_sasl_client_hears_this_listener_takes_no_logins(bootstrap):
+    """Without --kafka-auth a client set up for SASL is told, as Kafka's
+    PLAINTEXT listener tells it, that a handshake is not valid here
+    (ILLEGAL_SASL_STATE), instead of hanging or being let in."""
+    errors = []
+    p = Producer({"bootstrap.servers": bootstrap,
+                  "security.protocol": "SASL_PLAINTEXT",
+                  "sasl.mechanisms": "PLAIN", "sasl.username": "alice",
+                  "sasl.password": "wonderland",
+                  "error_cb": lambda e: errors.append(str(e))})
+    with pytest.raises(KafkaException):
+        p.list_topics(timeout=5)
+    p.poll(1)  # serves error_cb
+    assert any("Request not valid in current SASL state" in e
+               for e in errors), errors
+
+
 def test_acl_calls_say_security_is_disabled(admin):
     """No authorizer: creating and deleting ACLs fails with SECURITY_DISABLED,
     as against a Kafka broker without one.  (librdkafka drops

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Logging in as Postgres roles (--kafka-auth postgres), with a Postgres and
+# a samsa of this test's own (tests/lib.sh).  The role alice has a password
+# and pg_hba.conf makes her give it (scram-sha-256); Postgres, not samsa,
+# judges it.  Three client implementations log in with SASL/PLAIN over
+# SASL_PLAINTEXT: librdkafka (kcat), the Java client (Kafka's own
+# kafka-topics, TopicCommand) and kafkajs.
+#
+#  1. alice with her password: kcat produces a record and reads it back;
+#     kafka-topics and kafkajs list the topic.
+#  2. a wrong password, a role that does not exist, a role without LOGIN:
+#     each client fails with SASL_AUTHENTICATION_FAILED carrying Postgres's
+#     reason, and samsa logs the refusal.
+#  3. a client that does not log in (PLAINTEXT) gets no metadata: samsa
+#     closes its connection at its first request.
+#  4. Postgres stays the judge: after ALTER ROLE ... PASSWORD the old
+#     password is refused and the new one taken, without restarting samsa.
+#
+# Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
+# temp dir).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
+
+test_begin sasl
+command -v kcat >/dev/null || fail "kcat is not installed (scripts/deps.sh)"
+command -v node >/dev/null || fail "node is not installed (scripts/deps.sh)"
+cpfile=$SAMSA_ROOT/tests/interop/java/target/test-classpath.txt
+[ -s "$cpfile" ] || fail "no $cpfile: the Java client's classpath (scripts/deps.sh writes it)"
+
+samsa_start "$work" --kafka-auth postgres || fail "could not start Postgres and samsa"
+
+psql -X -q -v ON_ERROR_STOP=1 "$SAMSA_PG_CONNINFO" <<'SQL' || fail "could not create the roles"
+CREATE ROLE alice LOGIN PASSWORD 'wonderland';
+CREATE ROLE carol NOLOGIN PASSWORD 'carol-pw';
+SQL
+# Before the cluster's trust lines: alice and carol must give a password.
+sed -i '1i host all alice,carol 127.0.0.1/32 scram-sha-256' "$SAMSA_PG_DATA/pg_hba.conf"
+psql -X -q -At -c "SELECT pg_reload_conf()" "$SAMSA_PG_CONNINFO" >/dev/null ||
+	fail "could not reload pg_hba.conf"
+
+topic=sasl-$(date +%s)-$RANDOM
+
+kcat_as() { # USER PASSWORD KCAT-ARGS...
+	local user=$1 password=$2
+	shift 2
+	timeout 60 kcat -b "$SAMSA_BOOTSTRAP" -X security.protocol=SASL_PLAINTEXT \
+		-X sasl.mechanisms=PLAIN -X sasl.username="$user" \
+		-X sasl.password="$password" -m 10 "$@"
+}
+
+java_topics_as() { # USER PASSWORD: kafka-topics --list; stdout and stderr
+	printf '%s\n' security.protocol=SASL_PLAINTEXT sasl.mechanism=PLAIN \
+		"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$1\" password=\"$2\";" \
+		>"$work/client.properties"
+	timeout 120 java -cp "$(cat "$cpfile")" org.apache.kafka.tools.TopicCommand \
+		--bootstrap-server "$SAMSA_BOOTSTRAP" \
+		--command-config "$work/client.properties" --list 2>&1
+}
+
+node_topics_as() { # USER PASSWORD
+	(cd "$here/node" && timeout 60 node sasl_login.js "$SAMSA_BOOTSTRAP" "$1" "$2")
+}
+
+# 1. A good login, in each client.
+echo "a record from alice" | kcat_as alice wonderland -P -t "$topic" ||
+	fail "kcat could not produce as alice"
+got=$(kcat_as alice wonderland -C -t "$topic" -o beginning -e -q) ||
+	fail "kcat could not consume as alice"
+[ "$got" = "a record from alice" ] || fail "kcat read back '$got'"
+out=$(java_topics_as alice wonderland) || fail "kafka-topics as alice failed: $(tail -n 5 <<<"$out")"
+grep -qx "$topic" <<<"$out" || fail "kafka-topics as alice did not list $topic: $(tail -n 5 <<<"$out")"
+out=$(node_topics_as alice wonderland) || fail "kafkajs as alice failed: $out"
+grep -qx "$topic" <<<"$out" || fail "kafkajs as alice did not list $topic: $out"
+echo "sasl: 1. alice logged in: kcat produced and consumed, kafka-topics and kafkajs listed the topic: ok"
+
+# 2. Refused logins carry Postgres's reason.
+refused() { # WHAT USER PASSWORD REASON
+	local what=$1 user=$2 password=$3 reason=$4 out
+	# kcat reports the refusal at once but waits out -m before exiting.
+	if out=$(kcat_as "$user" "$password" -m 3 -L 2>&1); then
+		fail "kcat: $what was let in"
+	fi
+	grep -qF "Authentication failed: $reason" <<<"$out" ||
+		fail "kcat: $what: no 'Authentication failed: $reason' in: $(tail -n 3 <<<"$out")"
+	out=$(java_topics_as "$user" "$password")
+	grep -q "SaslAuthenticationException: Authentication failed: $reason" <<<"$out" ||
+		fail "kafka-topics: $what: no SaslAuthenticationException with '$reason' in: $(grep -m 3 -i exception <<<"$out")"
+	if out=$(node_topics_as "$user" "$password"); then
+		fail "kafkajs: $what was let in"
+	fi
+	grep -q "KafkaJSSASLAuthenticationError: .*Authentication failed: $reason" <<<"$out" ||
+		fail "kafkajs: $what: $out"
+}
+refused "a wrong password" alice looking-glass 'password authentication failed for user "alice"'
+refused "a role that does not exist" bob any-password 'role "bob" does not exist'
+refused "a role without LOGIN" carol carol-pw 'role "carol" is not permitted to log in'
+grep -aq 'login of alice from .* refused: password authentication failed' "$SAMSA_LOG" ||
+	fail "samsa did not log the refused login"
+echo "sasl: 2. wrong password, unknown role, role without LOGIN refused with Postgres's reason in all three clients: ok"
+
+# 3. No login, no service.
+if timeout 60 kcat -b "$SAMSA_BOOTSTRAP" -m 3 -L >"$work/plain.out" 2>&1; then
+	fail "a client that did not log in got metadata"
+fi
+grep -aq 'Metadata before it logged in' "$SAMSA_LOG" ||
+	fail "samsa did not log why it closed the connection of a client that did not log in"
+echo "sasl: 3. a PLAINTEXT client gets nothing: ok"
+
+# 4. Postgres judges every login.
+psql -X -q -c "ALTER ROLE alice PASSWORD 'through-the-looking-glass'" "$SAMSA_PG_CONNINFO" ||
+	fail "could not change alice's password"
+if kcat_as alice wonderland -m 3 -L >/dev/null 2>&1; then
+	fail "alice's old password still let her in"
+fi
+kcat_as alice through-the-looking-glass -L >/dev/null || fail "alice's new password was refused"
+echo "sasl: 4. a new password takes effect at once: ok"
+
+samsa_alive || fail "samsa died"
+samsa_stop || fail "samsa did not stop cleanly at the end"
+echo "sasl: ok"
