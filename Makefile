@@ -14,7 +14,7 @@
 
 CC       ?= cc
 BUILD    ?= build
-PKGS     := libevent libpq avro-c libzstd liblz4 zlib snappy jansson
+PKGS     := libevent libevent_openssl openssl libpq avro-c libzstd liblz4 zlib snappy jansson
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wvla -Werror
 OPT      ?= -O2 -g

@@ -24,6 +24,9 @@ static const char usage[] =
 	"  --broker-id N          broker id (default 0)\n"
 	"  --kafka-auth MODE      none (default), or postgres: Kafka clients\n"
 	"                         log in with SASL/PLAIN as Postgres roles\n"
+	"  --kafka-tls-cert FILE  TLS on the Kafka listener: certificate "
+	"chain\n"
+	"  --kafka-tls-key FILE   and its private key (PEM, both or neither)\n"
 	"  --registry HOST:PORT   Schema Registry listener (default "
 	"0.0.0.0:8081)\n"
 	"  --connect HOST:PORT    Kafka Connect REST listener (default "
@@ -34,8 +37,9 @@ static const char usage[] =
 	"  --help, --version\n"
 	"\n"
 	"Each option is also an environment variable: SAMSA_PG, SAMSA_KAFKA,\n"
-	"SAMSA_ADVERTISE, SAMSA_BROKER_ID, SAMSA_KAFKA_AUTH, SAMSA_REGISTRY,\n"
-	"SAMSA_CONNECT, SAMSA_CONFIG.\n";
+	"SAMSA_ADVERTISE, SAMSA_BROKER_ID, SAMSA_KAFKA_AUTH, "
+	"SAMSA_KAFKA_TLS_CERT,\n"
+	"SAMSA_KAFKA_TLS_KEY, SAMSA_REGISTRY, SAMSA_CONNECT, SAMSA_CONFIG.\n";
 
 enum opt_kind { OPT_STRING, OPT_HOSTPORT, OPT_INT };
 
@@ -56,6 +60,8 @@ static const struct option_def options[] = {
 	{"connect", "SAMSA_CONNECT", OPT_HOSTPORT, OFF(connect)},
 	{"kafka", "SAMSA_KAFKA", OPT_HOSTPORT, OFF(kafka)},
 	{"kafka-auth", "SAMSA_KAFKA_AUTH", OPT_STRING, OFF(kafka_auth)},
+	{"kafka-tls-cert", "SAMSA_KAFKA_TLS_CERT", OPT_STRING, OFF(tls_cert)},
+	{"kafka-tls-key", "SAMSA_KAFKA_TLS_KEY", OPT_STRING, OFF(tls_key)},
 	{"pg", "SAMSA_PG", OPT_STRING, OFF(pg)},
 	{"registry", "SAMSA_REGISTRY", OPT_HOSTPORT, OFF(registry)},
 };
@@ -265,6 +271,14 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 			 cfg->kafka_auth);
 		return -1;
 	}
+	if (!cfg->tls_cert != !cfg->tls_key) {
+		snprintf(err, errlen,
+			 "--kafka-tls-cert and --kafka-tls-key go together: "
+			 "%s is missing",
+			 cfg->tls_cert ? "--kafka-tls-key"
+				       : "--kafka-tls-cert");
+		return -1;
+	}
 	if (cfg->advertise.port == 0) {
 		cfg->advertise = cfg->kafka;
 		if (strcmp(cfg->kafka.host, "0.0.0.0") == 0 ||
@@ -278,7 +292,12 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 	snprintf(id, sizeof(id), "%d", cfg->broker_id);
 	bc_set("broker.id", id, err, errlen);
 	bc_set("node.id", id, err, errlen);
-	const char *proto = cfg->kafka_login ? "SASL_PLAINTEXT" : "PLAINTEXT";
+	/* Kafka's names for the listener's security protocol. */
+	const char *proto =
+		cfg->kafka_login
+			? (cfg->tls_cert ? "SASL_SSL" : "SASL_PLAINTEXT")
+		: cfg->tls_cert ? "SSL"
+				: "PLAINTEXT";
 	char adv[300];
 	snprintf(adv, sizeof(adv), "%s://%s:%d", proto, cfg->advertise.host,
 		 cfg->advertise.port);
@@ -294,5 +313,7 @@ void config_free(struct config *cfg)
 	free(cfg->pg);
 	free(cfg->config_file);
 	free(cfg->kafka_auth);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
 	memset(cfg, 0, sizeof(*cfg));
 }

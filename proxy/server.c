@@ -22,6 +22,7 @@
 #include "proxy/dispatch.h"
 #include "proxy/group.h"
 #include "proxy/logging.h"
+#include "proxy/tls.h"
 
 /* At most this many requests in flight per connection; then we stop
  * reading until some are answered. */
@@ -44,6 +45,7 @@ struct conn {
 	bool close_after;      /* close once the queue drains */
 	bool paused;
 	bool free_scheduled;
+	bool tls; /* reads go through OpenSSL: no read_rest */
 	enum login_state login;
 	struct conn *next, *prev;
 };
@@ -420,7 +422,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			conn_close(c, why);
 			return;
 		}
-		if (evbuffer_get_length(in) < (size_t)size + 4)
+		if (evbuffer_get_length(in) < (size_t)size + 4 && !c->tls)
 			read_rest(bev,
 				  (size_t)size + 4 - evbuffer_get_length(in));
 		if (evbuffer_get_length(in) < (size_t)size + 4) {
@@ -462,9 +464,12 @@ static void conn_write(struct bufferevent *bev, void *arg)
 static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
-	(void)bev;
+	char why[200] = "TLS: ";
 	if (what & BEV_EVENT_EOF)
 		conn_close(c, NULL);
+	else if (what & BEV_EVENT_ERROR && c->tls &&
+		 tls_error(bev, why + 5, sizeof(why) - 5))
+		conn_close(c, why);
 	else if (what & BEV_EVENT_ERROR)
 		conn_close(c, strerror(EVUTIL_SOCKET_ERROR()));
 }
@@ -484,7 +489,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = srv;
 	c->login = srv->cfg->kafka_login ? LOGIN_HANDSHAKE : LOGIN_DONE;
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->tls = srv->tls != NULL;
+	c->bev = c->tls ? tls_accept(srv->tls, srv->base, fd)
+			: bufferevent_socket_new(srv->base, fd,
+						 BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		free(c);
 		evutil_closesocket(fd);
@@ -519,6 +527,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 int server_start(struct server *srv, char *err, size_t errlen)
 {
 	const struct hostport *hp = &srv->cfg->kafka;
+	if (srv->cfg->tls_cert &&
+	    !(srv->tls = tls_server_new(srv->cfg->tls_cert, srv->cfg->tls_key,
+					err, errlen)))
+		return -1;
 	struct evutil_addrinfo hints = {0}, *ai = NULL;
 	char port[16];
 	hints.ai_family = AF_UNSPEC;
@@ -565,4 +577,7 @@ void server_stop(struct server *srv)
 		if (c->inflight == 0)
 			conn_free(c);
 	}
+	/* Each connection's SSL holds the context too (OpenSSL counts). */
+	tls_server_free(srv->tls);
+	srv->tls = NULL;
 }

@@ -32,6 +32,7 @@ struct server {
 	int nconns;
 	struct groups *groups;	   /* proxy/group.c, made on first use */
 	struct registry *registry; /* proxy/registry.c, NULL when off */
+	struct tls_server *tls;	   /* proxy/tls.h, NULL without TLS */
 };
 
 struct request {

@@ -53,10 +53,11 @@ stamp_ok() { # NAME HASH
 DEBS=(
 	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libevent-dev libpq-dev libavro-dev libzstd-dev liblz4-dev zlib1g-dev
-	libsnappy-dev libcriterion-dev libjansson-dev
+	libsnappy-dev libcriterion-dev libjansson-dev libssl-dev
 	librdkafka-dev # bench/ages.c
 	postgresql
 	kcat python3 python3-venv curl ca-certificates procps iproute2
+	openssl # tests/interop/tls.sh makes its certificates
 	util-linux
 )
 

@@ -60,7 +60,7 @@ java_topics_as() { # USER PASSWORD: kafka-topics --list; stdout and stderr
 }
 
 node_topics_as() { # USER PASSWORD
-	(cd "$here/node" && timeout 60 node sasl_login.js "$SAMSA_BOOTSTRAP" "$1" "$2")
+	(cd "$here/node" && timeout 60 node list_topics.js "$SAMSA_BOOTSTRAP" "$1" "$2")
 }
 
 # 1. A good login, in each client.

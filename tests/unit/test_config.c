@@ -17,9 +17,16 @@
 #include "tests/support/leak_check.h"
 
 static const char *const env_names[] = {
-	"SAMSA_PG",	   "SAMSA_KAFKA",      "SAMSA_ADVERTISE",
-	"SAMSA_BROKER_ID", "SAMSA_REGISTRY",   "SAMSA_CONNECT",
-	"SAMSA_CONFIG",	   "SAMSA_KAFKA_AUTH",
+	"SAMSA_PG",
+	"SAMSA_KAFKA",
+	"SAMSA_ADVERTISE",
+	"SAMSA_BROKER_ID",
+	"SAMSA_REGISTRY",
+	"SAMSA_CONNECT",
+	"SAMSA_CONFIG",
+	"SAMSA_KAFKA_AUTH",
+	"SAMSA_KAFKA_TLS_CERT",
+	"SAMSA_KAFKA_TLS_KEY",
 };
 
 static char tmpfile_path[64];
@@ -203,6 +210,27 @@ Test(config, kafka_auth)
 	setenv("SAMSA_KAFKA_AUTH", "postgres", 1);
 	cr_assert_eq(LOAD("--pg", "x"), 0, "%s", err);
 	cr_assert(cfg.kafka_login);
+}
+
+Test(config, kafka_tls)
+{
+	cr_assert_eq(LOAD("--pg", "x", "--kafka-tls-cert", "c.pem",
+			  "--kafka-tls-key", "k.pem"),
+		     0, "%s", err);
+	cr_assert_str_eq(cfg.tls_cert, "c.pem");
+	cr_assert_str_eq(cfg.tls_key, "k.pem");
+	cr_assert_str_eq(bc_get("listeners", NULL), "SSL://0.0.0.0:9092");
+	cr_assert_eq(LOAD("--pg", "x", "--kafka-tls-cert", "c.pem",
+			  "--kafka-tls-key", "k.pem", "--kafka-auth",
+			  "postgres"),
+		     0, "%s", err);
+	cr_assert_str_eq(bc_get("advertised.listeners", NULL),
+			 "SASL_SSL://127.0.0.1:9092");
+	/* One without the other is a mistake, not "no TLS". */
+	assert_error(LOAD("--pg", "x", "--kafka-tls-cert", "c.pem"),
+		     "--kafka-tls-key is missing");
+	assert_error(LOAD("--pg", "x", "--kafka-tls-key", "k.pem"),
+		     "--kafka-tls-cert is missing");
 }
 
 /* --- environment ------------------------------------------------------- */

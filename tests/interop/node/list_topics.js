@@ -1,19 +1,24 @@
-// kafkajs logging in to samsa with SASL/PLAIN (run by tests/interop/sasl.sh;
-// not a *.test.js file, so the node suite does not run it against the
-// shared samsa, which takes no logins).
+// kafkajs listing topics with the security a samsa of a shell test asks
+// for (run by tests/interop/sasl.sh and tls.sh; not a *.test.js file, so
+// the node suite does not run it against the shared samsa).
 //
-//   node sasl_login.js BROKER USER PASSWORD
+//   node list_topics.js BROKER [USER PASSWORD]
 //
+// USER and PASSWORD: log in with SASL/PLAIN.  SAMSA_TLS_CA=FILE in the
+// environment: speak TLS, trusting the certificate authority in FILE.
 // Prints the topics on success; on failure prints the error's name and
 // message and exits 1.
+const fs = require('fs');
 const { Kafka, logLevel } = require('kafkajs');
 
 const [broker, username, password] = process.argv.slice(2);
+const ca = process.env.SAMSA_TLS_CA;
 
 (async () => {
   const kafka = new Kafka({
     brokers: [broker],
-    sasl: { mechanism: 'plain', username, password },
+    sasl: username ? { mechanism: 'plain', username, password } : undefined,
+    ssl: ca ? { ca: [fs.readFileSync(ca)] } : undefined,
     logLevel: logLevel.NOTHING,
     retry: { retries: 0 },
   });

@@ -1,0 +1,36 @@
+/*
+ * tls: TLS on the Kafka listener (--kafka-tls-cert, --kafka-tls-key), with
+ * OpenSSL under libevent's bufferevents.  TLS 1.2 or later; the client is
+ * not asked for a certificate.
+ */
+#ifndef SAMSA_TLS_H
+#define SAMSA_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+struct tls_server;
+
+/*
+ * Loads the certificate chain (PEM, the server's certificate first) and
+ * its private key (PEM), and checks that they match.  NULL with a one-line
+ * message naming the file in err.
+ */
+struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
+				  char *err, size_t errlen);
+void tls_server_free(struct tls_server *t); /* NULL is fine */
+
+/* A bufferevent that owns fd and speaks TLS as the server side of its
+ * handshake; NULL when memory ran out (fd is then not closed). */
+struct bufferevent *tls_accept(struct tls_server *t, struct event_base *base,
+			       evutil_socket_t fd);
+
+/* Why bev's TLS failed, from OpenSSL's errors (e.g. "wrong version
+ * number" for a client that does not speak TLS), into buf; false when
+ * OpenSSL reported nothing. */
+bool tls_error(struct bufferevent *bev, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# TLS on the Kafka listener (--kafka-tls-cert, --kafka-tls-key), with a
+# Postgres and a samsa of this test's own (tests/lib.sh) and a certificate
+# authority made here with openssl.  Clients trust that authority and check
+# the server's name: librdkafka (kcat), the Java client (Kafka's
+# kafka-topics, PEM truststore) and kafkajs.
+#
+#  1. bad settings stop samsa at start with one line naming the flag: a
+#     certificate without its key, a key that is not the certificate's;
+#  2. SSL: kcat produces 20,000 records (uncompressed, so that requests
+#     span many TLS records) and reads them back byte-identical;
+#     kafka-topics and kafkajs list the topic;
+#  3. a client that does not speak TLS, and one that sends garbage, get
+#     their connections closed, samsa logs why and serves on;
+#  4. SASL_SSL: with --kafka-auth postgres as well, a role logs in over
+#     TLS and a wrong password is refused.
+#
+# Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
+# temp dir).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
+
+test_begin tls
+command -v kcat >/dev/null || fail "kcat is not installed (scripts/deps.sh)"
+command -v node >/dev/null || fail "node is not installed (scripts/deps.sh)"
+command -v openssl >/dev/null || fail "openssl is not installed (scripts/deps.sh)"
+cpfile=$SAMSA_ROOT/tests/interop/java/target/test-classpath.txt
+[ -s "$cpfile" ] || fail "no $cpfile: the Java client's classpath (scripts/deps.sh writes it)"
+data=$here/python/kcat_data.py
+
+# A certificate authority, and a server certificate it signed for the
+# names clients use: localhost and 127.0.0.1 (what samsa advertises).
+certs=$work/certs
+mkdir -p "$certs"
+(
+	cd "$certs" &&
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=samsa test CA" \
+			-keyout ca.key -out ca.pem &&
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+			-keyout server.key -out server.csr &&
+		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.cnf &&
+		openssl x509 -req -days 2 -in server.csr -CA ca.pem -CAkey ca.key \
+			-CAcreateserial -extfile san.cnf -out server.pem &&
+		openssl genrsa -out other.key 2048
+) >"$work/openssl.log" 2>&1 || fail "openssl could not make the certificates: $(tail -n 3 "$work/openssl.log")"
+tls=(--kafka-tls-cert "$certs/server.pem" --kafka-tls-key "$certs/server.key")
+
+# 1. Bad settings: samsa loads the files before it looks for Postgres.
+start_fails() { # WHAT EXPECTED-TEXT ARGS...
+	local what=$1 expected=$2 out
+	shift 2
+	if out=$(timeout 20 "$SAMSA_BIN" --pg "host=127.0.0.1 port=1" --kafka 127.0.0.1:1 "$@" 2>&1); then
+		fail "samsa started with $what"
+	fi
+	grep -qF -- "$expected" <<<"$out" || fail "$what: no '$expected' in: $out"
+}
+start_fails "a certificate without its key" "--kafka-tls-key is missing" \
+	--kafka-tls-cert "$certs/server.pem"
+start_fails "a key that is not the certificate's" "--kafka-tls-key $certs/other.key" \
+	--kafka-tls-cert "$certs/server.pem" --kafka-tls-key "$certs/other.key"
+start_fails "a certificate that is not there" "--kafka-tls-cert $certs/none.pem: No such file or directory" \
+	--kafka-tls-cert "$certs/none.pem" --kafka-tls-key "$certs/server.key"
+echo "tls: 1. bad certificate settings stop samsa with the flag named: ok"
+
+# 2. SSL.
+samsa_start "$work" "${tls[@]}" || fail "could not start Postgres and samsa with TLS"
+host_port=localhost:${SAMSA_BOOTSTRAP##*:}
+ssl=(-X security.protocol=SSL -X ssl.ca.location="$certs/ca.pem")
+n=20000
+"$SAMSA_PY" "$data" gen "$n" "$work/input.txt" || fail "could not write the input"
+topic=tls-$(date +%s)-$RANDOM
+timeout 300 kcat -P -b "$host_port" "${ssl[@]}" -t "$topic" -K '\t' -H "suite=tls" \
+	-X acks=all <"$work/input.txt" || fail "kcat could not produce over TLS"
+timeout 300 kcat -C -b "$host_port" "${ssl[@]}" -t "$topic" -o beginning -e -q \
+	-f '%p\t%o\t%k\t%h\t%s\n' >"$work/out.txt" || fail "kcat could not consume over TLS"
+"$SAMSA_PY" "$data" check "$n" "$work/out.txt" "suite=tls" 1 ||
+	fail "records changed or lost over TLS"
+
+java_topics() { # PROPERTIES...: kafka-topics --list; stdout and stderr
+	printf '%s\n' ssl.truststore.type=PEM "ssl.truststore.location=$certs/ca.pem" "$@" \
+		>"$work/client.properties"
+	timeout 120 java -cp "$(cat "$cpfile")" org.apache.kafka.tools.TopicCommand \
+		--bootstrap-server "$host_port" \
+		--command-config "$work/client.properties" --list 2>&1
+}
+out=$(java_topics security.protocol=SSL) || fail "kafka-topics over TLS failed: $(tail -n 5 <<<"$out")"
+grep -qx "$topic" <<<"$out" || fail "kafka-topics over TLS did not list $topic: $(tail -n 5 <<<"$out")"
+out=$(cd "$here/node" && SAMSA_TLS_CA=$certs/ca.pem timeout 60 node list_topics.js "$host_port") ||
+	fail "kafkajs over TLS failed: $out"
+grep -qx "$topic" <<<"$out" || fail "kafkajs over TLS did not list $topic: $out"
+echo "tls: 2. SSL: $n records through kcat byte-identical, kafka-topics and kafkajs listed the topic: ok"
+
+# 3. Clients that do not speak TLS.
+if timeout 60 kcat -b "$host_port" -m 3 -L >/dev/null 2>&1; then
+	fail "a client without TLS got metadata from the TLS listener"
+fi
+grep -aq 'TLS: wrong version number' "$SAMSA_LOG" ||
+	fail "samsa did not log why it closed the connection of a client without TLS"
+head -c 5000 /dev/urandom | timeout 10 bash -c "cat >/dev/tcp/127.0.0.1/${SAMSA_BOOTSTRAP##*:}" 2>/dev/null
+sleep 0.5
+samsa_alive || fail "samsa died of garbage on its TLS listener"
+out=$(timeout 60 kcat -L -b "$host_port" "${ssl[@]}" -t "$topic" 2>&1) ||
+	fail "samsa did not serve TLS after the garbage: $out"
+echo "tls: 3. a client without TLS and garbage closed, logged, samsa serves on: ok"
+
+# 4. SASL_SSL.
+samsa_stop || fail "samsa did not stop cleanly"
+samsa_launch "${tls[@]}" --kafka-auth postgres || fail "could not start samsa with TLS and logins"
+host_port=localhost:${SAMSA_BOOTSTRAP##*:}
+psql -X -q -c "CREATE ROLE alice LOGIN PASSWORD 'wonderland'" "$SAMSA_PG_CONNINFO" ||
+	fail "could not create the role"
+sed -i '1i host all alice 127.0.0.1/32 scram-sha-256' "$SAMSA_PG_DATA/pg_hba.conf"
+psql -X -q -At -c "SELECT pg_reload_conf()" "$SAMSA_PG_CONNINFO" >/dev/null ||
+	fail "could not reload pg_hba.conf"
+sasl_ssl=(-X security.protocol=SASL_SSL -X ssl.ca.location="$certs/ca.pem"
+	-X sasl.mechanisms=PLAIN -X sasl.username=alice)
+got=$(timeout 60 kcat -C -b "$host_port" "${sasl_ssl[@]}" -X sasl.password=wonderland \
+	-t "$topic" -o beginning -c 1 -q) || fail "alice could not consume over SASL_SSL"
+[ "$got" = "$(head -n 1 "$work/input.txt" | cut -f 2)" ] || fail "alice read '$got' over SASL_SSL"
+out=$(java_topics security.protocol=SASL_SSL sasl.mechanism=PLAIN \
+	'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="wonderland";') ||
+	fail "kafka-topics over SASL_SSL failed: $(tail -n 5 <<<"$out")"
+grep -qx "$topic" <<<"$out" || fail "kafka-topics over SASL_SSL did not list $topic"
+if out=$(timeout 60 kcat -L -m 3 -b "$host_port" "${sasl_ssl[@]}" -X sasl.password=nope 2>&1); then
+	fail "a wrong password was let in over SASL_SSL"
+fi
+grep -qF 'password authentication failed for user "alice"' <<<"$out" ||
+	fail "no refusal with Postgres's reason over SASL_SSL: $(tail -n 2 <<<"$out")"
+echo "tls: 4. SASL_SSL: alice logged in and read, kafka-topics listed, a wrong password refused: ok"
+
+samsa_alive || fail "samsa died"
+samsa_stop || fail "samsa did not stop cleanly at the end"
+echo "tls: ok"
