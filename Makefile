@@ -99,12 +99,15 @@ unit: tests-bin
 	tests/run.sh unit
 
 # Sanitizers: a separate build tree, leaks are errors.
-asan:
+# The interop suites that cover the wire protocol most widely (python, the
+# kcat codecs) and the TLS and login paths run under the sanitizers too.
+asan: deps
 	$(MAKE) BUILD=build-asan CC=clang \
 		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" \
 		build-asan/samsa tests-bin
 	SAMSA_BUILD=build-asan tests/run.sh unit integration
+	SAMSA_BUILD=build-asan tests/run.sh interop kcat python sasl tls
 
 bench: deps samsa
 	bench/run.sh

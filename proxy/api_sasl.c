@@ -66,7 +66,13 @@ void handle_SaslHandshake(struct request *req)
 static void refuse(struct request *req, struct SaslAuthenticateResponse *resp,
 		   const char *user, const char *why)
 {
-	log_info("login of %s from %s refused: %s", *user ? user : "(no user)",
+	/* The name is the client's: no control characters into the log. */
+	char shown[64];
+	size_t n = 0;
+	for (; user[n] && n < sizeof(shown) - 1; n++)
+		shown[n] = (unsigned char)user[n] < 0x20 ? '?' : user[n];
+	shown[n] = '\0';
+	log_info("login of %s from %s refused: %s", n ? shown : "(no user)",
 		 req_peer(req), why);
 	char msg[600];
 	snprintf(msg, sizeof(msg), "Authentication failed: %s", why);
@@ -135,11 +141,14 @@ void handle_SaslAuthenticate(struct request *req)
 	}
 	resp->AuthBytes = KSTR_LIT("");
 	if (req_login_state(req) != LOGIN_AUTHENTICATE) {
-		/* Logged in already, or this listener has no SASL. */
+		/* Logged in already, or this listener takes no logins. */
 		resp->ErrorCode = KERR_ILLEGAL_SASL_STATE;
-		resp->ErrorMessage = KSTR_LIT(
-			"SaslAuthenticate request received after successful "
-			"authentication");
+		resp->ErrorMessage =
+			req->srv->cfg->kafka_login
+				? KSTR_LIT("SaslAuthenticate request received "
+					   "after successful authentication")
+				: KSTR_LIT("this listener takes no SASL logins "
+					   "(samsa runs without --kafka-auth)");
 		req_reply(req, resp);
 		return;
 	}

@@ -464,11 +464,11 @@ static void conn_write(struct bufferevent *bev, void *arg)
 static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
-	char why[200] = "TLS: ";
+	char why[200];
 	if (what & BEV_EVENT_EOF)
 		conn_close(c, NULL);
 	else if (what & BEV_EVENT_ERROR && c->tls &&
-		 tls_error(bev, why + 5, sizeof(why) - 5))
+		 tls_error(bev, why, sizeof(why)))
 		conn_close(c, why);
 	else if (what & BEV_EVENT_ERROR)
 		conn_close(c, strerror(EVUTIL_SOCKET_ERROR()));

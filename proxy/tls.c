@@ -92,7 +92,8 @@ struct bufferevent *tls_accept(struct tls_server *t, struct event_base *base,
 	if (!ssl)
 		return NULL;
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
-		base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		SSL_free(ssl);
 		return NULL;
@@ -107,7 +108,9 @@ bool tls_error(struct bufferevent *bev, char *buf, size_t len)
 	unsigned long e = bufferevent_get_openssl_error(bev);
 	if (!e)
 		return false;
-	error_text(e, buf, len);
+	int n = snprintf(buf, len, "TLS: ");
+	if (n > 0 && (size_t)n < len)
+		error_text(e, buf + n, len - (size_t)n);
 	while (bufferevent_get_openssl_error(bev))
 		;
 	return true;

@@ -28,7 +28,7 @@ void tls_server_free(struct tls_server *t); /* NULL is fine */
 struct bufferevent *tls_accept(struct tls_server *t, struct event_base *base,
 			       evutil_socket_t fd);
 
-/* Why bev's TLS failed, from OpenSSL's errors (e.g. "wrong version
+/* Why bev's TLS failed, from OpenSSL's errors ("TLS: wrong version
  * number" for a client that does not speak TLS), into buf; false when
  * OpenSSL reported nothing. */
 bool tls_error(struct bufferevent *bev, char *buf, size_t len);
