@@ -25,6 +25,7 @@
 #include "storage/cdc.h"
 #include "storage/connectors.h"
 #include "storage/schemas.h"
+#include "storage/slotdrop.h"
 #include "storage/sink.h"
 
 #define MAX_BODY (1024 * 1024)
@@ -138,6 +139,15 @@ static void task_stop(struct cx *c)
 	c->task = NULL;
 	sink_stop(c->sink);
 	c->sink = NULL;
+}
+
+/* The connector is deleted, or samsa stops: a source may drop its slot
+ * (cdc_retire). */
+static void task_retire(struct cx *c)
+{
+	cdc_retire(c->task);
+	c->task = NULL;
+	task_stop(c);
 }
 
 static void task_start(struct cx *c)
@@ -409,7 +419,7 @@ static void put_config(struct evhttp_request *req, const char *name)
 
 static void delete_connector(struct evhttp_request *req, struct cx *c)
 {
-	task_stop(c);
+	task_retire(c);
 	for (struct cx **pp = &C.list; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -700,7 +710,7 @@ void connect_stop(void)
 	while (C.list) {
 		struct cx *c = C.list;
 		C.list = c->next;
-		task_stop(c);
+		task_retire(c);
 		json_decref(c->config);
 		free(c->name);
 		free(c);
@@ -712,4 +722,10 @@ void connect_stop(void)
 	C.cn = NULL;
 	sr_close(C.senv.schemas);
 	C.senv.schemas = NULL;
+	/* Slots being dropped (slot.drop.on.stop) wait a moment at most for
+	 * their walsenders to go. */
+	int left = slot_drop_wait(15000);
+	if (left)
+		log_warn("%d replication slot(s) not dropped yet at exit",
+			 left);
 }

@@ -32,6 +32,7 @@
 #include "storage/connect_cfg.h"
 #include "storage/connectors.h"
 #include "storage/pgresolve.h"
+#include "storage/slotdrop.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
 
@@ -159,6 +160,7 @@ struct cdc_task {
 	char **literals; /* include-list entries that name one table */
 	int nliterals;
 	bool snapshot_done;
+	bool drop_slot; /* slot.drop.on.stop */
 
 	struct pgc repl, sql;
 	struct event *timer;
@@ -606,6 +608,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.unwrap_drop_tombstones = drop_tomb;
 	t->o.unwrap_delete = del;
 	t->o.add_fields = add;
+	t->drop_slot = cc_bool(cc_get(c, "slot.drop.on.stop"), false);
 	const char *hb = cc_get(c, "heartbeat.interval.ms");
 	t->heartbeat_ms = hb ? atoll(hb) : 0;
 	const char *hbp =
@@ -2464,6 +2467,23 @@ void cdc_stop(struct cdc_task *t)
 		event_del(t->timer);
 	if (t->inflight == 0)
 		task_free(t);
+}
+
+void cdc_retire(struct cdc_task *t)
+{
+	if (t && t->drop_slot) {
+		/* The SQL link's parameters: everything but "replication". */
+		const char *kw[16], *kv[16];
+		int n = 0;
+		for (int i = 0; t->kw[i] && n < 15; i++)
+			if (strcmp(t->kw[i], "replication") != 0) {
+				kw[n] = t->kw[i];
+				kv[n++] = t->kv[i];
+			}
+		kw[n] = kv[n] = NULL;
+		slot_drop_start(kw, kv, t->slot, t->name);
+	}
+	cdc_stop(t);
 }
 
 bool cdc_snapshot_done(const struct cdc_task *t)

@@ -80,6 +80,15 @@ struct cdc_task *cdc_start(const struct cdc_env *env, const char *name,
  */
 void cdc_stop(struct cdc_task *t);
 
+/*
+ * Stops the task for good, its connector deleted or samsa stopping: as
+ * cdc_stop, and with slot.drop.on.stop=true its replication slot is
+ * dropped once Postgres lets go of it (storage/slotdrop.h; samsa waits
+ * for that with slot_drop_wait as it exits).  Pausing, restarting and
+ * reconfiguring use cdc_stop and keep the slot.
+ */
+void cdc_retire(struct cdc_task *t);
+
 /* Whether the task's snapshot completed and is stored as such. */
 bool cdc_snapshot_done(const struct cdc_task *t);
 

@@ -1534,7 +1534,7 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
  * it in memory. */
 static void reload_partition(struct store *s, struct st_partition *p)
 {
-	if (p->reload_queued)
+	if (p->reload_queued || s->closing)
 		return;
 	struct reload *r = calloc(1, sizeof(*r));
 	if (!r)

@@ -156,6 +156,9 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	/* Closing the writer fails a flush in flight, which would schedule a
+	 * reload on a loop that no longer runs. */
+	s->closing = true;
 	st_cleaner_close(s);
 	if (s->flush_ev)
 		event_free(s->flush_ev);

@@ -158,6 +158,7 @@ struct store {
 	size_t ra_total; /* read-ahead bytes of all partitions */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
 	bool flush_in_flight;
+	bool closing; /* store_close under way: no new work (reloads) */
 	struct event *flush_ev;
 	struct event *retention_ev;
 	struct st_cleaner *cleaner; /* compact.c */

@@ -359,6 +359,45 @@ def drop_slot(slot):
     raise AssertionError(f"slot {slot} still there")
 
 
+def slot_count(slot):
+    return int(psql_out("postgres", "SELECT count(*) FROM pg_replication_slots "
+                        f"WHERE slot_name = '{slot}'"))
+
+
+def test_slot_drop_on_stop():
+    """slot.drop.on.stop=true (Debezium's option): deleting the connector
+    drops its replication slot once the walsender lets go of it, so that
+    Postgres may recycle the WAL; without the option the slot stays, as
+    Debezium's does, for a connector made again to resume from."""
+    db = "cdc_slotdrop"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    for name, drop in (("drop", "true"), ("keep", None)):
+        cfg = seed_config(db, transforms=None, transforms__unwrap__type=None,
+                          **{"database.server.name": name + "drop",
+                             "slot.name": name + "_slot",
+                             "publication.name": name + "_pub",
+                             "publication.autocreate.mode": "filtered",
+                             "table.include.list": "public.t",
+                             "slot.drop.on.stop": drop})
+        cfg["name"] = name + "-source"
+        code, body = post(cfg)
+        assert code == 201, body
+        wait_state(cfg["name"], "RUNNING")
+        deadline = time.time() + 60
+        while slot_count(name + "_slot") == 0:
+            assert time.time() < deadline, f"{name}: no slot made"
+            time.sleep(0.2)
+        code, _ = http("DELETE", "/connectors/" + cfg["name"])
+        assert code == 204
+    deadline = time.time() + 20
+    while slot_count("drop_slot") != 0:
+        assert time.time() < deadline, "slot.drop.on.stop: the slot stayed"
+        time.sleep(0.2)
+    assert slot_count("keep_slot") == 1
+    drop_slot("keep_slot")
+
+
 def test_string_converter_and_types():
     """StringConverter values (Struct text) and the type mapping."""
     db = "students_types"
