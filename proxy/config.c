@@ -27,6 +27,9 @@ static const char usage[] =
 	"  --kafka-tls-cert FILE  TLS on the Kafka listener: certificate "
 	"chain\n"
 	"  --kafka-tls-key FILE   and its private key (PEM, both or neither)\n"
+	"  --rest-auth MODE       none (default), or postgres: the Schema\n"
+	"                         Registry and Connect REST APIs take HTTP\n"
+	"                         Basic logins as Postgres roles\n"
 	"  --registry HOST:PORT   Schema Registry listener (default "
 	"0.0.0.0:8081)\n"
 	"  --connect HOST:PORT    Kafka Connect REST listener (default "
@@ -39,7 +42,8 @@ static const char usage[] =
 	"Each option is also an environment variable: SAMSA_PG, SAMSA_KAFKA,\n"
 	"SAMSA_ADVERTISE, SAMSA_BROKER_ID, SAMSA_KAFKA_AUTH, "
 	"SAMSA_KAFKA_TLS_CERT,\n"
-	"SAMSA_KAFKA_TLS_KEY, SAMSA_REGISTRY, SAMSA_CONNECT, SAMSA_CONFIG.\n";
+	"SAMSA_KAFKA_TLS_KEY, SAMSA_REST_AUTH, SAMSA_REGISTRY, SAMSA_CONNECT,\n"
+	"SAMSA_CONFIG.\n";
 
 enum opt_kind { OPT_STRING, OPT_HOSTPORT, OPT_INT };
 
@@ -64,6 +68,7 @@ static const struct option_def options[] = {
 	{"kafka-tls-key", "SAMSA_KAFKA_TLS_KEY", OPT_STRING, OFF(tls_key)},
 	{"pg", "SAMSA_PG", OPT_STRING, OFF(pg)},
 	{"registry", "SAMSA_REGISTRY", OPT_HOSTPORT, OFF(registry)},
+	{"rest-auth", "SAMSA_REST_AUTH", OPT_STRING, OFF(rest_auth)},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -190,6 +195,18 @@ static int load_file(struct config *cfg, const char *path, char *err,
 	return rc;
 }
 
+/* --kafka-auth, --rest-auth: none (or unset) or postgres. */
+static int parse_auth(const char *flag, const char *v, bool *login, char *err,
+		      size_t errlen)
+{
+	*login = v && strcmp(v, "postgres") == 0;
+	if (!v || *login || strcmp(v, "none") == 0)
+		return 0;
+	snprintf(err, errlen, "--%s: expected none or postgres, got '%s'", flag,
+		 v);
+	return -1;
+}
+
 int config_load(struct config *cfg, int argc, char **argv, char *err,
 		size_t errlen)
 {
@@ -263,14 +280,11 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 			"(try --help)");
 		return -1;
 	}
-	if (cfg->kafka_auth && strcmp(cfg->kafka_auth, "postgres") == 0) {
-		cfg->kafka_login = true;
-	} else if (cfg->kafka_auth && strcmp(cfg->kafka_auth, "none") != 0) {
-		snprintf(err, errlen,
-			 "--kafka-auth: expected none or postgres, got '%s'",
-			 cfg->kafka_auth);
+	if (parse_auth("kafka-auth", cfg->kafka_auth, &cfg->kafka_login, err,
+		       errlen) < 0 ||
+	    parse_auth("rest-auth", cfg->rest_auth, &cfg->rest_login, err,
+		       errlen) < 0)
 		return -1;
-	}
 	if (!cfg->tls_cert != !cfg->tls_key) {
 		snprintf(err, errlen,
 			 "--kafka-tls-cert and --kafka-tls-key go together: "
@@ -313,6 +327,7 @@ void config_free(struct config *cfg)
 	free(cfg->pg);
 	free(cfg->config_file);
 	free(cfg->kafka_auth);
+	free(cfg->rest_auth);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	memset(cfg, 0, sizeof(*cfg));

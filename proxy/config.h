@@ -25,6 +25,8 @@ struct config {
 	char *config_file;
 	char *kafka_auth; /* --kafka-auth as given */
 	bool kafka_login; /* --kafka-auth postgres: clients log in (SASL) */
+	char *rest_auth;  /* --rest-auth as given */
+	bool rest_login;  /* --rest-auth postgres: REST takes Basic logins */
 	char *tls_cert;	  /* --kafka-tls-cert, NULL: no TLS */
 	char *tls_key;
 	long long max_request_bytes;

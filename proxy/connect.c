@@ -19,6 +19,7 @@
 
 #include "proxy/config.h"
 #include "proxy/connect.h"
+#include "proxy/http_auth.h"
 #include "proxy/logging.h"
 #include "proxy/registry.h"
 #include "proxy/server.h"
@@ -43,6 +44,7 @@ struct cx {
 
 static struct {
 	struct evhttp *http;
+	struct http_gate gate; /* --rest-auth */
 	struct cn_store *cn;
 	struct cdc_env env;
 	struct sink_env senv;
@@ -667,7 +669,10 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 						   EVHTTP_REQ_PUT |
 						   EVHTTP_REQ_DELETE);
 	evhttp_set_timeout(C.http, 120);
-	evhttp_set_gencb(C.http, on_request, NULL);
+	C.gate = (struct http_gate){srv->base,
+				    srv->cfg->rest_login ? srv->cfg->pg : NULL,
+				    on_request, NULL};
+	evhttp_set_gencb(C.http, http_gate, &C.gate);
 	errno = 0;
 	if (!evhttp_bind_socket_with_handle(C.http, hp->host,
 					    (ev_uint16_t)hp->port)) {

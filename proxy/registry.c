@@ -23,6 +23,7 @@
 #include "proxy/config.h"
 #include "proxy/logging.h"
 #include "proxy/registry.h"
+#include "proxy/http_auth.h"
 #include "proxy/server.h"
 #include "storage/schemas.h"
 
@@ -39,6 +40,7 @@ struct registry {
 	struct rq *head, *tail; /* waiting, the one being handled first */
 	bool busy;
 	bool stopping;
+	struct http_gate gate; /* --rest-auth */
 };
 
 /* One HTTP request, from arrival to answer. */
@@ -1203,7 +1205,10 @@ int registry_start(struct server *srv, char *err, size_t errlen)
 						      EVHTTP_REQ_PUT |
 						      EVHTTP_REQ_DELETE);
 	evhttp_set_timeout(reg->http, 120);
-	evhttp_set_gencb(reg->http, on_request, reg);
+	reg->gate = (struct http_gate){
+		srv->base, srv->cfg->rest_login ? srv->cfg->pg : NULL,
+		on_request, reg};
+	evhttp_set_gencb(reg->http, http_gate, &reg->gate);
 	errno = 0;
 	if (!evhttp_bind_socket_with_handle(reg->http, hp->host,
 					    (ev_uint16_t)hp->port)) {

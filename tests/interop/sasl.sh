@@ -15,6 +15,10 @@
 #     closes its connection at its first request.
 #  4. Postgres stays the judge: after ALTER ROLE ... PASSWORD the old
 #     password is refused and the new one taken, without restarting samsa.
+#  5. --rest-auth postgres: the Schema Registry and Connect REST APIs take
+#     HTTP Basic logins the same way (confluent-kafka's registry client
+#     registers a schema as alice; no login or a wrong one gets 401 with a
+#     WWW-Authenticate challenge).
 #
 # Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
 # temp dir).
@@ -29,7 +33,8 @@ command -v node >/dev/null || fail "node is not installed (scripts/deps.sh)"
 cpfile=$SAMSA_ROOT/tests/interop/java/target/test-classpath.txt
 [ -s "$cpfile" ] || fail "no $cpfile: the Java client's classpath (scripts/deps.sh writes it)"
 
-samsa_start "$work" --kafka-auth postgres || fail "could not start Postgres and samsa"
+samsa_start "$work" --kafka-auth postgres --rest-auth postgres ||
+	fail "could not start Postgres and samsa"
 
 psql -X -q -v ON_ERROR_STOP=1 "$SAMSA_PG_CONNINFO" <<'SQL' || fail "could not create the roles"
 CREATE ROLE alice LOGIN PASSWORD 'wonderland';
@@ -116,6 +121,32 @@ if kcat_as alice wonderland -m 3 -L >/dev/null 2>&1; then
 fi
 kcat_as alice through-the-looking-glass -L >/dev/null || fail "alice's new password was refused"
 echo "sasl: 4. a new password takes effect at once: ok"
+
+# 5. The REST listeners.
+pw=through-the-looking-glass
+headers=$(curl -s -o /dev/null -D - "$SAMSA_REGISTRY_URL/subjects") || fail "registry unreachable"
+grep -q "^HTTP/1.1 401" <<<"$headers" || fail "the registry served a request without a login: $headers"
+grep -qi '^WWW-Authenticate: Basic' <<<"$headers" || fail "no Basic challenge: $headers"
+[ "$(curl -s -u "alice:$pw" "$SAMSA_CONNECT_URL/connectors")" = "[]" ] ||
+	fail "Connect did not serve alice"
+body=$(curl -s -u alice:wonderland "$SAMSA_CONNECT_URL/connectors")
+grep -qF 'password authentication failed for user' <<<"$body" || fail "Connect with an old password: $body"
+"$SAMSA_PY" - "$SAMSA_REGISTRY_URL" "$pw" <<'PY' || fail "the registry client as alice"
+import sys
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+url, pw = sys.argv[1], sys.argv[2]
+schema = Schema('{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}', "AVRO")
+sid = SchemaRegistryClient({"url": url, "basic.auth.user.info": "alice:" + pw}).register_schema("sasl-value", schema)
+assert sid >= 1, sid
+try:
+    SchemaRegistryClient({"url": url, "basic.auth.user.info": "alice:nope"}).get_subjects()
+    raise SystemExit("a wrong password was let in")
+except SchemaRegistryError as e:
+    assert e.http_status_code == 401, e
+    assert 'password authentication failed for user "alice"' in e.error_message, e
+PY
+echo "sasl: 5. the REST APIs: Basic logins as Postgres roles, 401 otherwise: ok"
 
 samsa_alive || fail "samsa died"
 samsa_stop || fail "samsa did not stop cleanly at the end"

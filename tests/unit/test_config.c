@@ -27,6 +27,7 @@ static const char *const env_names[] = {
 	"SAMSA_KAFKA_AUTH",
 	"SAMSA_KAFKA_TLS_CERT",
 	"SAMSA_KAFKA_TLS_KEY",
+	"SAMSA_REST_AUTH",
 };
 
 static char tmpfile_path[64];
@@ -210,6 +211,11 @@ Test(config, kafka_auth)
 	setenv("SAMSA_KAFKA_AUTH", "postgres", 1);
 	cr_assert_eq(LOAD("--pg", "x"), 0, "%s", err);
 	cr_assert(cfg.kafka_login);
+	cr_assert_not(cfg.rest_login);
+	cr_assert_eq(LOAD("--pg", "x", "--rest-auth", "postgres"), 0, "%s",
+		     err);
+	cr_assert(cfg.rest_login);
+	assert_error(LOAD("--pg", "x", "--rest-auth", "basic"), "rest-auth");
 }
 
 Test(config, kafka_tls)
