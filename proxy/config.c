@@ -27,6 +27,9 @@ static const char usage[] =
 	"  --kafka-tls-cert FILE  TLS on the Kafka listener: certificate "
 	"chain\n"
 	"  --kafka-tls-key FILE   and its private key (PEM, both or neither)\n"
+	"  --kafka-tls-client-ca FILE\n"
+	"                         clients must show a certificate signed by\n"
+	"                         a CA in FILE (PEM)\n"
 	"  --rest-auth MODE       none (default), or postgres: the Schema\n"
 	"                         Registry and Connect REST APIs take HTTP\n"
 	"                         Basic logins as Postgres roles\n"
@@ -39,11 +42,9 @@ static const char usage[] =
 	"                         num.partitions or log.retention.ms\n"
 	"  --help, --version\n"
 	"\n"
-	"Each option is also an environment variable: SAMSA_PG, SAMSA_KAFKA,\n"
-	"SAMSA_ADVERTISE, SAMSA_BROKER_ID, SAMSA_KAFKA_AUTH, "
-	"SAMSA_KAFKA_TLS_CERT,\n"
-	"SAMSA_KAFKA_TLS_KEY, SAMSA_REST_AUTH, SAMSA_REGISTRY, SAMSA_CONNECT,\n"
-	"SAMSA_CONFIG.\n";
+	"Each option is also an environment variable, SAMSA_ and its name in\n"
+	"capitals with _ for -: SAMSA_PG, SAMSA_KAFKA_AUTH, SAMSA_REST_AUTH "
+	"...\n";
 
 enum opt_kind { OPT_STRING, OPT_HOSTPORT, OPT_INT };
 
@@ -65,6 +66,8 @@ static const struct option_def options[] = {
 	{"kafka", "SAMSA_KAFKA", OPT_HOSTPORT, OFF(kafka)},
 	{"kafka-auth", "SAMSA_KAFKA_AUTH", OPT_STRING, OFF(kafka_auth)},
 	{"kafka-tls-cert", "SAMSA_KAFKA_TLS_CERT", OPT_STRING, OFF(tls_cert)},
+	{"kafka-tls-client-ca", "SAMSA_KAFKA_TLS_CLIENT_CA", OPT_STRING,
+	 OFF(tls_client_ca)},
 	{"kafka-tls-key", "SAMSA_KAFKA_TLS_KEY", OPT_STRING, OFF(tls_key)},
 	{"pg", "SAMSA_PG", OPT_STRING, OFF(pg)},
 	{"registry", "SAMSA_REGISTRY", OPT_HOSTPORT, OFF(registry)},
@@ -293,6 +296,12 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 				       : "--kafka-tls-cert");
 		return -1;
 	}
+	if (cfg->tls_client_ca && !cfg->tls_cert) {
+		snprintf(err, errlen,
+			 "--kafka-tls-client-ca needs --kafka-tls-cert and "
+			 "--kafka-tls-key");
+		return -1;
+	}
 	if (cfg->advertise.port == 0) {
 		cfg->advertise = cfg->kafka;
 		if (strcmp(cfg->kafka.host, "0.0.0.0") == 0 ||
@@ -330,5 +339,6 @@ void config_free(struct config *cfg)
 	free(cfg->rest_auth);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->tls_client_ca);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -29,6 +29,7 @@ struct config {
 	bool rest_login;  /* --rest-auth postgres: REST takes Basic logins */
 	char *tls_cert;	  /* --kafka-tls-cert, NULL: no TLS */
 	char *tls_key;
+	char *tls_client_ca; /* --kafka-tls-client-ca: clients show certs */
 	long long max_request_bytes;
 };
 

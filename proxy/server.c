@@ -529,7 +529,7 @@ int server_start(struct server *srv, char *err, size_t errlen)
 	const struct hostport *hp = &srv->cfg->kafka;
 	if (srv->cfg->tls_cert &&
 	    !(srv->tls = tls_server_new(srv->cfg->tls_cert, srv->cfg->tls_key,
-					err, errlen)))
+					srv->cfg->tls_client_ca, err, errlen)))
 		return -1;
 	struct evutil_addrinfo hints = {0}, *ai = NULL;
 	char port[16];

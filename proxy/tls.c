@@ -42,8 +42,24 @@ static const char *first_error(char *buf, size_t len, const char *what)
 	return buf;
 }
 
+/* Clients must present a certificate that a CA in ca_file signed; they
+ * are told which CAs those are. */
+static bool require_client_certs(SSL_CTX *ctx, const char *ca_file)
+{
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+	if (!names || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		sk_X509_NAME_pop_free(names, X509_NAME_free);
+		return false;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);
+	SSL_CTX_set_verify(
+		ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	return true;
+}
+
 struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
-				  char *err, size_t errlen)
+				  const char *client_ca, char *err,
+				  size_t errlen)
 {
 	char why[256];
 	struct tls_server *t = calloc(1, sizeof(*t));
@@ -62,8 +78,13 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
 		flag = "--kafka-tls-cert";
 		file = cert_file;
 	} else if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file,
-					       SSL_FILETYPE_PEM) == 1 &&
-		   SSL_CTX_check_private_key(t->ctx) == 1) {
+					       SSL_FILETYPE_PEM) != 1 ||
+		   SSL_CTX_check_private_key(t->ctx) != 1) {
+		/* the key's flag and file */
+	} else if (client_ca && !require_client_certs(t->ctx, client_ca)) {
+		flag = "--kafka-tls-client-ca";
+		file = client_ca;
+	} else {
 		return t;
 	}
 	/* A file that is not there is the likeliest mistake: say it plainly. */

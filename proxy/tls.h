@@ -1,7 +1,8 @@
 /*
  * tls: TLS on the Kafka listener (--kafka-tls-cert, --kafka-tls-key), with
- * OpenSSL under libevent's bufferevents.  TLS 1.2 or later; the client is
- * not asked for a certificate.
+ * OpenSSL under libevent's bufferevents.  TLS 1.2 or later; clients show a
+ * certificate only when --kafka-tls-client-ca names who must have signed
+ * it.
  */
 #ifndef SAMSA_TLS_H
 #define SAMSA_TLS_H
@@ -16,11 +17,14 @@ struct tls_server;
 
 /*
  * Loads the certificate chain (PEM, the server's certificate first) and
- * its private key (PEM), and checks that they match.  NULL with a one-line
- * message naming the file in err.
+ * its private key (PEM), and checks that they match.  client_ca (PEM CA
+ * certificates, or NULL): clients must present a certificate one of them
+ * signed, or the handshake fails.  NULL with a one-line message naming
+ * the flag and file in err.
  */
 struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
-				  char *err, size_t errlen);
+				  const char *client_ca, char *err,
+				  size_t errlen);
 void tls_server_free(struct tls_server *t); /* NULL is fine */
 
 /* A bufferevent that owns fd and speaks TLS as the server side of its

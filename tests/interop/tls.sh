@@ -14,6 +14,10 @@
 #     their connections closed, samsa logs why and serves on;
 #  4. SASL_SSL: with --kafka-auth postgres as well, a role logs in over
 #     TLS and a wrong password is refused.
+#  5. --kafka-tls-client-ca: a client with a certificate the CA signed is
+#     served (kcat, kafka-topics with a PEM keystore); one without a
+#     certificate, or with one signed by another CA, is refused and samsa
+#     logs why.
 #
 # Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
 # temp dir).
@@ -43,7 +47,14 @@ mkdir -p "$certs"
 		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.cnf &&
 		openssl x509 -req -days 2 -in server.csr -CA ca.pem -CAkey ca.key \
 			-CAcreateserial -extfile san.cnf -out server.pem &&
-		openssl genrsa -out other.key 2048
+		openssl genrsa -out other.key 2048 &&
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=a client" \
+			-keyout client.key -out client.csr &&
+		openssl x509 -req -days 2 -in client.csr -CA ca.pem -CAkey ca.key \
+			-CAcreateserial -out client.pem &&
+		cat client.key client.pem >client-keystore.pem &&
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=a stranger" \
+			-keyout stranger.key -out stranger.pem
 ) >"$work/openssl.log" 2>&1 || fail "openssl could not make the certificates: $(tail -n 3 "$work/openssl.log")"
 tls=(--kafka-tls-cert "$certs/server.pem" --kafka-tls-key "$certs/server.key")
 
@@ -60,6 +71,8 @@ start_fails "a certificate without its key" "--kafka-tls-key is missing" \
 	--kafka-tls-cert "$certs/server.pem"
 start_fails "a key that is not the certificate's" "--kafka-tls-key $certs/other.key" \
 	--kafka-tls-cert "$certs/server.pem" --kafka-tls-key "$certs/other.key"
+start_fails "a client CA without TLS" "--kafka-tls-client-ca needs --kafka-tls-cert" \
+	--kafka-tls-client-ca "$certs/ca.pem"
 start_fails "a certificate that is not there" "--kafka-tls-cert $certs/none.pem: No such file or directory" \
 	--kafka-tls-cert "$certs/none.pem" --kafka-tls-key "$certs/server.key"
 echo "tls: 1. bad certificate settings stop samsa with the flag named: ok"
@@ -129,6 +142,31 @@ fi
 grep -qF 'password authentication failed for user "alice"' <<<"$out" ||
 	fail "no refusal with Postgres's reason over SASL_SSL: $(tail -n 2 <<<"$out")"
 echo "tls: 4. SASL_SSL: alice logged in and read, kafka-topics listed, a wrong password refused: ok"
+
+# 5. Client certificates.
+samsa_stop || fail "samsa did not stop cleanly"
+samsa_launch "${tls[@]}" --kafka-tls-client-ca "$certs/ca.pem" ||
+	fail "could not start samsa asking for client certificates"
+host_port=localhost:${SAMSA_BOOTSTRAP##*:}
+got=$(timeout 60 kcat -C -b "$host_port" "${ssl[@]}" -X ssl.certificate.location="$certs/client.pem" \
+	-X ssl.key.location="$certs/client.key" -t "$topic" -o beginning -c 1 -q) ||
+	fail "a client with a certificate the CA signed could not consume"
+[ "$got" = "$(head -n 1 "$work/input.txt" | cut -f 2)" ] || fail "read '$got' with a client certificate"
+out=$(java_topics security.protocol=SSL ssl.keystore.type=PEM "ssl.keystore.location=$certs/client-keystore.pem") ||
+	fail "kafka-topics with a client certificate failed: $(tail -n 5 <<<"$out")"
+grep -qx "$topic" <<<"$out" || fail "kafka-topics with a client certificate did not list $topic"
+if timeout 60 kcat -L -m 3 -b "$host_port" "${ssl[@]}" >/dev/null 2>&1; then
+	fail "a client without a certificate was served"
+fi
+grep -aq 'TLS: peer did not return a certificate' "$SAMSA_LOG" ||
+	fail "samsa did not log the client without a certificate"
+if timeout 60 kcat -L -m 3 -b "$host_port" "${ssl[@]}" -X ssl.certificate.location="$certs/stranger.pem" \
+	-X ssl.key.location="$certs/stranger.key" >/dev/null 2>&1; then
+	fail "a client with a certificate another CA signed was served"
+fi
+grep -aq 'TLS: certificate verify failed' "$SAMSA_LOG" ||
+	fail "samsa did not log the client with a stranger's certificate"
+echo "tls: 5. client certificates: the CA's served (kcat, kafka-topics), none or a stranger's refused: ok"
 
 samsa_alive || fail "samsa died"
 samsa_stop || fail "samsa did not stop cleanly at the end"

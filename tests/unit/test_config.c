@@ -237,6 +237,13 @@ Test(config, kafka_tls)
 		     "--kafka-tls-key is missing");
 	assert_error(LOAD("--pg", "x", "--kafka-tls-key", "k.pem"),
 		     "--kafka-tls-cert is missing");
+	cr_assert_eq(LOAD("--pg", "x", "--kafka-tls-cert", "c.pem",
+			  "--kafka-tls-key", "k.pem", "--kafka-tls-client-ca",
+			  "ca.pem"),
+		     0, "%s", err);
+	cr_assert_str_eq(cfg.tls_client_ca, "ca.pem");
+	assert_error(LOAD("--pg", "x", "--kafka-tls-client-ca", "ca.pem"),
+		     "--kafka-tls-client-ca needs --kafka-tls-cert");
 }
 
 /* --- environment ------------------------------------------------------- */
