@@ -70,29 +70,31 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-	/* Kafka clients send no session tickets back across reconnects
-	 * that would be worth keeping state for. */
+	/* No session cache on the server: a client that resumes sessions
+	 * does it with tickets, which need no state here. */
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
-	const char *flag = "--kafka-tls-key", *file = key_file;
+	const char *flag = NULL, *file = NULL;
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert_file) != 1) {
 		flag = "--kafka-tls-cert";
 		file = cert_file;
 	} else if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file,
 					       SSL_FILETYPE_PEM) != 1 ||
 		   SSL_CTX_check_private_key(t->ctx) != 1) {
-		/* the key's flag and file */
+		flag = "--kafka-tls-key";
+		file = key_file;
 	} else if (client_ca && !require_client_certs(t->ctx, client_ca)) {
 		flag = "--kafka-tls-client-ca";
 		file = client_ca;
-	} else {
-		return t;
 	}
+	if (!flag)
+		return t;
 	/* A file that is not there is the likeliest mistake: say it plainly. */
-	if (access(file, R_OK) != 0)
+	if (access(file, R_OK) != 0) {
 		snprintf(why, sizeof(why), "%s", strerror(errno));
-	else
+		ERR_clear_error();
+	} else {
 		first_error(why, sizeof(why), "cannot load it");
-	ERR_clear_error();
+	}
 	snprintf(err, errlen, "%s %s: %s", flag, file, why);
 	tls_server_free(t);
 	return NULL;

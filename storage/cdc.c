@@ -786,20 +786,29 @@ static void pgc_arm(struct pgc *p)
 		event_add(p->ev, NULL);
 }
 
-/* The task's options (without replication for a SQL connection), then
- * host and hostaddr when given (pgresolve.h). */
+/* The task's connection options into kw/kv (room for 13 more than the
+ * task has), without "replication" for a SQL connection; returns how many. */
+static int link_params(const struct cdc_task *t, bool replication,
+		       const char **kw, const char **kv)
+{
+	int n = 0;
+	for (int i = 0; t->kw[i]; i++) {
+		if (!replication && strcmp(t->kw[i], "replication") == 0)
+			continue;
+		kw[n] = t->kw[i];
+		kv[n++] = t->kv[i];
+	}
+	kw[n] = kv[n] = NULL;
+	return n;
+}
+
+/* The task's options, then host and hostaddr when given (pgresolve.h). */
 static void pgc_connect_to(struct pgc *p, const char *host,
 			   const char *hostaddr)
 {
 	struct cdc_task *t = p->t;
 	const char *kw[16], *kv[16];
-	int n = 0;
-	for (int i = 0; t->kw[i]; i++) {
-		if (!p->replication && strcmp(t->kw[i], "replication") == 0)
-			continue;
-		kw[n] = t->kw[i];
-		kv[n++] = t->kv[i];
-	}
+	int n = link_params(t, p->replication, kw, kv);
 	if (host) {
 		kw[n] = "host";
 		kv[n++] = host;
@@ -2472,15 +2481,8 @@ void cdc_stop(struct cdc_task *t)
 void cdc_retire(struct cdc_task *t)
 {
 	if (t && t->drop_slot) {
-		/* The SQL link's parameters: everything but "replication". */
 		const char *kw[16], *kv[16];
-		int n = 0;
-		for (int i = 0; t->kw[i] && n < 15; i++)
-			if (strcmp(t->kw[i], "replication") != 0) {
-				kw[n] = t->kw[i];
-				kv[n++] = t->kv[i];
-			}
-		kw[n] = kv[n] = NULL;
+		link_params(t, false, kw, kv);
 		slot_drop_start(kw, kv, t->slot, t->name);
 	}
 	cdc_stop(t);
