@@ -161,8 +161,8 @@ static uint8_t *reserve_tail(struct kb_writer *out, size_t bound)
 
 /* ---- gzip ---- */
 
-static int gzip_compress(const uint8_t *in, size_t n, struct kb_writer *out,
-			 char *err, size_t errlen)
+static int gzip_compress(const uint8_t *in, size_t n, int level,
+			 struct kb_writer *out, char *err, size_t errlen)
 {
 	z_stream zs;
 	uLong bound;
@@ -171,8 +171,10 @@ static int gzip_compress(const uint8_t *in, size_t n, struct kb_writer *out,
 
 	memset(&zs, 0, sizeof(zs));
 	/* 15 + 16: the largest window with a gzip header and trailer. */
-	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK)
+	if (deflateInit2(&zs,
+			 level == KC_LEVEL_DEFAULT ? Z_DEFAULT_COMPRESSION
+						   : level,
+			 Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return kc_err(err, errlen, "gzip: deflateInit2 failed");
 	bound = deflateBound(&zs, (uLong)n);
 	if (bound > UINT_MAX || (dst = reserve_tail(out, bound)) == NULL) {
@@ -352,8 +354,8 @@ static int snappy_decompress(const uint8_t *in, size_t n, struct sink *s,
 
 /* ---- LZ4 frame ---- */
 
-static int lz4_compress(const uint8_t *in, size_t n, struct kb_writer *out,
-			char *err, size_t errlen)
+static int lz4_compress(const uint8_t *in, size_t n, int level,
+			struct kb_writer *out, char *err, size_t errlen)
 {
 	LZ4F_preferences_t prefs;
 	size_t bound, r;
@@ -365,6 +367,10 @@ static int lz4_compress(const uint8_t *in, size_t n, struct kb_writer *out,
 	prefs.frameInfo.blockSizeID = LZ4F_max64KB;
 	prefs.frameInfo.blockMode = LZ4F_blockIndependent;
 	prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+	/* Java, too, takes the fast compressor at the default level 9 and
+	 * LZ4HC at any other. */
+	prefs.compressionLevel =
+		level == KC_LEVEL_DEFAULT || level == 9 ? 0 : level;
 	bound = LZ4F_compressFrameBound(n, &prefs);
 	dst = reserve_tail(out, bound);
 	if (dst == NULL)
@@ -423,15 +429,17 @@ static int lz4_decompress(const uint8_t *in, size_t n, struct sink *s,
 
 /* ---- zstd ---- */
 
-static int zstd_compress(const uint8_t *in, size_t n, struct kb_writer *out,
-			 char *err, size_t errlen)
+static int zstd_compress(const uint8_t *in, size_t n, int level,
+			 struct kb_writer *out, char *err, size_t errlen)
 {
 	size_t bound = ZSTD_compressBound(n), r;
 	uint8_t *dst = reserve_tail(out, bound);
 
 	if (dst == NULL)
 		return kc_err(err, errlen, "zstd: out of memory");
-	r = ZSTD_compress(dst, bound, in, n, ZSTD_CLEVEL_DEFAULT);
+	r = ZSTD_compress(dst, bound, in, n,
+			  level == KC_LEVEL_DEFAULT ? ZSTD_CLEVEL_DEFAULT
+						    : level);
 	if (ZSTD_isError(r))
 		return kc_err(err, errlen, "zstd: %s", ZSTD_getErrorName(r));
 	out->len += r;
@@ -499,8 +507,22 @@ static int zstd_decompress(const uint8_t *in, size_t n, struct sink *s,
 
 /* ---- entry points ---- */
 
-int kc_compress(int codec, const void *in, size_t n, struct kb_writer *out,
-		char *err, size_t errlen)
+bool kc_level_valid(int codec, int64_t level)
+{
+	switch (codec) {
+	case KC_GZIP:
+		return level == -1 || (level >= 1 && level <= 9);
+	case KC_LZ4:
+		return level >= 1 && level <= 17;
+	case KC_ZSTD:
+		return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel();
+	default:
+		return false;
+	}
+}
+
+int kc_compress(int codec, int level, const void *in, size_t n,
+		struct kb_writer *out, char *err, size_t errlen)
 {
 	const uint8_t *src = n > 0 ? in : empty_input;
 	size_t start = out->len;
@@ -515,16 +537,16 @@ int kc_compress(int codec, const void *in, size_t n, struct kb_writer *out,
 		rc = 0;
 		break;
 	case KC_GZIP:
-		rc = gzip_compress(src, n, out, err, errlen);
+		rc = gzip_compress(src, n, level, out, err, errlen);
 		break;
 	case KC_SNAPPY:
 		rc = snappy_compress_raw(src, n, out, err, errlen);
 		break;
 	case KC_LZ4:
-		rc = lz4_compress(src, n, out, err, errlen);
+		rc = lz4_compress(src, n, level, out, err, errlen);
 		break;
 	case KC_ZSTD:
-		rc = zstd_compress(src, n, out, err, errlen);
+		rc = zstd_compress(src, n, level, out, err, errlen);
 		break;
 	default:
 		return kc_err(err, errlen, "unknown compression codec %d",

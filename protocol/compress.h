@@ -8,7 +8,10 @@
 #ifndef SAMSA_COMPRESS_H
 #define SAMSA_COMPRESS_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kbuf.h"
 
@@ -23,12 +26,21 @@ enum kc_codec {
 /* "none", "gzip", ... ; NULL for an unknown number. */
 const char *kc_name(int codec);
 
+/* Whether Kafka accepts level for codec's compression.<codec>.level. */
+bool kc_level_valid(int codec, int64_t level);
+
+/* A compression level meaning "the codec's default". */
+#define KC_LEVEL_DEFAULT INT_MIN
+
 /*
- * Appends the compressed form of in[0..n) to out.  Returns 0, or -1 with a
- * message in err (errlen bytes) for an unknown codec or a codec failure.
+ * Appends the compressed form of in[0..n) to out.  level is as Kafka's
+ * compression.<codec>.level configs name it (gzip 1-9 or -1, lz4 1-17 with
+ * 9 the fast compressor, zstd as zstd's levels; snappy has none), or
+ * KC_LEVEL_DEFAULT.  Returns 0, or -1 with a message in err (errlen bytes)
+ * for an unknown codec or a codec failure.
  */
-int kc_compress(int codec, const void *in, size_t n, struct kb_writer *out,
-		char *err, size_t errlen);
+int kc_compress(int codec, int level, const void *in, size_t n,
+		struct kb_writer *out, char *err, size_t errlen);
 
 /*
  * Appends the decompressed form of in[0..n) to out, refusing to produce more

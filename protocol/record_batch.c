@@ -307,6 +307,44 @@ int rb_foreach_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
 	return parse_records(h.RecordCount, data, len, fn, arg, err, errlen);
 }
 
+int rb_recompress(const uint8_t *p, size_t n, int codec, int level,
+		  struct kb_writer *scratch, size_t max_out,
+		  struct kb_writer *out, char *err, size_t errlen)
+{
+	struct rb_header h;
+	const uint8_t *recs = p + RB_HEADER_SIZE;
+	size_t len = n - RB_HEADER_SIZE, start = out->len;
+
+	if (rb_foreach_record(p, n, scratch, max_out, NULL, NULL, err, errlen) <
+	    0)
+		return -1;
+	rb_read_header(p, n, &h);
+	if ((h.Attributes & RB_ATTR_CODEC_MASK) != KC_NONE) {
+		recs = scratch->buf;
+		len = h.RecordCount > 0 ? scratch->len : 0;
+	}
+	kb_write_raw(out, p, RB_HEADER_SIZE);
+	int rc = kc_compress(codec, level, recs, len, out, err, errlen);
+	if (rc == 0 && !kb_writer_ok(out))
+		rc = rb_err(err, errlen, "out of memory");
+	if (rc == 0 && out->len - start - RB_LOG_OVERHEAD > INT32_MAX)
+		rc = rb_err(err, errlen, "batch of %zu bytes is too large",
+			    out->len - start);
+	if (rc < 0) {
+		out->len = start;
+		return -1;
+	}
+	uint8_t *b = out->buf + start;
+	size_t total = out->len - start;
+	put_be(b + OFF_BATCH_LENGTH, total - RB_LOG_OVERHEAD, 4);
+	put_be(b + OFF_ATTRIBUTES,
+	       ((uint16_t)h.Attributes & ~RB_ATTR_CODEC_MASK) | (uint16_t)codec,
+	       2);
+	put_be(b + OFF_CRC,
+	       crc32c(0, b + RB_ATTR_OFFSET, total - RB_ATTR_OFFSET), 4);
+	return 0;
+}
+
 /* Encoded size of a varint-length byte run (null included). */
 static uint64_t varbytes_size(struct kstr s)
 {
@@ -412,7 +450,8 @@ int rb_build(struct kb_writer *w, int64_t base_offset, int16_t attributes,
 			rb_err(err, errlen, "out of memory");
 			goto fail;
 		}
-		if (kc_compress(codec, tmp.buf, tmp.len, w, err, errlen) < 0)
+		if (kc_compress(codec, KC_LEVEL_DEFAULT, tmp.buf, tmp.len, w,
+				err, errlen) < 0)
 			goto fail;
 	}
 	if (!kb_writer_ok(w)) {

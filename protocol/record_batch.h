@@ -100,6 +100,18 @@ int rb_foreach_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
 		      int (*fn)(void *arg, const struct rb_record *rec),
 		      void *arg, char *err, size_t errlen);
 
+/*
+ * Appends to out the batch at p (total size n, checked by rb_check) with its
+ * records compressed by codec (enum kc_codec) at level (see kc_compress),
+ * as a broker whose topic sets compression.type does: header fields kept
+ * but for BatchLength, the codec bits and the CRC.  The records are parsed
+ * on the way (decompressed into scratch, at most max_out bytes).  Returns
+ * 0, or -1 with a message in err and out as it was.
+ */
+int rb_recompress(const uint8_t *p, size_t n, int codec, int level,
+		  struct kb_writer *scratch, size_t max_out,
+		  struct kb_writer *out, char *err, size_t errlen);
+
 /* A record to write with rb_build(). Headers: HeaderCount key/value pairs. */
 struct rb_new_record {
 	int64_t Timestamp;

@@ -490,9 +490,8 @@ static int rebuild(struct pass *x, const struct rb_header *h,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (codec == KC_NONE)
-		kb_write_raw(w, rw->buf, rw->len);
-	else if (kc_compress(codec, rw->buf, rw->len, w, err, errlen) < 0)
+	if (kc_compress(codec, tc_level(&x->p->topic->cfg, codec), rw->buf,
+			rw->len, w, err, errlen) < 0)
 		return -1;
 	if (!kb_writer_ok(w)) {
 		snprintf(err, errlen, "out of memory");

@@ -16,6 +16,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "protocol/compress.h"
 #include "protocol/record_batch.h"
 #include "storage/store_int.h"
 
@@ -827,13 +828,30 @@ struct split_ctx {
 	struct st_topic *t;
 	char err[128];
 	enum st_status st;
-	struct kb_writer scratch;
+	struct kb_writer scratch;      /* decompressed records */
+	struct kb_writer recompressed; /* the batch in the topic's codec */
 };
+
+/* The most a batch's records may decompress to. */
+#define MAX_RECORDS_BYTES (64u << 20)
 
 static int check_key(void *arg, const struct rb_record *rec)
 {
 	(void)arg;
 	return rec->Key.len < 0 ? -1 : 0;
+}
+
+/* A batch over the topic's max.message.bytes sets x's error. */
+static bool too_large(struct split_ctx *x, size_t len)
+{
+	if (x->t->cfg.max_message_bytes < 0 ||
+	    len <= (size_t)x->t->cfg.max_message_bytes)
+		return false;
+	snprintf(x->err, sizeof(x->err),
+		 "batch of %zu bytes over max.message.bytes %d", len,
+		 x->t->cfg.max_message_bytes);
+	x->st = ST_TOO_LARGE;
+	return true;
 }
 
 static int take_batch(void *arg, const uint8_t *data, size_t len)
@@ -845,14 +863,8 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 		return -1;
 	}
 	rb_read_header(data, len, &h);
-	if (x->t->cfg.max_message_bytes >= 0 &&
-	    len > (size_t)x->t->cfg.max_message_bytes) {
-		snprintf(x->err, sizeof(x->err),
-			 "batch of %zu bytes over max.message.bytes %d", len,
-			 x->t->cfg.max_message_bytes);
-		x->st = ST_TOO_LARGE;
+	if (too_large(x, len))
 		return -1;
-	}
 	if (h.Attributes & RB_ATTR_CONTROL) {
 		snprintf(x->err, sizeof(x->err),
 			 "clients may not write control batches");
@@ -861,13 +873,34 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 	}
 	if (x->t->cfg.compact) {
 		char e[128];
-		if (rb_foreach_record(data, len, &x->scratch, 64u << 20,
+		if (rb_foreach_record(data, len, &x->scratch, MAX_RECORDS_BYTES,
 				      check_key, NULL, e, sizeof(e)) < 0) {
 			snprintf(x->err, sizeof(x->err),
 				 "compacted topic needs a key on every record");
 			x->st = ST_NO_KEY;
 			return -1;
 		}
+	}
+	/* compression.type other than "producer": stored in that codec. */
+	int codec = x->t->cfg.codec;
+	if (codec >= 0 && codec != (h.Attributes & RB_ATTR_CODEC_MASK)) {
+		char e[96];
+		x->recompressed.len = 0;
+		if (rb_recompress(data, len, codec, tc_level(&x->t->cfg, codec),
+				  &x->scratch, MAX_RECORDS_BYTES,
+				  &x->recompressed, e, sizeof(e)) < 0) {
+			snprintf(x->err, sizeof(x->err),
+				 "compressing the batch with %s: %s",
+				 kc_name(codec), e);
+			x->st = ST_CORRUPT;
+			return -1;
+		}
+		data = x->recompressed.buf;
+		len = x->recompressed.len;
+		h.Attributes =
+			(int16_t)((h.Attributes & ~RB_ATTR_CODEC_MASK) | codec);
+		if (too_large(x, len))
+			return -1;
 	}
 	struct st_batch *b = malloc(sizeof(*b) + len);
 	struct st_batch **nb = realloc(
@@ -950,6 +983,7 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	int n = rb_split(records, len, take_batch, &x, x.err[0] ? NULL : x.err,
 			 sizeof(x.err));
 	kb_writer_free(&x.scratch);
+	kb_writer_free(&x.recompressed);
 	if (n <= 0) {
 		if (n == 0)
 			snprintf(x.err, sizeof(x.err), "no record batch");

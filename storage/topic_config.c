@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/compress.h"
+
 #define LONG_MAX_S "9223372036854775807"
 
 static const struct tc_def topic_defs[] = {
@@ -292,6 +294,13 @@ static int check_value(const char *name, uint8_t type, const char *value,
 		goto bad;
 	if (strstr(name, "lag.ms") && v < 0)
 		goto bad;
+	if ((strcmp(name, "compression.gzip.level") == 0 &&
+	     !kc_level_valid(KC_GZIP, v)) ||
+	    (strcmp(name, "compression.lz4.level") == 0 &&
+	     !kc_level_valid(KC_LZ4, v)) ||
+	    (strcmp(name, "compression.zstd.level") == 0 &&
+	     !kc_level_valid(KC_ZSTD, v)))
+		goto bad;
 	/* Kafka: producer.id.expiration.ms at least 1, its check interval
 	 * at least 1. */
 	if (strncmp(name, "producer.id.expiration.", 23) == 0 && v < 1)
@@ -394,4 +403,29 @@ void tc_resolve(const struct tc_override *ov, size_t n, struct tc_values *out)
 	out->min_cleanable_dirty_ratio =
 		strtod(lookup(ov, n, "min.cleanable.dirty.ratio"), NULL);
 	out->segment_ms = lookup_i64(ov, n, "segment.ms");
+	/* Kafka's topic names for the codecs; "producer" keeps the batch's. */
+	static const char *const codecs[] = {"uncompressed", "gzip", "snappy",
+					     "lz4", "zstd"};
+	const char *type = lookup(ov, n, "compression.type");
+	out->codec = -1;
+	for (int8_t c = 0; c < 5; c++)
+		if (strcmp(type, codecs[c]) == 0)
+			out->codec = c;
+	out->gzip_level = (int32_t)lookup_i64(ov, n, "compression.gzip.level");
+	out->lz4_level = (int32_t)lookup_i64(ov, n, "compression.lz4.level");
+	out->zstd_level = (int32_t)lookup_i64(ov, n, "compression.zstd.level");
+}
+
+int tc_level(const struct tc_values *v, int codec)
+{
+	switch (codec) {
+	case KC_GZIP:
+		return v->gzip_level;
+	case KC_LZ4:
+		return v->lz4_level;
+	case KC_ZSTD:
+		return v->zstd_level;
+	default:
+		return KC_LEVEL_DEFAULT;
+	}
 }

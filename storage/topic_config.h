@@ -97,6 +97,8 @@ struct tc_values {
 	int64_t max_compaction_lag_ms;
 	double min_cleanable_dirty_ratio;
 	int64_t segment_ms;
+	int8_t codec; /* compression.type as an enum kc_codec; -1: producer */
+	int32_t gzip_level, lz4_level, zstd_level; /* compression.*.level */
 };
 
 /* A topic's own settings: name/value pairs (borrowed). */
@@ -107,5 +109,9 @@ struct tc_override {
 
 /* Resolves the typed values from a topic's overrides and the defaults. */
 void tc_resolve(const struct tc_override *ov, size_t n, struct tc_values *out);
+
+/* The topic's compression.<codec>.level for codec (enum kc_codec);
+ * KC_LEVEL_DEFAULT for a codec without levels. */
+int tc_level(const struct tc_values *v, int codec);
 
 #endif

@@ -65,8 +65,9 @@ static void compress_ok(int codec, const void *in, size_t n,
 {
 	char err[128] = "";
 
-	cr_assert_eq(kc_compress(codec, in, n, out, err, sizeof(err)), 0,
-		     "%s: %s", kc_name(codec), err);
+	cr_assert_eq(kc_compress(codec, KC_LEVEL_DEFAULT, in, n, out, err,
+				 sizeof(err)),
+		     0, "%s: %s", kc_name(codec), err);
 	cr_assert(kb_writer_ok(out));
 }
 
@@ -471,7 +472,9 @@ Test(compress, unknown_codec)
 	char err[128] = "";
 
 	kb_writer_init(&w);
-	cr_assert_eq(kc_compress(5, "x", 1, &w, err, sizeof(err)), -1);
+	cr_assert_eq(
+		kc_compress(5, KC_LEVEL_DEFAULT, "x", 1, &w, err, sizeof(err)),
+		-1);
 	cr_assert_neq(err[0], '\0');
 	cr_assert_eq(kc_decompress(7, "x", 1, &w, 10, err, sizeof(err)), -1);
 	cr_assert_eq(kc_decompress(-1, "x", 1, &w, 10, err, sizeof(err)), -1);
@@ -486,4 +489,56 @@ Test(compress, unknown_codec)
 	/* NULL err buffers are allowed. */
 	cr_assert_eq(kc_decompress(KC_GZIP, "x", 1, &w, 10, NULL, 0), -1);
 	kb_writer_free(&w);
+}
+
+/* Kafka's compression.<codec>.level: the ranges it accepts, and every
+ * level in them compresses to what the codec decompresses. */
+Test(compress, levels)
+{
+	static const struct {
+		int codec, level;
+	} ok[] = {{KC_GZIP, -1}, {KC_GZIP, 1},	{KC_GZIP, 9}, {KC_LZ4, 1},
+		  {KC_LZ4, 9},	 {KC_LZ4, 12},	{KC_LZ4, 17}, {KC_ZSTD, -5},
+		  {KC_ZSTD, 1},	 {KC_ZSTD, 19}, {KC_ZSTD, 22}};
+	size_t n = 200000;
+	uint8_t *text = make_text(n);
+	struct kb_writer fast, high;
+	char err[128] = "";
+
+	cr_assert_not(kc_level_valid(KC_GZIP, 0));
+	cr_assert_not(kc_level_valid(KC_GZIP, 10));
+	cr_assert_not(kc_level_valid(KC_LZ4, 0));
+	cr_assert_not(kc_level_valid(KC_LZ4, 18));
+	cr_assert_not(kc_level_valid(KC_ZSTD, 23));
+	cr_assert_not(kc_level_valid(KC_SNAPPY, 1));
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct kb_writer c, d;
+
+		cr_assert(kc_level_valid(ok[i].codec, ok[i].level));
+		kb_writer_init(&c);
+		kb_writer_init(&d);
+		cr_assert_eq(kc_compress(ok[i].codec, ok[i].level, text, n, &c,
+					 err, sizeof(err)),
+			     0, "%s %d: %s", kc_name(ok[i].codec), ok[i].level,
+			     err);
+		cr_assert_eq(kc_decompress(ok[i].codec, c.buf, c.len, &d, n,
+					   err, sizeof(err)),
+			     0, "%s %d: %s", kc_name(ok[i].codec), ok[i].level,
+			     err);
+		cr_assert(d.len == n && memcmp(d.buf, text, n) == 0);
+		kb_writer_free(&c);
+		kb_writer_free(&d);
+	}
+	/* lz4 at 9 is the fast compressor; 12 is LZ4HC, which packs text
+	 * tighter. */
+	kb_writer_init(&fast);
+	kb_writer_init(&high);
+	cr_assert_eq(kc_compress(KC_LZ4, 9, text, n, &fast, err, sizeof(err)),
+		     0);
+	cr_assert_eq(kc_compress(KC_LZ4, 12, text, n, &high, err, sizeof(err)),
+		     0);
+	cr_assert_lt(high.len, fast.len);
+	kb_writer_free(&fast);
+	kb_writer_free(&high);
+	free(text);
 }

@@ -536,3 +536,76 @@ Test(record_batch, build_errors_and_empty)
 	kb_writer_free(&w);
 	kb_writer_free(&scratch);
 }
+
+/* rb_recompress: every codec to every other, records and producer fields
+ * kept, the result a valid batch; a corrupt input leaves out as it was. */
+Test(record_batch, recompress)
+{
+	struct kb_writer in, out, scratch;
+	char err[128] = "";
+	struct kstr hk[] = {KSTR_LIT("h")}, hv[] = {KSTR_LIT("x")};
+	struct rb_new_record recs[] = {
+		{1700000000000, KSTR_LIT("k"), KSTR_LIT("v1"), 1, hk, hv},
+		{1700000000005, KSTR_NULL, KSTR_LIT("v2"), 0, NULL, NULL},
+	};
+
+	kb_writer_init(&scratch);
+	for (int from = KC_NONE; from <= KC_ZSTD; from++) {
+		for (int to = KC_NONE; to <= KC_ZSTD; to++) {
+			struct rb_header a, b;
+			struct seen s = {0};
+
+			kb_writer_init(&in);
+			kb_writer_init(&out);
+			cr_assert_eq(rb_build(&in, 0,
+					      (int16_t)(from |
+							RB_ATTR_TRANSACTIONAL),
+					      7, 2, 40, recs, 2, err,
+					      sizeof(err)),
+				     0, "%s", err);
+			kb_write_raw(&out, "pre", 3);
+			cr_assert_eq(rb_recompress(in.buf, in.len, to,
+						   KC_LEVEL_DEFAULT, &scratch,
+						   MAX_OUT, &out, err,
+						   sizeof(err)),
+				     0, "%d->%d: %s", from, to, err);
+			cr_assert_eq(rb_check(out.buf + 3, out.len - 3, err,
+					      sizeof(err)),
+				     0, "%d->%d: %s", from, to, err);
+			rb_read_header(in.buf, in.len, &a);
+			rb_read_header(out.buf + 3, out.len - 3, &b);
+			cr_assert_eq(b.Attributes,
+				     (int16_t)(to | RB_ATTR_TRANSACTIONAL));
+			cr_assert_eq(b.ProducerId, 7);
+			cr_assert_eq(b.ProducerEpoch, 2);
+			cr_assert_eq(b.BaseSequence, 40);
+			cr_assert_eq(b.MaxTimestamp, a.MaxTimestamp);
+			cr_assert_eq(rb_foreach_record(out.buf + 3, out.len - 3,
+						       &scratch, MAX_OUT,
+						       collect, &s, err,
+						       sizeof(err)),
+				     0, "%s", err);
+			cr_assert_eq(s.n, 2);
+			cr_assert_str_eq(s.key[0], "k");
+			cr_assert_str_eq(s.value[1], "v2");
+			cr_assert_eq(s.rec[1].TimestampDelta, 5);
+			cr_assert_eq(s.rec[0].HeaderCount, 1);
+			kb_writer_free(&in);
+			kb_writer_free(&out);
+		}
+	}
+	/* Records that do not parse: refused, nothing appended. */
+	kb_writer_init(&in);
+	kb_writer_init(&out);
+	cr_assert_eq(rb_build(&in, 0, KC_NONE, -1, -1, -1, recs, 2, err,
+			      sizeof(err)),
+		     0);
+	in.buf[RB_HEADER_SIZE] = 0x7f;
+	cr_assert_eq(rb_recompress(in.buf, in.len, KC_ZSTD, KC_LEVEL_DEFAULT,
+				   &scratch, MAX_OUT, &out, err, sizeof(err)),
+		     -1);
+	cr_assert_eq(out.len, 0);
+	kb_writer_free(&in);
+	kb_writer_free(&out);
+	kb_writer_free(&scratch);
+}

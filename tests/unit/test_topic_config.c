@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 
+#include "protocol/compress.h"
 #include "storage/topic_config.h"
 #include "tests/support/leak_check.h"
 
@@ -249,6 +250,11 @@ Test(topic_config, validate_ints)
 	cr_assert(valid("min.insync.replicas", "1"));
 	cr_assert_not(valid("min.insync.replicas", "0"));
 	cr_assert(valid("compression.gzip.level", "-1"));
+	cr_assert_not(valid("compression.gzip.level", "0"));
+	cr_assert(valid("compression.lz4.level", "17"));
+	cr_assert_not(valid("compression.lz4.level", "18"));
+	cr_assert(valid("compression.zstd.level", "-7"));
+	cr_assert_not(valid("compression.zstd.level", "23"));
 	cr_assert(valid("index.interval.bytes", "-2147483648"));
 	cr_assert_not(valid("index.interval.bytes", "-2147483649"));
 }
@@ -418,6 +424,29 @@ Test(topic_config, resolve_defaults)
 	cr_assert(v.delete_policy);
 	cr_assert_eq(v.min_compaction_lag_ms, 0);
 	cr_assert_eq(v.delete_retention_ms, 86400000);
+	cr_assert_eq(v.codec, -1); /* producer */
+	cr_assert_eq(tc_level(&v, KC_LZ4), 9);
+	cr_assert_eq(tc_level(&v, KC_ZSTD), 3);
+	cr_assert_eq(tc_level(&v, KC_SNAPPY), KC_LEVEL_DEFAULT);
+}
+
+Test(topic_config, resolve_compression)
+{
+	static const char *const names[] = {"uncompressed", "gzip", "snappy",
+					    "lz4", "zstd"};
+	struct tc_values v;
+
+	for (int c = KC_NONE; c <= KC_ZSTD; c++) {
+		const struct tc_override ov[] = {
+			{"compression.type", names[c]},
+			{"compression.gzip.level", "4"},
+			{"compression.zstd.level", "-2"}};
+
+		tc_resolve(ov, 3, &v);
+		cr_assert_eq(v.codec, c, "%s", names[c]);
+		cr_assert_eq(tc_level(&v, KC_GZIP), 4);
+		cr_assert_eq(tc_level(&v, KC_ZSTD), -2);
+	}
 }
 
 Test(topic_config, resolve_overrides)

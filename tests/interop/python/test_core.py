@@ -7,6 +7,7 @@ Python user makes: create, list, describe, configs, partitions, delete.
 """
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -260,3 +261,70 @@ def test_acl_calls_say_security_is_disabled(admin):
         with pytest.raises(KafkaException) as e:
             f.result(30)
         assert e.value.args[0].code() == KafkaError.SECURITY_DISABLED, e.value
+
+
+def _stored_codecs(topic):
+    """{codec number: batches} of topic's batches as samsa stored them"""
+    out = subprocess.run(
+        ["psql", "-X", "-At", "-d", os.environ["SAMSA_PG_CONNINFO"], "-c",
+         "SELECT get_byte(l.batch, 22) & 7, count(*) FROM samsa.log l "
+         "JOIN samsa.topics t USING (tid) WHERE t.name = '%s' GROUP BY 1"
+         % topic], check=True, capture_output=True, text=True).stdout
+    return {int(c): int(n) for c, n in (ln.split("|") for ln in out.split())}
+
+
+def test_topic_compression_type_is_how_batches_are_stored(bootstrap, admin):
+    """compression.type on a topic as in Kafka: batches are stored in that
+    codec whatever the producer sent ("producer" keeps theirs), consumers
+    read the same records, and the levels are checked."""
+    topic = unique("py-codec")
+    create_topic(admin, topic, 1, {"compression.type": "zstd",
+                                   "compression.zstd.level": "10"})
+    values = [b'{"id": %d, "note": "the same words again and again"}' % i
+              for i in range(3000)]
+
+    def produce(codec, vals):
+        p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                      "compression.type": codec})
+        for v in vals:
+            p.produce(topic, v, key=v[:10])
+        assert p.flush(30) == 0
+
+    produce("none", values[:1000])
+    assert set(_stored_codecs(topic)) == {4}, _stored_codecs(topic)
+    res = ConfigResource(ResourceType.TOPIC, topic)
+
+    def alter(name, value):
+        admin.incremental_alter_configs([ConfigResource(
+            ResourceType.TOPIC, topic, incremental_configs=[
+                ConfigEntry(name, value,
+                            incremental_operation=AlterConfigOpType.SET)])])[
+            res].result(30)
+
+    alter("compression.type", "uncompressed")
+    _wait("uncompressed", lambda: _describe(admin, res)[
+        "compression.type"].value == "uncompressed")
+    produce("lz4", values[1000:2000])
+    assert set(_stored_codecs(topic)) == {4, 0}, _stored_codecs(topic)
+    alter("compression.type", "producer")
+    _wait("producer", lambda: _describe(admin, res)[
+        "compression.type"].value == "producer")
+    produce("snappy", values[2000:])
+    assert set(_stored_codecs(topic)) == {4, 0, 2}, _stored_codecs(topic)
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g"),
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < len(values) and time.monotonic() < deadline:
+        m = c.poll(1)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert got == values
+
+    with pytest.raises(KafkaException) as ei:
+        alter("compression.lz4.level", "18")
+    assert ei.value.args[0].code() == KafkaError.INVALID_CONFIG
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(30)
