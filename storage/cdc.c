@@ -30,6 +30,7 @@
 #include "storage/cdc.h"
 #include "storage/cdc_int.h"
 #include "storage/connect_cfg.h"
+#include "storage/topic_creation.h"
 #include "storage/connectors.h"
 #include "storage/pgresolve.h"
 #include "storage/slotdrop.h"
@@ -160,7 +161,8 @@ struct cdc_task {
 	char **literals; /* include-list entries that name one table */
 	int nliterals;
 	bool snapshot_done;
-	bool drop_slot; /* slot.drop.on.stop */
+	bool drop_slot;			 /* slot.drop.on.stop */
+	struct topic_creation *creation; /* topic.creation.*, or NULL */
 
 	struct pgc repl, sql;
 	struct event *timer;
@@ -220,49 +222,6 @@ static void pgc_arm(struct pgc *p);
 static char *quote(const char *s, char q);
 
 /* --- config ------------------------------------------------------------ */
-
-/* Compiles a comma-separated list of anchored regexes. */
-static int compile_list(const char *list, regex_t **out, int *n, char *err,
-			size_t errlen)
-{
-	char **items;
-	int k = cc_split(list, &items);
-	*out = k > 0 ? calloc((size_t)k, sizeof(regex_t)) : NULL;
-	*n = 0;
-	if (k < 0 || (k > 0 && !*out)) {
-		snprintf(err, errlen, "out of memory");
-		cc_free_list(items);
-		return -1;
-	}
-	for (int i = 0; i < k; i++) {
-		char pat[1024];
-		snprintf(pat, sizeof(pat), "^(%s)$", items[i]);
-		if (regcomp(&(*out)[i], pat, REG_EXTENDED | REG_NOSUB) != 0) {
-			snprintf(err, errlen, "invalid regular expression %s",
-				 items[i]);
-			cc_free_list(items);
-			return -1;
-		}
-		(*n)++;
-	}
-	cc_free_list(items);
-	return 0;
-}
-
-static void free_regs(regex_t *r, int n)
-{
-	for (int i = 0; i < n; i++)
-		regfree(&r[i]);
-	free(r);
-}
-
-static bool matches(regex_t *r, int n, const char *s)
-{
-	for (int i = 0; i < n; i++)
-		if (regexec(&r[i], s, 0, NULL, 0) == 0)
-			return true;
-	return false;
-}
 
 /*
  * message.key.columns, "<table regex>:<column>,<column>;<table regex>:...",
@@ -365,36 +324,32 @@ static bool blocked(const struct cdc_task *t)
 static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		 char *err, size_t errlen)
 {
-#define BAD(k, ...)                                                            \
-	do {                                                                   \
-		snprintf(key, keylen, "%s", k);                                \
-		snprintf(err, errlen, __VA_ARGS__);                            \
-		return -1;                                                     \
-	} while (0)
 	static const char *const required[] = {
 		"database.hostname", "database.user", "database.dbname"};
 	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
 		if (!cc_get(c, required[i]) || !*cc_get(c, required[i]))
-			BAD(required[i],
-			    "Missing required configuration \"%s\" which has "
-			    "no default value.",
-			    required[i]);
+			CC_BAD(required[i],
+			       "Missing required configuration \"%s\" which "
+			       "has "
+			       "no default value.",
+			       required[i]);
 	const char *prefix = cc_get2(c, "topic.prefix", "database.server.name");
 	if (!prefix || !*prefix)
-		BAD("topic.prefix",
-		    "Missing required configuration \"topic.prefix\" which has "
-		    "no default value.");
+		CC_BAD("topic.prefix", "Missing required configuration "
+				       "\"topic.prefix\" which has "
+				       "no default value.");
 	for (const char *p = prefix; *p; p++)
 		if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' ||
 		      *p == '-'))
-			BAD("topic.prefix",
-			    "The 'topic.prefix' value '%s' is invalid: a "
-			    "topic name may hold only [a-zA-Z0-9._-]",
-			    prefix);
+			CC_BAD("topic.prefix",
+			       "The 'topic.prefix' value '%s' is invalid: a "
+			       "topic name may hold only [a-zA-Z0-9._-]",
+			       prefix);
 	const char *port = cc_get(c, "database.port");
 	if (port && (atoi(port) <= 0 || atoi(port) > 65535))
-		BAD("database.port",
-		    "Invalid value %s for configuration database.port", port);
+		CC_BAD("database.port",
+		       "Invalid value %s for configuration database.port",
+		       port);
 	const char *sm = cc_get(c, "snapshot.mode");
 	enum snap_mode snap = SNAP_INITIAL;
 	if (!sm || !strcmp(sm, "initial") || !strcmp(sm, "exported"))
@@ -408,8 +363,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	else if (!strcmp(sm, "always"))
 		snap = SNAP_ALWAYS;
 	else
-		BAD("snapshot.mode",
-		    "Invalid value %s for configuration snapshot.mode", sm);
+		CC_BAD("snapshot.mode",
+		       "Invalid value %s for configuration snapshot.mode", sm);
 	const char *pm = cc_get(c, "publication.autocreate.mode");
 	enum pub_mode pub = PUB_ALL;
 	if (!pm || !strcmp(pm, "all_tables"))
@@ -419,26 +374,33 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	else if (!strcmp(pm, "disabled"))
 		pub = PUB_DISABLED;
 	else
-		BAD("publication.autocreate.mode",
-		    "Invalid value %s for configuration "
-		    "publication.autocreate.mode",
-		    pm);
+		CC_BAD("publication.autocreate.mode",
+		       "Invalid value %s for configuration "
+		       "publication.autocreate.mode",
+		       pm);
 	const char *hbms = cc_get(c, "heartbeat.interval.ms");
 	if (hbms) {
 		char *end;
 		long long v = strtoll(hbms, &end, 10);
 		if (*end || end == hbms || v < 0)
-			BAD("heartbeat.interval.ms",
-			    "Invalid value %s for configuration "
-			    "heartbeat.interval.ms: Not a valid number",
-			    hbms);
+			CC_BAD("heartbeat.interval.ms",
+			       "Invalid value %s for configuration "
+			       "heartbeat.interval.ms: Not a valid number",
+			       hbms);
 	}
+	struct topic_creation *creation;
+	if (tcr_parse(c, &creation, key, keylen, err, errlen) < 0)
+		return -1;
+	if (t)
+		t->creation = creation;
+	else
+		tcr_free(creation);
 	const char *pl = cc_get(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
-		BAD("plugin.name",
-		    "Invalid value %s for configuration plugin.name: samsa "
-		    "decodes pgoutput only",
-		    pl);
+		CC_BAD("plugin.name",
+		       "Invalid value %s for configuration plugin.name: samsa "
+		       "decodes pgoutput only",
+		       pl);
 	const char *dm = cc_get(c, "decimal.handling.mode");
 	enum cdc_decimal dec = DEC_PRECISE;
 	if (!dm || !strcmp(dm, "precise"))
@@ -448,39 +410,40 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	else if (!strcmp(dm, "string"))
 		dec = DEC_STRING;
 	else
-		BAD("decimal.handling.mode",
-		    "Invalid value %s for configuration "
-		    "decimal.handling.mode",
-		    dm);
+		CC_BAD("decimal.handling.mode",
+		       "Invalid value %s for configuration "
+		       "decimal.handling.mode",
+		       dm);
 	enum cdc_conv kc, vc;
 	if (!conv_class(cc_get(c, "key.converter"), &kc))
-		BAD("key.converter",
-		    "Invalid value %s for configuration key.converter: samsa "
-		    "has JsonConverter, StringConverter and AvroConverter",
-		    cc_get(c, "key.converter"));
+		CC_BAD("key.converter",
+		       "Invalid value %s for configuration key.converter: "
+		       "samsa "
+		       "has JsonConverter, StringConverter and AvroConverter",
+		       cc_get(c, "key.converter"));
 	if (!conv_class(cc_get(c, "value.converter"), &vc))
-		BAD("value.converter",
-		    "Invalid value %s for configuration value.converter: "
-		    "samsa has JsonConverter, StringConverter and "
-		    "AvroConverter",
-		    cc_get(c, "value.converter"));
+		CC_BAD("value.converter",
+		       "Invalid value %s for configuration value.converter: "
+		       "samsa has JsonConverter, StringConverter and "
+		       "AvroConverter",
+		       cc_get(c, "value.converter"));
 	/* AvroConverter's one required setting; any URL will do, as
 	 * samsa's own registry is the one used. */
 	if (kc == CONV_AVRO && !cc_get(c, "key.converter.schema.registry.url"))
-		BAD("key.converter.schema.registry.url",
-		    "Missing required configuration "
-		    "\"key.converter.schema.registry.url\" which has no "
-		    "default value.");
+		CC_BAD("key.converter.schema.registry.url",
+		       "Missing required configuration "
+		       "\"key.converter.schema.registry.url\" which has no "
+		       "default value.");
 	if (vc == CONV_AVRO &&
 	    !cc_get(c, "value.converter.schema.registry.url"))
-		BAD("value.converter.schema.registry.url",
-		    "Missing required configuration "
-		    "\"value.converter.schema.registry.url\" which has no "
-		    "default value.");
+		CC_BAD("value.converter.schema.registry.url",
+		       "Missing required configuration "
+		       "\"value.converter.schema.registry.url\" which has no "
+		       "default value.");
 	char **tr;
 	int ntr = cc_split(cc_get(c, "transforms"), &tr);
 	if (ntr < 0)
-		BAD("transforms", "out of memory");
+		CC_BAD("transforms", "out of memory");
 	bool unwrap = false, drop_tomb = true;
 	enum cdc_delete del = DEL_DROP;
 	char **add = NULL;
@@ -494,11 +457,12 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		if (!ok) {
 			cc_free_list(tr);
 			cc_free_list(add);
-			BAD(k,
-			    "Invalid value %s for configuration %s: samsa has "
-			    "the transform "
-			    "io.debezium.transforms.ExtractNewRecordState",
-			    type ? type : "null", k);
+			CC_BAD(k,
+			       "Invalid value %s for configuration %s: samsa "
+			       "has "
+			       "the transform "
+			       "io.debezium.transforms.ExtractNewRecordState",
+			       type ? type : "null", k);
 		}
 		unwrap = true;
 		snprintf(k, sizeof(k), "transforms.%s.drop.tombstones", tr[i]);
@@ -515,13 +479,14 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		else {
 			cc_free_list(tr);
 			cc_free_list(add);
-			BAD(k, "Invalid value %s for configuration %s", d, k);
+			CC_BAD(k, "Invalid value %s for configuration %s", d,
+			       k);
 		}
 		snprintf(k, sizeof(k), "transforms.%s.add.fields", tr[i]);
 		cc_free_list(add);
 		if (cc_split(cc_get(c, k), &add) < 0) {
 			cc_free_list(tr);
-			BAD(k, "out of memory");
+			CC_BAD(k, "out of memory");
 		}
 	}
 	cc_free_list(tr);
@@ -534,12 +499,12 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		{"schema.exclude.list", "schema.blacklist", NULL}};
 	for (int i = 0; i < 4; i++) {
 		const char *v = cc_get2(c, lists[i][0], lists[i][1]);
-		if (compile_list(v, &r[i], &n[i], err, errlen) < 0) {
+		if (cc_regexes(v, &r[i], &n[i], err, errlen) < 0) {
 			snprintf(key, keylen, "%s",
 				 cc_get(c, lists[i][0]) ? lists[i][0]
 							: lists[i][1]);
 			for (int j = 0; j <= i; j++)
-				free_regs(r[j], n[j]);
+				cc_free_regexes(r[j], n[j]);
 			cc_free_list(add);
 			return -1;
 		}
@@ -550,15 +515,15 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 				err, errlen) < 0) {
 		snprintf(key, keylen, "message.key.columns");
 		for (int j = 0; j < 4; j++)
-			free_regs(r[j], n[j]);
-		free_regs(kcr, nkc);
+			cc_free_regexes(r[j], n[j]);
+		cc_free_regexes(kcr, nkc);
 		cc_free_list(add);
 		return -1;
 	}
 	if (!t) {
 		for (int j = 0; j < 4; j++)
-			free_regs(r[j], n[j]);
-		free_regs(kcr, nkc);
+			cc_free_regexes(r[j], n[j]);
+		cc_free_regexes(kcr, nkc);
 		cc_free_list(add);
 		return 0;
 	}
@@ -639,7 +604,6 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->kw[k] = strdup("replication"); /* dropped for the SQL link */
 	t->kv[k++] = strdup("database");
 	return 0;
-#undef BAD
 }
 
 int cdc_validate(const json_t *config, char *key, size_t keylen, char *err,
@@ -947,6 +911,24 @@ static void on_appended(void *arg, const struct st_append_result *r)
 	}
 }
 
+/* How pump() creates topic name: its partitions, and its configs in
+ * *cfg (may be NULL when not wanted). */
+static int32_t creation(const struct cdc_task *t, const char *name,
+			const struct tc_override **cfg, size_t *ncfg)
+{
+	int32_t n;
+	const struct tc_override *c;
+	size_t nc;
+	tcr_lookup(t->creation, name, &n, &c, &nc);
+	if (n == -1)
+		n = (int32_t)bc_get_int("num.partitions", 1);
+	if (cfg) {
+		*cfg = c;
+		*ncfg = nc;
+	}
+	return n > 0 ? n : 1;
+}
+
 static void on_created(void *arg, enum st_status st, const char *msg)
 {
 	struct cdc_task *t = arg;
@@ -973,13 +955,13 @@ static void pump(struct cdc_task *t)
 		struct st_topic *st =
 			st_topic_find(t->env.store, kstr_c(o->tp->name));
 		if (!st) {
+			const struct tc_override *cfg;
+			size_t ncfg;
+			int32_t parts = creation(t, o->tp->name, &cfg, &ncfg);
 			t->creating = true;
 			t->inflight++;
-			int32_t parts =
-				(int32_t)bc_get_int("num.partitions", 1);
 			st_create_topic(t->env.store, kstr_c(o->tp->name),
-					parts > 0 ? parts : 1, NULL, 0,
-					on_created, t);
+					parts, cfg, ncfg, on_created, t);
 			return;
 		}
 		/* Fold the next appends for the same topic into this one. */
@@ -1101,9 +1083,7 @@ static int32_t topic_partitions(const struct cdc_task *t,
 {
 	const struct st_topic *st =
 		st_topic_find(t->env.store, kstr_c(tp->name));
-	int32_t n =
-		st ? st->npartitions : (int32_t)bc_get_int("num.partitions", 1);
-	return n > 0 ? n : 1;
+	return st ? st->npartitions : creation(t, tp->name, NULL, NULL);
 }
 
 /* Takes the records of list that match tp, and part unless part < 0, off
@@ -1325,13 +1305,13 @@ static bool included(struct cdc_task *t, const char *schema, const char *table)
 {
 	char full[512];
 	snprintf(full, sizeof(full), "%s.%s", schema, table);
-	if (t->nsinc && !matches(t->sinc, t->nsinc, schema))
+	if (t->nsinc && !cc_matches(t->sinc, t->nsinc, schema))
 		return false;
-	if (t->nsexc && matches(t->sexc, t->nsexc, schema))
+	if (t->nsexc && cc_matches(t->sexc, t->nsexc, schema))
 		return false;
-	if (t->ninc && !matches(t->inc, t->ninc, full))
+	if (t->ninc && !cc_matches(t->inc, t->ninc, full))
 		return false;
-	if (t->nexc && matches(t->exc, t->nexc, full))
+	if (t->nexc && cc_matches(t->exc, t->nexc, full))
 		return false;
 	return true;
 }
@@ -1422,7 +1402,7 @@ static void key_columns(struct cdc_task *t, struct cdc_rel *rel)
 		char full[1024];
 		snprintf(full, sizeof(full), "%s.%s.%s", rel->schema,
 			 rel->table, rel->cols[i].name);
-		m[i] = matches(t->keycols, t->nkeycols, full);
+		m[i] = cc_matches(t->keycols, t->nkeycols, full);
 		any |= m[i];
 	}
 	for (int i = 0; any && i < rel->ncols; i++)
@@ -1473,9 +1453,6 @@ static void catalog_checked(struct cdc_task *t)
 	bool any = false;
 	for (int i = 0; i < t->nliterals; i++) {
 		bool found = false;
-		for (struct cdc_rel *r = t->rels; r; r = r->next)
-			found |= r->included &&
-				 matches(t->inc, t->ninc, t->literals[i]) && 0;
 		char full[512];
 		for (struct cdc_rel *r = t->rels; r && !found; r = r->next) {
 			snprintf(full, sizeof(full), "%s.%s", r->schema,
@@ -2439,11 +2416,12 @@ static void task_free(struct cdc_task *t)
 			*l = r->next;
 			free(r);
 		}
-	free_regs(t->inc, t->ninc);
-	free_regs(t->exc, t->nexc);
-	free_regs(t->sinc, t->nsinc);
-	free_regs(t->sexc, t->nsexc);
-	free_regs(t->keycols, t->nkeycols);
+	cc_free_regexes(t->inc, t->ninc);
+	cc_free_regexes(t->exc, t->nexc);
+	cc_free_regexes(t->sinc, t->nsinc);
+	cc_free_regexes(t->sexc, t->nsexc);
+	cc_free_regexes(t->keycols, t->nkeycols);
+	tcr_free(t->creation);
 	for (int i = 0; i < t->nliterals; i++)
 		free(t->literals[i]);
 	free(t->literals);

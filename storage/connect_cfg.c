@@ -3,6 +3,7 @@
  * lists (storage/connect_cfg.h).
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,4 +74,46 @@ void cc_free_list(char **l)
 	for (char **p = l; p && *p; p++)
 		free(*p);
 	free(l);
+}
+
+int cc_regexes(const char *list, regex_t **out, int *n, char *err,
+	       size_t errlen)
+{
+	char **items;
+	int k = cc_split(list, &items);
+	*out = k > 0 ? calloc((size_t)k, sizeof(regex_t)) : NULL;
+	*n = 0;
+	if (k < 0 || (k > 0 && !*out)) {
+		snprintf(err, errlen, "out of memory");
+		cc_free_list(items);
+		return -1;
+	}
+	for (int i = 0; i < k; i++) {
+		char pat[1024];
+		snprintf(pat, sizeof(pat), "^(%s)$", items[i]);
+		if (regcomp(&(*out)[i], pat, REG_EXTENDED | REG_NOSUB) != 0) {
+			snprintf(err, errlen, "invalid regular expression %s",
+				 items[i]);
+			cc_free_list(items);
+			return -1;
+		}
+		(*n)++;
+	}
+	cc_free_list(items);
+	return 0;
+}
+
+void cc_free_regexes(regex_t *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		regfree(&r[i]);
+	free(r);
+}
+
+bool cc_matches(const regex_t *r, int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (regexec(&r[i], s, 0, NULL, 0) == 0)
+			return true;
+	return false;
 }

@@ -1,6 +1,6 @@
 """Debezium Postgres connector options beyond the seed's: message.key.columns,
-snapshot.mode=when_needed, and heartbeats (heartbeat.interval.ms, topic
-__debezium-heartbeat.<prefix>)."""
+snapshot.mode=when_needed, heartbeats (heartbeat.interval.ms, topic
+__debezium-heartbeat.<prefix>), and Connect's topic.creation.* settings."""
 import json
 import time
 
@@ -8,6 +8,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from confluent_kafka.admin import ConfigResource, ResourceType
+
+import samsa_client
 from test_cdc import fresh_db, http, post, psql, seed_config
 from test_cdc_avro import AVRO, REGISTRY, consume, latest, remove, reset, wait_state
 
@@ -158,3 +161,64 @@ def test_heartbeats():
                                             **{"heartbeat.interval.ms": "soon"})))
     assert code == 400 and "heartbeat.interval.ms" in body["message"]
     remove("hb-source", "hb_slot")
+
+
+def test_topic_creation_settings():
+    """topic.creation.* (KIP-158) decide the partitions and configs of the
+    topics the connector creates: the first listed group whose include
+    matches, else the default group; bad settings are refused up front."""
+    db = "cdc_tcr"
+    http("DELETE", "/connectors/tcr-source")
+    fresh_db(db)
+    psql(db, "CREATE TABLE small (id int PRIMARY KEY, v int)",
+         "CREATE TABLE big_one (id int PRIMARY KEY, v int)",
+         "INSERT INTO small VALUES (1, 1)", "INSERT INTO big_one VALUES (1, 1)")
+    settings = {
+        "topic.creation.default.partitions": "2",
+        "topic.creation.default.replication.factor": "-1",
+        "topic.creation.default.cleanup.policy": "compact",
+        "topic.creation.default.compression.type": "lz4",
+        "topic.creation.groups": "big",
+        "topic.creation.big.include": r"tcr\.public\.big.*, nothing",
+        "topic.creation.big.partitions": "3",
+        "topic.creation.big.retention.ms": "7200000",
+    }
+    for bad, word in (({"topic.creation.default.partitions": None},
+                       "topic.creation.default.partitions"),
+                      ({"topic.creation.default.replication.factor": "3"},
+                       "one broker"),
+                      ({"topic.creation.big.partitions": "0"}, "at least 1"),
+                      ({"topic.creation.default.retention.mss": "1"},
+                       "Unknown topic config name: retention.mss"),
+                      ({"topic.creation.default.cleanup.policy": "keep"},
+                       "cleanup.policy"),
+                      ({"topic.creation.big.include": "(unclosed"},
+                       "topic.creation.big.include")):
+        code, body = post(json_cfg(db, "tcr-source", "tcr", "tcr_slot",
+                                   **{**settings, **bad}))
+        assert code == 400 and word in body["message"], (bad, body)
+    reset("tcr.public.small", "tcr.public.big_one")
+    code, body = post(json_cfg(db, "tcr-source", "tcr", "tcr_slot", **settings))
+    assert code == 201, body
+    assert len(consume("tcr.public.small", 1)) == 1
+    assert len(consume("tcr.public.big_one", 1)) == 1
+
+    admin = samsa_client.admin_client()
+    md = admin.list_topics(timeout=30).topics
+    assert len(md["tcr.public.small"].partitions) == 2
+    assert len(md["tcr.public.big_one"].partitions) == 3
+
+    def configs(topic):
+        r = ConfigResource(ResourceType.TOPIC, topic)
+        c = admin.describe_configs([r])[r].result(30)
+        return {k: c[k].value for k in ("cleanup.policy", "compression.type",
+                                        "retention.ms")}
+
+    assert configs("tcr.public.small") == {
+        "cleanup.policy": "compact", "compression.type": "lz4",
+        "retention.ms": "604800000"}
+    # a group's topic configs are its own; partitions it may take from default
+    assert configs("tcr.public.big_one") == {
+        "cleanup.policy": "delete", "compression.type": "producer",
+        "retention.ms": "7200000"}
+    remove("tcr-source", "tcr_slot")
