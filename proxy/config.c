@@ -33,6 +33,9 @@ static const char usage[] =
 	"  --rest-auth MODE       none (default), or postgres: the Schema\n"
 	"                         Registry and Connect REST APIs take HTTP\n"
 	"                         Basic logins as Postgres roles\n"
+	"  --rest-tls-cert FILE   HTTPS on the REST listeners: certificate\n"
+	"  --rest-tls-key FILE    chain and its private key (PEM, both or\n"
+	"                         neither)\n"
 	"  --registry HOST:PORT   Schema Registry listener (default "
 	"0.0.0.0:8081)\n"
 	"  --connect HOST:PORT    Kafka Connect REST listener (default "
@@ -72,6 +75,9 @@ static const struct option_def options[] = {
 	{"pg", "SAMSA_PG", OPT_STRING, OFF(pg)},
 	{"registry", "SAMSA_REGISTRY", OPT_HOSTPORT, OFF(registry)},
 	{"rest-auth", "SAMSA_REST_AUTH", OPT_STRING, OFF(rest_auth)},
+	{"rest-tls-cert", "SAMSA_REST_TLS_CERT", OPT_STRING,
+	 OFF(rest_tls_cert)},
+	{"rest-tls-key", "SAMSA_REST_TLS_KEY", OPT_STRING, OFF(rest_tls_key)},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -210,6 +216,18 @@ static int parse_auth(const char *flag, const char *v, bool *login, char *err,
 	return -1;
 }
 
+/* Two flags that go together: both or neither. */
+static int both_or_neither(const char *a_flag, const char *a,
+			   const char *b_flag, const char *b, char *err,
+			   size_t errlen)
+{
+	if (!a == !b)
+		return 0;
+	snprintf(err, errlen, "%s and %s go together: %s is missing", a_flag,
+		 b_flag, a ? b_flag : a_flag);
+	return -1;
+}
+
 int config_load(struct config *cfg, int argc, char **argv, char *err,
 		size_t errlen)
 {
@@ -288,14 +306,12 @@ int config_load(struct config *cfg, int argc, char **argv, char *err,
 	    parse_auth("rest-auth", cfg->rest_auth, &cfg->rest_login, err,
 		       errlen) < 0)
 		return -1;
-	if (!cfg->tls_cert != !cfg->tls_key) {
-		snprintf(err, errlen,
-			 "--kafka-tls-cert and --kafka-tls-key go together: "
-			 "%s is missing",
-			 cfg->tls_cert ? "--kafka-tls-key"
-				       : "--kafka-tls-cert");
+	if (both_or_neither("--kafka-tls-cert", cfg->tls_cert,
+			    "--kafka-tls-key", cfg->tls_key, err, errlen) < 0 ||
+	    both_or_neither("--rest-tls-cert", cfg->rest_tls_cert,
+			    "--rest-tls-key", cfg->rest_tls_key, err,
+			    errlen) < 0)
 		return -1;
-	}
 	if (cfg->tls_client_ca && !cfg->tls_cert) {
 		snprintf(err, errlen,
 			 "--kafka-tls-client-ca needs --kafka-tls-cert and "
@@ -340,5 +356,7 @@ void config_free(struct config *cfg)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->tls_client_ca);
+	free(cfg->rest_tls_cert);
+	free(cfg->rest_tls_key);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -30,6 +30,8 @@ struct config {
 	char *tls_cert;	  /* --kafka-tls-cert, NULL: no TLS */
 	char *tls_key;
 	char *tls_client_ca; /* --kafka-tls-client-ca: clients show certs */
+	char *rest_tls_cert; /* --rest-tls-cert: HTTPS on the REST listeners */
+	char *rest_tls_key;
 	long long max_request_bytes;
 };
 

@@ -20,6 +20,7 @@
 #include "proxy/config.h"
 #include "proxy/connect.h"
 #include "proxy/http_auth.h"
+#include "proxy/tls.h"
 #include "proxy/logging.h"
 #include "proxy/registry.h"
 #include "proxy/server.h"
@@ -664,6 +665,8 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "connect: out of memory");
 		return -1;
 	}
+	if (srv->rest_tls)
+		tls_serve_http(srv->rest_tls, C.http);
 	evhttp_set_max_body_size(C.http, MAX_BODY);
 	evhttp_set_allowed_methods(C.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 						   EVHTTP_REQ_PUT |
@@ -705,8 +708,8 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 	int n = 0;
 	for (struct cx *c = C.list; c; c = c->next, n++)
 		task_start(c);
-	log_info("Kafka Connect on %s:%d, %d connector(s)", hp->host, hp->port,
-		 n);
+	log_info("Kafka Connect on %s://%s:%d, %d connector(s)",
+		 srv->rest_tls ? "https" : "http", hp->host, hp->port, n);
 	return 0;
 }
 

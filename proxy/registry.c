@@ -24,6 +24,7 @@
 #include "proxy/logging.h"
 #include "proxy/registry.h"
 #include "proxy/http_auth.h"
+#include "proxy/tls.h"
 #include "proxy/server.h"
 #include "storage/schemas.h"
 
@@ -1200,6 +1201,8 @@ int registry_start(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "registry: cannot create the listener");
 		goto fail;
 	}
+	if (srv->rest_tls)
+		tls_serve_http(srv->rest_tls, reg->http);
 	evhttp_set_max_body_size(reg->http, MAX_BODY);
 	evhttp_set_allowed_methods(reg->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 						      EVHTTP_REQ_PUT |
@@ -1219,9 +1222,10 @@ int registry_start(struct server *srv, char *err, size_t errlen)
 		goto fail;
 	}
 	srv->registry = reg;
-	log_info("Schema Registry on http://%s:%d (%zu schemas, %zu "
+	log_info("Schema Registry on %s://%s:%d (%zu schemas, %zu "
 		 "subject versions)",
-		 hp->host, hp->port, sr_state(reg->store)->nschemas,
+		 srv->rest_tls ? "https" : "http", hp->host, hp->port,
+		 sr_state(reg->store)->nschemas,
 		 sr_state(reg->store)->nversions);
 	return 0;
 fail:

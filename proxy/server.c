@@ -527,9 +527,17 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 int server_start(struct server *srv, char *err, size_t errlen)
 {
 	const struct hostport *hp = &srv->cfg->kafka;
-	if (srv->cfg->tls_cert &&
-	    !(srv->tls = tls_server_new(srv->cfg->tls_cert, srv->cfg->tls_key,
-					srv->cfg->tls_client_ca, err, errlen)))
+	const struct config *cfg = srv->cfg;
+	if (cfg->tls_cert &&
+	    !(srv->tls =
+		      tls_server_new("--kafka-tls", cfg->tls_cert, cfg->tls_key,
+				     cfg->tls_client_ca, err, errlen)))
+		return -1;
+	/* Here too, so that a bad file stops samsa before Postgres. */
+	if (cfg->rest_tls_cert &&
+	    !(srv->rest_tls =
+		      tls_server_new("--rest-tls", cfg->rest_tls_cert,
+				     cfg->rest_tls_key, NULL, err, errlen)))
 		return -1;
 	struct evutil_addrinfo hints = {0}, *ai = NULL;
 	char port[16];
@@ -579,5 +587,6 @@ void server_stop(struct server *srv)
 	}
 	/* Each connection's SSL holds the context too (OpenSSL counts). */
 	tls_server_free(srv->tls);
-	srv->tls = NULL;
+	tls_server_free(srv->rest_tls);
+	srv->tls = srv->rest_tls = NULL;
 }

@@ -30,9 +30,10 @@ struct server {
 	struct evconnlistener *listener;
 	struct conn *conns;
 	int nconns;
-	struct groups *groups;	   /* proxy/group.c, made on first use */
-	struct registry *registry; /* proxy/registry.c, NULL when off */
-	struct tls_server *tls;	   /* proxy/tls.h, NULL without TLS */
+	struct groups *groups;	     /* proxy/group.c, made on first use */
+	struct registry *registry;   /* proxy/registry.c, NULL when off */
+	struct tls_server *tls;	     /* proxy/tls.h, NULL without TLS */
+	struct tls_server *rest_tls; /* the REST listeners', or NULL */
 };
 
 struct request {

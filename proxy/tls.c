@@ -57,9 +57,9 @@ static bool require_client_certs(SSL_CTX *ctx, const char *ca_file)
 	return true;
 }
 
-struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
-				  const char *client_ca, char *err,
-				  size_t errlen)
+struct tls_server *tls_server_new(const char *flags, const char *cert_file,
+				  const char *key_file, const char *client_ca,
+				  char *err, size_t errlen)
 {
 	char why[256];
 	struct tls_server *t = calloc(1, sizeof(*t));
@@ -75,15 +75,15 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
 	const char *flag = NULL, *file = NULL;
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert_file) != 1) {
-		flag = "--kafka-tls-cert";
+		flag = "-cert";
 		file = cert_file;
 	} else if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file,
 					       SSL_FILETYPE_PEM) != 1 ||
 		   SSL_CTX_check_private_key(t->ctx) != 1) {
-		flag = "--kafka-tls-key";
+		flag = "-key";
 		file = key_file;
 	} else if (client_ca && !require_client_certs(t->ctx, client_ca)) {
-		flag = "--kafka-tls-client-ca";
+		flag = "-client-ca";
 		file = client_ca;
 	}
 	if (!flag)
@@ -95,7 +95,7 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file,
 	} else {
 		first_error(why, sizeof(why), "cannot load it");
 	}
-	snprintf(err, errlen, "%s %s: %s", flag, file, why);
+	snprintf(err, errlen, "%s%s %s: %s", flags, flag, file, why);
 	tls_server_free(t);
 	return NULL;
 }
@@ -124,6 +124,18 @@ struct bufferevent *tls_accept(struct tls_server *t, struct event_base *base,
 	/* A client that just closes its socket has ended, not failed. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
+}
+
+/* evhttp's hook for a new connection's bufferevent; evhttp sets its
+ * socket. */
+static struct bufferevent *http_bev(struct event_base *base, void *arg)
+{
+	return tls_accept(arg, base, -1);
+}
+
+void tls_serve_http(struct tls_server *t, struct evhttp *http)
+{
+	evhttp_set_bevcb(http, http_bev, t);
 }
 
 bool tls_error(struct bufferevent *bev, char *buf, size_t len)

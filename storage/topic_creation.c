@@ -45,8 +45,8 @@ static bool count_ok(const char *s, int32_t *v)
 	return true;
 }
 
-#define MISSING "Missing required configuration \"%s\" which has no default value."
-
+#define MISSING                                                                \
+	"Missing required configuration \"%s\" which has no default value."
 
 /* For a message already in err: names the key, returns -1. */
 static int at(char *key, size_t keylen, const char *k)
@@ -70,10 +70,10 @@ static int parse_group(const json_t *c, struct group *g, bool is_default,
 		CC_BAD(k, MISSING, k);
 	if (parts && !count_ok(parts, &g->partitions))
 		CC_BAD(k,
-		    "Invalid value %s for configuration %s: the number of "
-		    "partitions must be at least 1, or -1 for the broker's "
-		    "default",
-		    parts, k);
+		       "Invalid value %s for configuration %s: the number of "
+		       "partitions must be at least 1, or -1 for the broker's "
+		       "default",
+		       parts, k);
 	snprintf(k + plen, sizeof(k) - plen, "replication.factor");
 	const char *rf = cc_get(c, k);
 	int32_t r = -1;
@@ -81,22 +81,22 @@ static int parse_group(const json_t *c, struct group *g, bool is_default,
 		CC_BAD(k, MISSING, k);
 	if (rf && !count_ok(rf, &r))
 		CC_BAD(k,
-		    "Invalid value %s for configuration %s: the replication "
-		    "factor must be at least 1, or -1 for the broker's "
-		    "default",
-		    rf, k);
+		       "Invalid value %s for configuration %s: the replication "
+		       "factor must be at least 1, or -1 for the broker's "
+		       "default",
+		       rf, k);
 	if (r > 1)
 		CC_BAD(k,
-		    "Invalid value %s for configuration %s: samsa is one "
-		    "broker, so a replication factor of 1 (or -1)",
-		    rf, k);
+		       "Invalid value %s for configuration %s: samsa is one "
+		       "broker, so a replication factor of 1 (or -1)",
+		       rf, k);
 	for (int i = 0; i < 2 && !is_default; i++) {
 		char e[256];
 		snprintf(k + plen, sizeof(k) - plen, i ? "exclude" : "include");
 		if (cc_regexes(cc_get(c, k), i ? &g->exc : &g->inc,
 			       i ? &g->nexc : &g->ninc, e, sizeof(e)) < 0)
 			CC_BAD(k, "Invalid value %s for configuration %s: %s",
-			    cc_get(c, k), k, e);
+			       cc_get(c, k), k, e);
 	}
 
 	/* The topic configs: every other key under the group's prefix. */
@@ -112,7 +112,8 @@ static int parse_group(const json_t *c, struct group *g, bool is_default,
 		if (!def)
 			CC_BAD(name, "Unknown topic config name: %s", cfg);
 		if (!json_is_string(v))
-			CC_BAD(name, "Invalid value for configuration %s", name);
+			CC_BAD(name, "Invalid value for configuration %s",
+			       name);
 		if (tc_validate(def, json_string_value(v), err, errlen) < 0)
 			return at(key, keylen, name);
 		struct tc_override *grown =
@@ -143,7 +144,8 @@ int tcr_parse(const json_t *c, struct topic_creation **out, char *key,
 	char **names;
 	int n = cc_split(cc_get(c, PREFIX "groups"), &names);
 	struct topic_creation *r = calloc(1, sizeof(*r));
-	if (n < 0 || !r || !(r->groups = calloc((size_t)n + 1, sizeof(*r->groups)))) {
+	if (n < 0 || !r ||
+	    !(r->groups = calloc((size_t)n + 1, sizeof(*r->groups)))) {
 		cc_free_list(names);
 		free(r);
 		CC_BAD(PREFIX "groups", "out of memory");
@@ -154,8 +156,7 @@ int tcr_parse(const json_t *c, struct topic_creation **out, char *key,
 		if (i < n && !strcmp(gn, "default")) {
 			snprintf(key, keylen, PREFIX "groups");
 			snprintf(err, errlen,
-				 "the default group is not listed in %s",
-				 key);
+				 "the default group is not listed in %s", key);
 			rc = -1;
 			break;
 		}

@@ -18,6 +18,10 @@
 #     served (kcat, kafka-topics with a PEM keystore); one without a
 #     certificate, or with one signed by another CA, is refused and samsa
 #     logs why.
+#  6. --rest-tls-cert/--rest-tls-key: the Schema Registry and Connect
+#     speak HTTPS (confluent-kafka's registry client and curl, with Basic
+#     logins from --rest-auth postgres); plain HTTP gets nothing; bad
+#     settings stop samsa naming the flag.
 #
 # Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
 # temp dir).
@@ -75,6 +79,10 @@ start_fails "a client CA without TLS" "--kafka-tls-client-ca needs --kafka-tls-c
 	--kafka-tls-client-ca "$certs/ca.pem"
 start_fails "a certificate that is not there" "--kafka-tls-cert $certs/none.pem: No such file or directory" \
 	--kafka-tls-cert "$certs/none.pem" --kafka-tls-key "$certs/server.key"
+start_fails "a REST certificate without its key" "--rest-tls-key is missing" \
+	--rest-tls-cert "$certs/server.pem"
+start_fails "a REST key that is not the certificate's" "--rest-tls-key $certs/other.key" \
+	--rest-tls-cert "$certs/server.pem" --rest-tls-key "$certs/other.key"
 echo "tls: 1. bad certificate settings stop samsa with the flag named: ok"
 
 # 2. SSL.
@@ -167,6 +175,33 @@ fi
 grep -aq 'TLS: certificate verify failed' "$SAMSA_LOG" ||
 	fail "samsa did not log the client with a stranger's certificate"
 echo "tls: 5. client certificates: the CA's served (kcat, kafka-topics), none or a stranger's refused: ok"
+
+# 6. HTTPS on the REST listeners, with logins (alice from step 4).
+samsa_stop || fail "samsa did not stop cleanly"
+samsa_launch "${tls[@]}" --rest-tls-cert "$certs/server.pem" --rest-tls-key "$certs/server.key" \
+	--rest-auth postgres || fail "could not start samsa with HTTPS"
+registry=https://localhost:${SAMSA_REGISTRY_URL##*:}
+connect=https://localhost:${SAMSA_CONNECT_URL##*:}
+[ "$(curl -s --cacert "$certs/ca.pem" -u alice:wonderland "$connect/connectors")" = "[]" ] ||
+	fail "Connect did not serve alice over HTTPS"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$certs/ca.pem" "$connect/connectors")
+[ "$code" = 401 ] || fail "Connect over HTTPS without a login answered $code"
+"$SAMSA_PY" - "$registry" "$certs/ca.pem" <<'PY' || fail "the registry client over HTTPS"
+import sys
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+url, ca = sys.argv[1], sys.argv[2]
+c = SchemaRegistryClient({"url": url, "ssl.ca.location": ca,
+                          "basic.auth.user.info": "alice:wonderland"})
+schema = Schema('{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}', "AVRO")
+sid = c.register_schema("tls-value", schema)
+assert c.get_schema(sid).schema_str.replace(" ", "") == schema.schema_str, sid
+PY
+if curl -s -m 10 -u alice:wonderland "http://127.0.0.1:${SAMSA_REGISTRY_URL##*:}/subjects" >/dev/null; then
+	fail "the registry answered plain HTTP on its HTTPS port"
+fi
+samsa_alive || fail "samsa died of plain HTTP on an HTTPS port"
+grep -q "Schema Registry on https://" "$SAMSA_LOG" || fail "samsa did not say the registry speaks HTTPS"
+echo "tls: 6. HTTPS on the REST listeners: the registry client and curl with logins, plain HTTP refused: ok"
 
 samsa_alive || fail "samsa died"
 samsa_stop || fail "samsa did not stop cleanly at the end"

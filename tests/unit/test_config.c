@@ -246,6 +246,22 @@ Test(config, kafka_tls)
 		     "--kafka-tls-client-ca needs --kafka-tls-cert");
 }
 
+Test(config, rest_tls)
+{
+	cr_assert_eq(LOAD("--pg", "x", "--rest-tls-cert", "c.pem",
+			  "--rest-tls-key", "k.pem"),
+		     0, "%s", err);
+	cr_assert_str_eq(cfg.rest_tls_cert, "c.pem");
+	cr_assert_str_eq(cfg.rest_tls_key, "k.pem");
+	/* The Kafka listener stays as it was. */
+	cr_assert_null(cfg.tls_cert);
+	cr_assert_str_eq(bc_get("listeners", NULL), "PLAINTEXT://0.0.0.0:9092");
+	assert_error(LOAD("--pg", "x", "--rest-tls-cert", "c.pem"),
+		     "--rest-tls-key is missing");
+	assert_error(LOAD("--pg", "x", "--rest-tls-key", "k.pem"),
+		     "--rest-tls-cert is missing");
+}
+
 /* --- environment ------------------------------------------------------- */
 
 Test(config, environment)

@@ -48,16 +48,16 @@ Test(topic_creation, none_means_broker_defaults)
 
 Test(topic_creation, first_matching_group_wins)
 {
-	json_t *c = cfg(
-		"{\"topic.creation.default.partitions\": \"4\","
-		" \"topic.creation.default.replication.factor\": \"1\","
-		" \"topic.creation.default.cleanup.policy\": \"compact\","
-		" \"topic.creation.groups\": \"a, b\","
-		" \"topic.creation.a.include\": \"p\\\\.x.*\","
-		" \"topic.creation.a.exclude\": \"p\\\\.xz\","
-		" \"topic.creation.a.retention.ms\": \"1000\","
-		" \"topic.creation.b.include\": \"p\\\\..*\","
-		" \"topic.creation.b.partitions\": \"2\"}");
+	json_t *c =
+		cfg("{\"topic.creation.default.partitions\": \"4\","
+		    " \"topic.creation.default.replication.factor\": \"1\","
+		    " \"topic.creation.default.cleanup.policy\": \"compact\","
+		    " \"topic.creation.groups\": \"a, b\","
+		    " \"topic.creation.a.include\": \"p\\\\.x.*\","
+		    " \"topic.creation.a.exclude\": \"p\\\\.xz\","
+		    " \"topic.creation.a.retention.ms\": \"1000\","
+		    " \"topic.creation.b.include\": \"p\\\\..*\","
+		    " \"topic.creation.b.partitions\": \"2\"}");
 	struct topic_creation *r;
 	char key[64], err[256];
 	int32_t parts;
@@ -110,9 +110,9 @@ Test(topic_creation, refused)
 		struct topic_creation *r = (void *)1;
 		char key[64] = "", err[256] = "";
 
-		cr_assert_eq(tcr_parse(c, &r, key, sizeof(key), err,
-				       sizeof(err)),
-			     -1, "%s", bad[i].json);
+		cr_assert_eq(
+			tcr_parse(c, &r, key, sizeof(key), err, sizeof(err)),
+			-1, "%s", bad[i].json);
 		cr_assert_null(r);
 		cr_assert_str_eq(key, bad[i].key, "%s", bad[i].json);
 		cr_assert_not_null(strstr(err, bad[i].word), "%s: %s",
