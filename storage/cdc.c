@@ -30,6 +30,7 @@
 #include "storage/cdc.h"
 #include "storage/cdc_int.h"
 #include "storage/connect_cfg.h"
+#include "storage/regex_router.h"
 #include "storage/topic_creation.h"
 #include "storage/connectors.h"
 #include "storage/pgresolve.h"
@@ -163,6 +164,7 @@ struct cdc_task {
 	bool snapshot_done;
 	bool drop_slot;			 /* slot.drop.on.stop */
 	struct topic_creation *creation; /* topic.creation.*, or NULL */
+	struct regex_router *router;	 /* RegexRouter transforms, or NULL */
 
 	struct pgc repl, sql;
 	struct event *timer;
@@ -391,10 +393,18 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	struct topic_creation *creation;
 	if (tcr_parse(c, &creation, key, keylen, err, errlen) < 0)
 		return -1;
-	if (t)
-		t->creation = creation;
-	else
+	struct regex_router *router;
+	if (rr_parse(c, &router, key, keylen, err, errlen) < 0) {
 		tcr_free(creation);
+		return -1;
+	}
+	if (t) {
+		t->creation = creation;
+		t->router = router;
+	} else {
+		tcr_free(creation);
+		rr_free(router);
+	}
 	const char *pl = cc_get(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
 		CC_BAD("plugin.name",
@@ -454,16 +464,26 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		bool ok = false;
 		for (size_t j = 0; type && j < 2; j++)
 			ok |= strcmp(type, known_transforms[j]) == 0;
-		if (!ok) {
+		bool routes = type && strcmp(type, RR_CLASS) == 0;
+		if (!ok && !routes) {
 			cc_free_list(tr);
 			cc_free_list(add);
 			CC_BAD(k,
 			       "Invalid value %s for configuration %s: samsa "
-			       "has "
-			       "the transform "
-			       "io.debezium.transforms.ExtractNewRecordState",
+			       "has the transforms "
+			       "io.debezium.transforms.ExtractNewRecordState "
+			       "and " RR_CLASS,
 			       type ? type : "null", k);
 		}
+		snprintf(k, sizeof(k), "transforms.%s.predicate", tr[i]);
+		if (cc_get(c, k)) {
+			cc_free_list(tr);
+			cc_free_list(add);
+			CC_BAD(k, "samsa applies transforms to every record: "
+				  "predicates are not supported");
+		}
+		if (routes)
+			continue; /* regex_router.c reads it */
 		unwrap = true;
 		snprintf(k, sizeof(k), "transforms.%s.drop.tombstones", tr[i]);
 		drop_tomb = cc_bool(cc_get(c, k), true);
@@ -581,7 +601,10 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	char hbt[1024];
 	snprintf(hbt, sizeof(hbt), "%s.%s", hbp ? hbp : "__debezium-heartbeat",
 		 prefix);
-	t->hb_topic = strdup(hbt);
+	char routed[1024];
+	t->hb_topic =
+		strdup(rr_route(t->router, hbt, routed, sizeof(routed)) ? routed
+									: hbt);
 	const char *keys[] = {"host", "port", "user", "password", "dbname"};
 	const char *vals[] = {cc_get(c, "database.hostname"),
 			      port ? port : "5432", cc_get(c, "database.user"),
@@ -1194,13 +1217,15 @@ static void avro_resolve(struct cdc_task *t, struct cdc_rel *rel)
 {
 	char subject[1100];
 	struct avro_sub *s;
+	if (!rel->tp) /* not captured */
+		return;
 	if (rel->key_avro) {
-		snprintf(subject, sizeof(subject), "%s-key", rel->topic);
+		snprintf(subject, sizeof(subject), "%s-key", rel->tp->name);
 		s = sub_find(t, subject, rel->key_avro);
 		rel->key_id = s ? s->id : -1;
 	}
 	if (rel->value_avro) {
-		snprintf(subject, sizeof(subject), "%s-value", rel->topic);
+		snprintf(subject, sizeof(subject), "%s-value", rel->tp->name);
 		s = sub_find(t, subject, rel->value_avro);
 		rel->value_id = s ? s->id : -1;
 	}
@@ -1293,9 +1318,9 @@ static void avro_prepare(struct cdc_task *t, struct cdc_rel *rel)
 	if (!rel->included || t->failed)
 		return;
 	if (rel->key_avro)
-		avro_register(t, rel->topic, "key", rel->key_avro);
+		avro_register(t, rel->tp->name, "key", rel->key_avro);
 	if (rel->value_avro && !t->failed)
-		avro_register(t, rel->topic, "value", rel->value_avro);
+		avro_register(t, rel->tp->name, "value", rel->value_avro);
 	avro_resolve(t, rel);
 }
 
@@ -1336,6 +1361,19 @@ static void rel_free(struct cdc_rel *r)
 	free(r);
 }
 
+/* Kafka's rule: 1 to 249 of [a-zA-Z0-9._-], not "." or "..". */
+static bool topic_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 249 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '.' || *s == '_' ||
+		      *s == '-'))
+			return false;
+	return true;
+}
+
 static void rel_name(struct cdc_task *t, struct cdc_rel *r)
 {
 	char buf[1024];
@@ -1349,7 +1387,22 @@ static void rel_name(struct cdc_task *t, struct cdc_rel *r)
 	free(r->topic);
 	r->topic = strdup(buf);
 	r->included = included(t, r->schema, r->table);
-	r->tp = r->included ? topic_get(t, r->topic) : NULL;
+	r->tp = NULL;
+	if (!r->included)
+		return;
+	/* The topic RegexRouter transforms send it to; schema names keep
+	 * the table's own, as in Connect, where transforms run after the
+	 * connector has named them. */
+	char routed[1024] = "";
+	if (!rr_route(t->router, buf, routed, sizeof(routed)) ||
+	    !topic_name_ok(routed)) {
+		fail(t, "RegexRouter made %s of %s: not a topic name", routed,
+		     buf);
+		/* Nothing of it is sent; the slot stays where it was. */
+		r->included = false;
+		return;
+	}
+	r->tp = topic_get(t, routed);
 }
 
 static void on_catalog_row(struct cdc_task *t, PGresult *res)
@@ -2422,6 +2475,7 @@ static void task_free(struct cdc_task *t)
 	cc_free_regexes(t->sexc, t->nsexc);
 	cc_free_regexes(t->keycols, t->nkeycols);
 	tcr_free(t->creation);
+	rr_free(t->router);
 	for (int i = 0; i < t->nliterals; i++)
 		free(t->literals[i]);
 	free(t->literals);

@@ -1,6 +1,7 @@
 """Debezium Postgres connector options beyond the seed's: message.key.columns,
 snapshot.mode=when_needed, heartbeats (heartbeat.interval.ms, topic
-__debezium-heartbeat.<prefix>), and Connect's topic.creation.* settings."""
+__debezium-heartbeat.<prefix>), Connect's topic.creation.* settings and its
+RegexRouter transform."""
 import json
 import time
 
@@ -222,3 +223,54 @@ def test_topic_creation_settings():
         "cleanup.policy": "delete", "compression.type": "producer",
         "retention.ms": "7200000"}
     remove("tcr-source", "tcr_slot")
+
+
+def test_regex_router_renames_topics():
+    """RegexRouter transforms in the chain (after ExtractNewRecordState, in
+    order) send a table's changes to the topic they name; two tables may
+    share one.  Bad routers are refused up front."""
+    db = "cdc_rtr"
+    http("DELETE", "/connectors/rtr-source")
+    fresh_db(db)
+    psql(db, "CREATE TABLE a (id int PRIMARY KEY, v text)",
+         "CREATE TABLE b (id int PRIMARY KEY, v text)",
+         "CREATE TABLE c (id int PRIMARY KEY, v text)",
+         "INSERT INTO a VALUES (1, 'a1')", "INSERT INTO b VALUES (2, 'b2')",
+         "INSERT INTO c VALUES (3, 'c3')")
+    route = {
+        "transforms": "unwrap,first,second",
+        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+        "transforms.first.type": "org.apache.kafka.connect.transforms.RegexRouter",
+        "transforms.first.regex": r"rtr\.public\.(.*)",
+        "transforms.first.replacement": r"cdc_$1",
+        "transforms.second.type": "org.apache.kafka.connect.transforms.RegexRouter",
+        "transforms.second.regex": "cdc_(b|c)",
+        "transforms.second.replacement": "cdc_bc",
+    }
+    def cfg(**over):
+        c = json_cfg(db, "rtr-source", "rtr", "rtr_slot")
+        c["config"].update(over)
+        c["config"] = {k: v for k, v in c["config"].items() if v is not None}
+        return c
+
+    for bad, word in (({"transforms.first.replacement": "x$2"}, "No group 2"),
+                      ({"transforms.first.replacement": None},
+                       "transforms.first.replacement"),
+                      ({"transforms.first.regex": "(unclosed"},
+                       "transforms.first.regex"),
+                      ({"transforms.second.predicate": "p"}, "predicates")):
+        code, body = post(cfg(**{**route, **bad}))
+        assert code == 400 and word in body["message"], (bad, body)
+    reset("cdc_a", "cdc_bc")
+    code, body = post(cfg(**route))
+    assert code == 201, body
+    wait_state("rtr-source", "RUNNING")
+    psql(db, "UPDATE c SET v = 'c3u' WHERE id = 3")
+    assert [json.loads(m.value()) for m in consume("cdc_a", 1)] == [
+        {"id": 1, "v": "a1"}]
+    got = sorted((json.loads(m.key())["id"], json.loads(m.value())["v"])
+                 for m in consume("cdc_bc", 3))
+    assert got == [(2, "b2"), (3, "c3"), (3, "c3u")], got
+    topics = samsa_client.admin_client().list_topics(timeout=30).topics
+    assert not [t for t in topics if t.startswith("rtr.")], sorted(topics)
+    remove("rtr-source", "rtr_slot")
