@@ -155,8 +155,8 @@ struct cdc_task {
 	char *slot, *pub;
 	enum snap_mode snap;
 	enum pub_mode pubmode;
-	regex_t *inc, *exc, *sinc, *sexc;
-	int ninc, nexc, nsinc, nsexc;
+	regex_t *inc, *exc, *sinc, *sexc, *cinc, *cexc;
+	int ninc, nexc, nsinc, nsexc, ncinc, ncexc;
 	regex_t *keycols; /* message.key.columns: "schema.table.column" */
 	int nkeycols;
 	char **literals; /* include-list entries that name one table */
@@ -510,16 +510,27 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		}
 	}
 	cc_free_list(tr);
-	regex_t *r[4] = {0};
-	int n[4] = {0};
-	const char *lists[4][3] = {
-		{"table.include.list", "table.whitelist", NULL},
-		{"table.exclude.list", "table.blacklist", NULL},
-		{"schema.include.list", "schema.whitelist", NULL},
-		{"schema.exclude.list", "schema.blacklist", NULL}};
-	for (int i = 0; i < 4; i++) {
+	/* Debezium's filters: whole names, ignoring case. */
+	enum { NLISTS = 6 };
+	regex_t *r[NLISTS] = {0};
+	int n[NLISTS] = {0};
+	const char *lists[NLISTS][2] = {
+		{"table.include.list", "table.whitelist"},
+		{"table.exclude.list", "table.blacklist"},
+		{"schema.include.list", "schema.whitelist"},
+		{"schema.exclude.list", "schema.blacklist"},
+		{"column.include.list", "column.whitelist"},
+		{"column.exclude.list", "column.blacklist"}};
+	if (cc_get2(c, lists[4][0], lists[4][1]) &&
+	    cc_get2(c, lists[5][0], lists[5][1])) {
+		cc_free_list(add);
+		CC_BAD("column.exclude.list",
+		       "Column include list is already specified: set "
+		       "column.include.list or column.exclude.list");
+	}
+	for (int i = 0; i < NLISTS; i++) {
 		const char *v = cc_get2(c, lists[i][0], lists[i][1]);
-		if (cc_regexes(v, &r[i], &n[i], err, errlen) < 0) {
+		if (cc_regexes(v, true, &r[i], &n[i], err, errlen) < 0) {
 			snprintf(key, keylen, "%s",
 				 cc_get(c, lists[i][0]) ? lists[i][0]
 							: lists[i][1]);
@@ -534,14 +545,14 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	if (compile_key_columns(cc_get(c, "message.key.columns"), &kcr, &nkc,
 				err, errlen) < 0) {
 		snprintf(key, keylen, "message.key.columns");
-		for (int j = 0; j < 4; j++)
+		for (int j = 0; j < NLISTS; j++)
 			cc_free_regexes(r[j], n[j]);
 		cc_free_regexes(kcr, nkc);
 		cc_free_list(add);
 		return -1;
 	}
 	if (!t) {
-		for (int j = 0; j < 4; j++)
+		for (int j = 0; j < NLISTS; j++)
 			cc_free_regexes(r[j], n[j]);
 		cc_free_regexes(kcr, nkc);
 		cc_free_list(add);
@@ -553,6 +564,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->exc = r[1], t->nexc = n[1];
 	t->sinc = r[2], t->nsinc = n[2];
 	t->sexc = r[3], t->nsexc = n[3];
+	t->cinc = r[4], t->ncinc = n[4];
+	t->cexc = r[5], t->ncexc = n[5];
 	char **lit;
 	int nl = cc_split(cc_get2(c, "table.include.list", "table.whitelist"),
 			  &lit);
@@ -1463,12 +1476,27 @@ static void key_columns(struct cdc_task *t, struct cdc_rel *rel)
 	free(m);
 }
 
+/* column.include.list / column.exclude.list: the columns left out of
+ * rel's values (its key keeps its columns, as Debezium's does). */
+static void value_columns(struct cdc_task *t, struct cdc_rel *rel)
+{
+	for (int i = 0; (t->ncinc || t->ncexc) && i < rel->ncols; i++) {
+		char full[1024];
+		snprintf(full, sizeof(full), "%s.%s.%s", rel->schema,
+			 rel->table, rel->cols[i].name);
+		rel->cols[i].excluded =
+			t->ncinc ? !cc_matches(t->cinc, t->ncinc, full)
+				 : cc_matches(t->cexc, t->ncexc, full);
+	}
+}
+
 static void catalog_checked(struct cdc_task *t);
 
 static void on_catalog(struct cdc_task *t)
 {
 	for (struct cdc_rel *r = t->rels; r; r = r->next) {
 		key_columns(t, r);
+		value_columns(t, r);
 		cdc_rel_schemas(&t->o, r);
 		avro_prepare(t, r);
 	}
@@ -2213,6 +2241,7 @@ static void on_relation(struct cdc_task *t, struct pr *r)
 	}
 	rel_name(t, rel);
 	key_columns(t, rel);
+	value_columns(t, rel);
 	cdc_rel_schemas(&t->o, rel);
 	avro_prepare(t, rel);
 	if (old) {
@@ -2473,6 +2502,8 @@ static void task_free(struct cdc_task *t)
 	cc_free_regexes(t->exc, t->nexc);
 	cc_free_regexes(t->sinc, t->nsinc);
 	cc_free_regexes(t->sexc, t->nsexc);
+	cc_free_regexes(t->cinc, t->ncinc);
+	cc_free_regexes(t->cexc, t->ncexc);
 	cc_free_regexes(t->keycols, t->nkeycols);
 	tcr_free(t->creation);
 	rr_free(t->router);

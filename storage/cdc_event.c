@@ -193,12 +193,18 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 	}
 }
 
+/* Whether column c is a field of a key (keys) or of a value row. */
+static bool in_row(const struct cdc_col *c, bool keys)
+{
+	return keys ? c->key : !c->excluded;
+}
+
 static json_t *row_schema(const struct cdc_opts *o, const struct cdc_rel *r,
 			  bool keys, const char *suffix, bool optional)
 {
 	json_t *f = json_array();
 	for (int i = 0; i < r->ncols; i++)
-		if (!keys || r->cols[i].key)
+		if (in_row(&r->cols[i], keys))
 			json_array_append_new(f,
 					      field(col_schema(o, &r->cols[i]),
 						    r->cols[i].name));
@@ -563,7 +569,7 @@ static json_t *row_value(const struct cdc_opts *o, const struct cdc_rel *r,
 		return json_null();
 	json_t *obj = json_object();
 	for (int i = 0; i < r->ncols; i++)
-		if (!keys || r->cols[i].key)
+		if (in_row(&r->cols[i], keys))
 			json_object_set_new(obj, r->cols[i].name,
 					    col_value(o, &r->cols[i], row[i]));
 	return obj;
@@ -1364,7 +1370,7 @@ static void put_columns(struct kb_writer *w, enum rmode m,
 {
 	const struct cdc_render *R = r->render;
 	for (int i = 0; i < r->ncols; i++) {
-		if (keys && !r->cols[i].key)
+		if (!in_row(&r->cols[i], keys))
 			continue;
 		struct cval cv;
 		cval_of(o, &r->cols[i], row[i], &cv);

@@ -38,6 +38,7 @@ struct cdc_col {
 	int32_t typmod;
 	bool key;
 	bool optional;
+	bool excluded; /* column.include/exclude.list: not in values */
 };
 
 /* A captured table, from the catalog or a pgoutput Relation message. */

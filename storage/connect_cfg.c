@@ -76,7 +76,7 @@ void cc_free_list(char **l)
 	free(l);
 }
 
-int cc_regexes(const char *list, regex_t **out, int *n, char *err,
+int cc_regexes(const char *list, bool icase, regex_t **out, int *n, char *err,
 	       size_t errlen)
 {
 	char **items;
@@ -91,7 +91,9 @@ int cc_regexes(const char *list, regex_t **out, int *n, char *err,
 	for (int i = 0; i < k; i++) {
 		char pat[1024];
 		snprintf(pat, sizeof(pat), "^(%s)$", items[i]);
-		if (regcomp(&(*out)[i], pat, REG_EXTENDED | REG_NOSUB) != 0) {
+		if (regcomp(&(*out)[i], pat,
+			    REG_EXTENDED | REG_NOSUB |
+				    (icase ? REG_ICASE : 0)) != 0) {
 			snprintf(err, errlen, "invalid regular expression %s",
 				 items[i]);
 			cc_free_list(items);

@@ -48,12 +48,13 @@ void cc_free_list(char **l);
 
 /*
  * A comma-separated list of regular expressions, each matching whole
- * strings only (as Java's Pattern.matches does), compiled (POSIX extended)
- * into a new array *out of *n.  list NULL: none.  Returns 0, or -1 with a
- * message in err naming the expression that does not compile (*out is
- * then still to be freed with cc_free_regexes).
+ * strings only (as Java's Pattern.matches does), compiled (POSIX extended;
+ * icase: ignoring case, as Debezium's filters do) into a new array *out of
+ * *n.  list NULL: none.  Returns 0, or -1 with a message in err naming the
+ * expression that does not compile (*out is then still to be freed with
+ * cc_free_regexes).
  */
-int cc_regexes(const char *list, regex_t **out, int *n, char *err,
+int cc_regexes(const char *list, bool icase, regex_t **out, int *n, char *err,
 	       size_t errlen);
 
 /* Frees what cc_regexes made. */

@@ -90,7 +90,8 @@ int rr_parse(const json_t *c, struct regex_router **out, char *key,
 	if (na < 0)
 		CC_BAD("transforms", "out of memory");
 	struct regex_router *r = calloc(1, sizeof(*r));
-	if (!r || (na && !(r->routes = calloc((size_t)na, sizeof(*r->routes))))) {
+	if (!r ||
+	    (na && !(r->routes = calloc((size_t)na, sizeof(*r->routes))))) {
 		cc_free_list(aliases);
 		rr_free(r);
 		CC_BAD("transforms", "out of memory");
@@ -126,8 +127,7 @@ int rr_parse(const json_t *c, struct regex_router **out, char *key,
 		}
 		r->n++;
 		x->ngroups = (int)x->re.re_nsub - 1;
-		snprintf(k, sizeof(k), "transforms.%s.replacement",
-			 aliases[i]);
+		snprintf(k, sizeof(k), "transforms.%s.replacement", aliases[i]);
 		snprintf(key, keylen, "%s", k);
 		const char *repl = cc_get(c, k);
 		char why[128];

@@ -93,7 +93,7 @@ static int parse_group(const json_t *c, struct group *g, bool is_default,
 	for (int i = 0; i < 2 && !is_default; i++) {
 		char e[256];
 		snprintf(k + plen, sizeof(k) - plen, i ? "exclude" : "include");
-		if (cc_regexes(cc_get(c, k), i ? &g->exc : &g->inc,
+		if (cc_regexes(cc_get(c, k), false, i ? &g->exc : &g->inc,
 			       i ? &g->nexc : &g->ninc, e, sizeof(e)) < 0)
 			CC_BAD(k, "Invalid value %s for configuration %s: %s",
 			       cc_get(c, k), k, e);

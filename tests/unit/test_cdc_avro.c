@@ -19,9 +19,11 @@
 TestSuite(cdc_avro, .fini = leak_check);
 
 static struct cdc_col admission_cols[] = {
-	{"student_id", 23, -1, true, false},	{"gre", 23, -1, false, true},
-	{"toefl", 23, -1, false, true},		{"cpga", 701, -1, false, true},
-	{"admit_chance", 701, -1, false, true},
+	{"student_id", 23, -1, true, false, false},
+	{"gre", 23, -1, false, true, false},
+	{"toefl", 23, -1, false, true, false},
+	{"cpga", 701, -1, false, true, false},
+	{"admit_chance", 701, -1, false, true, false},
 };
 
 static void rel_init(struct cdc_rel *r, const char *topic, struct cdc_col *cols,
@@ -117,9 +119,9 @@ Test(cdc_avro, envelope_names_each_record_once)
 Test(cdc_avro, decimal_and_int16_properties)
 {
 	struct cdc_col cols[] = {
-		{"id", 23, -1, true, false},
-		{"n", 1700, (10 << 16 | 2) + 4, false, true},
-		{"s", 21, -1, false, true},
+		{"id", 23, -1, true, false, false},
+		{"n", 1700, (10 << 16 | 2) + 4, false, true, false},
+		{"s", 21, -1, false, true, false},
 	};
 	struct cdc_opts o = {.prefix = "p",
 			     .dbname = "d",
@@ -149,10 +151,10 @@ Test(cdc_avro, decimal_and_int16_properties)
 Test(cdc_avro, connect_time_logical_types)
 {
 	struct cdc_col cols[] = {
-		{"id", 23, -1, true, false},
-		{"d", 1082, -1, false, false},
-		{"t", 1083, -1, false, true},
-		{"ts", 1114, -1, false, true},
+		{"id", 23, -1, true, false, false},
+		{"d", 1082, -1, false, false, false},
+		{"t", 1083, -1, false, true, false},
+		{"ts", 1114, -1, false, true, false},
 	};
 	struct cdc_opts o = {.prefix = "p",
 			     .dbname = "d",
@@ -264,9 +266,9 @@ Test(cdc_avro, delete_before_with_required_columns)
 {
 	/* A NOT NULL column that a DEFAULT identity delete leaves out. */
 	struct cdc_col cols[] = {
-		{"id", 23, -1, true, false},
-		{"code", 25, -1, false, false},
-		{"n", 20, -1, false, false},
+		{"id", 23, -1, true, false, false},
+		{"code", 25, -1, false, false, false},
+		{"n", 20, -1, false, false, false},
 	};
 	struct cdc_opts o = {.prefix = "p",
 			     .dbname = "d",

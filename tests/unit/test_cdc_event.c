@@ -123,26 +123,26 @@ enum { JSONB = 3802, FLOAT4 = 700, FLOAT8 = 701, DATE = 1082, TIME = 1083 };
 enum { TS = 1114, TSTZ = 1184, TIMETZ = 1266, NUMERIC = 1700, UUID = 2950 };
 
 static struct cdc_col all_cols[] = {
-	{"id", INT4, -1, true, false},
-	{"code", TEXT, -1, true, false},
-	{"b", BOOL_, -1, false, true},
-	{"s", INT2, -1, false, true},
-	{"big", INT8, -1, false, true},
-	{"f4", FLOAT4, -1, false, true},
-	{"f8", FLOAT8, -1, false, true},
-	{"num", NUMERIC, ((10 << 16) | 2) + 4, false, true},
-	{"vnum", NUMERIC, -1, false, true},
-	{"d", DATE, -1, false, true},
-	{"tm", TIME, -1, false, true},
-	{"tm3", TIME, 3, false, true},
-	{"ts", TS, -1, false, true},
-	{"ts3", TS, 3, false, true},
-	{"tstz", TSTZ, -1, false, true},
-	{"ttz", TIMETZ, -1, false, true},
-	{"bin", BYTEA, -1, false, true},
-	{"u", UUID, -1, false, true},
-	{"j", JSONB, -1, false, true},
-	{"na\xc3\xafve \"q\"", TEXT, -1, false, true},
+	{"id", INT4, -1, true, false, false},
+	{"code", TEXT, -1, true, false, false},
+	{"b", BOOL_, -1, false, true, false},
+	{"s", INT2, -1, false, true, false},
+	{"big", INT8, -1, false, true, false},
+	{"f4", FLOAT4, -1, false, true, false},
+	{"f8", FLOAT8, -1, false, true, false},
+	{"num", NUMERIC, ((10 << 16) | 2) + 4, false, true, false},
+	{"vnum", NUMERIC, -1, false, true, false},
+	{"d", DATE, -1, false, true, false},
+	{"tm", TIME, -1, false, true, false},
+	{"tm3", TIME, 3, false, true, false},
+	{"ts", TS, -1, false, true, false},
+	{"ts3", TS, 3, false, true, false},
+	{"tstz", TSTZ, -1, false, true, false},
+	{"ttz", TIMETZ, -1, false, true, false},
+	{"bin", BYTEA, -1, false, true, false},
+	{"u", UUID, -1, false, true, false},
+	{"j", JSONB, -1, false, true, false},
+	{"na\xc3\xafve \"q\"", TEXT, -1, false, true, false},
 };
 #define NALL ((int)(sizeof(all_cols) / sizeof(*all_cols)))
 
@@ -340,8 +340,8 @@ Test(cdc_event, direct_matches_tree)
 Test(cdc_event, keyless_and_colliding_names)
 {
 	struct cdc_col cols[] = {
-		{"v", TEXT, -1, false, true},
-		{"__op", TEXT, -1, false, true},
+		{"v", TEXT, -1, false, true, false},
+		{"__op", TEXT, -1, false, true, false},
 	};
 	char *add[] = {"op", NULL};
 	struct cdc_opts o = {.prefix = "p",
@@ -373,10 +373,10 @@ Test(cdc_event, keyless_and_colliding_names)
 Test(cdc_event, golden_unwrapped)
 {
 	struct cdc_col cols[] = {
-		{"id", INT8, -1, true, false},
-		{"t_us", INT8, -1, false, false},
-		{"note", TEXT, -1, false, true},
-		{"price", FLOAT8, -1, false, true},
+		{"id", INT8, -1, true, false, false},
+		{"t_us", INT8, -1, false, false, false},
+		{"note", TEXT, -1, false, true, false},
+		{"price", FLOAT8, -1, false, true, false},
 	};
 	struct cdc_opts o = {.prefix = "samsa",
 			     .dbname = "cdcbench",
@@ -419,7 +419,7 @@ Test(cdc_event, golden_unwrapped)
  * fixed and per-change fields in Debezium's order. */
 Test(cdc_event, golden_envelope_source)
 {
-	struct cdc_col cols[] = {{"id", INT4, -1, true, false}};
+	struct cdc_col cols[] = {{"id", INT4, -1, true, false, false}};
 	struct cdc_opts o = {.prefix = "p",
 			     .dbname = "db",
 			     .key_conv = CONV_JSON,

@@ -37,8 +37,7 @@ static struct regex_router *chain(const char *const *pairs, char *err,
 	return r;
 }
 
-static void routes(const char *const *pairs, const char *in,
-		   const char *want)
+static void routes(const char *const *pairs, const char *in, const char *want)
 {
 	char err[256] = "", out[256];
 	struct regex_router *r = chain(pairs, err, sizeof(err));
@@ -66,8 +65,7 @@ Test(regex_router, replacements)
 	/* A group that took no part adds nothing. */
 	const char *const optional[] = {"x(y)?", "[$1]", NULL};
 	routes(optional, "x", "[]");
-	const char *const two[] = {"p\\.(.*)", "q_$1", "q_(b|c)", "q_bc",
-				   NULL};
+	const char *const two[] = {"p\\.(.*)", "q_$1", "q_(b|c)", "q_bc", NULL};
 	routes(two, "p.b", "q_bc");
 	routes(two, "p.a", "q_a");
 }
@@ -91,9 +89,9 @@ Test(regex_router, refused)
 
 Test(regex_router, none)
 {
-	json_t *c = json_pack("{s:s, s:s}", "transforms", "u",
-			      "transforms.u.type",
-			      "io.debezium.transforms.ExtractNewRecordState");
+	json_t *c =
+		json_pack("{s:s, s:s}", "transforms", "u", "transforms.u.type",
+			  "io.debezium.transforms.ExtractNewRecordState");
 	struct regex_router *r = (void *)1;
 	char key[64], err[64], out[64];
 	cr_assert_eq(rr_parse(c, &r, key, sizeof(key), err, sizeof(err)), 0);
