@@ -162,7 +162,8 @@ struct cdc_task {
 	char **literals; /* include-list entries that name one table */
 	int nliterals;
 	bool snapshot_done;
-	bool drop_slot;			 /* slot.drop.on.stop */
+	bool drop_slot;	 /* slot.drop.on.stop */
+	char skipped[5]; /* skipped.operations: of \"cudt\", \"\" for none */
 	struct topic_creation *creation; /* topic.creation.*, or NULL */
 	struct regex_router *router;	 /* RegexRouter transforms, or NULL */
 
@@ -322,6 +323,31 @@ static bool blocked(const struct cdc_task *t)
 	return t->reading_paused || t->registering > 0;
 }
 
+/*
+ * skipped.operations, a list of c, u, d and t or "none" (Debezium 1.9's
+ * default: nothing is skipped), as the op letters into out (5 bytes, may
+ * be NULL).  Returns 0, or -1 for another word.
+ */
+static int skipped_ops(const char *list, char *out)
+{
+	char buf[5] = "";
+	char **items;
+	int n = cc_split(list, &items), rc = n < 0 ? -1 : 0;
+	for (int i = 0; i < n && rc == 0; i++) {
+		const char *v = items[i];
+		if (!strcmp(v, "none"))
+			continue;
+		if (strlen(v) != 1 || !strchr("cudt", v[0]))
+			rc = -1;
+		else if (!strchr(buf, v[0]))
+			buf[strlen(buf)] = v[0];
+	}
+	cc_free_list(items);
+	if (out)
+		memcpy(out, buf, sizeof(buf));
+	return rc;
+}
+
 /* Parses config into t (t NULL: only checks). */
 static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		 char *err, size_t errlen)
@@ -405,6 +431,12 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		tcr_free(creation);
 		rr_free(router);
 	}
+	const char *so = cc_get(c, "skipped.operations");
+	if (so && skipped_ops(so, NULL) < 0)
+		CC_BAD("skipped.operations",
+		       "Invalid value %s for configuration skipped.operations: "
+		       "a list of c, u, d and t, or none",
+		       so);
 	const char *pl = cc_get(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
 		CC_BAD("plugin.name",
@@ -607,6 +639,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.unwrap_delete = del;
 	t->o.add_fields = add;
 	t->drop_slot = cc_bool(cc_get(c, "slot.drop.on.stop"), false);
+	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
 	const char *hb = cc_get(c, "heartbeat.interval.ms");
 	t->heartbeat_ms = hb ? atoll(hb) : 0;
 	const char *hbp =
@@ -2259,6 +2292,8 @@ static void on_relation(struct cdc_task *t, struct pr *r)
 static void change(struct cdc_task *t, struct cdc_rel *rel, char op,
 		   char **before, char **after, uint64_t lsn)
 {
+	if (strchr(t->skipped, op))
+		return;
 	struct cdc_change ch = {.op = op,
 				.before = before,
 				.after = after,
