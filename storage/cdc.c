@@ -146,12 +146,16 @@ struct rec {
 	char data[];
 };
 
+/* Connection parameters: Debezium's five, its five TLS settings, ours and
+ * the terminating NULL. */
+#define MAX_PARAMS 16
+
 struct cdc_task {
 	struct cdc_env env;
 	char *name;
 	json_t *config;
 	struct cdc_opts o;
-	char *kw[12], *kv[12]; /* connection parameters */
+	char *kw[MAX_PARAMS], *kv[MAX_PARAMS]; /* connection parameters */
 	char *slot, *pub;
 	enum snap_mode snap;
 	enum pub_mode pubmode;
@@ -323,6 +327,14 @@ static bool blocked(const struct cdc_task *t)
 	return t->reading_paused || t->registering > 0;
 }
 
+static const char *const ssl_params[][2] = {
+	{"database.sslmode", "sslmode"},
+	{"database.sslrootcert", "sslrootcert"},
+	{"database.sslcert", "sslcert"},
+	{"database.sslkey", "sslkey"},
+	{"database.sslpassword", "sslpassword"},
+};
+
 /*
  * skipped.operations, a list of c, u, d and t or "none" (Debezium 1.9's
  * default: nothing is skipped), as the op letters into out (5 bytes, may
@@ -431,6 +443,19 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		tcr_free(creation);
 		rr_free(router);
 	}
+	const char *ssl = cc_get(c, "database.sslmode");
+	static const char *const sslmodes[] = {"disable",   "allow",
+					       "prefer",    "require",
+					       "verify-ca", "verify-full"};
+	bool mode_ok = !ssl;
+	for (size_t i = 0; ssl && i < 6; i++)
+		mode_ok |= strcmp(ssl, sslmodes[i]) == 0;
+	if (!mode_ok)
+		CC_BAD("database.sslmode",
+		       "Invalid value %s for configuration database.sslmode: "
+		       "disable, allow, prefer, require, verify-ca or "
+		       "verify-full",
+		       ssl);
 	const char *so = cc_get(c, "skipped.operations");
 	if (so && skipped_ops(so, NULL) < 0)
 		CC_BAD("skipped.operations",
@@ -662,6 +687,12 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			t->kw[k] = strdup(keys[i]);
 			t->kv[k++] = strdup(vals[i]);
 		}
+	/* Debezium's TLS settings are libpq's under database.* names. */
+	for (size_t i = 0; i < sizeof(ssl_params) / sizeof(*ssl_params); i++)
+		if (cc_get(c, ssl_params[i][0])) {
+			t->kw[k] = strdup(ssl_params[i][1]);
+			t->kv[k++] = strdup(cc_get(c, ssl_params[i][0]));
+		}
 	t->kw[k] = strdup("options");
 	/* Text the way Debezium expects it: ISO dates, UTC, exact floats. */
 	t->kv[k++] = strdup("-c datestyle=ISO -c intervalstyle=postgres "
@@ -840,7 +871,7 @@ static void pgc_connect_to(struct pgc *p, const char *host,
 			   const char *hostaddr)
 {
 	struct cdc_task *t = p->t;
-	const char *kw[16], *kv[16];
+	const char *kw[MAX_PARAMS + 2], *kv[MAX_PARAMS + 2];
 	int n = link_params(t, p->replication, kw, kv);
 	if (host) {
 		kw[n] = "host";
@@ -2579,7 +2610,7 @@ void cdc_stop(struct cdc_task *t)
 void cdc_retire(struct cdc_task *t)
 {
 	if (t && t->drop_slot) {
-		const char *kw[16], *kv[16];
+		const char *kw[MAX_PARAMS], *kv[MAX_PARAMS];
 		link_params(t, false, kw, kv);
 		slot_drop_start(kw, kv, t->slot, t->name);
 	}

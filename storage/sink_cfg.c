@@ -103,6 +103,17 @@ static void pct_decode(char *s)
  * password from the URL unless given as separate settings.  Returns 0, -1
  * when url is not such a URL, -2 when out is too small.
  */
+/* pgJDBC's URL parameters that libpq has, with libpq's names. */
+static const char *const jdbc_params[][2] = {
+	{"sslmode", "sslmode"},
+	{"sslrootcert", "sslrootcert"},
+	{"sslcert", "sslcert"},
+	{"sslkey", "sslkey"},
+	{"sslpassword", "sslpassword"},
+	{"connectTimeout", "connect_timeout"},
+	{"ApplicationName", "application_name"},
+};
+
 static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 			 char *out, size_t n)
 {
@@ -153,14 +164,11 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 			u = eq;
 		else if (strcmp(q, "password") == 0 && !pw)
 			p = eq;
-		else if (strcmp(q, "sslmode") == 0 ||
-			 strcmp(q, "connectTimeout") == 0)
-			fits = fits &&
-			       kv(out, n,
-				  q[0] == 's' ? "sslmode" : "connect_timeout",
-				  eq);
-		else if (strcmp(q, "ApplicationName") == 0)
-			fits = fits && kv(out, n, "application_name", eq);
+		for (size_t i = 0;
+		     i < sizeof(jdbc_params) / sizeof(*jdbc_params); i++)
+			if (strcmp(q, jdbc_params[i][0]) == 0)
+				fits = fits &&
+				       kv(out, n, jdbc_params[i][1], eq);
 	}
 	if (u)
 		fits = fits && kv(out, n, "user", u);

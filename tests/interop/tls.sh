@@ -22,6 +22,10 @@
 #     speak HTTPS (confluent-kafka's registry client and curl, with Basic
 #     logins from --rest-auth postgres); plain HTTP gets nothing; bad
 #     settings stop samsa naming the flag.
+#  7. connectors to a Postgres that speaks TLS: a CDC connector with
+#     Debezium's database.sslmode=verify-full and database.sslrootcert,
+#     and a JDBC sink whose URL says the same, copy a table; a root
+#     certificate of another CA fails the task with libpq's reason.
 #
 # Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
 # temp dir).
@@ -202,6 +206,66 @@ fi
 samsa_alive || fail "samsa died of plain HTTP on an HTTPS port"
 grep -q "Schema Registry on https://" "$SAMSA_LOG" || fail "samsa did not say the registry speaks HTTPS"
 echo "tls: 6. HTTPS on the REST listeners: the registry client and curl with logins, plain HTTP refused: ok"
+
+# 7. TLS from the connectors to Postgres (this test's own cluster, with
+# the server certificate of step 1 and ssl turned on by a reload).
+samsa_stop || fail "samsa did not stop cleanly"
+cp "$certs/server.pem" "$certs/server.key" "$SAMSA_PG_DATA/" && chmod 600 "$SAMSA_PG_DATA/server.key" &&
+	chown --reference="$SAMSA_PG_DATA" "$SAMSA_PG_DATA/server.pem" "$SAMSA_PG_DATA/server.key" ||
+	fail "could not give Postgres its certificate"
+psql -X -q -v ON_ERROR_STOP=1 "$SAMSA_PG_CONNINFO" -c "ALTER SYSTEM SET ssl_cert_file = 'server.pem'" \
+	-c "ALTER SYSTEM SET ssl_key_file = 'server.key'" -c "ALTER SYSTEM SET ssl = on" \
+	-c "SELECT pg_reload_conf()" -c "CREATE DATABASE tls_src" >/dev/null ||
+	fail "could not turn on TLS in Postgres"
+psql -X -q -v ON_ERROR_STOP=1 "${SAMSA_PG_CONNINFO/dbname=samsa/dbname=tls_src}" \
+	-c "CREATE TABLE t (id int PRIMARY KEY, v text)" -c "INSERT INTO t VALUES (1, 'one'), (2, 'two')" \
+	-c "CREATE TABLE t_copy (id int PRIMARY KEY, v text)" >/dev/null || fail "could not make the tables"
+[ "$(psql -X -At "sslmode=require ${SAMSA_PG_CONNINFO/host=127.0.0.1/host=localhost}" -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')" = t ] ||
+	fail "Postgres does not speak TLS"
+samsa_launch || fail "could not start samsa for the connectors"
+connector() { # NAME CONFIG-JSON: creates it, prints the HTTP status
+	curl -s -o "$work/$1.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		--data "{\"name\": \"$1\", \"config\": $2}" "$SAMSA_CONNECT_URL/connectors"
+}
+source_cfg() { # SLOT ROOT-CERT
+	printf '{"connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+	"database.hostname": "localhost", "database.port": "%s", "database.user": "postgres",
+	"database.dbname": "tls_src", "topic.prefix": "%s", "slot.name": "%s", "plugin.name": "pgoutput",
+	"publication.autocreate.mode": "filtered", "publication.name": "%s_pub",
+	"table.include.list": "public.t", "database.sslmode": "verify-full", "database.sslrootcert": "%s",
+	"key.converter": "org.apache.kafka.connect.json.JsonConverter", "key.converter.schemas.enable": "true",
+	"value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "true",
+	"transforms": "unwrap", "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState"}' \
+		"$SAMSA_PG_PORT" "$1" "$1" "$1" "$2"
+}
+[ "$(connector tls-src "$(source_cfg tlssrc "$certs/ca.pem")")" = 201 ] ||
+	fail "the CDC connector was refused: $(cat "$work/tls-src.out")"
+[ "$(connector tls-sink '{"connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+	"topics": "tlssrc.public.t", "table.name.format": "t_copy", "insert.mode": "upsert",
+	"pk.mode": "record_key", "pk.fields": "id",
+	"key.converter": "org.apache.kafka.connect.json.JsonConverter",
+	"value.converter": "org.apache.kafka.connect.json.JsonConverter",
+	"connection.url": "jdbc:postgresql://localhost:'"$SAMSA_PG_PORT"'/tls_src?user=postgres&sslmode=verify-full&sslrootcert='"$certs/ca.pem"'"}')" = 201 ] ||
+	fail "the sink connector was refused: $(cat "$work/tls-sink.out")"
+copied=
+for _ in $(seq 1 100); do
+	copied=$(psql -X -At "${SAMSA_PG_CONNINFO/dbname=samsa/dbname=tls_src}" -c "SELECT string_agg(id || v, ',' ORDER BY id) FROM t_copy")
+	[ "$copied" = "1one,2two" ] && break
+	sleep 0.3
+done
+[ "$copied" = "1one,2two" ] || fail "the table was not copied over TLS: '$copied'; $(curl -s "$SAMSA_CONNECT_URL/connectors/tls-src/status") $(curl -s "$SAMSA_CONNECT_URL/connectors/tls-sink/status")"
+n=$(psql -X -At "$SAMSA_PG_CONNINFO" -c "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.datname = 'tls_src' AND a.application_name = 'samsa-cdc'")
+[ "$n" -ge 1 ] || fail "the CDC connector's connections do not use TLS"
+[ "$(connector tls-bad "$(source_cfg tlsbad "$certs/stranger.pem")")" = 201 ] || fail "tls-bad was refused"
+status=
+for _ in $(seq 1 100); do
+	status=$(curl -s "$SAMSA_CONNECT_URL/connectors/tls-bad/status")
+	grep -q FAILED <<<"$status" && break
+	sleep 0.3
+done
+grep -q 'certificate verify failed' <<<"$status" || fail "a stranger's root certificate: $status"
+for c in tls-src tls-sink tls-bad; do curl -s -X DELETE "$SAMSA_CONNECT_URL/connectors/$c" >/dev/null; done
+echo "tls: 7. CDC and the JDBC sink copied a table over TLS with verify-full, a stranger's CA failed: ok"
 
 samsa_alive || fail "samsa died"
 samsa_stop || fail "samsa did not stop cleanly at the end"

@@ -616,6 +616,23 @@ Test(sink, config)
 	cr_assert_eq(c.mode, SKM_UPSERT);
 	cr_assert_eq(c.pk, PK_RECORD_KEY);
 	cr_assert_eq(c.batch_size, 3000);
+	/* pgJDBC's TLS parameters go to libpq; others are left out. */
+	json_t *tls = json_deep_copy(j);
+	json_object_set_new(
+		tls, "connection.url",
+		json_string("jdbc:postgresql://h/d?sslmode=verify-"
+			    "full&sslrootcert=/ca.pem&loggerLevel=OFF"
+			    "&sslcert=c.pem&sslkey=k.pem"));
+	struct sink_cfg t;
+	cr_assert_eq(
+		sink_cfg_parse(tls, &t, key, sizeof(key), err, sizeof(err)), 0,
+		"%s", err);
+	cr_assert_str_eq(
+		t.conninfo,
+		"host='h' port='5432' dbname='d' sslmode='verify-full' "
+		"sslrootcert='/ca.pem' sslcert='c.pem' sslkey='k.pem'");
+	sink_cfg_free(&t);
+	json_decref(tls);
 	cr_assert(c.quote);
 	char schema[64], table[64];
 	sink_cfg_table(&c, "a.b.c", schema, sizeof(schema), table,

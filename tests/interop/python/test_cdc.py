@@ -471,9 +471,17 @@ def test_failures_show_in_status():
                                          "slot.name": "fail_slot2",
                                          "table.include.list": "public.nosuch"}),
                       "fail-table", 'relation "public.nosuch" does not exist')
+    # Debezium's TLS settings reach libpq: this Postgres has no TLS
+    post_until_failed(seed_config(db, **{"database.server.name": "failing3",
+                                         "slot.name": "fail_slot3",
+                                         "database.sslmode": "require"}),
+                      "fail-ssl", "server does not support SSL")
+    code, body = post(seed_config(db, **{"database.sslmode": "sure"}))
+    assert code == 400 and "database.sslmode" in body["message"], body
     # samsa keeps serving
     assert http("GET", "/connectors")[0] == 200
     http("DELETE", "/connectors/fail-db")
+    http("DELETE", "/connectors/fail-ssl")
     assert http("DELETE", "/connectors/fail-table")[0] == 204
     assert http("GET", "/connectors/fail-table")[0] == 404
 
