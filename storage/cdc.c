@@ -213,6 +213,7 @@ struct cdc_task {
 
 	/* heartbeat.interval.ms: records to <prefix>.<topic.prefix> */
 	int64_t heartbeat_ms, last_heartbeat_ms;
+	char *hb_action; /* heartbeat.action.query, or NULL */
 	char *hb_topic;
 	char *hb_key_avro, *hb_value_avro;
 
@@ -667,6 +668,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
 	const char *hb = cc_get(c, "heartbeat.interval.ms");
 	t->heartbeat_ms = hb ? atoll(hb) : 0;
+	const char *action = cc_get(c, "heartbeat.action.query");
+	t->hb_action = action && *action ? strdup(action) : NULL;
 	const char *hbp =
 		cc_get2(c, "topic.heartbeat.prefix", "heartbeat.topics.prefix");
 	char hbt[1024];
@@ -2090,6 +2093,29 @@ static void send_status(struct cdc_task *t, bool reply)
 	pgc_arm(&t->repl);
 }
 
+static void on_action_done(struct cdc_task *t)
+{
+	pgc_close(&t->sql);
+}
+
+static void on_action_link(struct cdc_task *t)
+{
+	pgc_query(&t->sql, t->hb_action, false, NULL, on_action_done);
+}
+
+/*
+ * heartbeat.action.query, while streaming: on a connection of its own for
+ * the while, so that a database without changes of its own (its slot held
+ * back by other databases' WAL) gets one to move the slot along.  A beat
+ * finding the last one's still under way skips it.
+ */
+static void heartbeat_action(struct cdc_task *t)
+{
+	if (t->hb_action && strcmp(t->phase, "streaming") == 0 &&
+	    !t->sql.c && !t->sql.resolving)
+		pgc_connect(t, &t->sql, false, on_action_link);
+}
+
 /* Debezium's heartbeat record, appended like a transaction of its own
  * that moves nothing. */
 static void heartbeat(struct cdc_task *t)
@@ -2133,8 +2159,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	    now_pg_us() - t->last_status_us > 10000000)
 		send_status(t, false);
 	if (t->heartbeat_ms > 0 &&
-	    st_now_ms() - t->last_heartbeat_ms >= t->heartbeat_ms)
+	    st_now_ms() - t->last_heartbeat_ms >= t->heartbeat_ms) {
 		heartbeat(t);
+		heartbeat_action(t);
+	}
 }
 
 static void step_start(struct cdc_task *t)
@@ -2583,6 +2611,7 @@ static void task_free(struct cdc_task *t)
 	free(t->slot);
 	free(t->pub);
 	free(t->hb_topic);
+	free(t->hb_action);
 	free(t->hb_key_avro);
 	free(t->hb_value_avro);
 	free(t->o.prefix);

@@ -1,8 +1,8 @@
 """Debezium Postgres connector options beyond the seed's: message.key.columns,
 snapshot.mode=when_needed, heartbeats (heartbeat.interval.ms, topic
 __debezium-heartbeat.<prefix>), Connect's topic.creation.* settings, its
-RegexRouter transform, column.include.list / column.exclude.list and
-skipped.operations."""
+RegexRouter transform, column.include.list / column.exclude.list,
+skipped.operations and heartbeat.action.query."""
 import json
 import time
 
@@ -163,6 +163,33 @@ def test_heartbeats():
                                             **{"heartbeat.interval.ms": "soon"})))
     assert code == 400 and "heartbeat.interval.ms" in body["message"]
     remove("hb-source", "hb_slot")
+
+
+def test_heartbeat_action_query():
+    """heartbeat.action.query runs at every heartbeat while streaming (here
+    into a table the connector captures too: its changes arrive); a query
+    Postgres refuses fails the task with Postgres's words."""
+    db = "cdc_hba"
+    http("DELETE", "/connectors/hba-source")
+    fresh_db(db)
+    psql(db, "CREATE TABLE beats (id serial PRIMARY KEY, at timestamptz)")
+    cfg = json_cfg(db, "hba-source", "hba", "hba_slot", **{
+        "heartbeat.interval.ms": "300",
+        "heartbeat.action.query": "INSERT INTO beats (at) VALUES (now())"})
+    reset("hba.public.beats")
+    code, body = post(cfg)
+    assert code == 201, body
+    msgs = consume("hba.public.beats", 3, timeout=30)
+    assert [json.loads(m.key())["id"] for m in msgs] == [1, 2, 3], msgs
+    remove("hba-source", "hba_slot")
+    bad = json_cfg(db, "hba-source", "hba", "hba_slot", **{
+        "heartbeat.interval.ms": "300",
+        "heartbeat.action.query": "INSERT INTO nowhere VALUES (1)"})
+    code, body = post(bad)
+    assert code == 201, body
+    st = wait_state("hba-source", "FAILED")
+    assert 'relation "nowhere" does not exist' in st["tasks"][0]["trace"], st
+    remove("hba-source", "hba_slot")
 
 
 def test_topic_creation_settings():
