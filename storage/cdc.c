@@ -142,9 +142,49 @@ struct rec {
 	int32_t part;	 /* set by flush_records() */
 	char *key, *val; /* into data, or NULL */
 	size_t kl, vl;
+	int nh; /* transforms' headers, after val in data (put_headers) */
 	struct rec *next;
 	char data[];
 };
+
+/* Headers as a rec keeps them: per header its key's length (4 bytes), the
+ * key, its value's length (-1: null) and the value. */
+static size_t headers_size(const struct cdc_header *h, int n)
+{
+	size_t size = 0;
+	for (int i = 0; i < n; i++)
+		size += 8 + (size_t)h[i].key.len +
+			(h[i].value.len > 0 ? (size_t)h[i].value.len : 0);
+	return size;
+}
+
+static void put_headers(char *p, const struct cdc_header *h, int n)
+{
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < 2; j++) {
+			struct kstr x = j ? h[i].value : h[i].key;
+			memcpy(p, &x.len, 4);
+			p += 4;
+			if (x.len > 0)
+				memcpy(p, x.ptr, (size_t)x.len);
+			p += x.len > 0 ? x.len : 0;
+		}
+}
+
+/* rec's headers into keys and vals (rec->nh of each). */
+static void get_headers(const struct rec *r, struct kstr *keys,
+			struct kstr *vals)
+{
+	const char *p = r->data + r->kl + r->vl;
+	for (int i = 0; i < r->nh; i++)
+		for (int j = 0; j < 2; j++) {
+			struct kstr *x = j ? &vals[i] : &keys[i];
+			memcpy(&x->len, p, 4);
+			p += 4;
+			x->ptr = x->len >= 0 ? p : NULL;
+			p += x->len > 0 ? x->len : 0;
+		}
+}
 
 /* Connection parameters: Debezium's five, its five TLS settings, ours and
  * the terminating NULL. */
@@ -515,6 +555,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	bool unwrap = false, drop_tomb = true;
 	enum cdc_delete del = DEL_DROP;
 	char **add = NULL;
+	char headers_key[300] = ""; /* the unwrap's add.headers */
 	for (int i = 0; i < ntr; i++) {
 		char k[300];
 		snprintf(k, sizeof(k), "transforms.%s.type", tr[i]);
@@ -560,6 +601,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			CC_BAD(k, "Invalid value %s for configuration %s", d,
 			       k);
 		}
+		snprintf(headers_key, sizeof(headers_key),
+			 "transforms.%s.add.headers", tr[i]);
 		snprintf(k, sizeof(k), "transforms.%s.add.fields", tr[i]);
 		cc_free_list(add);
 		if (cc_split(cc_get(c, k), &add) < 0) {
@@ -664,6 +707,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.unwrap_drop_tombstones = drop_tomb;
 	t->o.unwrap_delete = del;
 	t->o.add_fields = add;
+	if (cc_split(cc_get(c, headers_key), &t->o.add_headers) < 0)
+		CC_BAD(headers_key, "out of memory");
 	t->drop_slot = cc_bool(cc_get(c, "slot.drop.on.stop"), false);
 	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
 	const char *hb = cc_get(c, "heartbeat.interval.ms");
@@ -1112,17 +1157,23 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
 	uint8_t lsnb[8];
 	for (int i = 0; i < 8; i++)
 		lsnb[i] = (uint8_t)(lsn >> (56 - 8 * i));
-	struct kstr hk = KSTR_LIT("__samsa.lsn");
-	struct kstr hv = {(const char *)lsnb, 8};
+	/* Each record's headers: the LSN's, then the transforms'. */
+	size_t nhdr = 0;
+	for (struct rec *r = recs; r; r = r->next)
+		nhdr += 1 + (size_t)r->nh;
+	struct kstr *hk = malloc(nhdr * sizeof(*hk)),
+		    *hv = malloc(nhdr * sizeof(*hv));
 	struct rb_new_record *arr = calloc((size_t)n, sizeof(*arr));
 	struct out *o = calloc(1, sizeof(*o));
 	if (o)
 		o->marks = malloc(sizeof(*o->marks));
-	if (!o || !arr || !o->marks) {
+	if (!o || !arr || !o->marks || !hk || !hv) {
 		if (o)
 			free(o->marks);
 		free(o);
 		free(arr);
+		free(hk);
+		free(hv);
 		while (recs) {
 			struct rec *r = recs;
 			recs = r->next;
@@ -1138,7 +1189,7 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
 	o->nmarks = 1;
 	int64_t now = st_now_ms();
 	int i = 0, start = 0;
-	size_t bytes = 0;
+	size_t bytes = 0, h = 0;
 	char err[160];
 	/* the batches' size, about: one allocation instead of doublings */
 	for (struct rec *r = recs; r; r = r->next)
@@ -1151,9 +1202,13 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
 				    : KSTR_NULL;
 		arr[i].Value = r->val ? (struct kstr){r->val, (int32_t)r->vl}
 				      : KSTR_NULL;
-		arr[i].HeaderCount = 1;
-		arr[i].HeaderKeys = &hk;
-		arr[i].HeaderValues = &hv;
+		arr[i].HeaderCount = 1 + r->nh;
+		arr[i].HeaderKeys = hk + h;
+		arr[i].HeaderValues = hv + h;
+		hk[h] = KSTR_LIT("__samsa.lsn");
+		hv[h] = (struct kstr){(const char *)lsnb, 8};
+		get_headers(r, hk + h + 1, hv + h + 1);
+		h += 1 + (size_t)r->nh;
 		bytes += r->kl + r->vl + 40;
 		if (bytes >= MAX_BATCH_BYTES || i == n - 1) {
 			if (rb_build(&o->blob, 0, 0, -1, -1, -1, arr + start,
@@ -1169,6 +1224,8 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
 		free(r);
 	}
 	free(arr);
+	free(hk);
+	free(hv);
 	m->pending++;
 	t->inflight_bytes += o->blob.len;
 	if (t->outbox_tail)
@@ -1255,10 +1312,10 @@ struct emit_ctx {
 };
 
 static void emit(void *arg, const char *key, size_t kl, const char *val,
-		 size_t vl)
+		 size_t vl, const struct cdc_header *hdrs, int nh)
 {
 	struct emit_ctx *e = arg;
-	struct rec *r = malloc(sizeof(*r) + kl + vl);
+	struct rec *r = malloc(sizeof(*r) + kl + vl + headers_size(hdrs, nh));
 	if (!r) {
 		fail(e->t, "out of memory");
 		return;
@@ -1269,6 +1326,8 @@ static void emit(void *arg, const char *key, size_t kl, const char *val,
 	r->kl = kl;
 	r->val = val ? memcpy(r->data + kl, val, vl) : NULL;
 	r->vl = vl;
+	r->nh = nh;
+	put_headers(r->data + kl + vl, hdrs, nh);
 	**e->tail = r;
 	*e->tail = &r->next;
 	if (e->count)
@@ -2111,8 +2170,8 @@ static void on_action_link(struct cdc_task *t)
  */
 static void heartbeat_action(struct cdc_task *t)
 {
-	if (t->hb_action && strcmp(t->phase, "streaming") == 0 &&
-	    !t->sql.c && !t->sql.resolving)
+	if (t->hb_action && strcmp(t->phase, "streaming") == 0 && !t->sql.c &&
+	    !t->sql.resolving)
 		pgc_connect(t, &t->sql, false, on_action_link);
 }
 
@@ -2617,6 +2676,7 @@ static void task_free(struct cdc_task *t)
 	free(t->o.prefix);
 	free(t->o.dbname);
 	cc_free_list(t->o.add_fields);
+	cc_free_list(t->o.add_headers);
 	json_decref(t->config);
 	free(t->trace);
 	free(t->name);

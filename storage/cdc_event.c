@@ -812,6 +812,14 @@ static char *convert(enum cdc_conv conv, bool schemas, const json_t *schema,
 
 /* --- records ----------------------------------------------------------- */
 
+/* add.headers: at most this many, their names and texts in this many
+ * bytes. */
+#define MAX_HEADERS  16
+#define HEADERS_TEXT 1024
+static int added_headers(const struct cdc_opts *o, const struct cdc_rel *r,
+			 const struct cdc_change *ch, int64_t now,
+			 struct cdc_header *h, int max, char *buf, size_t len);
+
 static json_t *add_field_schema(const char *name, const char **out_type)
 {
 	const char *t = "string";
@@ -938,7 +946,8 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_object_set_new(env, "after", row_value(o, r, ch->after, false));
 	json_object_set_new(env, "source", source);
 	json_object_set_new(env, "op", json_string(op));
-	json_object_set_new(env, "ts_ms", json_integer(cdc_clock_ms()));
+	int64_t now = cdc_clock_ms();
+	json_object_set_new(env, "ts_ms", json_integer(now));
 	json_object_set_new(env, "transaction", json_null());
 
 	json_t *value = env, *vschema = r->env_schema;
@@ -960,7 +969,13 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 			free(v);
 			n = -1;
 		} else {
-			emit(arg, k, kl, v, vl);
+			struct cdc_header h[MAX_HEADERS];
+			char hbuf[HEADERS_TEXT];
+			int nh = o->unwrap ? added_headers(o, r, ch, now, h,
+							   MAX_HEADERS, hbuf,
+							   sizeof(hbuf))
+					   : 0;
+			emit(arg, k, kl, v, vl, h, nh);
 			n++;
 		}
 		free(k);
@@ -974,7 +989,7 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 		if (kl == CONVERT_FAILED) {
 			n = -1;
 		} else {
-			emit(arg, k, kl, NULL, 0);
+			emit(arg, k, kl, NULL, 0, NULL, 0);
 			n++;
 		}
 		free(k);
@@ -1013,7 +1028,7 @@ void cdc_heartbeat(const struct cdc_opts *o, int32_t key_id, int32_t value_id,
 	char *k = convert(o->key_conv, o->key_schemas, ks, key, key_id, &kl);
 	char *v = convert(o->value_conv, o->value_schemas, vs, val, value_id,
 			  &vl);
-	emit(arg, k, kl, v, vl);
+	emit(arg, k, kl, v, vl, NULL, 0);
 	free(k);
 	free(v);
 	json_decref(key);
@@ -1499,6 +1514,113 @@ static void put_envelope(struct kb_writer *w, enum rmode m,
 	}
 }
 
+static const char *const op_names[] = {"c", "u", "d", "r", "t"};
+
+/* The op letter as a string that outlives the call. */
+static const char *op_name(char op)
+{
+	for (size_t i = 0; i < sizeof(op_names) / sizeof(*op_names); i++)
+		if (op_names[i][0] == op)
+			return op_names[i];
+	return "";
+}
+
+/*
+ * The value ExtractNewRecordState's add.fields and add.headers give name
+ * ("op", "ts_ms", "source.<field>") for change ch; null for a name the
+ * envelope lacks.  now: the envelope's ts_ms.
+ */
+static void added_value(const struct cdc_opts *o, const struct cdc_rel *r,
+			const struct cdc_change *ch, const struct src_vals *s,
+			int64_t now, const char *name, struct cval *cv)
+{
+	const char *leaf = strncmp(name, "source.", 7) == 0 ? name + 7 : name;
+	*cv = (struct cval){.k = CV_NULL};
+	if (strcmp(name, "op") == 0) {
+		cv->k = CV_STR;
+		cv->s = op_name(ch->op);
+	} else if (strcmp(name, "ts_ms") == 0) {
+		cv->k = CV_INT;
+		cv->i = now;
+	} else if (strcmp(leaf, "version") == 0) {
+		cv->k = CV_STR;
+		cv->s = "1.9.7.Final";
+	} else if (strcmp(leaf, "connector") == 0) {
+		cv->k = CV_STR;
+		cv->s = "postgresql";
+	} else if (strcmp(leaf, "name") == 0) {
+		cv->k = CV_STR;
+		cv->s = o->prefix;
+	} else if (strcmp(leaf, "ts_ms") == 0) {
+		cv->k = CV_INT;
+		cv->i = ch->commit_ms;
+	} else if (strcmp(leaf, "snapshot") == 0) {
+		cv->k = CV_STR;
+		cv->s = s->snapshot;
+	} else if (strcmp(leaf, "db") == 0) {
+		cv->k = CV_STR;
+		cv->s = o->dbname;
+	} else if (strcmp(leaf, "sequence") == 0) {
+		if (s->seq[0]) {
+			cv->k = CV_STR;
+			cv->s = s->seq;
+		}
+	} else if (strcmp(leaf, "schema") == 0) {
+		cv->k = CV_STR;
+		cv->s = r->schema;
+	} else if (strcmp(leaf, "table") == 0) {
+		cv->k = CV_STR;
+		cv->s = r->table;
+	} else if (strcmp(leaf, "txId") == 0) {
+		if (ch->xid >= 0) {
+			cv->k = CV_INT;
+			cv->i = ch->xid;
+		}
+	} else if (strcmp(leaf, "lsn") == 0) {
+		cv->k = CV_INT;
+		cv->i = (int64_t)ch->lsn;
+	}
+	if (cv->k == CV_STR)
+		cv->n = strlen(cv->s);
+}
+
+/*
+ * add.headers: the headers ExtractNewRecordState puts on ch's record,
+ * "__<name>" ('.' as '_') with the value as Connect's SimpleHeaderConverter
+ * writes it (text; null stays null).  Names and texts go to buf; returns
+ * how many (at most max).
+ */
+static int added_headers(const struct cdc_opts *o, const struct cdc_rel *r,
+			 const struct cdc_change *ch, int64_t now,
+			 struct cdc_header *h, int max, char *buf, size_t len)
+{
+	struct src_vals s;
+	src_vals_of(ch, &s);
+	int n = 0;
+	size_t used = 0;
+	for (char **f = o->add_headers; f && *f && n < max; f++) {
+		struct cval cv;
+		added_value(o, r, ch, &s, now, *f, &cv);
+		char *name = buf + used;
+		add_field_name(*f, name, len - used);
+		used += strlen(name) + 1;
+		h[n].key = (struct kstr){name, (int32_t)strlen(name)};
+		h[n].value = KSTR_NULL;
+		if (cv.k == CV_STR) {
+			h[n].value = (struct kstr){cv.s, (int32_t)cv.n};
+		} else if (cv.k == CV_INT && used < len) {
+			int k = snprintf(buf + used, len - used, "%lld",
+					 (long long)cv.i);
+			h[n].value = (struct kstr){buf + used, k};
+			used += (size_t)k + 1;
+		}
+		if (used >= len)
+			break;
+		n++;
+	}
+	return n;
+}
+
 /* ExtractNewRecordState's value of row (not NULL). */
 static void put_unwrapped(struct kb_writer *w, enum rmode m,
 			  const struct cdc_opts *o, const struct cdc_rel *r,
@@ -1511,60 +1633,11 @@ static void put_unwrapped(struct kb_writer *w, enum rmode m,
 	bool first = true;
 	open_struct(w, m);
 	put_columns(w, m, o, r, row, false, &first);
-	char op[2] = {ch->op, 0};
 	for (int i = 0; i < R->nadd; i++) {
-		const char *name = o->add_fields[i];
-		const char *leaf =
-			strncmp(name, "source.", 7) == 0 ? name + 7 : name;
-		struct cval cv = {.k = CV_NULL};
-		if (strcmp(name, "op") == 0) {
-			cv.k = CV_STR;
-			cv.s = op;
-		} else if (strcmp(name, "ts_ms") == 0) {
-			cv.k = CV_INT;
-			cv.i = now;
-		} else if (strcmp(leaf, "version") == 0) {
-			cv.k = CV_STR;
-			cv.s = "1.9.7.Final";
-		} else if (strcmp(leaf, "connector") == 0) {
-			cv.k = CV_STR;
-			cv.s = "postgresql";
-		} else if (strcmp(leaf, "name") == 0) {
-			cv.k = CV_STR;
-			cv.s = o->prefix;
-		} else if (strcmp(leaf, "ts_ms") == 0) {
-			cv.k = CV_INT;
-			cv.i = ch->commit_ms;
-		} else if (strcmp(leaf, "snapshot") == 0) {
-			cv.k = CV_STR;
-			cv.s = s.snapshot;
-		} else if (strcmp(leaf, "db") == 0) {
-			cv.k = CV_STR;
-			cv.s = o->dbname;
-		} else if (strcmp(leaf, "sequence") == 0) {
-			if (s.seq[0]) {
-				cv.k = CV_STR;
-				cv.s = s.seq;
-			}
-		} else if (strcmp(leaf, "schema") == 0) {
-			cv.k = CV_STR;
-			cv.s = r->schema;
-		} else if (strcmp(leaf, "table") == 0) {
-			cv.k = CV_STR;
-			cv.s = r->table;
-		} else if (strcmp(leaf, "txId") == 0) {
-			if (ch->xid >= 0) {
-				cv.k = CV_INT;
-				cv.i = ch->xid;
-			}
-		} else if (strcmp(leaf, "lsn") == 0) {
-			cv.k = CV_INT;
-			cv.i = (int64_t)ch->lsn;
-		}
-		if (cv.k == CV_STR)
-			cv.n = strlen(cv.s);
+		struct cval cv;
+		added_value(o, r, ch, &s, now, o->add_fields[i], &cv);
 		char fname[128];
-		add_field_name(name, fname, sizeof(fname));
+		add_field_name(o->add_fields[i], fname, sizeof(fname));
 		put_field(w, m, R->add_jkey[i], strlen(R->add_jkey[i]), fname,
 			  &cv, &first);
 	}
@@ -1658,12 +1731,18 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	const char *k = has_key ? bytes_of(&key_buf, &kl) : NULL;
 	if (have_value) {
 		const char *v = null_value ? NULL : bytes_of(&value_buf, &vl);
-		emit(arg, k, kl, v, vl);
+		struct cdc_header h[MAX_HEADERS];
+		char hbuf[HEADERS_TEXT];
+		int nh = o->unwrap
+				 ? added_headers(o, r, ch, now, h, MAX_HEADERS,
+						 hbuf, sizeof(hbuf))
+				 : 0;
+		emit(arg, k, kl, v, vl, h, nh);
 		n++;
 	}
 	if (ch->op == 'd' && o->tombstones &&
 	    !(o->unwrap && o->unwrap_drop_tombstones) && has_key) {
-		emit(arg, k, kl, NULL, 0);
+		emit(arg, k, kl, NULL, 0, NULL, 0);
 		n++;
 	}
 	return n;

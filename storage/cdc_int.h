@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "protocol/kbuf.h"
+
 enum cdc_conv { CONV_JSON, CONV_STRING, CONV_AVRO };
 enum cdc_decimal { DEC_PRECISE, DEC_DOUBLE, DEC_STRING };
 enum cdc_delete { DEL_DROP, DEL_NONE, DEL_REWRITE };
@@ -29,7 +31,8 @@ struct cdc_opts {
 	bool unwrap;
 	bool unwrap_drop_tombstones;
 	enum cdc_delete unwrap_delete;
-	char **add_fields; /* NULL-terminated, e.g. "op", "source.ts_ms" */
+	char **add_fields;  /* NULL-terminated, e.g. "op", "source.ts_ms" */
+	char **add_headers; /* the same for add.headers */
 };
 
 struct cdc_col {
@@ -80,10 +83,16 @@ struct cdc_change {
 	bool last_snapshot;
 };
 
-/* A record to append: key/val (NULL = null) borrowed for the call only,
- * so the formatter may hand over its reused buffers. */
+/* A record header a transform adds (value.len -1: null). */
+struct cdc_header {
+	struct kstr key, value;
+};
+
+/* A record to append: key/val (NULL = null) and its headers borrowed for
+ * the call only, so the formatter may hand over its reused buffers. */
 typedef void (*cdc_emit_fn)(void *arg, const char *key, size_t klen,
-			    const char *val, size_t vlen);
+			    const char *val, size_t vlen,
+			    const struct cdc_header *hdrs, int nhdrs);
 
 /* (Re)builds rel's schemas from its columns; with an AvroConverter also
  * their Avro texts (key_avro, value_avro), ids reset to -1; without one,

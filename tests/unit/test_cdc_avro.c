@@ -207,8 +207,10 @@ static char *dup_bytes(const char *p, size_t n)
 }
 
 static void capture(void *arg, const char *key, size_t klen, const char *val,
-		    size_t vlen)
+		    size_t vlen, const struct cdc_header *h, int nh)
 {
+	(void)h;
+	(void)nh;
 	struct got *g = arg;
 	if (g->n++ == 0) {
 		g->key = dup_bytes(key, klen);

@@ -23,6 +23,7 @@ struct recs {
 	int n;
 	char *key[MAXREC], *val[MAXREC];
 	size_t kl[MAXREC], vl[MAXREC];
+	char hdrs[MAXREC][512]; /* "name=value;" each, "name;" for null */
 };
 
 /* emit's bytes are borrowed: copies (NULL stays NULL) */
@@ -35,10 +36,22 @@ static char *dup_bytes(const char *p, size_t n)
 }
 
 static void capture(void *arg, const char *key, size_t klen, const char *val,
-		    size_t vlen)
+		    size_t vlen, const struct cdc_header *h, int nh)
 {
 	struct recs *g = arg;
 	cr_assert_lt(g->n, MAXREC);
+	char *out = g->hdrs[g->n];
+	out[0] = '\0';
+	for (int i = 0; i < nh; i++) {
+		size_t used = strlen(out);
+		if (h[i].value.len < 0)
+			snprintf(out + used, 512 - used, "%.*s;", h[i].key.len,
+				 h[i].key.ptr);
+		else
+			snprintf(out + used, 512 - used, "%.*s=%.*s;",
+				 h[i].key.len, h[i].key.ptr, h[i].value.len,
+				 h[i].value.ptr);
+	}
 	g->key[g->n] = dup_bytes(key, klen);
 	g->val[g->n] = dup_bytes(val, vlen);
 	g->kl[g->n] = klen;
@@ -68,7 +81,8 @@ static bool recs_equal(const struct recs *a, const struct recs *b)
 		return false;
 	for (int i = 0; i < a->n; i++)
 		if (!same_bytes(a->key[i], a->kl[i], b->key[i], b->kl[i]) ||
-		    !same_bytes(a->val[i], a->vl[i], b->val[i], b->vl[i]))
+		    !same_bytes(a->val[i], a->vl[i], b->val[i], b->vl[i]) ||
+		    strcmp(a->hdrs[i], b->hdrs[i]) != 0)
 			return false;
 	return true;
 }
@@ -321,7 +335,9 @@ Test(cdc_event, direct_matches_tree)
 							uw == 3,
 						.unwrap_delete = dels[uw % 3],
 						.add_fields = uw >= 3 ? add_all
-								      : NULL};
+								      : NULL,
+						.add_headers = uw >= 2 ? add_all
+								       : NULL};
 					struct cdc_rel r;
 					rel_init(&r, all_cols, NALL);
 					cdc_rel_schemas(&o, &r);
@@ -378,13 +394,16 @@ Test(cdc_event, golden_unwrapped)
 		{"note", TEXT, -1, false, true, false},
 		{"price", FLOAT8, -1, false, true, false},
 	};
+	char *headers[] = {"op", "source.txId", "source.table", "nothing",
+			   NULL};
 	struct cdc_opts o = {.prefix = "samsa",
 			     .dbname = "cdcbench",
 			     .tombstones = true,
 			     .key_conv = CONV_STRING,
 			     .value_conv = CONV_JSON,
 			     .unwrap = true,
-			     .unwrap_drop_tombstones = true};
+			     .unwrap_drop_tombstones = true,
+			     .add_headers = headers};
 	struct cdc_rel r;
 	rel_init(&r, cols, 4);
 	r.table = "ev";
@@ -411,6 +430,11 @@ Test(cdc_event, golden_unwrapped)
 			 "\"price\":null}";
 	cr_assert_eq(g.vl[1], strlen(v2), "%.*s", (int)g.vl[1], g.val[1]);
 	cr_assert(memcmp(g.val[1], v2, g.vl[1]) == 0);
+	/* add.headers: text values, null for a field the envelope lacks */
+	cr_assert_str_eq(g.hdrs[0],
+			 "__op=c;__source_txId=5;__source_table=ev;__nothing;");
+	cr_assert_str_eq(g.hdrs[1],
+			 "__op=u;__source_txId=6;__source_table=ev;__nothing;");
 	recs_free(&g);
 	cdc_rel_schemas_free(&r);
 }

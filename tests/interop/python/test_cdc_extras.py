@@ -2,7 +2,8 @@
 snapshot.mode=when_needed, heartbeats (heartbeat.interval.ms, topic
 __debezium-heartbeat.<prefix>), Connect's topic.creation.* settings, its
 RegexRouter transform, column.include.list / column.exclude.list,
-skipped.operations and heartbeat.action.query."""
+skipped.operations, heartbeat.action.query and ExtractNewRecordState's
+add.headers."""
 import json
 import time
 
@@ -25,6 +26,15 @@ def json_cfg(db, name, prefix, slot, **over):
         "key.converter.schemas.enable": "false",
         "value.converter.schemas.enable": "false", **over})
     cfg["name"] = name
+    return cfg
+
+
+def json_cfg_with(db, name, prefix, slot, **settings):
+    """json_cfg with settings (dotted names; None removes one) put after,
+    transforms included"""
+    cfg = json_cfg(db, name, prefix, slot)
+    cfg["config"].update(settings)
+    cfg["config"] = {k: v for k, v in cfg["config"].items() if v is not None}
     return cfg
 
 
@@ -276,10 +286,7 @@ def test_regex_router_renames_topics():
         "transforms.second.replacement": "cdc_bc",
     }
     def cfg(**over):
-        c = json_cfg(db, "rtr-source", "rtr", "rtr_slot")
-        c["config"].update(over)
-        c["config"] = {k: v for k, v in c["config"].items() if v is not None}
-        return c
+        return json_cfg_with(db, "rtr-source", "rtr", "rtr_slot", **over)
 
     for bad, word in (({"transforms.first.replacement": "x$2"}, "No group 2"),
                       ({"transforms.first.replacement": None},
@@ -373,3 +380,31 @@ def test_skipped_operations():
     assert [(json.loads(m.value())["op"], json.loads(m.value())["after"]["id"])
             for m in msgs] == [("r", 1), ("c", 2), ("c", 3)], [m.value() for m in msgs]
     remove("skip-source", "skip_slot")
+
+
+def test_unwrap_add_headers():
+    """ExtractNewRecordState's add.headers: __op, __source_table ... on each
+    record, as Connect's SimpleHeaderConverter writes them (text)."""
+    db = "cdc_hdr"
+    http("DELETE", "/connectors/hdr-source")
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, v text)",
+         "INSERT INTO t VALUES (1, 'one')")
+    cfg = json_cfg_with(db, "hdr-source", "hdr", "hdr_slot", **{
+        "transforms": "unwrap",
+        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+        "transforms.unwrap.add.headers": "op,source.table,source.ts_ms"})
+    reset("hdr.public.t")
+    code, body = post(cfg)
+    assert code == 201, body
+    wait_state("hdr-source", "RUNNING")
+    before = time.time() * 1000
+    psql(db, "UPDATE t SET v = 'uno' WHERE id = 1")
+    msgs = consume("hdr.public.t", 2)
+    got = [{k: v for k, v in m.headers() if k.startswith("__") and
+            k != "__samsa.lsn"} for m in msgs]
+    assert [(h["__op"], h["__source_table"]) for h in got] == [
+        (b"r", b"t"), (b"u", b"t")], got
+    assert abs(int(got[1]["__source_ts_ms"]) - before) < 60000, got
+    assert json.loads(msgs[1].value()) == {"id": 1, "v": "uno"}
+    remove("hdr-source", "hdr_slot")
