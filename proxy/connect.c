@@ -52,6 +52,7 @@ static struct {
 	struct cx *list;
 	char worker_id[300];
 	const char *pg;
+	struct event *retry; /* each second: tasks that lost Postgres */
 } C;
 
 /* A request waiting for a write to commit. */
@@ -161,6 +162,24 @@ static void task_start(struct cx *c)
 	else if (!c->paused)
 		c->task =
 			cdc_start(&C.env, c->name, c->config, c->snapshot_done);
+}
+
+/* Sources that stopped because Postgres went away start again when their
+ * wait is over (cdc_retry_at), as Debezium restarts itself. */
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	int64_t now = st_now_ms();
+	for (struct cx *c = C.list; c; c = c->next) {
+		int64_t at = c->task ? cdc_retry_at(c->task) : -1;
+		if (at >= 0 && now >= at) {
+			log_info("connector %s: starting its task again",
+				 c->name);
+			task_start(c);
+		}
+	}
 }
 
 static json_t *tasks_of(const struct cx *c)
@@ -705,6 +724,13 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 		connect_stop();
 		return -1;
 	}
+	C.retry = event_new(srv->base, -1, EV_PERSIST, on_retry_timer, NULL);
+	struct timeval second = {1, 0};
+	if (!C.retry || event_add(C.retry, &second) < 0) {
+		snprintf(err, errlen, "connect: out of memory");
+		connect_stop();
+		return -1;
+	}
 	int n = 0;
 	for (struct cx *c = C.list; c; c = c->next, n++)
 		task_start(c);
@@ -723,6 +749,9 @@ void connect_stop(void)
 		free(c->name);
 		free(c);
 	}
+	if (C.retry)
+		event_free(C.retry);
+	C.retry = NULL;
 	if (C.http)
 		evhttp_free(C.http);
 	C.http = NULL;

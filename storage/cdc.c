@@ -106,6 +106,7 @@ struct pgc {
 	struct pg_resolve *resolving; /* the host's lookup, before c */
 	bool replication;
 	bool connecting;
+	bool was_up; /* it connected: losing it may pass */
 	short want;
 	bool busy, copy;
 	void (*on_row)(struct cdc_task *t, PGresult *r);
@@ -215,6 +216,9 @@ struct cdc_task {
 	struct event *timer;
 	bool failed, stopped;
 	char *trace;
+	/* Postgres went away: connect.c starts the task again at retry_at
+	 * (wall-clock ms; -1 when the failure is for good). */
+	int64_t retry_at, retry_wait_ms;
 	const char *phase;
 
 	struct cdc_rel *rels;
@@ -459,15 +463,16 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		       "Invalid value %s for configuration "
 		       "publication.autocreate.mode",
 		       pm);
-	const char *hbms = cc_get(c, "heartbeat.interval.ms");
-	if (hbms) {
+	static const char *const counts[] = {
+		"heartbeat.interval.ms", "retriable.restart.connector.wait.ms"};
+	for (size_t i = 0; i < 2; i++) {
+		const char *v = cc_get(c, counts[i]);
 		char *end;
-		long long v = strtoll(hbms, &end, 10);
-		if (*end || end == hbms || v < 0)
-			CC_BAD("heartbeat.interval.ms",
-			       "Invalid value %s for configuration "
-			       "heartbeat.interval.ms: Not a valid number",
-			       hbms);
+		if (v && (strtoll(v, &end, 10) < 0 || *end || end == v))
+			CC_BAD(counts[i],
+			       "Invalid value %s for configuration %s: Not a "
+			       "valid number",
+			       v, counts[i]);
 	}
 	struct topic_creation *creation;
 	if (tcr_parse(c, &creation, key, keylen, err, errlen) < 0)
@@ -713,6 +718,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
 	const char *hb = cc_get(c, "heartbeat.interval.ms");
 	t->heartbeat_ms = hb ? atoll(hb) : 0;
+	const char *wait = cc_get(c, "retriable.restart.connector.wait.ms");
+	t->retry_wait_ms = wait ? atoll(wait) : 10000;
 	const char *action = cc_get(c, "heartbeat.action.query");
 	t->hb_action = action && *action ? strdup(action) : NULL;
 	const char *hbp =
@@ -772,27 +779,85 @@ static void pgc_close(struct pgc *p)
 	if (p->c)
 		PQfinish(p->c);
 	p->c = NULL;
-	p->busy = p->copy = p->connecting = false;
+	p->busy = p->copy = p->connecting = p->was_up = false;
+}
+
+/* Stops the task on msg; retriable: to be started again after the wait
+ * (retriable.restart.connector.wait.ms, as Debezium restarts itself). */
+static void stop_on(struct cdc_task *t, bool retriable, const char *msg)
+{
+	if (t->failed)
+		return;
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	t->failed = true;
+	t->retry_at = retriable ? st_now_ms() + t->retry_wait_ms : -1;
+	free(t->trace);
+	t->trace = strndup(msg, n);
+	if (retriable)
+		fprintf(stderr,
+			"cdc %s: lost Postgres: %.*s; starting again in "
+			"%lld ms\n",
+			t->name, (int)n, msg, (long long)t->retry_wait_ms);
+	else
+		fprintf(stderr, "cdc %s: FAILED: %.*s\n", t->name, (int)n, msg);
+	pgc_close(&t->repl);
+	pgc_close(&t->sql);
 }
 
 static void fail(struct cdc_task *t, const char *fmt, ...)
 {
-	if (t->failed)
-		return;
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	size_t n = strlen(msg);
-	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
-	t->failed = true;
-	free(t->trace);
-	t->trace = strdup(msg);
-	fprintf(stderr, "cdc %s: FAILED: %s\n", t->name, msg);
-	pgc_close(&t->repl);
-	pgc_close(&t->sql);
+	stop_on(t, false, msg);
+}
+
+/*
+ * Whether a connection failure (libpq's words) may pass by itself:
+ * Postgres restarting, starting up, shutting down or out of reach for a
+ * while.  A wrong password or database is for good.
+ */
+static bool transient(const char *msg)
+{
+	static const char *const words[] = {
+		"Connection refused",
+		"timeout expired",
+		"the database system is", /* starting up, shutting down ... */
+		"server closed the connection unexpectedly",
+		"terminating connection due to administrator command",
+		"Temporary failure in name resolution",
+		"Network is unreachable",
+		"No route to host",
+		"Connection reset by peer",
+		"could not receive data from server",
+		"could not send data to server",
+		"no connection to the server",
+		"SSL SYSCALL error",
+	};
+	for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
+		if (strstr(msg, words[i]))
+			return true;
+	return false;
+}
+
+/* An error Postgres sent that says the connection is going or gone
+ * (class 08, or 57P01-57P03: shut down, crashed, cannot connect now). */
+static bool transient_result(const PGresult *r)
+{
+	const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	return s && (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
+		     strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0);
+}
+
+/* p's connection failed or went away: libpq says why. */
+static void conn_failed(struct pgc *p)
+{
+	const char *msg = PQerrorMessage(p->c);
+	stop_on(p->t, p->was_up || transient(msg), msg);
 }
 
 static void handle_copy(struct cdc_task *t, const char *buf, int len);
@@ -805,11 +870,12 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
 	if (p->connecting) {
 		PostgresPollingStatusType st = PQconnectPoll(p->c);
 		if (st == PGRES_POLLING_FAILED) {
-			fail(t, "%s", PQerrorMessage(p->c));
+			conn_failed(p);
 			return;
 		}
 		if (st == PGRES_POLLING_OK) {
 			p->connecting = false;
+			p->was_up = true;
 			PQsetnonblocking(p->c, 1);
 			p->on_done(t);
 		} else {
@@ -822,13 +888,13 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
 	}
 	if (what & EV_WRITE) {
 		if (PQflush(p->c) < 0) {
-			fail(t, "%s", PQerrorMessage(p->c));
+			conn_failed(p);
 			return;
 		}
 	}
 	if (what & EV_READ) {
 		if (!PQconsumeInput(p->c)) {
-			fail(t, "%s", PQerrorMessage(p->c));
+			conn_failed(p);
 			return;
 		}
 	}
@@ -847,10 +913,22 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
 			}
 			if (n == 0)
 				break;
+			/* samsa never ends the stream itself: Postgres did,
+			 * shutting down (no error), or with an error. */
 			PGresult *r = PQgetResult(p->c);
-			fail(t, "replication stream ended: %s",
-			     r ? PQresultErrorMessage(r)
-			       : PQerrorMessage(p->c));
+			bool error =
+				r && PQresultStatus(r) == PGRES_FATAL_ERROR;
+			const char *why = error ? PQresultErrorMessage(r)
+					  : *PQerrorMessage(p->c)
+						  ? PQerrorMessage(p->c)
+						  : "Postgres ended it";
+			char msg[1024];
+			snprintf(msg, sizeof(msg),
+				 "replication stream ended: %s", why);
+			stop_on(t,
+				!error || transient_result(r) ||
+					PQstatus(p->c) == CONNECTION_BAD,
+				msg);
 			PQclear(r);
 			return;
 		}
@@ -866,7 +944,10 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
 		}
 		ExecStatusType st = PQresultStatus(r);
 		if (st == PGRES_FATAL_ERROR) {
-			fail(t, "%s", PQresultErrorMessage(r));
+			stop_on(t,
+				transient_result(r) ||
+					PQstatus(p->c) == CONNECTION_BAD,
+				PQresultErrorMessage(r));
 			PQclear(r);
 			return;
 		}
@@ -943,7 +1024,7 @@ static void pgc_resolved(void *arg, const char *host, const char *hostaddr,
 	struct pgc *p = arg;
 	p->resolving = NULL;
 	if (err)
-		fail(p->t, "%s", err);
+		stop_on(p->t, transient(err), err);
 	else
 		pgc_connect_to(p, host, hostaddr);
 }
@@ -969,7 +1050,7 @@ static void pgc_query(struct pgc *p, const char *sql, bool single_row,
 	if (!p->c)
 		return;
 	if (!PQsendQuery(p->c, sql)) {
-		fail(p->t, "%s", PQerrorMessage(p->c));
+		conn_failed(p);
 		return;
 	}
 	if (single_row)
@@ -1566,6 +1647,7 @@ static void on_catalog_row(struct cdc_task *t, PGresult *res)
 		r->cols = realloc(r->cols,
 				  sizeof(*r->cols) * (size_t)(r->ncols + 1));
 		struct cdc_col *c = &r->cols[r->ncols++];
+		*c = (struct cdc_col){0};
 		c->name = strdup(PQgetvalue(res, i, 4));
 		c->oid = (uint32_t)strtoul(PQgetvalue(res, i, 5), NULL, 10);
 		c->typmod = atoi(PQgetvalue(res, i, 6));
@@ -2144,7 +2226,7 @@ static void send_status(struct cdc_task *t, bool reply)
 	put64(m + 25, (uint64_t)now_pg_us());
 	m[33] = reply ? 1 : 0;
 	if (PQputCopyData(t->repl.c, (const char *)m, sizeof(m)) != 1) {
-		fail(t, "%s", PQerrorMessage(t->repl.c));
+		conn_failed(&t->repl);
 		return;
 	}
 	t->reported = t->flushed;
@@ -2713,7 +2795,13 @@ bool cdc_snapshot_done(const struct cdc_task *t)
 
 const char *cdc_state(const struct cdc_task *t)
 {
-	return t->failed ? "FAILED" : "RUNNING";
+	/* Waiting to start again is running, as with Debezium. */
+	return t->failed && t->retry_at < 0 ? "FAILED" : "RUNNING";
+}
+
+int64_t cdc_retry_at(const struct cdc_task *t)
+{
+	return t->failed ? t->retry_at : -1;
 }
 
 const char *cdc_trace(const struct cdc_task *t)

@@ -92,8 +92,14 @@ void cdc_retire(struct cdc_task *t);
 /* Whether the task's snapshot completed and is stored as such. */
 bool cdc_snapshot_done(const struct cdc_task *t);
 
-/* "RUNNING" or "FAILED". */
+/* "RUNNING" or "FAILED" (not while it waits to start again). */
 const char *cdc_state(const struct cdc_task *t);
+/*
+ * When the task, stopped because Postgres went away (restarted, out of
+ * reach), is to be started again (wall-clock ms, st_now_ms): its owner
+ * does that (cdc_stop, cdc_start).  -1 when it runs or failed for good.
+ */
+int64_t cdc_retry_at(const struct cdc_task *t);
 /* Why it failed (Postgres's message), or NULL. */
 const char *cdc_trace(const struct cdc_task *t);
 /* The topics it wrote to or will write to: a new array (caller frees). */
