@@ -1109,6 +1109,17 @@ static void marks_advance(struct cdc_task *t)
 	}
 }
 
+/* samsa's own log refused a write: for good, or (ST_UNAVAILABLE) because
+ * its Postgres went away, which may pass. */
+static void store_failed(struct cdc_task *t, enum st_status st,
+			 const char *what, const char *topic, const char *msg)
+{
+	char why[1024];
+	snprintf(why, sizeof(why), "%s %s failed: %s", what, topic,
+		 msg ? msg : "storage error");
+	stop_on(t, st == ST_UNAVAILABLE, why);
+}
+
 static void on_appended(void *arg, const struct st_append_result *r)
 {
 	struct out *o = arg;
@@ -1116,8 +1127,8 @@ static void on_appended(void *arg, const struct st_append_result *r)
 	t->inflight--;
 	t->inflight_bytes -= o->blob.len;
 	if (r->status != ST_OK)
-		fail(t, "appending to %s failed: %s", o->tp->name,
-		     r->message ? r->message : "storage error");
+		store_failed(t, r->status, "appending to", o->tp->name,
+			     r->message);
 	else
 		for (int i = 0; i < o->nmarks; i++)
 			o->marks[i]->pending--;
@@ -1169,9 +1180,8 @@ static void on_created(void *arg, enum st_status st, const char *msg)
 		return;
 	}
 	if (st != ST_OK && st != ST_EXISTS)
-		fail(t, "creating topic %s failed: %s",
-		     t->outbox ? t->outbox->tp->name : "?",
-		     msg ? msg : "storage error");
+		store_failed(t, st, "creating topic",
+			     t->outbox ? t->outbox->tp->name : "?", msg);
 	pump(t);
 }
 
