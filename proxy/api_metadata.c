@@ -10,23 +10,6 @@
 #include "proxy/handlers.h"
 #include "storage/topic_config.h"
 
-bool topic_name_valid(struct kstr name)
-{
-	if (name.len <= 0 || name.len > 249)
-		return false;
-	if ((name.len == 1 && name.ptr[0] == '.') ||
-	    (name.len == 2 && name.ptr[0] == '.' && name.ptr[1] == '.'))
-		return false;
-	for (int32_t i = 0; i < name.len; i++) {
-		char c = name.ptr[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return false;
-	}
-	return true;
-}
-
 void topic_autocreate(struct request *req, struct kstr name,
 		      void (*cb)(void *arg, enum st_status st, const char *msg),
 		      void *arg)
@@ -131,7 +114,7 @@ static void metadata_answer(struct request *req)
 			continue;
 		}
 		t[i].Name = q->Name;
-		t[i].ErrorCode = topic_name_valid(q->Name)
+		t[i].ErrorCode = st_topic_name_valid(q->Name)
 					 ? KERR_UNKNOWN_TOPIC_OR_PARTITION
 					 : KERR_INVALID_TOPIC_EXCEPTION;
 	}
@@ -161,7 +144,7 @@ void handle_Metadata(struct request *req)
 		x->pending = 1;
 		for (int32_t i = 0; i < mr->Topics.count; i++) {
 			struct kstr name = mr->Topics.items[i].Name;
-			if (name.len < 0 || !topic_name_valid(name) ||
+			if (name.len < 0 || !st_topic_name_valid(name) ||
 			    st_topic_find(s, name))
 				continue;
 			/* Duplicates in one request create once. */

@@ -228,7 +228,7 @@ void handle_CreateTopics(struct request *req)
 			snprintf(err, sizeof(err),
 				 "Create topics request from client contains "
 				 "multiple entries for the topic");
-		} else if (!topic_name_valid(t->Name)) {
+		} else if (!st_topic_name_valid(t->Name)) {
 			r->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
 			snprintf(err, sizeof(err),
 				 "Topic name is invalid: it must be 1 to 249 "

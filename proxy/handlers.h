@@ -59,9 +59,6 @@ void topic_autocreate(struct request *req, struct kstr name,
 		      void (*cb)(void *arg, enum st_status st, const char *msg),
 		      void *arg);
 
-/* A valid topic name as Kafka defines it ([a-zA-Z0-9._-], 1-249). */
-bool topic_name_valid(struct kstr name);
-
 /*
  * The effective value of topic config d for a topic with own settings
  * ov[0..n): its own value (source DYNAMIC_TOPIC_CONFIG) or the default (its

@@ -14,6 +14,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "proxy/logging.h"
+
 struct tls_server {
 	SSL_CTX *ctx;
 };
@@ -127,10 +129,15 @@ struct bufferevent *tls_accept(struct tls_server *t, struct event_base *base,
 }
 
 /* evhttp's hook for a new connection's bufferevent; evhttp sets its
- * socket. */
+ * socket.  Out of memory it gets NULL and makes a plain one: a TLS client's
+ * handshake then fails to parse as HTTP and the connection closes, so no
+ * client that asked for TLS is ever answered without it. */
 static struct bufferevent *http_bev(struct event_base *base, void *arg)
 {
-	return tls_accept(arg, base, -1);
+	struct bufferevent *bev = tls_accept(arg, base, -1);
+	if (!bev)
+		log_warn("TLS: out of memory for an HTTPS connection");
+	return bev;
 }
 
 void tls_serve_http(struct tls_server *t, struct evhttp *http)

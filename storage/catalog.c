@@ -592,3 +592,20 @@ void st_set_configs(struct store *s, struct st_topic *t,
 	}
 	pg_sync_cb(s->catalog, on_commit, c);
 }
+
+bool st_topic_name_valid(struct kstr name)
+{
+	if (name.len <= 0 || name.len > 249)
+		return false;
+	if ((name.len == 1 && name.ptr[0] == '.') ||
+	    (name.len == 2 && name.ptr[0] == '.' && name.ptr[1] == '.'))
+		return false;
+	for (int32_t i = 0; i < name.len; i++) {
+		char c = name.ptr[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}

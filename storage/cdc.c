@@ -143,7 +143,8 @@ struct rec {
 	int32_t part;	 /* set by flush_records() */
 	char *key, *val; /* into data, or NULL */
 	size_t kl, vl;
-	int nh; /* transforms' headers, after val in data (put_headers) */
+	int nh;	   /* transforms' headers, after val in data (put_headers) */
+	size_t hl; /* their bytes there */
 	struct rec *next;
 	char data[];
 };
@@ -468,7 +469,8 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	for (size_t i = 0; i < 2; i++) {
 		const char *v = cc_get(c, counts[i]);
 		char *end;
-		if (v && (strtoll(v, &end, 10) < 0 || *end || end == v))
+		long long n = v ? strtoll(v, &end, 10) : 0;
+		if (v && (n < 0 || n > INT32_MAX || *end || end == v))
 			CC_BAD(counts[i],
 			       "Invalid value %s for configuration %s: Not a "
 			       "valid number",
@@ -481,6 +483,21 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	if (rr_parse(c, &router, key, keylen, err, errlen) < 0) {
 		tcr_free(creation);
 		return -1;
+	}
+	/* The heartbeats' topic, routed too: transforms see every record. */
+	const char *hbp =
+		cc_get2(c, "topic.heartbeat.prefix", "heartbeat.topics.prefix");
+	char hbt[1024], hb_topic[1024] = "";
+	snprintf(hbt, sizeof(hbt), "%s.%s", hbp ? hbp : "__debezium-heartbeat",
+		 prefix);
+	if (!rr_route(router, hbt, hb_topic, sizeof(hb_topic)) ||
+	    !st_topic_name_valid(kstr_c(hb_topic))) {
+		tcr_free(creation);
+		rr_free(router);
+		CC_BAD("transforms",
+		       "RegexRouter makes %s of the heartbeat topic %s: not a "
+		       "topic name",
+		       hb_topic, hbt);
 	}
 	if (t) {
 		t->creation = creation;
@@ -608,6 +625,17 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		}
 		snprintf(headers_key, sizeof(headers_key),
 			 "transforms.%s.add.headers", tr[i]);
+		char **hl;
+		int nhl = cc_split(cc_get(c, headers_key), &hl);
+		cc_free_list(hl);
+		if (nhl > CDC_MAX_HEADERS) {
+			cc_free_list(tr);
+			cc_free_list(add);
+			CC_BAD(headers_key,
+			       "Invalid value for configuration %s: samsa "
+			       "adds at most %d headers",
+			       headers_key, CDC_MAX_HEADERS);
+		}
 		snprintf(k, sizeof(k), "transforms.%s.add.fields", tr[i]);
 		cc_free_list(add);
 		if (cc_split(cc_get(c, k), &add) < 0) {
@@ -722,15 +750,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->retry_wait_ms = wait ? atoll(wait) : 10000;
 	const char *action = cc_get(c, "heartbeat.action.query");
 	t->hb_action = action && *action ? strdup(action) : NULL;
-	const char *hbp =
-		cc_get2(c, "topic.heartbeat.prefix", "heartbeat.topics.prefix");
-	char hbt[1024];
-	snprintf(hbt, sizeof(hbt), "%s.%s", hbp ? hbp : "__debezium-heartbeat",
-		 prefix);
-	char routed[1024];
-	t->hb_topic =
-		strdup(rr_route(t->router, hbt, routed, sizeof(routed)) ? routed
-									: hbt);
+	t->hb_topic = strdup(hb_topic);
 	const char *keys[] = {"host", "port", "user", "password", "dbname"};
 	const char *vals[] = {cc_get(c, "database.hostname"),
 			      port ? port : "5432", cc_get(c, "database.user"),
@@ -837,6 +857,8 @@ static bool transient(const char *msg)
 		"could not send data to server",
 		"no connection to the server",
 		"SSL SYSCALL error",
+		"too many clients already",
+		"remaining connection slots are reserved",
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
 		if (strstr(msg, words[i]))
@@ -845,12 +867,14 @@ static bool transient(const char *msg)
 }
 
 /* An error Postgres sent that says the connection is going or gone
- * (class 08, or 57P01-57P03: shut down, crashed, cannot connect now). */
+ * (class 08, or 57P01-57P03: shut down, crashed, cannot connect now) or
+ * may be had later (53300: too many connections). */
 static bool transient_result(const PGresult *r)
 {
 	const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	return s && (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
-		     strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0);
+		     strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
+		     strcmp(s, "53300") == 0);
 }
 
 /* p's connection failed or went away: libpq says why. */
@@ -1109,8 +1133,9 @@ static void marks_advance(struct cdc_task *t)
 	}
 }
 
-/* samsa's own log refused a write: for good, or (ST_UNAVAILABLE) because
- * its Postgres went away, which may pass. */
+/* samsa's own store failed what for topic: for good, or (ST_UNAVAILABLE;
+ * its fixed queries fail only so) because its Postgres went away, which
+ * may pass. */
 static void store_failed(struct cdc_task *t, enum st_status st,
 			 const char *what, const char *topic, const char *msg)
 {
@@ -1241,6 +1266,45 @@ static void pump(struct cdc_task *t)
 	}
 }
 
+/* About what r takes in a batch (lengths, header names, attributes). */
+static size_t rec_size(const struct rec *r)
+{
+	return r->kl + r->vl + r->hl + 40;
+}
+
+/*
+ * The most one batch for tp should take: MAX_BATCH_BYTES, less under the
+ * topic's max.message.bytes (its own, or what creating it will give it),
+ * with room for the estimate's error.
+ */
+static size_t batch_limit(const struct cdc_task *t, const struct cdc_topic *tp)
+{
+	const struct st_topic *st =
+		st_topic_find(t->env.store, kstr_c(tp->name));
+	struct tc_values v;
+	if (st) {
+		v = st->cfg;
+	} else {
+		const struct tc_override *cfg;
+		size_t ncfg;
+		creation(t, tp->name, &cfg, &ncfg);
+		tc_resolve(cfg, ncfg, &v);
+	}
+	size_t cap = v.max_message_bytes < 0
+			     ? MAX_BATCH_BYTES
+			     : (size_t)v.max_message_bytes / 4 * 3;
+	return cap < MAX_BATCH_BYTES ? (cap > 0 ? cap : 1) : MAX_BATCH_BYTES;
+}
+
+/* Appends a batch of n records to o's blob (failing t if it cannot). */
+static void build_batch(struct cdc_task *t, struct out *o,
+			const struct rb_new_record *recs, int n)
+{
+	char err[160];
+	if (rb_build(&o->blob, 0, 0, -1, -1, -1, recs, n, err, sizeof(err)) < 0)
+		fail(t, "building a batch: %s", err);
+}
+
 /* Queues recs (consumed) for tp as batches with the LSN header. */
 static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
 		    struct rec *recs, int n, uint64_t lsn, struct mark *m)
@@ -1280,14 +1344,19 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
 	o->nmarks = 1;
 	int64_t now = st_now_ms();
 	int i = 0, start = 0;
-	size_t bytes = 0, h = 0;
-	char err[160];
+	size_t bytes = 0, h = 0, limit = batch_limit(t, tp);
 	/* the batches' size, about: one allocation instead of doublings */
 	for (struct rec *r = recs; r; r = r->next)
-		bytes += r->kl + r->vl + 40;
-	kb_writer_reserve(&o->blob, bytes + 64 * (bytes / MAX_BATCH_BYTES + 1));
+		bytes += rec_size(r);
+	kb_writer_reserve(&o->blob, bytes + 64 * (bytes / limit + 1));
 	bytes = 0;
 	for (struct rec *r = recs; r; r = r->next, i++) {
+		/* A batch ends before the record that would take it over. */
+		if (i > start && bytes + rec_size(r) > limit) {
+			build_batch(t, o, arr + start, i - start);
+			start = i;
+			bytes = 0;
+		}
 		arr[i].Timestamp = now;
 		arr[i].Key = r->key ? (struct kstr){r->key, (int32_t)r->kl}
 				    : KSTR_NULL;
@@ -1300,15 +1369,10 @@ static void enqueue(struct cdc_task *t, struct cdc_topic *tp, int32_t part,
 		hv[h] = (struct kstr){(const char *)lsnb, 8};
 		get_headers(r, hk + h + 1, hv + h + 1);
 		h += 1 + (size_t)r->nh;
-		bytes += r->kl + r->vl + 40;
-		if (bytes >= MAX_BATCH_BYTES || i == n - 1) {
-			if (rb_build(&o->blob, 0, 0, -1, -1, -1, arr + start,
-				     i - start + 1, err, sizeof(err)) < 0)
-				fail(t, "building a batch: %s", err);
-			start = i + 1;
-			bytes = 0;
-		}
+		bytes += rec_size(r);
 	}
+	if (n > start)
+		build_batch(t, o, arr + start, n - start);
 	while (recs) {
 		struct rec *r = recs;
 		recs = r->next;
@@ -1418,6 +1482,7 @@ static void emit(void *arg, const char *key, size_t kl, const char *val,
 	r->val = val ? memcpy(r->data + kl, val, vl) : NULL;
 	r->vl = vl;
 	r->nh = nh;
+	r->hl = headers_size(hdrs, nh);
 	put_headers(r->data + kl + vl, hdrs, nh);
 	**e->tail = r;
 	*e->tail = &r->next;
@@ -1591,19 +1656,6 @@ static void rel_free(struct cdc_rel *r)
 	free(r);
 }
 
-/* Kafka's rule: 1 to 249 of [a-zA-Z0-9._-], not "." or "..". */
-static bool topic_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 249 || !strcmp(s, ".") || !strcmp(s, ".."))
-		return false;
-	for (; *s; s++)
-		if (!(isalnum((unsigned char)*s) || *s == '.' || *s == '_' ||
-		      *s == '-'))
-			return false;
-	return true;
-}
-
 static void rel_name(struct cdc_task *t, struct cdc_rel *r)
 {
 	char buf[1024];
@@ -1625,7 +1677,7 @@ static void rel_name(struct cdc_task *t, struct cdc_rel *r)
 	 * connector has named them. */
 	char routed[1024] = "";
 	if (!rr_route(t->router, buf, routed, sizeof(routed)) ||
-	    !topic_name_ok(routed)) {
+	    !st_topic_name_valid(kstr_c(routed))) {
 		fail(t, "RegexRouter made %s of %s: not a topic name", routed,
 		     buf);
 		/* Nothing of it is sent; the slot stays where it was. */
@@ -1756,7 +1808,7 @@ static void catalog_checked(struct cdc_task *t)
 		for (struct cdc_rel *r = t->rels; r && !found; r = r->next) {
 			snprintf(full, sizeof(full), "%s.%s", r->schema,
 				 r->table);
-			found = strcmp(full, t->literals[i]) == 0;
+			found = strcasecmp(full, t->literals[i]) == 0;
 		}
 		if (found)
 			continue;
@@ -2094,7 +2146,8 @@ static void on_snapshot_stored(void *arg, const char *err)
 		return;
 	}
 	if (err) {
-		fail(t, "storing the snapshot's end: %s", err);
+		store_failed(t, ST_UNAVAILABLE, "storing the snapshot's end of",
+			     t->name, err);
 		return;
 	}
 	t->snapshot_done = true;
@@ -2149,7 +2202,8 @@ static void on_last_batch(void *arg, const char *err, const uint8_t *data,
 		return;
 	}
 	if (err) {
-		fail(t, "reading the log back: %s", err);
+		store_failed(t, ST_UNAVAILABLE, "reading back",
+			     t->dedup_next->name, err);
 		return;
 	}
 	struct cdc_topic *tp = t->dedup_next;
@@ -2309,6 +2363,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (t->flushed != t->reported ||
 	    now_pg_us() - t->last_status_us > 10000000)
 		send_status(t, false);
+	if (t->failed)
+		return;
 	if (t->heartbeat_ms > 0 &&
 	    st_now_ms() - t->last_heartbeat_ms >= t->heartbeat_ms) {
 		heartbeat(t);
@@ -2318,6 +2374,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void step_start(struct cdc_task *t)
 {
+	/* The SQL link's work is done (catalog, slot, snapshot); a
+	 * heartbeat.action.query opens its own. */
+	pgc_close(&t->sql);
 	t->phase = "streaming";
 	char *q = quote_ident(t, t->slot);
 	char *publit = quote_ident(t, t->pub);
@@ -2499,11 +2558,15 @@ static void on_relation(struct cdc_task *t, struct pr *r)
 	t->rels = rel;
 }
 
+/* skipped.operations names op. */
+static bool skipped(const struct cdc_task *t, char op)
+{
+	return strchr(t->skipped, op) != NULL;
+}
+
 static void change(struct cdc_task *t, struct cdc_rel *rel, char op,
 		   char **before, char **after, uint64_t lsn)
 {
-	if (strchr(t->skipped, op))
-		return;
 	struct cdc_change ch = {.op = op,
 				.before = before,
 				.after = after,
@@ -2572,7 +2635,7 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 		pr_u8(r); /* 'N' */
 		int n = rel ? rel->ncols : 0;
 		char **after = pr_tuple(r, n, &t->new_tuple);
-		if (rel && rel->included && !r->bad)
+		if (rel && rel->included && !r->bad && !skipped(t, 'c'))
 			change(t, rel, 'c', NULL, after, wal_start);
 		break;
 	}
@@ -2587,7 +2650,9 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 		}
 		if (k == 'N')
 			after = pr_tuple(r, n, &t->new_tuple);
-		if (rel && rel->included && !r->bad) {
+		/* A key change is a delete and a create, but an update to
+		 * skipped.operations, as to Debezium. */
+		if (rel && rel->included && !r->bad && !skipped(t, 'u')) {
 			/* Unchanged TOAST in the new row: take the old text
 			 * when the old row is known. */
 			for (int i = 0; before && after && i < n; i++)
@@ -2611,7 +2676,7 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 		int n = rel ? rel->ncols : 0;
 		pr_u8(r); /* 'K' or 'O' */
 		char **before = pr_tuple(r, n, &t->old_tuple);
-		if (rel && rel->included && !r->bad)
+		if (rel && rel->included && !r->bad && !skipped(t, 'd'))
 			change(t, rel, 'd', before, NULL, wal_start);
 		break;
 	}
@@ -2620,7 +2685,7 @@ static void on_xlog(struct cdc_task *t, struct pr *r, uint64_t wal_start)
 		pr_u8(r);
 		for (uint32_t i = 0; i < nrel && !r->bad; i++) {
 			struct cdc_rel *rel = rel_find(t, pr_u32(r));
-			if (rel && rel->included)
+			if (rel && rel->included && !skipped(t, 't'))
 				change(t, rel, 't', NULL, NULL, wal_start);
 		}
 		break;

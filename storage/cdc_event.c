@@ -812,10 +812,8 @@ static char *convert(enum cdc_conv conv, bool schemas, const json_t *schema,
 
 /* --- records ----------------------------------------------------------- */
 
-/* add.headers: at most this many, their names and texts in this many
- * bytes. */
-#define MAX_HEADERS  16
-#define HEADERS_TEXT 1024
+/* add.headers' names and texts take at most this many bytes. */
+#define HEADERS_TEXT 2048
 static int added_headers(const struct cdc_opts *o, const struct cdc_rel *r,
 			 const struct cdc_change *ch, int64_t now,
 			 struct cdc_header *h, int max, char *buf, size_t len);
@@ -969,11 +967,11 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 			free(v);
 			n = -1;
 		} else {
-			struct cdc_header h[MAX_HEADERS];
+			struct cdc_header h[CDC_MAX_HEADERS];
 			char hbuf[HEADERS_TEXT];
 			int nh = o->unwrap ? added_headers(o, r, ch, now, h,
-							   MAX_HEADERS, hbuf,
-							   sizeof(hbuf))
+							   CDC_MAX_HEADERS,
+							   hbuf, sizeof(hbuf))
 					   : 0;
 			emit(arg, k, kl, v, vl, h, nh);
 			n++;
@@ -1606,16 +1604,19 @@ static int added_headers(const struct cdc_opts *o, const struct cdc_rel *r,
 		used += strlen(name) + 1;
 		h[n].key = (struct kstr){name, (int32_t)strlen(name)};
 		h[n].value = KSTR_NULL;
-		if (cv.k == CV_STR) {
-			h[n].value = (struct kstr){cv.s, (int32_t)cv.n};
-		} else if (cv.k == CV_INT && used < len) {
-			int k = snprintf(buf + used, len - used, "%lld",
-					 (long long)cv.i);
+		/* The text goes to buf: some values live in s, this frame's. */
+		int k = used >= len	 ? -1
+			: cv.k == CV_STR ? snprintf(buf + used, len - used,
+						    "%.*s", (int)cv.n, cv.s)
+			: cv.k == CV_INT ? snprintf(buf + used, len - used,
+						    "%lld", (long long)cv.i)
+					 : 0;
+		if (k < 0 || used + (size_t)k >= len)
+			break;
+		if (cv.k == CV_STR || cv.k == CV_INT) {
 			h[n].value = (struct kstr){buf + used, k};
 			used += (size_t)k + 1;
 		}
-		if (used >= len)
-			break;
 		n++;
 	}
 	return n;
@@ -1731,12 +1732,12 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	const char *k = has_key ? bytes_of(&key_buf, &kl) : NULL;
 	if (have_value) {
 		const char *v = null_value ? NULL : bytes_of(&value_buf, &vl);
-		struct cdc_header h[MAX_HEADERS];
+		struct cdc_header h[CDC_MAX_HEADERS];
 		char hbuf[HEADERS_TEXT];
-		int nh = o->unwrap
-				 ? added_headers(o, r, ch, now, h, MAX_HEADERS,
-						 hbuf, sizeof(hbuf))
-				 : 0;
+		int nh = o->unwrap ? added_headers(o, r, ch, now, h,
+						   CDC_MAX_HEADERS, hbuf,
+						   sizeof(hbuf))
+				   : 0;
 		emit(arg, k, kl, v, vl, h, nh);
 		n++;
 	}

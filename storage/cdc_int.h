@@ -32,7 +32,7 @@ struct cdc_opts {
 	bool unwrap_drop_tombstones;
 	enum cdc_delete unwrap_delete;
 	char **add_fields;  /* NULL-terminated, e.g. "op", "source.ts_ms" */
-	char **add_headers; /* the same for add.headers */
+	char **add_headers; /* the same for add.headers, CDC_MAX_HEADERS */
 };
 
 struct cdc_col {
@@ -82,6 +82,9 @@ struct cdc_change {
 	bool snapshot;
 	bool last_snapshot;
 };
+
+/* The most headers ExtractNewRecordState's add.headers may name. */
+#define CDC_MAX_HEADERS 16
 
 /* A record header a transform adds (value.len -1: null). */
 struct cdc_header {

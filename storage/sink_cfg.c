@@ -98,11 +98,6 @@ static void pct_decode(char *s)
 	*o = '\0';
 }
 
-/*
- * jdbc:postgresql://host[:port][/db][?k=v&...] as libpq keywords; user and
- * password from the URL unless given as separate settings.  Returns 0, -1
- * when url is not such a URL, -2 when out is too small.
- */
 /* pgJDBC's URL parameters that libpq has, with libpq's names. */
 static const char *const jdbc_params[][2] = {
 	{"sslmode", "sslmode"},
@@ -114,6 +109,11 @@ static const char *const jdbc_params[][2] = {
 	{"ApplicationName", "application_name"},
 };
 
+/*
+ * jdbc:postgresql://host[:port][/db][?k=v&...] as libpq keywords; user and
+ * password from the URL unless given as separate settings.  Returns 0, -1
+ * when url is not such a URL, -2 when out is too small.
+ */
 static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 			 char *out, size_t n)
 {
@@ -152,14 +152,25 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 		fits = fits && kv(out, n, "dbname", path);
 	}
 	const char *u = user, *p = pw;
+	/* pgJDBC's ssl=true without an sslmode verifies the server fully
+	 * (only "require" with its NonValidatingFactory): not libpq's prefer.
+	 */
+	bool ssl = false, mode = false, validating = true;
 	char *save = NULL;
 	for (char *q = query ? strtok_r(query, "&", &save) : NULL; q;
 	     q = strtok_r(NULL, "&", &save)) {
 		char *eq = strchr(q, '=');
-		if (!eq)
+		if (!eq) {
+			ssl |= strcmp(q, "ssl") == 0;
 			continue;
+		}
 		*eq++ = '\0';
 		pct_decode(eq);
+		ssl |= strcmp(q, "ssl") == 0 && strcmp(eq, "false") != 0;
+		mode |= strcmp(q, "sslmode") == 0;
+		if (strcmp(q, "sslfactory") == 0 &&
+		    strstr(eq, "NonValidatingFactory"))
+			validating = false;
 		if (strcmp(q, "user") == 0 && !user)
 			u = eq;
 		else if (strcmp(q, "password") == 0 && !pw)
@@ -170,6 +181,9 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 				fits = fits &&
 				       kv(out, n, jdbc_params[i][1], eq);
 	}
+	if (ssl && !mode)
+		fits = fits && kv(out, n, "sslmode",
+				  validating ? "verify-full" : "require");
 	if (u)
 		fits = fits && kv(out, n, "user", u);
 	if (p)

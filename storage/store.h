@@ -102,6 +102,10 @@ struct st_partition *st_partition(const struct st_topic *t, int32_t index);
 
 typedef void (*st_done_cb)(void *arg, enum st_status st, const char *msg);
 
+/* Kafka's rule for topic names: 1 to 249 of [a-zA-Z0-9._-], not "." or
+ * "..". */
+bool st_topic_name_valid(struct kstr name);
+
 /*
  * Creates a topic with its own configs (validated by the caller).  cb gets
  * ST_EXISTS when the name is taken (also by a creation in flight).

@@ -394,8 +394,8 @@ Test(cdc_event, golden_unwrapped)
 		{"note", TEXT, -1, false, true, false},
 		{"price", FLOAT8, -1, false, true, false},
 	};
-	char *headers[] = {"op", "source.txId", "source.table", "nothing",
-			   NULL};
+	char *headers[] = {"op",      "source.txId",	 "source.table",
+			   "nothing", "source.sequence", NULL};
 	struct cdc_opts o = {.prefix = "samsa",
 			     .dbname = "cdcbench",
 			     .tombstones = true,
@@ -432,9 +432,11 @@ Test(cdc_event, golden_unwrapped)
 	cr_assert(memcmp(g.val[1], v2, g.vl[1]) == 0);
 	/* add.headers: text values, null for a field the envelope lacks */
 	cr_assert_str_eq(g.hdrs[0],
-			 "__op=c;__source_txId=5;__source_table=ev;__nothing;");
+			 "__op=c;__source_txId=5;__source_table=ev;__nothing;"
+			 "__source_sequence=[\"0\",\"0\"];");
 	cr_assert_str_eq(g.hdrs[1],
-			 "__op=u;__source_txId=6;__source_table=ev;__nothing;");
+			 "__op=u;__source_txId=6;__source_table=ev;__nothing;"
+			 "__source_sequence=[\"0\",\"0\"];");
 	recs_free(&g);
 	cdc_rel_schemas_free(&r);
 }

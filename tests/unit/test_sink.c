@@ -632,6 +632,32 @@ Test(sink, config)
 		"host='h' port='5432' dbname='d' sslmode='verify-full' "
 		"sslrootcert='/ca.pem' sslcert='c.pem' sslkey='k.pem'");
 	sink_cfg_free(&t);
+	/* ssl=true alone is pgJDBC's verify-full, not libpq's prefer */
+	static const char *const ssl[][2] = {
+		{"?ssl=true", "sslmode='verify-full'"},
+		{"?ssl&sslfactory=org.postgresql.ssl.NonValidatingFactory",
+		 "sslmode='require'"},
+		{"?ssl=true&sslmode=disable", "sslmode='disable'"},
+		{"?ssl=false", NULL},
+	};
+	for (size_t i = 0; i < sizeof(ssl) / sizeof(ssl[0]); i++) {
+		char url[200];
+		snprintf(url, sizeof(url), "jdbc:postgresql://h/d%s",
+			 ssl[i][0]);
+		json_object_set_new(tls, "connection.url", json_string(url));
+		cr_assert_eq(sink_cfg_parse(tls, &t, key, sizeof(key), err,
+					    sizeof(err)),
+			     0, "%s", err);
+		if (ssl[i][1])
+			cr_assert_not_null(strstr(t.conninfo, ssl[i][1]),
+					   "%s: %s", url, t.conninfo);
+		else
+			cr_assert_null(strstr(t.conninfo, "sslmode"), "%s",
+				       url);
+		const char *m = strstr(t.conninfo, "sslmode");
+		cr_assert(!m || !strstr(m + 1, "sslmode"), "%s", t.conninfo);
+		sink_cfg_free(&t);
+	}
 	json_decref(tls);
 	cr_assert(c.quote);
 	char schema[64], table[64];

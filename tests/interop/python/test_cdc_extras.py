@@ -5,16 +5,18 @@ RegexRouter transform, column.include.list / column.exclude.list,
 skipped.operations, heartbeat.action.query and ExtractNewRecordState's
 add.headers."""
 import json
+import subprocess
 import time
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 import samsa_client
-from test_cdc import fresh_db, http, post, psql, seed_config
+from test_cdc import fresh_db, http, pg_params, post, psql, seed_config
 from test_cdc_avro import AVRO, REGISTRY, consume, latest, remove, reset, wait_state
 
 
@@ -191,6 +193,15 @@ def test_heartbeat_action_query():
     assert code == 201, body
     msgs = consume("hba.public.beats", 3, timeout=30)
     assert [json.loads(m.key())["id"] for m in msgs] == [1, 2, 3], msgs
+    # a task started again resumes from its slot (no snapshot) and beats on
+    assert http("POST", "/connectors/hba-source/restart")[0] in (200, 204)
+    n = int(subprocess.run(
+        ["psql", "-X", "-At", "-h", pg_params()[0], "-p", pg_params()[1],
+         "-U", "postgres", "-d", db, "-c", "SELECT max(id) FROM beats"],
+        capture_output=True, text=True, check=True).stdout)
+    msgs = consume("hba.public.beats", n + 3, timeout=30)
+    assert [json.loads(m.key())["id"] for m in msgs][:n + 3] == list(
+        range(1, n + 4)), [m.key() for m in msgs]
     remove("hba-source", "hba_slot")
     bad = json_cfg(db, "hba-source", "hba", "hba_slot", **{
         "heartbeat.interval.ms": "300",
@@ -217,6 +228,7 @@ def test_topic_creation_settings():
         "topic.creation.default.replication.factor": "-1",
         "topic.creation.default.cleanup.policy": "compact",
         "topic.creation.default.compression.type": "lz4",
+        "topic.creation.default.max.message.bytes": "20000",
         "topic.creation.groups": "big",
         "topic.creation.big.include": r"tcr\.public\.big.*, nothing",
         "topic.creation.big.partitions": "3",
@@ -241,6 +253,16 @@ def test_topic_creation_settings():
     assert code == 201, body
     assert len(consume("tcr.public.small", 1)) == 1
     assert len(consume("tcr.public.big_one", 1)) == 1
+    # one transaction of ~100 KB: batches cut under max.message.bytes
+    psql(db, "INSERT INTO small SELECT g, g FROM generate_series(2, 2001) g")
+    c = Consumer({"bootstrap.servers": samsa_client.bootstrap(), "group.id": "tcr"})
+    ends, deadline = [], time.time() + 60
+    while sum(ends) < 2001 and time.time() < deadline:
+        ends = [c.get_watermark_offsets(TopicPartition("tcr.public.small", p),
+                                        timeout=10)[1] for p in (0, 1)]
+        time.sleep(0.2)
+    c.close()
+    assert sum(ends) == 2001, ends
 
     admin = samsa_client.admin_client()
     md = admin.list_topics(timeout=30).topics
@@ -300,9 +322,10 @@ def test_regex_router_renames_topics():
     code, body = post(cfg(**route))
     assert code == 201, body
     wait_state("rtr-source", "RUNNING")
-    psql(db, "UPDATE c SET v = 'c3u' WHERE id = 3")
     assert [json.loads(m.value()) for m in consume("cdc_a", 1)] == [
         {"id": 1, "v": "a1"}]
+    assert len(consume("cdc_bc", 2)) == 2  # the snapshot is in
+    psql(db, "UPDATE c SET v = 'c3u' WHERE id = 3")
     got = sorted((json.loads(m.key())["id"], json.loads(m.value())["v"])
                  for m in consume("cdc_bc", 3))
     assert got == [(2, "b2"), (3, "c3"), (3, "c3u")], got
@@ -336,6 +359,7 @@ def test_column_lists_leave_columns_out_of_values():
         code, body = post(cfg)
         assert code == 201, body
         wait_state(name, "RUNNING")
+        assert len(consume(f"{prefix}.public.t", 1)) == 1  # the snapshot
         psql(db, "UPDATE t SET v = 'uno', secret = 'shh' WHERE id = 1")
         msgs = consume(f"{prefix}.public.t", 2)
         assert [json.loads(m.key()) for m in msgs] == [{"id": 1}] * 2
@@ -373,8 +397,10 @@ def test_skipped_operations():
                                **{"skipped.operations": "u, d"}))
     assert code == 201, body
     wait_state("skip-source", "RUNNING")
+    assert len(consume("skip.public.t", 1)) == 1  # the snapshot
     psql(db, "UPDATE t SET v = 'uno' WHERE id = 1", "DELETE FROM t WHERE id = 1",
          "INSERT INTO t VALUES (2, 'two')", "UPDATE t SET v = 'dos' WHERE id = 2",
+         "UPDATE t SET id = 20 WHERE id = 2",  # a key change is an update too
          "INSERT INTO t VALUES (3, 'three')")
     msgs = consume("skip.public.t", 4, timeout=8)  # 3 come, a 4th would be wrong
     assert [(json.loads(m.value())["op"], json.loads(m.value())["after"]["id"])
@@ -398,6 +424,7 @@ def test_unwrap_add_headers():
     code, body = post(cfg)
     assert code == 201, body
     wait_state("hdr-source", "RUNNING")
+    assert len(consume("hdr.public.t", 1)) == 1  # the snapshot
     before = time.time() * 1000
     psql(db, "UPDATE t SET v = 'uno' WHERE id = 1")
     msgs = consume("hdr.public.t", 2)
