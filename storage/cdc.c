@@ -490,8 +490,10 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	char hbt[1024], hb_topic[1024] = "";
 	snprintf(hbt, sizeof(hbt), "%s.%s", hbp ? hbp : "__debezium-heartbeat",
 		 prefix);
-	if (!rr_route(router, hbt, hb_topic, sizeof(hb_topic)) ||
-	    !st_topic_name_valid(kstr_c(hb_topic))) {
+	const char *beats = cc_get(c, "heartbeat.interval.ms");
+	if ((!rr_route(router, hbt, hb_topic, sizeof(hb_topic)) ||
+	     !st_topic_name_valid(kstr_c(hb_topic))) &&
+	    beats && atoll(beats) > 0) {
 		tcr_free(creation);
 		rr_free(router);
 		CC_BAD("transforms",
