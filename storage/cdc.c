@@ -382,6 +382,43 @@ static const char *const ssl_params[][2] = {
 };
 
 /*
+ * The first Debezium setting in c that asks for what samsa does not do,
+ * or NULL.  Ignoring these would be worse than refusing them: masks and
+ * snapshot overrides keep data out of topics, signals and transaction
+ * metadata are things users wait for.  Their defaults are fine.
+ */
+static const char *not_done(const json_t *c)
+{
+	static const struct {
+		const char *key;  /* or a prefix, ending in '.' */
+		const char *fine; /* the value that asks for nothing */
+	} rules[] = {
+		{"provide.transaction.metadata", "false"},
+		{"signal.data.collection", ""},
+		{"snapshot.select.statement.overrides", ""},
+		{"column.mask.", NULL},
+		{"column.truncate.", NULL},
+	};
+	const char *name;
+	json_t *v;
+	json_object_foreach((json_t *)c, name, v)
+	{
+		const char *val = json_string_value(v);
+		for (size_t i = 0; i < sizeof(rules) / sizeof(*rules); i++) {
+			size_t n = strlen(rules[i].key);
+			bool prefix = rules[i].key[n - 1] == '.';
+			if (prefix ? strncmp(name, rules[i].key, n) != 0
+				   : strcmp(name, rules[i].key) != 0)
+				continue;
+			if (!rules[i].fine || !val ||
+			    strcasecmp(val, rules[i].fine) != 0)
+				return name;
+		}
+	}
+	return NULL;
+}
+
+/*
  * skipped.operations, a list of c, u, d and t or "none" (Debezium 1.9's
  * default: nothing is skipped), as the op letters into out (5 bytes, may
  * be NULL).  Returns 0, or -1 for another word.
@@ -521,6 +558,13 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		       "disable, allow, prefer, require, verify-ca or "
 		       "verify-full",
 		       ssl);
+	const char *unsupported = not_done(c);
+	if (unsupported)
+		CC_BAD(unsupported,
+		       "Invalid value %s for configuration %s: samsa does not "
+		       "do this yet (ignoring it could send what it would "
+		       "hide, or drop what it asks for)",
+		       cc_get(c, unsupported), unsupported);
 	const char *so = cc_get(c, "skipped.operations");
 	if (so && skipped_ops(so, NULL) < 0)
 		CC_BAD("skipped.operations",

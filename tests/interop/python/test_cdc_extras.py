@@ -435,3 +435,26 @@ def test_unwrap_add_headers():
     assert abs(int(got[1]["__source_ts_ms"]) - before) < 60000, got
     assert json.loads(msgs[1].value()) == {"id": 1, "v": "uno"}
     remove("hdr-source", "hdr_slot")
+
+
+def test_settings_samsa_does_not_do_are_refused():
+    """Debezium settings samsa does not implement, and whose silent neglect
+    would leak what they hide or drop what they ask for, are a 400 unless
+    at their defaults."""
+    db = "cdc_nodo"
+    http("DELETE", "/connectors/nodo-source")
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, card text)")
+    for key, value in (("column.mask.with.4.chars", "public.t.card"),
+                       ("column.mask.hash.SHA-256.with.salt.x", "public.t.card"),
+                       ("column.truncate.to.2.chars", "public.t.card"),
+                       ("snapshot.select.statement.overrides", "public.t"),
+                       ("signal.data.collection", "public.signals"),
+                       ("provide.transaction.metadata", "true")):
+        code, body = post(json_cfg_with(db, "nodo-source", "nodo", "nodo_slot",
+                                        **{key: value}))
+        assert code == 400 and key in body["message"], (key, body)
+    code, body = post(json_cfg_with(db, "nodo-source", "nodo", "nodo_slot",
+                                    **{"provide.transaction.metadata": "false"}))
+    assert code == 201, body
+    remove("nodo-source", "nodo_slot")
