@@ -943,14 +943,28 @@ static void parse(struct sink_task *t)
 
 /* --- the dead letter queue --------------------------------------------- */
 
+/* The dead letter queue could not be written or made: for good, or
+ * (passing: samsa's own Postgres is away) the batch again later. */
+static void dlq_failed(struct sink_task *t, bool passing, const char *what,
+		       const char *msg)
+{
+	char why[512];
+	snprintf(why, sizeof(why), "%s the dead letter queue %s failed: %s",
+		 what, t->c.dlq_topic, msg ? msg : "storage error");
+	if (passing)
+		retry_later(t, why);
+	else
+		fail(t, "%s", why);
+}
+
 static void on_dlq_appended(void *arg, const struct st_append_result *r)
 {
 	struct sink_task *t = arg;
 	if (!back(t))
 		return;
 	if (r->status != ST_OK) {
-		fail(t, "writing to the dead letter queue %s failed: %s",
-		     t->c.dlq_topic, r->message ? r->message : "storage error");
+		dlq_failed(t, r->status == ST_UNAVAILABLE, "writing to",
+			   r->message);
 		return;
 	}
 	t->dlq_records += t->b->nbad;
@@ -963,8 +977,7 @@ static void on_dlq_created(void *arg, enum st_status st, const char *msg)
 	if (!back(t))
 		return;
 	if (st != ST_OK && st != ST_EXISTS) {
-		fail(t, "creating the dead letter queue %s failed: %s",
-		     t->c.dlq_topic, msg ? msg : "storage error");
+		dlq_failed(t, st == ST_UNAVAILABLE, "creating", msg);
 		return;
 	}
 	t->b->dlq_created = true;
