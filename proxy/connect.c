@@ -695,16 +695,6 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 				    srv->cfg->rest_login ? srv->cfg->pg : NULL,
 				    on_request, NULL};
 	evhttp_set_gencb(C.http, http_gate, &C.gate);
-	errno = 0;
-	if (!evhttp_bind_socket_with_handle(C.http, hp->host,
-					    (ev_uint16_t)hp->port)) {
-		snprintf(err, errlen, "cannot listen on %s:%d (Connect): %s",
-			 hp->host, hp->port,
-			 errno ? strerror(errno) : "bind failed");
-		evhttp_free(C.http);
-		C.http = NULL;
-		return -1;
-	}
 	if (cn_load(srv->cfg->pg, on_loaded, NULL, err, errlen) < 0) {
 		connect_stop();
 		return -1;
@@ -728,6 +718,19 @@ int connect_start(struct server *srv, char *err, size_t errlen)
 	struct timeval second = {1, 0};
 	if (!C.retry || event_add(C.retry, &second) < 0) {
 		snprintf(err, errlen, "connect: out of memory");
+		connect_stop();
+		return -1;
+	}
+	/* The port opens once all is loaded: waiting for the stores runs
+	 * the event loop, and a request served before the connectors' store
+	 * is open would find none.  Nothing runs between here and the
+	 * tasks. */
+	errno = 0;
+	if (!evhttp_bind_socket_with_handle(C.http, hp->host,
+					    (ev_uint16_t)hp->port)) {
+		snprintf(err, errlen, "cannot listen on %s:%d (Connect): %s",
+			 hp->host, hp->port,
+			 errno ? strerror(errno) : "bind failed");
 		connect_stop();
 		return -1;
 	}
