@@ -22,6 +22,18 @@ struct kstr kstr_c(const char *s)
 	return (struct kstr){s, (int32_t)n};
 }
 
+char *kstr_dup(struct kstr s)
+{
+	size_t n = s.len > 0 ? (size_t)s.len : 0;
+	char *p = malloc(n + 1);
+	if (p) {
+		if (n)
+			memcpy(p, s.ptr, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
 bool kstr_eq(struct kstr a, const char *s)
 {
 	if (a.len < 0 || s == NULL)

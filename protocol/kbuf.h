@@ -32,6 +32,9 @@ struct kstr {
 
 /* A C string as a kstr (NULL gives the null kstr). Borrows s. */
 struct kstr kstr_c(const char *s);
+/* A malloc'd, NUL-terminated copy of s (null gives ""); NULL when memory
+ * runs out. */
+char *kstr_dup(struct kstr s);
 /* True when a equals the C string s byte for byte (null equals nothing). */
 bool kstr_eq(struct kstr a, const char *s);
 /* Orders a against the C string s as memcmp orders bytes (null as empty). */

@@ -101,6 +101,44 @@ void kmsg_init(const struct kf_struct *s, void *out)
 
 static bool struct_is_default(const struct kf_struct *s, const void *in);
 
+/*
+ * The embedded C struct of a nullable struct field stands for null when
+ * every string, bytes and array field in it is null (kmsg.h).
+ */
+static bool struct_is_null(const struct kf_struct *s, const void *in)
+{
+	bool any = false;
+	for (uint16_t i = 0; i < s->nfields; i++) {
+		const struct kf_field *f = &s->fields[i];
+		const char *p = (const char *)in + f->offset;
+		if (f->type == KF_ARRAY) {
+			if (((const struct karr *)p)->count >= 0)
+				return false;
+			any = true;
+		} else if (f->type == KF_STRING || f->type == KF_BYTES ||
+			   f->type == KF_RECORDS) {
+			if (((const struct kstr *)p)->len >= 0)
+				return false;
+			any = true;
+		}
+	}
+	return any;
+}
+
+static void struct_set_null(const struct kf_struct *s, void *out)
+{
+	kmsg_init(s, out);
+	for (uint16_t i = 0; i < s->nfields; i++) {
+		const struct kf_field *f = &s->fields[i];
+		char *p = (char *)out + f->offset;
+		if (f->type == KF_ARRAY)
+			((struct karr *)p)->count = -1;
+		else if (f->type == KF_STRING || f->type == KF_BYTES ||
+			 f->type == KF_RECORDS)
+			*(struct kstr *)p = KSTR_NULL;
+	}
+}
+
 /* True when the field's value equals its default (tagged fields). */
 static bool is_default(const struct kf_field *f, const void *p)
 {
@@ -260,7 +298,7 @@ static int decode_value(uint8_t type, uint8_t elem, const struct kf_struct *sub,
 			if (!kb_read_i8(r, &marker))
 				return -1;
 			if (marker < 0) {
-				kmsg_init(sub, p);
+				struct_set_null(sub, p);
 				return 0;
 			}
 		}
@@ -444,7 +482,10 @@ static void encode_value(uint8_t type, uint8_t elem,
 			w->failed = true;
 			break;
 		}
-		/* The C struct is embedded, so it is always present. */
+		if (nullable && struct_is_null(sub, p)) {
+			kb_write_i8(w, -1);
+			break;
+		}
 		if (nullable)
 			kb_write_i8(w, 1);
 		kmsg_encode_struct(sub, version, flex, w, p);

@@ -10,7 +10,10 @@
  *   bool, int8..int64, uint16, float64  native C type (bool, int8_t, ...)
  *   uuid                                struct kuuid
  *   string, bytes, records              struct kstr (len -1 = null)
- *   struct                              the nested C struct, embedded
+ *   struct                              the nested C struct, embedded; a
+ *                                       nullable one is null when all its
+ *                                       strings, bytes and arrays are
+ *                                       (len/count -1), and decodes so
  *   array ([]T)                         struct { int32_t count; T *items; }
  *                                       (count -1 = null; same layout as
  *                                       struct karr)

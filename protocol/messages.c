@@ -7621,6 +7621,502 @@ const struct kf_message kmsg_ListTransactionsResponse = {
 	.body = &ListTransactionsResponse_struct,
 };
 
+/* ConsumerGroupHeartbeatRequest */
+
+static const struct kf_field
+	ConsumerGroupHeartbeatRequest_TopicPartitions_fields[] = {
+		{.name = "TopicId",
+		 .type = KF_UUID,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupHeartbeatRequest_TopicPartitions, TopicId)},
+		{.name = "Partitions",
+		 .type = KF_ARRAY,
+		 .elem = KF_INT32,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupHeartbeatRequest_TopicPartitions,
+		     Partitions)},
+};
+
+const struct kf_struct ConsumerGroupHeartbeatRequest_TopicPartitions_struct = {
+	.name = "TopicPartitions",
+	.size = sizeof(struct ConsumerGroupHeartbeatRequest_TopicPartitions),
+	.nfields = 2,
+	.fields = ConsumerGroupHeartbeatRequest_TopicPartitions_fields,
+};
+
+static const struct kf_field ConsumerGroupHeartbeatRequest_fields[] = {
+	{.name = "GroupId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, GroupId)},
+	{.name = "MemberId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, MemberId)},
+	{.name = "MemberEpoch",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, MemberEpoch)},
+	{.name = "InstanceId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, InstanceId),
+	 .def = 1},
+	{.name = "RackId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, RackId),
+	 .def = 1},
+	{.name = "RebalanceTimeoutMs",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, RebalanceTimeoutMs),
+	 .def = -1},
+	{.name = "SubscribedTopicNames",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, SubscribedTopicNames),
+	 .def = 1},
+	{.name = "SubscribedTopicRegex",
+	 .type = KF_STRING,
+	 FV(1, KF_VMAX),
+	 FN(1, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, SubscribedTopicRegex),
+	 .def = 1},
+	{.name = "ServerAssignor",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, ServerAssignor),
+	 .def = 1},
+	{.name = "TopicPartitions",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatRequest, TopicPartitions),
+	 .def = 1,
+	 .sub = &ConsumerGroupHeartbeatRequest_TopicPartitions_struct},
+};
+
+const struct kf_struct ConsumerGroupHeartbeatRequest_struct = {
+	.name = "ConsumerGroupHeartbeatRequest",
+	.size = sizeof(struct ConsumerGroupHeartbeatRequest),
+	.nfields = 10,
+	.fields = ConsumerGroupHeartbeatRequest_fields,
+};
+
+const struct kf_message kmsg_ConsumerGroupHeartbeatRequest = {
+	.name = "ConsumerGroupHeartbeatRequest",
+	.api_key = 68,
+	.vmin = 0,
+	.vmax = 1,
+	.flex_min = 0,
+	.body = &ConsumerGroupHeartbeatRequest_struct,
+};
+
+/* ConsumerGroupHeartbeatResponse */
+
+static const struct kf_field
+	ConsumerGroupHeartbeatResponse_TopicPartitions_fields[] = {
+		{.name = "TopicId",
+		 .type = KF_UUID,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupHeartbeatResponse_TopicPartitions, TopicId)},
+		{.name = "Partitions",
+		 .type = KF_ARRAY,
+		 .elem = KF_INT32,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupHeartbeatResponse_TopicPartitions,
+		     Partitions)},
+};
+
+const struct kf_struct ConsumerGroupHeartbeatResponse_TopicPartitions_struct = {
+	.name = "TopicPartitions",
+	.size = sizeof(struct ConsumerGroupHeartbeatResponse_TopicPartitions),
+	.nfields = 2,
+	.fields = ConsumerGroupHeartbeatResponse_TopicPartitions_fields,
+};
+
+static const struct kf_field
+	ConsumerGroupHeartbeatResponse_Assignment_fields[] = {
+		{.name = "TopicPartitions",
+		 .type = KF_ARRAY,
+		 .elem = KF_STRUCT,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupHeartbeatResponse_Assignment,
+		     TopicPartitions),
+		 .sub = &ConsumerGroupHeartbeatResponse_TopicPartitions_struct},
+};
+
+const struct kf_struct ConsumerGroupHeartbeatResponse_Assignment_struct = {
+	.name = "Assignment",
+	.size = sizeof(struct ConsumerGroupHeartbeatResponse_Assignment),
+	.nfields = 1,
+	.fields = ConsumerGroupHeartbeatResponse_Assignment_fields,
+};
+
+static const struct kf_field ConsumerGroupHeartbeatResponse_fields[] = {
+	{.name = "ThrottleTimeMs",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatResponse, ThrottleTimeMs)},
+	{.name = "ErrorCode",
+	 .type = KF_INT16,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatResponse, ErrorCode)},
+	{.name = "ErrorMessage",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatResponse, ErrorMessage),
+	 .def = 1},
+	{.name = "MemberId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatResponse, MemberId),
+	 .def = 1},
+	{.name = "MemberEpoch",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatResponse, MemberEpoch)},
+	{.name = "HeartbeatIntervalMs",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatResponse, HeartbeatIntervalMs)},
+	{.name = "Assignment",
+	 .type = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupHeartbeatResponse, Assignment),
+	 .def = 1,
+	 .sub = &ConsumerGroupHeartbeatResponse_Assignment_struct},
+};
+
+const struct kf_struct ConsumerGroupHeartbeatResponse_struct = {
+	.name = "ConsumerGroupHeartbeatResponse",
+	.size = sizeof(struct ConsumerGroupHeartbeatResponse),
+	.nfields = 7,
+	.fields = ConsumerGroupHeartbeatResponse_fields,
+};
+
+const struct kf_message kmsg_ConsumerGroupHeartbeatResponse = {
+	.name = "ConsumerGroupHeartbeatResponse",
+	.api_key = 68,
+	.vmin = 0,
+	.vmax = 1,
+	.flex_min = 0,
+	.body = &ConsumerGroupHeartbeatResponse_struct,
+};
+
+/* ConsumerGroupDescribeRequest */
+
+static const struct kf_field ConsumerGroupDescribeRequest_fields[] = {
+	{.name = "GroupIds",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeRequest, GroupIds)},
+	{.name = "IncludeAuthorizedOperations",
+	 .type = KF_BOOL,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeRequest, IncludeAuthorizedOperations)},
+};
+
+const struct kf_struct ConsumerGroupDescribeRequest_struct = {
+	.name = "ConsumerGroupDescribeRequest",
+	.size = sizeof(struct ConsumerGroupDescribeRequest),
+	.nfields = 2,
+	.fields = ConsumerGroupDescribeRequest_fields,
+};
+
+const struct kf_message kmsg_ConsumerGroupDescribeRequest = {
+	.name = "ConsumerGroupDescribeRequest",
+	.api_key = 69,
+	.vmin = 0,
+	.vmax = 0,
+	.flex_min = 0,
+	.body = &ConsumerGroupDescribeRequest_struct,
+};
+
+/* ConsumerGroupDescribeResponse */
+
+static const struct kf_field
+	ConsumerGroupDescribeResponse_TopicPartitions_fields[] = {
+		{.name = "TopicId",
+		 .type = KF_UUID,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_TopicPartitions, TopicId)},
+		{.name = "TopicName",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_TopicPartitions, TopicName)},
+		{.name = "Partitions",
+		 .type = KF_ARRAY,
+		 .elem = KF_INT32,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_TopicPartitions,
+		     Partitions)},
+};
+
+const struct kf_struct ConsumerGroupDescribeResponse_TopicPartitions_struct = {
+	.name = "TopicPartitions",
+	.size = sizeof(struct ConsumerGroupDescribeResponse_TopicPartitions),
+	.nfields = 3,
+	.fields = ConsumerGroupDescribeResponse_TopicPartitions_fields,
+};
+
+static const struct kf_field ConsumerGroupDescribeResponse_Assignment_fields[] =
+	{
+		{.name = "TopicPartitions",
+		 .type = KF_ARRAY,
+		 .elem = KF_STRUCT,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_Assignment, TopicPartitions),
+		 .sub = &ConsumerGroupDescribeResponse_TopicPartitions_struct},
+};
+
+const struct kf_struct ConsumerGroupDescribeResponse_Assignment_struct = {
+	.name = "Assignment",
+	.size = sizeof(struct ConsumerGroupDescribeResponse_Assignment),
+	.nfields = 1,
+	.fields = ConsumerGroupDescribeResponse_Assignment_fields,
+};
+
+static const struct kf_field ConsumerGroupDescribeResponse_Member_fields[] = {
+	{.name = "MemberId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, MemberId)},
+	{.name = "InstanceId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, InstanceId),
+	 .def = 1},
+	{.name = "RackId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, RackId),
+	 .def = 1},
+	{.name = "MemberEpoch",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, MemberEpoch)},
+	{.name = "ClientId",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, ClientId)},
+	{.name = "ClientHost",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, ClientHost)},
+	{.name = "SubscribedTopicNames",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRING,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, SubscribedTopicNames)},
+	{.name = "SubscribedTopicRegex",
+	 .type = KF_STRING,
+	 FV(0, KF_VMAX),
+	 FN(0, KF_VMAX),
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, SubscribedTopicRegex),
+	 .def = 1},
+	{.name = "Assignment",
+	 .type = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, Assignment),
+	 .sub = &ConsumerGroupDescribeResponse_Assignment_struct},
+	{.name = "TargetAssignment",
+	 .type = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse_Member, TargetAssignment),
+	 .sub = &ConsumerGroupDescribeResponse_Assignment_struct},
+};
+
+const struct kf_struct ConsumerGroupDescribeResponse_Member_struct = {
+	.name = "Member",
+	.size = sizeof(struct ConsumerGroupDescribeResponse_Member),
+	.nfields = 10,
+	.fields = ConsumerGroupDescribeResponse_Member_fields,
+};
+
+static const struct kf_field
+	ConsumerGroupDescribeResponse_DescribedGroup_fields[] = {
+		{.name = "ErrorCode",
+		 .type = KF_INT16,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup, ErrorCode)},
+		{.name = "ErrorMessage",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 FN(0, KF_VMAX),
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup,
+		     ErrorMessage),
+		 .def = 1},
+		{.name = "GroupId",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup, GroupId)},
+		{.name = "GroupState",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup, GroupState)},
+		{.name = "GroupEpoch",
+		 .type = KF_INT32,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup, GroupEpoch)},
+		{.name = "AssignmentEpoch",
+		 .type = KF_INT32,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup,
+		     AssignmentEpoch)},
+		{.name = "AssignorName",
+		 .type = KF_STRING,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup,
+		     AssignorName)},
+		{.name = "Members",
+		 .type = KF_ARRAY,
+		 .elem = KF_STRUCT,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup, Members),
+		 .sub = &ConsumerGroupDescribeResponse_Member_struct},
+		{.name = "AuthorizedOperations",
+		 .type = KF_INT32,
+		 FV(0, KF_VMAX),
+		 NOT_NULL,
+		 NOT_TAGGED,
+		 OFF(ConsumerGroupDescribeResponse_DescribedGroup,
+		     AuthorizedOperations),
+		 .def = -2147483648},
+};
+
+const struct kf_struct ConsumerGroupDescribeResponse_DescribedGroup_struct = {
+	.name = "DescribedGroup",
+	.size = sizeof(struct ConsumerGroupDescribeResponse_DescribedGroup),
+	.nfields = 9,
+	.fields = ConsumerGroupDescribeResponse_DescribedGroup_fields,
+};
+
+static const struct kf_field ConsumerGroupDescribeResponse_fields[] = {
+	{.name = "ThrottleTimeMs",
+	 .type = KF_INT32,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse, ThrottleTimeMs)},
+	{.name = "Groups",
+	 .type = KF_ARRAY,
+	 .elem = KF_STRUCT,
+	 FV(0, KF_VMAX),
+	 NOT_NULL,
+	 NOT_TAGGED,
+	 OFF(ConsumerGroupDescribeResponse, Groups),
+	 .sub = &ConsumerGroupDescribeResponse_DescribedGroup_struct},
+};
+
+const struct kf_struct ConsumerGroupDescribeResponse_struct = {
+	.name = "ConsumerGroupDescribeResponse",
+	.size = sizeof(struct ConsumerGroupDescribeResponse),
+	.nfields = 2,
+	.fields = ConsumerGroupDescribeResponse_fields,
+};
+
+const struct kf_message kmsg_ConsumerGroupDescribeResponse = {
+	.name = "ConsumerGroupDescribeResponse",
+	.api_key = 69,
+	.vmin = 0,
+	.vmax = 0,
+	.flex_min = 0,
+	.body = &ConsumerGroupDescribeResponse_struct,
+};
+
 /* ConsumerProtocolSubscription */
 
 static const struct kf_field
@@ -7830,9 +8326,13 @@ const struct kmsg_api kmsg_apis[] = {
 	 &kmsg_DescribeTransactionsResponse},
 	{66, "ListTransactions", &kmsg_ListTransactionsRequest,
 	 &kmsg_ListTransactionsResponse},
+	{68, "ConsumerGroupHeartbeat", &kmsg_ConsumerGroupHeartbeatRequest,
+	 &kmsg_ConsumerGroupHeartbeatResponse},
+	{69, "ConsumerGroupDescribe", &kmsg_ConsumerGroupDescribeRequest,
+	 &kmsg_ConsumerGroupDescribeResponse},
 };
 
-const size_t kmsg_napis = 40;
+const size_t kmsg_napis = 42;
 
 static const struct kmsg_api *find_api(int16_t api_key)
 {

@@ -2298,6 +2298,154 @@ struct ListTransactionsResponse {
 extern const struct kf_struct ListTransactionsResponse_struct;
 extern const struct kf_message kmsg_ListTransactionsResponse;
 
+/* ConsumerGroupHeartbeatRequest: versions 0-1, flexible 0+ */
+
+struct ConsumerGroupHeartbeatRequest_TopicPartitions {
+	struct kuuid TopicId; /* v0+ */
+	struct {
+		int32_t count;
+		int32_t *items;
+	} Partitions; /* v0+ */
+};
+extern const struct kf_struct
+	ConsumerGroupHeartbeatRequest_TopicPartitions_struct;
+
+struct ConsumerGroupHeartbeatRequest {
+	struct kstr GroupId;	    /* v0+ */
+	struct kstr MemberId;	    /* v0+ */
+	int32_t MemberEpoch;	    /* v0+ */
+	struct kstr InstanceId;	    /* v0+, nullable 0+ */
+	struct kstr RackId;	    /* v0+, nullable 0+ */
+	int32_t RebalanceTimeoutMs; /* v0+ */
+	struct {
+		int32_t count;
+		struct kstr *items;
+	} SubscribedTopicNames;		  /* v0+, nullable 0+ */
+	struct kstr SubscribedTopicRegex; /* v1+, nullable 1+ */
+	struct kstr ServerAssignor;	  /* v0+, nullable 0+ */
+	struct {
+		int32_t count;
+		struct ConsumerGroupHeartbeatRequest_TopicPartitions *items;
+	} TopicPartitions; /* v0+, nullable 0+ */
+};
+
+extern const struct kf_struct ConsumerGroupHeartbeatRequest_struct;
+extern const struct kf_message kmsg_ConsumerGroupHeartbeatRequest;
+
+/* ConsumerGroupHeartbeatResponse: versions 0-1, flexible 0+ */
+
+struct ConsumerGroupHeartbeatResponse_TopicPartitions {
+	struct kuuid TopicId; /* v0+ */
+	struct {
+		int32_t count;
+		int32_t *items;
+	} Partitions; /* v0+ */
+};
+extern const struct kf_struct
+	ConsumerGroupHeartbeatResponse_TopicPartitions_struct;
+
+struct ConsumerGroupHeartbeatResponse_Assignment {
+	struct {
+		int32_t count;
+		struct ConsumerGroupHeartbeatResponse_TopicPartitions *items;
+	} TopicPartitions; /* v0+ */
+};
+extern const struct kf_struct ConsumerGroupHeartbeatResponse_Assignment_struct;
+
+struct ConsumerGroupHeartbeatResponse {
+	int32_t ThrottleTimeMs;	     /* v0+ */
+	int16_t ErrorCode;	     /* v0+ */
+	struct kstr ErrorMessage;    /* v0+, nullable 0+ */
+	struct kstr MemberId;	     /* v0+, nullable 0+ */
+	int32_t MemberEpoch;	     /* v0+ */
+	int32_t HeartbeatIntervalMs; /* v0+ */
+	struct ConsumerGroupHeartbeatResponse_Assignment
+		Assignment; /* v0+, nullable 0+ */
+};
+
+extern const struct kf_struct ConsumerGroupHeartbeatResponse_struct;
+extern const struct kf_message kmsg_ConsumerGroupHeartbeatResponse;
+
+/* ConsumerGroupDescribeRequest: versions 0-0, flexible 0+ */
+
+struct ConsumerGroupDescribeRequest {
+	struct {
+		int32_t count;
+		struct kstr *items;
+	} GroupIds;			  /* v0+ */
+	bool IncludeAuthorizedOperations; /* v0+ */
+};
+
+extern const struct kf_struct ConsumerGroupDescribeRequest_struct;
+extern const struct kf_message kmsg_ConsumerGroupDescribeRequest;
+
+/* ConsumerGroupDescribeResponse: versions 0-0, flexible 0+ */
+
+struct ConsumerGroupDescribeResponse_TopicPartitions {
+	struct kuuid TopicId;  /* v0+ */
+	struct kstr TopicName; /* v0+ */
+	struct {
+		int32_t count;
+		int32_t *items;
+	} Partitions; /* v0+ */
+};
+extern const struct kf_struct
+	ConsumerGroupDescribeResponse_TopicPartitions_struct;
+
+struct ConsumerGroupDescribeResponse_Assignment {
+	struct {
+		int32_t count;
+		struct ConsumerGroupDescribeResponse_TopicPartitions *items;
+	} TopicPartitions; /* v0+ */
+};
+extern const struct kf_struct ConsumerGroupDescribeResponse_Assignment_struct;
+
+struct ConsumerGroupDescribeResponse_Member {
+	struct kstr MemberId;	/* v0+ */
+	struct kstr InstanceId; /* v0+, nullable 0+ */
+	struct kstr RackId;	/* v0+, nullable 0+ */
+	int32_t MemberEpoch;	/* v0+ */
+	struct kstr ClientId;	/* v0+ */
+	struct kstr ClientHost; /* v0+ */
+	struct {
+		int32_t count;
+		struct kstr *items;
+	} SubscribedTopicNames;		  /* v0+ */
+	struct kstr SubscribedTopicRegex; /* v0+, nullable 0+ */
+	struct ConsumerGroupDescribeResponse_Assignment Assignment; /* v0+ */
+	struct ConsumerGroupDescribeResponse_Assignment
+		TargetAssignment; /* v0+ */
+};
+extern const struct kf_struct ConsumerGroupDescribeResponse_Member_struct;
+
+struct ConsumerGroupDescribeResponse_DescribedGroup {
+	int16_t ErrorCode;	  /* v0+ */
+	struct kstr ErrorMessage; /* v0+, nullable 0+ */
+	struct kstr GroupId;	  /* v0+ */
+	struct kstr GroupState;	  /* v0+ */
+	int32_t GroupEpoch;	  /* v0+ */
+	int32_t AssignmentEpoch;  /* v0+ */
+	struct kstr AssignorName; /* v0+ */
+	struct {
+		int32_t count;
+		struct ConsumerGroupDescribeResponse_Member *items;
+	} Members;		      /* v0+ */
+	int32_t AuthorizedOperations; /* v0+ */
+};
+extern const struct kf_struct
+	ConsumerGroupDescribeResponse_DescribedGroup_struct;
+
+struct ConsumerGroupDescribeResponse {
+	int32_t ThrottleTimeMs; /* v0+ */
+	struct {
+		int32_t count;
+		struct ConsumerGroupDescribeResponse_DescribedGroup *items;
+	} Groups; /* v0+ */
+};
+
+extern const struct kf_struct ConsumerGroupDescribeResponse_struct;
+extern const struct kf_message kmsg_ConsumerGroupDescribeResponse;
+
 /* ConsumerProtocolSubscription: versions 0-3, flexible none */
 
 struct ConsumerProtocolSubscription_TopicPartition {

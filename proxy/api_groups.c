@@ -1,14 +1,16 @@
 /*
- * Consumer group APIs (classic protocol): JoinGroup, SyncGroup, Heartbeat,
- * LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
- * DeleteGroups, OffsetDelete.  The state machine is in group.c, offsets in
- * storage/groups.c.
+ * Consumer group APIs: the classic protocol's JoinGroup, SyncGroup,
+ * Heartbeat and LeaveGroup (the state machine is in group.c), the consumer
+ * protocol's ConsumerGroupHeartbeat and ConsumerGroupDescribe (cgroup.c),
+ * and for both OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
+ * DeleteGroups, OffsetDelete (offsets in storage/groups.c).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "protocol/messages.h"
+#include "proxy/cgroup.h"
 #include "proxy/errors.h"
 #include "proxy/group.h"
 #include "proxy/handlers.h"
@@ -52,6 +54,20 @@ void handle_SyncGroup(struct request *req)
 	struct groups *gs = coordinator(req);
 	if (gs)
 		group_sync(gs, req);
+}
+
+void handle_ConsumerGroupHeartbeat(struct request *req)
+{
+	struct groups *gs = coordinator(req);
+	if (gs)
+		cgroup_heartbeat(gs, req);
+}
+
+void handle_ConsumerGroupDescribe(struct request *req)
+{
+	struct groups *gs = coordinator(req);
+	if (gs)
+		cgroup_describe(gs, req);
 }
 
 void handle_Heartbeat(struct request *req)
@@ -567,7 +583,7 @@ void handle_ListGroups(struct request *req)
 		struct group *g = group_at(gs, i);
 		n += strcmp(group_state(g), "Dead") != 0 &&
 		     in_filter(&states, group_state(g)) &&
-		     in_filter(&types, "classic");
+		     in_filter(&types, group_type(g));
 	}
 	struct ListGroupsResponse_ListedGroup *out = req_array(
 		req, &resp->Groups, &ListGroupsResponse_ListedGroup_struct, n);
@@ -576,12 +592,12 @@ void handle_ListGroups(struct request *req)
 		struct group *g = group_at(gs, i);
 		if (strcmp(group_state(g), "Dead") == 0 ||
 		    !in_filter(&states, group_state(g)) ||
-		    !in_filter(&types, "classic"))
+		    !in_filter(&types, group_type(g)))
 			continue;
 		out[k].GroupId = req_str(req, group_id(g));
 		out[k].ProtocolType = req_str(req, group_protocol_type(g));
 		out[k].GroupState = req_str(req, group_state(g));
-		out[k].GroupType = req_str(req, "classic");
+		out[k].GroupType = req_str(req, group_type(g));
 		k++;
 	}
 	req_reply(req, resp);
@@ -612,8 +628,10 @@ void handle_DescribeGroups(struct request *req)
 		struct group *g = group_find(gs, id);
 		if (dr->IncludeAuthorizedOperations)
 			out[i].AuthorizedOperations = GROUP_OPERATIONS;
-		if (!g) {
-			/* Before v6 an unknown group is a Dead one. */
+		if (!g || group_cgroup(g)) {
+			/* Before v6 an unknown group is a Dead one, and so
+			 * is a group of the consumer protocol (KIP-848:
+			 * ConsumerGroupDescribe describes those). */
 			out[i].GroupId = id;
 			out[i].GroupState = req_str(req, "Dead");
 			continue;

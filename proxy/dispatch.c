@@ -60,6 +60,8 @@ static const struct api_entry apis[] = {
 	API(61, 0, 0, 0, handle_DescribeProducers),
 	API(65, 0, 0, 0, handle_DescribeTransactions),
 	API(66, 0, 1, 0, handle_ListTransactions),
+	API(68, 0, 1, 0, handle_ConsumerGroupHeartbeat),
+	API(69, 0, 0, 0, handle_ConsumerGroupDescribe),
 };
 
 #define NAPIS (int16_t)(sizeof(apis) / sizeof(apis[0]))

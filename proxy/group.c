@@ -14,6 +14,7 @@
 #include <sys/time.h>
 
 #include "protocol/messages.h"
+#include "proxy/cgroup.h"
 #include "proxy/errors.h"
 #include "proxy/logging.h"
 #include "storage/groups.h"
@@ -82,6 +83,7 @@ struct group {
 	int refs;	 /* storage calls in flight */
 	bool unlinked;	 /* out of the table: freed when refs drop to 0 */
 	int64_t empty_since;
+	struct cgroup *cg; /* the consumer protocol's state; NULL: classic */
 };
 
 struct groups {
@@ -150,18 +152,6 @@ static struct kstr arena_bytes(struct request *req, const uint8_t *p, size_t n)
 static bool keq(struct kstr a, const char *b)
 {
 	return a.len >= 0 && b && kstr_cmp(a, b) == 0;
-}
-
-static char *kdup(struct kstr s)
-{
-	size_t n = s.len > 0 ? (size_t)s.len : 0;
-	char *p = malloc(n + 1);
-	if (p) {
-		if (n)
-			memcpy(p, s.ptr, n);
-		p[n] = '\0';
-	}
-	return p;
 }
 
 static void set_str(char **dst, const char *src)
@@ -286,7 +276,7 @@ static struct gproto *protos_copy(const struct JoinGroupRequest *jr, int *n)
 		const struct JoinGroupRequest_JoinGroupRequestProtocol *q =
 			&jr->Protocols.items[i];
 		size_t len = q->Metadata.len > 0 ? (size_t)q->Metadata.len : 0;
-		p[i].name = kdup(q->Name);
+		p[i].name = kstr_dup(q->Name);
 		p[i].meta = malloc(len ? len : 1);
 		p[i].len = len;
 		if (!p[i].name || !p[i].meta) {
@@ -382,7 +372,7 @@ static struct group *group_new(struct groups *gs, struct kstr id)
 	if (!g)
 		return NULL;
 	g->gs = gs;
-	g->id = kdup(id);
+	g->id = kstr_dup(id);
 	g->rebalance_timer =
 		event_new(gs->srv->base, -1, 0, on_rebalance_timeout, g);
 	if (!g->id || !g->rebalance_timer) {
@@ -415,6 +405,7 @@ static void group_free(struct group *g)
 		free(p->id);
 		free(p);
 	}
+	cgroup_free(g->cg);
 	event_free(g->rebalance_timer);
 	free(g->id);
 	free(g->protocol_type);
@@ -688,7 +679,7 @@ static bool supports_protocols(const struct group *g,
 		return false;
 	for (int32_t i = 0; i < jr->Protocols.count; i++) {
 		int n = 0;
-		char *name = kdup(jr->Protocols.items[i].Name);
+		char *name = kstr_dup(jr->Protocols.items[i].Name);
 		for (struct gmember *m = g->members; name && m; m = m->next)
 			n += member_proto(m, name) != NULL;
 		free(name);
@@ -918,18 +909,11 @@ static struct gmember *member_new(struct group *g, struct request *req,
 	}
 	m->g = g;
 	m->id = id;
-	m->instance_id =
-		jr->GroupInstanceId.len >= 0 ? kdup(jr->GroupInstanceId) : NULL;
-	m->client_id = kdup(req->hdr.ClientId);
-	const char *peer = req_peer(req);
-	const char *colon = strrchr(peer, ':');
-	size_t hl = colon ? (size_t)(colon - peer) : strlen(peer);
-	m->client_host = malloc(hl + 2);
-	if (m->client_host) {
-		m->client_host[0] = '/';
-		memcpy(m->client_host + 1, peer, hl);
-		m->client_host[hl + 1] = '\0';
-	}
+	m->instance_id = jr->GroupInstanceId.len >= 0
+				 ? kstr_dup(jr->GroupInstanceId)
+				 : NULL;
+	m->client_id = kstr_dup(req->hdr.ClientId);
+	m->client_host = group_client_host(req);
 	m->session_timeout = jr->SessionTimeoutMs;
 	m->rebalance_timeout = req->hdr.RequestApiVersion >= 1
 				       ? jr->RebalanceTimeoutMs
@@ -958,7 +942,7 @@ static void add_member_and_rebalance(struct group *g, struct request *req,
 	*pp = m;
 	g->nmembers++;
 	if (!g->protocol_type)
-		g->protocol_type = kdup(
+		g->protocol_type = kstr_dup(
 			((struct JoinGroupRequest *)req->body)->ProtocolType);
 	m->is_new = true;
 	m->join_req = req;
@@ -1232,6 +1216,16 @@ void group_join(struct groups *gs, struct request *req)
 		join_error(req, KERR_COORDINATOR_NOT_AVAILABLE, jr->MemberId);
 		goto out;
 	}
+	if (g->cg && cgroup_has_members(g->cg)) {
+		/* Its members use the consumer protocol (KIP-848). */
+		join_error(req, KERR_INCONSISTENT_GROUP_PROTOCOL, jr->MemberId);
+		goto out;
+	}
+	if (g->cg) {
+		/* An empty consumer group becomes a classic one. */
+		cgroup_free(g->cg);
+		g->cg = NULL;
+	}
 	if (!supports_protocols(g, jr)) {
 		join_error(req, KERR_INCONSISTENT_GROUP_PROTOCOL, jr->MemberId);
 		goto out;
@@ -1239,7 +1233,7 @@ void group_join(struct groups *gs, struct request *req)
 	if (g->state == GS_EMPTY && !g->members &&
 	    (!g->protocol_type || !keq(jr->ProtocolType, g->protocol_type))) {
 		free(g->protocol_type);
-		g->protocol_type = kdup(jr->ProtocolType);
+		g->protocol_type = kstr_dup(jr->ProtocolType);
 	}
 	if (jr->MemberId.len <= 0)
 		join_unknown(g, req);
@@ -1425,6 +1419,8 @@ int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 	}
 	if (g->state == GS_DEAD)
 		return KERR_COORDINATOR_NOT_AVAILABLE;
+	if (g->cg)
+		return cgroup_commit_check(g->cg, member_id, generation);
 	if (fenced(g, instance_id, member_id))
 		return KERR_FENCED_INSTANCE_ID;
 	if (generation < 0 && g->state == GS_EMPTY)
@@ -1440,6 +1436,55 @@ int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 	return KERR_NONE;
 }
 
+/* --- for the consumer protocol (proxy/cgroup.c) ---------------------------
+ */
+
+struct group *group_open(struct groups *gs, struct kstr id)
+{
+	return group_new(gs, id);
+}
+
+struct cgroup *group_cgroup(const struct group *g)
+{
+	return g->cg;
+}
+
+void group_set_cgroup(struct group *g, struct cgroup *cg)
+{
+	g->cg = cg;
+}
+
+bool group_classic_active(const struct group *g)
+{
+	return g->state != GS_EMPTY || g->members || g->npending;
+}
+
+void group_now_empty(struct group *g)
+{
+	g->empty_since = st_now_ms();
+}
+
+struct event_base *groups_base(const struct groups *gs)
+{
+	return gs->srv->base;
+}
+
+char *group_new_member_id(struct kstr prefix)
+{
+	return new_member_id(prefix);
+}
+
+char *group_client_host(const struct request *req)
+{
+	const char *peer = req_peer(req);
+	const char *colon = strrchr(peer, ':');
+	size_t hl = colon ? (size_t)(colon - peer) : strlen(peer);
+	char *host = malloc(hl + 2);
+	if (host)
+		snprintf(host, hl + 2, "/%.*s", (int)hl, peer);
+	return host;
+}
+
 /* --- describing ------------------------------------------------------------
  */
 
@@ -1450,12 +1495,20 @@ const char *group_id(const struct group *g)
 
 const char *group_state(const struct group *g)
 {
-	return state_names[g->state];
+	return g->cg && g->state != GS_DEAD ? cgroup_state(g->cg)
+					    : state_names[g->state];
 }
 
 const char *group_protocol_type(const struct group *g)
 {
+	if (g->cg)
+		return "consumer";
 	return g->protocol_type ? g->protocol_type : "";
+}
+
+const char *group_type(const struct group *g)
+{
+	return g->cg ? "consumer" : "classic";
 }
 
 const char *group_protocol(const struct group *g)
@@ -1465,7 +1518,7 @@ const char *group_protocol(const struct group *g)
 
 bool group_has_members(const struct group *g)
 {
-	return g->members != NULL;
+	return g->members != NULL || (g->cg && cgroup_has_members(g->cg));
 }
 
 /* Reads a ConsumerProtocolSubscription's topics (any version: they all
@@ -1490,6 +1543,8 @@ static bool subscription_has(const uint8_t *p, size_t len, const char *topic)
 
 bool group_subscribes(const struct group *g, const char *topic)
 {
+	if (g->cg)
+		return cgroup_subscribes(g->cg, topic);
 	if (!g->protocol_type || strcmp(g->protocol_type, "consumer") != 0)
 		return false;
 	for (struct gmember *m = g->members; m; m = m->next) {
@@ -1569,7 +1624,7 @@ void group_delete(struct groups *gs, struct kstr group_id,
 		cb(arg, KERR_GROUP_ID_NOT_FOUND);
 		return;
 	}
-	if (g->state != GS_EMPTY || g->members) {
+	if (g->state != GS_EMPTY || group_has_members(g)) {
 		cb(arg, KERR_NON_EMPTY_GROUP);
 		return;
 	}
@@ -1606,8 +1661,8 @@ static void removed(void *arg, enum st_status st, const char *msg)
 /* An empty group with nothing committed goes, as in Kafka's cleanup. */
 static void maybe_remove(struct group *g)
 {
-	if (g->state != GS_EMPTY || g->members || g->npending || g->refs ||
-	    st_group_has_offsets(store_of(g), kstr_c(g->id)))
+	if (g->state != GS_EMPTY || group_has_members(g) || g->npending ||
+	    g->refs || st_group_has_offsets(store_of(g), kstr_c(g->id)))
 		return;
 	g->state = GS_DEAD;
 	g->refs++;
@@ -1642,7 +1697,7 @@ static void retention_tick(evutil_socket_t fd, short what, void *arg)
 	memcpy(v, gs->v, n * sizeof(*v));
 	for (size_t i = 0; i < n; i++) {
 		struct group *g = v[i];
-		if (g->state != GS_EMPTY || g->members || g->refs)
+		if (g->state != GS_EMPTY || group_has_members(g) || g->refs)
 			continue;
 		if (now - g->empty_since < keep) {
 			maybe_remove(g);

@@ -72,12 +72,15 @@ struct group *group_at(const struct groups *gs, size_t i);
 const char *group_id(const struct group *g);
 /* "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead". */
 const char *group_state(const struct group *g);
-/* "" when none. */
+/* "" when none ("consumer" for a group of the consumer protocol). */
 const char *group_protocol_type(const struct group *g);
+/* ListGroups' GroupType: "classic" or "consumer" (KIP-848). */
+const char *group_type(const struct group *g);
 /* The selected protocol, "" before one was chosen. */
 const char *group_protocol(const struct group *g);
 bool group_has_members(const struct group *g);
-/* True when a member of g subscribes topic (consumer protocol only). */
+/* True when a member of g subscribes topic (classic groups: of the
+ * "consumer" protocol type only). */
 bool group_subscribes(const struct group *g, const char *topic);
 
 /*
@@ -95,5 +98,25 @@ void group_describe(struct request *req, const struct group *g,
  */
 void group_delete(struct groups *gs, struct kstr group_id,
 		  void (*cb)(void *arg, int16_t err), void *arg);
+
+/* --- for proxy/cgroup.c: groups of the consumer protocol (KIP-848) --- */
+
+struct cgroup;
+struct event_base;
+
+/* The group, made (Empty, classic) when unknown; NULL when memory runs out. */
+struct group *group_open(struct groups *gs, struct kstr group_id);
+/* Its consumer-protocol state (freed with the group); NULL: classic. */
+struct cgroup *group_cgroup(const struct group *g);
+void group_set_cgroup(struct group *g, struct cgroup *cg);
+/* True while classic members are in it or joining it. */
+bool group_classic_active(const struct group *g);
+/* Its last member left: the retention of its offsets starts now. */
+void group_now_empty(struct group *g);
+struct event_base *groups_base(const struct groups *gs);
+/* A new member id, "<prefix>-<uuid>" (malloc'd; NULL on exhaustion). */
+char *group_new_member_id(struct kstr prefix);
+/* The client's host as Kafka describes members: "/127.0.0.1" (malloc'd). */
+char *group_client_host(const struct request *req);
 
 #endif

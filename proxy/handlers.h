@@ -34,6 +34,8 @@ void handle_IncrementalAlterConfigs(struct request *req);
 void handle_JoinGroup(struct request *req);
 void handle_SyncGroup(struct request *req);
 void handle_Heartbeat(struct request *req);
+void handle_ConsumerGroupHeartbeat(struct request *req);
+void handle_ConsumerGroupDescribe(struct request *req);
 void handle_LeaveGroup(struct request *req);
 void handle_OffsetCommit(struct request *req);
 void handle_OffsetFetch(struct request *req);

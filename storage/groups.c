@@ -24,18 +24,6 @@ struct st_groups {
 	size_t n, cap;
 };
 
-static char *kdup(struct kstr s)
-{
-	size_t n = s.len > 0 ? (size_t)s.len : 0;
-	char *p = malloc(n + 1);
-	if (p) {
-		if (n)
-			memcpy(p, s.ptr, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
 /* Index of group name, or where it would go (*found false). */
 static size_t group_pos(struct st_groups *gs, struct kstr name, bool *found)
 {
@@ -78,7 +66,7 @@ static struct sg_group *group_get(struct st_groups *gs, struct kstr name)
 		gs->cap = cap;
 	}
 	struct sg_group *g = calloc(1, sizeof(*g));
-	if (!g || !(g->name = kdup(name))) {
+	if (!g || !(g->name = kstr_dup(name))) {
 		free(g);
 		return NULL;
 	}
@@ -516,7 +504,7 @@ static struct op *op_new(struct store *s, enum op_kind kind, struct kstr group,
 	o->kind = kind;
 	o->cb = cb;
 	o->arg = arg;
-	o->group = kdup(group);
+	o->group = kstr_dup(group);
 	o->e = calloc(n + 1, sizeof(*o->e));
 	if (!o->group || !o->e) {
 		op_free(o);

@@ -728,7 +728,8 @@ void st_txn_add_offsets(struct store *s, struct kstr id, int64_t producer_id,
 	txn_save(s, t, then_answer, cb, NULL, arg);
 }
 
-static char *kstr_dup(struct kstr k)
+/* NULL for the null string. */
+static char *dup_or_null(struct kstr k)
 {
 	if (k.len < 0)
 		return NULL;
@@ -768,12 +769,12 @@ void st_txn_commit_offsets(struct store *s, struct kstr id, int64_t producer_id,
 			t->offs = no;
 			o = &t->offs[t->noffs++];
 			memset(o, 0, sizeof(*o));
-			o->group = kstr_dup(group);
+			o->group = dup_or_null(group);
 			o->topic = c[i].topic;
 			o->partition = c[i].partition;
 		}
 		free(o->metadata);
-		o->metadata = kstr_dup(c[i].metadata);
+		o->metadata = dup_or_null(c[i].metadata);
 		o->offset = c[i].offset;
 		o->leader_epoch = c[i].leader_epoch;
 	}

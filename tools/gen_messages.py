@@ -66,6 +66,8 @@ APIS = [
     (61, "DescribeProducers"),
     (65, "DescribeTransactions"),
     (66, "ListTransactions"),
+    (68, "ConsumerGroupHeartbeat"),
+    (69, "ConsumerGroupDescribe"),
 ]
 
 # Data structs that are not API messages (no header, api key -1).
@@ -251,6 +253,8 @@ def norm_default(f, t, what):
         if d == "null":
             return 1
         raise GenError("%s: array default %r unsupported" % (what, d))
+    if d == "null":
+        return 1  # a nullable struct (kmsg.h: null when its arrays are)
     if d is not None:
         raise GenError("%s: struct default unsupported" % what)
     return 0

@@ -439,7 +439,7 @@ static void check_struct(const struct kf_message *m, const struct kf_struct *s)
 
 Test(messages, descriptions_are_sane)
 {
-	cr_assert_eq(kmsg_napis, 40);
+	cr_assert_eq(kmsg_napis, 42);
 	for (size_t i = 0; i < nmessages(); i++) {
 		const struct kf_message *m = message_at(i);
 		cr_assert_leq(m->vmin, m->vmax, "%s", m->name);
@@ -1005,6 +1005,46 @@ Test(messages, nullable_struct_marker)
 	cr_assert_eq(kmsg_decode_struct(&outer_struct, 1, true, &r, &a, &o), 0);
 	cr_assert_eq(o.Maybe.A, 8);
 	arena_free(&a);
+}
+
+/* A nullable struct with arrays (ConsumerGroupHeartbeatResponse's
+ * Assignment) is null when they are, and an empty assignment is not. */
+Test(messages, nullable_struct_null_when_its_arrays_are)
+{
+	struct ConsumerGroupHeartbeatResponse resp;
+	kmsg_init(&ConsumerGroupHeartbeatResponse_struct, &resp);
+	cr_assert_eq(resp.Assignment.TopicPartitions.count, 0);
+	resp.Assignment.TopicPartitions.count = -1;
+	struct kb_writer w = {0};
+	kmsg_encode(&kmsg_ConsumerGroupHeartbeatResponse, 1, &w, &resp);
+	/* throttle, error, message null, member id null, epoch, interval,
+	 * Assignment -1, tags */
+	expect_hex(&w, "00000000 0000 00 00 00000000 00000000 ff 00");
+	kb_writer_free(&w);
+
+	resp.Assignment.TopicPartitions.count = 0;
+	w = (struct kb_writer){0};
+	kmsg_encode(&kmsg_ConsumerGroupHeartbeatResponse, 1, &w, &resp);
+	/* Present (1), no topics (compact 0 + 1), its tags, the tags. */
+	expect_hex(&w, "00000000 0000 00 00 00000000 00000000 01 01 00 00");
+
+	struct arena a = {0};
+	struct kb_reader r;
+	kb_reader_init(&r, w.buf, w.len);
+	struct ConsumerGroupHeartbeatResponse back;
+	cr_assert_eq(kmsg_decode(&kmsg_ConsumerGroupHeartbeatResponse, 1, &r,
+				 &a, &back),
+		     0);
+	cr_assert_eq(back.Assignment.TopicPartitions.count, 0);
+	/* 16 bytes up to the interval, then a null Assignment, then tags. */
+	static const uint8_t null_in[] = {[16] = 0xff, [17] = 0};
+	kb_reader_init(&r, null_in, sizeof(null_in));
+	cr_assert_eq(kmsg_decode(&kmsg_ConsumerGroupHeartbeatResponse, 1, &r,
+				 &a, &back),
+		     0);
+	cr_assert_eq(back.Assignment.TopicPartitions.count, -1);
+	arena_free(&a);
+	kb_writer_free(&w);
 }
 
 Test(messages, version_out_of_range)

@@ -3,7 +3,9 @@ can kill it with SIGKILL (no LeaveGroup).
 
     python group_worker.py BOOTSTRAP TOPIC GROUP STRATEGY RATE
 
-Subscribes TOPIC in GROUP, consumes at most RATE records a second and
+Subscribes TOPIC in GROUP (STRATEGY "consumer": with the consumer group
+protocol of KIP-848, group.protocol=consumer, which assigns incrementally
+as cooperative-sticky does), consumes at most RATE records a second and
 commits what it consumed (synchronously, per batch).  Writes one line per
 event to stdout, flushed at once:
 
@@ -26,7 +28,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 def main():
     bootstrap, topic, group, strategy, rate = sys.argv[1:6]
     rate = float(rate)
-    cooperative = strategy == "cooperative-sticky"
+    cooperative = strategy in ("cooperative-sticky", "consumer")
     owned = set()
 
     def say(line):
@@ -49,16 +51,21 @@ def main():
             owned.clear()
         show()
 
-    c = Consumer({
+    conf = {
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "client.id": "worker",
-        "partition.assignment.strategy": strategy,
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-    })
+    }
+    if strategy == "consumer":
+        # The broker sets the session and heartbeat times.
+        conf["group.protocol"] = "consumer"
+    else:
+        conf.update({"partition.assignment.strategy": strategy,
+                     "session.timeout.ms": 6000,
+                     "heartbeat.interval.ms": 500})
+    c = Consumer(conf)
     c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke,
                 on_lost=on_revoke)
     pending = {}  # partition -> [first, last] consumed, not committed

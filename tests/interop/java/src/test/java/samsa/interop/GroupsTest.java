@@ -282,4 +282,71 @@ class GroupsTest {
             }
         }
     }
+
+    /* The consumer group protocol (KIP-848, group.protocol=consumer): the
+     * broker assigns.  Two members split four partitions with no partition
+     * owned twice, read every record between them, commit at their member
+     * epochs; the admin client and kafka-consumer-groups describe the group
+     * as a consumer group; when one leaves the other owns all four. */
+    @Test
+    void consumerProtocolGroup() throws Exception {
+        String t = Env.topic("group-kip848");
+        String g = "g-" + t;
+        createTopic(t, 4);
+        produce(t, 4, 0, 400);
+        Properties c = consumerProps(g);
+        c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        Set<String> seen = new HashSet<>();
+        try (KafkaConsumer<String, String> cb = new KafkaConsumer<>(c)) {
+            cb.subscribe(List.of(t));
+            try (KafkaConsumer<String, String> ca = new KafkaConsumer<>(c)) {
+                ca.subscribe(List.of(t));
+                long deadline = System.currentTimeMillis() + 90000;
+                while (System.currentTimeMillis() < deadline
+                    && (seen.size() < 400 || ca.assignment().size() != 2
+                        || cb.assignment().size() != 2)) {
+                    for (KafkaConsumer<String, String> k : List.of(ca, cb)) {
+                        ConsumerRecords<String, String> r = k.poll(Duration.ofMillis(100));
+                        r.forEach(rec -> seen.add(rec.value()));
+                        Set<TopicPartition> mine = k.assignment();
+                        Set<TopicPartition> other = (k == ca ? cb : ca).assignment();
+                        for (TopicPartition tp : mine)
+                            assertTrue(!other.contains(tp), tp + " owned twice");
+                        if (!r.isEmpty())
+                            k.commitSync();
+                    }
+                }
+                assertEquals(values(0, 400), seen);
+                assertEquals(2, ca.assignment().size());
+                assertEquals(2, cb.assignment().size());
+
+                ConsumerGroupDescription d = describe(g);
+                assertEquals(org.apache.kafka.common.GroupType.CONSUMER, d.type());
+                assertEquals(GroupState.STABLE, d.groupState());
+                assertEquals(2, d.members().size());
+                for (var m : d.members())
+                    assertEquals(2, m.assignment().topicPartitions().size(), d.toString());
+                String cg = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+                String members = tool(cg, "--bootstrap-server", Env.bootstrap(),
+                    "--describe", "--group", g, "--members");
+                assertTrue(members.contains(ca.groupMetadata().memberId())
+                    && members.contains(cb.groupMetadata().memberId()), members);
+            } /* ca leaves the group */
+            long deadline = System.currentTimeMillis() + 60000;
+            while (System.currentTimeMillis() < deadline && cb.assignment().size() != 4)
+                cb.poll(Duration.ofMillis(100));
+            assertEquals(4, cb.assignment().size());
+            assertEquals(1, describe(g).members().size());
+        }
+        waitState(g, GroupState.EMPTY);
+        try (Admin admin = Admin.create(Env.adminProps())) {
+            Map<TopicPartition, OffsetAndMetadata> offs = admin
+                .listConsumerGroupOffsets(g).partitionsToOffsetAndMetadata()
+                .get(30, TimeUnit.SECONDS);
+            assertEquals(4, offs.size(), offs.toString());
+            for (OffsetAndMetadata o : offs.values())
+                assertEquals(100, o.offset(), offs.toString());
+        }
+    }
 }

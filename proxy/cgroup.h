@@ -1,0 +1,55 @@
+/*
+ * cgroup: the consumer group protocol of KIP-848 (ConsumerGroupHeartbeat,
+ * ConsumerGroupDescribe; clients with group.protocol=consumer), in memory.
+ *
+ * The coordinator assigns partitions, not a leader member.  A change of the
+ * members, their subscriptions or the subscribed topics' partitions bumps
+ * the group epoch; the next heartbeat computes the target assignment of
+ * that epoch (Kafka's "uniform" assignor: balanced to within one partition,
+ * and sticky), and each member moves towards its target one heartbeat at a
+ * time, as Kafka's CurrentAssignmentBuilder moves it: partitions it must
+ * give up are taken from it first, and it keeps its epoch until a heartbeat
+ * reports them gone; partitions another member still holds are handed over
+ * once that member has let them go.  No partition is ever owned by two
+ * members.
+ *
+ * A group of this type shares the group table (proxy/group.h) with classic
+ * groups, and its committed offsets are stored the same way.  Members are
+ * not saved: after a restart their heartbeats get UNKNOWN_MEMBER_ID and
+ * they join again, from their committed offsets.
+ *
+ * Everything runs on the event loop.
+ */
+#ifndef SAMSA_CGROUP_H
+#define SAMSA_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/kbuf.h"
+#include "proxy/group.h"
+#include "proxy/server.h"
+
+struct cgroup;
+
+/* ConsumerGroupHeartbeat: answers req at once. */
+void cgroup_heartbeat(struct groups *gs, struct request *req);
+/* ConsumerGroupDescribe: answers req at once. */
+void cgroup_describe(struct groups *gs, struct request *req);
+
+/* For proxy/group.c. */
+void cgroup_free(struct cgroup *cg);
+bool cgroup_has_members(const struct cgroup *cg);
+/* "Empty", "Reconciling", "Stable" (KIP-848's names). */
+const char *cgroup_state(const struct cgroup *cg);
+bool cgroup_subscribes(const struct cgroup *cg, const char *topic);
+/*
+ * Whether an OffsetCommit (or TxnOffsetCommit) of member_id at epoch may
+ * commit: KERR_NONE, UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH.  A commit
+ * with epoch < 0 (no member: a tool, or a consumer without group
+ * management) may commit while the group has no members.
+ */
+int16_t cgroup_commit_check(const struct cgroup *cg, struct kstr member_id,
+			    int32_t epoch);
+
+#endif
