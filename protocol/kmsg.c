@@ -45,6 +45,8 @@ static size_t type_size(uint8_t type, const struct kf_struct *sub)
 	return 0;
 }
 
+static void struct_set_null(const struct kf_struct *s, void *out);
+
 /* Default of one value of a field (elements of arrays use def 0). */
 static void init_value(uint8_t type, const struct kf_struct *sub, int64_t def,
 		       void *p)
@@ -81,7 +83,9 @@ static void init_value(uint8_t type, const struct kf_struct *sub, int64_t def,
 			def ? KSTR_NULL : (struct kstr){kmsg_empty, 0};
 		break;
 	case KF_STRUCT:
-		if (sub != NULL)
+		if (sub != NULL && def)
+			struct_set_null(sub, p); /* a struct null by default */
+		else if (sub != NULL)
 			kmsg_init(sub, p);
 		break;
 	case KF_ARRAY:

@@ -13,7 +13,8 @@
  *   struct                              the nested C struct, embedded; a
  *                                       nullable one is null when all its
  *                                       strings, bytes and arrays are
- *                                       (len/count -1), and decodes so
+ *                                       (len/count -1), and decodes and
+ *                                       (default null) initializes so
  *   array ([]T)                         struct { int32_t count; T *items; }
  *                                       (count -1 = null; same layout as
  *                                       struct karr)

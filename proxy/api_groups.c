@@ -603,9 +603,6 @@ void handle_ListGroups(struct request *req)
 	req_reply(req, resp);
 }
 
-/* READ, DELETE and DESCRIBE: what anyone may do to a group here. */
-#define GROUP_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))
-
 void handle_DescribeGroups(struct request *req)
 {
 	struct DescribeGroupsRequest *dr = req->body;

@@ -292,6 +292,10 @@ void handle_TxnOffsetCommit(struct request *req)
 				   v >= 3 ? cr->GenerationId : -1,
 				   v >= 3 ? cr->MemberId : KSTR_NULL,
 				   v >= 3 ? cr->GroupInstanceId : KSTR_NULL);
+	/* Kafka answers a transactional commit at a stale member epoch (the
+	 * consumer protocol) as one of a stale generation. */
+	if (gerr == KERR_STALE_MEMBER_EPOCH)
+		gerr = KERR_ILLEGAL_GENERATION;
 	if (gerr != KERR_NONE) {
 		set_commit_errors(resp, gerr);
 	} else if (n > 0) {

@@ -52,6 +52,8 @@ struct cmember {
 	char *regex; /* NULL: none */
 	regex_t re;
 	enum mstate state;
+	bool left; /* a static member gone for now (epoch -2): its instance
+		    * id may take its place back until its session ends */
 	struct tpset assigned; /* what it may consume */
 	struct tpset revoking; /* what it must give up */
 	struct tpset target;
@@ -65,6 +67,7 @@ struct cgroup {
 	int32_t epoch;		  /* the group epoch */
 	int32_t assignment_epoch; /* the epoch `target`s were computed for */
 	uint64_t topics_sig;	  /* of the subscribed topics' partitions */
+	int64_t hold_until;	  /* no partition handed out before (ms) */
 	struct cmember *members;  /* in join order */
 	int nmembers;
 };
@@ -372,8 +375,20 @@ static int set_topics(struct cmember *m, const struct kstr *names, int32_t n)
 	return !same;
 }
 
-/* Sets the subscribed pattern ("" clears it), a Java regex taken as POSIX
- * extended and matched against whole names: 1 when it changed, 0 when
+/* A Java regex taken as POSIX extended, matching whole names; 0 or -1. */
+static int compile_regex(struct kstr pattern, regex_t *re)
+{
+	char *anchored = malloc((size_t)pattern.len + 5);
+	if (!anchored)
+		return -1;
+	snprintf(anchored, (size_t)pattern.len + 5, "^(%.*s)$",
+		 (int)pattern.len, pattern.ptr);
+	int rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB) == 0 ? 0 : -1;
+	free(anchored);
+	return rc;
+}
+
+/* Sets the subscribed pattern ("" clears it): 1 when it changed, 0 when
  * not, -1 when it does not compile or memory runs out. */
 static int set_regex(struct cmember *m, struct kstr pattern)
 {
@@ -384,24 +399,16 @@ static int set_regex(struct cmember *m, struct kstr pattern)
 		free_regex(m);
 		return had;
 	}
-	size_t n = (size_t)pattern.len;
-	char *anchored = malloc(n + 5);
-	char *copy = strndup(pattern.ptr, n);
 	regex_t re;
-	int rc = -1;
-	if (anchored && copy) {
-		snprintf(anchored, n + 5, "^(%s)$", copy);
-		if (regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB) == 0) {
-			free_regex(m);
-			m->re = re;
-			m->regex = copy;
-			copy = NULL;
-			rc = 1;
-		}
+	char *copy = kstr_dup(pattern);
+	if (!copy || compile_regex(pattern, &re) < 0) {
+		free(copy);
+		return -1;
 	}
-	free(anchored);
-	free(copy);
-	return rc;
+	free_regex(m);
+	m->re = re;
+	m->regex = copy;
+	return 1;
 }
 
 /* --- the target assignment ----------------------------------------------- */
@@ -438,12 +445,34 @@ static int prev_owner(struct cmember **ms, int n, const struct tp *t)
 	return -1;
 }
 
+/* Moves to `to` the last partition of `from` whose topic m subscribes
+ * (the last given, the least sticky): 1 when one moved, 0 when none could,
+ * -1 when memory ran out. */
+static int move_one(const struct store *s, struct tpset *from, struct tpset *to,
+		    const struct cmember *m)
+{
+	for (int j = from->n - 1; j >= 0; j--) {
+		const struct st_topic *t =
+			st_topic_find_id(s, &from->v[j].topic);
+		if (!t || !subscribes(m, t))
+			continue;
+		if (!tps_add(to, from->v[j]))
+			return -1;
+		memmove(&from->v[j], &from->v[j + 1],
+			(size_t)(from->n - j - 1) * sizeof(*from->v));
+		from->n--;
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * Computes every member's target for the group epoch (UniformAssignor's
  * outcome, simply): with P partitions subscribed and M members, each keeps
- * up to P/M of the partitions it had, P%M of them one more, and the rest go
- * one by one to the subscribed member holding fewest.  False when memory
- * runs out (the targets are then unchanged).
+ * up to P/M of the partitions it had, P%M of them one more, the rest go one
+ * by one to the subscribed member holding fewest, and then partitions move
+ * from members holding two more than another that subscribes them.  False when
+ * memory runs out (the targets are then unchanged).
  */
 static bool compute_targets(struct cgroup *cg, const struct store *s)
 {
@@ -506,6 +535,17 @@ static bool compute_targets(struct cgroup *cg, const struct store *s)
 		if (best >= 0)
 			ok = tps_add(&next[best], all.v[j]);
 	}
+	/* Different subscriptions can leave a member two short of another
+	 * whose partitions it could take: move them over (each move evens
+	 * the counts, so this ends). */
+	for (int rc = 1; ok && rc > 0; ok = rc >= 0) {
+		rc = 0;
+		for (int x = 0; !rc && x < n; x++)
+			for (int y = 0; !rc && y < n; y++)
+				if (next[x].n >= next[y].n + 2)
+					rc = move_one(s, &next[x], &next[y],
+						      ms[y]);
+	}
 	for (int i = 0; ok && i < n; i++) {
 		tps_sort(&next[i]);
 		tps_move(&ms[i]->target, &next[i]);
@@ -539,16 +579,17 @@ static bool next_assignment(struct cgroup *cg, struct cmember *m)
 	if (ok && revoke.n) {
 		tps_move(&m->assigned, &keep);
 		tps_move(&m->revoking, &revoke);
-		if (m->state != M_UNREVOKED)
-			arm(m->revoke, m->rebalance_timeout);
+		/* Each set to revoke gets the whole rebalance timeout. */
+		arm(m->revoke, m->rebalance_timeout);
 		m->state = M_UNREVOKED;
 		return true;
 	}
+	bool hold = st_now_ms() < cg->hold_until;
 	for (int i = 0; ok && i < m->target.n; i++) {
 		const struct tp *t = &m->target.v[i];
 		if (tps_has(&m->assigned, t))
 			continue;
-		if (held_by_other(cg, m, t))
+		if (hold || held_by_other(cg, m, t))
 			unreleased = true;
 		else
 			ok = tps_add(&keep, *t);
@@ -630,7 +671,6 @@ static void answer(struct request *req,
 {
 	resp->ErrorCode = err;
 	resp->ErrorMessage = req_str(req, msg);
-	resp->Assignment.TopicPartitions.count = -1;
 	req_reply(req, resp);
 }
 
@@ -678,6 +718,7 @@ static struct cmember *member_new(struct cgroup *cg, struct request *req,
 	*tail = m;
 	cg->nmembers++;
 	cg->epoch++;
+	arm(m->session, bc_get_int("group.consumer.session.timeout.ms", 45000));
 	return m;
 }
 
@@ -734,6 +775,13 @@ heartbeat_group(struct groups *gs, struct request *req,
 		}
 		cg->g = g;
 		cg->gs = gs;
+		/* Members are not saved: those of before a restart may still
+		 * consume until their sessions end, so partitions wait. */
+		if (group_restored_ms(g))
+			cg->hold_until =
+				group_restored_ms(g) +
+				bc_get_int("group.consumer.session.timeout.ms",
+					   45000);
 		group_set_cgroup(g, cg);
 	}
 	return cg;
@@ -748,6 +796,7 @@ heartbeat_member(struct cgroup *cg, struct request *req,
 	const struct ConsumerGroupHeartbeatRequest *r = req->body;
 	struct cmember *m =
 		r->MemberId.len > 0 ? member_find(cg, r->MemberId) : NULL;
+	struct cmember *same = member_by_instance(cg, r->InstanceId);
 	char msg[200];
 	if (r->MemberEpoch != 0) {
 		if (!m) {
@@ -755,25 +804,48 @@ heartbeat_member(struct cgroup *cg, struct request *req,
 			       "The member is not known to the group.");
 			return NULL;
 		}
-		if (r->MemberEpoch < 0 || r->MemberEpoch == m->epoch ||
-		    (r->MemberEpoch == m->prev_epoch &&
-		     owned_within(owned, &m->assigned)))
-			return m;
-		/* (Leaving needs no epoch.)  Its answer with the new epoch was
+		if (same && same != m) {
+			answer(req, resp, KERR_FENCED_INSTANCE_ID,
+			       "Another member has this instance id now.");
+			return NULL;
+		}
+		/* Leaving needs no epoch.  Its answer with the new epoch was
 		 * lost only if it owns no more than it was given at that
 		 * epoch. */
+		if (r->MemberEpoch < 0 ||
+		    (!m->left && (r->MemberEpoch == m->epoch ||
+				  (r->MemberEpoch == m->prev_epoch &&
+				   owned_within(owned, &m->assigned)))))
+			return m;
 		snprintf(msg, sizeof(msg),
 			 "The member's epoch %d is not the group's %d for it: "
 			 "it must give up its partitions and join again.",
-			 r->MemberEpoch, m->epoch);
+			 r->MemberEpoch, m->left ? -2 : m->epoch);
 		answer(req, resp, KERR_FENCED_MEMBER_EPOCH, msg);
 		return NULL;
 	}
-	struct cmember *same = member_by_instance(cg, r->InstanceId);
 	if (same && same != m) {
-		answer(req, resp, KERR_UNRELEASED_INSTANCE_ID,
-		       "Another member of the group has this instance id.");
-		return NULL;
+		if (!same->left) {
+			answer(req, resp, KERR_UNRELEASED_INSTANCE_ID,
+			       "Another member of the group has this instance "
+			       "id.");
+			return NULL;
+		}
+		/* The static member is back, under a new member id: it gets
+		 * its epoch and partitions again. */
+		char *id = r->MemberId.len > 0
+				   ? kstr_dup(r->MemberId)
+				   : group_new_member_id(KSTR_LIT("consumer"));
+		if (!id) {
+			answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
+			return NULL;
+		}
+		if (m)
+			remove_member(cg, m, "replaced by its instance");
+		free(same->id);
+		same->id = id;
+		same->left = false;
+		return same;
 	}
 	if (m) {
 		/* Joining again: it owns nothing now. */
@@ -781,6 +853,7 @@ heartbeat_member(struct cgroup *cg, struct request *req,
 		tps_free(&m->revoking);
 		event_del(m->revoke);
 		m->state = M_STABLE;
+		m->left = false;
 		m->prev_epoch = m->epoch = 0;
 		cg->epoch++;
 		return m;
@@ -815,14 +888,7 @@ static int update_member(struct cmember *m, struct request *req,
 	if (r->SubscribedTopicRegex.len >= 0) {
 		int c = set_regex(m, r->SubscribedTopicRegex);
 		if (c < 0) {
-			char msg[300];
-			snprintf(msg, sizeof(msg),
-				 "SubscribedTopicRegex %.200s does not compile "
-				 "(POSIX extended syntax).",
-				 r->SubscribedTopicRegex.ptr
-					 ? r->SubscribedTopicRegex.ptr
-					 : "");
-			answer(req, resp, KERR_INVALID_REGULAR_EXPRESSION, msg);
+			answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
 			return -1;
 		}
 		cg->epoch += c;
@@ -849,6 +915,21 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 		       "The server's only assignor is uniform.");
 		return;
 	}
+	regex_t re;
+	if (r->SubscribedTopicRegex.len > 0) {
+		if (compile_regex(r->SubscribedTopicRegex, &re) < 0) {
+			char msg[300];
+			int n = r->SubscribedTopicRegex.len;
+			snprintf(msg, sizeof(msg),
+				 "SubscribedTopicRegex %.*s does not compile "
+				 "(POSIX extended syntax).",
+				 n < 200 ? n : 200,
+				 r->SubscribedTopicRegex.ptr);
+			answer(req, resp, KERR_INVALID_REGULAR_EXPRESSION, msg);
+			return;
+		}
+		regfree(&re);
+	}
 	struct owned owned = {r->TopicPartitions.items,
 			      r->TopicPartitions.count};
 	struct cgroup *cg = heartbeat_group(gs, req, resp);
@@ -858,10 +939,16 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 	resp->MemberId = req_str(req, m->id);
 	resp->HeartbeatIntervalMs = (int32_t)bc_get_int(
 		"group.consumer.heartbeat.interval.ms", 5000);
+	if (r->MemberEpoch == -2) {
+		/* A static member keeps its partitions for its instance until
+		 * its session ends. */
+		m->left = true;
+		arm(m->session,
+		    bc_get_int("group.consumer.session.timeout.ms", 45000));
+	} else if (r->MemberEpoch == -1) {
+		remove_member(cg, m, "left the group");
+	}
 	if (r->MemberEpoch < 0) {
-		remove_member(cg, m,
-			      r->MemberEpoch == -1 ? "left the group"
-						   : "left the group (static)");
 		resp->MemberEpoch = r->MemberEpoch;
 		answer(req, resp, KERR_NONE, NULL);
 		return;
@@ -895,8 +982,6 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 		req_close_connection(req);
 		return;
 	}
-	if (!send)
-		resp->Assignment.TopicPartitions.count = -1;
 	resp->ErrorCode = KERR_NONE;
 	req_reply(req, resp);
 }
@@ -981,6 +1066,8 @@ void cgroup_describe(struct groups *gs, struct request *req)
 		const struct group *g = group_find(gs, id);
 		const struct cgroup *cg = g ? group_cgroup(g) : NULL;
 		out[i].GroupId = id;
+		if (r->IncludeAuthorizedOperations)
+			out[i].AuthorizedOperations = GROUP_OPERATIONS;
 		if (!cg) {
 			/* Kafka's answer, on which its admin client asks
 			 * DescribeGroups instead. */
@@ -992,7 +1079,7 @@ void cgroup_describe(struct groups *gs, struct request *req)
 				 id.ptr ? id.ptr : "");
 			out[i].ErrorCode = KERR_GROUP_ID_NOT_FOUND;
 			out[i].ErrorMessage = req_str(req, msg);
-			out[i].GroupState = req_str(req, "Dead");
+			out[i].GroupState = req_str(req, "");
 			continue;
 		}
 		if (!describe_group(req, cg, &out[i])) {
@@ -1027,10 +1114,12 @@ const char *cgroup_state(const struct cgroup *cg)
 {
 	if (!cg->members)
 		return "Empty";
+	if (cg->epoch > cg->assignment_epoch)
+		return "Assigning";
 	for (const struct cmember *m = cg->members; m; m = m->next)
 		if (m->state != M_STABLE || m->epoch != cg->assignment_epoch)
 			return "Reconciling";
-	return cg->epoch > cg->assignment_epoch ? "Assigning" : "Stable";
+	return "Stable";
 }
 
 bool cgroup_subscribes(const struct cgroup *cg, const char *topic)

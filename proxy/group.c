@@ -83,7 +83,9 @@ struct group {
 	int refs;	 /* storage calls in flight */
 	bool unlinked;	 /* out of the table: freed when refs drop to 0 */
 	int64_t empty_since;
-	struct cgroup *cg; /* the consumer protocol's state; NULL: classic */
+	struct cgroup *cg;   /* the consumer protocol's state; NULL: classic */
+	int64_t restored_ms; /* restored from Postgres at start; 0: made since
+			      */
 };
 
 struct groups {
@@ -1216,8 +1218,10 @@ void group_join(struct groups *gs, struct request *req)
 		join_error(req, KERR_COORDINATOR_NOT_AVAILABLE, jr->MemberId);
 		goto out;
 	}
-	if (g->cg && cgroup_has_members(g->cg)) {
-		/* Its members use the consumer protocol (KIP-848). */
+	if ((g->cg && cgroup_has_members(g->cg)) ||
+	    !supports_protocols(g, jr)) {
+		/* Members of another protocol, or of the consumer protocol
+		 * (KIP-848). */
 		join_error(req, KERR_INCONSISTENT_GROUP_PROTOCOL, jr->MemberId);
 		goto out;
 	}
@@ -1225,10 +1229,6 @@ void group_join(struct groups *gs, struct request *req)
 		/* An empty consumer group becomes a classic one. */
 		cgroup_free(g->cg);
 		g->cg = NULL;
-	}
-	if (!supports_protocols(g, jr)) {
-		join_error(req, KERR_INCONSISTENT_GROUP_PROTOCOL, jr->MemberId);
-		goto out;
 	}
 	if (g->state == GS_EMPTY && !g->members &&
 	    (!g->protocol_type || !keq(jr->ProtocolType, g->protocol_type))) {
@@ -1457,6 +1457,11 @@ void group_set_cgroup(struct group *g, struct cgroup *cg)
 bool group_classic_active(const struct group *g)
 {
 	return g->state != GS_EMPTY || g->members || g->npending;
+}
+
+int64_t group_restored_ms(const struct group *g)
+{
+	return g->restored_ms;
 }
 
 void group_now_empty(struct group *g)
@@ -1718,6 +1723,8 @@ static void restore(void *arg, const char *name,
 {
 	struct groups *gs = arg;
 	struct group *g = group_new(gs, kstr_c(name));
+	if (g)
+		g->restored_ms = st_now_ms();
 	if (!g || !meta)
 		return;
 	g->generation = meta->generation;

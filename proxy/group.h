@@ -83,6 +83,10 @@ bool group_has_members(const struct group *g);
  * "consumer" protocol type only). */
 bool group_subscribes(const struct group *g, const char *topic);
 
+/* READ, DELETE and DESCRIBE: what anyone may do to a group here (the
+ * describe APIs' AuthorizedOperations). */
+#define GROUP_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))
+
 /*
  * Fills a DescribeGroups entry of req's response (strings copied into req's
  * arena).
@@ -111,6 +115,8 @@ struct cgroup *group_cgroup(const struct group *g);
 void group_set_cgroup(struct group *g, struct cgroup *cg);
 /* True while classic members are in it or joining it. */
 bool group_classic_active(const struct group *g);
+/* When it was restored from Postgres at start, or 0 (made since). */
+int64_t group_restored_ms(const struct group *g);
 /* Its last member left: the retention of its offsets starts now. */
 void group_now_empty(struct group *g);
 struct event_base *groups_base(const struct groups *gs);

@@ -12,7 +12,11 @@ clients (test_groups.py, the Java suite) only show its outcome.
   assignment is accepted; any other wrong epoch is FENCED_MEMBER_EPOCH; an
   unknown member is UNKNOWN_MEMBER_ID.
 - OffsetCommit checks the member epoch (STALE_MEMBER_EPOCH) and the member.
-- Leaving frees the partitions for the member left.
+- Leaving frees the partitions for the member left; a static member that
+  leaves for now (epoch -2) keeps them for its instance id; a member that
+  does not give up its partitions within its rebalance timeout is fenced.
+- The assignment balances members with different subscriptions, one by
+  a regular expression that takes in new topics.
 - ConsumerGroupDescribe, and a classic JoinGroup or a DeleteGroups against
   the group while it has members.
 - Bad heartbeats: INVALID_REQUEST with Kafka's message, an unknown
@@ -21,6 +25,7 @@ clients (test_groups.py, the Java suite) only show its outcome.
 """
 
 import struct
+import time
 import uuid
 
 from samsa_client import create_topic, unique
@@ -341,5 +346,118 @@ def test_bad_heartbeats(bootstrap):
         assert hb["error"] == UNSUPPORTED_ASSIGNOR
         hb = heartbeat(c, group, m, 0, owned={}, rebalance=30000, regex="a(")
         assert hb["error"] == INVALID_REGULAR_EXPRESSION, hb
+    finally:
+        c.close()
+
+
+def settle(c, group, members):
+    """Heartbeats each {id: [epoch, owned]} in turn, acknowledging what it
+    is given, until a round changes nothing; returns the owned sets."""
+    for _ in range(10):
+        changed = False
+        for mid, st in members.items():
+            hb = heartbeat(c, group, mid, st[0], owned=st[1])
+            assert hb["error"] == NONE, hb
+            if hb["assignment"] is not None and hb["assignment"] != st[1]:
+                changed = True
+                st[1] = hb["assignment"]
+            if hb["epoch"] != st[0]:
+                changed = True
+                st[0] = hb["epoch"]
+            disjoint(*(s[1] for s in members.values()))
+        if not changed:
+            return {mid: st[1] for mid, st in members.items()}
+    raise AssertionError("the group did not settle: %r" % members)
+
+
+def test_static_member_comes_back(admin, bootstrap):
+    topic = unique("cg848-static")
+    create_topic(admin, topic, 4)
+    group = unique("cg848-static-group")
+    c = Conn(bootstrap)
+    a, b, a2 = (str(uuid.uuid4()) for _ in range(3))
+    try:
+        ja = heartbeat(c, group, a, 0, topics=[topic], owned={}, rebalance=30000,
+                       instance="i1")
+        jb = join(c, group, b, [topic])
+        owned = settle(c, group, {a: [ja["epoch"], ja["assignment"]],
+                                  b: [jb["epoch"], jb["assignment"]]})
+        assert total(owned[a]) == 2 and total(owned[b]) == 2
+        epoch = heartbeat(c, group, a, -2, instance="i1")
+        assert epoch["error"] == NONE and epoch["epoch"] == -2
+        # Gone for now: it keeps its place and its partitions.
+        assert len(describe(c, group)["members"]) == 2
+        hb = heartbeat(c, group, b, jb["epoch"])
+        hb = heartbeat(c, group, b, hb["epoch"])
+        assert total(hb["assignment"] or owned[b]) == 2
+        # The instance comes back under a new member id: the same partitions.
+        back = heartbeat(c, group, a2, 0, topics=[topic], owned={},
+                         rebalance=30000, instance="i1")
+        assert back["error"] == NONE, back
+        assert back["assignment"] == owned[a]
+        # While it is in, the instance id is taken.
+        dup = heartbeat(c, group, str(uuid.uuid4()), 0, topics=[topic], owned={},
+                        rebalance=30000, instance="i1")
+        assert dup["error"] == 111, dup  # UNRELEASED_INSTANCE_ID
+        old = heartbeat(c, group, a, back["epoch"])
+        assert old["error"] == UNKNOWN_MEMBER_ID
+        assert sorted(m["id"] for m in describe(c, group)["members"]) == sorted([a2, b])
+    finally:
+        c.close()
+
+
+def test_member_that_does_not_revoke_is_fenced(admin, bootstrap):
+    topic = unique("cg848-revoke")
+    create_topic(admin, topic, 4)
+    group = unique("cg848-revoke-group")
+    c = Conn(bootstrap)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        ja = heartbeat(c, group, a, 0, topics=[topic], owned={}, rebalance=1000)
+        assert total(ja["assignment"]) == 4
+        jb = join(c, group, b, [topic])
+        told = heartbeat(c, group, a, ja["epoch"])
+        assert total(told["assignment"]) == 2 and told["epoch"] == ja["epoch"]
+        # A never reports the two gone: after its rebalance timeout (1 s)
+        # it is out, and B gets everything.
+        time.sleep(2.0)
+        hb = heartbeat(c, group, b, jb["epoch"])
+        assert hb["error"] == NONE and hb["epoch"] > jb["epoch"]
+        assert total(hb["assignment"]) == 4, hb
+        gone = heartbeat(c, group, a, ja["epoch"])
+        assert gone["error"] == UNKNOWN_MEMBER_ID
+    finally:
+        c.close()
+
+
+def test_regex_and_different_subscriptions(admin, bootstrap):
+    prefix = unique("cgre")
+    t1, t2 = prefix + "-a", prefix + "-b"
+    create_topic(admin, t1, 2)
+    create_topic(admin, t2, 2)
+    group = unique("cg848-mixed")
+    c = Conn(bootstrap)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        # B subscribes both by pattern and gets all four; A then subscribes
+        # t1 only: the only balance is t1 to A and t2 to B.
+        jb = heartbeat(c, group, b, 0, owned={}, rebalance=30000,
+                       regex=prefix.replace(".", "\\.") + "-.*")
+        assert jb["error"] == NONE and total(jb["assignment"]) == 4, jb
+        ja = join(c, group, a, [t1])
+        owned = settle(c, group, {b: [jb["epoch"], jb["assignment"]],
+                                  a: [ja["epoch"], ja["assignment"]]})
+        d = {m["id"]: m for m in describe(c, group)["members"]}
+        assert d[a]["assignment"] == {t1: {0, 1}}, d
+        assert d[b]["assignment"] == {t2: {0, 1}}, d
+        assert d[b]["regex"] is not None and d[b]["topics"] == []
+        assert total(owned[a]) == 2 and total(owned[b]) == 2
+        # A new topic matching the pattern goes to B without a rejoin.
+        t3 = prefix + "-c"
+        create_topic(admin, t3, 2)
+        hb = heartbeat(c, group, b, d[b]["epoch"])
+        hb = heartbeat(c, group, b, hb["epoch"], owned=hb["assignment"] or owned[b])
+        d = {m["id"]: m for m in describe(c, group)["members"]}
+        assert set(d[b]["target"]) | set(d[a]["target"]) == {t1, t2, t3}, d
     finally:
         c.close()
