@@ -9,6 +9,12 @@
 #  3. A member stays connected while samsa restarts: the group's state came
 #     back from Postgres, so it carries on with the same member id and its
 #     partitions are never revoked.
+#  4. Two members of the consumer protocol (KIP-848, group.protocol=consumer)
+#     across a restart: their membership is not saved, so they join again;
+#     no partition is ever owned by both at once (their ownership spans, by
+#     the wall clock, never overlap), and afterwards they share all of them.
+#     samsa runs with group.consumer.session.timeout.ms=8000 and
+#     group.consumer.heartbeat.interval.ms=1000 for this step.
 #
 # Environment: SAMSA_BIN, SAMSA_TEST_DIR (scratch space; default a temp dir).
 set -uo pipefail
@@ -60,6 +66,40 @@ assert r["revoked"] == 0, r
 assert sorted(r["assigned"]) == [0, 1], r
 EOF
 echo "groups_restart: 3. a live member carries on across a samsa restart: ok"
+
+# 4. Consumer-protocol members across a restart.
+t=gr-kip848-$(date +%s)-$RANDOM
+printf '%s\n' group.consumer.session.timeout.ms=8000 \
+	group.consumer.heartbeat.interval.ms=1000 >"$work/kip848.conf"
+samsa_stop || fail "samsa did not stop"
+samsa_launch --config "$work/kip848.conf" || fail "samsa did not start with $work/kip848.conf"
+"$SAMSA_PY" "$here/python/samsa_client.py" create-topic "$t" 4 || fail "create $t"
+for m in a b; do
+	"$SAMSA_PY" "$tool" owners "$t" "g-$t" 40 "$work/owners-$m.json" >"$work/owners-$m.log" 2>&1 &
+	eval "pid_$m=\$!"
+done
+sleep 12 # both joined and reconciled
+samsa_restart || fail "samsa did not restart under consumer-protocol members"
+for m in a b; do
+	eval "wait \$pid_$m" || {
+		cat "$work/owners-$m.log" >&2
+		fail "consumer-protocol member $m failed"
+	}
+done
+"$SAMSA_PY" - "$work/owners-a.json" "$work/owners-b.json" <<'EOF' ||
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+for p in range(4):
+    for pa, fa, ta in (s for s in a["spans"] if s[0] == p):
+        for pb, fb, tb in (s for s in b["spans"] if s[0] == p):
+            assert ta <= fb or tb <= fa, (
+                "partition %d owned by both: a %.3f-%.3f, b %.3f-%.3f"
+                % (p, fa, ta, fb, tb))
+assert sorted(a["held"] + b["held"]) == [0, 1, 2, 3], (a["held"], b["held"])
+assert a["held"] and b["held"], (a["held"], b["held"])
+EOF
+	fail "consumer-protocol members shared a partition, or did not share them all"
+echo "groups_restart: 4. consumer-protocol members rejoin after a restart, never sharing a partition: ok"
 
 samsa_stop || fail "samsa did not stop cleanly at the end"
 echo "groups_restart: all passed"

@@ -13,6 +13,11 @@ the interop venv's python against SAMSA_BOOTSTRAP:
                                     one member of GROUP polling for SECONDS;
                                     writes the member ids it had and how many
                                     times its partitions were revoked
+    owners TOPIC GROUP SECONDS OUT.json
+                                    one member of GROUP with the consumer
+                                    protocol (KIP-848) polling for SECONDS;
+                                    writes when it owned each partition
+                                    (wall clock) and what it owned at the end
 """
 
 import json
@@ -31,11 +36,12 @@ COMMIT = {0: 40, 1: 55, 2: 100}
 
 
 def consumer(group, **extra):
+    """extra settings override (None: leaves the setting out)."""
     conf = {"bootstrap.servers": bootstrap(), "group.id": group,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": 10000}
     conf.update(extra)
-    return Consumer(conf)
+    return Consumer({k: v for k, v in conf.items() if v is not None})
 
 
 def commit(topic, group, state):
@@ -121,6 +127,34 @@ def live(topic, group, seconds, out):
     c.close()
 
 
+def owners(topic, group, seconds, out):
+    c = consumer(group, **{"group.protocol": "consumer",
+                           "session.timeout.ms": None})
+    since = {}      # partition -> wall time it was assigned
+    spans = []      # [partition, from, to]
+
+    def on_assign(cons, parts):
+        for t in parts:
+            since[t.partition] = time.time()
+
+    def on_revoke(cons, parts):
+        for t in parts:
+            if t.partition in since:
+                spans.append([t.partition, since.pop(t.partition), time.time()])
+
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke,
+                on_lost=on_revoke)
+    end = time.monotonic() + float(seconds)
+    while time.monotonic() < end:
+        c.poll(0.1)
+    now = time.time()
+    held = sorted(since)
+    spans += [[p, t, now] for p, t in since.items()]
+    with open(out, "w") as f:
+        json.dump({"spans": spans, "held": held}, f)
+    c.close()
+
+
 def main(argv):
     if len(argv) == 4 and argv[0] == "commit":
         commit(*argv[1:])
@@ -128,6 +162,8 @@ def main(argv):
         check(*argv[1:])
     elif len(argv) == 5 and argv[0] == "live":
         live(*argv[1:])
+    elif len(argv) == 5 and argv[0] == "owners":
+        owners(*argv[1:])
     else:
         print(__doc__, file=sys.stderr)
         return 2
