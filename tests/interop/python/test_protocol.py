@@ -74,8 +74,10 @@ def test_api_versions_ranges(bootstrap):
     assert ranges[0][0] == 0 and ranges[0][1] >= 9
     assert ranges[1][0] <= 4 and ranges[1][1] >= 12
     assert ranges[18] == (0, 4)
-    # ... and nothing we do not serve: no KIP-848 heartbeat.
-    assert 68 not in ranges
+    # The consumer group protocol (KIP-848) ...
+    assert ranges[68] == (0, 1) and ranges[69] == (0, 0)
+    # ... and nothing we do not serve: no share groups (KIP-932).
+    assert not {76, 77, 78, 79} & set(ranges)
     s.close()
 
 
