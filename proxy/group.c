@@ -84,8 +84,7 @@ struct group {
 	bool unlinked;	 /* out of the table: freed when refs drop to 0 */
 	int64_t empty_since;
 	struct cgroup *cg;   /* the consumer protocol's state; NULL: classic */
-	int64_t restored_ms; /* restored from Postgres at start; 0: made since
-			      */
+	int64_t restored_ms; /* when loaded at start; 0: made since */
 };
 
 struct groups {
