@@ -17,6 +17,7 @@
 #include "protocol/messages.h"
 #include "proxy/errors.h"
 #include "proxy/logging.h"
+#include "storage/java_regex.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
 
@@ -375,17 +376,10 @@ static int set_topics(struct cmember *m, const struct kstr *names, int32_t n)
 	return !same;
 }
 
-/* A Java regex taken as POSIX extended, matching whole names; 0 or -1. */
+/* A Java regex matching whole names (storage/java_regex.h); 0 or -1. */
 static int compile_regex(struct kstr pattern, regex_t *re)
 {
-	char *anchored = malloc((size_t)pattern.len + 5);
-	if (!anchored)
-		return -1;
-	snprintf(anchored, (size_t)pattern.len + 5, "^(%.*s)$",
-		 (int)pattern.len, pattern.ptr);
-	int rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB) == 0 ? 0 : -1;
-	free(anchored);
-	return rc;
+	return java_regex_compile(re, pattern.ptr, (size_t)pattern.len, 0);
 }
 
 /* Sets the subscribed pattern ("" clears it): 1 when it changed, 0 when
@@ -922,7 +916,8 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 			int n = r->SubscribedTopicRegex.len;
 			snprintf(msg, sizeof(msg),
 				 "SubscribedTopicRegex %.*s does not compile "
-				 "(POSIX extended syntax).",
+				 "(no lookarounds, backreferences or named "
+				 "groups).",
 				 n < 200 ? n : 200,
 				 r->SubscribedTopicRegex.ptr);
 			answer(req, resp, KERR_INVALID_REGULAR_EXPRESSION, msg);

@@ -10,6 +10,8 @@
 
 #include "storage/connect_cfg.h"
 
+#include "storage/java_regex.h"
+
 const char *cc_get(const json_t *c, const char *key)
 {
 	return json_string_value(json_object_get(c, key));
@@ -89,11 +91,8 @@ int cc_regexes(const char *list, bool icase, regex_t **out, int *n, char *err,
 		return -1;
 	}
 	for (int i = 0; i < k; i++) {
-		char pat[1024];
-		snprintf(pat, sizeof(pat), "^(%s)$", items[i]);
-		if (regcomp(&(*out)[i], pat,
-			    REG_EXTENDED | REG_NOSUB |
-				    (icase ? REG_ICASE : 0)) != 0) {
+		if (java_regex_compile(&(*out)[i], items[i], strlen(items[i]),
+				       icase ? REG_ICASE : 0) < 0) {
 			snprintf(err, errlen, "invalid regular expression %s",
 				 items[i]);
 			cc_free_list(items);

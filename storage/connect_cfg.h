@@ -48,8 +48,9 @@ void cc_free_list(char **l);
 
 /*
  * A comma-separated list of regular expressions, each matching whole
- * strings only (as Java's Pattern.matches does), compiled (POSIX extended;
- * icase: ignoring case, as Debezium's filters do) into a new array *out of
+ * strings only (as Java's Pattern.matches does), compiled (storage/
+ * java_regex.h; icase: ignoring case, as Debezium's filters do) into a new
+ * array *out of
  * *n.  list NULL: none.  Returns 0, or -1 with a message in err naming the
  * expression that does not compile (*out is then still to be freed with
  * cc_free_regexes).

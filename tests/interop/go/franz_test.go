@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -544,5 +545,81 @@ func TestFranzAdminGroupsProducersTransactions(t *testing.T) {
 	}
 	if _, ok := groups[group]; ok {
 		t.Fatalf("group %s still listed after its deletion", group)
+	}
+}
+
+// The consumer group protocol (KIP-848, kgo.ServerSideBalancer): two
+// members subscribed by a pattern, which franz-go sends as Java's
+// "(?:...)", read every record between them and end up sharing the four
+// partitions, none held by both.
+func TestFranzConsumerProtocolGroup(t *testing.T) {
+	topic := uniqueName("go-franz-848")
+	createTopic(t, topic, 4, nil)
+	p := franzClient(t, kgo.DefaultProduceTopic(topic))
+	var recs []*kgo.Record
+	for i := 0; i < 400; i++ {
+		recs = append(recs, &kgo.Record{Partition: int32(i % 4), Value: []byte(fmt.Sprint(i))})
+	}
+	if err := p.ProduceSync(timeout(t, callTimeout), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+
+	group := uniqueName("go-franz-848-group")
+	var mu sync.Mutex
+	owned := []map[int32]bool{{}, {}}
+	member := func(i int) *kgo.Client {
+		return franzClient(t, kgo.ConsumeRegex(), kgo.ConsumeTopics(topic),
+			kgo.ConsumerGroup(group), kgo.ServerSideBalancer(),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, q := range m[topic] {
+					owned[i][q] = true
+				}
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, q := range m[topic] {
+					delete(owned[i], q)
+				}
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, q := range m[topic] {
+					delete(owned[i], q)
+				}
+			}))
+	}
+	members := []*kgo.Client{member(0), member(1)}
+	seen := map[string]bool{}
+	shared := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for q := range owned[0] {
+			if owned[1][q] {
+				t.Fatalf("partition %d owned by both members", q)
+			}
+		}
+		return len(owned[0]) > 0 && len(owned[1]) > 0 && len(owned[0])+len(owned[1]) == 4
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(seen) < 400 || !shared() {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of 400 records; owned %v", len(seen), owned)
+		}
+		for _, c := range members {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			fs := c.PollFetches(ctx)
+			cancel()
+			fs.EachError(func(tp string, q int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("fetch %s/%d: %v", tp, q, err)
+				}
+			})
+			fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+		}
 	}
 }
