@@ -567,31 +567,27 @@ func TestFranzConsumerProtocolGroup(t *testing.T) {
 	group := uniqueName("go-franz-848-group")
 	var mu sync.Mutex
 	owned := []map[int32]bool{{}, {}}
+	// Member i's partitions now owned (true) or given up (false).
+	track := func(i int, own bool) func(context.Context, *kgo.Client, map[string][]int32) {
+		return func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, q := range m[topic] {
+				if own {
+					owned[i][q] = true
+				} else {
+					delete(owned[i], q)
+				}
+			}
+		}
+	}
 	member := func(i int) *kgo.Client {
 		return franzClient(t, kgo.ConsumeRegex(), kgo.ConsumeTopics(topic),
 			kgo.ConsumerGroup(group), kgo.ServerSideBalancer(),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, q := range m[topic] {
-					owned[i][q] = true
-				}
-			}),
-			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, q := range m[topic] {
-					delete(owned[i], q)
-				}
-			}),
-			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, q := range m[topic] {
-					delete(owned[i], q)
-				}
-			}))
+			kgo.OnPartitionsAssigned(track(i, true)),
+			kgo.OnPartitionsRevoked(track(i, false)),
+			kgo.OnPartitionsLost(track(i, false)))
 	}
 	members := []*kgo.Client{member(0), member(1)}
 	seen := map[string]bool{}
