@@ -257,11 +257,14 @@ static struct cmember *member_by_instance(const struct cgroup *cg,
 	return NULL;
 }
 
-static bool subscribes(const struct cmember *m, const struct st_topic *t)
+/* Whether m subscribes the topic named name (a pattern never matches
+ * internal topics, as in Kafka). */
+static bool subscribes_name(const struct cmember *m, const char *name,
+			    bool internal)
 {
 	for (int lo = 0, hi = m->ntopics; lo < hi;) {
 		int mid = (lo + hi) / 2;
-		int c = strcmp(t->name, m->topics[mid]);
+		int c = strcmp(name, m->topics[mid]);
 		if (c == 0)
 			return true;
 		if (c < 0)
@@ -269,9 +272,12 @@ static bool subscribes(const struct cmember *m, const struct st_topic *t)
 		else
 			lo = mid + 1;
 	}
-	/* A pattern never matches internal topics, as in Kafka. */
-	return m->regex && !t->internal &&
-	       regexec(&m->re, t->name, 0, NULL, 0) == 0;
+	return m->regex && !internal && regexec(&m->re, name, 0, NULL, 0) == 0;
+}
+
+static bool subscribes(const struct cmember *m, const struct st_topic *t)
+{
+	return subscribes_name(m, t->name, t->internal);
 }
 
 static bool any_subscribes(const struct cgroup *cg, const struct st_topic *t)
@@ -326,6 +332,12 @@ static void on_revoke_timeout(evutil_socket_t fd, short what, void *arg)
 		remove_member(m->cg, m,
 			      "fenced: did not give up its partitions within "
 			      "its rebalance timeout");
+}
+
+/* group.consumer.session.timeout.ms */
+static int64_t session_ms(void)
+{
+	return bc_get_int("group.consumer.session.timeout.ms", 45000);
 }
 
 static void arm(struct event *ev, int64_t ms)
@@ -712,7 +724,7 @@ static struct cmember *member_new(struct cgroup *cg, struct request *req,
 	*tail = m;
 	cg->nmembers++;
 	cg->epoch++;
-	arm(m->session, bc_get_int("group.consumer.session.timeout.ms", 45000));
+	arm(m->session, session_ms());
 	return m;
 }
 
@@ -772,10 +784,7 @@ heartbeat_group(struct groups *gs, struct request *req,
 		/* Members are not saved: those of before a restart may still
 		 * consume until their sessions end, so partitions wait. */
 		if (group_restored_ms(g))
-			cg->hold_until =
-				group_restored_ms(g) +
-				bc_get_int("group.consumer.session.timeout.ms",
-					   45000);
+			cg->hold_until = group_restored_ms(g) + session_ms();
 		group_set_cgroup(g, cg);
 	}
 	return cg;
@@ -938,8 +947,7 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 		/* A static member keeps its partitions for its instance until
 		 * its session ends. */
 		m->left = true;
-		arm(m->session,
-		    bc_get_int("group.consumer.session.timeout.ms", 45000));
+		arm(m->session, session_ms());
 	} else if (r->MemberEpoch == -1) {
 		remove_member(cg, m, "left the group");
 	}
@@ -963,7 +971,7 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 	for (int i = 0; ok && i < m->assigned.n; i++)
 		ok = tps_add(&before, m->assigned.v[i]);
 	ok = ok && reconcile(cg, m, &owned);
-	arm(m->session, bc_get_int("group.consumer.session.timeout.ms", 45000));
+	arm(m->session, session_ms());
 	resp->MemberEpoch = m->epoch;
 	/* The assignment goes with a join, a full heartbeat and a change. */
 	bool send = r->MemberEpoch == 0 || owned.n >= 0 ||
@@ -1119,13 +1127,9 @@ const char *cgroup_state(const struct cgroup *cg)
 
 bool cgroup_subscribes(const struct cgroup *cg, const char *topic)
 {
-	for (const struct cmember *m = cg->members; m; m = m->next) {
-		for (int i = 0; i < m->ntopics; i++)
-			if (strcmp(m->topics[i], topic) == 0)
-				return true;
-		if (m->regex && regexec(&m->re, topic, 0, NULL, 0) == 0)
+	for (const struct cmember *m = cg->members; m; m = m->next)
+		if (subscribes_name(m, topic, false))
 			return true;
-	}
 	return false;
 }
 

@@ -93,7 +93,8 @@ char *java_regex_translate(const char *p, size_t len, int *icase)
 		} else if (was_quantified && (c == '?' || c == '+')) {
 			i++; /* lazy or possessive: the same whole match */
 		} else {
-			quantified = c == '*' || c == '+' || c == '?' || c == '}';
+			quantified =
+				c == '*' || c == '+' || c == '?' || c == '}';
 			out[o++] = p[i++];
 		}
 	}
@@ -101,8 +102,7 @@ char *java_regex_translate(const char *p, size_t len, int *icase)
 	return out;
 }
 
-int java_regex_compile(regex_t *re, const char *pattern, size_t len,
-		       int cflags)
+int java_regex_compile(regex_t *re, const char *pattern, size_t len, int cflags)
 {
 	int icase;
 	char *posix = java_regex_translate(pattern, len, &icase);

@@ -12,8 +12,7 @@
 
 TestSuite(java_regex, .fini = leak_check);
 
-static void expect_translation(const char *java, const char *posix,
-			       int icase)
+static void expect_translation(const char *java, const char *posix, int icase)
 {
 	int ic = -1;
 	char *got = java_regex_translate(java, strlen(java), &ic);
@@ -38,8 +37,7 @@ Test(java_regex, translations)
 	expect_translation("a*?b+?c??d{2}?e*+", "a*b+c?d{2}e*", 0);
 	expect_translation("a\\*?", "a\\*?", 0);
 	expect_translation("(?i)Orders", "Orders", 1);
-	expect_translation("public\\.inventory_.*", "public\\.inventory_.*",
-			   0);
+	expect_translation("public\\.inventory_.*", "public\\.inventory_.*", 0);
 	int ic;
 	cr_expect_null(java_regex_translate("[\\D]", 4, &ic));
 }
