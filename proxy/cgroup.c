@@ -71,6 +71,10 @@ struct cgroup {
 	int64_t hold_until;	  /* no partition handed out before (ms) */
 	struct cmember *members;  /* in join order */
 	int nmembers;
+	/* Postgres knows members are in (group_mark_consumer): until it does,
+	 * answers wait, so that a restart always knows to hold partitions. */
+	bool marked;
+	uint32_t mark_seq; /* of the last mark written */
 };
 
 /* --- partition sets -------------------------------------------------------
@@ -299,6 +303,15 @@ static bool held_by_other(const struct cgroup *cg, const struct cmember *m,
 	return false;
 }
 
+static void unmarked(struct group *g, void *arg, bool ok)
+{
+	/* A failure leaves the mark set: the next restart holds partitions
+	 * back for nothing, which is safe. */
+	(void)g;
+	(void)arg;
+	(void)ok;
+}
+
 static void remove_member(struct cgroup *cg, struct cmember *m, const char *why)
 {
 	log_info("consumer group %s: member %s %s (epoch %d)", group_id(cg->g),
@@ -311,8 +324,12 @@ static void remove_member(struct cgroup *cg, struct cmember *m, const char *why)
 	cg->nmembers--;
 	cg->epoch++;
 	member_free(m);
-	if (!cg->members)
+	if (!cg->members) {
 		group_now_empty(cg->g);
+		cg->marked = false;
+		cg->mark_seq++;
+		group_mark_consumer(cg->g, false, unmarked, NULL);
+	}
 }
 
 static void on_session_timeout(evutil_socket_t fd, short what, void *arg)
@@ -783,8 +800,11 @@ heartbeat_group(struct groups *gs, struct request *req,
 		cg->gs = gs;
 		/* Members are not saved: those of before a restart may still
 		 * consume until their sessions end, so partitions wait. */
-		if (group_restored_ms(g))
-			cg->hold_until = group_restored_ms(g) + session_ms();
+		if (group_consumer_restored_ms(g)) {
+			cg->hold_until =
+				group_consumer_restored_ms(g) + session_ms();
+			cg->marked = true;
+		}
 		group_set_cgroup(g, cg);
 	}
 	return cg;
@@ -899,6 +919,67 @@ static int update_member(struct cmember *m, struct request *req,
 	return 0;
 }
 
+/* Answers a heartbeat that m's state now reflects. */
+static void heartbeat_ok(struct request *req,
+			 struct ConsumerGroupHeartbeatResponse *resp,
+			 const struct cmember *m, bool send_assignment)
+{
+	resp->MemberEpoch = m->epoch;
+	if (send_assignment &&
+	    !fill_assignment(req, &m->assigned, &resp->Assignment)) {
+		req_close_connection(req);
+		return;
+	}
+	resp->ErrorCode = KERR_NONE;
+	req_reply(req, resp);
+}
+
+struct mark_wait {
+	struct request *req;
+	struct ConsumerGroupHeartbeatResponse *resp;
+	char *member_id;
+	bool send;
+	uint32_t seq;
+};
+
+static void members_marked(struct group *g, void *arg, bool ok)
+{
+	struct mark_wait *w = arg;
+	struct cgroup *cg = g ? group_cgroup(g) : NULL;
+	struct cmember *m = cg ? member_find(cg, kstr_c(w->member_id)) : NULL;
+	if (ok && cg && w->seq == cg->mark_seq)
+		cg->marked = true;
+	if (!m) {
+		answer(w->req, w->resp, KERR_UNKNOWN_MEMBER_ID,
+		       "The member left the group meanwhile.");
+	} else if (!ok) {
+		remove_member(cg, m, "not taken in: saving the group failed");
+		answer(w->req, w->resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
+	} else {
+		heartbeat_ok(w->req, w->resp, m, w->send);
+	}
+	free(w->member_id);
+	free(w);
+}
+
+/* Saves that members are in before m's answer goes out. */
+static void mark_then_answer(struct cgroup *cg, struct request *req,
+			     struct ConsumerGroupHeartbeatResponse *resp,
+			     struct cmember *m, bool send)
+{
+	struct mark_wait *w = calloc(1, sizeof(*w));
+	char *id = strdup(m->id);
+	if (!w || !id) {
+		free(w);
+		free(id);
+		remove_member(cg, m, "not taken in: out of memory");
+		answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
+		return;
+	}
+	*w = (struct mark_wait){req, resp, id, send, ++cg->mark_seq};
+	group_mark_consumer(cg->g, true, members_marked, w);
+}
+
 void cgroup_heartbeat(struct groups *gs, struct request *req)
 {
 	const struct ConsumerGroupHeartbeatRequest *r = req->body;
@@ -972,21 +1053,16 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 		ok = tps_add(&before, m->assigned.v[i]);
 	ok = ok && reconcile(cg, m, &owned);
 	arm(m->session, session_ms());
-	resp->MemberEpoch = m->epoch;
 	/* The assignment goes with a join, a full heartbeat and a change. */
 	bool send = r->MemberEpoch == 0 || owned.n >= 0 ||
 		    !tps_eq(&before, &m->assigned);
 	tps_free(&before);
-	if (!ok) {
+	if (!ok)
 		answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
-		return;
-	}
-	if (send && !fill_assignment(req, &m->assigned, &resp->Assignment)) {
-		req_close_connection(req);
-		return;
-	}
-	resp->ErrorCode = KERR_NONE;
-	req_reply(req, resp);
+	else if (cg->marked)
+		heartbeat_ok(req, resp, m, send);
+	else
+		mark_then_answer(cg, req, resp, m, send);
 }
 
 /* --- ConsumerGroupDescribe -------------------------------------------------

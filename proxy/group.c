@@ -83,8 +83,10 @@ struct group {
 	int refs;	 /* storage calls in flight */
 	bool unlinked;	 /* out of the table: freed when refs drop to 0 */
 	int64_t empty_since;
-	struct cgroup *cg;   /* the consumer protocol's state; NULL: classic */
-	int64_t restored_ms; /* when loaded at start; 0: made since */
+	struct cgroup *cg; /* the consumer protocol's state; NULL: classic */
+	/* When loaded at start, saved with consumer-protocol members in;
+	 * 0: saved without, or made since. */
+	int64_t consumer_restored_ms;
 };
 
 struct groups {
@@ -1458,9 +1460,41 @@ bool group_classic_active(const struct group *g)
 	return g->state != GS_EMPTY || g->members || g->npending;
 }
 
-int64_t group_restored_ms(const struct group *g)
+int64_t group_consumer_restored_ms(const struct group *g)
 {
-	return g->restored_ms;
+	return g->consumer_restored_ms;
+}
+
+struct mark_ctx {
+	struct group *g;
+	void (*done)(struct group *g, void *arg, bool ok);
+	void *arg;
+};
+
+static void marked(void *arg, enum st_status st, const char *msg)
+{
+	struct mark_ctx *c = arg;
+	if (st != ST_OK)
+		log_warn("group %s: saving whether members are in failed: %s",
+			 c->g->id, msg ? msg : "?");
+	bool linked = group_unref(c->g);
+	c->done(linked ? c->g : NULL, c->arg, st == ST_OK);
+	free(c);
+	replies_flush();
+}
+
+void group_mark_consumer(struct group *g, bool members,
+			 void (*done)(struct group *g, void *arg, bool ok),
+			 void *arg)
+{
+	struct mark_ctx *c = malloc(sizeof(*c));
+	if (!c) {
+		done(g, arg, false);
+		return;
+	}
+	*c = (struct mark_ctx){g, done, arg};
+	g->refs++;
+	st_group_mark_consumer(store_of(g), kstr_c(g->id), members, marked, c);
 }
 
 void group_now_empty(struct group *g)
@@ -1722,10 +1756,10 @@ static void restore(void *arg, const char *name,
 {
 	struct groups *gs = arg;
 	struct group *g = group_new(gs, kstr_c(name));
-	if (g)
-		g->restored_ms = st_now_ms();
 	if (!g || !meta)
 		return;
+	if (meta->consumer_members)
+		g->consumer_restored_ms = st_now_ms();
 	g->generation = meta->generation;
 	set_str(&g->protocol_type, meta->protocol_type);
 	set_str(&g->protocol, meta->protocol);

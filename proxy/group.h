@@ -115,8 +115,19 @@ struct cgroup *group_cgroup(const struct group *g);
 void group_set_cgroup(struct group *g, struct cgroup *cg);
 /* True while classic members are in it or joining it. */
 bool group_classic_active(const struct group *g);
-/* When it was restored from Postgres at start, or 0 (made since). */
-int64_t group_restored_ms(const struct group *g);
+/*
+ * When it was restored from Postgres at start if it was saved with
+ * consumer-protocol members in (group_mark_consumer); 0 otherwise.
+ */
+int64_t group_consumer_restored_ms(const struct group *g);
+/*
+ * Saves whether consumer-protocol members are in g.  done runs once, from
+ * the loop unless memory ran out, with ok false when Postgres did not
+ * commit, and with g NULL when the group was deleted meanwhile.
+ */
+void group_mark_consumer(struct group *g, bool members,
+			 void (*done)(struct group *g, void *arg, bool ok),
+			 void *arg);
 /* Its last member left: the retention of its offsets starts now. */
 void group_now_empty(struct group *g);
 struct event_base *groups_base(const struct groups *gs);

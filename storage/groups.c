@@ -278,8 +278,8 @@ static int load_groups(struct st_groups *gs, PGconn *conn, char *err,
 		       size_t errlen)
 {
 	PGresult *r = PQexec(conn, "SELECT group_id, protocol_type, "
-				   "generation, protocol, leader "
-				   "FROM samsa.groups");
+				   "generation, protocol, leader, "
+				   "consumer_members FROM samsa.groups");
 	PGresult *m = PQexec(conn, "SELECT group_id, member_id, instance_id, "
 				   "client_id, client_host, session_timeout, "
 				   "rebalance_timeout, metadata, assignment "
@@ -308,6 +308,7 @@ static int load_groups(struct st_groups *gs, PGconn *conn, char *err,
 		meta->generation = atoi(PQgetvalue(r, i, 2));
 		meta->protocol = col(r, i, 3);
 		meta->leader = col(r, i, 4);
+		meta->consumer_members = PQgetvalue(r, i, 5)[0] == 't';
 		int nm = 0;
 		for (int j = 0; j < PQntuples(m); j++)
 			nm += strcmp(PQgetvalue(m, j, 0), meta->group_id) == 0;
@@ -858,6 +859,28 @@ void st_group_save(struct store *s, const struct st_group_meta *g,
 			 10, mv, len, fmt, false, ignore, NULL);
 	}
 	if (pg_sync_cb(gs->conn, op_done, o) < 0) {
+		op_free(o);
+		fail_soon(s, cb, arg);
+	}
+}
+
+void st_group_mark_consumer(struct store *s, struct kstr group, bool members,
+			    st_done_cb cb, void *arg)
+{
+	struct op *o = op_new(s, OP_SAVE, group, 0, cb, arg);
+	if (!o) {
+		fail_soon(s, cb, arg);
+		return;
+	}
+	const char *v[2] = {o->group, members ? "t" : "f"};
+	pg_query(s->groups->conn,
+		 "INSERT INTO samsa.groups (group_id, generation, "
+		 "consumer_members) VALUES ($1, 0, $2::boolean) "
+		 "ON CONFLICT (group_id) DO UPDATE SET "
+		 "consumer_members = excluded.consumer_members, "
+		 "updated_at = now()",
+		 2, v, NULL, NULL, false, ignore, NULL);
+	if (pg_sync_cb(s->groups->conn, op_done, o) < 0) {
 		op_free(o);
 		fail_soon(s, cb, arg);
 	}

@@ -66,6 +66,7 @@ struct st_group_meta {
 	char *leader;	/* NULL when none */
 	size_t nmembers;
 	struct st_group_member *members;
+	bool consumer_members; /* as st_group_mark_consumer last set it */
 };
 
 /*
@@ -162,6 +163,14 @@ void st_offsets_topic_deleted(struct store *s, int32_t tid);
  */
 void st_group_save(struct store *s, const struct st_group_meta *g,
 		   st_done_cb cb, void *arg);
+
+/*
+ * Records whether consumer-protocol (KIP-848) members are in the group (their
+ * own state is not saved), leaving the rest of its metadata as it is; cb gets
+ * ST_OK once committed.
+ */
+void st_group_mark_consumer(struct store *s, struct kstr group, bool members,
+			    st_done_cb cb, void *arg);
 
 /*
  * Deletes the group's saved metadata and all its offsets (DeleteGroups).

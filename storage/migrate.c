@@ -146,6 +146,11 @@ static const char *const migrations[] = {
 	"  paused boolean NOT NULL DEFAULT false,"
 	"  snapshot_done boolean NOT NULL DEFAULT false,"
 	"  created_at timestamptz NOT NULL DEFAULT now());",
+	/* 6: whether a group had consumer-protocol (KIP-848) members when
+	 * samsa stopped.  Those members are not saved; after a restart such a
+	 * group holds its partitions back for a session. */
+	"ALTER TABLE samsa.groups ADD COLUMN consumer_members boolean "
+	"  NOT NULL DEFAULT false;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))

@@ -273,6 +273,59 @@ Test(groups, group_metadata_saved_loaded_and_deleted)
 	cr_assert_not(s2.found);
 }
 
+static void mark(const char *group, bool members)
+{
+	struct done d = {0};
+
+	st_group_mark_consumer(st, kstr_c(group), members, on_done, &d);
+	run_until(&d.called);
+	cr_assert_eq(d.st, ST_OK);
+}
+
+static void consumer_members_of(void *arg, const char *name,
+				const struct st_group_meta *m)
+{
+	if (strcmp(name, "cg") == 0)
+		*(int *)arg = m ? m->consumer_members : -1;
+}
+
+static void generation_of(void *arg, const char *name,
+			  const struct st_group_meta *m)
+{
+	if (strcmp(name, "cg") == 0 && m)
+		*(int32_t *)arg = m->generation;
+}
+
+static int consumer_members_after_reopen(void)
+{
+	int got = -2;
+
+	reopen_store();
+	st_groups_each(st, consumer_members_of, &got);
+	return got;
+}
+
+/* The consumer protocol's mark (members in or not) lives beside the classic
+ * metadata without disturbing it, and comes back after a reopen. */
+Test(groups, consumer_members_marked_and_loaded)
+{
+	mark("cg", true);
+	cr_assert_eq(consumer_members_after_reopen(), 1);
+	mark("cg", false);
+	cr_assert_eq(consumer_members_after_reopen(), 0);
+
+	struct st_group_meta g = {
+		.group_id = "cg", .protocol_type = "consumer", .generation = 3};
+	struct done d = {0};
+	st_group_save(st, &g, on_done, &d);
+	run_until(&d.called);
+	mark("cg", true);
+	cr_assert_eq(consumer_members_after_reopen(), 1);
+	int32_t generation = -1;
+	st_groups_each(st, generation_of, &generation);
+	cr_assert_eq(generation, 3, "the mark kept the classic metadata");
+}
+
 Test(groups, commits_apply_in_order)
 {
 	struct st_topic *t = topic("t", 1);

@@ -14,7 +14,11 @@
 #     no partition is ever owned by both at once (their ownership spans, by
 #     the wall clock, never overlap), and afterwards they share all of them.
 #     samsa runs with group.consumer.session.timeout.ms=8000 and
-#     group.consumer.heartbeat.interval.ms=1000 for this step.
+#     group.consumer.heartbeat.interval.ms=1000 for this step and the next.
+#  5. The same rule on the wire, where no client's timing can hide it: a
+#     group whose member was in when samsa restarted hands out nothing for
+#     a session (8 s) after the restart; a group whose members had all left
+#     hands out its partitions at once.
 #
 # Environment: SAMSA_BIN, SAMSA_TEST_DIR (scratch space; default a temp dir).
 set -uo pipefail
@@ -100,6 +104,16 @@ assert a["held"] and b["held"], (a["held"], b["held"])
 EOF
 	fail "consumer-protocol members shared a partition, or did not share them all"
 echo "groups_restart: 4. consumer-protocol members rejoin after a restart, never sharing a partition: ok"
+
+# 5. The hold, on the wire.
+t=gr-hold-$(date +%s)-$RANDOM
+"$SAMSA_PY" "$tool" hold-before "$t" "kept-$t" "emptied-$t" ||
+	fail "consumer-protocol members did not join before the restart"
+since=$(date +%s.%N)
+samsa_restart || fail "samsa did not restart"
+"$SAMSA_PY" "$tool" hold-after "$t" "kept-$t" "emptied-$t" "$since" ||
+	fail "partitions of a group with members were handed out within a session of the restart, or not after it"
+echo "groups_restart: 5. a group with members holds its partitions for a session after a restart; an emptied one does not: ok"
 
 samsa_stop || fail "samsa did not stop cleanly at the end"
 echo "groups_restart: all passed"

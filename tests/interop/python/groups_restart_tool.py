@@ -18,15 +18,28 @@ the interop venv's python against SAMSA_BOOTSTRAP:
                                     protocol (KIP-848) polling for SECONDS;
                                     writes when it owned each partition
                                     (wall clock) and what it owned at the end
+    hold-before TOPIC KEPT EMPTIED  on the wire (KIP-848): a member of group
+                                    KEPT takes TOPIC's 4 partitions and
+                                    stays; one of EMPTIED takes them and
+                                    leaves
+    hold-after TOPIC KEPT EMPTIED SINCE
+                                    after a restart begun at SINCE (epoch
+                                    seconds), with a session of 8 s: a new
+                                    member of EMPTIED gets all 4 at once; one
+                                    of KEPT gets none until 8 s after SINCE,
+                                    then all 4
 """
 
 import json
 import sys
 import time
+import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from samsa_client import admin_client, bootstrap, create_topic, wait_broker
+from test_groups_consumer_wire import NONE, heartbeat, join, total
+from test_groups_wire import Conn
 
 PARTITIONS = 3
 RECORDS = 300
@@ -155,6 +168,42 @@ def owners(topic, group, seconds, out):
     c.close()
 
 
+def wire_join(c, group, topic, partitions):
+    r = join(c, group, str(uuid.uuid4()), [topic])
+    assert r["error"] == NONE, r
+    assert total(r["assignment"]) == partitions, (group, r)
+    return r
+
+
+def hold_before(topic, kept, emptied):
+    create_topic(admin_client(), topic, 4)
+    c = Conn(bootstrap())
+    wire_join(c, kept, topic, 4)
+    r = wire_join(c, emptied, topic, 4)
+    assert heartbeat(c, emptied, r["member"], -1)["error"] == NONE
+    c.close()
+
+
+def hold_after(topic, kept, emptied, since):
+    """The members of before the restart are not known; those of KEPT may
+    still be reading, so KEPT's partitions wait for their sessions to end."""
+    wait_broker(admin_client(), 60)
+    c = Conn(bootstrap())
+    wire_join(c, emptied, topic, 4)
+    r = wire_join(c, kept, topic, 0)
+    end = time.monotonic() + 30
+    while total(r["assignment"]) == 0 and time.monotonic() < end:
+        time.sleep(0.25)
+        r = heartbeat(c, kept, r["member"], r["epoch"])
+        assert r["error"] == NONE, r
+    got = time.time()
+    assert total(r["assignment"]) == 4, r
+    assert got >= float(since) + 8, (
+        "partitions handed out %.3f s after the restart began, within the "
+        "session of the members before it" % (got - float(since)))
+    c.close()
+
+
 def main(argv):
     if len(argv) == 4 and argv[0] == "commit":
         commit(*argv[1:])
@@ -164,6 +213,10 @@ def main(argv):
         live(*argv[1:])
     elif len(argv) == 5 and argv[0] == "owners":
         owners(*argv[1:])
+    elif len(argv) == 4 and argv[0] == "hold-before":
+        hold_before(*argv[1:])
+    elif len(argv) == 5 and argv[0] == "hold-after":
+        hold_after(*argv[1:])
     else:
         print(__doc__, file=sys.stderr)
         return 2
