@@ -149,7 +149,8 @@ static const char *const migrations[] = {
 	/* 6: whether a group had consumer-protocol (KIP-848) members when
 	 * samsa stopped.  Those members are not saved; after a restart such a
 	 * group holds its partitions back for a session. */
-	"ALTER TABLE samsa.groups ADD COLUMN consumer_members boolean "
+	"ALTER TABLE samsa.groups"
+	"  ADD COLUMN consumer_members boolean"
 	"  NOT NULL DEFAULT false;",
 };
 
