@@ -71,10 +71,6 @@ struct cgroup {
 	int64_t hold_until;	  /* no partition handed out before (ms) */
 	struct cmember *members;  /* in join order */
 	int nmembers;
-	/* Postgres knows members are in (group_mark_consumer): until it does,
-	 * answers wait, so that a restart always knows to hold partitions. */
-	bool marked;
-	uint32_t mark_seq; /* of the last mark written */
 };
 
 /* --- partition sets -------------------------------------------------------
@@ -326,8 +322,6 @@ static void remove_member(struct cgroup *cg, struct cmember *m, const char *why)
 	member_free(m);
 	if (!cg->members) {
 		group_now_empty(cg->g);
-		cg->marked = false;
-		cg->mark_seq++;
 		group_mark_consumer(cg->g, false, unmarked, NULL);
 	}
 }
@@ -800,11 +794,9 @@ heartbeat_group(struct groups *gs, struct request *req,
 		cg->gs = gs;
 		/* Members are not saved: those of before a restart may still
 		 * consume until their sessions end, so partitions wait. */
-		if (group_consumer_restored_ms(g)) {
+		if (group_consumer_restored_ms(g))
 			cg->hold_until =
 				group_consumer_restored_ms(g) + session_ms();
-			cg->marked = true;
-		}
 		group_set_cgroup(g, cg);
 	}
 	return cg;
@@ -939,7 +931,7 @@ struct mark_wait {
 	struct ConsumerGroupHeartbeatResponse *resp;
 	char *member_id;
 	bool send;
-	uint32_t seq;
+	bool joining; /* the member's first answer */
 };
 
 static void members_marked(struct group *g, void *arg, bool ok)
@@ -947,13 +939,15 @@ static void members_marked(struct group *g, void *arg, bool ok)
 	struct mark_wait *w = arg;
 	struct cgroup *cg = g ? group_cgroup(g) : NULL;
 	struct cmember *m = cg ? member_find(cg, kstr_c(w->member_id)) : NULL;
-	if (ok && cg && w->seq == cg->mark_seq)
-		cg->marked = true;
 	if (!m) {
 		answer(w->req, w->resp, KERR_UNKNOWN_MEMBER_ID,
 		       "The member left the group meanwhile.");
 	} else if (!ok) {
-		remove_member(cg, m, "not taken in: saving the group failed");
+		/* A joining member never heard of its partitions: it goes.
+		 * Any other may be reading them: it stays, to retry. */
+		if (w->joining)
+			remove_member(cg, m,
+				      "not taken in: saving the group failed");
 		answer(w->req, w->resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
 	} else {
 		heartbeat_ok(w->req, w->resp, m, w->send);
@@ -967,16 +961,18 @@ static void mark_then_answer(struct cgroup *cg, struct request *req,
 			     struct ConsumerGroupHeartbeatResponse *resp,
 			     struct cmember *m, bool send)
 {
+	const struct ConsumerGroupHeartbeatRequest *r = req->body;
 	struct mark_wait *w = calloc(1, sizeof(*w));
 	char *id = strdup(m->id);
 	if (!w || !id) {
 		free(w);
 		free(id);
-		remove_member(cg, m, "not taken in: out of memory");
+		if (r->MemberEpoch == 0)
+			remove_member(cg, m, "not taken in: out of memory");
 		answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
 		return;
 	}
-	*w = (struct mark_wait){req, resp, id, send, ++cg->mark_seq};
+	*w = (struct mark_wait){req, resp, id, send, r->MemberEpoch == 0};
 	group_mark_consumer(cg->g, true, members_marked, w);
 }
 
@@ -1059,7 +1055,9 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 	tps_free(&before);
 	if (!ok)
 		answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
-	else if (cg->marked)
+	/* Until Postgres knows members are in, answers wait: a restart must
+	 * know to hold back what they may be reading. */
+	else if (group_consumer_marked(cg->g))
 		heartbeat_ok(req, resp, m, send);
 	else
 		mark_then_answer(cg, req, resp, m, send);

@@ -84,9 +84,12 @@ struct group {
 	bool unlinked;	 /* out of the table: freed when refs drop to 0 */
 	int64_t empty_since;
 	struct cgroup *cg; /* the consumer protocol's state; NULL: classic */
-	/* When loaded at start, saved with consumer-protocol members in;
-	 * 0: saved without, or made since. */
+	/* When loaded from Postgres (on the table's first use after start-up)
+	 * saved with consumer-protocol members in; 0: without, or made since.
+	 */
 	int64_t consumer_restored_ms;
+	bool consumer_marked;	  /* see group_consumer_marked() */
+	uint32_t consumer_clears; /* "no members" marks written */
 };
 
 struct groups {
@@ -1465,8 +1468,15 @@ int64_t group_consumer_restored_ms(const struct group *g)
 	return g->consumer_restored_ms;
 }
 
+bool group_consumer_marked(const struct group *g)
+{
+	return g->consumer_marked;
+}
+
 struct mark_ctx {
 	struct group *g;
+	bool members;
+	uint32_t clears; /* g->consumer_clears when written */
 	void (*done)(struct group *g, void *arg, bool ok);
 	void *arg;
 };
@@ -1477,6 +1487,9 @@ static void marked(void *arg, enum st_status st, const char *msg)
 	if (st != ST_OK)
 		log_warn("group %s: saving whether members are in failed: %s",
 			 c->g->id, msg ? msg : "?");
+	/* A "no members" written since wins: it commits after this. */
+	if (st == ST_OK && c->members && c->clears == c->g->consumer_clears)
+		c->g->consumer_marked = true;
 	bool linked = group_unref(c->g);
 	c->done(linked ? c->g : NULL, c->arg, st == ST_OK);
 	free(c);
@@ -1492,7 +1505,11 @@ void group_mark_consumer(struct group *g, bool members,
 		done(g, arg, false);
 		return;
 	}
-	*c = (struct mark_ctx){g, done, arg};
+	if (!members) {
+		g->consumer_marked = false;
+		g->consumer_clears++;
+	}
+	*c = (struct mark_ctx){g, members, g->consumer_clears, done, arg};
 	g->refs++;
 	st_group_mark_consumer(store_of(g), kstr_c(g->id), members, marked, c);
 }
@@ -1758,8 +1775,10 @@ static void restore(void *arg, const char *name,
 	struct group *g = group_new(gs, kstr_c(name));
 	if (!g || !meta)
 		return;
-	if (meta->consumer_members)
+	if (meta->consumer_members) {
 		g->consumer_restored_ms = st_now_ms();
+		g->consumer_marked = true;
+	}
 	g->generation = meta->generation;
 	set_str(&g->protocol_type, meta->protocol_type);
 	set_str(&g->protocol, meta->protocol);

@@ -116,14 +116,20 @@ void group_set_cgroup(struct group *g, struct cgroup *cg);
 /* True while classic members are in it or joining it. */
 bool group_classic_active(const struct group *g);
 /*
- * When it was restored from Postgres at start if it was saved with
- * consumer-protocol members in (group_mark_consumer); 0 otherwise.
+ * When it was restored from Postgres (the table loads on its first use after
+ * start-up) if it was saved with consumer-protocol members in; 0 otherwise.
  */
 int64_t group_consumer_restored_ms(const struct group *g);
 /*
- * Saves whether consumer-protocol members are in g.  done runs once, from
- * the loop unless memory ran out, with ok false when Postgres did not
- * commit, and with g NULL when the group was deleted meanwhile.
+ * True when Postgres knows consumer-protocol members are in g: a "members"
+ * mark committed (or was loaded) and no "no members" mark was written since.
+ */
+bool group_consumer_marked(const struct group *g);
+/*
+ * Saves whether consumer-protocol members are in g ("no members" counts at
+ * once: the marks commit in order).  done runs once, from the loop unless
+ * memory ran out, with ok false when Postgres did not commit, and with g
+ * NULL when the group was deleted meanwhile.
  */
 void group_mark_consumer(struct group *g, bool members,
 			 void (*done)(struct group *g, void *arg, bool ok),

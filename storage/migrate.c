@@ -148,10 +148,14 @@ static const char *const migrations[] = {
 	"  created_at timestamptz NOT NULL DEFAULT now());",
 	/* 6: whether a group had consumer-protocol (KIP-848) members when
 	 * samsa stopped.  Those members are not saved; after a restart such a
-	 * group holds its partitions back for a session. */
+	 * group holds its partitions back for a session.  Samsa before this
+	 * held every group it loaded: so do the groups of before. */
 	"ALTER TABLE samsa.groups"
-	"  ADD COLUMN consumer_members boolean"
-	"  NOT NULL DEFAULT false;",
+	"  ADD COLUMN consumer_members boolean NOT NULL DEFAULT false;"
+	"UPDATE samsa.groups SET consumer_members = true;"
+	"INSERT INTO samsa.groups (group_id, generation, consumer_members)"
+	"  SELECT DISTINCT group_id, 0, true FROM samsa.group_offsets"
+	"  ON CONFLICT (group_id) DO NOTHING;",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))

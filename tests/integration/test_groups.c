@@ -321,6 +321,11 @@ Test(groups, consumer_members_marked_and_loaded)
 	run_until(&d.called);
 	mark("cg", true);
 	cr_assert_eq(consumer_members_after_reopen(), 1);
+	struct done d2 = {0};
+	st_group_save(st, &g, on_done, &d2);
+	run_until(&d2.called);
+	cr_assert_eq(consumer_members_after_reopen(), 1,
+		     "saving the classic metadata kept the mark");
 	int32_t generation = -1;
 	st_groups_each(st, generation_of, &generation);
 	cr_assert_eq(generation, 3, "the mark kept the classic metadata");

@@ -109,6 +109,17 @@ echo "groups_restart: 4. consumer-protocol members rejoin after a restart, never
 t=gr-hold-$(date +%s)-$RANDOM
 "$SAMSA_PY" "$tool" hold-before "$t" "kept-$t" "emptied-$t" ||
 	fail "consumer-protocol members did not join before the restart"
+# A leave is answered before Postgres hears the group is empty: wait for it.
+marks() {
+	psql -X -At -h 127.0.0.1 -p "$SAMSA_PG_PORT" -U postgres -d samsa -c \
+		"SELECT string_agg(consumer_members::text, ',' ORDER BY group_id)
+		   FROM samsa.groups WHERE group_id IN ('emptied-$t', 'kept-$t')"
+}
+for _ in $(seq 50); do
+	[ "$(marks)" = "false,true" ] && break
+	sleep 0.2
+done
+[ "$(marks)" = "false,true" ] || fail "groups marked $(marks), not false,true (emptied, kept)"
 since=$(date +%s.%N)
 samsa_restart || fail "samsa did not restart"
 "$SAMSA_PY" "$tool" hold-after "$t" "kept-$t" "emptied-$t" "$since" ||
