@@ -17,6 +17,7 @@
 #include "protocol/messages.h"
 #include "proxy/errors.h"
 #include "proxy/logging.h"
+#include "storage/groups.h"
 #include "storage/java_regex.h"
 #include "storage/store.h"
 #include "storage/topic_config.h"
@@ -59,6 +60,10 @@ struct cmember {
 	struct tpset revoking; /* what it must give up */
 	struct tpset target;
 	struct event *session, *revoke;
+	/* Its state as last written to Postgres (encode_member); NULL: to
+	 * write. */
+	uint8_t *saved;
+	size_t saved_len;
 	struct cmember *next;
 };
 
@@ -68,7 +73,6 @@ struct cgroup {
 	int32_t epoch;		  /* the group epoch */
 	int32_t assignment_epoch; /* the epoch `target`s were computed for */
 	uint64_t topics_sig;	  /* of the subscribed topics' partitions */
-	int64_t hold_until;	  /* no partition handed out before (ms) */
 	struct cmember *members;  /* in join order */
 	int nmembers;
 };
@@ -116,6 +120,14 @@ static void tps_free(struct tpset *s)
 }
 
 /* Replaces *dst with *src, which is left empty. */
+static bool tps_add_all(struct tpset *dst, const struct tpset *src)
+{
+	for (int i = 0; i < src->n; i++)
+		if (!tps_add(dst, src->v[i]))
+			return false;
+	return true;
+}
+
 static void tps_move(struct tpset *dst, struct tpset *src)
 {
 	tps_free(dst);
@@ -235,6 +247,7 @@ static void member_free(struct cmember *m)
 	free(m->rack_id);
 	free(m->client_id);
 	free(m->client_host);
+	free(m->saved);
 	free(m);
 }
 
@@ -299,15 +312,6 @@ static bool held_by_other(const struct cgroup *cg, const struct cmember *m,
 	return false;
 }
 
-static void unmarked(struct group *g, void *arg, bool ok)
-{
-	/* A failure leaves the mark set: the next restart holds partitions
-	 * back for nothing, which is safe. */
-	(void)g;
-	(void)arg;
-	(void)ok;
-}
-
 static void remove_member(struct cgroup *cg, struct cmember *m, const char *why)
 {
 	log_info("consumer group %s: member %s %s (epoch %d)", group_id(cg->g),
@@ -319,11 +323,10 @@ static void remove_member(struct cgroup *cg, struct cmember *m, const char *why)
 		}
 	cg->nmembers--;
 	cg->epoch++;
+	group_delete_cmember(cg->g, m->id);
 	member_free(m);
-	if (!cg->members) {
+	if (!cg->members)
 		group_now_empty(cg->g);
-		group_mark_consumer(cg->g, false, unmarked, NULL);
-	}
 }
 
 static void on_session_timeout(evutil_socket_t fd, short what, void *arg)
@@ -601,12 +604,11 @@ static bool next_assignment(struct cgroup *cg, struct cmember *m)
 		m->state = M_UNREVOKED;
 		return true;
 	}
-	bool hold = st_now_ms() < cg->hold_until;
 	for (int i = 0; ok && i < m->target.n; i++) {
 		const struct tp *t = &m->target.v[i];
 		if (tps_has(&m->assigned, t))
 			continue;
-		if (hold || held_by_other(cg, m, t))
+		if (held_by_other(cg, m, t))
 			unreleased = true;
 		else
 			ok = tps_add(&keep, *t);
@@ -710,32 +712,55 @@ static bool fill_assignment(struct request *req, const struct tpset *s,
 	return true;
 }
 
-static struct cmember *member_new(struct cgroup *cg, struct request *req,
-				  const struct ConsumerGroupHeartbeatRequest *r)
+/* A member of cg with id (malloc'd, taken) and its timers, not linked;
+ * NULL when memory runs out. */
+static struct cmember *member_alloc(struct cgroup *cg, char *id)
 {
 	struct cmember *m = calloc(1, sizeof(*m));
-	if (!m)
+	if (!m) {
+		free(id);
 		return NULL;
+	}
 	struct event_base *base = groups_base(cg->gs);
 	m->cg = cg;
-	m->id = r->MemberId.len > 0 ? kstr_dup(r->MemberId)
-				    : group_new_member_id(KSTR_LIT("consumer"));
-	m->client_id = kstr_dup(req->hdr.ClientId);
-	m->client_host = group_client_host(req);
+	m->id = id;
 	m->session = event_new(base, -1, 0, on_session_timeout, m);
 	m->revoke = event_new(base, -1, 0, on_revoke_timeout, m);
-	if (!m->id || !m->client_id || !m->client_host || !m->session ||
-	    !m->revoke) {
+	if (!m->id || !m->session || !m->revoke) {
 		member_free(m);
 		return NULL;
 	}
+	return m;
+}
+
+/* Links m last, its session starting now. */
+static void member_link(struct cgroup *cg, struct cmember *m)
+{
 	struct cmember **tail = &cg->members;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = m;
 	cg->nmembers++;
-	cg->epoch++;
 	arm(m->session, session_ms());
+}
+
+static struct cmember *member_new(struct cgroup *cg, struct request *req,
+				  const struct ConsumerGroupHeartbeatRequest *r)
+{
+	struct cmember *m = member_alloc(
+		cg, r->MemberId.len > 0
+			    ? kstr_dup(r->MemberId)
+			    : group_new_member_id(KSTR_LIT("consumer")));
+	if (!m)
+		return NULL;
+	m->client_id = kstr_dup(req->hdr.ClientId);
+	m->client_host = group_client_host(req);
+	if (!m->client_id || !m->client_host) {
+		member_free(m);
+		return NULL;
+	}
+	member_link(cg, m);
+	cg->epoch++;
 	return m;
 }
 
@@ -774,7 +799,8 @@ heartbeat_group(struct groups *gs, struct request *req,
 		return NULL;
 	}
 	if (r->MemberEpoch != 0 && (!g || !group_cgroup(g))) {
-		/* Not known here (samsa restarted): the member joins again. */
+		/* Not known here (its session ended, or its group is gone):
+		 * the member joins again. */
 		answer(req, resp, KERR_UNKNOWN_MEMBER_ID,
 		       "The member is not known to the group.");
 		return NULL;
@@ -792,11 +818,6 @@ heartbeat_group(struct groups *gs, struct request *req,
 		}
 		cg->g = g;
 		cg->gs = gs;
-		/* Members are not saved: those of before a restart may still
-		 * consume until their sessions end, so partitions wait. */
-		if (group_consumer_restored_ms(g))
-			cg->hold_until =
-				group_consumer_restored_ms(g) + session_ms();
 		group_set_cgroup(g, cg);
 	}
 	return cg;
@@ -857,9 +878,12 @@ heartbeat_member(struct cgroup *cg, struct request *req,
 		}
 		if (m)
 			remove_member(cg, m, "replaced by its instance");
+		group_delete_cmember(cg->g, same->id);
 		free(same->id);
 		same->id = id;
 		same->left = false;
+		free(same->saved);
+		same->saved = NULL;
 		return same;
 	}
 	if (m) {
@@ -926,7 +950,101 @@ static void heartbeat_ok(struct request *req,
 	req_reply(req, resp);
 }
 
-struct mark_wait {
+/* --- saving ----------------------------------------------------------------
+ *
+ * A member's state in Postgres (group_save_cmember), version 1: instance,
+ * rack, client id and host (nullable strings), rebalance timeout, epoch,
+ * previous epoch, state, left, the subscribed names (an array), the regex
+ * (nullable), then what it is assigned and what it is revoking (arrays of
+ * topic id and partition).  Targets are not saved: a restored group
+ * computes them again, starting from what each member holds.
+ */
+
+#define STATE_V1 1
+
+static struct kstr opt(const char *s)
+{
+	return s ? kstr_c(s) : KSTR_NULL;
+}
+
+static void put_set(struct kb_writer *w, const struct tpset *s)
+{
+	kb_write_array_len(w, s->n);
+	for (int i = 0; i < s->n; i++) {
+		kb_write_uuid(w, &s->v[i].topic);
+		kb_write_i32(w, s->v[i].part);
+	}
+}
+
+static bool encode_member(const struct cmember *m, struct kb_writer *w)
+{
+	kb_write_i8(w, STATE_V1);
+	kb_write_string(w, opt(m->instance_id));
+	kb_write_string(w, opt(m->rack_id));
+	kb_write_string(w, opt(m->client_id));
+	kb_write_string(w, opt(m->client_host));
+	kb_write_i32(w, m->rebalance_timeout);
+	kb_write_i32(w, m->epoch);
+	kb_write_i32(w, m->prev_epoch);
+	kb_write_i8(w, (int8_t)m->state);
+	kb_write_bool(w, m->left);
+	kb_write_array_len(w, m->ntopics);
+	for (int i = 0; i < m->ntopics; i++)
+		kb_write_string(w, kstr_c(m->topics[i]));
+	kb_write_string(w, opt(m->regex));
+	put_set(w, &m->assigned);
+	put_set(w, &m->revoking);
+	return kb_writer_ok(w);
+}
+
+static bool get_set(struct kb_reader *r, struct tpset *s)
+{
+	int32_t n;
+	if (!kb_read_array_len(r, &n, INT32_MAX) || n < 0)
+		return false;
+	for (int32_t i = 0; i < n; i++) {
+		struct tp t;
+		if (!kb_read_uuid(r, &t.topic) || !kb_read_i32(r, &t.part) ||
+		    !tps_add(s, t))
+			return false;
+	}
+	tps_sort(s);
+	return true;
+}
+
+static bool decode_member(struct cmember *m, const uint8_t *p, size_t len)
+{
+	struct kb_reader r;
+	struct kstr inst, rack, client, host, regex, *names = NULL;
+	int8_t version, state;
+	int32_t n;
+	kb_reader_init(&r, p, len);
+	bool ok = kb_read_i8(&r, &version) && version == STATE_V1 &&
+		  kb_read_string(&r, &inst) && kb_read_string(&r, &rack) &&
+		  kb_read_string(&r, &client) && kb_read_string(&r, &host) &&
+		  kb_read_i32(&r, &m->rebalance_timeout) &&
+		  kb_read_i32(&r, &m->epoch) &&
+		  kb_read_i32(&r, &m->prev_epoch) && kb_read_i8(&r, &state) &&
+		  state >= M_STABLE && state <= M_UNRELEASED &&
+		  kb_read_bool(&r, &m->left) &&
+		  kb_read_array_len(&r, &n, INT32_MAX) && n >= 0 &&
+		  (names = calloc((size_t)n + 1, sizeof(*names)));
+	for (int32_t i = 0; ok && i < n; i++)
+		ok = kb_read_string(&r, &names[i]);
+	ok = ok && kb_read_string(&r, &regex) && get_set(&r, &m->assigned) &&
+	     get_set(&r, &m->revoking) && kb_reader_ok(&r) &&
+	     kb_remaining(&r) == 0 && set_opt(&m->instance_id, inst) &&
+	     set_opt(&m->rack_id, rack) && set_opt(&m->client_id, client) &&
+	     set_opt(&m->client_host, host) && m->client_id && m->client_host &&
+	     set_topics(m, names, n) >= 0 &&
+	     (regex.len < 0 || set_regex(m, regex) >= 0);
+	free(names);
+	if (ok)
+		m->state = (enum mstate)state;
+	return ok;
+}
+
+struct save_wait {
 	struct request *req;
 	struct ConsumerGroupHeartbeatResponse *resp;
 	char *member_id;
@@ -934,17 +1052,20 @@ struct mark_wait {
 	bool joining; /* the member's first answer */
 };
 
-static void members_marked(struct group *g, void *arg, bool ok)
+static void member_saved(struct group *g, void *arg, bool ok)
 {
-	struct mark_wait *w = arg;
+	struct save_wait *w = arg;
 	struct cgroup *cg = g ? group_cgroup(g) : NULL;
 	struct cmember *m = cg ? member_find(cg, kstr_c(w->member_id)) : NULL;
 	if (!m) {
 		answer(w->req, w->resp, KERR_UNKNOWN_MEMBER_ID,
 		       "The member left the group meanwhile.");
 	} else if (!ok) {
-		/* A joining member never heard of its partitions: it goes.
-		 * Any other may be reading them: it stays, to retry. */
+		/* Written again at its next heartbeat.  A joining member
+		 * never heard of its partitions: it goes.  Any other may be
+		 * reading them: it stays, to retry. */
+		free(m->saved);
+		m->saved = NULL;
 		if (w->joining)
 			remove_member(cg, m,
 				      "not taken in: saving the group failed");
@@ -956,24 +1077,95 @@ static void members_marked(struct group *g, void *arg, bool ok)
 	free(w);
 }
 
-/* Saves that members are in before m's answer goes out. */
-static void mark_then_answer(struct cgroup *cg, struct request *req,
+/*
+ * Answers m's heartbeat once Postgres has its state, when that changed:
+ * an answer is all a member goes by, so what it is told must survive a
+ * restart.
+ */
+static void save_then_answer(struct request *req,
 			     struct ConsumerGroupHeartbeatResponse *resp,
 			     struct cmember *m, bool send)
 {
 	const struct ConsumerGroupHeartbeatRequest *r = req->body;
-	struct mark_wait *w = calloc(1, sizeof(*w));
-	char *id = strdup(m->id);
-	if (!w || !id) {
+	struct kb_writer st = {0};
+	struct save_wait *w = NULL;
+	char *id = NULL;
+	if (!encode_member(m, &st) || (m->saved && m->saved_len == st.len &&
+				       memcmp(m->saved, st.buf, st.len) == 0)) {
+		bool encoded = kb_writer_ok(&st);
+		kb_writer_free(&st);
+		if (encoded)
+			heartbeat_ok(req, resp, m, send);
+		else
+			answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
+		return;
+	}
+	if (!(w = calloc(1, sizeof(*w))) || !(id = strdup(m->id))) {
 		free(w);
-		free(id);
-		if (r->MemberEpoch == 0)
-			remove_member(cg, m, "not taken in: out of memory");
+		kb_writer_free(&st);
 		answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
 		return;
 	}
-	*w = (struct mark_wait){req, resp, id, send, r->MemberEpoch == 0};
-	group_mark_consumer(cg->g, true, members_marked, w);
+	*w = (struct save_wait){req, resp, id, send, r->MemberEpoch == 0};
+	free(m->saved);
+	m->saved = st.buf;
+	m->saved_len = st.len;
+	group_save_cmember(m->cg->g, m->id, m->saved, m->saved_len,
+			   member_saved, w);
+}
+
+/* Saves that a static member left for now, without waiting: should it be
+ * lost, the member is loaded as not left and its session ends it. */
+static void save_left(struct cmember *m)
+{
+	struct kb_writer st = {0};
+	if (!encode_member(m, &st)) {
+		kb_writer_free(&st);
+		return;
+	}
+	free(m->saved);
+	m->saved = st.buf;
+	m->saved_len = st.len;
+	group_save_cmember(m->cg->g, m->id, m->saved, m->saved_len, NULL, NULL);
+}
+
+struct cgroup *cgroup_restore(struct groups *gs, struct group *g,
+			      const struct st_cmember *rows, size_t n)
+{
+	struct cgroup *cg = calloc(1, sizeof(*cg));
+	if (!cg)
+		return NULL;
+	cg->g = g;
+	cg->gs = gs;
+	for (size_t i = 0; i < n; i++) {
+		struct cmember *m = member_alloc(cg, strdup(rows[i].member_id));
+		uint8_t *saved = malloc(rows[i].len + 1);
+		if (!m || !saved ||
+		    !decode_member(m, rows[i].state, rows[i].len) ||
+		    !tps_add_all(&m->target, &m->assigned)) {
+			log_warn("consumer group %s: member %s could not be "
+				 "loaded",
+				 group_id(g), rows[i].member_id);
+			free(saved);
+			if (m)
+				member_free(m);
+			continue;
+		}
+		memcpy(saved, rows[i].state, rows[i].len);
+		m->saved = saved;
+		m->saved_len = rows[i].len;
+		/* Its session, and any revocation it owes, start again now. */
+		member_link(cg, m);
+		if (m->state == M_UNREVOKED)
+			arm(m->revoke, m->rebalance_timeout);
+		if (m->epoch > cg->assignment_epoch)
+			cg->assignment_epoch = m->epoch;
+	}
+	/* A new epoch: targets are computed again at the next heartbeat. */
+	cg->epoch = cg->assignment_epoch + 1;
+	log_info("consumer group %s: %d member(s) loaded at epoch %d",
+		 group_id(g), cg->nmembers, cg->assignment_epoch);
+	return cg;
 }
 
 void cgroup_heartbeat(struct groups *gs, struct request *req)
@@ -1025,6 +1217,7 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 		 * its session ends. */
 		m->left = true;
 		arm(m->session, session_ms());
+		save_left(m);
 	} else if (r->MemberEpoch == -1) {
 		remove_member(cg, m, "left the group");
 	}
@@ -1055,12 +1248,8 @@ void cgroup_heartbeat(struct groups *gs, struct request *req)
 	tps_free(&before);
 	if (!ok)
 		answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
-	/* Until Postgres knows members are in, answers wait: a restart must
-	 * know to hold back what they may be reading. */
-	else if (group_consumer_marked(cg->g))
-		heartbeat_ok(req, resp, m, send);
 	else
-		mark_then_answer(cg, req, resp, m, send);
+		save_then_answer(req, resp, m, send);
 }
 
 /* --- ConsumerGroupDescribe -------------------------------------------------

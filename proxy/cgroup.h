@@ -14,9 +14,11 @@
  * members.
  *
  * A group of this type shares the group table (proxy/group.h) with classic
- * groups, and its committed offsets are stored the same way.  Members are
- * not saved: after a restart their heartbeats get UNKNOWN_MEMBER_ID and
- * they join again, from their committed offsets.
+ * groups, and its committed offsets are stored the same way.  Each member's
+ * state is saved in Postgres before an answer that changed it goes out, so
+ * after a restart members carry on with their epochs and partitions (their
+ * sessions starting again), and none is ever told of a partition that a
+ * restart could give to another.
  *
  * Everything runs on the event loop.
  */
@@ -32,12 +34,20 @@
 
 struct cgroup;
 
-/* ConsumerGroupHeartbeat: answers req at once. */
+/* ConsumerGroupHeartbeat: answers req (once Postgres has what changed). */
 void cgroup_heartbeat(struct groups *gs, struct request *req);
 /* ConsumerGroupDescribe: answers req at once. */
 void cgroup_describe(struct groups *gs, struct request *req);
 
 /* For proxy/group.c. */
+struct st_cmember;
+/*
+ * g's consumer-protocol state from its n members saved in Postgres (rows;
+ * a member that cannot be read is left out, logged); NULL when memory runs
+ * out.
+ */
+struct cgroup *cgroup_restore(struct groups *gs, struct group *g,
+			      const struct st_cmember *rows, size_t n);
 void cgroup_free(struct cgroup *cg);
 bool cgroup_has_members(const struct cgroup *cg);
 /* "Empty", "Reconciling", "Stable" (KIP-848's names). */

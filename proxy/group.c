@@ -84,12 +84,6 @@ struct group {
 	bool unlinked;	 /* out of the table: freed when refs drop to 0 */
 	int64_t empty_since;
 	struct cgroup *cg; /* the consumer protocol's state; NULL: classic */
-	/* When loaded from Postgres (on the table's first use after start-up)
-	 * saved with consumer-protocol members in; 0: without, or made since.
-	 */
-	int64_t consumer_restored_ms;
-	bool consumer_marked;	  /* see group_consumer_marked() */
-	uint32_t consumer_clears; /* "no members" marks written */
 };
 
 struct groups {
@@ -1463,55 +1457,57 @@ bool group_classic_active(const struct group *g)
 	return g->state != GS_EMPTY || g->members || g->npending;
 }
 
-int64_t group_consumer_restored_ms(const struct group *g)
-{
-	return g->consumer_restored_ms;
-}
-
-bool group_consumer_marked(const struct group *g)
-{
-	return g->consumer_marked;
-}
-
-struct mark_ctx {
+struct cmember_save {
 	struct group *g;
-	bool members;
-	uint32_t clears; /* g->consumer_clears when written */
 	void (*done)(struct group *g, void *arg, bool ok);
 	void *arg;
 };
 
-static void marked(void *arg, enum st_status st, const char *msg)
+static void cmember_saved(void *arg, enum st_status st, const char *msg)
 {
-	struct mark_ctx *c = arg;
+	struct cmember_save *c = arg;
 	if (st != ST_OK)
-		log_warn("group %s: saving whether members are in failed: %s",
-			 c->g->id, msg ? msg : "?");
-	/* A "no members" written since wins: it commits after this. */
-	if (st == ST_OK && c->members && c->clears == c->g->consumer_clears)
-		c->g->consumer_marked = true;
+		log_warn("group %s: saving a member failed: %s", c->g->id,
+			 msg ? msg : "?");
 	bool linked = group_unref(c->g);
-	c->done(linked ? c->g : NULL, c->arg, st == ST_OK);
+	if (c->done)
+		c->done(linked ? c->g : NULL, c->arg, st == ST_OK);
 	free(c);
 	replies_flush();
 }
 
-void group_mark_consumer(struct group *g, bool members,
-			 void (*done)(struct group *g, void *arg, bool ok),
-			 void *arg)
+static struct cmember_save *
+cmember_save_new(struct group *g,
+		 void (*done)(struct group *g, void *arg, bool ok), void *arg)
 {
-	struct mark_ctx *c = malloc(sizeof(*c));
+	struct cmember_save *c = malloc(sizeof(*c));
 	if (!c) {
-		done(g, arg, false);
-		return;
+		if (done)
+			done(g, arg, false);
+		return NULL;
 	}
-	if (!members) {
-		g->consumer_marked = false;
-		g->consumer_clears++;
-	}
-	*c = (struct mark_ctx){g, members, g->consumer_clears, done, arg};
+	*c = (struct cmember_save){g, done, arg};
 	g->refs++;
-	st_group_mark_consumer(store_of(g), kstr_c(g->id), members, marked, c);
+	return c;
+}
+
+void group_save_cmember(struct group *g, const char *member_id,
+			const uint8_t *state, size_t len,
+			void (*done)(struct group *g, void *arg, bool ok),
+			void *arg)
+{
+	struct cmember_save *c = cmember_save_new(g, done, arg);
+	if (c)
+		st_cmember_save(store_of(g), kstr_c(g->id), member_id, state,
+				len, cmember_saved, c);
+}
+
+void group_delete_cmember(struct group *g, const char *member_id)
+{
+	struct cmember_save *c = cmember_save_new(g, NULL, NULL);
+	if (c)
+		st_cmember_delete(store_of(g), kstr_c(g->id), member_id,
+				  cmember_saved, c);
 }
 
 void group_now_empty(struct group *g)
@@ -1775,10 +1771,8 @@ static void restore(void *arg, const char *name,
 	struct group *g = group_new(gs, kstr_c(name));
 	if (!g || !meta)
 		return;
-	if (meta->consumer_members) {
-		g->consumer_restored_ms = st_now_ms();
-		g->consumer_marked = true;
-	}
+	if (meta->ncmembers)
+		g->cg = cgroup_restore(gs, g, meta->cmembers, meta->ncmembers);
 	g->generation = meta->generation;
 	set_str(&g->protocol_type, meta->protocol_type);
 	set_str(&g->protocol, meta->protocol);

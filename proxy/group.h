@@ -116,24 +116,18 @@ void group_set_cgroup(struct group *g, struct cgroup *cg);
 /* True while classic members are in it or joining it. */
 bool group_classic_active(const struct group *g);
 /*
- * When it was restored from Postgres (the table loads on its first use after
- * start-up) if it was saved with consumer-protocol members in; 0 otherwise.
+ * Saves a consumer-protocol member's state (cgroup's encoding, copied) in
+ * Postgres; done runs once, from the loop unless memory ran out, with ok
+ * false when Postgres did not commit and g NULL when the group was deleted
+ * meanwhile.
  */
-int64_t group_consumer_restored_ms(const struct group *g);
-/*
- * True when Postgres knows consumer-protocol members are in g: a "members"
- * mark committed (or was loaded) and no "no members" mark was written since.
- */
-bool group_consumer_marked(const struct group *g);
-/*
- * Saves whether consumer-protocol members are in g ("no members" counts at
- * once: the marks commit in order).  done runs once, from the loop unless
- * memory ran out, with ok false when Postgres did not commit, and with g
- * NULL when the group was deleted meanwhile.
- */
-void group_mark_consumer(struct group *g, bool members,
-			 void (*done)(struct group *g, void *arg, bool ok),
-			 void *arg);
+void group_save_cmember(struct group *g, const char *member_id,
+			const uint8_t *state, size_t len,
+			void (*done)(struct group *g, void *arg, bool ok),
+			void *arg);
+/* Deletes it there (a failure only logs: the member, loaded again after a
+ * restart, expires then). */
+void group_delete_cmember(struct group *g, const char *member_id);
 /* Its last member left: the retention of its offsets starts now. */
 void group_now_empty(struct group *g);
 struct event_base *groups_base(const struct groups *gs);

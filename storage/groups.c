@@ -91,6 +91,11 @@ static void meta_free(struct st_group_meta *m)
 		free((void *)mb->assignment);
 	}
 	free(m->members);
+	for (size_t i = 0; i < m->ncmembers; i++) {
+		free(m->cmembers[i].member_id);
+		free(m->cmembers[i].state);
+	}
+	free(m->cmembers);
 	free(m->group_id);
 	free(m->protocol_type);
 	free(m->protocol);
@@ -274,24 +279,48 @@ static int load_offsets(struct st_groups *gs, PGconn *conn, char *err,
 	return 0;
 }
 
+/* The consumer-protocol members of meta's group from c's rows. */
+static int load_cmembers(struct st_group_meta *meta, PGresult *c)
+{
+	int n = 0;
+	for (int j = 0; j < PQntuples(c); j++)
+		n += strcmp(PQgetvalue(c, j, 0), meta->group_id) == 0;
+	if (!(meta->cmembers = calloc((size_t)n + 1, sizeof(*meta->cmembers))))
+		return -1;
+	for (int j = 0; j < PQntuples(c); j++) {
+		if (strcmp(PQgetvalue(c, j, 0), meta->group_id) != 0)
+			continue;
+		struct st_cmember *cm = &meta->cmembers[meta->ncmembers++];
+		cm->member_id = col(c, j, 1);
+		cm->state = unescape(PQgetvalue(c, j, 2), &cm->len);
+		if (!cm->member_id || !cm->state)
+			return -1;
+	}
+	return 0;
+}
+
 static int load_groups(struct st_groups *gs, PGconn *conn, char *err,
 		       size_t errlen)
 {
 	PGresult *r = PQexec(conn, "SELECT group_id, protocol_type, "
-				   "generation, protocol, leader, "
-				   "consumer_members FROM samsa.groups");
+				   "generation, protocol, leader "
+				   "FROM samsa.groups");
 	PGresult *m = PQexec(conn, "SELECT group_id, member_id, instance_id, "
 				   "client_id, client_host, session_timeout, "
 				   "rebalance_timeout, metadata, assignment "
 				   "FROM samsa.group_members "
 				   "ORDER BY group_id, position");
+	PGresult *c = PQexec(conn, "SELECT group_id, member_id, state "
+				   "FROM samsa.consumer_members "
+				   "ORDER BY group_id, member_id");
 	int rc = -1;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK ||
-	    PQresultStatus(m) != PGRES_TUPLES_OK) {
+	PGresult *bad = PQresultStatus(r) != PGRES_TUPLES_OK   ? r
+			: PQresultStatus(m) != PGRES_TUPLES_OK ? m
+			: PQresultStatus(c) != PGRES_TUPLES_OK ? c
+							       : NULL;
+	if (bad) {
 		snprintf(err, errlen, "loading groups: %s",
-			 PQresultStatus(r) != PGRES_TUPLES_OK
-				 ? PQresultErrorMessage(r)
-				 : PQresultErrorMessage(m));
+			 PQresultErrorMessage(bad));
 		goto out;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -308,7 +337,6 @@ static int load_groups(struct st_groups *gs, PGconn *conn, char *err,
 		meta->generation = atoi(PQgetvalue(r, i, 2));
 		meta->protocol = col(r, i, 3);
 		meta->leader = col(r, i, 4);
-		meta->consumer_members = PQgetvalue(r, i, 5)[0] == 't';
 		int nm = 0;
 		for (int j = 0; j < PQntuples(m); j++)
 			nm += strcmp(PQgetvalue(m, j, 0), meta->group_id) == 0;
@@ -335,6 +363,8 @@ static int load_groups(struct st_groups *gs, PGconn *conn, char *err,
 			    !mb->assignment)
 				goto oom;
 		}
+		if (load_cmembers(meta, c) < 0)
+			goto oom;
 	}
 	rc = 0;
 	goto out;
@@ -343,6 +373,7 @@ oom:
 out:
 	PQclear(r);
 	PQclear(m);
+	PQclear(c);
 	return rc;
 }
 
@@ -864,21 +895,44 @@ void st_group_save(struct store *s, const struct st_group_meta *g,
 	}
 }
 
-void st_group_mark_consumer(struct store *s, struct kstr group, bool members,
-			    st_done_cb cb, void *arg)
+void st_cmember_save(struct store *s, struct kstr group, const char *member_id,
+		     const uint8_t *state, size_t len, st_done_cb cb, void *arg)
 {
 	struct op *o = op_new(s, OP_SAVE, group, 0, cb, arg);
 	if (!o) {
 		fail_soon(s, cb, arg);
 		return;
 	}
-	const char *v[2] = {o->group, members ? "t" : "f"};
+	const char *v[3] = {o->group, member_id, (const char *)state};
+	int lens[3] = {0, 0, (int)len};
+	int fmt[3] = {0, 0, 1};
 	pg_query(s->groups->conn,
-		 "INSERT INTO samsa.groups (group_id, generation, "
-		 "consumer_members) VALUES ($1, 0, $2::boolean) "
-		 "ON CONFLICT (group_id) DO UPDATE SET "
-		 "consumer_members = excluded.consumer_members, "
-		 "updated_at = now()",
+		 "INSERT INTO samsa.groups (group_id, generation) "
+		 "VALUES ($1, 0) ON CONFLICT (group_id) DO NOTHING",
+		 1, v, NULL, NULL, false, ignore, NULL);
+	pg_query(s->groups->conn,
+		 "INSERT INTO samsa.consumer_members VALUES ($1, $2, "
+		 "$3::bytea) ON CONFLICT (group_id, member_id) DO UPDATE "
+		 "SET state = excluded.state",
+		 3, v, lens, fmt, false, ignore, NULL);
+	if (pg_sync_cb(s->groups->conn, op_done, o) < 0) {
+		op_free(o);
+		fail_soon(s, cb, arg);
+	}
+}
+
+void st_cmember_delete(struct store *s, struct kstr group,
+		       const char *member_id, st_done_cb cb, void *arg)
+{
+	struct op *o = op_new(s, OP_SAVE, group, 0, cb, arg);
+	if (!o) {
+		fail_soon(s, cb, arg);
+		return;
+	}
+	const char *v[2] = {o->group, member_id};
+	pg_query(s->groups->conn,
+		 "DELETE FROM samsa.consumer_members WHERE group_id = $1 "
+		 "AND member_id = $2",
 		 2, v, NULL, NULL, false, ignore, NULL);
 	if (pg_sync_cb(s->groups->conn, op_done, o) < 0) {
 		op_free(o);

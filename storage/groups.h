@@ -58,6 +58,13 @@ struct st_group_member {
 };
 
 /* A group's state as saved (and as loaded at start-up). */
+/* A consumer-protocol (KIP-848) member as proxy/cgroup.c saved it. */
+struct st_cmember {
+	char *member_id;
+	uint8_t *state; /* cgroup's encoding */
+	size_t len;
+};
+
 struct st_group_meta {
 	char *group_id;
 	char *protocol_type; /* NULL when none */
@@ -66,7 +73,9 @@ struct st_group_meta {
 	char *leader;	/* NULL when none */
 	size_t nmembers;
 	struct st_group_member *members;
-	bool consumer_members; /* as st_group_mark_consumer last set it */
+	/* consumer-protocol members (st_cmember_save), in member id order */
+	size_t ncmembers;
+	struct st_cmember *cmembers;
 };
 
 /*
@@ -165,12 +174,16 @@ void st_group_save(struct store *s, const struct st_group_meta *g,
 		   st_done_cb cb, void *arg);
 
 /*
- * Records whether consumer-protocol (KIP-848) members are in the group (their
- * own state is not saved), leaving the rest of its metadata as it is; cb gets
- * ST_OK once committed.
+ * Saves (replaces) a consumer-protocol member of group: state is the
+ * caller's encoding, copied.  The group gets a metadata row if it had none
+ * (generation 0, no protocol).  cb gets ST_OK once committed.
  */
-void st_group_mark_consumer(struct store *s, struct kstr group, bool members,
-			    st_done_cb cb, void *arg);
+void st_cmember_save(struct store *s, struct kstr group, const char *member_id,
+		     const uint8_t *state, size_t len, st_done_cb cb,
+		     void *arg);
+/* Deletes a consumer-protocol member of group; cb as above. */
+void st_cmember_delete(struct store *s, struct kstr group,
+		       const char *member_id, st_done_cb cb, void *arg);
 
 /*
  * Deletes the group's saved metadata and all its offsets (DeleteGroups).

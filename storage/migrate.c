@@ -146,16 +146,14 @@ static const char *const migrations[] = {
 	"  paused boolean NOT NULL DEFAULT false,"
 	"  snapshot_done boolean NOT NULL DEFAULT false,"
 	"  created_at timestamptz NOT NULL DEFAULT now());",
-	/* 6: whether a group had consumer-protocol (KIP-848) members when
-	 * samsa stopped.  Those members are not saved; after a restart such a
-	 * group holds its partitions back for a session.  Samsa before this
-	 * held every group it loaded: so do the groups of before. */
-	"ALTER TABLE samsa.groups"
-	"  ADD COLUMN consumer_members boolean NOT NULL DEFAULT false;"
-	"UPDATE samsa.groups SET consumer_members = true;"
-	"INSERT INTO samsa.groups (group_id, generation, consumer_members)"
-	"  SELECT DISTINCT group_id, 0, true FROM samsa.group_offsets"
-	"  ON CONFLICT (group_id) DO NOTHING;",
+	/* 6: members of consumer-protocol (KIP-848) groups, so that they
+	 * carry on across a restart; state is proxy/cgroup.c's own encoding
+	 * of one member (epochs, subscription, partitions). */
+	"CREATE TABLE samsa.consumer_members ("
+	"  group_id text NOT NULL REFERENCES samsa.groups ON DELETE CASCADE,"
+	"  member_id text NOT NULL,"
+	"  state bytea NOT NULL,"
+	"  PRIMARY KEY (group_id, member_id));",
 };
 
 #define NMIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))

@@ -273,62 +273,97 @@ Test(groups, group_metadata_saved_loaded_and_deleted)
 	cr_assert_not(s2.found);
 }
 
-static void mark(const char *group, bool members)
+static void cmember(const char *group, const char *member, const char *state,
+		    size_t len)
 {
 	struct done d = {0};
 
-	st_group_mark_consumer(st, kstr_c(group), members, on_done, &d);
+	if (state)
+		st_cmember_save(st, kstr_c(group), member,
+				(const uint8_t *)state, len, on_done, &d);
+	else
+		st_cmember_delete(st, kstr_c(group), member, on_done, &d);
 	run_until(&d.called);
 	cr_assert_eq(d.st, ST_OK);
 }
 
-static void consumer_members_of(void *arg, const char *name,
-				const struct st_group_meta *m)
+struct cmembers_seen {
+	int32_t generation;
+	size_t n;
+	char ids[3][16];
+	uint8_t states[3][8];
+	size_t lens[3];
+};
+
+static void cmembers_of(void *arg, const char *name,
+			const struct st_group_meta *m)
 {
-	if (strcmp(name, "cg") == 0)
-		*(int *)arg = m ? m->consumer_members : -1;
+	struct cmembers_seen *c = arg;
+
+	if (strcmp(name, "cg") != 0 || !m)
+		return;
+	c->generation = m->generation;
+	c->n = m->ncmembers;
+	for (size_t i = 0; i < m->ncmembers && i < 3; i++) {
+		snprintf(c->ids[i], sizeof(c->ids[i]), "%s",
+			 m->cmembers[i].member_id);
+		c->lens[i] = m->cmembers[i].len;
+		memcpy(c->states[i], m->cmembers[i].state,
+		       m->cmembers[i].len < 8 ? m->cmembers[i].len : 8);
+	}
 }
 
-static void generation_of(void *arg, const char *name,
-			  const struct st_group_meta *m)
+static struct cmembers_seen cmembers_after_reopen(void)
 {
-	if (strcmp(name, "cg") == 0 && m)
-		*(int32_t *)arg = m->generation;
-}
-
-static int consumer_members_after_reopen(void)
-{
-	int got = -2;
+	struct cmembers_seen c = {.generation = -1};
 
 	reopen_store();
-	st_groups_each(st, consumer_members_of, &got);
-	return got;
+	st_groups_each(st, cmembers_of, &c);
+	return c;
 }
 
-/* The consumer protocol's mark (members in or not) lives beside the classic
- * metadata without disturbing it, and comes back after a reopen. */
-Test(groups, consumer_members_marked_and_loaded)
+/* Consumer-protocol members are saved byte for byte beside the classic
+ * metadata without disturbing it, replaced, deleted, and go with the
+ * group. */
+Test(groups, consumer_members_saved_loaded_and_deleted)
 {
-	mark("cg", true);
-	cr_assert_eq(consumer_members_after_reopen(), 1);
-	mark("cg", false);
-	cr_assert_eq(consumer_members_after_reopen(), 0);
-
 	struct st_group_meta g = {
 		.group_id = "cg", .protocol_type = "consumer", .generation = 3};
 	struct done d = {0};
 	st_group_save(st, &g, on_done, &d);
 	run_until(&d.called);
-	mark("cg", true);
-	cr_assert_eq(consumer_members_after_reopen(), 1);
+
+	cmember("cg", "m-b", "\0\1b", 3);
+	cmember("cg", "m-a", "a", 1);
+	cmember("cg", "m-a", "\xff\0a2", 4);
+	struct cmembers_seen c = cmembers_after_reopen();
+	cr_assert_eq(c.generation, 3, "the classic metadata is kept");
+	cr_assert_eq(c.n, 2);
+	cr_assert_str_eq(c.ids[0], "m-a", "in member id order");
+	cr_assert_eq(c.lens[0], 4);
+	cr_assert_arr_eq(c.states[0], "\xff\0a2", 4);
+	cr_assert_str_eq(c.ids[1], "m-b");
+	cr_assert_arr_eq(c.states[1], "\0\1b", 3);
+
+	/* A classic save keeps them. */
 	struct done d2 = {0};
 	st_group_save(st, &g, on_done, &d2);
 	run_until(&d2.called);
-	cr_assert_eq(consumer_members_after_reopen(), 1,
-		     "saving the classic metadata kept the mark");
-	int32_t generation = -1;
-	st_groups_each(st, generation_of, &generation);
-	cr_assert_eq(generation, 3, "the mark kept the classic metadata");
+	cmember("cg", "m-b", NULL, 0);
+	c = cmembers_after_reopen();
+	cr_assert_eq(c.n, 1);
+	cr_assert_str_eq(c.ids[0], "m-a");
+
+	/* A group known only by its members gets a row; deleting the group
+	 * deletes them. */
+	cmember("solo", "m", "x", 1);
+	cr_assert_eq(sql_num("SELECT count(*) FROM samsa.groups WHERE "
+			     "group_id = 'solo'"),
+		     1);
+	struct done d3 = {0};
+	st_group_delete(st, KSTR_LIT("cg"), on_done, &d3);
+	run_until(&d3.called);
+	cr_assert_eq(sql_num("SELECT count(*) FROM samsa.consumer_members"), 1);
 }
 
 Test(groups, commits_apply_in_order)

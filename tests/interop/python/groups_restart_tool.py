@@ -18,16 +18,22 @@ the interop venv's python against SAMSA_BOOTSTRAP:
                                     protocol (KIP-848) polling for SECONDS;
                                     writes when it owned each partition
                                     (wall clock) and what it owned at the end
-    hold-before TOPIC KEPT EMPTIED  on the wire (KIP-848): a member of group
-                                    KEPT takes TOPIC's 4 partitions and
-                                    stays; one of EMPTIED takes them and
-                                    leaves
-    hold-after TOPIC KEPT EMPTIED SINCE
+    wire-before TOPIC PREFIX STATE.json
+                                    on the wire (KIP-848), TOPIC with 4
+                                    partitions: a member of PREFIX-kept and
+                                    one of PREFIX-resumed take all 4 each and
+                                    stay; one of PREFIX-emptied takes them and
+                                    leaves; the members go to STATE.json
+    wire-after TOPIC PREFIX STATE.json SINCE
                                     after a restart begun at SINCE (epoch
-                                    seconds), with a session of 8 s: a new
-                                    member of EMPTIED gets all 4 at once; one
-                                    of KEPT gets none until 8 s after SINCE,
-                                    then all 4
+                                    seconds), with sessions of 8 s: the member
+                                    of PREFIX-resumed carries on with its
+                                    epoch and partitions; a new member of
+                                    PREFIX-emptied gets all 4 at once; a new
+                                    one of PREFIX-kept gets none while the
+                                    member from before may be reading them,
+                                    that is until its session (restarted
+                                    with samsa) has ended, then all 4
 """
 
 import json
@@ -164,7 +170,7 @@ def owners(topic, group, seconds, out):
     held = sorted(since)
     spans += [[p, t, now] for p, t in since.items()]
     with open(out, "w") as f:
-        json.dump({"spans": spans, "held": held}, f)
+        json.dump({"spans": spans, "held": held, "end": now}, f)
     c.close()
 
 
@@ -175,32 +181,41 @@ def wire_join(c, group, topic, partitions):
     return r
 
 
-def hold_before(topic, kept, emptied):
+def wire_before(topic, prefix, state):
     create_topic(admin_client(), topic, 4)
     c = Conn(bootstrap())
-    wire_join(c, kept, topic, 4)
-    r = wire_join(c, emptied, topic, 4)
-    assert heartbeat(c, emptied, r["member"], -1)["error"] == NONE
+    members = {g: wire_join(c, "%s-%s" % (prefix, g), topic, 4)
+               for g in ("kept", "resumed", "emptied")}
+    left = heartbeat(c, prefix + "-emptied", members["emptied"]["member"], -1)
+    assert left["error"] == NONE, left
     c.close()
+    with open(state, "w") as f:
+        json.dump({g: [r["member"], r["epoch"]] for g, r in members.items()},
+                  f)
 
 
-def hold_after(topic, kept, emptied, since):
-    """The members of before the restart are not known; those of KEPT may
-    still be reading, so KEPT's partitions wait for their sessions to end."""
+def wire_after(topic, prefix, state, since):
+    with open(state) as f:
+        members = json.load(f)
     wait_broker(admin_client(), 60)
     c = Conn(bootstrap())
-    wire_join(c, emptied, topic, 4)
-    r = wire_join(c, kept, topic, 0)
+    # A full heartbeat (what it owns listed) of the member from before.
+    member, epoch = members["resumed"]
+    r = heartbeat(c, prefix + "-resumed", member, epoch, owned={})
+    assert r["error"] == NONE and r["epoch"] >= epoch, r
+    assert total(r["assignment"]) == 4, r
+    wire_join(c, prefix + "-emptied", topic, 4)
+    r = wire_join(c, prefix + "-kept", topic, 0)
     end = time.monotonic() + 30
     while total(r["assignment"]) == 0 and time.monotonic() < end:
         time.sleep(0.25)
-        r = heartbeat(c, kept, r["member"], r["epoch"])
+        r = heartbeat(c, prefix + "-kept", r["member"], r["epoch"])
         assert r["error"] == NONE, r
     got = time.time()
     assert total(r["assignment"]) == 4, r
     assert got >= float(since) + 8, (
         "partitions handed out %.3f s after the restart began, within the "
-        "session of the members before it" % (got - float(since)))
+        "session of the member before it" % (got - float(since)))
     c.close()
 
 
@@ -213,10 +228,10 @@ def main(argv):
         live(*argv[1:])
     elif len(argv) == 5 and argv[0] == "owners":
         owners(*argv[1:])
-    elif len(argv) == 4 and argv[0] == "hold-before":
-        hold_before(*argv[1:])
-    elif len(argv) == 5 and argv[0] == "hold-after":
-        hold_after(*argv[1:])
+    elif len(argv) == 4 and argv[0] == "wire-before":
+        wire_before(*argv[1:])
+    elif len(argv) == 5 and argv[0] == "wire-after":
+        wire_after(*argv[1:])
     else:
         print(__doc__, file=sys.stderr)
         return 2
