@@ -674,6 +674,17 @@ static void op_done(void *arg, const PGresult *res, const char *err,
 	op_free(o);
 }
 
+/* Ends o's statements as one unit; op_done runs when Postgres answered. */
+static void op_sync(struct store *s, struct op *o)
+{
+	st_done_cb cb = o->cb;
+	void *arg = o->arg;
+	if (pg_sync_cb(s->groups->conn, op_done, o) < 0) {
+		op_free(o);
+		fail_soon(s, cb, arg);
+	}
+}
+
 void st_offsets_commit(struct store *s, struct kstr group,
 		       const struct st_offset_commit *c, size_t n,
 		       st_done_cb cb, void *arg)
@@ -782,10 +793,7 @@ void st_offsets_delete(struct store *s, struct kstr group,
 			 "AND tid = $2::int AND partition = $3::int",
 			 3, v, NULL, NULL, false, ignore, NULL);
 	}
-	if (pg_sync_cb(gs->conn, op_done, o) < 0) {
-		op_free(o);
-		fail_soon(s, cb, arg);
-	}
+	op_sync(s, o);
 }
 
 void st_offsets_topic_deleted(struct store *s, int32_t tid)
@@ -823,10 +831,7 @@ void st_offsets_expire(struct store *s, struct kstr group, int64_t cutoff_ms,
 		 "DELETE FROM samsa.group_offsets WHERE group_id = $1 "
 		 "AND commit_time < $2::bigint",
 		 2, v, NULL, NULL, false, ignore, NULL);
-	if (pg_sync_cb(gs->conn, op_done, o) < 0) {
-		op_free(o);
-		fail_soon(s, cb, arg);
-	}
+	op_sync(s, o);
 }
 
 /* --- group metadata ---------------------------------------------------- */
@@ -889,10 +894,7 @@ void st_group_save(struct store *s, const struct st_group_meta *g,
 			 "$10::bytea)",
 			 10, mv, len, fmt, false, ignore, NULL);
 	}
-	if (pg_sync_cb(gs->conn, op_done, o) < 0) {
-		op_free(o);
-		fail_soon(s, cb, arg);
-	}
+	op_sync(s, o);
 }
 
 void st_cmember_save(struct store *s, struct kstr group, const char *member_id,
@@ -915,10 +917,7 @@ void st_cmember_save(struct store *s, struct kstr group, const char *member_id,
 		 "$3::bytea) ON CONFLICT (group_id, member_id) DO UPDATE "
 		 "SET state = excluded.state",
 		 3, v, lens, fmt, false, ignore, NULL);
-	if (pg_sync_cb(s->groups->conn, op_done, o) < 0) {
-		op_free(o);
-		fail_soon(s, cb, arg);
-	}
+	op_sync(s, o);
 }
 
 void st_cmember_delete(struct store *s, struct kstr group,
@@ -934,10 +933,7 @@ void st_cmember_delete(struct store *s, struct kstr group,
 		 "DELETE FROM samsa.consumer_members WHERE group_id = $1 "
 		 "AND member_id = $2",
 		 2, v, NULL, NULL, false, ignore, NULL);
-	if (pg_sync_cb(s->groups->conn, op_done, o) < 0) {
-		op_free(o);
-		fail_soon(s, cb, arg);
-	}
+	op_sync(s, o);
 }
 
 void st_group_delete(struct store *s, struct kstr group, st_done_cb cb,
@@ -955,8 +951,5 @@ void st_group_delete(struct store *s, struct kstr group, st_done_cb cb,
 		 NULL, NULL, false, ignore, NULL);
 	pg_query(gs->conn, "DELETE FROM samsa.groups WHERE group_id = $1", 1, v,
 		 NULL, NULL, false, ignore, NULL);
-	if (pg_sync_cb(gs->conn, op_done, o) < 0) {
-		op_free(o);
-		fail_soon(s, cb, arg);
-	}
+	op_sync(s, o);
 }
