@@ -60,10 +60,12 @@ struct cmember {
 	struct tpset revoking; /* what it must give up */
 	struct tpset target;
 	struct event *session, *revoke;
-	/* Its state as last written to Postgres (encode_member); NULL: to
-	 * write. */
+	/* Its state as last written to Postgres (encode_member; committed
+	 * once `saving` is 0); NULL: to write. */
 	uint8_t *saved;
 	size_t saved_len;
+	int saving;	 /* writes in flight */
+	uint64_t serial; /* tells this member from a later one of its id */
 	struct cmember *next;
 };
 
@@ -721,9 +723,11 @@ static struct cmember *member_alloc(struct cgroup *cg, char *id)
 		free(id);
 		return NULL;
 	}
+	static uint64_t serials;
 	struct event_base *base = groups_base(cg->gs);
 	m->cg = cg;
 	m->id = id;
+	m->serial = ++serials;
 	m->session = event_new(base, -1, 0, on_session_timeout, m);
 	m->revoke = event_new(base, -1, 0, on_revoke_timeout, m);
 	if (!m->id || !m->session || !m->revoke) {
@@ -935,14 +939,15 @@ static int update_member(struct cmember *m, struct request *req,
 	return 0;
 }
 
-/* Answers a heartbeat that m's state now reflects. */
+/* Answers a heartbeat: the member is at epoch with assigned. */
 static void heartbeat_ok(struct request *req,
 			 struct ConsumerGroupHeartbeatResponse *resp,
-			 const struct cmember *m, bool send_assignment)
+			 int32_t epoch, const struct tpset *assigned,
+			 bool send_assignment)
 {
-	resp->MemberEpoch = m->epoch;
+	resp->MemberEpoch = epoch;
 	if (send_assignment &&
-	    !fill_assignment(req, &m->assigned, &resp->Assignment)) {
+	    !fill_assignment(req, assigned, &resp->Assignment)) {
 		req_close_connection(req);
 		return;
 	}
@@ -953,9 +958,9 @@ static void heartbeat_ok(struct request *req,
 /* --- saving ----------------------------------------------------------------
  *
  * A member's state in Postgres (group_save_cmember), version 1: instance,
- * rack, client id and host (nullable strings), rebalance timeout, epoch,
- * previous epoch, state, left, the subscribed names (an array), the regex
- * (nullable), then what it is assigned and what it is revoking (arrays of
+ * rack, client id and host (nullable compact strings), rebalance timeout,
+ * epoch, previous epoch, state, left, the subscribed names (an array), the
+ * regex (nullable), then what it is assigned and what it is revoking (arrays of
  * topic id and partition).  Targets are not saved: a restored group
  * computes them again, starting from what each member holds.
  */
@@ -979,10 +984,10 @@ static void put_set(struct kb_writer *w, const struct tpset *s)
 static bool encode_member(const struct cmember *m, struct kb_writer *w)
 {
 	kb_write_i8(w, STATE_V1);
-	kb_write_string(w, opt(m->instance_id));
-	kb_write_string(w, opt(m->rack_id));
-	kb_write_string(w, opt(m->client_id));
-	kb_write_string(w, opt(m->client_host));
+	kb_write_compact_string(w, opt(m->instance_id));
+	kb_write_compact_string(w, opt(m->rack_id));
+	kb_write_compact_string(w, opt(m->client_id));
+	kb_write_compact_string(w, opt(m->client_host));
 	kb_write_i32(w, m->rebalance_timeout);
 	kb_write_i32(w, m->epoch);
 	kb_write_i32(w, m->prev_epoch);
@@ -990,8 +995,8 @@ static bool encode_member(const struct cmember *m, struct kb_writer *w)
 	kb_write_bool(w, m->left);
 	kb_write_array_len(w, m->ntopics);
 	for (int i = 0; i < m->ntopics; i++)
-		kb_write_string(w, kstr_c(m->topics[i]));
-	kb_write_string(w, opt(m->regex));
+		kb_write_compact_string(w, kstr_c(m->topics[i]));
+	kb_write_compact_string(w, opt(m->regex));
 	put_set(w, &m->assigned);
 	put_set(w, &m->revoking);
 	return kb_writer_ok(w);
@@ -1012,6 +1017,11 @@ static bool get_set(struct kb_reader *r, struct tpset *s)
 	return true;
 }
 
+/*
+ * Reads m's state from p.  False when p cannot be read (m is then to be
+ * freed).  A pattern that no longer compiles is logged and dropped: the
+ * member keeps its partitions until it heartbeats again.
+ */
 static bool decode_member(struct cmember *m, const uint8_t *p, size_t len)
 {
 	struct kb_reader r;
@@ -1020,8 +1030,10 @@ static bool decode_member(struct cmember *m, const uint8_t *p, size_t len)
 	int32_t n;
 	kb_reader_init(&r, p, len);
 	bool ok = kb_read_i8(&r, &version) && version == STATE_V1 &&
-		  kb_read_string(&r, &inst) && kb_read_string(&r, &rack) &&
-		  kb_read_string(&r, &client) && kb_read_string(&r, &host) &&
+		  kb_read_compact_string(&r, &inst) &&
+		  kb_read_compact_string(&r, &rack) &&
+		  kb_read_compact_string(&r, &client) &&
+		  kb_read_compact_string(&r, &host) &&
 		  kb_read_i32(&r, &m->rebalance_timeout) &&
 		  kb_read_i32(&r, &m->epoch) &&
 		  kb_read_i32(&r, &m->prev_epoch) && kb_read_i8(&r, &state) &&
@@ -1030,15 +1042,18 @@ static bool decode_member(struct cmember *m, const uint8_t *p, size_t len)
 		  kb_read_array_len(&r, &n, INT32_MAX) && n >= 0 &&
 		  (names = calloc((size_t)n + 1, sizeof(*names)));
 	for (int32_t i = 0; ok && i < n; i++)
-		ok = kb_read_string(&r, &names[i]);
-	ok = ok && kb_read_string(&r, &regex) && get_set(&r, &m->assigned) &&
-	     get_set(&r, &m->revoking) && kb_reader_ok(&r) &&
-	     kb_remaining(&r) == 0 && set_opt(&m->instance_id, inst) &&
-	     set_opt(&m->rack_id, rack) && set_opt(&m->client_id, client) &&
-	     set_opt(&m->client_host, host) && m->client_id && m->client_host &&
-	     set_topics(m, names, n) >= 0 &&
-	     (regex.len < 0 || set_regex(m, regex) >= 0);
+		ok = kb_read_compact_string(&r, &names[i]);
+	ok = ok && kb_read_compact_string(&r, &regex) &&
+	     get_set(&r, &m->assigned) && get_set(&r, &m->revoking) &&
+	     kb_reader_ok(&r) && kb_remaining(&r) == 0 &&
+	     set_opt(&m->instance_id, inst) && set_opt(&m->rack_id, rack) &&
+	     set_opt(&m->client_id, client) && set_opt(&m->client_host, host) &&
+	     m->client_id && m->client_host && set_topics(m, names, n) >= 0;
 	free(names);
+	if (ok && regex.len > 0 && set_regex(m, regex) < 0)
+		log_warn("consumer group %s: member %s: its pattern %.*s does "
+			 "not compile any more: dropped",
+			 group_id(m->cg->g), m->id, (int)regex.len, regex.ptr);
 	if (ok)
 		m->state = (enum mstate)state;
 	return ok;
@@ -1048,15 +1063,31 @@ struct save_wait {
 	struct request *req;
 	struct ConsumerGroupHeartbeatResponse *resp;
 	char *member_id;
+	uint64_t serial;
 	bool send;
 	bool joining; /* the member's first answer */
+	/* What the answer tells: the state written, whatever the member's
+	 * state is by the time Postgres has it. */
+	int32_t epoch;
+	struct tpset assigned;
 };
+
+static void save_wait_free(struct save_wait *w)
+{
+	tps_free(&w->assigned);
+	free(w->member_id);
+	free(w);
+}
 
 static void member_saved(struct group *g, void *arg, bool ok)
 {
 	struct save_wait *w = arg;
 	struct cgroup *cg = g ? group_cgroup(g) : NULL;
 	struct cmember *m = cg ? member_find(cg, kstr_c(w->member_id)) : NULL;
+	if (m && m->serial != w->serial)
+		m = NULL;
+	if (m)
+		m->saving--;
 	if (!m) {
 		answer(w->req, w->resp, KERR_UNKNOWN_MEMBER_ID,
 		       "The member left the group meanwhile.");
@@ -1071,47 +1102,55 @@ static void member_saved(struct group *g, void *arg, bool ok)
 				      "not taken in: saving the group failed");
 		answer(w->req, w->resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
 	} else {
-		heartbeat_ok(w->req, w->resp, m, w->send);
+		heartbeat_ok(w->req, w->resp, w->epoch, &w->assigned, w->send);
 	}
-	free(w->member_id);
-	free(w);
+	save_wait_free(w);
 }
 
 /*
- * Answers m's heartbeat once Postgres has its state, when that changed:
- * an answer is all a member goes by, so what it is told must survive a
- * restart.
+ * Answers m's heartbeat once Postgres has committed its state as the
+ * answer tells it: an answer is all a member goes by, so what it is told
+ * must survive a restart.  No write when that state is committed already.
  */
 static void save_then_answer(struct request *req,
 			     struct ConsumerGroupHeartbeatResponse *resp,
 			     struct cmember *m, bool send)
 {
 	const struct ConsumerGroupHeartbeatRequest *r = req->body;
+	bool joining = r->MemberEpoch == 0;
 	struct kb_writer st = {0};
 	struct save_wait *w = NULL;
-	char *id = NULL;
-	if (!encode_member(m, &st) || (m->saved && m->saved_len == st.len &&
-				       memcmp(m->saved, st.buf, st.len) == 0)) {
-		bool encoded = kb_writer_ok(&st);
+	if (!encode_member(m, &st))
+		goto failed;
+	if (!m->saving && m->saved && m->saved_len == st.len &&
+	    memcmp(m->saved, st.buf, st.len) == 0) {
 		kb_writer_free(&st);
-		if (encoded)
-			heartbeat_ok(req, resp, m, send);
-		else
-			answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
+		heartbeat_ok(req, resp, m->epoch, &m->assigned, send);
 		return;
 	}
-	if (!(w = calloc(1, sizeof(*w))) || !(id = strdup(m->id))) {
-		free(w);
-		kb_writer_free(&st);
-		answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
-		return;
-	}
-	*w = (struct save_wait){req, resp, id, send, r->MemberEpoch == 0};
+	if (!(w = calloc(1, sizeof(*w))) || !(w->member_id = strdup(m->id)) ||
+	    !tps_add_all(&w->assigned, &m->assigned))
+		goto failed;
+	w->req = req;
+	w->resp = resp;
+	w->serial = m->serial;
+	w->send = send;
+	w->joining = joining;
+	w->epoch = m->epoch;
 	free(m->saved);
 	m->saved = st.buf;
 	m->saved_len = st.len;
+	m->saving++;
 	group_save_cmember(m->cg->g, m->id, m->saved, m->saved_len,
 			   member_saved, w);
+	return;
+failed:
+	if (w)
+		save_wait_free(w);
+	kb_writer_free(&st);
+	if (joining)
+		remove_member(m->cg, m, "not taken in: out of memory");
+	answer(req, resp, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
 }
 
 /* Saves that a static member left for now, without waiting: should it be
@@ -1119,14 +1158,12 @@ static void save_then_answer(struct request *req,
 static void save_left(struct cmember *m)
 {
 	struct kb_writer st = {0};
-	if (!encode_member(m, &st)) {
-		kb_writer_free(&st);
-		return;
-	}
+	if (encode_member(m, &st))
+		group_save_cmember(m->cg->g, m->id, st.buf, st.len, NULL, NULL);
+	kb_writer_free(&st);
+	/* Not known to be committed: the next change writes again. */
 	free(m->saved);
-	m->saved = st.buf;
-	m->saved_len = st.len;
-	group_save_cmember(m->cg->g, m->id, m->saved, m->saved_len, NULL, NULL);
+	m->saved = NULL;
 }
 
 struct cgroup *cgroup_restore(struct groups *gs, struct group *g,
@@ -1140,12 +1177,17 @@ struct cgroup *cgroup_restore(struct groups *gs, struct group *g,
 	for (size_t i = 0; i < n; i++) {
 		struct cmember *m = member_alloc(cg, strdup(rows[i].member_id));
 		uint8_t *saved = malloc(rows[i].len + 1);
-		if (!m || !saved ||
-		    !decode_member(m, rows[i].state, rows[i].len) ||
-		    !tps_add_all(&m->target, &m->assigned)) {
+		bool read = m && decode_member(m, rows[i].state, rows[i].len);
+		if (!read || !saved || !tps_add_all(&m->target, &m->assigned)) {
 			log_warn("consumer group %s: member %s could not be "
-				 "loaded",
-				 group_id(g), rows[i].member_id);
+				 "loaded%s",
+				 group_id(g), rows[i].member_id,
+				 m && !read
+					 ? ": its saved state is unreadable, "
+					   "deleted"
+					 : "");
+			if (m && !read)
+				group_delete_cmember(g, rows[i].member_id);
 			free(saved);
 			if (m)
 				member_free(m);

@@ -12,8 +12,8 @@
 #  4. Two members of the consumer protocol (KIP-848, group.protocol=consumer)
 #     across a restart: their state came back from Postgres, so they carry
 #     on and no partition changes hands (no ownership span, by the wall
-#     clock, begins or ends after the restart began); no partition is ever
-#     owned by both at once, and they share all of them.
+#     clock, begins or ends from the restart until they stop); no partition
+#     is ever owned by both at once, and they share all of them.
 #     samsa runs with group.consumer.session.timeout.ms=8000 and
 #     group.consumer.heartbeat.interval.ms=1000 for this step and the next.
 #  5. The same on the wire, where no client's timing can hide anything: a
@@ -21,7 +21,8 @@
 #     partitions; a new member of a group whose member of before does not
 #     come back gets nothing until that member's session (8 s, started
 #     again with samsa) ends; a group whose members had all left hands out
-#     its partitions at once.
+#     its partitions at once; a member saved unreadable is logged, deleted
+#     and ignored.
 #
 # Environment: SAMSA_BIN, SAMSA_TEST_DIR (scratch space; default a temp dir).
 set -uo pipefail
@@ -97,10 +98,11 @@ done
 "$SAMSA_PY" - "$work/owners-a.json" "$work/owners-b.json" "$since" <<'EOF' ||
 import json, sys
 a, b = (json.load(open(f)) for f in sys.argv[1:3])
-since = float(sys.argv[3])
+# From the restart until the first member stops, nothing changes hands.
+since, until = float(sys.argv[3]), min(a["end"], b["end"])
 for m in (a, b):
     for p, f, t in m["spans"]:
-        assert f < since and (t < since or t == m["end"]), (
+        assert not (since <= f < until or since <= t < until), (
             "partition %d changed hands across the restart: owned %.3f-%.3f, "
             "restart at %.3f" % (p, f, t, since))
 for p in range(4):
@@ -120,21 +122,32 @@ t=gr-wire-$(date +%s)-$RANDOM
 "$SAMSA_PY" "$tool" wire-before "$t" "$t" "$work/wire.json" ||
 	fail "consumer-protocol members did not join before the restart"
 # A member that leaves is answered before Postgres forgets it: wait.
+sql() { psql -X -At -h 127.0.0.1 -p "$SAMSA_PG_PORT" -U postgres -d samsa -c "$1"; }
 saved() {
-	psql -X -At -h 127.0.0.1 -p "$SAMSA_PG_PORT" -U postgres -d samsa -c \
-		"SELECT string_agg(group_id, ',' ORDER BY group_id)
-		   FROM samsa.consumer_members WHERE group_id LIKE '$t-%'"
+	sql "SELECT string_agg(group_id || '/' || member_id, ',' ORDER BY group_id)
+	       FROM samsa.consumer_members WHERE group_id LIKE '$t-%'"
 }
-want="$t-kept,$t-resumed"
+want=$("$SAMSA_PY" -c 'import json, sys; m = json.load(open(sys.argv[1]))
+print(",".join("%s-%s/%s" % (sys.argv[2], g, m[g][0]) for g in ("kept", "resumed")))' "$work/wire.json" "$t")
 for _ in $(seq 50); do
 	[ "$(saved)" = "$want" ] && break
 	sleep 0.2
 done
 [ "$(saved)" = "$want" ] || fail "members saved: $(saved), not $want"
+# A member whose saved state cannot be read is dropped, not fatal.
+sql "INSERT INTO samsa.consumer_members VALUES ('$t-kept', 'unreadable', '\\x01ff')" >/dev/null ||
+	fail "could not add an unreadable member"
 since=$(date +%s.%N)
 samsa_restart || fail "samsa did not restart"
 "$SAMSA_PY" "$tool" wire-after "$t" "$t" "$work/wire.json" "$since" ||
 	fail "members did not carry on across the restart, or a partition was handed out while its member of before could still read it"
+for _ in $(seq 50); do
+	[ "$(sql "SELECT count(*) FROM samsa.consumer_members WHERE member_id = 'unreadable'")" = 0 ] && break
+	sleep 0.2
+done
+grep -q "member unreadable could not be loaded: its saved state is unreadable, deleted" "$_LIB_SAMSA_LOG" &&
+	[ "$(sql "SELECT count(*) FROM samsa.consumer_members WHERE member_id = 'unreadable'")" = 0 ] ||
+	fail "the unreadable member was not logged and deleted"
 echo "groups_restart: 5. on the wire: members carry on across a restart; a new one gets nothing a member of before may be reading: ok"
 
 samsa_stop || fail "samsa did not stop cleanly at the end"
