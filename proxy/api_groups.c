@@ -477,6 +477,20 @@ static void answer_offset_fetch(struct request *req)
 		struct kstr *names = NULL;
 		struct karr *parts = NULL;
 		rg[g].GroupId = q->GroupId;
+		if (v >= 9) {
+			struct groups *gs = groups_get(req->srv);
+			rg[g].ErrorCode = gs ? group_fetch_check(gs, q->GroupId,
+								 q->MemberId,
+								 q->MemberEpoch)
+					     : KERR_COORDINATOR_NOT_AVAILABLE;
+			if (rg[g].ErrorCode != KERR_NONE) {
+				req_array(
+					req, &rg[g].Topics,
+					&OffsetFetchResponse_OffsetFetchResponseTopics_struct,
+					0);
+				continue;
+			}
+		}
 		if (nt > 0) {
 			names = arena_alloc(&req->arena,
 					    (size_t)nt * sizeof(*names));

@@ -1438,13 +1438,27 @@ bool cgroup_subscribes(const struct cgroup *cg, const char *topic)
 	return false;
 }
 
+static int16_t epoch_check(const struct cgroup *cg, struct kstr member_id,
+			   int32_t epoch)
+{
+	const struct cmember *m = member_find(cg, member_id);
+	if (!m)
+		return KERR_UNKNOWN_MEMBER_ID;
+	return epoch == m->epoch ? KERR_NONE : KERR_STALE_MEMBER_EPOCH;
+}
+
 int16_t cgroup_commit_check(const struct cgroup *cg, struct kstr member_id,
 			    int32_t epoch)
 {
 	if (epoch < 0 && !cg->members)
 		return KERR_NONE;
-	const struct cmember *m = member_find(cg, member_id);
-	if (!m)
-		return KERR_UNKNOWN_MEMBER_ID;
-	return epoch == m->epoch ? KERR_NONE : KERR_STALE_MEMBER_EPOCH;
+	return epoch_check(cg, member_id, epoch);
+}
+
+int16_t cgroup_fetch_check(const struct cgroup *cg, struct kstr member_id,
+			   int32_t epoch)
+{
+	if (member_id.len < 0 && epoch < 0)
+		return KERR_NONE;
+	return epoch_check(cg, member_id, epoch);
 }

@@ -61,5 +61,8 @@ bool cgroup_subscribes(const struct cgroup *cg, const char *topic);
  */
 int16_t cgroup_commit_check(const struct cgroup *cg, struct kstr member_id,
 			    int32_t epoch);
+/* The same for an OffsetFetch: one with neither member nor epoch may read. */
+int16_t cgroup_fetch_check(const struct cgroup *cg, struct kstr member_id,
+			   int32_t epoch);
 
 #endif

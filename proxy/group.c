@@ -1403,6 +1403,14 @@ out:
 	return err;
 }
 
+int16_t group_fetch_check(struct groups *gs, struct kstr group_id,
+			  struct kstr member_id, int32_t epoch)
+{
+	const struct group *g = group_find(gs, group_id);
+	return g && g->cg ? cgroup_fetch_check(g->cg, member_id, epoch)
+			  : KERR_NONE;
+}
+
 int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 			   int32_t generation, struct kstr member_id,
 			   struct kstr instance_id)

@@ -54,6 +54,15 @@ int16_t group_leave(struct groups *gs, struct kstr group_id,
 		    struct kstr member_id, struct kstr instance_id);
 
 /*
+ * Whether an OffsetFetch (v9+) by member_id (null: none) at epoch may read
+ * the group's offsets: KERR_NONE, UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH
+ * for a consumer-protocol group; other groups are not checked, as in
+ * Kafka.
+ */
+int16_t group_fetch_check(struct groups *gs, struct kstr group_id,
+			  struct kstr member_id, int32_t epoch);
+
+/*
  * Whether an OffsetCommit with these credentials may commit: KERR_NONE, or
  * the error every partition gets.  Creates the group (Empty, no protocol)
  * for a standalone commit (generation < 0) to a group that does not exist,

@@ -11,7 +11,8 @@ clients (test_groups.py, the Java suite) only show its outcome.
 - A lost answer: the previous epoch with owned partitions within the
   assignment is accepted; any other wrong epoch is FENCED_MEMBER_EPOCH; an
   unknown member is UNKNOWN_MEMBER_ID.
-- OffsetCommit checks the member epoch (STALE_MEMBER_EPOCH) and the member.
+- OffsetCommit and OffsetFetch v9 check the member epoch
+  (STALE_MEMBER_EPOCH) and the member.
 - Leaving frees the partitions for the member left; a static member that
   leaves for now (epoch -2) keeps them for its instance id; a member that
   does not give up its partitions within its rebalance timeout is fenced.
@@ -201,6 +202,40 @@ def commit_v9(c, group, member, epoch, topic, partition, offset):
     return errs[0]
 
 
+def fetch_v9(c, group, member, epoch, topic, partition):
+    """OffsetFetch v9 of one partition: (the group's error, the offset)."""
+    body = (carray([cstring(group) + cstring(member) + s32(epoch)
+                    + carray([cstring(topic) + carray([s32(partition)]) + TAGS])
+                    + TAGS]) + b"\x00" + TAGS)
+    r = flex_call(c, 9, 9, body)
+    r.i32()
+    offsets = []
+
+    def partition_():
+        r.i32()
+        offsets.append(r.i64())
+        r.i32()
+        r.cstring()
+        r.i16()
+        r.tags()
+
+    def topic_():
+        r.cstring()
+        r.carray(partition_)
+        r.tags()
+
+    def group_():
+        r.cstring()
+        r.carray(topic_)
+        err = r.i16()
+        r.tags()
+        return err
+    (err,) = r.carray(group_)
+    r.tags()
+    r.done()
+    return err, offsets[0] if offsets else None
+
+
 def total(assignment):
     return sum(len(ps) for ps in (assignment or {}).values())
 
@@ -249,6 +284,14 @@ def test_rebalance_step_by_step(admin, bootstrap):
         assert commit_v9(c, group, a_id, a_epoch, topic, min(kept), 7) == NONE
         assert commit_v9(c, group, a_id, a_epoch + 5, topic, min(kept), 7) == STALE_MEMBER_EPOCH
         assert commit_v9(c, group, "nobody", 1, topic, 0, 7) == UNKNOWN_MEMBER_ID
+
+        # OffsetFetch v9 checks the member as Kafka does; without member
+        # and epoch (a tool) it reads.
+        p = min(kept)
+        assert fetch_v9(c, group, a_id, a_epoch, topic, p) == (NONE, 7)
+        assert fetch_v9(c, group, None, -1, topic, p) == (NONE, 7)
+        assert fetch_v9(c, group, a_id, a_epoch + 5, topic, p)[0] == STALE_MEMBER_EPOCH
+        assert fetch_v9(c, group, "nobody", 1, topic, p)[0] == UNKNOWN_MEMBER_ID
 
         # B asks again: still waiting, and nothing changed for it.
         b2 = heartbeat(c, group, b_id, b_epoch)
