@@ -1002,67 +1002,79 @@ static bool encode_member(const struct cmember *m, struct kb_writer *w)
 	return kb_writer_ok(w);
 }
 
-static bool get_set(struct kb_reader *r, struct tpset *s)
+enum decoded { DECODED, UNREADABLE, NO_MEMORY };
+
+static enum decoded get_set(struct kb_reader *r, struct tpset *s)
 {
 	int32_t n;
 	if (!kb_read_array_len(r, &n, INT32_MAX) || n < 0)
-		return false;
+		return UNREADABLE;
 	for (int32_t i = 0; i < n; i++) {
 		struct tp t;
-		if (!kb_read_uuid(r, &t.topic) || !kb_read_i32(r, &t.part) ||
-		    !tps_add(s, t))
-			return false;
+		if (!kb_read_uuid(r, &t.topic) || !kb_read_i32(r, &t.part))
+			return UNREADABLE;
+		if (!tps_add(s, t))
+			return NO_MEMORY;
 	}
 	tps_sort(s);
-	return true;
+	return DECODED;
 }
 
 /*
- * Reads m's state from p.  False when p cannot be read (m is then to be
- * freed).  A pattern that no longer compiles is logged and dropped: the
- * member keeps its partitions until it heartbeats again.
+ * Reads m's state from p; m is to be freed unless DECODED.  A pattern that
+ * no longer compiles is logged and dropped: the member keeps its
+ * partitions, subscribed to what it names.
  */
-static bool decode_member(struct cmember *m, const uint8_t *p, size_t len)
+static enum decoded decode_member(struct cmember *m, const uint8_t *p,
+				  size_t len)
 {
 	struct kb_reader r;
-	struct kstr inst, rack, client, host, regex, *names = NULL;
+	struct kstr inst, rack, client, host, regex, *names;
 	int8_t version, state;
 	int32_t n;
 	kb_reader_init(&r, p, len);
-	bool ok = kb_read_i8(&r, &version) && version == STATE_V1 &&
-		  kb_read_compact_string(&r, &inst) &&
-		  kb_read_compact_string(&r, &rack) &&
-		  kb_read_compact_string(&r, &client) &&
-		  kb_read_compact_string(&r, &host) &&
-		  kb_read_i32(&r, &m->rebalance_timeout) &&
-		  kb_read_i32(&r, &m->epoch) &&
-		  kb_read_i32(&r, &m->prev_epoch) && kb_read_i8(&r, &state) &&
-		  state >= M_STABLE && state <= M_UNRELEASED &&
-		  kb_read_bool(&r, &m->left) &&
-		  kb_read_array_len(&r, &n, INT32_MAX) && n >= 0 &&
-		  (names = calloc((size_t)n + 1, sizeof(*names)));
-	for (int32_t i = 0; ok && i < n; i++)
-		ok = kb_read_compact_string(&r, &names[i]);
-	ok = ok && kb_read_compact_string(&r, &regex) &&
-	     get_set(&r, &m->assigned) && get_set(&r, &m->revoking) &&
-	     kb_reader_ok(&r) && kb_remaining(&r) == 0 &&
-	     set_opt(&m->instance_id, inst) && set_opt(&m->rack_id, rack) &&
-	     set_opt(&m->client_id, client) && set_opt(&m->client_host, host) &&
-	     m->client_id && m->client_host && set_topics(m, names, n) >= 0;
+	if (!(kb_read_i8(&r, &version) && version == STATE_V1 &&
+	      kb_read_compact_string(&r, &inst) &&
+	      kb_read_compact_string(&r, &rack) &&
+	      kb_read_compact_string(&r, &client) && client.len >= 0 &&
+	      kb_read_compact_string(&r, &host) && host.len >= 0 &&
+	      kb_read_i32(&r, &m->rebalance_timeout) &&
+	      kb_read_i32(&r, &m->epoch) && kb_read_i32(&r, &m->prev_epoch) &&
+	      kb_read_i8(&r, &state) && state >= M_STABLE &&
+	      state <= M_UNRELEASED && kb_read_bool(&r, &m->left) &&
+	      kb_read_array_len(&r, &n, INT32_MAX) && n >= 0))
+		return UNREADABLE;
+	if (!(names = calloc((size_t)n + 1, sizeof(*names))))
+		return NO_MEMORY;
+	enum decoded d = DECODED;
+	for (int32_t i = 0; d == DECODED && i < n; i++)
+		if (!kb_read_compact_string(&r, &names[i]))
+			d = UNREADABLE;
+	if (d == DECODED && !kb_read_compact_string(&r, &regex))
+		d = UNREADABLE;
+	if (d == DECODED)
+		d = get_set(&r, &m->assigned);
+	if (d == DECODED)
+		d = get_set(&r, &m->revoking);
+	if (d == DECODED && (!kb_reader_ok(&r) || kb_remaining(&r) != 0))
+		d = UNREADABLE;
+	if (d == DECODED &&
+	    !(set_opt(&m->instance_id, inst) && set_opt(&m->rack_id, rack) &&
+	      set_opt(&m->client_id, client) &&
+	      set_opt(&m->client_host, host) && set_topics(m, names, n) >= 0))
+		d = NO_MEMORY;
 	free(names);
-	if (ok && regex.len > 0 && set_regex(m, regex) < 0)
-		log_warn("consumer group %s: member %s: its pattern %.*s does "
-			 "not compile any more: dropped",
+	if (d == DECODED && regex.len > 0 && set_regex(m, regex) < 0)
+		log_warn("consumer group %s: member %s: its pattern %.*s could "
+			 "not be compiled again: dropped",
 			 group_id(m->cg->g), m->id, (int)regex.len, regex.ptr);
-	if (ok)
-		m->state = (enum mstate)state;
-	return ok;
+	m->state = (enum mstate)state;
+	return d;
 }
 
 struct save_wait {
 	struct request *req;
 	struct ConsumerGroupHeartbeatResponse *resp;
-	char *member_id;
 	uint64_t serial;
 	bool send;
 	bool joining; /* the member's first answer */
@@ -1075,7 +1087,6 @@ struct save_wait {
 static void save_wait_free(struct save_wait *w)
 {
 	tps_free(&w->assigned);
-	free(w->member_id);
 	free(w);
 }
 
@@ -1083,9 +1094,10 @@ static void member_saved(struct group *g, void *arg, bool ok)
 {
 	struct save_wait *w = arg;
 	struct cgroup *cg = g ? group_cgroup(g) : NULL;
-	struct cmember *m = cg ? member_find(cg, kstr_c(w->member_id)) : NULL;
-	if (m && m->serial != w->serial)
-		m = NULL;
+	/* By serial: a static member's id changes when it comes back. */
+	struct cmember *m = cg ? cg->members : NULL;
+	while (m && m->serial != w->serial)
+		m = m->next;
 	if (m)
 		m->saving--;
 	if (!m) {
@@ -1128,7 +1140,7 @@ static void save_then_answer(struct request *req,
 		heartbeat_ok(req, resp, m->epoch, &m->assigned, send);
 		return;
 	}
-	if (!(w = calloc(1, sizeof(*w))) || !(w->member_id = strdup(m->id)) ||
+	if (!(w = calloc(1, sizeof(*w))) ||
 	    !tps_add_all(&w->assigned, &m->assigned))
 		goto failed;
 	w->req = req;
@@ -1177,16 +1189,21 @@ struct cgroup *cgroup_restore(struct groups *gs, struct group *g,
 	for (size_t i = 0; i < n; i++) {
 		struct cmember *m = member_alloc(cg, strdup(rows[i].member_id));
 		uint8_t *saved = malloc(rows[i].len + 1);
-		bool read = m && decode_member(m, rows[i].state, rows[i].len);
-		if (!read || !saved || !tps_add_all(&m->target, &m->assigned)) {
+		enum decoded d =
+			m ? decode_member(m, rows[i].state, rows[i].len)
+			  : NO_MEMORY;
+		if (d == DECODED &&
+		    (!saved || !tps_add_all(&m->target, &m->assigned)))
+			d = NO_MEMORY;
+		if (d != DECODED) {
 			log_warn("consumer group %s: member %s could not be "
-				 "loaded%s",
+				 "loaded: %s",
 				 group_id(g), rows[i].member_id,
-				 m && !read
-					 ? ": its saved state is unreadable, "
+				 d == UNREADABLE
+					 ? "its saved state is unreadable, "
 					   "deleted"
-					 : "");
-			if (m && !read)
+					 : "out of memory");
+			if (d == UNREADABLE)
 				group_delete_cmember(g, rows[i].member_id);
 			free(saved);
 			if (m)
