@@ -121,7 +121,7 @@ static void tps_free(struct tpset *s)
 	*s = (struct tpset){0};
 }
 
-/* Replaces *dst with *src, which is left empty. */
+/* Adds every partition of src; false when memory runs out. */
 static bool tps_add_all(struct tpset *dst, const struct tpset *src)
 {
 	for (int i = 0; i < src->n; i++)
@@ -130,6 +130,7 @@ static bool tps_add_all(struct tpset *dst, const struct tpset *src)
 	return true;
 }
 
+/* Replaces *dst with *src, which is left empty. */
 static void tps_move(struct tpset *dst, struct tpset *src)
 {
 	tps_free(dst);
