@@ -968,11 +968,6 @@ static void heartbeat_ok(struct request *req,
 
 #define STATE_V1 1
 
-static struct kstr opt(const char *s)
-{
-	return s ? kstr_c(s) : KSTR_NULL;
-}
-
 static void put_set(struct kb_writer *w, const struct tpset *s)
 {
 	kb_write_array_len(w, s->n);
@@ -985,10 +980,10 @@ static void put_set(struct kb_writer *w, const struct tpset *s)
 static bool encode_member(const struct cmember *m, struct kb_writer *w)
 {
 	kb_write_i8(w, STATE_V1);
-	kb_write_compact_string(w, opt(m->instance_id));
-	kb_write_compact_string(w, opt(m->rack_id));
-	kb_write_compact_string(w, opt(m->client_id));
-	kb_write_compact_string(w, opt(m->client_host));
+	kb_write_compact_string(w, kstr_c(m->instance_id));
+	kb_write_compact_string(w, kstr_c(m->rack_id));
+	kb_write_compact_string(w, kstr_c(m->client_id));
+	kb_write_compact_string(w, kstr_c(m->client_host));
 	kb_write_i32(w, m->rebalance_timeout);
 	kb_write_i32(w, m->epoch);
 	kb_write_i32(w, m->prev_epoch);
@@ -997,7 +992,7 @@ static bool encode_member(const struct cmember *m, struct kb_writer *w)
 	kb_write_array_len(w, m->ntopics);
 	for (int i = 0; i < m->ntopics; i++)
 		kb_write_compact_string(w, kstr_c(m->topics[i]));
-	kb_write_compact_string(w, opt(m->regex));
+	kb_write_compact_string(w, kstr_c(m->regex));
 	put_set(w, &m->assigned);
 	put_set(w, &m->revoking);
 	return kb_writer_ok(w);

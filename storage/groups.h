@@ -167,8 +167,9 @@ void st_offsets_topic_deleted(struct store *s, int32_t tid);
 /* --- group metadata ---------------------------------------------------- */
 
 /*
- * Saves g (replacing what was saved for the group, members included); cb
- * gets ST_OK once committed.  Copies what it needs before returning.
+ * Saves g (replacing what was saved for the group, its classic members
+ * included; consumer-protocol members stay as they are); cb gets ST_OK once
+ * committed.  Copies what it needs before returning.
  */
 void st_group_save(struct store *s, const struct st_group_meta *g,
 		   st_done_cb cb, void *arg);
