@@ -2,15 +2,20 @@
  * SaslHandshake, SaslAuthenticate: logging in as a Postgres role.
  *
  * With --kafka-auth postgres a connection must log in before anything but
- * ApiVersions is served (server.h's login states).  The one mechanism is
- * PLAIN (RFC 4616), and the judge of the user name and password is
- * Postgres (storage/pglogin.h): a client logs in when Postgres would let
- * that role connect to samsa's database.  A failed login is answered with
- * SASL_AUTHENTICATION_FAILED and the connection closed, as Kafka does.
- * Without --kafka-auth both APIs answer ILLEGAL_SASL_STATE, as Kafka's
- * PLAINTEXT listener does.
+ * ApiVersions is served (server.h's login states).  The judge of every
+ * login is Postgres: a client logs in when Postgres would let that role
+ * connect to samsa's database.  Two mechanisms:
+ *  - PLAIN (RFC 4616): the user name and password are tried as a
+ *    connection (storage/pglogin.h);
+ *  - SCRAM-SHA-256 (RFC 5802, 7677): the client's two messages are relayed
+ *    to Postgres, which runs the same exchange (storage/pgscram.h), so the
+ *    password never crosses the network and samsa never sees it.
+ * A failed login is answered with SASL_AUTHENTICATION_FAILED and the
+ * connection closed, as Kafka does.  Without --kafka-auth both APIs answer
+ * ILLEGAL_SASL_STATE, as Kafka's PLAINTEXT listener does.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/messages.h"
@@ -19,8 +24,29 @@
 #include "proxy/handlers.h"
 #include "proxy/logging.h"
 #include "storage/pglogin.h"
+#include "storage/pgscram.h"
 
 #define LOGIN_TIMEOUT_MS 10000
+#define SCRAM		 "SCRAM-SHA-256"
+
+/* A SCRAM login between and during its two SaslAuthenticate requests, kept
+ * by the connection (req_set_login_ctx). */
+struct scram_login {
+	struct pg_scram *relay; /* NULL until the client's first message */
+	char user[256];
+};
+
+static void scram_login_free(void *ctx)
+{
+	struct scram_login *sl = ctx;
+	pg_scram_free(sl->relay);
+	free(sl);
+}
+
+static bool is(struct kstr s, const char *lit)
+{
+	return s.len == (int32_t)strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
 
 void handle_SaslHandshake(struct request *req)
 {
@@ -38,26 +64,31 @@ void handle_SaslHandshake(struct request *req)
 		return;
 	}
 	struct kstr *m =
-		req_array_raw(req, &resp->Mechanisms, sizeof(struct kstr), 1);
+		req_array_raw(req, &resp->Mechanisms, sizeof(struct kstr), 2);
 	if (!m) {
 		req_close_connection(req);
 		return;
 	}
 	m[0] = KSTR_LIT("PLAIN");
+	m[1] = KSTR_LIT(SCRAM);
 	int len = hr->Mechanism.len > 0 ? hr->Mechanism.len : 0;
+	struct scram_login *sl = NULL;
 	if (req->hdr.RequestApiVersion < api_lookup(17)->served_min) {
 		log_info("closing connection from %s: SaslHandshake v0 (SASL "
 			 "without SaslAuthenticate) is not served",
 			 req_peer(req));
 		resp->ErrorCode = KERR_UNSUPPORTED_VERSION;
 		req_reply_and_close(req, resp);
-	} else if (len != 5 || memcmp(hr->Mechanism.ptr, "PLAIN", 5) != 0) {
+	} else if (!is(hr->Mechanism, "PLAIN") && !is(hr->Mechanism, SCRAM)) {
 		log_info("closing connection from %s: SASL mechanism '%.*s' "
-			 "asked for; samsa offers PLAIN",
+			 "asked for; samsa offers PLAIN and " SCRAM,
 			 req_peer(req), len, len ? hr->Mechanism.ptr : "");
 		resp->ErrorCode = KERR_UNSUPPORTED_SASL_MECHANISM;
 		req_reply_and_close(req, resp);
+	} else if (is(hr->Mechanism, SCRAM) && !(sl = calloc(1, sizeof(*sl)))) {
+		req_close_connection(req);
 	} else {
+		req_set_login_ctx(req, sl, sl ? scram_login_free : NULL);
 		req_set_login_state(req, LOGIN_AUTHENTICATE);
 		req_reply(req, resp);
 	}
@@ -130,6 +161,112 @@ static const char *parse_plain(struct kstr b, char *user, size_t ulen,
 	return NULL;
 }
 
+/*
+ * SCRAM's client-first message: gs2 header ("n" or "y", an optional
+ * authorization id, a comma), then n=user,r=nonce[,extensions].  Copies
+ * the user name (its =2C and =3D decoded) into user; returns NULL, or why
+ * the message is refused.
+ */
+static const char *parse_scram_first(struct kstr b, char *user, size_t ulen)
+{
+	const char *p = b.ptr, *end = b.ptr + (b.len > 0 ? b.len : 0);
+	if (b.len <= 0 || memchr(p, 0, (size_t)b.len))
+		return "Invalid SCRAM client first message";
+	if (end - p >= 2 && p[0] == 'p' && p[1] == '=')
+		return "SCRAM channel binding is not supported";
+	if (end - p < 3 || (p[0] != 'n' && p[0] != 'y') || p[1] != ',')
+		return "Invalid SCRAM client first message";
+	p += 2;
+	if (*p != ',') /* an authorization id */
+		return "Client requested an authorization id that is "
+		       "different from username";
+	p++;
+	if (end - p < 2 || p[0] != 'n' || p[1] != '=')
+		return "Invalid SCRAM client first message";
+	size_t n = 0;
+	for (p += 2; p < end && *p != ','; p++) {
+		char c = *p;
+		if (c == '=') {
+			if (end - p >= 3 && p[1] == '2' && p[2] == 'C')
+				c = ',';
+			else if (end - p >= 3 && p[1] == '3' && p[2] == 'D')
+				c = '=';
+			else
+				return "Invalid SCRAM user name";
+			p += 2;
+		}
+		if (n + 1 >= ulen)
+			return "username too long";
+		user[n++] = c;
+	}
+	user[n] = '\0';
+	if (n == 0)
+		return "username not specified";
+	if (end - p < 3 || p[1] != 'r' || p[2] != '=')
+		return "Invalid SCRAM client first message";
+	return NULL;
+}
+
+/* One SaslAuthenticate of a SCRAM login waiting for Postgres. */
+struct scram_step {
+	struct request *req;
+	struct SaslAuthenticateResponse *resp;
+	struct scram_login *sl;
+	bool final;
+};
+
+static void on_scram(void *arg, const char *msg, size_t len, const char *why)
+{
+	struct scram_step *w = arg;
+	struct request *req = w->req;
+	if (!msg) {
+		refuse(req, w->resp, w->sl->user, why);
+		return;
+	}
+	w->resp->AuthBytes = req_str(req, msg);
+	w->resp->AuthBytes.len = (int32_t)len;
+	if (w->final) {
+		/* Frees the relay, whose callback this is: it allows that. */
+		req_set_login_ctx(req, NULL, NULL);
+		req_set_login_state(req, LOGIN_DONE);
+	} else {
+		req_set_login_state(req, LOGIN_AUTHENTICATE);
+	}
+	req_reply(req, w->resp);
+}
+
+static void scram_authenticate(struct request *req,
+			       struct SaslAuthenticateResponse *resp,
+			       struct scram_login *sl)
+{
+	struct SaslAuthenticateRequest *ar = req->body;
+	struct scram_step *w = arena_alloc(&req->arena, sizeof(*w));
+	if (!w) {
+		req_close_connection(req);
+		return;
+	}
+	*w = (struct scram_step){req, resp, sl, sl->relay != NULL};
+	int32_t len = ar->AuthBytes.len > 0 ? ar->AuthBytes.len : 0;
+	if (w->final) {
+		req_set_login_state(req, LOGIN_CHECKING);
+		pg_scram_finish(sl->relay, ar->AuthBytes.ptr, (size_t)len,
+				on_scram, w);
+		return;
+	}
+	const char *bad =
+		parse_scram_first(ar->AuthBytes, sl->user, sizeof(sl->user));
+	if (bad) {
+		refuse(req, resp, "", bad);
+		return;
+	}
+	req_set_login_state(req, LOGIN_CHECKING);
+	sl->relay = pg_scram_start(req->srv->base, req->srv->cfg->pg, sl->user,
+				   ar->AuthBytes.ptr, (size_t)len,
+				   LOGIN_TIMEOUT_MS, on_scram, w);
+	if (!sl->relay)
+		refuse(req, resp, sl->user, "out of memory");
+}
+
 void handle_SaslAuthenticate(struct request *req)
 {
 	struct SaslAuthenticateRequest *ar = req->body;
@@ -150,6 +287,11 @@ void handle_SaslAuthenticate(struct request *req)
 				: KSTR_LIT("this listener takes no SASL logins "
 					   "(samsa runs without --kafka-auth)");
 		req_reply(req, resp);
+		return;
+	}
+	struct scram_login *sl = req_login_ctx(req);
+	if (sl) {
+		scram_authenticate(req, resp, sl);
 		return;
 	}
 	char password[1024];

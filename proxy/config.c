@@ -23,7 +23,7 @@ static const char usage[] =
 	"                         listener, 127.0.0.1 for 0.0.0.0)\n"
 	"  --broker-id N          broker id (default 0)\n"
 	"  --kafka-auth MODE      none (default), or postgres: Kafka clients\n"
-	"                         log in with SASL/PLAIN as Postgres roles\n"
+	"                         log in (SASL/PLAIN, SCRAM-SHA-256) as roles\n"
 	"  --kafka-tls-cert FILE  TLS on the Kafka listener: certificate "
 	"chain\n"
 	"  --kafka-tls-key FILE   and its private key (PEM, both or neither)\n"

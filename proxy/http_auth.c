@@ -88,9 +88,14 @@ static bool basic_credentials(const char *h, char *user, size_t ulen,
 	int len = EVP_DecodeBlock(buf, (const unsigned char *)h, (int)n);
 	if (len < 0)
 		return false;
-	/* EVP_DecodeBlock counts the padding as zero bytes. */
-	for (size_t i = n; i > 0 && h[i - 1] == '='; i--)
-		len--;
+	/* EVP_DecodeBlock counts the padding (at most two '=') as zero
+	 * bytes; more '=' than that is not base64 ("====" decodes to 3). */
+	size_t pad = 0;
+	while (pad < n && h[n - 1 - pad] == '=')
+		pad++;
+	if (pad > 2 || len <= (int)pad)
+		return false;
+	len -= (int)pad;
 	const unsigned char *colon = memchr(buf, ':', (size_t)len);
 	if (!colon || memchr(buf, 0, (size_t)len))
 		return false;

@@ -47,6 +47,8 @@ struct conn {
 	bool free_scheduled;
 	bool tls; /* reads go through OpenSSL: no read_rest */
 	enum login_state login;
+	void *login_ctx; /* a login's state across requests (SCRAM) */
+	void (*login_ctx_free)(void *ctx);
 	struct conn *next, *prev;
 };
 
@@ -60,6 +62,8 @@ static void conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
+	if (c->login_ctx_free)
+		c->login_ctx_free(c->login_ctx);
 	free(c);
 }
 
@@ -243,6 +247,23 @@ enum login_state req_login_state(const struct request *req)
 void req_set_login_state(struct request *req, enum login_state st)
 {
 	req->conn->login = st;
+}
+
+void *req_login_ctx(const struct request *req)
+{
+	return req->conn->login_ctx;
+}
+
+void req_set_login_ctx(struct request *req, void *ctx,
+		       void (*free_fn)(void *ctx))
+{
+	struct conn *c = req->conn;
+	void *old = c->login_ctx;
+	void (*old_free)(void *) = c->login_ctx_free;
+	c->login_ctx = ctx;
+	c->login_ctx_free = free_fn;
+	if (old_free)
+		old_free(old);
 }
 
 /* Whether a request of API key may come in login state st (server.h). */

@@ -131,6 +131,13 @@ enum login_state {
 enum login_state req_login_state(const struct request *req);
 void req_set_login_state(struct request *req, enum login_state st);
 
+/* A login's own state across its requests (a SCRAM exchange takes two),
+ * kept by the connection: free_fn (may be NULL) frees it when it is
+ * replaced or when the connection goes.  NULL when none. */
+void *req_login_ctx(const struct request *req);
+void req_set_login_ctx(struct request *req, void *ctx,
+		       void (*free_fn)(void *ctx));
+
 /* Answers req, then closes the connection once the answer is sent (a
  * failed login).  req must not be used afterwards. */
 void req_reply_and_close(struct request *req, const void *resp);

@@ -26,6 +26,10 @@
 #     Debezium's database.sslmode=verify-full and database.sslrootcert,
 #     and a JDBC sink whose URL says the same, copy a table; a root
 #     certificate of another CA fails the task with libpq's reason.
+#  8. samsa's own Postgres over TLS (sslmode=verify-full) and SASL/SCRAM-
+#     SHA-256 logins relayed on TLS links: alice, whom pg_hba.conf takes
+#     only over TLS, logs in with confluent-kafka; with a stranger's root
+#     certificate the relay refuses to talk and says why.
 #
 # Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
 # temp dir).
@@ -266,6 +270,41 @@ done
 grep -q 'certificate verify failed' <<<"$status" || fail "a stranger's root certificate: $status"
 for c in tls-src tls-sink tls-bad; do curl -s -X DELETE "$SAMSA_CONNECT_URL/connectors/$c" >/dev/null; done
 echo "tls: 7. CDC and the JDBC sink copied a table over TLS with verify-full, a stranger's CA failed: ok"
+
+# 8. SCRAM logins relayed to a Postgres that takes alice only over TLS.
+samsa_stop || fail "samsa did not stop cleanly"
+sed -i '1i hostssl all alice 127.0.0.1/32 scram-sha-256\nhostnossl all alice 127.0.0.1/32 reject' \
+	"$SAMSA_PG_DATA/pg_hba.conf"
+psql -X -q -At -c "SELECT pg_reload_conf()" "$SAMSA_PG_CONNINFO" >/dev/null ||
+	fail "could not reload pg_hba.conf"
+plain_conninfo=$SAMSA_PG_CONNINFO
+scram_login() { # PASSWORD: a metadata request as alice with SCRAM-SHA-256
+	timeout 60 "$SAMSA_PY" - "$SAMSA_BOOTSTRAP" "$1" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient
+errors = []
+a = AdminClient({"bootstrap.servers": sys.argv[1], "security.protocol": "SASL_PLAINTEXT",
+                 "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "alice",
+                 "sasl.password": sys.argv[2], "error_cb": errors.append})
+try:
+    print(len(a.list_topics(timeout=15).topics), "topics")
+except Exception as e:
+    print("; ".join(str(x) for x in errors) or e)
+    sys.exit(1)
+PY
+}
+SAMSA_PG_CONNINFO="sslmode=verify-full sslrootcert=$certs/ca.pem ${plain_conninfo/host=127.0.0.1/host=localhost}"
+samsa_launch --kafka-auth postgres || fail "could not start samsa on Postgres over TLS"
+out=$(scram_login wonderland) || fail "alice could not log in with SCRAM over a TLS relay: $out"
+# Each login reads its root afresh: now a stranger's, not Postgres's CA.
+cp "$certs/ca.pem" "$work/pg-root.pem" && cp "$certs/stranger.pem" "$certs/ca.pem" ||
+	fail "could not swap the root certificate"
+out=$(scram_login wonderland) && fail "a login was relayed to a Postgres whose certificate the root does not sign"
+cp "$work/pg-root.pem" "$certs/ca.pem" || fail "could not put the root certificate back"
+grep -aq 'login of alice from .* refused: TLS to Postgres: .*certificate verify failed' "$SAMSA_LOG" ||
+	fail "samsa did not log why the relay refused: $(grep -a 'login of alice' "$SAMSA_LOG" | tail -n 2)"
+SAMSA_PG_CONNINFO=$plain_conninfo
+echo "tls: 8. samsa on Postgres over TLS; SCRAM relayed over TLS (hostssl only), a stranger's root refused: ok"
 
 samsa_alive || fail "samsa died"
 samsa_stop || fail "samsa did not stop cleanly at the end"
