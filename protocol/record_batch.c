@@ -93,8 +93,9 @@ int rb_read_header(const uint8_t *p, size_t n, struct rb_header *h)
 
 /*
  * The checks rb_check() and rb_foreach_record() share, CRC aside.  A batch
- * from a client (strict) claims exactly its records' offsets; one rewritten
- * by log compaction keeps its LastOffsetDelta over fewer records.
+ * from a client (strict) holds records and claims exactly their offsets;
+ * one rewritten by log compaction keeps its LastOffsetDelta over fewer
+ * records, or none.
  */
 static int check_header(const struct rb_header *h, size_t n, bool strict,
 			char *err, size_t errlen)
@@ -108,7 +109,7 @@ static int check_header(const struct rb_header *h, size_t n, bool strict,
 			      "BatchLength %d does not match the %zu bytes "
 			      "given",
 			      h->BatchLength, n);
-	if (h->RecordCount < 0)
+	if (h->RecordCount < 0 || (strict && h->RecordCount == 0))
 		return rb_err(err, errlen, "RecordCount %d", h->RecordCount);
 	/* Kafka's LogValidator: the offsets a batch claims are its records.
 	 * An empty batch (left by compaction) only needs a sane delta. */
@@ -174,8 +175,9 @@ int rb_split(const uint8_t *p, size_t n,
 		if (count == INT_MAX)
 			return rb_err(err, errlen, "too many batches");
 		total = RB_LOG_OVERHEAD + (size_t)blen;
+		/* fn says why itself. */
 		if (fn != NULL && fn(arg, p + pos, total) != 0)
-			return rb_err(err, errlen, "batch %d refused", count);
+			return -1;
 		count++;
 		pos += total;
 	}

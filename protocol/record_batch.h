@@ -72,8 +72,9 @@ int rb_check(const uint8_t *p, size_t n, char *err, size_t errlen);
 /*
  * Splits a Produce `records` field into batches.  Calls fn(arg, p, n) for each
  * whole batch in order; stops at the first error.  Returns the number of
- * batches, or -1 with a message in err when the blob holds a partial batch,
- * a batch with another magic, or fn returned non-zero.
+ * batches, or -1 when fn returned non-zero (fn says why), or with a
+ * message in err when the blob holds a partial batch or a batch with
+ * another magic.
  */
 int rb_split(const uint8_t *p, size_t n,
 	     int (*fn)(void *arg, const uint8_t *batch, size_t len), void *arg,

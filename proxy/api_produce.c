@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "protocol/messages.h"
+#include "protocol/record_batch.h"
 #include "proxy/dispatch.h"
 #include "proxy/errors.h"
 #include "proxy/handlers.h"
@@ -112,6 +113,19 @@ void handle_Produce(struct request *req)
 			}
 			if (d->Records.len <= 0) {
 				rp[j].ErrorCode = KERR_CORRUPT_MESSAGE;
+				continue;
+			}
+			/* As Kafka from v3 on: one batch per partition (the
+			 * producer checks run on the state before it). */
+			char e[96];
+			if (rb_split((const uint8_t *)d->Records.ptr,
+				     (size_t)d->Records.len, NULL, NULL, e,
+				     sizeof(e)) > 1) {
+				rp[j].ErrorCode = KERR_INVALID_RECORD;
+				rp[j].ErrorMessage = KSTR_LIT(
+					"Produce requests with version 3 and "
+					"above must contain exactly one "
+					"record batch per partition");
 				continue;
 			}
 			struct produce_part *pp =

@@ -543,12 +543,11 @@ static enum st_status producer_check(struct st_partition *p,
 	 * sequence is taken, as Kafka does for a producer without state. */
 	if (!e || e->epoch < 0)
 		return ST_OK;
-	/* A marker may have raised the epoch with no batch yet (n == 0). */
 	if (h->ProducerEpoch < e->epoch)
 		return ST_BAD_EPOCH;
-	if (e->n == 0)
-		return ST_OK;
-	if (h->ProducerEpoch > e->epoch)
+	/* A new epoch starts at 0, also one a marker raised with no batch
+	 * yet (n == 0), as Kafka's ProducerStateManager checks. */
+	if (h->ProducerEpoch > e->epoch || e->n == 0)
 		return h->BaseSequence == 0 ? ST_OK : ST_OUT_OF_ORDER;
 	int32_t last_seq =
 		(int32_t)(((int64_t)h->BaseSequence + h->LastOffsetDelta) %
@@ -828,6 +827,7 @@ struct split_ctx {
 	struct st_topic *t;
 	char err[128];
 	enum st_status st;
+	bool keyless;		       /* a record without a key met */
 	struct kb_writer scratch;      /* decompressed records */
 	struct kb_writer recompressed; /* the batch in the topic's codec */
 };
@@ -837,8 +837,9 @@ struct split_ctx {
 
 static int check_key(void *arg, const struct rb_record *rec)
 {
-	(void)arg;
-	return rec->Key.len < 0 ? -1 : 0;
+	struct split_ctx *x = arg;
+	x->keyless = rec->Key.len < 0;
+	return x->keyless ? -1 : 0;
 }
 
 /* A batch over the topic's max.message.bytes sets x's error. */
@@ -871,19 +872,32 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 		x->st = ST_INVALID;
 		return -1;
 	}
-	if (x->t->cfg.compact) {
-		char e[128];
+	/* compression.type other than "producer": stored in that codec. */
+	int codec = x->t->cfg.codec;
+	bool recompress =
+		codec >= 0 && codec != (h.Attributes & RB_ATTR_CODEC_MASK);
+	/* Every record is read, as Kafka's LogValidator does, so that no
+	 * batch a consumer cannot read past is stored (rb_recompress reads
+	 * them itself); a compacted topic's need keys. */
+	if (!recompress || x->t->cfg.compact) {
+		char e[96];
 		if (rb_foreach_record(data, len, &x->scratch, MAX_RECORDS_BYTES,
-				      check_key, NULL, e, sizeof(e)) < 0) {
-			snprintf(x->err, sizeof(x->err),
-				 "compacted topic needs a key on every record");
-			x->st = ST_NO_KEY;
+				      x->t->cfg.compact ? check_key : NULL, x,
+				      e, sizeof(e)) < 0) {
+			if (x->keyless) {
+				snprintf(x->err, sizeof(x->err),
+					 "compacted topic needs a key on "
+					 "every record");
+				x->st = ST_NO_KEY;
+			} else {
+				snprintf(x->err, sizeof(x->err), "records: %s",
+					 e);
+				x->st = ST_CORRUPT;
+			}
 			return -1;
 		}
 	}
-	/* compression.type other than "producer": stored in that codec. */
-	int codec = x->t->cfg.codec;
-	if (codec >= 0 && codec != (h.Attributes & RB_ATTR_CODEC_MASK)) {
+	if (recompress) {
 		char e[96];
 		x->recompressed.len = 0;
 		if (rb_recompress(data, len, codec, tc_level(&x->t->cfg, codec),
@@ -980,8 +994,7 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 			    "out of memory");
 		return;
 	}
-	int n = rb_split(records, len, take_batch, &x, x.err[0] ? NULL : x.err,
-			 sizeof(x.err));
+	int n = rb_split(records, len, take_batch, &x, x.err, sizeof(x.err));
 	kb_writer_free(&x.scratch);
 	kb_writer_free(&x.recompressed);
 	if (n <= 0) {
@@ -1017,7 +1030,7 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 		if (dup >= 0 && a->nbatches == 1) {
 			/* A retry of a batch we already have. */
 			result_soon(s, cb, arg,
-				    dup <= p->hw ? ST_OK : ST_UNAVAILABLE, dup,
+				    dup < p->hw ? ST_OK : ST_UNAVAILABLE, dup,
 				    p->log_start, NULL);
 			append_free(a);
 			return;
@@ -1234,6 +1247,15 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 			struct st_append *n = a->next;
 			struct st_partition *p = a->p;
 			int64_t base = a->batches[0]->base;
+			if (p->deleted) {
+				/* Deleted meanwhile: its rows go with the
+				 * purge queued behind this flush. */
+				finish_append(a, ST_NOT_FOUND, -1,
+					      "topic deleted");
+				append_free(a);
+				a = n;
+				continue;
+			}
 			for (int i = 0; i < a->nbatches; i++) {
 				p->hw = a->batches[i]->last + 1;
 				if (a->batches[i]->marker)
@@ -1258,9 +1280,31 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
 		st_flush_now(s);
 }
 
+/* Appends queued for a partition deleted since fail: their topic is gone
+ * (its log rows were deleted; these must not come after). */
+static void drop_deleted(struct store *s)
+{
+	struct st_append **pp = &s->queue_head;
+	s->queue_tail = NULL;
+	while (*pp) {
+		struct st_append *a = *pp;
+		if (a->p->deleted) {
+			*pp = a->next;
+			finish_append(a, ST_NOT_FOUND, -1, "topic deleted");
+			append_free(a);
+		} else {
+			s->queue_tail = a;
+			pp = &a->next;
+		}
+	}
+}
+
 void st_flush_now(struct store *s)
 {
 	if (s->flush_in_flight || !s->queue_head)
+		return;
+	drop_deleted(s);
+	if (!s->queue_head)
 		return;
 	struct flush *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -1703,12 +1747,37 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 	return 0;
 }
 
+static void on_purged(void *arg, const PGresult *res, const char *err,
+		      const char *sqlstate)
+{
+	(void)arg;
+	(void)res;
+	(void)sqlstate;
+	if (err)
+		fprintf(stderr, "samsa: removing a deleted topic's rows: %s\n",
+			err);
+}
+
 void st_partition_retire(struct store *s, struct st_partition *p)
 {
 	p->deleted = true;
 	cache_clear(s, p);
 	ra_clear(s, p);
 	wake(p);
+	/* The catalog deleted the topic's rows on its own connection, and a
+	 * flush on the writer may have committed some after that statement
+	 * began, or be about to: this runs after it, on the writer. */
+	if (p->index != 0)
+		return;
+	char tid[16];
+	snprintf(tid, sizeof(tid), "%d", p->topic->tid);
+	const char *v[1] = {tid};
+	pg_query_prepared(s->writer, "DELETE FROM samsa.log WHERE tid = $1", 1,
+			  v, NULL, NULL, false, on_purged, NULL);
+	pg_query_prepared(s->writer,
+			  "DELETE FROM samsa.txn_aborted WHERE tid = $1", 1, v,
+			  NULL, NULL, false, on_purged, NULL);
+	pg_sync_cb(s->writer, on_purged, NULL);
 }
 
 /* --- reads from Postgres

@@ -30,28 +30,28 @@
 
 #define MAX_MESSAGE 8192     /* the login's messages are a few hundred bytes */
 #define SSL_REQUEST 80877103 /* the SSLRequest code */
-#define MECHANISM "SCRAM-SHA-256"
+#define MECHANISM   "SCRAM-SHA-256"
 /* Where Debian's libpq looks when no host is given. */
 #define DEFAULT_SOCKET_DIR "/var/run/postgresql"
 
 enum step {
-	CONNECTING,  /* TCP or Unix socket */
-	ASKING_TLS,  /* SSLRequest sent, one byte awaited */
-	SHAKING,     /* TLS handshake */
-	STARTING,    /* startup message sent */
-	SENT_FIRST,  /* the client's first message sent */
-	WAITING,     /* server-first delivered, the client's final awaited */
-	SENT_FINAL,  /* the client's final message sent */
-	GOT_FINAL,   /* server-final received, AuthenticationOk awaited */
-	ACCEPTED,    /* the proof passed; ReadyForQuery awaited */
-	TRUSTED,     /* let in without a proof; ReadyForQuery or an error */
-	OVER,	     /* delivered the end, or failed */
+	CONNECTING, /* TCP or Unix socket */
+	ASKING_TLS, /* SSLRequest sent, one byte awaited */
+	SHAKING,    /* TLS handshake */
+	STARTING,   /* startup message sent */
+	SENT_FIRST, /* the client's first message sent */
+	WAITING,    /* server-first delivered, the client's final awaited */
+	SENT_FINAL, /* the client's final message sent */
+	GOT_FINAL,  /* server-final received, AuthenticationOk awaited */
+	ACCEPTED,   /* the proof passed; ReadyForQuery awaited */
+	TRUSTED,    /* let in without a proof; ReadyForQuery or an error */
+	OVER,	    /* delivered the end, or failed */
 };
 
 /* What samsa's conninfo says, its first host only. */
 struct target {
-	char host[256];	 /* a name for TLS, or a socket directory */
-	char addr[256];	 /* a numeric address once known */
+	char host[256]; /* a name for TLS, or a socket directory */
+	char addr[256]; /* a numeric address once known */
 	char port[16];
 	char dbname[256];
 	char sslmode[16];
@@ -206,8 +206,7 @@ static int read_target(struct pg_scram *s, const char *conninfo)
 	PQconninfoOption *defaults = PQconndefaults();
 	struct target *t = &s->t;
 	first_of(option(given, defaults, "host"), t->host, sizeof(t->host));
-	first_of(option(given, defaults, "hostaddr"), t->addr,
-		 sizeof(t->addr));
+	first_of(option(given, defaults, "hostaddr"), t->addr, sizeof(t->addr));
 	first_of(option(given, defaults, "port"), t->port, sizeof(t->port));
 	/* As libpq, a login without a database goes to the role's own. */
 	copy_opt(t->dbname, sizeof(t->dbname),
@@ -338,8 +337,9 @@ static void on_auth(struct pg_scram *s, uint32_t code, const char *data,
 		if (offers_scram(data, len))
 			send_first(s);
 		else
-			fail(s, "Postgres does not offer " MECHANISM
-				" for role \"%s\"",
+			fail(s,
+			     "Postgres does not offer " MECHANISM
+			     " for role \"%s\"",
 			     s->user);
 	} else if (code == 11 && s->step == SENT_FIRST) { /* continue */
 		s->step = WAITING;
@@ -353,14 +353,16 @@ static void on_auth(struct pg_scram *s, uint32_t code, const char *data,
 	} else if (code == 0 && s->step == STARTING) {
 		s->step = TRUSTED;
 	} else if (code == 3 || code == 5) {
-		fail(s, "Postgres asks role \"%s\" for its password in %s, "
-			"not with " MECHANISM
-			" (pg_hba.conf, or the role's password is stored as "
-			"md5): use PLAIN",
+		fail(s,
+		     "Postgres asks role \"%s\" for its password in %s, "
+		     "not with " MECHANISM
+		     " (pg_hba.conf, or the role's password is stored as "
+		     "md5): use PLAIN",
 		     s->user, code == 3 ? "clear text" : "md5");
 	} else {
-		fail(s, "Postgres asked for authentication %u, which a SCRAM "
-			"login cannot answer",
+		fail(s,
+		     "Postgres asked for authentication %u, which a SCRAM "
+		     "login cannot answer",
 		     code);
 	}
 }
@@ -389,10 +391,11 @@ static void on_ready(struct pg_scram *s)
 		close_link(s);
 		deliver_soon(s);
 	} else {
-		fail(s, "Postgres let role \"%s\" in without checking a "
-			"password (pg_hba.conf trust?), so it cannot judge a "
-			"SCRAM proof: use PLAIN, or scram-sha-256 in "
-			"pg_hba.conf",
+		fail(s,
+		     "Postgres let role \"%s\" in without checking a "
+		     "password (pg_hba.conf trust?), so it cannot judge a "
+		     "SCRAM proof: use PLAIN, or scram-sha-256 in "
+		     "pg_hba.conf",
 		     s->user);
 	}
 }
@@ -410,8 +413,9 @@ static void on_message(struct pg_scram *s, char type, const char *data,
 	else if (type == 'E')
 		on_error(s, data, len);
 	else if (type != 'N' && type != 'v') /* notices, protocol minor */
-		fail(s, "Postgres sent an unexpected '%c' message during the "
-			"login",
+		fail(s,
+		     "Postgres sent an unexpected '%c' message during the "
+		     "login",
 		     type);
 }
 
@@ -432,8 +436,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 			fail(s, "Postgres answered the TLS request with '%c'",
 			     answer);
 		else if (tls_insisted(&s->t))
-			fail(s, "Postgres does not speak TLS, and samsa's "
-				"sslmode is %s",
+			fail(s,
+			     "Postgres does not speak TLS, and samsa's "
+			     "sslmode is %s",
 			     s->t.sslmode);
 		else
 			send_startup(s);

@@ -181,7 +181,9 @@ struct st_partition *st_partition_new(struct st_topic *t, int32_t index);
 /* log.c */
 int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen);
 void st_partition_free(struct st_partition *p);
-/* Fails everything queued for p and wakes its waiters (topic deleted). */
+/* p's topic is deleted: wakes its waiters; appends queued or in flight
+ * for it are answered "topic deleted" and, once p is partition 0, the
+ * topic's rows any of them left are deleted behind them on the writer. */
 void st_partition_retire(struct store *s, struct st_partition *p);
 struct pgconn *st_reader(struct store *s);
 /* Starts a flush of the queued appends unless one is in flight. */

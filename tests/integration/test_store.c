@@ -14,6 +14,7 @@
 
 #include <criterion/criterion.h>
 
+#include "protocol/crc32c.h"
 #include "protocol/kbuf.h"
 #include "protocol/record_batch.h"
 #include "storage/store.h"
@@ -470,8 +471,31 @@ Test(store, bad_batches_refused)
 	w.len = 0;
 	r = append_raw(p, &w); /* nothing at all */
 	cr_assert_neq(r.status, ST_OK);
+
+	/* A batch of no records claims no offset: Kafka refuses it, and
+	 * storing it broke the partition's numbering. */
+	char err[128];
+	cr_assert_eq(rb_build(&w, 0, 0, -1, -1, -1, NULL, 0, err, sizeof(err)),
+		     0, "%s", err);
+	r = append_raw(p, &w);
+	cr_assert_eq(r.status, ST_CORRUPT);
+
+	/* Records that do not parse, under a CRC that matches: two records
+	 * claimed as three.  A consumer could not read past it. */
+	w.len = 0;
+	build(&w, 2, now_ms(), NULL, true, 10, -1, -1, -1);
+	w.buf[26] = 2; /* LastOffsetDelta 2 */
+	w.buf[60] = 3; /* RecordCount 3 */
+	uint32_t crc = crc32c(0, w.buf + 21, w.len - 21);
+	for (int i = 0; i < 4; i++)
+		w.buf[17 + i] = (uint8_t)(crc >> (24 - 8 * i));
+	cr_assert_eq(rb_check(w.buf, w.len, err, sizeof(err)), 0, "%s", err);
+	r = append_raw(p, &w);
+	cr_assert_eq(r.status, ST_CORRUPT);
+
 	cr_assert_eq(st_high_watermark(p), 0);
 	cr_assert_eq(log_rows(t, 0), 0);
+	cr_assert_eq(append_ok(p, 1, now_ms()), 0, "the partition still takes");
 	kb_writer_free(&w);
 }
 
@@ -646,6 +670,31 @@ Test(store, idempotent_duplicates)
 	cr_assert_eq(r.base_offset, 12);
 	t = find_topic("idem");
 	cr_assert_eq(log_rows(t, 0), 7);
+}
+
+Test(store, idempotent_retry_of_a_batch_not_yet_committed)
+{
+	struct st_topic *t = create_topic("inflight", 1, NULL, 0);
+	struct st_partition *p = st_partition(t, 0);
+	int64_t pid = new_producer_id();
+	struct kb_writer w = {0};
+	struct appended first = {0}, retry = {0};
+
+	/* The retry arrives before the first's flush commits: it is not
+	 * acknowledged (the first may yet fail), but told to retry. */
+	build(&w, 2, now_ms(), NULL, true, 10, pid, 0, 0);
+	st_append(st, p, w.buf, w.len, on_appended, &first);
+	st_append(st, p, w.buf, w.len, on_appended, &retry);
+	run_until(&retry.called);
+	cr_assert_eq(retry.r.status, ST_UNAVAILABLE);
+	run_until(&first.called);
+	cr_assert_eq(first.r.status, ST_OK);
+	/* Once committed, a retry gets the first's offset. */
+	struct st_append_result r = append_raw(p, &w);
+	cr_assert_eq(r.status, ST_OK);
+	cr_assert_eq(r.base_offset, 0);
+	cr_assert_eq(log_rows(t, 0), 1);
+	kb_writer_free(&w);
 }
 
 Test(store, idempotent_out_of_order_and_stale_epoch)
@@ -923,10 +972,19 @@ Test(store, delete_topic)
 
 	append_ok(p, 2, now_ms());
 	create_topic("stays", 1, NULL, 0);
+	/* An append racing the deletion: whichever commits first, none of
+	 * its rows outlives the topic. */
+	struct kb_writer racing = {0};
+	struct appended ra = {0};
+	build(&racing, 1, now_ms(), NULL, true, 10, -1, -1, -1);
+	st_append(st, p, racing.buf, racing.len, on_appended, &ra);
 	st_delete_topic(st, t, on_done, &d);
 	cr_assert_not(d.called);
 	run_until(&d.called);
 	cr_assert_eq(d.st, ST_OK, "%s", d.msg);
+	run_until(&ra.called);
+	kb_writer_free(&racing);
+	run_for(200); /* the purge behind the flush */
 	cr_assert_null(find_topic("gone"));
 	cr_assert_not_null(find_topic("stays"));
 	cr_assert_eq(st_topic_count(st), 1);

@@ -179,3 +179,71 @@ def test_frames_split_and_glued_anyhow(bootstrap):
         got, err = struct.unpack(">ih", body[:6])
         assert (got, err) == (corr, 0)
     s.close()
+
+
+# --- Produce: record batches Kafka refuses --------------------------------
+
+def _crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def _varint(n):
+    n = (n << 1) ^ (n >> 63)  # zigzag
+    out = b""
+    while True:
+        if n < 0x80:
+            return out + bytes([n])
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+
+
+def _batch(values, count=None):
+    """A v2 record batch of the values, claiming count records."""
+    recs = b""
+    for i, v in enumerate(values):
+        body = b"\x00" + _varint(0) + _varint(i) + _varint(-1) + _varint(len(v)) + v + _varint(0)
+        recs += _varint(len(body)) + body
+    count = len(values) if count is None else count
+    ts = int(time.time() * 1000)
+    after_crc = struct.pack(">hiqqqhii", 0, count - 1, ts, ts, -1, -1, -1, count) + recs
+    crc = _crc32c(after_crc)
+    return struct.pack(">qiibI", 0, 4 + 1 + 4 + len(after_crc), -1, 2, crc) + after_crc
+
+
+def _produce_v3(s, topic, records, correlation):
+    """Produce v3 acks=1 of records to partition 0; its error and offset."""
+    t = topic.encode()
+    body = struct.pack(">hhi", -1, 1, 10000) + struct.pack(">ih", 1, len(t)) + t
+    body += struct.pack(">iii", 1, 0, len(records)) + records
+    send_frame(s, header(0, 3, correlation) + body)
+    resp = read_frame(s)
+    (corr,) = struct.unpack(">i", resp[:4])
+    assert corr == correlation
+    off = 4 + 4 + 2 + len(t) + 4 + 4
+    return struct.unpack(">hq", resp[off:off + 10])
+
+
+def test_produce_batches_kafka_refuses(bootstrap, admin):
+    from samsa_client import create_topic, unique
+    topic = unique("refused-batches")
+    create_topic(admin, topic, 1)
+    s = connect(bootstrap)
+    assert _produce_v3(s, topic, _batch([b"one"]), 1) == (0, 0)
+    # Two batches for one partition in one request (Kafka: v3 and above
+    # take exactly one): INVALID_RECORD, nothing stored.
+    err, _ = _produce_v3(s, topic, _batch([b"a"]) + _batch([b"b"]), 2)
+    assert err == 87
+    # A batch of no records claims no offset.
+    err, _ = _produce_v3(s, topic, _batch([], count=0), 3)
+    assert err != 0
+    # Records that do not parse under a CRC that matches: 2 claimed as 3.
+    err, _ = _produce_v3(s, topic, _batch([b"x", b"y"], count=3), 4)
+    assert err != 0
+    # The partition numbers on from where it was.
+    assert _produce_v3(s, topic, _batch([b"two"]), 5) == (0, 1)
+    s.close()
