@@ -28,7 +28,7 @@ struct fetch_ctx {
 	int32_t cursor;	       /* next partition to collect */
 	struct kb_writer data; /* every partition's record bytes */
 	size_t total;
-	bool waited;
+	bool waited;  /* max_wait_ms passed or the client left: answer now */
 	bool reading; /* a Postgres read in flight */
 	struct event *timer;
 };
@@ -97,9 +97,18 @@ static void committed_only(struct fetch_ctx *x, struct fpart *fp)
 static void answer(struct fetch_ctx *x)
 {
 	struct FetchRequest *fr = x->req->body;
+	for (int32_t i = 0; i < x->nparts; i++)
+		st_wait_cancel(&x->parts[i].waiter);
+	if (x->timer)
+		event_del(x->timer);
+	if (!kb_writer_ok(&x->data)) {
+		/* Out of memory copying records: no answer can say which
+		 * partitions lost theirs; the client fetches again. */
+		req_close_connection(x->req);
+		return;
+	}
 	for (int32_t i = 0; i < x->nparts; i++) {
 		struct fpart *fp = &x->parts[i];
-		st_wait_cancel(&fp->waiter);
 		if (fp->has_data && fr->IsolationLevel == 1)
 			committed_only(x, fp);
 		if (fp->has_data)
@@ -107,22 +116,20 @@ static void answer(struct fetch_ctx *x)
 				(const char *)x->data.buf + fp->data_off,
 				(int32_t)fp->data_len};
 	}
-	if (x->timer)
-		event_del(x->timer);
 	/* The records plus each partition's fields and the envelope. */
 	req_reserve(x->req, x->data.len + 128 * (size_t)x->nparts + 256);
 	req_reply(x->req, x->resp);
 }
 
+/* Collects every partition again: after an append (the fetch parks again
+ * while it has less than min_bytes, with the first deadline), after a
+ * read-ahead landed, or at the deadline. */
 static void restart(struct fetch_ctx *x)
 {
 	for (int32_t i = 0; i < x->nparts; i++) {
 		st_wait_cancel(&x->parts[i].waiter);
 		x->parts[i].has_data = false;
 	}
-	if (x->timer)
-		event_del(x->timer);
-	x->waited = true;
 	x->cursor = 0;
 	x->total = 0;
 	x->data.len = 0;
@@ -148,9 +155,11 @@ static void fetch_abandon(struct request *req)
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
+	struct fetch_ctx *x = arg;
 	(void)fd;
 	(void)what;
-	on_wake(arg);
+	x->waited = true;
+	on_wake(x);
 }
 
 /* The partition's state in the response, before its data. */
@@ -159,6 +168,27 @@ static void fill_offsets(struct fpart *fp)
 	fp->r->HighWatermark = st_high_watermark(fp->p);
 	fp->r->LastStableOffset = st_last_stable(fp->p);
 	fp->r->LogStartOffset = st_log_start(fp->p);
+}
+
+/*
+ * Keeps the n bytes of fp's batches written to the data from before on,
+ * within the fetch's MaxBytes: the first partition with data always keeps
+ * its first batch whole (so that a consumer moves past a batch larger
+ * than its limits, as Kafka does); the others keep nothing that would go
+ * over it.
+ */
+static void take(struct fetch_ctx *x, struct fpart *fp, size_t before, size_t n)
+{
+	struct FetchRequest *fr = x->req->body;
+	if (x->total > 0 &&
+	    x->total + n > (size_t)(fr->MaxBytes > 0 ? fr->MaxBytes : 0)) {
+		x->data.len = before;
+		n = 0;
+	}
+	fp->data_off = before;
+	fp->data_len = n;
+	fp->has_data = n > 0;
+	x->total += n;
 }
 
 static void on_read(void *arg, enum st_status st, const uint8_t *data,
@@ -170,11 +200,9 @@ static void on_read(void *arg, enum st_status st, const uint8_t *data,
 	if (st != ST_OK) {
 		fp->r->ErrorCode = kerr_from_status(st);
 	} else {
-		fp->data_off = x->data.len;
+		size_t before = x->data.len;
 		kb_write_raw(&x->data, data, len);
-		fp->data_len = len;
-		fp->has_data = true;
-		x->total += len;
+		take(x, fp, before, len);
 	}
 	x->cursor++;
 	collect(x);
@@ -190,11 +218,13 @@ static void park(struct fetch_ctx *x, int32_t max_wait_ms)
 			st_wait(fp->p, &fp->waiter);
 		}
 	}
-	if (!x->timer)
-		x->timer = event_new(x->req->srv->base, -1, 0, on_timeout, x);
-	struct timeval tv = {max_wait_ms / 1000, (max_wait_ms % 1000) * 1000};
+	/* The deadline is set once: waking up does not extend it. */
 	if (x->timer)
-		event_add(x->timer, &tv);
+		return;
+	x->timer = event_new(x->req->srv->base, -1, 0, on_timeout, x);
+	struct timeval tv = {max_wait_ms / 1000, (max_wait_ms % 1000) * 1000};
+	if (!x->timer || event_add(x->timer, &tv) != 0)
+		x->waited = true; /* answered at the next wake-up */
 }
 
 static void collect(struct fetch_ctx *x)
@@ -207,6 +237,14 @@ static void collect(struct fetch_ctx *x)
 		struct fpart *fp = &x->parts[x->cursor];
 		if (!fp->p || fp->r->ErrorCode)
 			continue;
+		if (st_partition_deleted(fp->p)) {
+			/* Deleted while the fetch waited. */
+			fp->r->ErrorCode =
+				x->req->hdr.RequestApiVersion >= 13
+					? KERR_UNKNOWN_TOPIC_ID
+					: KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			continue;
+		}
 		fp->r->ErrorCode = KERR_NONE;
 		fill_offsets(fp);
 		if (fp->offset < st_log_start(fp->p) ||
@@ -220,20 +258,19 @@ static void collect(struct fetch_ctx *x)
 		if (fr->IsolationLevel == 1 &&
 		    fp->offset >= st_last_stable(fp->p))
 			continue; /* nothing committed to read yet */
+		/* Within both limits (a first batch larger goes whole: take).
+		 */
 		int64_t room = (int64_t)fr->MaxBytes - (int64_t)x->total;
 		if (x->total > 0 && room <= 0)
 			continue;
 		int32_t limit = fp->max_bytes;
-		if (x->total > 0 && room < limit)
-			limit = (int32_t)room;
+		if (room < limit)
+			limit = room > 0 ? (int32_t)room : 1;
 		size_t before = x->data.len;
 		long n = st_read_cached(fp->p, fp->offset, limit, &x->data);
 		if (n >= 0) {
 			st_read_ahead(s, fp->p, fp->offset);
-			fp->data_off = before;
-			fp->data_len = (size_t)n;
-			fp->has_data = n > 0;
-			x->total += (size_t)n;
+			take(x, fp, before, (size_t)n);
 			continue;
 		}
 		if (st_read_ahead_brings(fp->p, fp->offset)) {

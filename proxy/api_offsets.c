@@ -111,6 +111,10 @@ void handle_OffsetForLeaderEpoch(struct request *req)
 	struct OffsetForLeaderEpochRequest *er = req->body;
 	struct OffsetForLeaderEpochResponse *resp = req_response(req);
 	struct store *s = req->srv->store;
+	if (!resp) {
+		req_close_connection(req);
+		return;
+	}
 	int32_t nt = er->Topics.count > 0 ? er->Topics.count : 0;
 	struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *rt = req_array(
 		req, &resp->Topics,

@@ -39,6 +39,11 @@ int64_t st_log_start(const struct st_partition *p)
 {
 	return p->log_start;
 }
+bool st_partition_deleted(const struct st_partition *p)
+{
+	return p->deleted;
+}
+
 int32_t st_leader_epoch(const struct st_partition *p)
 {
 	return p->leader_epoch;
@@ -1919,21 +1924,25 @@ static void send_read(struct pgconn *c, struct read_ctx *r, size_t want)
 	size_t rows = want / avg + 1;
 	if (rows > 20000)
 		rows = 20000;
-	char tid[16], part[16], off[24], limit[24];
+	char tid[16], part[16], off[24], limit[24], hw[24];
 	snprintf(tid, sizeof(tid), "%d", p->topic->tid);
 	snprintf(part, sizeof(part), "%d", p->index);
 	snprintf(off, sizeof(off), "%" PRId64, offset);
 	snprintf(limit, sizeof(limit), "%zu", rows);
-	const char *v[4] = {tid, part, off, limit};
-	/* Whole batches from the one holding offset on, by the primary key;
-	 * everything in the table is committed. */
+	snprintf(hw, sizeof(hw), "%" PRId64, p->hw);
+	const char *v[5] = {tid, part, off, limit, hw};
+	/* Whole batches from the one holding offset on, by the primary key,
+	 * below the high watermark: a flush whose commit samsa has not heard
+	 * of (its connection broke) may have rows there, which consumers must
+	 * not see before the partition is read back. */
 	pg_query_prepared(
 		c,
 		"SELECT batch FROM samsa.log WHERE tid = $1 AND partition = $2 "
 		"AND base_offset >= (SELECT coalesce(max(base_offset), 0) FROM "
 		"samsa.log WHERE tid = $1 AND partition = $2 AND "
-		"base_offset <= $3) ORDER BY base_offset LIMIT $4",
-		4, v, NULL, NULL, true, on_read, r);
+		"base_offset <= $3) AND base_offset < $5 "
+		"ORDER BY base_offset LIMIT $4",
+		5, v, NULL, NULL, true, on_read, r);
 	pg_sync(c);
 }
 

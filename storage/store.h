@@ -131,6 +131,9 @@ struct st_topic *st_partition_topic(const struct st_partition *p);
 int64_t st_high_watermark(const struct st_partition *p);
 int64_t st_log_start(const struct st_partition *p);
 int32_t st_leader_epoch(const struct st_partition *p);
+/* Whether p's topic was deleted (p is then kept only for those who held
+ * it). */
+bool st_partition_deleted(const struct st_partition *p);
 
 struct st_append_result {
 	enum st_status status;

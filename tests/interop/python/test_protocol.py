@@ -247,3 +247,125 @@ def test_produce_batches_kafka_refuses(bootstrap, admin):
     # The partition numbers on from where it was.
     assert _produce_v3(s, topic, _batch([b"two"]), 5) == (0, 1)
     s.close()
+
+
+# --- Fetch: limits and long polls -----------------------------------------
+
+def _produce_v3_to(s, topic, partition, records, correlation):
+    t = topic.encode()
+    body = struct.pack(">hhi", -1, 1, 10000) + struct.pack(">ih", 1, len(t)) + t
+    body += struct.pack(">iii", 1, partition, len(records)) + records
+    send_frame(s, header(0, 3, correlation) + body)
+    read_frame(s)
+
+
+def _fetch_v4(s, topic, parts, correlation, max_wait=0, min_bytes=0,
+              max_bytes=50 << 20, part_max=1 << 20):
+    """Fetch v4 of partitions {index: offset}; {index: (error, hw, bytes)}."""
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, max_wait, min_bytes, max_bytes, 0)
+    body += struct.pack(">ih", 1, len(t)) + t + struct.pack(">i", len(parts))
+    for index, offset in parts.items():
+        body += struct.pack(">iqi", index, offset, part_max)
+    send_frame(s, header(1, 4, correlation) + body)
+    resp = read_frame(s)
+    corr, _throttle, ntopics = struct.unpack(">iii", resp[:12])
+    assert corr == correlation and ntopics == 1
+    off = 12
+    (nlen,) = struct.unpack(">h", resp[off:off + 2])
+    off += 2 + nlen
+    (nparts,) = struct.unpack(">i", resp[off:off + 4])
+    off += 4
+    out = {}
+    for _ in range(nparts):
+        index, err, hw, _lso, naborted = struct.unpack(">ihqqi", resp[off:off + 26])
+        off += 26 + max(naborted, 0) * 16
+        (rlen,) = struct.unpack(">i", resp[off:off + 4])
+        off += 4
+        out[index] = (err, hw, resp[off:off + max(rlen, 0)])
+        off += max(rlen, 0)
+    return out
+
+
+def _batches(records):
+    """Base offsets of the whole batches in records."""
+    out, off = [], 0
+    while off + 12 <= len(records):
+        base, length = struct.unpack(">qi", records[off:off + 12])
+        if off + 12 + length > len(records):
+            break
+        out.append(base)
+        off += 12 + length
+    return out
+
+
+def test_fetch_max_bytes_bounds_the_answer(bootstrap, admin):
+    from samsa_client import create_topic, unique
+    topic = unique("fetch-max-bytes")
+    create_topic(admin, topic, 2)
+    s = connect(bootstrap)
+    for p in (0, 1):
+        for i in range(5):
+            _produce_v3_to(s, topic, p, _batch([b"v" * 10000]), 10 + i)
+    size = len(_batch([b"v" * 10000]))
+    # Room for one batch and a half: partition 0 gets one, partition 1,
+    # whose first batch would go over, none.
+    got = _fetch_v4(s, topic, {0: 0, 1: 0}, 20, max_bytes=size * 3 // 2)
+    assert _batches(got[0][2]) == [0]
+    assert got[1][0] == 0 and _batches(got[1][2]) == []
+    # A limit below one batch still gives the first partition one whole
+    # batch, so that a consumer always moves on.
+    got = _fetch_v4(s, topic, {0: 2, 1: 0}, 21, max_bytes=100)
+    assert _batches(got[0][2]) == [2]
+    assert _batches(got[1][2]) == []
+    # Room for everything: all five of each.
+    got = _fetch_v4(s, topic, {0: 0, 1: 0}, 22)
+    assert _batches(got[0][2]) == [0, 1, 2, 3, 4]
+    assert _batches(got[1][2]) == [0, 1, 2, 3, 4]
+    s.close()
+
+
+def test_fetch_waits_for_min_bytes_through_small_appends(bootstrap, admin):
+    import threading
+    from samsa_client import create_topic, unique
+    topic = unique("fetch-min-bytes")
+    create_topic(admin, topic, 1)
+    s = connect(bootstrap)
+    _produce_v3_to(s, topic, 0, _batch([b"first"]), 1)
+
+    def small_append():
+        time.sleep(0.5)
+        p = connect(bootstrap)
+        _produce_v3_to(p, topic, 0, _batch([b"small"]), 2)
+        p.close()
+
+    th = threading.Thread(target=small_append)
+    th.start()
+    t0 = time.monotonic()
+    # 100 kB wanted, 3 s at most: the small append at 0.5 s is not enough.
+    got = _fetch_v4(s, topic, {0: 1}, 3, max_wait=3000, min_bytes=100000)
+    waited = time.monotonic() - t0
+    th.join()
+    assert got[0][0] == 0 and _batches(got[0][2]) == [1]
+    assert waited >= 2.5, "answered after %.2f s, before max_wait_ms" % waited
+    s.close()
+
+
+def test_fetch_waiting_on_a_deleted_topic_says_so(bootstrap, admin):
+    import threading
+    from samsa_client import create_topic, unique
+    topic = unique("fetch-deleted")
+    create_topic(admin, topic, 1)
+    s = connect(bootstrap)
+    _produce_v3_to(s, topic, 0, _batch([b"only"]), 1)
+
+    def delete():
+        time.sleep(0.5)
+        admin.delete_topics([topic])[topic].result(30)
+
+    th = threading.Thread(target=delete)
+    th.start()
+    got = _fetch_v4(s, topic, {0: 1}, 4, max_wait=10000, min_bytes=1)
+    th.join()
+    assert got[0][0] == 3, "error %d, not UNKNOWN_TOPIC_OR_PARTITION" % got[0][0]
+    s.close()
