@@ -1648,6 +1648,13 @@ static void prefetch(struct sink_task *t)
 		fail(t, "out of memory");
 }
 
+/* Whether row goes in the deletes' pass (its key deleted in the batch,
+ * perhaps written again after) or the writes'. */
+static bool in_pass(const struct sk_row *row, bool deletes)
+{
+	return !row->skip && (deletes ? row->delete_first : row->op == 'u');
+}
+
 /*
  * Queues b's unit of work: its rows and its partition's next offset,
  * fenced.  ahead: b follows the unit of the batch that ends at b->start,
@@ -1674,28 +1681,30 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 			free(taken);
 			return -1;
 		}
-		/* deletes first (a key deleted, then written again, too) */
-		int n = 0;
-		for (int r = 0; r < b->nrows; r++)
-			if (!b->rows[r].skip && b->rows[r].delete_first)
-				sel[n++] = &b->rows[r];
-		int rc = n ? queue_rows(t, b, tab, sel, n, true) : 0;
-		/* then the writes, one statement per shape */
-		for (int r = 0; r < b->nrows && rc == 0; r++) {
-			struct sk_row *row = &b->rows[r];
-			if (taken[r] || row->skip || row->op != 'u')
-				continue;
-			n = 0;
-			for (int q = r; q < b->nrows; q++) {
-				struct sk_row *o = &b->rows[q];
-				if (taken[q] || o->skip || o->op != 'u' ||
-				    o->nkey != row->nkey ||
-				    strcmp(o->sig, row->sig) != 0)
+		/* deletes first (a key deleted, then written again, too),
+		 * then the writes, one statement per shape (of the key for
+		 * deletes, of key and value for writes) */
+		int rc = 0;
+		for (int pass = 0; pass < 2 && rc == 0; pass++) {
+			bool deletes = pass == 0;
+			for (int r = 0; r < b->nrows && rc == 0; r++) {
+				if (taken[r] || !in_pass(&b->rows[r], deletes))
 					continue;
-				taken[q] = true;
-				sel[n++] = o;
+				const char *shape = deletes ? b->rows[r].keysig
+							    : b->rows[r].sig;
+				int n = 0;
+				for (int q = r; q < b->nrows; q++) {
+					struct sk_row *o = &b->rows[q];
+					if (taken[q] || !in_pass(o, deletes) ||
+					    strcmp(deletes ? o->keysig : o->sig,
+						   shape) != 0)
+						continue;
+					taken[q] = true;
+					sel[n++] = o;
+				}
+				rc = queue_rows(t, b, tab, sel, n, deletes);
 			}
-			rc = queue_rows(t, b, tab, sel, n, false);
+			memset(taken, 0, (size_t)b->nrows * sizeof(bool));
 		}
 		free(sel);
 		free(taken);

@@ -65,8 +65,10 @@ struct sk_row {
 	bool skip;	   /* a later record of the key supersedes it */
 	int nkey, nval;
 	struct sk_col *cols; /* key columns, then value columns */
-	const char *sig;     /* value column names: rows alike share a
+	const char *keysig;  /* key column names: deletes alike share a
 			      * statement */
+	const char *sig;     /* key and value column names: writes alike
+			      * share a statement */
 	const char *keystr;  /* the key's identity in the batch */
 };
 

@@ -199,44 +199,33 @@ static int put_fault(struct sk_fault *f, const struct sink_cfg *c,
 	return -1;
 }
 
-/* The key's identity: column texts joined, NULL marked. */
-static const char *key_identity(struct arena *a, const struct sk_row *r)
+/*
+ * Texts (or, names false, column names) of r's columns [from, to), each
+ * with its length before it ("3:abc"; NULL is "-"), so that no two lists
+ * of columns give the same string whatever bytes they hold.
+ */
+static const char *joined(struct arena *a, const struct sk_row *r, int from,
+			  int to, bool names)
 {
 	size_t n = 1;
-	for (int i = 0; i < r->nkey; i++)
-		n += (r->cols[i].text ? strlen(r->cols[i].text) : 0) + 2;
-	char *o = arena_alloc(a, n);
-	if (!o)
-		return NULL;
-	size_t k = 0;
-	for (int i = 0; i < r->nkey; i++) {
-		if (r->cols[i].text) {
-			size_t l = strlen(r->cols[i].text);
-			memcpy(o + k, r->cols[i].text, l);
-			k += l;
-		} else {
-			o[k++] = '\x1f';
-		}
-		o[k++] = '\x1e';
+	for (int i = from; i < to; i++) {
+		const char *v = names ? r->cols[i].name : r->cols[i].text;
+		n += (v ? strlen(v) : 0) + 24;
 	}
-	o[k] = '\0';
-	return o;
-}
-
-static const char *signature(struct arena *a, const struct sk_row *r)
-{
-	size_t n = 1;
-	for (int i = r->nkey; i < r->nkey + r->nval; i++)
-		n += strlen(r->cols[i].name) + 1;
 	char *o = arena_alloc(a, n);
 	if (!o)
 		return NULL;
 	size_t k = 0;
-	for (int i = r->nkey; i < r->nkey + r->nval; i++) {
-		size_t l = strlen(r->cols[i].name);
-		memcpy(o + k, r->cols[i].name, l);
+	for (int i = from; i < to; i++) {
+		const char *v = names ? r->cols[i].name : r->cols[i].text;
+		if (!v) {
+			o[k++] = '-';
+			continue;
+		}
+		size_t l = strlen(v);
+		k += (size_t)snprintf(o + k, n - k, "%zu:", l);
+		memcpy(o + k, v, l);
 		k += l;
-		o[k++] = '\x1e';
 	}
 	o[k] = '\0';
 	return o;
@@ -507,8 +496,17 @@ int sink_row(const struct sink_cfg *c, struct arena *a, const char *topic,
 				     : put_fault(f, c,
 						 "out of memory or too "
 						 "many columns");
-	row->keystr = key_identity(a, row);
-	row->sig = signature(a, row);
+	row->keystr = joined(a, row, 0, row->nkey, false);
+	row->keysig = joined(a, row, 0, row->nkey, true);
+	/* The key's names, then the values': "k" and "v" are not "kv". */
+	const char *vals =
+		joined(a, row, row->nkey, row->nkey + row->nval, true);
+	size_t n = row->keysig && vals ? strlen(row->keysig) + strlen(vals) + 2
+				       : 0;
+	char *sig = n ? arena_alloc(a, n) : NULL;
+	if (sig)
+		snprintf(sig, n, "%s|%s", row->keysig, vals);
+	row->sig = sig;
 	if (!row->keystr || !row->sig)
 		return put_fault(f, c, "out of memory");
 	return 0;

@@ -82,6 +82,35 @@ Test(sink, value_text)
 	cr_assert_str_eq(
 		text_of(&a, &dec, (struct sk_value){.p = "\x05", .n = 1}),
 		"0.05");
+	/* Values wider than a word, across the 32-bit limbs they are read
+	 * in, with zeros inside the nine-digit groups. */
+	cr_assert_str_eq(
+		text_of(&a, &dec0,
+			(struct sk_value){.p = "\x12\x34\x56\x78\x9a\xbc"
+					       "\xde\xf0\x11\x22\x33",
+					  .n = 11}),
+		"22007822920628982378471987");
+	cr_assert_str_eq(
+		text_of(&a, &dec0,
+			(struct sk_value){.p = "\x80\0\0\0\0\0\0\0\0\0\0",
+					  .n = 11}),
+		"-154742504910672534362390528");
+	cr_assert_str_eq(
+		text_of(&a, &dec0,
+			(struct sk_value){.p = "\xff\0\0\0\0\0", .n = 6}),
+		"-1099511627776");
+	cr_assert_str_eq(
+		text_of(&a, &dec,
+			(struct sk_value){.p = "\x3b\x9a\xca\0", .n = 4}),
+		"10000000.00");
+	static uint8_t wide[30];
+	memset(wide, 0xff, sizeof(wide));
+	wide[0] = 0x7f;
+	cr_assert_str_eq(
+		text_of(&a, &dec0,
+			(struct sk_value){.p = (const char *)wide, .n = 30}),
+		"88342353238919216479164875037145925791374194843780947906080"
+		"3100646309887");
 	struct sk_schema date = {.type = SK_INT32,
 				 .name = "org.apache.kafka.connect.data.Date"};
 	cr_assert_str_eq(text_of(&a, &date, (struct sk_value){.i = 19000}),
@@ -171,6 +200,20 @@ Test(sink, value_text_out_of_range)
 	dec.scale = 16383;
 	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(strlen(out), 16385);
+	/* A value longer than any numeric is refused before it is read (a
+	 * 40 kB one took seconds, all listeners waiting). */
+	static uint8_t huge[61241];
+	memset(huge, 0x11, sizeof(huge));
+	dec.scale = 0;
+	v.p = (const char *)huge;
+	v.n = sizeof(huge);
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "numeric"), "%s", err);
+	v.n = 61240;
+	cr_assert_eq(sk_sql_text(&a, &v, &out, err, sizeof(err)), 0, "%s", err);
+	cr_assert_gt(strlen(out), 147000);
+	v.p = "\x01";
+	v.n = 1;
 
 	/* Debezium's VariableScaleDecimal: the scale is in the value */
 	struct sk_schema i32 = {.type = SK_INT32}, by = {.type = SK_BYTES};

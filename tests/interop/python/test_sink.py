@@ -735,3 +735,40 @@ def test_integer_key_converter_as_ksqldb_writes_keys():
     assert q(db, "SELECT data_type FROM information_schema.columns WHERE "
              "column_name = 'RESEARCH'") == [["integer"]]
     assert http("DELETE", "/connectors/intkey")[0] == 204
+
+
+def test_tombstones_with_keys_of_different_shapes():
+    """Schemaless JSON keys (pk.mode=record_key) need not all name the same
+    fields: tombstones of a two-field and a one-field key in one batch each
+    delete by their own fields (the second was read past its columns, and
+    samsa died, again at every restart)."""
+    db = "sinkshapes"
+    fresh_db(db)
+    from test_cdc import psql
+    psql(db, "CREATE TABLE shapes (a bigint, b bigint, v text, PRIMARY KEY (a, b))")
+    topic = unique("shapes")
+    create_topic(admin_client(), topic, 1)
+    p, send = json_producer(topic)
+    for i, v in ((1, "x"), (2, "y"), (3, "z")):
+        send({"a": i, "b": i}, {"v": v})
+    assert p.flush(30) == 0
+    plain = {"value.converter": "org.apache.kafka.connect.json.JsonConverter",
+             "value.converter.schemas.enable": "false",
+             "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+             "key.converter.schemas.enable": "false"}
+    c = sink_cfg(db, topic, insert__mode="upsert", pk__mode="record_key",
+                 delete__enabled="true", table__name__format="shapes",
+                 auto__create="false",
+                 **{k.replace(".", "__"): v for k, v in plain.items()})
+    post({"name": "shapes", "config": c})
+    wait_rows(db, "SELECT a, b, v FROM shapes ORDER BY a",
+              [["1", "1", "x"], ["2", "2", "y"], ["3", "3", "z"]])
+    # Paused, so that both tombstones come in one batch.
+    assert http("PUT", "/connectors/shapes/pause")[0] == 202
+    send({"a": 1, "b": 1}, None)
+    send({"a": 2}, None)
+    assert p.flush(30) == 0
+    assert http("PUT", "/connectors/shapes/resume")[0] == 202
+    wait_rows(db, "SELECT a, b, v FROM shapes ORDER BY a", [["3", "3", "z"]])
+    assert wait_task("shapes", "RUNNING")
+    assert http("DELETE", "/connectors/shapes")[0] == 204
