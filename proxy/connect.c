@@ -194,7 +194,8 @@ static json_t *info_of(const struct cx *c)
 			 is_sink(c) ? "sink" : "source");
 }
 
-static json_t *status_of(const struct cx *c)
+/* The one task's status ({id, state, worker_id[, trace, progress]}). */
+static json_t *task_status(const struct cx *c)
 {
 	const char *state = c->paused ? "PAUSED"
 			    : c->task ? cdc_state(c->task)
@@ -211,11 +212,17 @@ static json_t *status_of(const struct cx *c)
 		json_object_set_new(task, "progress", cdc_progress(c->task));
 	if (c->sink)
 		json_object_set_new(task, "progress", sink_progress(c->sink));
+	return task;
+}
+
+static json_t *status_of(const struct cx *c)
+{
 	/* Connect keeps the connector RUNNING when its task fails. */
 	const char *cstate = c->paused ? "PAUSED" : "RUNNING";
 	return json_pack("{s:s,s:{s:s,s:s},s:[o],s:s}", "name", c->name,
 			 "connector", "state", cstate, "worker_id", C.worker_id,
-			 "tasks", task, "type", is_sink(c) ? "sink" : "source");
+			 "tasks", task_status(c), "type",
+			 is_sink(c) ? "sink" : "source");
 }
 
 /* --- writes ------------------------------------------------------------ */
@@ -537,12 +544,18 @@ static void on_request(struct evhttp_request *req, void *arg)
 			bad = true;
 			break;
 		}
-		seg[nseg] = evhttp_uridecode(s, 0, NULL);
+		size_t dlen = 0;
+		seg[nseg] = evhttp_uridecode(s, 0, &dlen);
 		if (!seg[nseg]) {
 			bad = true;
 			break;
 		}
 		nseg++;
+		/* %00: no connector can be called that ("a%00b" was "a"). */
+		if (strlen(seg[nseg - 1]) != dlen) {
+			bad = true;
+			break;
+		}
 	}
 	bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST,
 	     put = m == EVHTTP_REQ_PUT, del = m == EVHTTP_REQ_DELETE;
@@ -623,7 +636,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 		     strcmp(seg[4], "restart") == 0)) &&
 		   post) {
 		task_start(c);
-		reply(req, 204, NULL);
+		/* KIP-745: with includeTasks or onlyFailed, 202 and the
+		 * status; without, 204 as before it. */
+		if (nseg == 3 && qs &&
+		    (strstr(qs, "includeTasks=") || strstr(qs, "onlyFailed=")))
+			reply(req, 202, status_of(c));
+		else
+			reply(req, 204, NULL);
+	} else if (nseg == 5 && strcmp(sub, "tasks") == 0 &&
+		   strcmp(seg[4], "status") == 0 && get) {
+		if (strcmp(seg[3], "0") == 0)
+			reply(req, 200, task_status(c));
+		else
+			fail(req, 404, "Task %s-%s not found", c->name, seg[3]);
 	} else if (nseg == 4 && strcmp(sub, "tasks") == 0 &&
 		   strcmp(seg[3], "status") != 0 && get) {
 		reply(req, 404, NULL);

@@ -1081,12 +1081,17 @@ static void split_path(struct rq *rq, const char *path)
 		size_t dlen = 0;
 		char *seg = raw ? evhttp_uridecode(raw, 0, &dlen) : NULL;
 		free(raw);
-		if (!seg || strlen(seg) != dlen) {
-			/* An embedded NUL: no subject can be called that. */
+		/* An embedded NUL, or bytes that are not UTF-8 (as jansson,
+		 * which writes every answer, checks): no subject can be
+		 * called that. */
+		json_t *utf8 = seg ? json_stringn(seg, dlen) : NULL;
+		if (!utf8 || strlen(seg) != dlen) {
+			json_decref(utf8);
 			free(seg);
 			rq->bad_path = true;
 			return;
 		}
+		json_decref(utf8);
 		rq->seg[rq->nseg++] = seg;
 		p += len;
 	}

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "storage/connect_cfg.h"
+#include "storage/java_regex.h"
 #include "storage/sink.h"
 #include "storage/sink_cfg.h"
 
@@ -224,11 +225,8 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		if (cc_split(topics, &o->topics) < 0)
 			BAD("topics", "out of memory");
 	} else {
-		char pat[1024];
-		if ((size_t)snprintf(pat, sizeof(pat), "^(%s)$", rx) >=
-		    sizeof(pat))
-			BAD("topics.regex", "Invalid regex: too long");
-		if (regcomp(&o->regex, pat, REG_EXTENDED | REG_NOSUB) != 0)
+		/* A Java regex, as Kafka's consumer takes it (\d, (?:...)). */
+		if (java_regex_compile(&o->regex, rx, strlen(rx), 0) != 0)
 			BAD("topics.regex", "Invalid regex: %s", rx);
 		o->has_regex = true;
 	}

@@ -747,6 +747,19 @@ Test(sink, config)
 	cr_assert_str_eq(table, "srv_public_t");
 	sink_cfg_free(&c);
 	json_decref(j);
+	/* topics.regex is a Java regex, matched against the whole name */
+	j = json_pack("{s:s,s:s,s:s}", "connector.class",
+		      "io.confluent.connect.jdbc.JdbcSinkConnector",
+		      "topics.regex", "(?:orders|items)-\\d+", "connection.url",
+		      "jdbc:postgresql://h/db");
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(c.has_regex);
+	cr_assert_eq(regexec(&c.regex, "orders-12", 0, NULL, 0), 0);
+	cr_assert_neq(regexec(&c.regex, "orders-x", 0, NULL, 0), 0);
+	cr_assert_neq(regexec(&c.regex, "old-orders-12", 0, NULL, 0), 0);
+	sink_cfg_free(&c);
+	json_decref(j);
 }
 
 static struct sk_schema *the_schema;

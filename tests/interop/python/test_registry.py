@@ -211,6 +211,11 @@ def test_http_status_codes_and_error_bodies(sr):
     assert (st, body["error_code"]) == (422, 42203)
     st, body = http("GET", "/no/such/endpoint")
     assert st == 404
+    # A subject name that is not UTF-8 names nothing (was a 500).
+    for method in ("GET", "POST"):
+        st, body = http(method, "/subjects/%FF/versions",
+                        {"schema": json.dumps(USER_V1)} if method == "POST" else None)
+        assert st == 404, (method, st, body)
 
     # plain application/json is accepted too, and the answers' shapes
     st, body = http("POST", "/subjects/%s/versions" % subject,

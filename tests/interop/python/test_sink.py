@@ -771,4 +771,14 @@ def test_tombstones_with_keys_of_different_shapes():
     assert http("PUT", "/connectors/shapes/resume")[0] == 202
     wait_rows(db, "SELECT a, b, v FROM shapes ORDER BY a", [["3", "3", "z"]])
     assert wait_task("shapes", "RUNNING")
+    # Connect's per-task status and KIP-745's restart answer.
+    code, st = http("GET", "/connectors/shapes/tasks/0/status")
+    assert code == 200 and st["id"] == 0 and st["state"] == "RUNNING", st
+    assert http("GET", "/connectors/shapes/tasks/1/status")[0] == 404
+    code, st = http("POST", "/connectors/shapes/restart?includeTasks=true&onlyFailed=false")
+    assert code == 202 and st["name"] == "shapes" and len(st["tasks"]) == 1, st
+    assert http("POST", "/connectors/shapes/restart")[0] == 204
+    # A name with %00 is no connector's (it was cut to "shapes").
+    code, _ = http("GET", "/connectors/shapes%00b/status")
+    assert code == 404
     assert http("DELETE", "/connectors/shapes")[0] == 204
