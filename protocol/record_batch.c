@@ -134,9 +134,10 @@ int rb_check(const uint8_t *p, size_t n, char *err, size_t errlen)
 	if (check_header(&h, n, true, err, errlen) < 0)
 		return -1;
 	crc = crc32c(0, p + RB_ATTR_OFFSET, n - RB_ATTR_OFFSET);
-	if (crc != h.Crc)
-		return rb_err(err, errlen, "CRC %08x, computed %08x", h.Crc,
-			      crc);
+	if (crc != h.Crc) {
+		rb_err(err, errlen, "CRC %08x, computed %08x", h.Crc, crc);
+		return RB_BAD_CRC;
+	}
 	return 0;
 }
 

@@ -64,9 +64,12 @@ int rb_read_header(const uint8_t *p, size_t n, struct rb_header *h);
 
 /*
  * Checks one batch at p whose total size (RB_LOG_OVERHEAD + BatchLength) is
- * n: magic 2, BatchLength consistent with n, RecordCount >= 0 and consistent
- * with LastOffsetDelta, CRC-32C.  Returns 0, or -1 with a message in err.
+ * n: magic 2, BatchLength consistent with n, RecordCount > 0 and consistent
+ * with LastOffsetDelta, CRC-32C.  Returns 0, or with a message in err
+ * RB_BAD_CRC when only the CRC does not match (Kafka's CORRUPT_MESSAGE,
+ * which clients retry) or -1 when the batch is malformed (INVALID_RECORD).
  */
+#define RB_BAD_CRC (-2)
 int rb_check(const uint8_t *p, size_t n, char *err, size_t errlen);
 
 /*

@@ -18,12 +18,18 @@ enum {
 struct list_item {
 	struct request *req;
 	struct ListOffsetsResponse_ListOffsetsPartitionResponse *r;
+	struct st_partition *p;
+	bool committed; /* read_committed */
 };
 
 static void offset_found(void *arg, enum st_status st, int64_t offset,
 			 int64_t ts)
 {
 	struct list_item *li = arg;
+	/* As Kafka: read_committed finds nothing at or past the last stable
+	 * offset (the answer may not point into an open transaction). */
+	if (li->committed && offset >= st_last_stable(li->p))
+		offset = -1;
 	li->r->ErrorCode = kerr_from_status(st);
 	li->r->Offset = offset;
 	li->r->Timestamp = offset >= 0 ? ts : -1;
@@ -95,6 +101,8 @@ void handle_ListOffsets(struct request *req)
 			}
 			li->req = req;
 			li->r = r;
+			li->p = p;
+			li->committed = lr->IsolationLevel == 1;
 			req_hold(req);
 			if (q->Timestamp == TS_MAX_TIMESTAMP)
 				st_offset_max_time(s, p, offset_found, li);

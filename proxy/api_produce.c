@@ -117,10 +117,9 @@ void handle_Produce(struct request *req)
 			}
 			/* As Kafka from v3 on: one batch per partition (the
 			 * producer checks run on the state before it). */
-			char e[96];
 			if (rb_split((const uint8_t *)d->Records.ptr,
-				     (size_t)d->Records.len, NULL, NULL, e,
-				     sizeof(e)) > 1) {
+				     (size_t)d->Records.len, NULL, NULL, NULL,
+				     0) > 1) {
 				rp[j].ErrorCode = KERR_INVALID_RECORD;
 				rp[j].ErrorMessage = KSTR_LIT(
 					"Produce requests with version 3 and "

@@ -527,6 +527,18 @@ static void validate(struct evhttp_request *req, const char *cls)
 	json_decref(body);
 }
 
+/* Whether the query string qs sets name to true. */
+static bool query_true(const char *qs, const char *name)
+{
+	struct evkeyvalq q; /* initialised by the parse */
+	if (!qs || evhttp_parse_query_str(qs, &q) != 0)
+		return false;
+	const char *v = evhttp_find_header(&q, name);
+	bool yes = v && strcasecmp(v, "true") == 0;
+	evhttp_clear_headers(&q);
+	return yes;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
@@ -635,11 +647,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 		    (nseg == 5 && strcmp(sub, "tasks") == 0 &&
 		     strcmp(seg[4], "restart") == 0)) &&
 		   post) {
-		task_start(c);
-		/* KIP-745: with includeTasks or onlyFailed, 202 and the
-		 * status; without, 204 as before it. */
-		if (nseg == 3 && qs &&
-		    (strstr(qs, "includeTasks=") || strstr(qs, "onlyFailed=")))
+		/* KIP-745: includeTasks=true or onlyFailed=true answers 202
+		 * with the status, and onlyFailed restarts only a failed
+		 * task; neither, 204 as before it. */
+		bool tasks = nseg == 3 && query_true(qs, "includeTasks");
+		bool failed_only = nseg == 3 && query_true(qs, "onlyFailed");
+		json_t *task = task_status(c);
+		bool failed = strcmp(json_string_value(
+					     json_object_get(task, "state")),
+				     "FAILED") == 0;
+		json_decref(task);
+		if (!failed_only || failed)
+			task_start(c);
+		if (tasks || failed_only)
 			reply(req, 202, status_of(c));
 		else
 			reply(req, 204, NULL);

@@ -371,8 +371,18 @@ static int cand_parse(struct rq *rq, struct cand *c)
 		return -1;
 	}
 	json_t *refs = json_object_get(rq->body, "references");
-	if (refs && !json_is_null(refs) && !json_is_array(refs)) {
-		fail(rq, 42201, "Invalid schema: references must be an array");
+	bool refs_ok = !refs || json_is_null(refs) || json_is_array(refs);
+	for (size_t i = 0;
+	     refs_ok && json_is_array(refs) && i < json_array_size(refs); i++) {
+		json_t *r = json_array_get(refs, i);
+		refs_ok = json_is_string(json_object_get(r, "name")) &&
+			  json_is_string(json_object_get(r, "subject")) &&
+			  json_is_integer(json_object_get(r, "version"));
+	}
+	if (!refs_ok) {
+		fail(rq, 42201,
+		     "Invalid schema: references must be an array of "
+		     "{name, subject, version}");
 		return -1;
 	}
 	c->refs = json_is_array(refs) ? json_dumps(refs, JSON_COMPACT)
@@ -540,13 +550,70 @@ static bool read_only(struct rq *rq, const char *subject)
 	return false;
 }
 
+/* A positive integer field of the body ("id", "version"), or -1 when it is
+ * absent, null, zero or negative (clients send -1 or 0 for "none"). */
+static int32_t body_int(const struct rq *rq, const char *name)
+{
+	json_t *v = rq->body ? json_object_get(rq->body, name) : NULL;
+	json_int_t i = json_is_integer(v) ? json_integer_value(v) : -1;
+	return i > 0 && i <= INT32_MAX ? (int32_t)i : -1;
+}
+
+/*
+ * IMPORT mode: the version keeps the id (and version number) it had in
+ * the registry it comes from, so that records written with that id still
+ * read; no compatibility check, as in Confluent's.
+ */
+static void do_import(struct rq *rq, const char *subject, struct cand *c)
+{
+	const struct sr_state *st = state(rq);
+	int32_t want = body_int(rq, "id");
+	int32_t version = body_int(rq, "version");
+	int32_t id = cand_find(st, c);
+	if (version < 0)
+		version = max_version(st, subject) + 1;
+	if (want > 0 && id >= 0 && id != want) {
+		fail(rq, 42207,
+		     "Schema already registered with id %d instead of input id "
+		     "%d",
+		     id, want);
+	} else if (want > 0 && id < 0 && sr_schema_mut(rq->reg->store, want)) {
+		fail(rq, 42207,
+		     "Overwrite new schema with id %d is not permitted.", want);
+	} else {
+		const struct sr_version *v =
+			find_version(st, subject, version, true);
+		int32_t got = id >= 0 ? id : want;
+		if (v && v->schema_id == got)
+			finish(rq, 200, json_pack("{s:i}", "id", got));
+		else if (v)
+			fail(rq, 42205,
+			     "Version %d of subject %s has schema id %d",
+			     version, subject, v->schema_id);
+		else
+			sr_register(rq->reg->store, st->generation, subject,
+				    version, id, want, c->type, c->text,
+				    c->original, c->refs, on_registered, rq);
+	}
+	cand_free(c);
+}
+
 /* POST /subjects/{s}/versions */
 static void do_register(struct rq *rq, const char *subject)
 {
 	const struct sr_state *st = state(rq);
 	struct cand c;
+	bool import = strcmp(mode_of(st, subject), "IMPORT") == 0;
+	if (!import && body_int(rq, "id") > 0) {
+		fail(rq, 42205, "Subject %s is not in import mode", subject);
+		return;
+	}
 	if (read_only(rq, subject) || cand_parse(rq, &c) < 0)
 		return;
+	if (import) {
+		do_import(rq, subject, &c);
+		return;
+	}
 	int32_t id = cand_find(st, &c);
 	if (id >= 0) {
 		/* Already a live version of this subject: same id, no new
@@ -572,7 +639,7 @@ static void do_register(struct rq *rq, const char *subject)
 		return;
 	}
 	sr_register(rq->reg->store, st->generation, subject,
-		    max_version(st, subject) + 1, id, c.type, c.text,
+		    max_version(st, subject) + 1, id, -1, c.type, c.text,
 		    c.original, c.refs, on_registered, rq);
 	cand_free(&c);
 }
@@ -769,6 +836,16 @@ static void do_mode(struct rq *rq, const char *subject)
 		fail(rq, 42204,
 		     "Invalid mode. Valid values are READWRITE, READONLY, "
 		     "READONLY_OVERRIDE and IMPORT");
+		return;
+	}
+	/* As Confluent's: importing goes into an empty registry (or
+	 * subject) unless forced, lest imported ids meet existing ones. */
+	bool empty = subject ? !subject_versions(st, subject, true, NULL, 0)
+			     : st->nversions == 0;
+	if (strcmp(m, "IMPORT") == 0 && !empty && !param_true(rq, "force")) {
+		fail(rq, 42205,
+		     "Cannot import since found existing subjects (use "
+		     "force=true)");
 		return;
 	}
 	rq->answer = json_pack("{s:s}", "mode", m);

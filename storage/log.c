@@ -864,8 +864,11 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 {
 	struct split_ctx *x = arg;
 	struct rb_header h;
-	if (rb_check(data, len, x->err, sizeof(x->err)) < 0) {
-		x->st = ST_CORRUPT;
+	int bad = rb_check(data, len, x->err, sizeof(x->err));
+	if (bad < 0) {
+		/* As Kafka: a CRC that does not match is retried, a batch that
+		 * is malformed is not. */
+		x->st = bad == RB_BAD_CRC ? ST_CORRUPT : ST_INVALID;
 		return -1;
 	}
 	rb_read_header(data, len, &h);
@@ -897,7 +900,7 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 			} else {
 				snprintf(x->err, sizeof(x->err), "records: %s",
 					 e);
-				x->st = ST_CORRUPT;
+				x->st = ST_INVALID;
 			}
 			return -1;
 		}
@@ -1180,6 +1183,51 @@ static void finish_append(struct st_append *a, enum st_status st, int64_t base,
 
 static void reload_partition(struct store *s, struct st_partition *p);
 
+/* Takes the queued appends whose partition is marked out of the queue, in
+ * order, into a list of their own: callbacks run later may append again. */
+static struct st_append *unqueue(struct store *s,
+				 bool (*marked)(const struct st_append *))
+{
+	struct st_append **pp = &s->queue_head;
+	struct st_append *out = NULL, **tail = &out;
+	s->queue_tail = NULL;
+	while (*pp) {
+		struct st_append *a = *pp;
+		if (marked(a)) {
+			*pp = a->next;
+			a->next = NULL;
+			*tail = a;
+			tail = &a->next;
+		} else {
+			s->queue_tail = a;
+			pp = &a->next;
+		}
+	}
+	return out;
+}
+
+/* Answers every append of list with st (and frees them). */
+static void finish_all(struct st_append *list, enum st_status st,
+		       const char *msg)
+{
+	for (struct st_append *a = list; a;) {
+		struct st_append *n = a->next;
+		finish_append(a, st, -1, msg);
+		append_free(a);
+		a = n;
+	}
+}
+
+static bool deleted(const struct st_append *a)
+{
+	return a->p->deleted;
+}
+
+static bool reloading(const struct st_append *a)
+{
+	return a->p->reloading;
+}
+
 /*
  * A flush failed: its partitions' state is unknown until read back, and
  * every queued append for them was numbered after the failed ones.
@@ -1189,33 +1237,9 @@ static void flush_failed(struct store *s, struct st_append *done,
 {
 	for (struct st_append *a = done; a; a = a->next)
 		a->p->reloading = true;
-	struct st_append **pp = &s->queue_head;
-	struct st_append *failed_queued = NULL, **fq = &failed_queued;
-	s->queue_tail = NULL;
-	while (*pp) {
-		struct st_append *a = *pp;
-		if (a->p->reloading) {
-			*pp = a->next;
-			a->next = NULL;
-			*fq = a;
-			fq = &a->next;
-		} else {
-			s->queue_tail = a;
-			pp = &a->next;
-		}
-	}
-	for (struct st_append *a = done; a;) {
-		struct st_append *n = a->next;
-		finish_append(a, ST_UNAVAILABLE, -1, err);
-		append_free(a);
-		a = n;
-	}
-	for (struct st_append *a = failed_queued; a;) {
-		struct st_append *n = a->next;
-		finish_append(a, ST_UNAVAILABLE, -1, err);
-		append_free(a);
-		a = n;
-	}
+	struct st_append *failed_queued = unqueue(s, reloading);
+	finish_all(done, ST_UNAVAILABLE, err);
+	finish_all(failed_queued, ST_UNAVAILABLE, err);
 	/* Read back every partition marked. */
 	for (size_t i = 0; i < st_topic_count(s); i++) {
 		struct st_topic *t = st_topic_at(s, i);
@@ -1289,19 +1313,7 @@ static void on_flush_commit(void *arg, const PGresult *res, const char *err,
  * (its log rows were deleted; these must not come after). */
 static void drop_deleted(struct store *s)
 {
-	struct st_append **pp = &s->queue_head;
-	s->queue_tail = NULL;
-	while (*pp) {
-		struct st_append *a = *pp;
-		if (a->p->deleted) {
-			*pp = a->next;
-			finish_append(a, ST_NOT_FOUND, -1, "topic deleted");
-			append_free(a);
-		} else {
-			s->queue_tail = a;
-			pp = &a->next;
-		}
-	}
+	finish_all(unqueue(s, deleted), ST_NOT_FOUND, "topic deleted");
 }
 
 void st_flush_now(struct store *s)
@@ -1673,6 +1685,21 @@ int st_log_load(struct store *s, PGconn *conn, char *err, size_t errlen)
 	}
 	PQclear(r);
 
+	/* Rows of a topic deleted while a flush committed them, if the purge
+	 * behind it was lost (st_partition_retire).  The log's distinct tids
+	 * come from its index, one probe each, not from a scan. */
+	r = load_exec(conn,
+		      "WITH RECURSIVE t(tid) AS (SELECT min(tid) FROM "
+		      "samsa.log UNION ALL SELECT (SELECT min(l.tid) FROM "
+		      "samsa.log l WHERE l.tid > t.tid) FROM t WHERE t.tid IS "
+		      "NOT NULL) DELETE FROM samsa.log WHERE tid IN (SELECT "
+		      "tid FROM t WHERE tid IS NOT NULL EXCEPT SELECT tid FROM "
+		      "samsa.topics)",
+		      "removing rows of deleted topics", err, errlen);
+	if (!r)
+		return -1;
+	PQclear(r);
+
 	r = load_exec(
 		conn,
 		"SELECT tid, partition, producer_id, producer_epoch, "
@@ -1921,7 +1948,9 @@ static void send_read(struct pgconn *c, struct read_ctx *r, size_t want)
 	struct st_partition *p = r->p;
 	int64_t offset = r->offset;
 	size_t avg = p->avg_batch ? p->avg_batch : 16384;
-	size_t rows = want / avg + 1;
+	/* At least two: the first row may be the batch before a gap that
+	 * compaction left where offset falls. */
+	size_t rows = want / avg + 2;
 	if (rows > 20000)
 		rows = 20000;
 	char tid[16], part[16], off[24], limit[24], hw[24];

@@ -269,7 +269,7 @@ static uint32_t get32(const uint8_t *p)
 
 static void send_bytes(struct pg_scram *s, const void *data, size_t len)
 {
-	if (bufferevent_write(s->bev, data, len) != 0)
+	if (s->step != OVER && bufferevent_write(s->bev, data, len) != 0)
 		fail(s, "out of memory");
 }
 
@@ -303,7 +303,8 @@ static void send_startup(struct pg_scram *s)
 	put32((uint8_t *)body, (uint32_t)len);
 	put32((uint8_t *)body + 4, 196608); /* protocol 3.0 */
 	send_bytes(s, body, len);
-	s->step = STARTING;
+	if (s->step != OVER)
+		s->step = STARTING;
 }
 
 /* SASLInitialResponse: the mechanism, then the client's first message. */
@@ -314,7 +315,8 @@ static void send_first(struct pg_scram *s)
 	put32(mech + sizeof(MECHANISM), (uint32_t)s->client_first_len);
 	send_message(s, 'p', mech, sizeof(mech), s->client_first,
 		     s->client_first_len);
-	s->step = SENT_FIRST;
+	if (s->step != OVER)
+		s->step = SENT_FIRST;
 }
 
 static bool offers_scram(const char *list, size_t len)
@@ -636,9 +638,19 @@ static void connect_to(struct pg_scram *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->step = CONNECTING;
 	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss,
-				       (int)sl) != 0)
-		fail(s, "cannot reach Postgres at %s port %s",
-		     t->addr[0] ? t->addr : t->host, t->port);
+				       (int)sl) == 0)
+		return;
+	/* Refused at once (no route, no such address): as libpq, the next
+	 * address, if the host has one. */
+	int e = EVUTIL_SOCKET_ERROR();
+	if (s->addrs[0]) {
+		close_link(s);
+		next_address(s);
+		return;
+	}
+	fail(s, "cannot reach Postgres at %s port %s: %s",
+	     t->addr[0] ? t->addr : t->host, t->port,
+	     evutil_socket_error_to_string(e));
 }
 
 /* Connects to the first of the addresses left. */

@@ -451,9 +451,9 @@ static void write_end(struct write *w)
 }
 
 void sr_register(struct sr_store *s, int64_t generation, const char *subject,
-		 int32_t version, int32_t schema_id, const char *type,
-		 const char *text, const char *original, const char *refs,
-		 sr_id_cb cb, void *arg)
+		 int32_t version, int32_t schema_id, int32_t new_id,
+		 const char *type, const char *text, const char *original,
+		 const char *refs, sr_id_cb cb, void *arg)
 {
 	struct write *w = write_begin(s, generation, NULL, cb, arg);
 	if (!w)
@@ -468,6 +468,26 @@ void sr_register(struct sr_store *s, int64_t generation, const char *subject,
 			 "INSERT INTO samsa.subject_versions (subject, version,"
 			 " schema_id) VALUES ($1, $2, $3)",
 			 3, p, NULL, NULL, false, NULL, NULL);
+	} else if (new_id > 0) {
+		char nid[16];
+		snprintf(nid, sizeof(nid), "%d", (int)new_id);
+		const char *p[7] = {type,    text, original, refs,
+				    subject, ver,  nid};
+		/* The id as given; the serial moves past it, so that ids it
+		 * hands out later never collide with imported ones. */
+		pg_query(
+			s->conn,
+			"WITH s AS (INSERT INTO samsa.schemas (id, schema_type,"
+			" canonical, original, refs, fingerprint) VALUES"
+			" ($7::int, $1, $2, $3, $4::jsonb, md5($1 || chr(10)"
+			" || $2 || chr(10) || $4::jsonb::text)) RETURNING id),"
+			" q AS (SELECT setval('samsa.schemas_id_seq',"
+			" greatest($7::int, (SELECT last_value FROM"
+			" samsa.schemas_id_seq))))"
+			" INSERT INTO samsa.subject_versions (subject,"
+			" version, schema_id) SELECT $5, $6, id FROM s, q"
+			" RETURNING schema_id",
+			7, p, NULL, NULL, false, on_id, w);
 	} else {
 		/* ON CONFLICT ... DO UPDATE (a no-op change) so that RETURNING
 		 * gives the id of a row that exists already. */

@@ -124,14 +124,15 @@ void sr_unlock(struct sr_store *s);
  * Registers a version: subject gets version `version` of the schema.  With
  * schema_id >= 0 the schema exists already (its id); otherwise it is
  * inserted (type, text, refs: as sr_schema holds them; original: the text
- * the client sent) and Postgres gives it its id, or returns the existing one
- * for the same type, text and references.  cb gets the id.  Strings are
- * copied.
+ * the client sent) with the id new_id when that is > 0 (IMPORT mode: the
+ * serial then goes past it), else the one Postgres gives it, or the
+ * existing one for the same type, text and references.  cb gets the id.
+ * Strings are copied.
  */
 void sr_register(struct sr_store *s, int64_t generation, const char *subject,
-		 int32_t version, int32_t schema_id, const char *type,
-		 const char *text, const char *original, const char *refs,
-		 sr_id_cb cb, void *arg);
+		 int32_t version, int32_t schema_id, int32_t new_id,
+		 const char *type, const char *text, const char *original,
+		 const char *refs, sr_id_cb cb, void *arg);
 
 /*
  * Deletes version `version` of subject, or all its versions when version

@@ -186,9 +186,13 @@ Test(record_batch, golden_truncated_and_flipped)
 
 		for (int bit = 0; bit < 8; bit++) {
 			b[i] ^= (uint8_t)(1u << bit);
-			cr_assert_eq(rb_check(b, n, err, sizeof(err)),
-				     free_field ? 0 : -1, "byte %zu bit %d", i,
-				     bit);
+			int rc = rb_check(b, n, err, sizeof(err));
+			/* The header's fields fail as malformed or by the CRC;
+			 * the records' bytes by the CRC alone. */
+			cr_assert(free_field	       ? rc == 0
+				  : i < RB_HEADER_SIZE ? rc < 0
+						       : rc == RB_BAD_CRC,
+				  "byte %zu bit %d: %d", i, bit, rc);
 			b[i] ^= (uint8_t)(1u << bit);
 		}
 	}
@@ -408,7 +412,7 @@ ParameterizedTest(int *codec, record_batch, codecs)
 	}
 	for (size_t i = RB_ATTR_OFFSET; i < w.len; i++) {
 		w.buf[i] ^= 0x10;
-		cr_assert_eq(rb_check(w.buf, w.len, err, sizeof(err)), -1,
+		cr_assert_lt(rb_check(w.buf, w.len, err, sizeof(err)), 0,
 			     "byte %zu", i);
 		w.buf[i] ^= 0x10;
 	}

@@ -211,6 +211,10 @@ def test_http_status_codes_and_error_bodies(sr):
     assert (st, body["error_code"]) == (422, 42203)
     st, body = http("GET", "/no/such/endpoint")
     assert st == 404
+    # References are {name, subject, version} objects.
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(USER_V1), "references": [1, "x", None]})
+    assert (st, body["error_code"]) == (422, 42201), body
     # A subject name that is not UTF-8 names nothing (was a 500).
     for method in ("GET", "POST"):
         st, body = http(method, "/subjects/%FF/versions",
@@ -268,3 +272,54 @@ def test_other_schema_types_are_stored(sr):
     st, body = http("GET", "/subjects/%s-p/versions/1" % subject)
     assert st == 200 and body["schema"] == proto
     assert body["schemaType"] == "PROTOBUF"
+
+
+def test_import_mode_keeps_ids_and_versions(sr):
+    """Migrating from another registry: in IMPORT mode a version keeps the
+    id and version number it had there (records written with that id read
+    on), ids handed out later never meet imported ones, and outside IMPORT
+    an id in the request is refused."""
+    import random
+    subject = unique("reg-import") + "-value"
+    want = random.randint(2_000_000, 2_100_000)
+    # Schemas of this test alone: an id belongs to a schema's content.
+    v1 = dict(USER_V1, namespace="samsa.import%d" % want)
+    v2 = dict(USER_V2, namespace=v1["namespace"])
+    s1 = json.dumps(v1)
+    st, body = http("POST", "/subjects/%s/versions" % subject, {"schema": s1, "id": want})
+    assert (st, body["error_code"]) == (422, 42205), body
+
+    assert http("PUT", "/mode/%s" % subject, {"mode": "IMPORT"}) == (200, {"mode": "IMPORT"})
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": s1, "id": want, "version": 7})
+    assert (st, body) == (200, {"id": want})
+    st, body = http("GET", "/subjects/%s/versions/7" % subject)
+    assert st == 200 and body["id"] == want and body["version"] == 7
+    st, body = http("GET", "/schemas/ids/%d" % want)
+    assert st == 200 and json.loads(body["schema"])["name"] == "User"
+    # The same again is idempotent; the schema under another id, or
+    # another schema under its id, is refused.
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": s1, "id": want, "version": 7})
+    assert (st, body) == (200, {"id": want})
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": s1, "id": want + 1, "version": 8})
+    assert (st, body["error_code"]) == (422, 42207), body
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(v2), "id": want, "version": 8})
+    assert (st, body["error_code"]) == (422, 42207), body
+
+    # A subject with versions goes into IMPORT only when forced.
+    other = unique("reg-import-other") + "-value"
+    sr.register_schema(other, avro(USER_V1))
+    st, body = http("PUT", "/mode/%s" % other, {"mode": "IMPORT"})
+    assert (st, body["error_code"]) == (422, 42205), body
+    assert http("PUT", "/mode/%s?force=true" % other, {"mode": "IMPORT"})[0] == 200
+    assert http("DELETE", "/mode/%s" % other)[0] == 200
+
+    # Back to READWRITE: new schemas get ids past the imported one.
+    assert http("PUT", "/mode/%s" % subject, {"mode": "READWRITE"})[0] == 200
+    new_id = sr.register_schema(subject, avro(v2))
+    assert new_id > want
+    st, body = http("GET", "/subjects/%s/versions/latest" % subject)
+    assert body["version"] == 8 and body["id"] == new_id

@@ -778,6 +778,10 @@ def test_tombstones_with_keys_of_different_shapes():
     code, st = http("POST", "/connectors/shapes/restart?includeTasks=true&onlyFailed=false")
     assert code == 202 and st["name"] == "shapes" and len(st["tasks"]) == 1, st
     assert http("POST", "/connectors/shapes/restart")[0] == 204
+    assert http("POST", "/connectors/shapes/restart?includeTasks=false&onlyFailed=false")[0] == 204
+    # onlyFailed leaves a running task alone (its progress goes on).
+    code, st = http("POST", "/connectors/shapes/restart?includeTasks=true&onlyFailed=true")
+    assert code == 202 and st["tasks"][0]["state"] == "RUNNING", st
     # A name with %00 is no connector's (it was cut to "shapes").
     code, _ = http("GET", "/connectors/shapes%00b/status")
     assert code == 404

@@ -114,3 +114,31 @@ def test_fencing(bootstrap, admin):
     new.commit_transaction(30)
     got = consume_all(bootstrap, topic, "read_committed", 1, partitions=1)
     assert got == [b"fresh"]
+
+
+def test_offsets_for_times_read_committed_stops_at_open_transaction(bootstrap, admin):
+    """ListOffsets by timestamp: read_committed finds nothing inside a
+    transaction still open (Kafka answers -1 at or past the last stable
+    offset); read_uncommitted finds the record; after the commit both do."""
+    topic = unique("py-txn-times")
+    create_topic(admin, topic, 1)
+    p = Producer({"bootstrap.servers": bootstrap,
+                  "transactional.id": unique("py-txn-times-id")})
+    p.init_transactions(30)
+    t0 = int(time.time() * 1000) - 1000
+    p.begin_transaction()
+    p.produce(topic, value=b"open", partition=0)
+    p.flush(30)
+
+    def offset_at(isolation):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("py-times"),
+                      "isolation.level": isolation})
+        try:
+            return c.offsets_for_times([TopicPartition(topic, 0, t0)], 30)[0].offset
+        finally:
+            c.close()
+
+    assert offset_at("read_uncommitted") == 0
+    assert offset_at("read_committed") == -1
+    p.commit_transaction(30)
+    assert offset_at("read_committed") == 0
