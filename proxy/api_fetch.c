@@ -223,8 +223,10 @@ static void park(struct fetch_ctx *x, int32_t max_wait_ms)
 		return;
 	x->timer = event_new(x->req->srv->base, -1, 0, on_timeout, x);
 	struct timeval tv = {max_wait_ms / 1000, (max_wait_ms % 1000) * 1000};
-	if (!x->timer || event_add(x->timer, &tv) != 0)
-		x->waited = true; /* answered at the next wake-up */
+	if (!x->timer || event_add(x->timer, &tv) != 0) {
+		x->waited = true; /* no deadline: answer now */
+		answer(x);
+	}
 }
 
 static void collect(struct fetch_ctx *x)

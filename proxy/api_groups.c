@@ -173,14 +173,6 @@ void handle_OffsetCommit(struct request *req)
 		return;
 	}
 	int16_t v = req->hdr.RequestApiVersion;
-	int16_t gerr = KERR_NONE;
-	if (!group_id_valid(cr->GroupId))
-		gerr = KERR_INVALID_GROUP_ID;
-	else
-		gerr = group_commit_check(gs, cr->GroupId,
-					  v >= 1 ? cr->GenerationIdOrMemberEpoch
-						 : -1,
-					  cr->MemberId, cr->GroupInstanceId);
 	size_t total = 0;
 	for (int32_t i = 0; i < nt; i++)
 		total += cr->Topics.items[i].Partitions.count > 0
@@ -216,10 +208,7 @@ void handle_OffsetCommit(struct request *req)
 			struct OffsetCommitRequest_OffsetCommitRequestPartition
 				*p = &t->Partitions.items[j];
 			rp[j].PartitionIndex = p->PartitionIndex;
-			if (gerr != KERR_NONE) {
-				rp[j].ErrorCode = gerr;
-			} else if (!topic ||
-				   !st_partition(topic, p->PartitionIndex)) {
+			if (!topic || !st_partition(topic, p->PartitionIndex)) {
 				rp[j].ErrorCode =
 					KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			} else if (p->CommittedMetadata.len > max_md) {
@@ -238,6 +227,22 @@ void handle_OffsetCommit(struct request *req)
 				c->errs[c->n++] = &rp[j].ErrorCode;
 			}
 		}
+	}
+	/* The membership is checked against the partitions committed (an
+	 * older member epoch may commit what it still holds, KIP-1251). */
+	int16_t gerr =
+		!group_id_valid(cr->GroupId)
+			? KERR_INVALID_GROUP_ID
+			: group_commit_check(
+				  gs, cr->GroupId,
+				  v >= 1 ? cr->GenerationIdOrMemberEpoch : -1,
+				  cr->MemberId, cr->GroupInstanceId, list,
+				  c->n);
+	if (gerr != KERR_NONE) {
+		for (int32_t i = 0; i < nt; i++)
+			for (int32_t j = 0; j < rt[i].Partitions.count; j++)
+				rt[i].Partitions.items[j].ErrorCode = gerr;
+		c->n = 0;
 	}
 	if (c->n == 0) {
 		req_reply(req, resp);

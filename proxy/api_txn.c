@@ -287,11 +287,11 @@ void handle_TxnOffsetCommit(struct request *req)
 		}
 	}
 	/* The consumer's group membership, as an OffsetCommit's (v3+). */
-	int16_t gerr =
-		group_commit_check(groups_get(req->srv), cr->GroupId,
-				   v >= 3 ? cr->GenerationId : -1,
-				   v >= 3 ? cr->MemberId : KSTR_NULL,
-				   v >= 3 ? cr->GroupInstanceId : KSTR_NULL);
+	int16_t gerr = group_commit_check(
+		groups_get(req->srv), cr->GroupId,
+		v >= 3 ? cr->GenerationId : -1,
+		v >= 3 ? cr->MemberId : KSTR_NULL,
+		v >= 3 ? cr->GroupInstanceId : KSTR_NULL, c, (size_t)n);
 	/* Kafka answers a transactional commit at a stale member epoch (the
 	 * consumer protocol) as one of a stale generation. */
 	if (gerr == KERR_STALE_MEMBER_EPOCH)

@@ -26,6 +26,11 @@
 struct tp {
 	struct kuuid topic;
 	int32_t part;
+	/* In a member's assigned and revoking sets: the member epoch from
+	 * which it holds the partition (KIP-1251's assignment epoch; not
+	 * saved: a restored member holds its partitions from its epoch).
+	 * Not part of the partition's identity (tp_cmp, tps_eq). */
+	int32_t since;
 };
 
 /* A set of partitions, sorted by tp_cmp. */
@@ -140,9 +145,12 @@ static void tps_move(struct tpset *dst, struct tpset *src)
 
 static bool tps_eq(const struct tpset *a, const struct tpset *b)
 {
-	return a->n == b->n &&
-	       (a->n == 0 ||
-		memcmp(a->v, b->v, (size_t)a->n * sizeof(*a->v)) == 0);
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++)
+		if (tp_cmp(&a->v[i], &b->v[i]) != 0)
+			return false;
+	return true;
 }
 
 static bool same_topic(const struct tp *a, const struct tp *b)
@@ -187,7 +195,7 @@ struct owned {
 static bool owned_has(const struct owned *o, const struct tp *t)
 {
 	for (int32_t i = 0; i < o->n; i++) {
-		if (!same_topic(&(struct tp){o->v[i].TopicId, 0}, t))
+		if (!same_topic(&(struct tp){o->v[i].TopicId, 0, 0}, t))
 			continue;
 		for (int32_t j = 0; j < o->v[i].Partitions.count; j++)
 			if (o->v[i].Partitions.items[j] == t->part)
@@ -204,7 +212,7 @@ static bool owned_within(const struct owned *o, const struct tpset *s)
 	for (int32_t i = 0; i < o->n; i++)
 		for (int32_t j = 0; j < o->v[i].Partitions.count; j++) {
 			struct tp t = {o->v[i].TopicId,
-				       o->v[i].Partitions.items[j]};
+				       o->v[i].Partitions.items[j], 0};
 			if (!tps_has(s, &t))
 				return false;
 		}
@@ -515,7 +523,7 @@ static bool compute_targets(struct cgroup *cg, const struct store *s)
 		if (!any_subscribes(cg, t))
 			continue;
 		for (int32_t p = 0; ok && p < t->npartitions; p++)
-			ok = tps_add(&all, (struct tp){t->id, p});
+			ok = tps_add(&all, (struct tp){t->id, p, 0});
 	}
 	int subscribed = 0;
 	for (int i = 0; ok && i < n; i++)
@@ -614,7 +622,8 @@ static bool next_assignment(struct cgroup *cg, struct cmember *m)
 		if (held_by_other(cg, m, t))
 			unreleased = true;
 		else
-			ok = tps_add(&keep, *t);
+			ok = tps_add(&keep, (struct tp){t->topic, t->part,
+							cg->assignment_epoch});
 	}
 	if (ok) {
 		tps_sort(&keep);
@@ -1000,13 +1009,13 @@ static bool encode_member(const struct cmember *m, struct kb_writer *w)
 
 enum decoded { DECODED, UNREADABLE, NO_MEMORY };
 
-static enum decoded get_set(struct kb_reader *r, struct tpset *s)
+static enum decoded get_set(struct kb_reader *r, struct tpset *s, int32_t since)
 {
 	int32_t n;
 	if (!kb_read_array_len(r, &n, INT32_MAX) || n < 0)
 		return UNREADABLE;
 	for (int32_t i = 0; i < n; i++) {
-		struct tp t;
+		struct tp t = {.since = since};
 		if (!kb_read_uuid(r, &t.topic) || !kb_read_i32(r, &t.part))
 			return UNREADABLE;
 		if (!tps_add(s, t))
@@ -1049,9 +1058,9 @@ static enum decoded decode_member(struct cmember *m, const uint8_t *p,
 	if (d == DECODED && !kb_read_compact_string(&r, &regex))
 		d = UNREADABLE;
 	if (d == DECODED)
-		d = get_set(&r, &m->assigned);
+		d = get_set(&r, &m->assigned, m->epoch);
 	if (d == DECODED)
-		d = get_set(&r, &m->revoking);
+		d = get_set(&r, &m->revoking, m->epoch);
 	if (d == DECODED && (!kb_reader_ok(&r) || kb_remaining(&r) != 0))
 		d = UNREADABLE;
 	if (d == DECODED &&
@@ -1460,12 +1469,43 @@ static int16_t epoch_check(const struct cgroup *cg, struct kstr member_id,
 	return epoch == m->epoch ? KERR_NONE : KERR_STALE_MEMBER_EPOCH;
 }
 
+/* m holds t (assigned, or still to revoke) since epoch or before. */
+static bool held_since(const struct cmember *m, const struct tp *t,
+		       int32_t epoch)
+{
+	const struct tpset *sets[2] = {&m->assigned, &m->revoking};
+	for (int i = 0; i < 2; i++) {
+		const struct tp *h =
+			sets[i]->n ? bsearch(t, sets[i]->v, (size_t)sets[i]->n,
+					     sizeof(*t), tp_cmp)
+				   : NULL;
+		if (h)
+			return h->since <= epoch;
+	}
+	return false;
+}
+
 int16_t cgroup_commit_check(const struct cgroup *cg, struct kstr member_id,
-			    int32_t epoch)
+			    int32_t epoch, const struct st_offset_commit *c,
+			    size_t n)
 {
 	if (epoch < 0 && !cg->members)
 		return KERR_NONE;
-	return epoch_check(cg, member_id, epoch);
+	const struct cmember *m = member_find(cg, member_id);
+	if (!m)
+		return KERR_UNKNOWN_MEMBER_ID;
+	if (epoch == m->epoch)
+		return KERR_NONE;
+	if (epoch > m->epoch || epoch < 0)
+		return KERR_STALE_MEMBER_EPOCH;
+	/* KIP-1251: a member whose epoch moved on before it heard of it
+	 * commits what it held at the epoch it sends and holds still. */
+	for (size_t i = 0; i < n; i++) {
+		struct tp t = {c[i].topic->id, c[i].partition, 0};
+		if (!held_since(m, &t, epoch))
+			return KERR_STALE_MEMBER_EPOCH;
+	}
+	return KERR_NONE;
 }
 
 int16_t cgroup_fetch_check(const struct cgroup *cg, struct kstr member_id,

@@ -31,6 +31,7 @@
 #include "protocol/kbuf.h"
 #include "proxy/group.h"
 #include "proxy/server.h"
+#include "storage/groups.h"
 
 struct cgroup;
 
@@ -55,12 +56,16 @@ const char *cgroup_state(const struct cgroup *cg);
 bool cgroup_subscribes(const struct cgroup *cg, const char *topic);
 /*
  * Whether an OffsetCommit (or TxnOffsetCommit) of member_id at epoch may
- * commit: KERR_NONE, UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH.  A commit
- * with epoch < 0 (no member: a tool, or a consumer without group
- * management) may commit while the group has no members.
+ * commit c[0..n): KERR_NONE, UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH.  A
+ * commit with epoch < 0 (no member: a tool, or a consumer without group
+ * management) may commit while the group has no members.  An epoch older
+ * than the member's commits partitions it has held since that epoch and
+ * holds still (KIP-1251, Kafka 4.3: its epoch may move on before the
+ * member hears of it).
  */
 int16_t cgroup_commit_check(const struct cgroup *cg, struct kstr member_id,
-			    int32_t epoch);
+			    int32_t epoch, const struct st_offset_commit *c,
+			    size_t n);
 /* The same for an OffsetFetch: one with neither member nor epoch may read. */
 int16_t cgroup_fetch_check(const struct cgroup *cg, struct kstr member_id,
 			   int32_t epoch);

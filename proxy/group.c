@@ -1413,7 +1413,8 @@ int16_t group_fetch_check(struct groups *gs, struct kstr group_id,
 
 int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 			   int32_t generation, struct kstr member_id,
-			   struct kstr instance_id)
+			   struct kstr instance_id,
+			   const struct st_offset_commit *c, size_t n)
 {
 	struct group *g = group_find(gs, group_id);
 	if (!g) {
@@ -1426,7 +1427,7 @@ int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 	if (g->state == GS_DEAD)
 		return KERR_COORDINATOR_NOT_AVAILABLE;
 	if (g->cg)
-		return cgroup_commit_check(g->cg, member_id, generation);
+		return cgroup_commit_check(g->cg, member_id, generation, c, n);
 	if (fenced(g, instance_id, member_id))
 		return KERR_FENCED_INSTANCE_ID;
 	if (generation < 0 && g->state == GS_EMPTY)

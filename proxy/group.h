@@ -22,6 +22,7 @@
 
 #include "protocol/kbuf.h"
 #include "proxy/server.h"
+#include "storage/groups.h"
 
 struct groups;
 struct group;
@@ -63,14 +64,16 @@ int16_t group_fetch_check(struct groups *gs, struct kstr group_id,
 			  struct kstr member_id, int32_t epoch);
 
 /*
- * Whether an OffsetCommit with these credentials may commit: KERR_NONE, or
- * the error every partition gets.  Creates the group (Empty, no protocol)
- * for a standalone commit (generation < 0) to a group that does not exist,
- * and counts a member's commit as a heartbeat.
+ * Whether an OffsetCommit with these credentials may commit c[0..n) (the
+ * partitions of known topics it commits): KERR_NONE, or the error every
+ * partition gets.  Creates the group (Empty, no protocol) for a standalone
+ * commit (generation < 0) to a group that does not exist, and counts a
+ * member's commit as a heartbeat.
  */
 int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 			   int32_t generation, struct kstr member_id,
-			   struct kstr instance_id);
+			   struct kstr instance_id,
+			   const struct st_offset_commit *c, size_t n);
 
 /* The group, or NULL (Dead groups being deleted are found). */
 struct group *group_find(struct groups *gs, struct kstr group_id);

@@ -303,6 +303,13 @@ def test_rebalance_step_by_step(admin, bootstrap):
         assert a3["error"] == NONE and a3["epoch"] == b_epoch, a3
         assert a3["assignment"] == {tid: kept}
 
+        # KIP-1251 (Kafka 4.3): a commit at A's older epoch, sent before
+        # it heard of its new one, commits what it has held since and
+        # holds still, but not what it gave up.
+        assert commit_v9(c, group, a_id, a_epoch, topic, min(kept), 8) == NONE
+        gone = min(set(range(4)) - kept)
+        assert commit_v9(c, group, a_id, a_epoch, topic, gone, 8) == STALE_MEMBER_EPOCH
+
         # Now B gets the other two.
         b3 = heartbeat(c, group, b_id, b_epoch)
         assert b3["error"] == NONE and b3["epoch"] == b_epoch
@@ -341,6 +348,10 @@ def test_rebalance_step_by_step(admin, bootstrap):
         assert b4["error"] == NONE and b4["epoch"] > b_epoch
         assert b4["assignment"] == {tid: set(range(4))}
         assert commit_v9(c, group, b_id, b4["epoch"], topic, 0, 9) == NONE
+        # At B's previous epoch: its first two yes, A's two (B's only from
+        # the new epoch) no.
+        assert commit_v9(c, group, b_id, b_epoch, topic, gone, 9) == NONE
+        assert commit_v9(c, group, b_id, b_epoch, topic, min(kept), 9) == STALE_MEMBER_EPOCH
 
         heartbeat(c, group, b_id, -1)
         d = describe(c, group)
