@@ -44,7 +44,7 @@ static void release(struct pg_resolve *r)
 		free(r);
 }
 
-static bool numeric(const char *host)
+bool pg_numeric_host(const char *host)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
 	return inet_pton(AF_INET, host, buf) == 1 ||
@@ -95,7 +95,7 @@ static bool name_to_look_up(const char *const *kw, const char *const *val,
 	bool found = host && *host && !(hostaddr && *hostaddr) &&
 		     !(port && strchr(port, ',')) && host[0] != '/' &&
 		     host[0] != '@' && !strchr(host, ',') &&
-		     strlen(host) < len && !numeric(host);
+		     strlen(host) < len && !pg_numeric_host(host);
 	if (found)
 		snprintf(name, len, "%s", host);
 	PQconninfoFree(parsed);

@@ -11,6 +11,8 @@
 #ifndef SAMSA_STORAGE_PGRESOLVE_H
 #define SAMSA_STORAGE_PGRESOLVE_H
 
+#include <stdbool.h>
+
 #include <event2/event.h>
 
 struct pg_resolve;
@@ -35,6 +37,9 @@ struct pg_resolve *pg_resolve_start(struct event_base *base,
 				    const char *const *kw,
 				    const char *const *val, int expand_dbname,
 				    pg_resolved_fn done, void *arg);
+
+/* Whether host is a numeric IPv4 or IPv6 address (nothing to look up). */
+bool pg_numeric_host(const char *host);
 
 /* Forgets a lookup whose callback has not run; done is not called (the
  * thread finishes on its own).  NULL-safe. */

@@ -6,8 +6,6 @@
  */
 #include "storage/pgscram.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -235,13 +233,6 @@ static int read_target(struct pg_scram *s, const char *conninfo)
 static bool unix_socket(const struct target *t)
 {
 	return !t->addr[0] && (t->host[0] == '/' || t->host[0] == '@');
-}
-
-static bool numeric(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, host, buf) == 1 ||
-	       inet_pton(AF_INET6, host, buf) == 1;
 }
 
 static bool tls_insisted(const struct target *t)
@@ -561,7 +552,8 @@ static void start_tls(struct pg_scram *s)
 	SSL *ssl = NULL;
 	if (tls_context(s) != 0 || !(ssl = SSL_new(s->ssl_ctx)))
 		goto failed;
-	if (!numeric(s->t.host) && !unix_socket(&s->t) && s->t.host[0]) {
+	if (!pg_numeric_host(s->t.host) && !unix_socket(&s->t) &&
+	    s->t.host[0]) {
 		SSL_set_tlsext_host_name(ssl, s->t.host);
 		if (strcmp(s->t.sslmode, "verify-full") == 0)
 			SSL_set1_host(ssl, s->t.host);
@@ -689,7 +681,7 @@ static void on_start(struct pg_scram *s, const char *conninfo)
 	if (read_target(s, conninfo) != 0)
 		return;
 	struct target *t = &s->t;
-	if (!t->addr[0] && !unix_socket(t) && numeric(t->host))
+	if (!t->addr[0] && !unix_socket(t) && pg_numeric_host(t->host))
 		snprintf(t->addr, sizeof(t->addr), "%s", t->host);
 	if (t->addr[0] || unix_socket(t)) {
 		connect_to(s);

@@ -8,9 +8,12 @@ connection and nothing else, and the broker keeps serving everyone.
 """
 import socket
 import struct
+import threading
 import time
 
 import pytest
+
+from samsa_client import create_topic, unique
 
 UNSUPPORTED_VERSION = 35
 
@@ -215,11 +218,11 @@ def _batch(values, count=None):
     return struct.pack(">qiibI", 0, 4 + 1 + 4 + len(after_crc), -1, 2, crc) + after_crc
 
 
-def _produce_v3(s, topic, records, correlation):
-    """Produce v3 acks=1 of records to partition 0; its error and offset."""
+def _produce_v3(s, topic, records, correlation, partition=0):
+    """Produce v3 acks=1 of records to one partition; its error and offset."""
     t = topic.encode()
     body = struct.pack(">hhi", -1, 1, 10000) + struct.pack(">ih", 1, len(t)) + t
-    body += struct.pack(">iii", 1, 0, len(records)) + records
+    body += struct.pack(">iii", 1, partition, len(records)) + records
     send_frame(s, header(0, 3, correlation) + body)
     resp = read_frame(s)
     (corr,) = struct.unpack(">i", resp[:4])
@@ -229,7 +232,6 @@ def _produce_v3(s, topic, records, correlation):
 
 
 def test_produce_batches_kafka_refuses(bootstrap, admin):
-    from samsa_client import create_topic, unique
     topic = unique("refused-batches")
     create_topic(admin, topic, 1)
     s = connect(bootstrap)
@@ -252,12 +254,14 @@ def test_produce_batches_kafka_refuses(bootstrap, admin):
 
 # --- Fetch: limits and long polls -----------------------------------------
 
-def _produce_v3_to(s, topic, partition, records, correlation):
-    t = topic.encode()
-    body = struct.pack(">hhi", -1, 1, 10000) + struct.pack(">ih", 1, len(t)) + t
-    body += struct.pack(">iii", 1, partition, len(records)) + records
-    send_frame(s, header(0, 3, correlation) + body)
-    read_frame(s)
+def _in_half_a_second(fn):
+    """Runs fn on a thread of its own after 0.5 s; join the thread."""
+    def later():
+        time.sleep(0.5)
+        fn()
+    th = threading.Thread(target=later)
+    th.start()
+    return th
 
 
 def _fetch_v4(s, topic, parts, correlation, max_wait=0, min_bytes=0,
@@ -301,13 +305,12 @@ def _batches(records):
 
 
 def test_fetch_max_bytes_bounds_the_answer(bootstrap, admin):
-    from samsa_client import create_topic, unique
     topic = unique("fetch-max-bytes")
     create_topic(admin, topic, 2)
     s = connect(bootstrap)
     for p in (0, 1):
         for i in range(5):
-            _produce_v3_to(s, topic, p, _batch([b"v" * 10000]), 10 + i)
+            _produce_v3(s, topic, _batch([b"v" * 10000]), 10 + i, partition=p)
     size = len(_batch([b"v" * 10000]))
     # Room for one batch and a half: partition 0 gets one, partition 1,
     # whose first batch would go over, none.
@@ -327,21 +330,17 @@ def test_fetch_max_bytes_bounds_the_answer(bootstrap, admin):
 
 
 def test_fetch_waits_for_min_bytes_through_small_appends(bootstrap, admin):
-    import threading
-    from samsa_client import create_topic, unique
     topic = unique("fetch-min-bytes")
     create_topic(admin, topic, 1)
     s = connect(bootstrap)
-    _produce_v3_to(s, topic, 0, _batch([b"first"]), 1)
+    _produce_v3(s, topic, _batch([b"first"]), 1)
 
     def small_append():
-        time.sleep(0.5)
         p = connect(bootstrap)
-        _produce_v3_to(p, topic, 0, _batch([b"small"]), 2)
+        _produce_v3(p, topic, _batch([b"small"]), 2)
         p.close()
 
-    th = threading.Thread(target=small_append)
-    th.start()
+    th = _in_half_a_second(small_append)
     t0 = time.monotonic()
     # 100 kB wanted, 3 s at most: the small append at 0.5 s is not enough.
     got = _fetch_v4(s, topic, {0: 1}, 3, max_wait=3000, min_bytes=100000)
@@ -353,19 +352,13 @@ def test_fetch_waits_for_min_bytes_through_small_appends(bootstrap, admin):
 
 
 def test_fetch_waiting_on_a_deleted_topic_says_so(bootstrap, admin):
-    import threading
-    from samsa_client import create_topic, unique
     topic = unique("fetch-deleted")
     create_topic(admin, topic, 1)
     s = connect(bootstrap)
-    _produce_v3_to(s, topic, 0, _batch([b"only"]), 1)
+    _produce_v3(s, topic, _batch([b"only"]), 1)
 
-    def delete():
-        time.sleep(0.5)
-        admin.delete_topics([topic])[topic].result(30)
-
-    th = threading.Thread(target=delete)
-    th.start()
+    th = _in_half_a_second(
+        lambda: admin.delete_topics([topic])[topic].result(30))
     got = _fetch_v4(s, topic, {0: 1}, 4, max_wait=10000, min_bytes=1)
     th.join()
     assert got[0][0] == 3, "error %d, not UNKNOWN_TOPIC_OR_PARTITION" % got[0][0]
