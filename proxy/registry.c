@@ -690,6 +690,17 @@ static void do_delete(struct rq *rq, const char *subject, const char *vseg)
 			return;
 		const struct sr_version *v =
 			find_version(st, subject, version, permanent);
+		const struct sr_version *gone =
+			v || version <= 0
+				? NULL
+				: find_version(st, subject, version, true);
+		if (gone) {
+			fail(rq, 40406,
+			     "Subject '%s' Version %d was soft deleted. Set "
+			     "permanent=true to delete permanently",
+			     subject, (int)gone->version);
+			return;
+		}
 		if (!v) {
 			fail(rq, 40402, "Version %s not found.", vseg);
 			return;
@@ -769,12 +780,31 @@ static void do_compat(struct rq *rq, const char *subject, const char *vseg)
 	finish(rq, 200, a);
 }
 
+/* Whether GET /config/{s} (or /mode/{s}) has a level to answer with: the
+ * global one always, a subject's only when set for it, unless the caller
+ * asks for the global one in its place (?defaultToGlobal=true), as in
+ * Confluent's, whose clients tell "not set here" from "set" by the 404. */
+static bool own_setting(struct rq *rq, const char *subject, bool mode)
+{
+	if (!subject || param_true(rq, "defaultToGlobal"))
+		return true;
+	const struct sr_config *c = find_config(state(rq), subject);
+	return c && (mode ? c->mode : c->compatibility);
+}
+
 /* GET/PUT/DELETE /config[/{s}] */
 static void do_config(struct rq *rq, const char *subject)
 {
 	const struct sr_state *st = state(rq);
 	const char *key = subject ? subject : "";
 	if (rq->method == EVHTTP_REQ_GET) {
+		if (!own_setting(rq, subject, false)) {
+			fail(rq, 40408,
+			     "Subject '%s' does not have subject-level "
+			     "compatibility configured",
+			     subject);
+			return;
+		}
 		finish(rq, 200,
 		       json_pack("{s:s}", "compatibilityLevel",
 				 ac_level_name(level_of(st, subject))));
@@ -817,6 +847,13 @@ static void do_mode(struct rq *rq, const char *subject)
 	const struct sr_state *st = state(rq);
 	const char *key = subject ? subject : "";
 	if (rq->method == EVHTTP_REQ_GET) {
+		if (!own_setting(rq, subject, true)) {
+			fail(rq, 40409,
+			     "Subject '%s' does not have subject-level mode "
+			     "configured",
+			     subject);
+			return;
+		}
 		finish(rq, 200,
 		       json_pack("{s:s}", "mode", mode_of(st, subject)));
 		return;

@@ -234,6 +234,21 @@ def test_http_status_codes_and_error_bodies(sr):
     assert (st, body) == (200, {"compatibilityLevel": "BACKWARD"})
     st, body = http("GET", "/mode")
     assert (st, body) == (200, {"mode": "READWRITE"})
+    # A subject without its own setting says so (40408, 40409), unless
+    # the global one is asked for in its place; its own is answered.
+    st, body = http("GET", "/config/%s" % subject)
+    assert (st, body["error_code"]) == (404, 40408), body
+    st, body = http("GET", "/mode/%s" % subject)
+    assert (st, body["error_code"]) == (404, 40409), body
+    assert http("GET", "/config/%s?defaultToGlobal=true" % subject) == (
+        200, {"compatibilityLevel": "BACKWARD"})
+    assert http("GET", "/mode/%s?defaultToGlobal=true" % subject) == (
+        200, {"mode": "READWRITE"})
+    assert http("PUT", "/config/%s" % subject, {"compatibility": "FULL"})[0] == 200
+    assert http("GET", "/config/%s" % subject) == (200, {"compatibilityLevel": "FULL"})
+    st, body = http("GET", "/mode/%s" % subject)  # its config is not its mode
+    assert (st, body["error_code"]) == (404, 40409), body
+    assert http("DELETE", "/config/%s" % subject)[0] == 200
 
     # verbose compatibility answers carry the reason
     st, body = http("POST",
@@ -241,6 +256,17 @@ def test_http_status_codes_and_error_bodies(sr):
                     {"schema": json.dumps(USER_BAD)})
     assert st == 200 and body["is_compatible"] is False
     assert any("age" in m for m in body["messages"])
+
+    # a version soft deleted twice: 40406 the second time
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(USER_V2)})
+    assert st == 200, body
+    assert http("DELETE", "/subjects/%s/versions/2" % subject) == (200, 2)
+    st, body = http("DELETE", "/subjects/%s/versions/2" % subject)
+    assert (st, body["error_code"]) == (404, 40406), body
+    assert http("DELETE", "/subjects/%s/versions/2?permanent=true" % subject) == (200, 2)
+    st, body = http("DELETE", "/subjects/%s/versions/2" % subject)
+    assert (st, body["error_code"]) == (404, 40402), body
 
     # soft, then permanent delete; permanent first is refused (40405)
     st, body = http("DELETE", "/subjects/%s?permanent=true" % subject)
