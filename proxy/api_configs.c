@@ -59,7 +59,8 @@ static bool
 wanted(const struct DescribeConfigsRequest_DescribeConfigsResource *q,
        const char *name)
 {
-	if (q->ConfigurationKeys.count < 0)
+	/* As Kafka's ConfigHelper: no keys (null or empty) means all. */
+	if (q->ConfigurationKeys.count <= 0)
 		return true;
 	for (int32_t i = 0; i < q->ConfigurationKeys.count; i++)
 		if (kstr_eq(q->ConfigurationKeys.items[i], name))
@@ -216,55 +217,54 @@ void handle_DescribeConfigs(struct request *req)
 /* --- altering
  * ----------------------------------------------------------------- */
 
-/* A topic's settings being edited: a growable copy in the arena. */
+/* The edits of one resource: names set (or, with a NULL value, removed),
+ * each once, in the arena. */
 struct edit {
 	struct tc_override *ov;
 	int32_t n, cap;
 };
 
-static void edit_set(struct request *req, struct edit *e, const char *name,
-		     const char *value)
+static int edit_set(struct request *req, struct edit *e, const char *name,
+		    const char *value)
 {
 	for (int32_t i = 0; i < e->n; i++) {
 		if (strcmp(e->ov[i].name, name) == 0) {
 			e->ov[i].value = value;
-			return;
+			return 0;
 		}
 	}
 	struct tc_override *ov =
 		arena_grow(&req->arena, e->ov, e->n, &e->cap, sizeof(*ov));
 	if (!ov)
-		return;
+		return -1;
 	e->ov = ov;
 	e->ov[e->n].name = name;
 	e->ov[e->n].value = value;
 	e->n++;
+	return 0;
 }
 
-static void edit_delete(struct edit *e, const char *name)
-{
-	for (int32_t i = 0; i < e->n; i++) {
-		if (strcmp(e->ov[i].name, name) == 0) {
-			e->ov[i] = e->ov[--e->n];
-			return;
-		}
-	}
-}
-
-static const char *edit_get(const struct edit *e, const struct tc_def *d)
+/* d's value once the edits so far are made: its edit, else the topic's
+ * own setting, else the default. */
+static const char *edit_get(const struct edit *e, const struct st_topic *t,
+			    const struct tc_def *d)
 {
 	int source;
-	return topic_config_effective(e->ov, e->n, d, &source);
+	for (int32_t i = 0; i < e->n; i++)
+		if (strcmp(e->ov[i].name, d->name) == 0)
+			return e->ov[i].value ? e->ov[i].value
+					      : tc_default(d, &source);
+	return topic_config_effective(t->configs, t->nconfigs, d, &source);
 }
 
-/* APPEND / SUBTRACT on a list config. */
+/* APPEND / SUBTRACT on a list config; NULL when out of memory. */
 static const char *list_edit(struct request *req, const char *cur,
 			     struct kstr item, bool append)
 {
 	char *out =
 		arena_alloc(&req->arena, strlen(cur) + (size_t)item.len + 2);
 	if (!out)
-		return cur;
+		return NULL;
 	char *o = out;
 	bool present = false;
 	const char *p = cur;
@@ -338,10 +338,6 @@ static void alter_resource(struct request *req, int8_t type, struct kstr rname,
 		return;
 	}
 	struct edit e = {0};
-	if (incremental)
-		for (size_t i = 0; i < t->nconfigs; i++)
-			edit_set(req, &e, t->configs[i].name,
-				 t->configs[i].value);
 	for (int32_t i = 0; i < n; i++) {
 		int8_t op = ops ? ops[i] : OP_SET;
 		const struct tc_def *d =
@@ -356,7 +352,8 @@ static void alter_resource(struct request *req, int8_t type, struct kstr rname,
 			return;
 		}
 		if (op == OP_DELETE) {
-			edit_delete(&e, d->name);
+			if (edit_set(req, &e, d->name, NULL) < 0)
+				goto oom;
 			continue;
 		}
 		if ((op == OP_APPEND || op == OP_SUBTRACT) &&
@@ -383,23 +380,27 @@ static void alter_resource(struct request *req, int8_t type, struct kstr rname,
 		}
 		const char *v = arena_strndup(&req->arena, values[i].ptr,
 					      (size_t)values[i].len);
-		if (op == OP_APPEND || op == OP_SUBTRACT)
-			v = list_edit(req, edit_get(&e, d), values[i],
+		if (v && (op == OP_APPEND || op == OP_SUBTRACT))
+			v = list_edit(req, edit_get(&e, t, d), values[i],
 				      op == OP_APPEND);
-		edit_set(req, &e, d->name, v);
+		if (!v || edit_set(req, &e, d->name, v) < 0)
+			goto oom;
 	}
 	if (validate_only)
 		return;
 	struct alter_item *a = arena_alloc(&req->arena, sizeof(*a));
-	if (!a) {
-		*error = KERR_UNKNOWN_SERVER_ERROR;
-		return;
-	}
+	if (!a)
+		goto oom;
 	a->req = req;
 	a->error = error;
 	a->message = message;
 	req_hold(req);
-	st_set_configs(req->srv->store, t, e.ov, e.n, altered, a);
+	st_set_configs(req->srv->store, t, !incremental, e.ov, (size_t)e.n,
+		       altered, a);
+	return;
+oom:
+	*error = KERR_UNKNOWN_SERVER_ERROR;
+	*message = req_str(req, "out of memory");
 }
 
 void handle_AlterConfigs(struct request *req)

@@ -140,21 +140,24 @@ void handle_Metadata(struct request *req)
 		req->hdr.RequestApiVersion < 4 || mr->AllowAutoTopicCreation;
 	struct metadata_ctx *x = arena_alloc(&req->arena, sizeof(*x));
 	req->ctx = x;
-	if (x && allow && autocreate_enabled()) {
+	struct name_seen *seen =
+		x && allow && autocreate_enabled()
+			? req_names_seen(
+				  req, mr->Topics.items,
+				  sizeof(*mr->Topics.items),
+				  offsetof(struct
+					   MetadataRequest_MetadataRequestTopic,
+					   Name),
+				  mr->Topics.count)
+			: NULL;
+	if (seen) {
 		x->pending = 1;
 		for (int32_t i = 0; i < mr->Topics.count; i++) {
 			struct kstr name = mr->Topics.items[i].Name;
-			if (name.len < 0 || !st_topic_name_valid(name) ||
-			    st_topic_find(s, name))
-				continue;
 			/* Duplicates in one request create once. */
-			bool seen = false;
-			for (int32_t j = 0; j < i; j++)
-				if (mr->Topics.items[j].Name.len == name.len &&
-				    memcmp(mr->Topics.items[j].Name.ptr,
-					   name.ptr, (size_t)name.len) == 0)
-					seen = true;
-			if (seen)
+			if (name.len < 0 || seen[i].first != i ||
+			    !st_topic_name_valid(name) ||
+			    st_topic_find(s, name))
 				continue;
 			x->pending++;
 			topic_autocreate(req, name, metadata_created, req);

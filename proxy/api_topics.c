@@ -182,6 +182,51 @@ static void topic_created(void *arg, enum st_status st, const char *msg)
 	item_done(&ci->it, st, msg);
 }
 
+/*
+ * The configs a CreateTopics entry gives, checked, into *ov (in the arena),
+ * each name once: as Kafka, a name given twice takes its last value.  An
+ * error code with its message in err, else KERR_NONE.
+ */
+static int16_t topic_configs_given(
+	struct request *req, const struct CreateTopicsRequest_CreatableTopic *t,
+	struct tc_override **ov, size_t *n, char *err, size_t errlen)
+{
+	int32_t nc = t->Configs.count;
+	struct name_seen *seen = req_names_seen(
+		req, t->Configs.items, sizeof(*t->Configs.items),
+		offsetof(struct CreateTopicsRequest_CreatableTopicConfig, Name),
+		nc);
+	*ov = arena_alloc(&req->arena, (size_t)nc * sizeof(**ov));
+	int32_t *slot = arena_alloc(&req->arena, (size_t)nc * sizeof(*slot));
+	if (!seen || !*ov || !slot) {
+		snprintf(err, errlen, "out of memory");
+		return KERR_UNKNOWN_SERVER_ERROR;
+	}
+	*n = 0;
+	for (int32_t j = 0; j < nc; j++) {
+		const struct CreateTopicsRequest_CreatableTopicConfig *c =
+			&t->Configs.items[j];
+		int16_t code =
+			topic_config_check(c->Name, c->Value, err, errlen);
+		if (code)
+			return code;
+		if (seen[j].first == j) {
+			slot[j] = (int32_t)(*n)++;
+			(*ov)[slot[j]].name = arena_strndup(
+				&req->arena, c->Name.ptr, (size_t)c->Name.len);
+		}
+		const char *v = arena_strndup(&req->arena, c->Value.ptr,
+					      (size_t)c->Value.len);
+		struct tc_override *o = &(*ov)[slot[seen[j].first]];
+		o->value = v;
+		if (!o->name || !v) {
+			snprintf(err, errlen, "out of memory");
+			return KERR_UNKNOWN_SERVER_ERROR;
+		}
+	}
+	return KERR_NONE;
+}
+
 void handle_CreateTopics(struct request *req)
 {
 	struct CreateTopicsRequest *cr = req->body;
@@ -196,6 +241,13 @@ void handle_CreateTopics(struct request *req)
 		req_close_connection(req);
 		return;
 	}
+	struct name_seen *seen = req_names_seen(
+		req, cr->Topics.items, sizeof(*cr->Topics.items),
+		offsetof(struct CreateTopicsRequest_CreatableTopic, Name), n);
+	if (!seen) {
+		req_close_connection(req);
+		return;
+	}
 	int32_t def_parts = (int32_t)bc_get_int("num.partitions", 1);
 	int16_t def_rf = (int16_t)bc_get_int("default.replication.factor", 1);
 
@@ -205,6 +257,7 @@ void handle_CreateTopics(struct request *req)
 		struct CreateTopicsResponse_CreatableTopicResult *r = &res[i];
 		char err[256] = "";
 		r->Name = t->Name;
+		r->ErrorMessage = KSTR_NULL; /* as Kafka's, when no error */
 		r->Configs.count = -1;
 		r->NumPartitions = -1;
 		r->ReplicationFactor = -1;
@@ -216,14 +269,7 @@ void handle_CreateTopics(struct request *req)
 		bool manual = t->Assignments.count > 0;
 		if (manual)
 			parts = t->Assignments.count;
-		bool dup = false;
-		for (int32_t j = 0; j < n; j++)
-			if (j != i &&
-			    cr->Topics.items[j].Name.len == t->Name.len &&
-			    memcmp(cr->Topics.items[j].Name.ptr, t->Name.ptr,
-				   (size_t)t->Name.len) == 0)
-				dup = true;
-		if (dup) {
+		if (seen[i].count > 1) {
 			r->ErrorCode = KERR_INVALID_REQUEST;
 			snprintf(err, sizeof(err),
 				 "Create topics request from client contains "
@@ -261,34 +307,17 @@ void handle_CreateTopics(struct request *req)
 				rf, rf);
 		}
 		struct tc_override *ov = NULL;
-		int32_t nc = t->Configs.count > 0 ? t->Configs.count : 0;
-		if (!r->ErrorCode && nc) {
-			ov = arena_alloc(&req->arena, (size_t)nc * sizeof(*ov));
-			for (int32_t j = 0; ov && j < nc && !r->ErrorCode;
-			     j++) {
-				struct CreateTopicsRequest_CreatableTopicConfig
-					*c = &t->Configs.items[j];
-				r->ErrorCode = topic_config_check(
-					c->Name, c->Value, err, sizeof(err));
-				ov[j].name =
-					arena_strndup(&req->arena, c->Name.ptr,
-						      (size_t)c->Name.len);
-				ov[j].value =
-					c->Value.len >= 0
-						? arena_strndup(
-							  &req->arena,
-							  c->Value.ptr,
-							  (size_t)c->Value.len)
-						: "";
-			}
-		}
+		size_t nc = 0;
+		if (!r->ErrorCode && t->Configs.count > 0)
+			r->ErrorCode = topic_configs_given(req, t, &ov, &nc,
+							   err, sizeof(err));
 		if (r->ErrorCode) {
 			r->ErrorMessage = req_str(req, err);
 			continue;
 		}
 		r->NumPartitions = parts;
 		r->ReplicationFactor = rf;
-		describe_new_topic(req, r, ov, (size_t)nc);
+		describe_new_topic(req, r, ov, nc);
 		if (cr->validateOnly)
 			continue;
 		struct create_item *ci = arena_alloc(&req->arena, sizeof(*ci));
@@ -301,8 +330,7 @@ void handle_CreateTopics(struct request *req)
 		ci->it.message = &r->ErrorMessage;
 		ci->r = r;
 		req_hold(req);
-		st_create_topic(s, t->Name, parts, ov, (size_t)nc,
-				topic_created, ci);
+		st_create_topic(s, t->Name, parts, ov, nc, topic_created, ci);
 	}
 	req_release(req);
 }
@@ -327,9 +355,33 @@ void handle_DeleteTopics(struct request *req)
 		req_close_connection(req);
 		return;
 	}
+	/* As Kafka: a name given twice deletes nothing. */
+	struct name_seen *seen =
+		by_state
+			? req_names_seen(
+				  req, dr->Topics.items,
+				  sizeof(*dr->Topics.items),
+				  offsetof(struct
+					   DeleteTopicsRequest_DeleteTopicState,
+					   Name),
+				  n)
+			: req_names_seen(req, dr->TopicNames.items,
+					 sizeof(*dr->TopicNames.items), 0, n);
+	if (!seen) {
+		req_close_connection(req);
+		return;
+	}
 	for (int32_t i = 0; i < n; i++) {
 		struct DeleteTopicsResponse_DeletableTopicResult *r = &res[i];
 		struct st_topic *t;
+		if (seen[i].count > 1 &&
+		    (!by_state || dr->Topics.items[i].Name.len >= 0)) {
+			r->Name = by_state ? dr->Topics.items[i].Name
+					   : dr->TopicNames.items[i];
+			r->ErrorCode = KERR_INVALID_REQUEST;
+			r->ErrorMessage = req_str(req, "Duplicate topic name.");
+			continue;
+		}
 		if (by_state && dr->Topics.items[i].Name.len < 0) {
 			r->TopicId = dr->Topics.items[i].TopicId;
 			r->Name = KSTR_NULL;
@@ -378,7 +430,12 @@ void handle_CreatePartitions(struct request *req)
 		req, &resp->Results,
 		&CreatePartitionsResponse_CreatePartitionsTopicResult_struct,
 		n);
-	if (!resp || (n && !res)) {
+	struct name_seen *seen = req_names_seen(
+		req, cr->Topics.items, sizeof(*cr->Topics.items),
+		offsetof(struct CreatePartitionsRequest_CreatePartitionsTopic,
+			 Name),
+		n);
+	if (!resp || (n && !res) || !seen) {
 		req_close_connection(req);
 		return;
 	}
@@ -390,7 +447,10 @@ void handle_CreatePartitions(struct request *req)
 		char err[200] = "";
 		r->Name = t->Name;
 		struct st_topic *topic = st_topic_find(s, t->Name);
-		if (!topic) {
+		if (seen[i].count > 1) {
+			r->ErrorCode = KERR_INVALID_REQUEST;
+			snprintf(err, sizeof(err), "Duplicate topic name.");
+		} else if (!topic) {
 			r->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			snprintf(err, sizeof(err),
 				 "The topic '%.*s' does not exist.",

@@ -345,6 +345,51 @@ struct kstr req_str(struct request *req, const char *s)
 	return p ? (struct kstr){p, (int32_t)n} : KSTR_LIT("");
 }
 
+struct named {
+	struct kstr name;
+	int32_t i;
+};
+
+static int by_name_then_index(const void *a, const void *b)
+{
+	const struct named *x = a, *y = b;
+	int32_t lx = x->name.len, ly = y->name.len; /* -1: null */
+	int32_t both = lx < ly ? lx : ly;
+	int c = both > 0 ? memcmp(x->name.ptr, y->name.ptr, (size_t)both) : 0;
+	if (!c)
+		c = (lx > ly) - (lx < ly);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+struct name_seen *req_names_seen(struct request *req, const void *items,
+				 size_t stride, size_t offset, int32_t n)
+{
+	size_t m = n > 0 ? (size_t)n : 0;
+	struct name_seen *seen = arena_alloc(&req->arena, m * sizeof(*seen));
+	struct named *v = arena_alloc(&req->arena, m * sizeof(*v));
+	if (!seen || !v)
+		return NULL;
+	for (size_t i = 0; i < m; i++) {
+		memcpy(&v[i].name, (const char *)items + i * stride + offset,
+		       sizeof(v[i].name));
+		v[i].i = (int32_t)i;
+	}
+	qsort(v, m, sizeof(*v), by_name_then_index);
+	for (size_t run = 0, end; run < m; run = end) {
+		for (end = run + 1;
+		     end < m && v[end].name.len == v[run].name.len &&
+		     (v[end].name.len <= 0 ||
+		      memcmp(v[end].name.ptr, v[run].name.ptr,
+			     (size_t)v[end].name.len) == 0);
+		     end++)
+			;
+		for (size_t k = run; k < end; k++)
+			seen[v[k].i] = (struct name_seen){v[run].i,
+							  (int32_t)(end - run)};
+	}
+	return seen;
+}
+
 /* Decodes and dispatches one whole frame (takes ownership of frame). */
 static void conn_request(struct conn *c, uint8_t *frame, size_t len)
 {

@@ -148,4 +148,17 @@ const char *req_peer(const struct request *req);
 /* A copy of s in req's arena (for strings built while answering). */
 struct kstr req_str(struct request *req, const char *s);
 
+/*
+ * How the names of a request's list repeat: the i-th of n names is the
+ * struct kstr at (char *)items + i * stride + offset.  seen[i].first is the
+ * index of the first entry with that name (i for the first one itself),
+ * seen[i].count how many entries have it.  O(n log n), for a request may
+ * name a million topics; in req's arena, NULL when out of memory.
+ */
+struct name_seen {
+	int32_t first, count;
+};
+struct name_seen *req_names_seen(struct request *req, const void *items,
+				 size_t stride, size_t offset, int32_t n);
+
 #endif

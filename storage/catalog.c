@@ -155,7 +155,12 @@ static struct st_topic *topic_new(int32_t tid, const char *uuid,
 			goto fail;
 		t->npartitions = i + 1;
 	}
-	t->internal = name[0] == '_' && name[1] == '_';
+	/* Kafka's own internal topics only (Topic.INTERNAL_TOPICS): others
+	 * whose names begin "__", as Debezium's heartbeats, are listed and
+	 * matched by pattern subscriptions as any topic. */
+	t->internal = strcmp(name, "__consumer_offsets") == 0 ||
+		      strcmp(name, "__transaction_state") == 0 ||
+		      strcmp(name, "__share_group_state") == 0;
 	st_topic_resolve(t);
 	return t;
 fail:
@@ -243,8 +248,10 @@ struct change {
 	char uuid[40];
 	int32_t partitions;
 	struct tc_override *configs; /* create / set configs: our copy */
+	bool replace;		     /* set configs: the others go */
 	size_t nconfigs;
-	void (*apply)(struct change *c);
+	void (*apply)(struct change *c); /* once committed */
+	void (*undo)(struct change *c);	 /* once failed */
 };
 
 static void change_free(struct change *c)
@@ -294,6 +301,8 @@ static void on_commit(void *arg, const PGresult *res, const char *err,
 		note_error(c, err, sqlstate);
 	if (!c->msg && c->apply)
 		c->apply(c);
+	else if (c->msg && c->undo)
+		c->undo(c);
 	c->cb(c->arg, c->msg ? c->failure : ST_OK, c->msg);
 	change_free(c);
 }
@@ -320,7 +329,9 @@ static void fire_failed(void *arg)
 {
 	struct failed_call *f = arg;
 	f->cb(f->arg, f->st,
-	      f->st == ST_EXISTS ? "topic exists" : "storage unavailable");
+	      f->st == ST_EXISTS      ? "topic exists"
+	      : f->st == ST_NOT_FOUND ? "topic being deleted"
+				      : "storage unavailable");
 	free(f);
 }
 
@@ -483,16 +494,28 @@ static void apply_delete(struct change *c)
 		st_partition_retire(s, t->partitions[i]);
 }
 
+static void undo_delete(struct change *c)
+{
+	c->topic->deleting = false;
+}
+
 void st_delete_topic(struct store *s, struct st_topic *t, st_done_cb cb,
 		     void *arg)
 {
+	/* A second delete would bury the topic twice. */
+	if (t->deleting) {
+		fail_soon(s, cb, arg, ST_NOT_FOUND);
+		return;
+	}
 	struct change *c = pg_ready(s->catalog) ? change_new(s, cb, arg) : NULL;
 	if (!c) {
 		fail_soon(s, cb, arg, ST_UNAVAILABLE);
 		return;
 	}
+	t->deleting = true;
 	c->topic = t;
 	c->apply = apply_delete;
+	c->undo = undo_delete;
 	char tid[16];
 	snprintf(tid, sizeof(tid), "%d", t->tid);
 	const char *v[1] = {tid};
@@ -534,61 +557,111 @@ void st_create_partitions(struct store *s, struct st_topic *t, int32_t total,
 	c->topic = t;
 	c->partitions = total;
 	c->apply = apply_partitions;
-	char tid[16], from[16], to[16];
+	char tid[16], to[16];
 	snprintf(tid, sizeof(tid), "%d", t->tid);
-	snprintf(from, sizeof(from), "%d", t->npartitions);
 	snprintf(to, sizeof(to), "%d", total);
-	const char *v[3] = {tid, from, to};
+	const char *v[2] = {tid, to};
+	/* From the count committed before it, not the one seen when asked:
+	 * another growth may be in flight ahead of this one. */
 	q(c,
 	  "INSERT INTO samsa.partitions (tid, partition) "
-	  "SELECT $1::int, g FROM generate_series($2::int, $3::int - 1) g",
-	  3, v, on_step);
-	const char *u[2] = {tid, to};
-	q(c, "UPDATE samsa.topics SET partitions = $2::int WHERE tid = $1::int",
-	  2, u, on_step);
+	  "SELECT $1::int, g FROM generate_series((SELECT partitions FROM "
+	  "samsa.topics WHERE tid = $1::int), $2::int - 1) g",
+	  2, v, on_step);
+	q(c,
+	  "UPDATE samsa.topics SET partitions = greatest(partitions, "
+	  "$2::int) WHERE tid = $1::int",
+	  2, v, on_step);
 	pg_sync_cb(s->catalog, on_commit, c);
 }
 
+/* Takes c->configs' edits onto the topic's settings: those it had (none
+ * with c->replace) less those named,
+ * plus those named with a value.  Edits, not the whole set, so that two
+ * changes in flight together both count, in the order they commit. */
 static void apply_configs(struct change *c)
 {
 	struct st_topic *t = c->topic;
-	free_configs(t->configs, t->nconfigs);
-	t->configs = c->configs;
-	t->nconfigs = c->nconfigs;
+	size_t have = c->replace ? 0 : t->nconfigs;
+	struct tc_override *next =
+		calloc(have + c->nconfigs + 1, sizeof(*next));
+	if (!next) {
+		c->msg = strdup("out of memory");
+		return;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < t->nconfigs; i++) {
+		bool named = i >= have;
+		for (size_t j = 0; !named && j < c->nconfigs; j++)
+			named = strcmp(t->configs[i].name,
+				       c->configs[j].name) == 0;
+		if (named) {
+			free((char *)t->configs[i].name);
+			free((char *)t->configs[i].value);
+		} else {
+			next[n++] = t->configs[i];
+		}
+	}
+	for (size_t j = 0; j < c->nconfigs; j++) {
+		if (c->configs[j].value) {
+			next[n++] = c->configs[j];
+		} else {
+			free((char *)c->configs[j].name);
+		}
+	}
+	free(t->configs);
+	free(c->configs);
 	c->configs = NULL;
 	c->nconfigs = 0;
+	t->configs = next;
+	t->nconfigs = n;
 	st_topic_resolve(t);
 }
 
-void st_set_configs(struct store *s, struct st_topic *t,
+void st_set_configs(struct store *s, struct st_topic *t, bool replace,
 		    const struct tc_override *configs, size_t n, st_done_cb cb,
 		    void *arg)
 {
 	struct change *c = pg_ready(s->catalog) ? change_new(s, cb, arg) : NULL;
 	if (c)
 		c->configs = calloc(n + 1, sizeof(*c->configs));
-	if (!c || !c->configs) {
-		free(c);
+	bool copied = c && c->configs;
+	for (size_t i = 0; copied && i < n; i++) {
+		c->configs[i].name = strdup(configs[i].name);
+		c->configs[i].value =
+			configs[i].value ? strdup(configs[i].value) : NULL;
+		c->nconfigs++;
+		copied = c->configs[i].name &&
+			 (c->configs[i].value || !configs[i].value);
+	}
+	if (!copied) {
+		if (c)
+			change_free(c);
 		fail_soon(s, cb, arg, ST_UNAVAILABLE);
 		return;
 	}
 	c->topic = t;
+	c->replace = replace;
 	c->apply = apply_configs;
-	for (size_t i = 0; i < n; i++) {
-		c->configs[i].name = strdup(configs[i].name);
-		c->configs[i].value = strdup(configs[i].value);
-		c->nconfigs++;
-	}
 	char tid[16];
 	snprintf(tid, sizeof(tid), "%d", t->tid);
 	const char *v[3] = {tid, NULL, NULL};
-	q(c, "DELETE FROM samsa.topic_configs WHERE tid = $1::int", 1, v,
-	  on_step);
+	if (replace)
+		q(c, "DELETE FROM samsa.topic_configs WHERE tid = $1::int", 1,
+		  v, on_step);
 	for (size_t i = 0; i < c->nconfigs; i++) {
 		v[1] = c->configs[i].name;
 		v[2] = c->configs[i].value;
-		q(c, "INSERT INTO samsa.topic_configs VALUES ($1::int, $2, $3)",
-		  3, v, on_step);
+		if (!replace)
+			q(c,
+			  "DELETE FROM samsa.topic_configs "
+			  "WHERE tid = $1::int AND name = $2",
+			  2, v, on_step);
+		if (v[2])
+			q(c,
+			  "INSERT INTO samsa.topic_configs "
+			  "VALUES ($1::int, $2, $3)",
+			  3, v, on_step);
 	}
 	pg_sync_cb(s->catalog, on_commit, c);
 }

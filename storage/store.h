@@ -65,6 +65,7 @@ struct st_topic {
 	size_t nconfigs;
 	struct tc_values cfg; /* resolved */
 	bool internal;
+	bool deleting; /* a delete is in flight */
 };
 
 struct st_options {
@@ -113,14 +114,21 @@ bool st_topic_name_valid(struct kstr name);
 void st_create_topic(struct store *s, struct kstr name, int32_t partitions,
 		     const struct tc_override *configs, size_t nconfigs,
 		     st_done_cb cb, void *arg);
-/* Deletes a topic and its log. */
+/* Deletes a topic and its log; ST_NOT_FOUND while a delete of it is in
+ * flight already. */
 void st_delete_topic(struct store *s, struct st_topic *t, st_done_cb cb,
 		     void *arg);
-/* Grows the partition count to total. */
+/* Grows the partition count to total (no change when it has that many
+ * already, another growth having gone first). */
 void st_create_partitions(struct store *s, struct st_topic *t, int32_t total,
 			  st_done_cb cb, void *arg);
-/* Replaces the topic's own configs with configs[0..n) (copied). */
-void st_set_configs(struct store *s, struct st_topic *t,
+/*
+ * Edits the topic's own configs: each of configs[0..n) (copied) is set, or
+ * removed when its value is NULL; with replace, every other one is removed
+ * too.  Changes in flight together apply in the order they were asked for,
+ * each on top of the one before.  Names must be distinct.
+ */
+void st_set_configs(struct store *s, struct st_topic *t, bool replace,
 		    const struct tc_override *configs, size_t n, st_done_cb cb,
 		    void *arg);
 

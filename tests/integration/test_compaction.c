@@ -447,7 +447,7 @@ Test(compaction, delete_policy_untouched_until_altered)
 		{"min.cleanable.dirty.ratio", "0.01"},
 	};
 	struct done d = {0};
-	st_set_configs(st, t, compact, 3, on_done, &d);
+	st_set_configs(st, t, true, compact, 3, on_done, &d);
 	run_until(&d.called);
 	cr_assert_eq(d.st, ST_OK);
 	wait_until(p, once_per_key, o, 10000);

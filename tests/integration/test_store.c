@@ -68,7 +68,7 @@ static void set_configs(struct st_topic *t, const struct tc_override *cfg,
 {
 	struct done d = {0};
 
-	st_set_configs(st, t, cfg, n, on_done, &d);
+	st_set_configs(st, t, true, cfg, n, on_done, &d);
 	run_until(&d.called);
 	cr_assert_eq(d.st, ST_OK, "set configs: %s", d.msg);
 }
