@@ -236,8 +236,8 @@ void handle_OffsetCommit(struct request *req)
 			: group_commit_check(
 				  gs, cr->GroupId,
 				  v >= 1 ? cr->GenerationIdOrMemberEpoch : -1,
-				  cr->MemberId, cr->GroupInstanceId, list,
-				  c->n);
+				  cr->MemberId, cr->GroupInstanceId, false,
+				  list, c->n);
 	if (gerr != KERR_NONE) {
 		for (int32_t i = 0; i < nt; i++)
 			for (int32_t j = 0; j < rt[i].Partitions.count; j++)

@@ -165,13 +165,8 @@ static void txn_pid(void *arg, enum st_status st, int64_t id, int16_t epoch)
 {
 	struct request *req = arg;
 	struct InitProducerIdResponse *resp = req->held_resp;
-	resp->ErrorCode = kerr_from_status(st);
-	/* Fencing answers INVALID_PRODUCER_EPOCH before v4 ... */
-	if (st == ST_FENCED && req->hdr.RequestApiVersion < 4)
-		resp->ErrorCode = KERR_INVALID_PRODUCER_EPOCH;
-	/* ... and an unreachable Postgres is an unavailable coordinator. */
-	if (st == ST_UNAVAILABLE)
-		resp->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+	resp->ErrorCode =
+		kerr_from_coordinator(st, req->hdr.RequestApiVersion, 4);
 	resp->ProducerId = st == ST_OK ? id : -1;
 	resp->ProducerEpoch = st == ST_OK ? epoch : -1;
 	req_release(req);

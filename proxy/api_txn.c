@@ -43,7 +43,9 @@ static void partitions_added(void *arg, enum st_status st, const char *msg)
 {
 	struct add_part *ap = arg;
 	(void)msg;
-	set_all(ap, kerr_from_status(st), false);
+	set_all(ap,
+		kerr_from_coordinator(st, ap->req->hdr.RequestApiVersion, 2),
+		false);
 	req_release(ap->req);
 }
 
@@ -164,7 +166,7 @@ static void error_done(void *arg, enum st_status st, const char *msg)
 	struct request *req = arg;
 	int16_t *err = req->ctx;
 	(void)msg;
-	*err = kerr_from_status(st);
+	*err = kerr_from_coordinator(st, req->hdr.RequestApiVersion, 2);
 	req_release(req);
 }
 
@@ -227,7 +229,7 @@ static void offsets_held(void *arg, enum st_status st, const char *msg)
 {
 	struct txn_commit *tc = arg;
 	(void)msg;
-	set_commit_errors(tc->resp, kerr_from_status(st));
+	set_commit_errors(tc->resp, kerr_from_coordinator(st, 0, 0));
 	req_release(tc->req);
 }
 
@@ -291,7 +293,7 @@ void handle_TxnOffsetCommit(struct request *req)
 		groups_get(req->srv), cr->GroupId,
 		v >= 3 ? cr->GenerationId : -1,
 		v >= 3 ? cr->MemberId : KSTR_NULL,
-		v >= 3 ? cr->GroupInstanceId : KSTR_NULL, c, (size_t)n);
+		v >= 3 ? cr->GroupInstanceId : KSTR_NULL, true, c, (size_t)n);
 	/* Kafka answers a transactional commit at a stale member epoch (the
 	 * consumer protocol) as one of a stale generation. */
 	if (gerr == KERR_STALE_MEMBER_EPOCH)

@@ -42,3 +42,13 @@ int16_t kerr_from_status(enum st_status st)
 	}
 	return KERR_UNKNOWN_SERVER_ERROR;
 }
+
+int16_t kerr_from_coordinator(enum st_status st, int16_t v,
+			      int16_t fenced_since)
+{
+	if (st == ST_UNAVAILABLE)
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	if (st == ST_FENCED && v < fenced_since)
+		return KERR_INVALID_PRODUCER_EPOCH;
+	return kerr_from_status(st);
+}

@@ -84,4 +84,14 @@ enum kafka_error {
 /* The Kafka error for a storage outcome (ST_OK gives KERR_NONE). */
 int16_t kerr_from_status(enum st_status st);
 
+/*
+ * The same for a transaction coordinator's answer to a request of version
+ * v: Postgres unreachable is COORDINATOR_NOT_AVAILABLE (every client retries
+ * it; librdkafka takes KAFKA_STORAGE_ERROR for fatal there), and a fenced
+ * producer INVALID_PRODUCER_EPOCH in versions before fenced_since, which
+ * know no PRODUCER_FENCED (as Kafka's KafkaApis).
+ */
+int16_t kerr_from_coordinator(enum st_status st, int16_t v,
+			      int16_t fenced_since);
+
 #endif

@@ -452,7 +452,11 @@ static void join_error(struct request *req, int16_t err, struct kstr member)
 		r->ErrorCode = err;
 		r->GenerationId = -1;
 		r->ProtocolName = KSTR_NULL;
-		r->MemberId = member.len >= 0 ? member : (struct kstr){"", 0};
+		/* A copy: the answer is written after the member it names
+		 * may have been freed (a leave, a static member replaced). */
+		r->MemberId =
+			arena_bytes(req, (const uint8_t *)member.ptr,
+				    member.len > 0 ? (size_t)member.len : 0);
 	}
 	reply_later(req, r);
 }
@@ -1413,7 +1417,7 @@ int16_t group_fetch_check(struct groups *gs, struct kstr group_id,
 
 int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 			   int32_t generation, struct kstr member_id,
-			   struct kstr instance_id,
+			   struct kstr instance_id, bool transactional,
 			   const struct st_offset_commit *c, size_t n)
 {
 	struct group *g = group_find(gs, group_id);
@@ -1426,6 +1430,13 @@ int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 	}
 	if (g->state == GS_DEAD)
 		return KERR_COORDINATOR_NOT_AVAILABLE;
+	/* A transactional commit that names no member (TxnOffsetCommit
+	 * before v3 has no fields for one; kafkajs, Sarama and a producer
+	 * given only the group id send none) commits whatever the group's
+	 * state, as in Kafka: the transaction is what makes it safe. */
+	if (transactional && generation < 0 && member_id.len <= 0 &&
+	    instance_id.len < 0)
+		return KERR_NONE;
 	if (g->cg)
 		return cgroup_commit_check(g->cg, member_id, generation, c, n);
 	if (fenced(g, instance_id, member_id))
@@ -1437,7 +1448,9 @@ int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 		return KERR_UNKNOWN_MEMBER_ID;
 	if (generation != g->generation)
 		return KERR_ILLEGAL_GENERATION;
-	if (g->state == GS_COMPLETING)
+	/* Not for a transaction: the Java producer takes this error for
+	 * fatal there. */
+	if (g->state == GS_COMPLETING && !transactional)
 		return KERR_REBALANCE_IN_PROGRESS;
 	heartbeat(m);
 	return KERR_NONE;

@@ -68,11 +68,12 @@ int16_t group_fetch_check(struct groups *gs, struct kstr group_id,
  * partitions of known topics it commits): KERR_NONE, or the error every
  * partition gets.  Creates the group (Empty, no protocol) for a standalone
  * commit (generation < 0) to a group that does not exist, and counts a
- * member's commit as a heartbeat.
+ * member's commit as a heartbeat.  A transactional one (TxnOffsetCommit)
+ * that names no generation, member or instance may commit in any state.
  */
 int16_t group_commit_check(struct groups *gs, struct kstr group_id,
 			   int32_t generation, struct kstr member_id,
-			   struct kstr instance_id,
+			   struct kstr instance_id, bool transactional,
 			   const struct st_offset_commit *c, size_t n);
 
 /* The group, or NULL (Dead groups being deleted are found). */

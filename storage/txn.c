@@ -643,8 +643,11 @@ void st_txn_init_producer(struct store *s, struct kstr id, int32_t timeout_ms,
 		pg_sync(s->txns->conn);
 		return;
 	}
-	/* A new epoch fences every older producer of the id. */
-	t->prev_pid = t->pid;
+	/* A new epoch fences every older producer of the id.  Only a bump
+	 * that named the producer may be retried for the same answer: after
+	 * a new producer's (no id given), the old one's own bump, retry or
+	 * not, is fenced (Kafka's lastProducerEpoch -1). */
+	t->prev_pid = producer_id >= 0 ? t->pid : -1;
 	t->prev_epoch = t->epoch;
 	t->epoch = epoch_bump(t->epoch);
 	t->timeout_ms = timeout_ms;

@@ -298,3 +298,37 @@ def test_member_id_required_v4(bootstrap):
         assert r.i16() == NONE
     finally:
         c.close()
+
+
+def test_held_join_answered_after_its_member_left(bootstrap):
+    """A member whose JoinGroup waits for a rebalance leaves (LeaveGroup on
+    another connection): its held join is answered with its own member id.
+    The answer pointed into the freed member (ASan: heap-use-after-free in
+    the reply; otherwise freed bytes sent to the client)."""
+    group = unique("wire-held")
+    a, b, c = (Conn(bootstrap, n) for n in ("wire-held-a", "wire-held-b", "wire-held-c"))
+    try:
+        ja = read_join_v1(a.recv(join_v1(a, group, "", b"a")))
+        assert ja["error"] == NONE
+        assert sync_v0(a, group, ja["generation"], ja["member"],
+                       [(ja["member"], b"x")])[0] == NONE
+
+        def join_v4(member):
+            return b.send(11, 4, string(group) + s32(10000) + s32(10000) + string(member)
+                          + string("consumer") + array([string("range") + bytes_(b"b")]))
+
+        r = b.recv(join_v4(""))
+        r.i32()
+        assert r.i16() == MEMBER_ID_REQUIRED
+        r.i32(), r.string(), r.string()
+        member = r.string()
+        held = join_v4(member)  # waits for a to rejoin
+        r = c.call(13, 0, string(group) + string(member))
+        assert r.i16() == NONE
+        r = b.recv(held)
+        r.i32()
+        e, gen, proto, leader, got = r.i16(), r.i32(), r.string(), r.string(), r.string()
+        assert e == UNKNOWN_MEMBER_ID and got == member, (e, got)
+    finally:
+        for conn in (a, b, c):
+            conn.close()

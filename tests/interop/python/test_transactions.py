@@ -142,3 +142,35 @@ def test_offsets_for_times_read_committed_stops_at_open_transaction(bootstrap, a
     assert offset_at("read_committed") == -1
     p.commit_transaction(30)
     assert offset_at("read_committed") == 0
+
+
+def test_transactional_offsets_for_a_group_with_members(bootstrap, admin):
+    """A transactional producer commits offsets for a group whose consumers
+    are running, naming only the group (as kafkajs, Sarama and a producer
+    given ConsumerGroupMetadata(groupId) do): Kafka takes such a commit in
+    any group state; samsa answered UNKNOWN_MEMBER_ID and every transaction
+    aborted."""
+    topic = unique("py-txn-grp")
+    create_topic(admin, topic, 1)
+    group = unique("py-txn-grp-g")
+    member = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                       "auto.offset.reset": "earliest"})
+    member.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(0.2)
+    assert member.assignment(), "the member was never assigned"
+    named_only = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": unique("py-txn-grp-id")})
+    try:
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce(topic, value=b"v")
+        p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)],
+                                      named_only.consumer_group_metadata(), 30)
+        p.commit_transaction(30)
+        (got,) = member.committed([TopicPartition(topic, 0)], 10)
+        assert got.offset == 7
+    finally:
+        member.close()
+        named_only.close()
