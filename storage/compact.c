@@ -268,6 +268,7 @@ static void pass_finish(struct pass *x, const char *err)
 		return;
 	}
 	bool worked = x->phase == 2;
+	p->clean.idle = !worked;
 	if (worked) {
 		p->clean.cleaned = true;
 		if (x->end > p->clean.first_dirty)
@@ -1038,13 +1039,22 @@ static void pass_start(struct st_cleaner *c, struct st_partition *p)
 
 /* --- the timer ---------------------------------------------------------- */
 
-/* How much p wants a pass: < 0 not at all. */
+/*
+ * How much p wants a pass: < 0 not at all, 2 most.  One whose last pass
+ * found nothing cleanable (its newest batch, the lag, an open transaction
+ * hold everything back) wants one least, whatever else it says: it is
+ * looked at again only when no other partition is due, so that partitions
+ * waiting on time cannot take every pass from those with work (Kafka's
+ * cleaner counts only cleanable bytes for the same reason).
+ */
 static double due(const struct st_partition *p, int64_t now)
 {
 	const struct tc_values *cfg = &p->topic->cfg;
 	if (p->deleted || p->reloading || now < p->clean.backoff_until ||
 	    p->hw == p->log_start)
 		return -1;
+	if (p->clean.idle)
+		return 0;
 	if (!p->clean.cleaned || p->clean.next_horizon <= now)
 		return 2;
 	size_t dirty = p->clean.dirty_bytes;
@@ -1073,10 +1083,15 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 		if (!t->cfg.compact)
 			continue;
 		for (int32_t j = 0; j < t->npartitions; j++) {
-			double d = due(t->partitions[j], now);
-			if (d >= 0 && d > best_due) {
+			/* Of equals, the one waiting longest. */
+			struct st_partition *p = t->partitions[j];
+			double d = due(p, now);
+			if (d >= 0 && (d > best_due ||
+				       (d == best_due &&
+					p->clean.backoff_until <
+						best->clean.backoff_until))) {
 				best_due = d;
-				best = t->partitions[j];
+				best = p;
 			}
 		}
 	}

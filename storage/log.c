@@ -2369,7 +2369,7 @@ void st_enforce_retention(struct store *s)
 				return;
 			r->s = s;
 			r->p = p;
-			char tid[16], part[16], cutoff[24], bytes[24];
+			char tid[16], part[16], cutoff[24], bytes[24], hw[24];
 			snprintf(tid, sizeof(tid), "%d", t->tid);
 			snprintf(part, sizeof(part), "%d", p->index);
 			snprintf(cutoff, sizeof(cutoff), "%" PRId64,
@@ -2380,21 +2380,29 @@ void st_enforce_retention(struct store *s)
 				 t->cfg.retention_bytes < 0
 					 ? INT64_MAX
 					 : t->cfg.retention_bytes);
-			const char *v[4] = {tid, part, cutoff, bytes};
-			/* Batches wholly older than retention.ms, or beyond
-			 * retention.bytes counted from the newest, go; the
-			 * log start moves to the first batch kept. */
+			snprintf(hw, sizeof(hw), "%" PRId64, p->hw);
+			const char *v[5] = {tid, part, cutoff, bytes, hw};
+			/* Batches wholly older than retention.ms go, and, as
+			 * Kafka's segments, the oldest while what is newer
+			 * than them still holds retention.bytes; only below
+			 * the high watermark (a flush samsa has not heard
+			 * commit yet is not counted).  The log start moves
+			 * to the first batch kept.  One short transaction per
+			 * partition that locks its row only when it deleted
+			 * something: flushes lock the same rows. */
 			pg_query(
 				s->catalog,
 				"WITH doomed AS (SELECT base_offset FROM "
 				"(SELECT base_offset, every(max_timestamp < "
-				"$3::bigint OR newer > $4::bigint) OVER (ORDER "
-				"BY base_offset) AS prefix FROM (SELECT "
-				"base_offset, max_timestamp, sum(bytes) OVER "
-				"(ORDER BY base_offset DESC) AS newer FROM "
-				"samsa.log WHERE tid = $1 AND partition = $2) "
-				"x) y WHERE prefix), gone AS (DELETE FROM "
-				"samsa.log l "
+				"$3::bigint OR newer - bytes >= $4::bigint) "
+				"OVER "
+				"(ORDER BY base_offset) AS prefix FROM (SELECT "
+				"base_offset, bytes, max_timestamp, sum(bytes) "
+				"OVER (ORDER BY base_offset DESC) AS newer "
+				"FROM "
+				"samsa.log WHERE tid = $1 AND partition = $2 "
+				"AND base_offset < $5::bigint) x) y WHERE "
+				"prefix), gone AS (DELETE FROM samsa.log l "
 				"USING doomed d WHERE l.tid = $1 AND "
 				"l.partition = $2 AND l.base_offset = "
 				"d.base_offset RETURNING l.last_offset) "
@@ -2403,13 +2411,14 @@ void st_enforce_retention(struct store *s)
 				"greatest(log_start_offset, (SELECT "
 				"max(last_offset) + 1 FROM gone)) WHERE tid = "
 				"$1 "
-				"AND partition = $2 RETURNING log_start_offset",
-				4, v, NULL, NULL, false, on_retention, r);
+				"AND partition = $2 AND EXISTS (SELECT FROM "
+				"gone) RETURNING log_start_offset",
+				5, v, NULL, NULL, false, on_retention, r);
 			if (p->naborted)
 				pg_query(s->catalog, aborted_trim_sql, 2, v,
 					 NULL, NULL, false, on_step_ignore,
 					 NULL);
+			pg_sync(s->catalog);
 		}
 	}
-	pg_sync(s->catalog);
 }

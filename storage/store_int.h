@@ -116,6 +116,7 @@ struct st_partition {
 	 * cleaning pass, to tell when the next one is due. */
 	struct {
 		bool cleaned;		/* a pass ran since start-up */
+		bool idle;		/* the last pass found nothing to do */
 		int64_t first_dirty;	/* where the last pass stopped */
 		size_t clean_bytes;	/* [log start, first_dirty) after it */
 		size_t dirty_bytes;	/* appended since */

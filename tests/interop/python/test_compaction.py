@@ -350,3 +350,22 @@ def test_cleanup_policy_change_takes_effect(admin, bootstrap):
         f.result(30)
     records, _ = wait_compacted(bootstrap, topic, lambda r: len(r) <= 10, 30)
     assert latest(records) == latest([(0, k, v) for k, v in items])
+
+
+def test_partitions_with_nothing_cleanable_do_not_starve_the_others(admin, bootstrap):
+    """Compacted partitions whose only batch is held back (the default
+    segment.ms keeps the newest week from the cleaner) were passed over
+    and picked again at top priority every tick: with a few of them no
+    other compacted partition was ever cleaned."""
+    stuck = unique("py-compact-stuck")
+    create_topic(admin, stuck, 4, {"cleanup.policy": "compact"})
+    p = Producer({"bootstrap.servers": bootstrap})
+    for part in range(4):
+        p.produce(stuck, key=b"k", value=b"v", partition=part)
+    assert p.flush(30) == 0
+    busy = unique("py-compact-busy")
+    create_topic(admin, busy, 1, COMPACT)
+    for r in range(10):
+        produce_checked(p, busy, [(b"k%d" % (i % 10), b"v%d" % r) for i in range(200)])
+        time.sleep(0.3)
+    wait_compacted(bootstrap, busy, lambda recs: len(recs) <= 20, 60)
