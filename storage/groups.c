@@ -746,8 +746,13 @@ void st_offsets_commit(struct store *s, struct kstr group,
 		int len[7] = {0, 0, 0, 0, 0, (int)e->metadata_len, 0};
 		int fmt[7] = {0, 0, 0, 0, 0, 1, 0};
 		pg_query(gs->conn,
-			 "INSERT INTO samsa.group_offsets VALUES ($1, $2::int, "
-			 "$3::int, $4::bigint, $5::int, $6::bytea, $7::bigint) "
+			 /* Not for a topic deleted meanwhile (its offsets go
+			  * with it): a transaction holding offsets for it
+			  * would fail its commit again and again. */
+			 "INSERT INTO samsa.group_offsets SELECT $1, $2::int, "
+			 "$3::int, $4::bigint, $5::int, $6::bytea, $7::bigint "
+			 "WHERE EXISTS (SELECT FROM samsa.topics WHERE tid = "
+			 "$2::int) "
 			 "ON CONFLICT (group_id, tid, partition) DO UPDATE SET "
 			 "committed_offset = excluded.committed_offset, "
 			 "leader_epoch = excluded.leader_epoch, "

@@ -1496,19 +1496,15 @@ static const char aborted_sql[] =
 	"WHERE a.tid = $1 AND a.partition = $2 AND a.last_offset >= "
 	"p.log_start_offset ORDER BY a.last_offset";
 
-/* Replaces p's transactions with rows (producer, epoch, first) from col on
- * (those only joined, with nothing written, are kept). */
+/* Takes p's transactions' first offsets from rows (producer, epoch, first)
+ * from col on.  Every transaction known stays joined: one whose first batch
+ * was in a flush that failed has nothing written, but its producer's retry
+ * must still find it part of the partition. */
 static void load_open_txns(struct st_partition *p, const PGresult *r, int col)
 {
-	for (struct st_open_txn **pp = &p->txns; *pp;) {
-		struct st_open_txn *o = *pp;
-		if (o->first >= 0) {
-			*pp = o->next;
-			free(o);
-		} else {
-			o->ending = false;
-			pp = &o->next;
-		}
+	for (struct st_open_txn *o = p->txns; o; o = o->next) {
+		o->first = -1;
+		o->ending = false;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct st_open_txn *o =

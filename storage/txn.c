@@ -680,13 +680,9 @@ void st_txn_add_partitions(struct store *s, struct kstr id, int64_t producer_id,
 		done_soon(s, cb, NULL, arg, st, -1, -1);
 		return;
 	}
-	bool all = t->state == TX_ONGOING;
-	for (int i = 0; all && i < n; i++)
-		all = has_part(t, parts[i]);
-	if (all) {
-		done_soon(s, cb, NULL, arg, ST_OK, -1, -1);
-		return;
-	}
+	/* Saved even when every partition is in already: this may be the
+	 * retry of a call whose save failed, and the row must name them
+	 * (a restart aborts what a transaction's row does not name). */
 	txn_begin(t);
 	for (int i = 0; i < n; i++) {
 		if (add_part(t, parts[i]) < 0) {

@@ -10,6 +10,7 @@ fenced.
 """
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -174,3 +175,115 @@ def test_transactional_offsets_for_a_group_with_members(bootstrap, admin):
     finally:
         member.close()
         named_only.close()
+
+
+def psql(sql):
+    return subprocess.run(
+        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d",
+         os.environ["SAMSA_PG_CONNINFO"], "-c", sql],
+        check=True, capture_output=True, text=True).stdout.strip()
+
+
+def fail_once(table, when):
+    """Makes Postgres refuse the next write to samsa.<table> whose row
+    satisfies `when` (an SQL condition on NEW), once (a sequence counts:
+    it outlives the rollback); returns the name to give to failed() and
+    drop_failure()."""
+    name = unique("fail_once").replace("-", "_")
+    psql(f"""CREATE SEQUENCE {name};
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF ({when}) AND nextval('{name}') = 1 THEN
+    RAISE EXCEPTION 'failing once, as asked';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON samsa.{table}
+  FOR EACH ROW EXECUTE FUNCTION {name}();""")
+    return name
+
+
+def failed(name):
+    return psql(f"SELECT is_called FROM {name}") == "t"
+
+
+def drop_failure(name, table):
+    psql(f"DROP TRIGGER IF EXISTS {name} ON samsa.{table}; DROP FUNCTION IF EXISTS {name}(); "
+         f"DROP SEQUENCE IF EXISTS {name}")
+
+
+def test_partition_added_by_a_retry_is_saved(bootstrap, admin):
+    """AddPartitionsToTxn whose save failed, retried: the retry found the
+    partition in memory and answered OK without saving, so the saved
+    transaction did not name it and a restart would abort it there while
+    the rest committed."""
+    topic = unique("py-txn-retry")
+    create_topic(admin, topic, 2)
+    tid = unique("py-txn-retry-id")
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"a", partition=0)
+    assert p.flush(30) == 0
+    trap = fail_once("transactions", f"NEW.transactional_id = '{tid}'")
+    try:
+        p.produce(topic, value=b"b", partition=1)
+        assert p.flush(30) == 0
+        assert failed(trap), "the save never failed"
+        saved = psql("SELECT partitions FROM samsa.transactions "
+                     f"WHERE transactional_id = '{tid}'")
+        assert saved.count("[") == 3, saved  # [[tid, 0], [tid, 1]]
+        p.commit_transaction(30)
+    finally:
+        drop_failure(trap, "transactions")
+    got = consume_all(bootstrap, topic, "read_committed", 2, partitions=2)
+    assert sorted(got) == [b"a", b"b"]
+
+
+def test_transaction_survives_a_failed_flush_of_its_first_batch(bootstrap, admin):
+    """A flush that fails reloads the partition's state from the log; a
+    transaction whose first batch was in it was forgotten on the partition,
+    and the producer's retry got INVALID_TXN_STATE: the transaction had to
+    abort over one Postgres error."""
+    topic = unique("py-txn-flushfail")
+    create_topic(admin, topic, 1)
+    tid = psql(f"SELECT tid FROM samsa.topics WHERE name = '{topic}'")
+    p = Producer({"bootstrap.servers": bootstrap,
+                  "transactional.id": unique("py-txn-flushfail-id")})
+    p.init_transactions(30)
+    p.begin_transaction()
+    trap = fail_once("log", f"NEW.tid = {tid}")
+    try:
+        p.produce(topic, value=b"kept")
+        assert p.flush(30) == 0
+        assert failed(trap), "the flush never failed"
+        p.commit_transaction(30)
+    finally:
+        drop_failure(trap, "log")
+    assert consume_all(bootstrap, topic, "read_committed", 1, partitions=1) == [b"kept"]
+
+
+def test_offsets_held_for_a_deleted_topic_do_not_wedge_the_commit(bootstrap, admin):
+    """Offsets sent to a transaction for a topic deleted before EndTxn: the
+    commit tried to write them again and again (a foreign key to the gone
+    topic), never answered, and the transactional id answered
+    CONCURRENT_TRANSACTIONS until samsa restarted."""
+    data, gone = unique("py-txn-data"), unique("py-txn-gone")
+    create_topic(admin, data, 1)
+    create_topic(admin, gone, 1)
+    tid = unique("py-txn-gone-id")
+    group = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("py-txn-gone-g")})
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    try:
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce(data, value=b"x")
+        p.send_offsets_to_transaction([TopicPartition(gone, 0, 3)],
+                                      group.consumer_group_metadata(), 30)
+        admin.delete_topics([gone], operation_timeout=30)[gone].result(30)
+        p.commit_transaction(20)
+        p2 = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+        p2.init_transactions(20)
+    finally:
+        group.close()
+    assert consume_all(bootstrap, data, "read_committed", 1, partitions=1) == [b"x"]
