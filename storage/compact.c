@@ -607,11 +607,28 @@ static int clean_marker(struct pass *x, const uint8_t *data, size_t len,
 		       horizon, err, errlen);
 }
 
+/* Whether h is its producer's newest data batch on the partition. */
+static bool producers_last(const struct st_partition *p,
+			   const struct rb_header *h)
+{
+	const struct st_producer *e =
+		h->ProducerId >= 0 ? st_producer_find(p, h->ProducerId) : NULL;
+	return e && e->n > 0 && e->b[e->n - 1].base == h->BaseOffset;
+}
+
 static int clean_data(struct pass *x, const uint8_t *data, size_t len,
 		      const struct rb_header *h, bool newest, char *err,
 		      size_t errlen)
 {
 	struct change ch = {.base = h->BaseOffset};
+	/* A producer's newest batch stays, whole (Kafka's cleaner keeps it,
+	 * emptied): producers' sequences are read back from the log at
+	 * start-up and after a failed flush, and without it an idempotent
+	 * producer's next batch was refused as out of order, fatally. */
+	if (!newest && producers_last(x->p, h)) {
+		keep_as_is(x, len, h);
+		return 0;
+	}
 	if ((h->Attributes & RB_ATTR_TRANSACTIONAL) && !newest &&
 	    aborted(x->p, h->ProducerId, h->BaseOffset)) {
 		ch.deleted = true;

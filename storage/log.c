@@ -361,8 +361,7 @@ static size_t pmap_slot(int64_t id, size_t cap)
 	       (cap - 1);
 }
 
-static struct st_producer *producer_find(const struct st_partition *p,
-					 int64_t id)
+struct st_producer *st_producer_find(const struct st_partition *p, int64_t id)
 {
 	const struct st_producer_map *m = &p->producers;
 	if (!m->cap)
@@ -426,7 +425,7 @@ static void pmap_clear(struct st_producer_map *m)
  * NULL when out of memory. */
 static struct st_producer *producer_get(struct st_partition *p, int64_t id)
 {
-	struct st_producer *e = producer_find(p, id);
+	struct st_producer *e = st_producer_find(p, id);
 	if (e)
 		return e;
 	e = calloc(1, sizeof(*e));
@@ -542,7 +541,7 @@ static enum st_status producer_check(struct st_partition *p,
 				     const struct rb_header *h,
 				     int64_t *dup_base)
 {
-	struct st_producer *e = producer_find(p, h->ProducerId);
+	struct st_producer *e = st_producer_find(p, h->ProducerId);
 	*dup_base = -1;
 	/* Unknown (new, or forgotten after producer.id.expiration.ms): any
 	 * sequence is taken, as Kafka does for a producer without state. */
@@ -626,7 +625,8 @@ static enum st_status txn_check(const struct st_partition *p,
 	if (!(h->Attributes & RB_ATTR_TRANSACTIONAL))
 		return o ? ST_TXN_STATE : ST_OK;
 	if (!o) {
-		const struct st_producer *e = producer_find(p, h->ProducerId);
+		const struct st_producer *e =
+			st_producer_find(p, h->ProducerId);
 		return e && h->ProducerEpoch < e->epoch ? ST_BAD_EPOCH
 							: ST_TXN_STATE;
 	}
@@ -1446,10 +1446,13 @@ static void producer_row(struct st_partition *p, const PGresult *r, int i,
 		producer_bump(p, pid, epoch, ts);
 		return;
 	}
+	/* Its sequences span its offsets, as Kafka's lastSequence = base
+	 * sequence + lastOffsetDelta: compaction may have taken records out
+	 * (record_count), never offsets. */
+	int64_t base = strtoll(PQgetvalue(r, i, col + 4), NULL, 10);
+	int64_t last = strtoll(PQgetvalue(r, i, col + 5), NULL, 10);
 	producer_record(p, pid, epoch, atoi(PQgetvalue(r, i, col + 2)),
-			atoi(PQgetvalue(r, i, col + 3)),
-			strtoll(PQgetvalue(r, i, col + 4), NULL, 10),
-			strtoll(PQgetvalue(r, i, col + 5), NULL, 10), ts);
+			(int32_t)(last - base + 1), base, last, ts);
 }
 
 /* Producer state read back: what is older than producer.id.expiration.ms

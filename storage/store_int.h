@@ -208,6 +208,8 @@ void st_log_rewritten(struct store *s, struct st_partition *p,
 /* log.c: the first of p's aborted transactions (sorted by last offset)
  * that ends at or after offset; naborted when none does. */
 size_t st_aborted_from(const struct st_partition *p, int64_t offset);
+/* log.c: p's producer with that id, NULL when it has none. */
+struct st_producer *st_producer_find(const struct st_partition *p, int64_t id);
 /* log.c: compaction deleted the marker at offset last: p's aborted
  * transaction ending there, if any, is no longer listed by fetches. */
 void st_aborted_forget(struct st_partition *p, int64_t last);

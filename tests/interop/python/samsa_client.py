@@ -10,6 +10,7 @@ As a command (used by tests/interop/*.sh, run with the venv's python):
 """
 
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -65,6 +66,44 @@ def create_topic(admin, name, partitions, config=None, timeout=TIMEOUT_S):
         if time.monotonic() > deadline:
             raise RuntimeError("topic %s not ready in metadata: %r" % (name, t))
         time.sleep(0.1)
+
+
+# ---- Postgres under samsa (SAMSA_PG_CONNINFO): what a test reads or breaks
+
+
+def psql(sql):
+    return subprocess.run(
+        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d",
+         os.environ["SAMSA_PG_CONNINFO"], "-c", sql],
+        check=True, capture_output=True, text=True).stdout.strip()
+
+
+def fail_once(table, when):
+    """Makes Postgres refuse the next write to samsa.<table> whose row
+    satisfies `when` (an SQL condition on NEW), once (a sequence counts:
+    it outlives the rollback); returns the name to give to failed() and
+    drop_failure()."""
+    name = unique("fail_once").replace("-", "_")
+    psql(f"""CREATE SEQUENCE {name};
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF ({when}) AND nextval('{name}') = 1 THEN
+    RAISE EXCEPTION 'failing once, as asked';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON samsa.{table}
+  FOR EACH ROW EXECUTE FUNCTION {name}();""")
+    return name
+
+
+def failed(name):
+    return psql(f"SELECT is_called FROM {name}") == "t"
+
+
+def drop_failure(name, table):
+    psql(f"DROP TRIGGER IF EXISTS {name} ON samsa.{table}; DROP FUNCTION IF EXISTS {name}(); "
+         f"DROP SEQUENCE IF EXISTS {name}")
 
 
 def main(argv):

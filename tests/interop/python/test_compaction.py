@@ -25,7 +25,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry,
                                    ConfigResource, ResourceType)
 
-from samsa_client import create_topic, unique
+from samsa_client import create_topic, drop_failure, fail_once, failed, psql, unique
 
 KEYS = 1000
 UPDATES = 100_000
@@ -369,3 +369,33 @@ def test_partitions_with_nothing_cleanable_do_not_starve_the_others(admin, boots
         produce_checked(p, busy, [(b"k%d" % (i % 10), b"v%d" % r) for i in range(200)])
         time.sleep(0.3)
     wait_compacted(bootstrap, busy, lambda recs: len(recs) <= 20, 60)
+
+
+def test_producers_last_batch_outlives_compaction(admin, bootstrap):
+    """An idempotent producer's newest batch, all of whose keys are newer
+    elsewhere, stays (Kafka's cleaner keeps it): producers' sequences are
+    read back from the log after a failed flush (and at start-up), and
+    without it the producer's next batch was refused as out of order,
+    fatally for librdkafka."""
+    topic = unique("py-compact-pstate")
+    create_topic(admin, topic, 1, COMPACT)
+    tid = psql(f"SELECT tid FROM samsa.topics WHERE name = '{topic}'")
+    mine = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    other = Producer({"bootstrap.servers": bootstrap})
+    for k in (b"k1", b"k2"):
+        produce_checked(mine, topic, [(k, b"mine")])  # offsets 0, 1
+    produce_checked(other, topic, [(b"k2", b"other")])  # 2: k2 newer
+    for i in range(5):
+        produce_checked(other, topic, [(b"churn", b"%d" % i)])
+    # Compacted (the churn gone) past the producer's batch at offset 1.
+    recs, _ = wait_compacted(bootstrap, topic,
+                             lambda r: sum(k == b"churn" for _, k, _v in r) == 1, 60)
+    assert [o for o, k, _v in recs if k == b"k2"] == [1, 2], recs
+    # A flush that fails reloads the partition's producers from the log.
+    trap = fail_once("log", f"NEW.tid = {tid}")
+    try:
+        produce_checked(other, topic, [(b"k3", b"after")])
+        assert failed(trap), "the flush never failed"
+    finally:
+        drop_failure(trap, "log")
+    produce_checked(mine, topic, [(b"k4", b"mine again")])

@@ -10,14 +10,13 @@ fenced.
 """
 
 import os
-import subprocess
 import time
 
 import pytest
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,
                              KafkaException, Producer, TopicPartition)
 
-from samsa_client import create_topic, unique
+from samsa_client import create_topic, drop_failure, fail_once, failed, psql, unique
 
 TRANSACTIONS = int(os.environ.get("SAMSA_PY_TXNS", "200"))
 PER_TXN = 6  # two records per partition
@@ -175,41 +174,6 @@ def test_transactional_offsets_for_a_group_with_members(bootstrap, admin):
     finally:
         member.close()
         named_only.close()
-
-
-def psql(sql):
-    return subprocess.run(
-        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d",
-         os.environ["SAMSA_PG_CONNINFO"], "-c", sql],
-        check=True, capture_output=True, text=True).stdout.strip()
-
-
-def fail_once(table, when):
-    """Makes Postgres refuse the next write to samsa.<table> whose row
-    satisfies `when` (an SQL condition on NEW), once (a sequence counts:
-    it outlives the rollback); returns the name to give to failed() and
-    drop_failure()."""
-    name = unique("fail_once").replace("-", "_")
-    psql(f"""CREATE SEQUENCE {name};
-CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF ({when}) AND nextval('{name}') = 1 THEN
-    RAISE EXCEPTION 'failing once, as asked';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON samsa.{table}
-  FOR EACH ROW EXECUTE FUNCTION {name}();""")
-    return name
-
-
-def failed(name):
-    return psql(f"SELECT is_called FROM {name}") == "t"
-
-
-def drop_failure(name, table):
-    psql(f"DROP TRIGGER IF EXISTS {name} ON samsa.{table}; DROP FUNCTION IF EXISTS {name}(); "
-         f"DROP SEQUENCE IF EXISTS {name}")
 
 
 def test_partition_added_by_a_retry_is_saved(bootstrap, admin):
