@@ -228,3 +228,23 @@ def test_answers_far_bigger_than_their_request(bootstrap, admin):
     got = admin.describe_configs([ConfigResource("topic", n) for n in names])
     for res, f in got.items():
         assert "retention.ms" in f.result(60), res
+
+
+def test_group_offsets_of_a_wide_topic(bootstrap, admin):
+    """OffsetFetch of every committed offset of a group (what
+    kafka-consumer-groups --describe and lag exporters ask): with offsets
+    on 1,000 partitions the answer outgrew the decoding limit and the
+    connection was closed (300 were enough)."""
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+    topic, group = unique("wide-offsets"), unique("wide-offsets-g")
+    create_topic(admin, topic, 1000)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        c.commit(offsets=[TopicPartition(topic, p, p + 1) for p in range(1000)],
+                 asynchronous=False)
+    finally:
+        c.close()
+    got = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group)])[group].result(60)
+    assert sorted((tp.partition, tp.offset) for tp in got.topic_partitions) == \
+        [(p, p + 1) for p in range(1000)]
