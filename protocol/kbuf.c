@@ -22,6 +22,60 @@ struct kstr kstr_c(const char *s)
 	return (struct kstr){s, (int32_t)n};
 }
 
+/* Bytes in the valid UTF-8 sequence at p[0..n), 0 when none starts there
+ * (a NUL counts as none). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len = c == 0	      ? 0
+		     : c < 0x80	      ? 1
+		     : (c >> 5) == 6  ? 2
+		     : (c >> 4) == 14 ? 3
+		     : (c >> 3) == 30 ? 4
+				      : 0;
+	if (len > n)
+		return 0;
+	for (size_t k = 1; k < len; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+bool kstr_is_text(struct kstr s)
+{
+	const unsigned char *p = (const unsigned char *)s.ptr;
+	for (int32_t i = 0; i < s.len;) {
+		size_t n = utf8_seq(p + i, (size_t)(s.len - i));
+		if (!n)
+			return false;
+		i += (int32_t)n;
+	}
+	return true;
+}
+
+char *kstr_dup_text(struct kstr s)
+{
+	size_t n = s.len > 0 ? (size_t)s.len : 0;
+	char *out = malloc(3 * n + 1), *o = out;
+	if (!out)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s.ptr;
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_seq(p + i, n - i);
+		if (k) {
+			memcpy(o, p + i, k);
+			o += k;
+			i += k;
+		} else {
+			memcpy(o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 char *kstr_dup(struct kstr s)
 {
 	size_t n = s.len > 0 ? (size_t)s.len : 0;

@@ -35,6 +35,13 @@ struct kstr kstr_c(const char *s);
 /* A malloc'd, NUL-terminated copy of s (null gives ""); NULL when memory
  * runs out. */
 char *kstr_dup(struct kstr s);
+/* True when s is text Postgres can store: valid UTF-8 with no NUL (null
+ * and empty are). */
+bool kstr_is_text(struct kstr s);
+/* kstr_dup with every byte that is not part of valid UTF-8, and every
+ * NUL, replaced by U+FFFD, as Kafka's Java decoding reads them: for
+ * strings kept as text that name nothing (client ids). */
+char *kstr_dup_text(struct kstr s);
 /* True when a equals the C string s byte for byte (null equals nothing). */
 bool kstr_eq(struct kstr a, const char *s);
 /* Orders a against the C string s as memcmp orders bytes (null as empty). */

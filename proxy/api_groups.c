@@ -133,24 +133,7 @@ static void committed(void *arg, enum st_status st, const char *msg)
 /* A group id Postgres can store (text: valid UTF-8, no NUL). */
 static bool group_id_valid(struct kstr id)
 {
-	if (id.len <= 0)
-		return false;
-	const unsigned char *p = (const unsigned char *)id.ptr;
-	for (int32_t i = 0; i < id.len;) {
-		unsigned char c = p[i];
-		int n = c < 0x80	 ? 0
-			: (c >> 5) == 6	 ? 1
-			: (c >> 4) == 14 ? 2
-			: (c >> 3) == 30 ? 3
-					 : -1;
-		if (c == 0 || n < 0 || i + n >= id.len)
-			return false;
-		for (int k = 1; k <= n; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-		i += n + 1;
-	}
-	return true;
+	return id.len > 0 && kstr_is_text(id);
 }
 
 void handle_OffsetCommit(struct request *req)

@@ -675,6 +675,10 @@ static const char *invalid(const struct ConsumerGroupHeartbeatRequest *r)
 		return "RackId can't be empty.";
 	if (r->InstanceId.len == 0)
 		return "InstanceId can't be empty.";
+	/* Saved as text in Postgres. */
+	if (!kstr_is_text(r->GroupId) || !kstr_is_text(r->InstanceId) ||
+	    !kstr_is_text(r->MemberId) || !kstr_is_text(r->RackId))
+		return "Ids must be UTF-8 text without NUL.";
 	if (r->MemberEpoch < -2)
 		return "MemberEpoch is invalid.";
 	if (r->MemberEpoch != 0 && r->MemberId.len <= 0)
@@ -767,7 +771,7 @@ static struct cmember *member_new(struct cgroup *cg, struct request *req,
 			    : group_new_member_id(KSTR_LIT("consumer")));
 	if (!m)
 		return NULL;
-	m->client_id = kstr_dup(req->hdr.ClientId);
+	m->client_id = kstr_dup_text(req->hdr.ClientId);
 	m->client_host = group_client_host(req);
 	if (!m->client_id || !m->client_host) {
 		member_free(m);

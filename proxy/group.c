@@ -160,7 +160,7 @@ static void set_str(char **dst, const char *src)
 	*dst = src ? strdup(src) : NULL;
 }
 
-/* A member id as Kafka makes them: prefix, '-', a random UUID. */
+/* A member id as Kafka makes them: prefix (as text), '-', a random UUID. */
 static char *new_member_id(struct kstr prefix)
 {
 	uint8_t b[16];
@@ -170,12 +170,13 @@ static char *new_member_id(struct kstr prefix)
 	}
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	size_t pl = prefix.len > 0 ? (size_t)prefix.len : 0;
-	char *id = malloc(pl + 38);
-	if (!id)
+	char *text = kstr_dup_text(prefix);
+	size_t pl = text ? strlen(text) : 0;
+	char *id = text ? realloc(text, pl + 38) : NULL;
+	if (!id) {
+		free(text);
 		return NULL;
-	if (pl)
-		memcpy(id, prefix.ptr, pl);
+	}
 	snprintf(id + pl, 38,
 		 "-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x"
 		 "%02x%02x%02x",
@@ -916,7 +917,7 @@ static struct gmember *member_new(struct group *g, struct request *req,
 	m->instance_id = jr->GroupInstanceId.len >= 0
 				 ? kstr_dup(jr->GroupInstanceId)
 				 : NULL;
-	m->client_id = kstr_dup(req->hdr.ClientId);
+	m->client_id = kstr_dup_text(req->hdr.ClientId);
 	m->client_host = group_client_host(req);
 	m->session_timeout = jr->SessionTimeoutMs;
 	m->rebalance_timeout = req->hdr.RequestApiVersion >= 1
@@ -1195,7 +1196,10 @@ void group_join(struct groups *gs, struct request *req)
 {
 	const struct JoinGroupRequest *jr = req->body;
 	struct group *g = NULL;
-	if (jr->GroupId.len <= 0) {
+	/* Ids saved as text (an id Postgres refused failed every
+	 * generation's save: an endless rebalance). */
+	if (jr->GroupId.len <= 0 || !kstr_is_text(jr->GroupId) ||
+	    !kstr_is_text(jr->GroupInstanceId)) {
 		join_error(req, KERR_INVALID_GROUP_ID, jr->MemberId);
 		goto out;
 	}

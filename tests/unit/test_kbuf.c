@@ -681,3 +681,20 @@ Test(kbuf, kstr_helpers)
 	cr_assert(kstr_eq(kstr_c(""), ""));
 	cr_assert(kstr_eq(KSTR_LIT("a\0b"), "a") == false);
 }
+
+Test(kstr, text_as_postgres_stores_it)
+{
+	cr_assert(kstr_is_text(KSTR_LIT("caf\xc3\xa9 \xf0\x9f\x98\x80")));
+	cr_assert(kstr_is_text(KSTR_NULL));
+	cr_assert(kstr_is_text(KSTR_LIT("")));
+	cr_assert_not(kstr_is_text(KSTR_LIT("caf\xe9")));
+	cr_assert_not(kstr_is_text((struct kstr){"a\0b", 3}));
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xc3")));	   /* cut short */
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xe2\x82"))); /* cut short */
+	char *t = kstr_dup_text((struct kstr){"caf\xe9\0\xc3\xa9", 7});
+	cr_assert_str_eq(t, "caf\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9");
+	free(t);
+	t = kstr_dup_text(KSTR_NULL);
+	cr_assert_str_eq(t, "");
+	free(t);
+}

@@ -29,6 +29,7 @@ REBALANCE_IN_PROGRESS = 27
 NON_EMPTY_GROUP = 68
 GROUP_ID_NOT_FOUND = 69
 MEMBER_ID_REQUIRED = 79
+INVALID_GROUP_ID = 24
 
 
 def s16(v):
@@ -332,3 +333,23 @@ def test_held_join_answered_after_its_member_left(bootstrap):
     finally:
         for conn in (a, b, c):
             conn.close()
+
+
+def test_client_id_that_is_not_utf8(bootstrap):
+    """A client id of raw bytes (librdkafka and Sarama send what they are
+    given) names the member as Kafka's Java decoding would read it; it
+    went into Postgres as it was, every generation's save failed, and the
+    group rebalanced for ever (SyncGroup: COORDINATOR_NOT_AVAILABLE).  A
+    group id Postgres cannot store is INVALID_GROUP_ID."""
+    group = unique("wire-bytes")
+    c = Conn(bootstrap, b"caf\xe9\x00")
+    try:
+        j = read_join_v1(c.recv(join_v1(c, group, "", b"m")))
+        assert j["error"] == NONE and j["member"].startswith("caf\ufffd\ufffd-"), j
+        e, _ = sync_v0(c, group, j["generation"], j["member"], [(j["member"], b"a")])
+        assert e == NONE
+        assert heartbeat_v0(c, group, j["generation"], j["member"]) == NONE
+        j = read_join_v1(c.recv(join_v1(c, b"g\xff", "", b"m")))
+        assert j["error"] == INVALID_GROUP_ID, j
+    finally:
+        c.close()
