@@ -479,13 +479,23 @@ static void txn_complete(struct store *s, struct txn *t, bool commit,
 /* --- checks shared by the calls ----------------------------------------------
  */
 
+/* Completing, or decided and to be completed: a Prepare state loaded at
+ * start-up is not busy until the timer takes it up, and meanwhile an EndTxn
+ * retry or a new producer's InitProducerId must wait for it as Kafka's
+ * (CONCURRENT_TRANSACTIONS), not reopen it. */
+static bool completing(const struct txn *t)
+{
+	return t->busy || t->state == TX_PREPARE_COMMIT ||
+	       t->state == TX_PREPARE_ABORT;
+}
+
 static enum st_status check(struct txn *t, int64_t pid, int16_t epoch)
 {
 	if (!t || t->pid != pid)
 		return ST_PID_MAPPING;
 	if (epoch != t->epoch)
 		return ST_FENCED;
-	if (t->busy)
+	if (completing(t))
 		return ST_CONCURRENT;
 	return ST_OK;
 }
@@ -609,7 +619,7 @@ void st_txn_init_producer(struct store *s, struct kstr id, int32_t timeout_ms,
 		pg_sync(s->txns->conn);
 		return;
 	}
-	if (t->busy) {
+	if (completing(t)) {
 		done_soon(s, NULL, cb, arg, ST_CONCURRENT, -1, -1);
 		return;
 	}

@@ -15,7 +15,12 @@
 #     timeout, no LSO stays stuck) and has seen A, B and C exactly once and
 #     none of O, whose records read_uncommitted does see;
 #  2. O's transactional id works again: a new producer with it commits D,
-#     and O's records stay hidden.
+#     and O's records stay hidden;
+#  3. a transaction P killed in PrepareCommit (its row set so while samsa
+#     is down: the commit was decided, its markers not written) is
+#     committed after the restart, even when a new producer with P's id
+#     asks for it at once: that producer waits (CONCURRENT_TRANSACTIONS)
+#     instead of reopening P, which then was aborted.
 #
 # Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
 # temp dir).
@@ -54,6 +59,23 @@ echo "txn_restart: 1. open transaction aborted after the restart, committed ones
 "$SAMSA_PY" "$tool" check "$t" 30 A B C D -- O ||
 	fail "read_committed after reusing the aborted transaction's id"
 echo "txn_restart: 2. the aborted transaction's id commits again: ok"
+
+# 3. A decided commit is completed, not reopened by a quick new producer.
+"$SAMSA_PY" "$tool" open "$t" "txr-p-$run" P 600000 || fail "transaction P (left open)"
+samsa_kill
+psql -X -q -v ON_ERROR_STOP=1 -d "$SAMSA_PG_CONNINFO" -c \
+	"UPDATE samsa.transactions SET state = 'PrepareCommit' WHERE transactional_id = 'txr-p-$run'" ||
+	fail "setting P's row to PrepareCommit"
+# A new producer of P's id asks as soon as samsa listens, before samsa's
+# timer takes P up; then one commits E.
+"$SAMSA_PY" "$tool" init-at-once "txr-p-$run" &
+early=$!
+samsa_launch || fail "samsa did not start again after SIGKILL"
+wait $early || fail "InitProducerId for P's id as samsa starts"
+"$SAMSA_PY" "$tool" commit "$t" "txr-p-$run" E || fail "transaction E with P's transactional id"
+"$SAMSA_PY" "$tool" check "$t" 30 A B C D E P -- O ||
+	fail "read_committed after a restart in PrepareCommit"
+echo "txn_restart: 3. a commit decided before the crash is completed: ok"
 
 samsa_alive || fail "samsa died"
 samsa_stop || fail "samsa did not stop cleanly at the end"

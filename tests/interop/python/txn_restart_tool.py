@@ -12,6 +12,11 @@
         and the process ends at once (os._exit, as a crash would), without
         ending the transaction or closing the producer.
 
+    python txn_restart_tool.py init-at-once TXN_ID
+        Waits for samsa to listen (trying every 5 ms, up to 60 s) and at
+        once sends InitProducerId for TXN_ID (raw, v1), again while it is
+        told CONCURRENT_TRANSACTIONS (up to 30 s); fails on any other error.
+
     python txn_restart_tool.py check TOPIC SECONDS VISIBLE_PREFIX... -- HIDDEN_PREFIX...
         Within SECONDS, a read_committed consumer reading every partition
         from the beginning must reach the high watermark of each (the LSO
@@ -25,6 +30,8 @@ Exit status 0 on success; otherwise a message on stderr says what was wrong.
 """
 
 import os
+import socket
+import struct
 import sys
 import time
 
@@ -191,7 +198,40 @@ def cmd_check(topic, seconds, prefixes):
     return 0
 
 
+def cmd_init_at_once(txn_id):
+    host, port = samsa_client.bootstrap().rsplit(":", 1)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            s = socket.create_connection((host, int(port)), timeout=10)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+    s.settimeout(10)
+    tid = txn_id.encode()
+    give_up = time.monotonic() + 30
+    for corr in range(1, 100000):
+        body = (struct.pack(">hhih", 22, 1, corr, 4) + b"init" +
+                struct.pack(">h", len(tid)) + tid + struct.pack(">i", 60000))
+        s.sendall(struct.pack(">i", len(body)) + body)
+        head = s.recv(4, socket.MSG_WAITALL)
+        frame = s.recv(struct.unpack(">i", head)[0], socket.MSG_WAITALL)
+        err = struct.unpack_from(">h", frame, 8)[0]
+        if err == 0:
+            return 0
+        if err != 51 or time.monotonic() > give_up:  # CONCURRENT_TRANSACTIONS
+            print("txn_restart_tool: InitProducerId at once: error %d" % err,
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    return 1
+
+
 def main(argv):
+    if len(argv) == 2 and argv[0] == "init-at-once":
+        return cmd_init_at_once(argv[1])
     if len(argv) == 4 and argv[0] == "commit":
         return cmd_commit(*argv[1:])
     if len(argv) == 5 and argv[0] == "open":
