@@ -160,10 +160,6 @@ void store_close(struct store *s)
 	 * reload on a loop that no longer runs. */
 	s->closing = true;
 	st_cleaner_close(s);
-	if (s->flush_ev)
-		event_free(s->flush_ev);
-	if (s->retention_ev)
-		event_free(s->retention_ev);
 	st_txns_close(s);
 	st_groups_close(s);
 	if (s->writer)
@@ -174,6 +170,12 @@ void store_close(struct store *s)
 		if (s->readers[i])
 			pg_close(s->readers[i]);
 	free(s->readers);
+	/* After the connections: what they answered as they closed may
+	 * have kicked the flush. */
+	if (s->flush_ev)
+		event_free(s->flush_ev);
+	if (s->retention_ev)
+		event_free(s->retention_ev);
 	for (size_t i = 0; i < s->ntopics; i++)
 		st_topic_free(s->topics[i]);
 	free(s->topics);

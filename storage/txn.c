@@ -359,6 +359,8 @@ static void on_group_committed(void *arg, enum st_status st, const char *msg)
 {
 	struct txn *t = arg;
 	(void)msg;
+	if (the_store->closing)
+		return; /* t may be freed: the writer and groups close last */
 	if (st != ST_OK)
 		t->failed = true;
 	step_done(t);
@@ -367,6 +369,8 @@ static void on_group_committed(void *arg, enum st_status st, const char *msg)
 static void on_marker(void *arg, const struct st_append_result *r)
 {
 	struct txn *t = arg;
+	if (the_store->closing)
+		return; /* as on_group_committed */
 	if (r->status != ST_OK && r->status != ST_NOT_FOUND &&
 	    r->status != ST_DELETED)
 		t->failed = true;
@@ -459,6 +463,8 @@ static void then_prepared(struct save_ctx *x, bool ok)
 {
 	struct txn *t = x->t;
 	(void)ok; /* kept in memory either way; markers follow */
+	if (x->s->closing)
+		return; /* completed at the next start */
 	t->phase = 0;
 	complete_step(t);
 }
