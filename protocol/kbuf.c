@@ -22,20 +22,31 @@ struct kstr kstr_c(const char *s)
 	return (struct kstr){s, (int32_t)n};
 }
 
-/* Bytes in the valid UTF-8 sequence at p[0..n), 0 when none starts there
- * (a NUL counts as none). */
+/* Bytes in the well-formed UTF-8 sequence at p[0..n) (RFC 3629: no
+ * overlong forms, surrogates or code points past U+10FFFF, as Postgres
+ * checks), 0 when none starts there; a NUL counts as none. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
 {
 	unsigned char c = p[0];
-	size_t len = c == 0	      ? 0
-		     : c < 0x80	      ? 1
-		     : (c >> 5) == 6  ? 2
-		     : (c >> 4) == 14 ? 3
-		     : (c >> 3) == 30 ? 4
-				      : 0;
-	if (len > n)
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+	if (c == 0)
 		return 0;
-	for (size_t k = 1; k < len; k++)
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, lo = c == 0xe0 ? 0xa0 : 0x80,
+		hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, lo = c == 0xf0 ? 0x90 : 0x80,
+		hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (len > n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t k = 2; k < len; k++)
 		if ((p[k] & 0xc0) != 0x80)
 			return 0;
 	return len;

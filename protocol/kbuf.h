@@ -38,9 +38,10 @@ char *kstr_dup(struct kstr s);
 /* True when s is text Postgres can store: valid UTF-8 with no NUL (null
  * and empty are). */
 bool kstr_is_text(struct kstr s);
-/* kstr_dup with every byte that is not part of valid UTF-8, and every
- * NUL, replaced by U+FFFD, as Kafka's Java decoding reads them: for
- * strings kept as text that name nothing (client ids). */
+/* kstr_dup with every byte that is not part of well-formed UTF-8
+ * replaced by U+FFFD, as Kafka's Java decoding reads such bytes, and every
+ * NUL too (Postgres text holds none): for strings kept as text that name
+ * nothing (client ids). */
 char *kstr_dup_text(struct kstr s);
 /* True when a equals the C string s byte for byte (null equals nothing). */
 bool kstr_eq(struct kstr a, const char *s);

@@ -337,6 +337,20 @@ static void alter_resource(struct request *req, int8_t type, struct kstr rname,
 		*message = req_str(req, "The topic does not exist.");
 		return;
 	}
+	/* As Kafka: a key given twice is refused (APPENDs of one list
+	 * would otherwise copy it once per item). */
+	struct name_seen *seen =
+		req_names_seen(req, names, sizeof(*names), 0, n);
+	for (int32_t i = 0; seen && i < n; i++) {
+		if (seen[i].count > 1) {
+			*error = KERR_INVALID_REQUEST;
+			*message = req_str(req, "Error due to duplicate "
+						"config keys");
+			return;
+		}
+	}
+	if (!seen)
+		goto oom;
 	struct edit e = {0};
 	for (int32_t i = 0; i < n; i++) {
 		int8_t op = ops ? ops[i] : OP_SET;
@@ -344,6 +358,8 @@ static void alter_resource(struct request *req, int8_t type, struct kstr rname,
 			names[i].len > 0
 				? tc_find(names[i].ptr, (size_t)names[i].len)
 				: NULL;
+		if (!d && op == OP_DELETE)
+			continue; /* as Kafka: nothing to remove */
 		if (!d) {
 			topic_config_check(names[i], values[i], err,
 					   sizeof(err));

@@ -61,6 +61,9 @@ static void describe_topic(struct request *req,
 
 struct metadata_ctx {
 	int pending;
+	/* The topics asked for, each once (Kafka takes them as a set):
+	 * by name, or by id when the name is null. */
+	struct name_seen *seen;
 };
 
 static void metadata_answer(struct request *req)
@@ -91,32 +94,38 @@ static void metadata_answer(struct request *req)
 		req_reply(req, resp);
 		return;
 	}
+	const struct name_seen *seen = ((struct metadata_ctx *)req->ctx)->seen;
+	int32_t n = 0;
+	for (int32_t i = 0; i < mr->Topics.count; i++)
+		n += seen[i].first == i;
 	struct MetadataResponse_MetadataResponseTopic *t =
 		req_array(req, &resp->Topics,
-			  &MetadataResponse_MetadataResponseTopic_struct,
-			  mr->Topics.count);
-	for (int32_t i = 0; t && i < mr->Topics.count; i++) {
+			  &MetadataResponse_MetadataResponseTopic_struct, n);
+	for (int32_t i = 0, k = 0; t && i < mr->Topics.count; i++) {
 		struct MetadataRequest_MetadataRequestTopic *q =
 			&mr->Topics.items[i];
+		if (seen[i].first != i)
+			continue;
+		struct MetadataResponse_MetadataResponseTopic *o = &t[k++];
 		const struct st_topic *topic;
 		if (q->Name.len < 0) {
 			topic = st_topic_find_id(s, &q->TopicId);
 			if (!topic) {
-				t[i].ErrorCode = KERR_UNKNOWN_TOPIC_ID;
-				t[i].TopicId = q->TopicId;
+				o->ErrorCode = KERR_UNKNOWN_TOPIC_ID;
+				o->TopicId = q->TopicId;
 				continue;
 			}
 		} else {
 			topic = st_topic_find(s, q->Name);
 		}
 		if (topic) {
-			describe_topic(req, &t[i], topic);
+			describe_topic(req, o, topic);
 			continue;
 		}
-		t[i].Name = q->Name;
-		t[i].ErrorCode = st_topic_name_valid(q->Name)
-					 ? KERR_UNKNOWN_TOPIC_OR_PARTITION
-					 : KERR_INVALID_TOPIC_EXCEPTION;
+		o->Name = q->Name;
+		o->ErrorCode = st_topic_name_valid(q->Name)
+				       ? KERR_UNKNOWN_TOPIC_OR_PARTITION
+				       : KERR_INVALID_TOPIC_EXCEPTION;
 	}
 	req_reply(req, resp);
 }
@@ -139,18 +148,26 @@ void handle_Metadata(struct request *req)
 	bool allow =
 		req->hdr.RequestApiVersion < 4 || mr->AllowAutoTopicCreation;
 	struct metadata_ctx *x = arena_alloc(&req->arena, sizeof(*x));
+	int32_t n = mr->Topics.count > 0 ? mr->Topics.count : 0;
+	struct kstr *keys = arena_alloc(&req->arena, (size_t)n * sizeof(*keys));
+	for (int32_t i = 0; keys && i < n; i++) {
+		const struct MetadataRequest_MetadataRequestTopic *q =
+			&mr->Topics.items[i];
+		keys[i] =
+			q->Name.len >= 0
+				? q->Name
+				: (struct kstr){(const char *)q->TopicId.b,
+						(int32_t)sizeof(q->TopicId.b)};
+	}
+	if (x && keys)
+		x->seen = req_names_seen(req, keys, sizeof(*keys), 0, n);
+	if (!x || !keys || !x->seen) {
+		req_close_connection(req);
+		return;
+	}
 	req->ctx = x;
-	struct name_seen *seen =
-		x && allow && autocreate_enabled()
-			? req_names_seen(
-				  req, mr->Topics.items,
-				  sizeof(*mr->Topics.items),
-				  offsetof(struct
-					   MetadataRequest_MetadataRequestTopic,
-					   Name),
-				  mr->Topics.count)
-			: NULL;
-	if (seen) {
+	if (allow && autocreate_enabled()) {
+		const struct name_seen *seen = x->seen;
 		x->pending = 1;
 		for (int32_t i = 0; i < mr->Topics.count; i++) {
 			struct kstr name = mr->Topics.items[i].Name;

@@ -194,7 +194,12 @@ void handle_InitProducerId(struct request *req)
 		return;
 	}
 	req_begin(req, resp);
-	if (ir->TransactionalId.len >= 0) {
+	if (!kstr_is_text(ir->TransactionalId)) {
+		/* Saved as text: Postgres would refuse it at every try. */
+		resp->ErrorCode = KERR_INVALID_REQUEST;
+		resp->ProducerId = -1;
+		resp->ProducerEpoch = -1;
+	} else if (ir->TransactionalId.len >= 0) {
 		req_hold(req);
 		st_txn_init_producer(
 			req->srv->store, ir->TransactionalId,

@@ -382,7 +382,23 @@ void handle_DeleteTopics(struct request *req)
 			r->ErrorMessage = req_str(req, "Duplicate topic name.");
 			continue;
 		}
-		if (by_state && dr->Topics.items[i].Name.len < 0) {
+		bool named = !by_state || dr->Topics.items[i].Name.len >= 0;
+		static const struct kuuid zero;
+		bool by_id = by_state && memcmp(&dr->Topics.items[i].TopicId,
+						&zero, sizeof(zero)) != 0;
+		if (by_state && named == by_id) {
+			/* As Kafka: a name or an id, one of them. */
+			r->Name = dr->Topics.items[i].Name;
+			r->TopicId = dr->Topics.items[i].TopicId;
+			r->ErrorCode = KERR_INVALID_REQUEST;
+			r->ErrorMessage = req_str(
+				req, named ? "You may not specify both topic "
+					     "name and topic id."
+					   : "Neither topic name nor id were "
+					     "specified.");
+			continue;
+		}
+		if (!named) {
 			r->TopicId = dr->Topics.items[i].TopicId;
 			r->Name = KSTR_NULL;
 			t = st_topic_find_id(s, &r->TopicId);
@@ -447,6 +463,8 @@ void handle_CreatePartitions(struct request *req)
 		char err[200] = "";
 		r->Name = t->Name;
 		struct st_topic *topic = st_topic_find(s, t->Name);
+		if (topic && topic->deleting)
+			topic = NULL;
 		if (seen[i].count > 1) {
 			r->ErrorCode = KERR_INVALID_REQUEST;
 			snprintf(err, sizeof(err), "Duplicate topic name.");

@@ -179,6 +179,12 @@ void handle_AddOffsetsToTxn(struct request *req)
 		return;
 	}
 	req_begin(req, resp);
+	if (!kstr_is_text(ar->GroupId)) {
+		/* Saved as text with the transaction. */
+		resp->ErrorCode = KERR_INVALID_GROUP_ID;
+		req_release(req);
+		return;
+	}
 	req->ctx = &resp->ErrorCode;
 	req_hold(req);
 	st_txn_add_offsets(req->srv->store, ar->TransactionalId, ar->ProducerId,
@@ -289,11 +295,15 @@ void handle_TxnOffsetCommit(struct request *req)
 		}
 	}
 	/* The consumer's group membership, as an OffsetCommit's (v3+). */
-	int16_t gerr = group_commit_check(
-		groups_get(req->srv), cr->GroupId,
-		v >= 3 ? cr->GenerationId : -1,
-		v >= 3 ? cr->MemberId : KSTR_NULL,
-		v >= 3 ? cr->GroupInstanceId : KSTR_NULL, true, c, (size_t)n);
+	int16_t gerr =
+		!kstr_is_text(cr->GroupId)
+			? KERR_INVALID_GROUP_ID
+			: group_commit_check(groups_get(req->srv), cr->GroupId,
+					     v >= 3 ? cr->GenerationId : -1,
+					     v >= 3 ? cr->MemberId : KSTR_NULL,
+					     v >= 3 ? cr->GroupInstanceId
+						    : KSTR_NULL,
+					     true, c, (size_t)n);
 	/* Kafka answers a transactional commit at a stale member epoch (the
 	 * consumer protocol) as one of a stale generation. */
 	if (gerr == KERR_STALE_MEMBER_EPOCH)

@@ -125,6 +125,9 @@ static void unsupported(struct request *req)
 	req_close_connection(req);
 }
 
+/* What building one answer may allocate beyond what decoding took. */
+#define ANSWER_BUDGET ((size_t)512 << 20)
+
 void dispatch(struct request *req, struct kb_reader *r)
 {
 	int16_t key = req->hdr.RequestApiKey;
@@ -148,10 +151,11 @@ void dispatch(struct request *req, struct kb_reader *r)
 	if (!req->body ||
 	    kmsg_decode(m, version, r, &req->arena, req->body) < 0)
 		goto bad;
-	/* The arena's limit bounds what a frame can make us decode; the
-	 * answer is bounded by what samsa holds (a Metadata of every
-	 * partition, DescribeConfigs of every topic) and must not fail. */
-	req->arena.limit = 0;
+	/* The arena's limit was sized for decoding the frame; the answer
+	 * may need far more than the request (a Metadata of every
+	 * partition, DescribeConfigs of every topic) and gets a budget of
+	 * its own, still a bound. */
+	req->arena.limit += ANSWER_BUDGET;
 	api->handler(req);
 	return;
 bad:

@@ -742,6 +742,8 @@ static void complete_join(struct group *g)
 		set_str(&g->leader, joined->id);
 	set_str(&g->protocol, select_protocol(g));
 	g->state = GS_COMPLETING;
+	/* The members have the rebalance timeout to send SyncGroup. */
+	arm(g->rebalance_timer, max_rebalance_timeout(g));
 	log_info("group %s: generation %d with %d members, protocol %s, "
 		 "leader %s",
 		 g->id, g->generation, g->nmembers,
@@ -757,11 +759,36 @@ static void complete_join(struct group *g)
 	}
 }
 
+/* Kafka's pending-sync expiry: the members that sent no SyncGroup within
+ * the rebalance timeout (the leader among them, whose assignment everyone
+ * waits for) are out, and the group rebalances without them. */
+static void expire_unsynced(struct group *g)
+{
+	bool any = false;
+	for (struct gmember *m = g->members, *next; m; m = next) {
+		next = m->next;
+		if (!m->sync_req) {
+			log_info("group %s: member %s sent no SyncGroup in "
+				 "time",
+				 g->id, m->id);
+			remove_member(g, m, KERR_UNKNOWN_MEMBER_ID);
+			any = true;
+		}
+	}
+	if (any)
+		prepare_rebalance(g, "members did not sync in time");
+}
+
 static void on_rebalance_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct group *g = arg;
 	(void)fd;
 	(void)what;
+	if (g->state == GS_COMPLETING) {
+		expire_unsynced(g);
+		replies_flush();
+		return;
+	}
 	if (g->state != GS_PREPARING)
 		return;
 	if (g->initial && g->new_member_added && g->delay_remaining > 0) {
@@ -1201,6 +1228,13 @@ void group_join(struct groups *gs, struct request *req)
 	if (jr->GroupId.len <= 0 || !kstr_is_text(jr->GroupId) ||
 	    !kstr_is_text(jr->GroupInstanceId)) {
 		join_error(req, KERR_INVALID_GROUP_ID, jr->MemberId);
+		goto out;
+	}
+	bool text = kstr_is_text(jr->ProtocolType);
+	for (int32_t i = 0; text && i < jr->Protocols.count; i++)
+		text = kstr_is_text(jr->Protocols.items[i].Name);
+	if (!text) {
+		join_error(req, KERR_INCONSISTENT_GROUP_PROTOCOL, jr->MemberId);
 		goto out;
 	}
 	if (!session_timeout_ok(jr->SessionTimeoutMs)) {

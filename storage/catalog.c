@@ -529,6 +529,10 @@ void st_delete_topic(struct store *s, struct st_topic *t, st_done_cb cb,
 static void apply_partitions(struct change *c)
 {
 	struct st_topic *t = c->topic;
+	/* A growth to more went first, or the topic went: nothing to add
+	 * (and the array must not shrink under its partitions). */
+	if (c->partitions <= t->npartitions || t->deleting)
+		return;
 	struct st_partition **np = realloc(
 		t->partitions, ((size_t)c->partitions + 1) * sizeof(*np));
 	if (!np) {

@@ -269,6 +269,7 @@ static void pass_finish(struct pass *x, const char *err)
 	}
 	bool worked = x->phase == 2;
 	p->clean.idle = !worked;
+	p->clean.idle_dirty = p->clean.dirty_bytes;
 	if (worked) {
 		p->clean.cleaned = true;
 		if (x->end > p->clean.first_dirty)
@@ -470,7 +471,7 @@ static int rebuild(struct pass *x, const struct rb_header *h,
 		kb_write_varint(rw, r->HeaderCount);
 		kb_write_raw(rw, r->Headers, r->HeadersLen);
 	}
-	if (h->Attributes & RB_ATTR_LOG_APPEND_TIME)
+	if ((h->Attributes & RB_ATTR_LOG_APPEND_TIME) || !k->nkeep)
 		mts = h->MaxTimestamp;
 	struct kb_writer *w = &x->out;
 	size_t start = w->len;
@@ -525,6 +526,20 @@ static int rewrite(struct pass *x, const struct rb_header *h,
 	x->records_out += (uint64_t)k->kept;
 	x->rewritten++;
 	return add_change(x, ch);
+}
+
+/* The batch's header alone, no records, as Kafka's cleaner writes a batch
+ * it must keep for its producer: offsets, producer fields and sequences
+ * as they were, uncompressed, both timestamps its max timestamp. */
+static int rewrite_empty(struct pass *x, const struct rb_header *h,
+			 struct change *ch, char *err, size_t errlen)
+{
+	struct keep_ctx none = {
+		.x = x, .h = h, .old_base_ts = h->BaseTimestamp};
+	int16_t attributes =
+		h->Attributes & ~RB_ATTR_CODEC_MASK & ~RB_ATTR_DELETE_HORIZON;
+	return rewrite(x, h, &none, ch, attributes, h->MaxTimestamp, err,
+		       errlen);
 }
 
 /* The batch stays as it is. */
@@ -607,13 +622,17 @@ static int clean_marker(struct pass *x, const uint8_t *data, size_t len,
 		       horizon, err, errlen);
 }
 
-/* Whether h is its producer's newest data batch on the partition. */
+/* Whether h is its producer's newest batch in Postgres (a newer one may be
+ * in a flush still, and the one before must stay until it commits). */
 static bool producers_last(const struct st_partition *p,
 			   const struct rb_header *h)
 {
 	const struct st_producer *e =
 		h->ProducerId >= 0 ? st_producer_find(p, h->ProducerId) : NULL;
-	return e && e->n > 0 && e->b[e->n - 1].base == h->BaseOffset;
+	for (int i = e ? e->n - 1 : -1; i >= 0; i--)
+		if (e->b[i].base < p->hw)
+			return e->b[i].base == h->BaseOffset;
+	return false;
 }
 
 static int clean_data(struct pass *x, const uint8_t *data, size_t len,
@@ -621,16 +640,15 @@ static int clean_data(struct pass *x, const uint8_t *data, size_t len,
 		      size_t errlen)
 {
 	struct change ch = {.base = h->BaseOffset};
-	/* A producer's newest batch stays, whole (Kafka's cleaner keeps it,
-	 * emptied): producers' sequences are read back from the log at
-	 * start-up and after a failed flush, and without it an idempotent
+	/* A producer's newest batch is never deleted, only emptied, as by
+	 * Kafka's cleaner: producers' sequences are read back from the log
+	 * at start-up and after a failed flush, and without it an idempotent
 	 * producer's next batch was refused as out of order, fatally. */
-	if (!newest && producers_last(x->p, h)) {
-		keep_as_is(x, len, h);
-		return 0;
-	}
+	bool keep_empty = !newest && producers_last(x->p, h);
 	if ((h->Attributes & RB_ATTR_TRANSACTIONAL) && !newest &&
 	    aborted(x->p, h->ProducerId, h->BaseOffset)) {
+		if (keep_empty)
+			return rewrite_empty(x, h, &ch, err, errlen);
 		ch.deleted = true;
 		x->deleted++;
 		return add_change(x, &ch);
@@ -672,9 +690,15 @@ static int clean_data(struct pass *x, const uint8_t *data, size_t len,
 		}
 	}
 	bool set_horizon = k.tombstones && !has_horizon;
+	if (h->RecordCount == 0 && !newest && keep_empty) {
+		free(k.keep);
+		keep_as_is(x, len, h);
+		return 0;
+	}
 	if (h->RecordCount == 0 && !newest) {
-		/* An empty batch (none of samsa's, but Kafka's cleaner
-		 * writes them) is no use below the newest. */
+		/* An empty batch (Kafka's cleaner writes them, and so does
+		 * this one for a producer) is no use below the newest once
+		 * its producer wrote again. */
 		free(k.keep);
 		ch.deleted = true;
 		x->deleted++;
@@ -687,6 +711,10 @@ static int clean_data(struct pass *x, const uint8_t *data, size_t len,
 		    k.horizon < x->next_horizon)
 			x->next_horizon = k.horizon;
 		return 0;
+	}
+	if (k.kept == 0 && keep_empty) {
+		free(k.keep);
+		return rewrite_empty(x, h, &ch, err, errlen);
 	}
 	if (k.kept == 0) {
 		free(k.keep);
@@ -1057,12 +1085,13 @@ static void pass_start(struct st_cleaner *c, struct st_partition *p)
 /* --- the timer ---------------------------------------------------------- */
 
 /*
- * How much p wants a pass: < 0 not at all, 2 most.  One whose last pass
- * found nothing cleanable (its newest batch, the lag, an open transaction
- * hold everything back) wants one least, whatever else it says: it is
- * looked at again only when no other partition is due, so that partitions
- * waiting on time cannot take every pass from those with work (Kafka's
- * cleaner counts only cleanable bytes for the same reason).
+ * How much p wants a pass: < 0 not at all, 2 most.  For one whose last
+ * pass found nothing cleanable (its newest batch, the lag, an open
+ * transaction held everything back) only what was appended since counts
+ * as dirty, as Kafka's cleaner counts only cleanable bytes; with nothing
+ * new it is looked at again (for time to have freed something) only when
+ * no other partition is due.  So partitions waiting on time cannot take
+ * every pass from those with work.
  */
 static double due(const struct st_partition *p, int64_t now)
 {
@@ -1070,8 +1099,14 @@ static double due(const struct st_partition *p, int64_t now)
 	if (p->deleted || p->reloading || now < p->clean.backoff_until ||
 	    p->hw == p->log_start)
 		return -1;
-	if (p->clean.idle)
-		return 0;
+	if (p->clean.idle) {
+		size_t seen = p->clean.idle_dirty, dirty = p->clean.dirty_bytes;
+		double fresh = dirty > seen ? (double)(dirty - seen) : 0;
+		double ratio = fresh / (double)(dirty + p->clean.clean_bytes);
+		return ratio >= cfg->min_cleanable_dirty_ratio && fresh > 0
+			       ? ratio
+			       : 0;
+	}
 	if (!p->clean.cleaned || p->clean.next_horizon <= now)
 		return 2;
 	size_t dirty = p->clean.dirty_bytes;

@@ -738,7 +738,9 @@ int64_t st_last_stable(const struct st_partition *p)
 	for (const struct st_open_txn *o = p->txns; o; o = o->next)
 		if (o->first >= 0 && o->first < lso)
 			lso = o->first;
-	return lso;
+	/* Retention or DeleteRecords may have taken an open transaction's
+	 * first batch: as Kafka, never below the log start. */
+	return lso > p->log_start ? lso : p->log_start;
 }
 
 int st_aborted_txns(const struct st_partition *p, int64_t from, int64_t to,

@@ -117,6 +117,7 @@ struct st_partition {
 	struct {
 		bool cleaned;		/* a pass ran since start-up */
 		bool idle;		/* the last pass found nothing to do */
+		size_t idle_dirty;	/* dirty_bytes it looked at then */
 		int64_t first_dirty;	/* where the last pass stopped */
 		size_t clean_bytes;	/* [log start, first_dirty) after it */
 		size_t dirty_bytes;	/* appended since */

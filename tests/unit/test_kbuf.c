@@ -691,6 +691,15 @@ Test(kstr, text_as_postgres_stores_it)
 	cr_assert_not(kstr_is_text((struct kstr){"a\0b", 3}));
 	cr_assert_not(kstr_is_text(KSTR_LIT("\xc3")));	   /* cut short */
 	cr_assert_not(kstr_is_text(KSTR_LIT("\xe2\x82"))); /* cut short */
+	/* What Postgres refuses too: overlong forms (Java's NUL among them),
+	 * surrogates, past U+10FFFF. */
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xc0\x80")));
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xe0\x80\xaf")));
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xf0\x80\x80\xaf")));
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xed\xa0\x80")));
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xf4\x90\x80\x80")));
+	cr_assert_not(kstr_is_text(KSTR_LIT("\xf5\x80\x80\x80")));
+	cr_assert(kstr_is_text(KSTR_LIT("\xed\x9f\xbf \xf4\x8f\xbf\xbf")));
 	char *t = kstr_dup_text((struct kstr){"caf\xe9\0\xc3\xa9", 7});
 	cr_assert_str_eq(t, "caf\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9");
 	free(t);

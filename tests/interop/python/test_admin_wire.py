@@ -5,9 +5,10 @@ socket, with Kafka's answers as the reference.
 """
 import struct
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource, NewTopic
 
-from samsa_client import create_topic, unique
+from samsa_client import create_topic, psql, unique
 from test_protocol import connect, header, read_frame, send_frame
 
 INVALID_REQUEST = 42
@@ -147,6 +148,7 @@ def test_config_changes_in_flight_together_both_count(bootstrap, admin):
                    arr([struct.pack(">b", 2) + s16(name.encode()) +
                         arr([s16(key) + struct.pack(">b", 0) + nstr(value)])]) +
                    struct.pack(">?", False))
+    default = describe_configs_v1(s, name, ["retention.ms"], 9)["retention.ms"]
     alter(b"retention.ms", b"12345", 1)
     alter(b"cleanup.policy", b"compact", 2)
     for c in (1, 2):
@@ -162,7 +164,7 @@ def test_config_changes_in_flight_together_both_count(bootstrap, admin):
                struct.pack(">?", False))
     answer(s, 4)
     got = describe_configs_v1(s, name, ["retention.ms", "cleanup.policy"], 5)
-    assert got == {"retention.ms": "604800000", "cleanup.policy": "compact"}, got
+    assert got == {"retention.ms": default, "cleanup.policy": "compact"}, got
 
 
 def test_partition_growths_in_flight_together(bootstrap, admin):
@@ -178,6 +180,21 @@ def test_partition_growths_in_flight_together(bootstrap, admin):
     for c in (1, 2):
         assert [e[1] for e in topic_results(answer(s, c))] == [0]
     assert len(admin.list_topics(name, timeout=10).topics[name].partitions) == 5
+    # Larger first: the smaller has nothing to add (its array was cut
+    # short under the partitions it held: a heap overflow).
+    for c, n in ((3, 8), (4, 6)):
+        send_frame(s, header(37, 1, c) +
+                   arr([s16(name.encode()) + struct.pack(">ii", n, -1)]) +
+                   struct.pack(">i?", 30000, False))
+    assert [e[1] for e in topic_results(answer(s, 3))] == [0]
+    # INVALID_PARTITIONS when the growth to 8 had committed when it came
+    second = [e[1] for e in topic_results(answer(s, 4))]
+    assert second in ([0], [37]), second
+    md = admin.list_topics(name, timeout=10).topics[name]
+    assert sorted(md.partitions) == list(range(8))
+    p = Producer({"bootstrap.servers": bootstrap})
+    p.produce(name, value=b"x", partition=7)
+    assert p.flush(30) == 0
 
 
 def test_describe_configs_with_no_keys_lists_all(bootstrap, admin):
@@ -225,9 +242,13 @@ def test_answers_far_bigger_than_their_request(bootstrap, admin):
     for f in admin.create_topics([NewTopic(n, 1, 1) for n in names],
                                  operation_timeout=60).values():
         f.result(120)
-    got = admin.describe_configs([ConfigResource("topic", n) for n in names])
-    for res, f in got.items():
-        assert "retention.ms" in f.result(60), res
+    try:
+        got = admin.describe_configs([ConfigResource("topic", n) for n in names])
+        for res, f in got.items():
+            assert "retention.ms" in f.result(60), res
+    finally:
+        for f in admin.delete_topics(names, operation_timeout=60).values():
+            f.result(120)
 
 
 def test_group_offsets_of_a_wide_topic(bootstrap, admin):
@@ -242,9 +263,74 @@ def test_group_offsets_of_a_wide_topic(bootstrap, admin):
     try:
         c.commit(offsets=[TopicPartition(topic, p, p + 1) for p in range(1000)],
                  asynchronous=False)
+        got = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)])[group].result(60)
+        assert sorted((tp.partition, tp.offset) for tp in got.topic_partitions) == \
+            [(p, p + 1) for p in range(1000)]
     finally:
         c.close()
-    got = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group)])[group].result(60)
-    assert sorted((tp.partition, tp.offset) for tp in got.topic_partitions) == \
-        [(p, p + 1) for p in range(1000)]
+        admin.delete_topics([topic], operation_timeout=60)[topic].result(120)
+
+
+def test_delete_topics_v6_name_or_id(bootstrap, admin):
+    """DeleteTopics v6 takes a name or an id for each topic, as Kafka's
+    controller: neither, or both, is INVALID_REQUEST (neither answered
+    UNKNOWN_TOPIC_ID)."""
+    name = unique("del-v6")
+    create_topic(admin, name, 1)
+    tid = bytes.fromhex(psql(f"SELECT replace(topic_id::text, '-', '') FROM samsa.topics "
+                             f"WHERE name = '{name}'"))
+
+    def delete_v6(entries):
+        body = bytes([len(entries) + 1]) + b"".join(
+            (b"\x00" if n is None else bytes([len(n) + 1]) + n) + i + b"\x00"
+            for n, i in entries) + struct.pack(">i", 30000) + b"\x00"
+        s = connect(bootstrap)
+        send_frame(s, struct.pack(">hhih", 20, 6, 1, 4) + b"test" + b"\x00" + body)
+        r = read_frame(s)
+        o = 4 + 1 + 4  # correlation, tags, throttle
+        out = []
+        for _ in range(r[o] - 1):
+            o += 1
+            n = r[o] - 1
+            o += 1 + max(n, 0) + 16
+            err = struct.unpack_from(">h", r, o)[0]
+            o += 2
+            m = r[o] - 1
+            o += 1 + max(m, 0) + 1
+            out.append(err)
+        return out
+
+    assert delete_v6([(None, bytes(16))]) == [INVALID_REQUEST]
+    assert delete_v6([(name.encode(), tid)]) == [INVALID_REQUEST]
+    assert name in admin.list_topics(timeout=10).topics
+    assert delete_v6([(None, tid)]) == [0]
+
+
+def test_repeats_in_one_request(bootstrap, admin):
+    """As Kafka: Metadata answers a topic named three times once (each
+    copy was a full answer: a 20,000-partition topic repeated made every
+    entry megabytes), IncrementalAlterConfigs refuses a key given twice,
+    and deleting a key no topic config has is no error."""
+    name = unique("repeats")
+    create_topic(admin, name, 1)
+    s = connect(bootstrap)
+    ask(s, 3, 1, arr([s16(name.encode())] * 3))
+    r = answer(s)
+    r.each(lambda: (r.take("i"), r.str(), r.take("i"), r.str()))
+    r.take("i")
+    topics = r.each(lambda: (r.take("h"), r.str(), r.take("?"), r.each(
+        lambda: (r.take("hii"), r.each(lambda: r.take("i")), r.each(lambda: r.take("i"))))))
+    assert [t[1] for t in topics] == [name]
+
+    def alter(entries, correlation):
+        send_frame(s, header(44, 0, correlation) +
+                   arr([struct.pack(">b", 2) + s16(name.encode()) +
+                        arr([s16(k) + struct.pack(">b", op) + nstr(v) for k, op, v in entries])]) +
+                   struct.pack(">?", False))
+        r = answer(s, correlation)
+        r.take("i")
+        return r.each(lambda: (r.take("h"), r.str(), r.take("b"), r.str()))[0][0]
+    assert alter([(b"retention.ms", 0, b"1000"), (b"retention.ms", 0, b"2000")], 2) == \
+        INVALID_REQUEST
+    assert alter([(b"no.such.key", 1, None)], 3) == 0

@@ -353,3 +353,29 @@ def test_client_id_that_is_not_utf8(bootstrap):
         assert j["error"] == INVALID_GROUP_ID, j
     finally:
         c.close()
+
+
+def test_leader_that_never_syncs_is_expired(bootstrap):
+    """A leader that joins and then never sends SyncGroup (its assignor
+    failed) while it keeps its session: after the rebalance timeout it is
+    out and the group rebalances (Kafka's pending-sync expiry); the
+    follower waiting in SyncGroup was held until the leader's session
+    ended, here 30 s."""
+    group = unique("wire-nosync")
+    a, b = Conn(bootstrap, "wire-nosync-a"), Conn(bootstrap, "wire-nosync-b")
+    try:
+        ca = join_v1(a, group, "", b"a", session=30000, rebalance=2000)
+        cb = join_v1(b, group, "", b"b", session=30000, rebalance=2000)
+        ja, jb = read_join_v1(a.recv(ca)), read_join_v1(b.recv(cb))
+        leader, follower = (ja, jb) if ja["leader"] == ja["member"] else (jb, ja)
+        fc = b if follower is jb else a
+        lc = a if fc is b else b
+        assert follower["error"] == NONE and leader["error"] == NONE
+        fc.sock.settimeout(15)  # the rebalance timeout is 2 s
+        e, _ = sync_v0(fc, group, follower["generation"], follower["member"], [])
+        assert e == REBALANCE_IN_PROGRESS, e
+        assert heartbeat_v0(lc, group, leader["generation"], leader["member"]) == \
+            UNKNOWN_MEMBER_ID
+    finally:
+        a.close()
+        b.close()
