@@ -531,7 +531,8 @@ static void apply_partitions(struct change *c)
 	struct st_topic *t = c->topic;
 	/* A growth to more went first, or the topic went: nothing to add
 	 * (and the array must not shrink under its partitions). */
-	if (c->partitions <= t->npartitions || t->deleting)
+	if (c->partitions <= t->npartitions ||
+	    st_topic_find(c->s, kstr_c(t->name)) != t)
 		return;
 	struct st_partition **np = realloc(
 		t->partitions, ((size_t)c->partitions + 1) * sizeof(*np));

@@ -8,9 +8,11 @@
  * 0x40 and BaseTimestamp), then goes too.  Rewritten batches keep their base
  * offset, LastOffsetDelta (so offsets keep their gaps and the next offset is
  * unchanged), producer fields, attributes and codec; a batch left without
- * records is deleted.  Records of aborted transactions are dropped and
- * never supersede anything; records without a key (written before the
- * policy changed) are dropped as Kafka's cleaner drops them.  A
+ * records is deleted, unless it is its producer's newest (then it stays as
+ * a header without records, as Kafka's cleaner keeps it: producers'
+ * sequences are read back from the log).  Records of aborted transactions are
+ * dropped and never supersede anything; records without a key (written before
+ * the policy changed) are dropped as Kafka's cleaner drops them.  A
  * transaction's marker (control batch) stays while any batch of its
  * transaction does; then it is a tombstone of its own: it gets a delete
  * horizon and goes after delete.retention.ms, an abort marker with its row
@@ -23,7 +25,7 @@
  * min.compaction.lag.ms, and never the newest batch of the partition while
  * it is younger than segment.ms (a newer batch, or segment.ms, "rolls" it).
  * The newest batch is never deleted and keeps at least its last record, so
- * the log never ends in a gap and no batch is ever left empty.
+ * the log never ends in a gap or in an empty batch.
  *
  * A pass over one partition: (0) find those bounds; (1) read the dirty
  * batches (written since the last pass) and map every key to its latest
@@ -632,7 +634,10 @@ static bool producers_last(const struct st_partition *p,
 	for (int i = e ? e->n - 1 : -1; i >= 0; i--)
 		if (e->b[i].base < p->hw)
 			return e->b[i].base == h->BaseOffset;
-	return false;
+	/* All it has written lately is in a flush still: which of its
+	 * batches in Postgres is the newest is not known here, so none is
+	 * deleted (emptied ones go at a later pass). */
+	return e && e->n > 0;
 }
 
 static int clean_data(struct pass *x, const uint8_t *data, size_t len,
@@ -645,6 +650,10 @@ static int clean_data(struct pass *x, const uint8_t *data, size_t len,
 	 * at start-up and after a failed flush, and without it an idempotent
 	 * producer's next batch was refused as out of order, fatally. */
 	bool keep_empty = !newest && producers_last(x->p, h);
+	if (keep_empty && h->RecordCount == 0) {
+		keep_as_is(x, len, h); /* emptied already */
+		return 0;
+	}
 	if ((h->Attributes & RB_ATTR_TRANSACTIONAL) && !newest &&
 	    aborted(x->p, h->ProducerId, h->BaseOffset)) {
 		if (keep_empty)
@@ -672,8 +681,8 @@ static int clean_data(struct pass *x, const uint8_t *data, size_t len,
 		 * tombstone, or a keyless record from before the policy), as
 		 * Kafka's active segment would: the log still ends at the
 		 * high watermark, where a consumer reading to the end must
-		 * get (a gap there would leave it short), and no client
-		 * meets an empty batch.  A newer batch lets it go. */
+		 * get (a gap there would leave it short), not an empty
+		 * batch.  A newer batch lets it go. */
 		if (h->RecordCount == 1) {
 			k.dropped = 0;
 		} else {
@@ -690,11 +699,6 @@ static int clean_data(struct pass *x, const uint8_t *data, size_t len,
 		}
 	}
 	bool set_horizon = k.tombstones && !has_horizon;
-	if (h->RecordCount == 0 && !newest && keep_empty) {
-		free(k.keep);
-		keep_as_is(x, len, h);
-		return 0;
-	}
 	if (h->RecordCount == 0 && !newest) {
 		/* An empty batch (Kafka's cleaner writes them, and so does
 		 * this one for a producer) is no use below the newest once

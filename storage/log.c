@@ -2144,18 +2144,21 @@ static void offset_query(struct store *s, struct st_partition *p, int64_t ts,
 	snprintf(t, sizeof(t), "%" PRId64, ts);
 	snprintf(start, sizeof(start), "%" PRId64, p->log_start);
 	const char *v[4] = {tid, part, t, start};
+	/* Batches with records only: compaction leaves a producer's newest
+	 * batch empty (its header, its max timestamp), and the answer is a
+	 * record's offset, as Kafka's search moving on past such a batch. */
 	if (ts == INT64_MIN) {
 		const char *w[3] = {tid, part, start};
 		pg_query(c,
 			 "SELECT batch FROM samsa.log WHERE tid = $1 AND "
-			 "partition = $2 AND last_offset >= $3 "
+			 "partition = $2 AND last_offset >= $3 AND bytes > 61 "
 			 "ORDER BY max_timestamp DESC, base_offset LIMIT 1",
 			 3, w, NULL, NULL, true, on_offset_row, o);
 	} else
 		pg_query(c,
 			 "SELECT batch FROM samsa.log WHERE tid = $1 AND "
-			 "partition = $2 AND last_offset >= $4 AND "
-			 "max_timestamp >= $3 ORDER BY base_offset LIMIT 1",
+			 "partition = $2 AND last_offset >= $4 AND bytes > 61 "
+			 "AND max_timestamp >= $3 ORDER BY base_offset LIMIT 1",
 			 4, v, NULL, NULL, true, on_offset_row, o);
 	pg_sync(c);
 }

@@ -866,7 +866,10 @@ static int parse_records(struct sink_task *t, struct batch *b,
 				b->end = last + 1;
 			continue;
 		}
-		if ((h.Attributes & RB_ATTR_TRANSACTIONAL) && in_aborted) {
+		/* Nothing to sink: aborted, or a batch compaction emptied
+		 * (kept for its producer). */
+		if (((h.Attributes & RB_ATTR_TRANSACTIONAL) && in_aborted) ||
+		    h.RecordCount == 0) {
 			if (x.consumed < x.limit)
 				b->end = last + 1;
 			continue;
