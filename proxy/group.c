@@ -50,6 +50,7 @@ struct gmember {
 	size_t assignment_len;
 	struct request *join_req; /* awaiting the join's completion */
 	struct request *sync_req; /* awaiting the leader's assignment */
+	int32_t synced;		  /* the generation it last sent SyncGroup in */
 	bool is_new;
 	struct event *timer; /* session expiry */
 	struct gmember *next;
@@ -760,14 +761,15 @@ static void complete_join(struct group *g)
 }
 
 /* Kafka's pending-sync expiry: the members that sent no SyncGroup within
- * the rebalance timeout (the leader among them, whose assignment everyone
- * waits for) are out, and the group rebalances without them. */
+ * the rebalance timeout of the generation's start (the leader among them,
+ * whose assignment everyone waits for, or a follower that would hold its
+ * partitions unsynced) are out, and the group rebalances without them. */
 static void expire_unsynced(struct group *g)
 {
 	bool any = false;
 	for (struct gmember *m = g->members, *next; m; m = next) {
 		next = m->next;
-		if (!m->sync_req) {
+		if (m->synced != g->generation) {
 			log_info("group %s: member %s sent no SyncGroup in "
 				 "time",
 				 g->id, m->id);
@@ -784,7 +786,9 @@ static void on_rebalance_timeout(evutil_socket_t fd, short what, void *arg)
 	struct group *g = arg;
 	(void)fd;
 	(void)what;
-	if (g->state == GS_COMPLETING) {
+	/* Armed when the generation began (complete_join); nothing else
+	 * arms it until the next rebalance. */
+	if (g->state == GS_COMPLETING || g->state == GS_STABLE) {
 		expire_unsynced(g);
 		replies_flush();
 		return;
@@ -1363,6 +1367,7 @@ void group_sync(struct groups *gs, struct request *req)
 		goto out;
 	}
 	heartbeat(m);
+	m->synced = g->generation;
 	if (g->state == GS_STABLE) {
 		sync_answer(req, g, m, KERR_NONE);
 		goto out;

@@ -379,3 +379,29 @@ def test_leader_that_never_syncs_is_expired(bootstrap):
     finally:
         a.close()
         b.close()
+
+
+def test_follower_that_never_syncs_is_expired(bootstrap):
+    """The leader syncs, the follower only heartbeats: after the rebalance
+    timeout the follower is out and the group rebalances (as Kafka's
+    pending-sync expiry, which goes on once the group is Stable); it kept
+    its place holding nothing for as long as it heartbeated."""
+    import time
+    group = unique("wire-nosync-f")
+    a, b = Conn(bootstrap, "wire-nosync-fa"), Conn(bootstrap, "wire-nosync-fb")
+    try:
+        ca = join_v1(a, group, "", b"a", session=30000, rebalance=2000)
+        cb = join_v1(b, group, "", b"b", session=30000, rebalance=2000)
+        ja, jb = read_join_v1(a.recv(ca)), read_join_v1(b.recv(cb))
+        leader, follower = (ja, jb) if ja["leader"] == ja["member"] else (jb, ja)
+        lc, fc = (a, b) if leader is ja else (b, a)
+        gen = leader["generation"]
+        e, _ = sync_v0(lc, group, gen, leader["member"],
+                       [(leader["member"], b"x"), (follower["member"], b"y")])
+        assert e == NONE
+        time.sleep(3)
+        assert heartbeat_v0(fc, group, gen, follower["member"]) == UNKNOWN_MEMBER_ID
+        assert heartbeat_v0(lc, group, gen, leader["member"]) == REBALANCE_IN_PROGRESS
+    finally:
+        a.close()
+        b.close()
