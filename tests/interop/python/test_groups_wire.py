@@ -19,6 +19,7 @@ newer ones), spoken with a minimal hand-written Kafka client.
 import socket
 import struct
 import threading
+import time
 
 from samsa_client import create_topic, unique
 
@@ -355,6 +356,17 @@ def test_client_id_that_is_not_utf8(bootstrap):
         c.close()
 
 
+def join_pair(a, b, group):
+    """a and b join group at once (v1, session 30 s, rebalance timeout 2 s):
+    (leader's join, follower's join, leader's conn, follower's conn)"""
+    ca = join_v1(a, group, "", b"a", session=30000, rebalance=2000)
+    cb = join_v1(b, group, "", b"b", session=30000, rebalance=2000)
+    ja, jb = read_join_v1(a.recv(ca)), read_join_v1(b.recv(cb))
+    if ja["leader"] == ja["member"]:
+        return ja, jb, a, b
+    return jb, ja, b, a
+
+
 def test_leader_that_never_syncs_is_expired(bootstrap):
     """A leader that joins and then never sends SyncGroup (its assignor
     failed) while it keeps its session: after the rebalance timeout it is
@@ -364,12 +376,7 @@ def test_leader_that_never_syncs_is_expired(bootstrap):
     group = unique("wire-nosync")
     a, b = Conn(bootstrap, "wire-nosync-a"), Conn(bootstrap, "wire-nosync-b")
     try:
-        ca = join_v1(a, group, "", b"a", session=30000, rebalance=2000)
-        cb = join_v1(b, group, "", b"b", session=30000, rebalance=2000)
-        ja, jb = read_join_v1(a.recv(ca)), read_join_v1(b.recv(cb))
-        leader, follower = (ja, jb) if ja["leader"] == ja["member"] else (jb, ja)
-        fc = b if follower is jb else a
-        lc = a if fc is b else b
+        leader, follower, lc, fc = join_pair(a, b, group)
         assert follower["error"] == NONE and leader["error"] == NONE
         fc.sock.settimeout(15)  # the rebalance timeout is 2 s
         e, _ = sync_v0(fc, group, follower["generation"], follower["member"], [])
@@ -386,15 +393,10 @@ def test_follower_that_never_syncs_is_expired(bootstrap):
     timeout the follower is out and the group rebalances (as Kafka's
     pending-sync expiry, which goes on once the group is Stable); it kept
     its place holding nothing for as long as it heartbeated."""
-    import time
     group = unique("wire-nosync-f")
     a, b = Conn(bootstrap, "wire-nosync-fa"), Conn(bootstrap, "wire-nosync-fb")
     try:
-        ca = join_v1(a, group, "", b"a", session=30000, rebalance=2000)
-        cb = join_v1(b, group, "", b"b", session=30000, rebalance=2000)
-        ja, jb = read_join_v1(a.recv(ca)), read_join_v1(b.recv(cb))
-        leader, follower = (ja, jb) if ja["leader"] == ja["member"] else (jb, ja)
-        lc, fc = (a, b) if leader is ja else (b, a)
+        leader, follower, lc, fc = join_pair(a, b, group)
         gen = leader["generation"]
         e, _ = sync_v0(lc, group, gen, leader["member"],
                        [(leader["member"], b"x"), (follower["member"], b"y")])
