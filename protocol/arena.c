@@ -39,7 +39,7 @@ static struct arena_chunk *chunk_new(size_t size)
 	return c;
 }
 
-void *arena_alloc(struct arena *a, size_t n)
+static void *chunk_alloc(struct arena *a, size_t n)
 {
 	if (n == 0)
 		n = 1; /* a unique pointer still takes a slot */
@@ -81,11 +81,17 @@ void *arena_alloc(struct arena *a, size_t n)
 	return p;
 }
 
+void *arena_alloc(struct arena *a, size_t n)
+{
+	void *p = chunk_alloc(a, n);
+	if (p == NULL)
+		a->exhausted = true;
+	return p;
+}
+
 char *arena_strndup(struct arena *a, const char *s, size_t n)
 {
-	if (n == SIZE_MAX)
-		return NULL;
-	char *p = arena_alloc(a, n + 1);
+	char *p = arena_alloc(a, n == SIZE_MAX ? SIZE_MAX : n + 1);
 	if (p == NULL)
 		return NULL;
 	if (n > 0)
@@ -121,6 +127,7 @@ void arena_free(struct arena *a)
 	}
 	a->head = NULL;
 	a->used = 0;
+	a->exhausted = false;
 }
 
 void *arena_grow(struct arena *a, void *items, int32_t n, int32_t *cap,

@@ -8,6 +8,7 @@
 #ifndef SAMSA_ARENA_H
 #define SAMSA_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,12 +18,15 @@ struct arena {
 	struct arena_chunk *head;
 	size_t used;  /* bytes handed out so far */
 	size_t limit; /* 0 = no limit */
+	/* Sticky: some allocation failed since the last arena_free, so
+	 * whatever was being built may be missing parts. */
+	bool exhausted;
 };
 
 /*
  * Returns n zeroed bytes aligned to 16, valid until arena_free(); NULL when
- * memory runs out or the limit would be exceeded.  n == 0 returns a unique
- * non-NULL pointer.
+ * memory runs out or the limit would be exceeded (and then sets
+ * exhausted).  n == 0 returns a unique non-NULL pointer.
  */
 void *arena_alloc(struct arena *a, size_t n);
 /* Copy of n bytes (plus a NUL) into the arena; NULL on failure. */
@@ -37,7 +41,8 @@ char *arena_printf(struct arena *a, const char *fmt, ...)
  */
 void *arena_grow(struct arena *a, void *items, int32_t n, int32_t *cap,
 		 size_t elem);
-/* Frees every allocation; the arena is empty (limit kept) and reusable. */
+/* Frees every allocation; the arena is empty (limit kept, exhausted
+ * cleared) and reusable. */
 void arena_free(struct arena *a);
 
 #endif

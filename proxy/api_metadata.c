@@ -140,6 +140,18 @@ static void metadata_created(void *arg, enum st_status st, const char *msg)
 		metadata_answer(req);
 }
 
+/* A topic named by id is told apart from every name by a leading 0xff,
+ * a byte no UTF-8 text has. */
+static struct kstr id_key(struct request *req, struct kuuid id)
+{
+	char *k = arena_alloc(&req->arena, 1 + sizeof(id.b));
+	if (k) {
+		k[0] = (char)0xff;
+		memcpy(k + 1, id.b, sizeof(id.b));
+	}
+	return (struct kstr){k, 1 + (int32_t)sizeof(id.b)};
+}
+
 void handle_Metadata(struct request *req)
 {
 	struct MetadataRequest *mr = req->body;
@@ -153,11 +165,9 @@ void handle_Metadata(struct request *req)
 	for (int32_t i = 0; keys && i < n; i++) {
 		const struct MetadataRequest_MetadataRequestTopic *q =
 			&mr->Topics.items[i];
-		keys[i] =
-			q->Name.len >= 0
-				? q->Name
-				: (struct kstr){(const char *)q->TopicId.b,
-						(int32_t)sizeof(q->TopicId.b)};
+		keys[i] = q->Name.len >= 0 ? q->Name : id_key(req, q->TopicId);
+		if (!keys[i].ptr)
+			keys = NULL;
 	}
 	if (x && keys)
 		x->seen = req_names_seen(req, keys, sizeof(*keys), 0, n);

@@ -435,6 +435,14 @@ void handle_DeleteTopics(struct request *req)
 /* --- CreatePartitions
  * ---------------------------------------------------------- */
 
+/* The partitions a topic has once the growths in flight are done: a
+ * request is judged against those, as Kafka's controller, taking them one
+ * at a time, would. */
+static int32_t partitions_after(const struct st_topic *t)
+{
+	return t->growing_to > t->npartitions ? t->growing_to : t->npartitions;
+}
+
 void handle_CreatePartitions(struct request *req)
 {
 	struct CreatePartitionsRequest *cr = req->body;
@@ -461,6 +469,7 @@ void handle_CreatePartitions(struct request *req)
 		struct CreatePartitionsResponse_CreatePartitionsTopicResult *r =
 			&res[i];
 		char err[200] = "";
+		int32_t have = 0;
 		r->Name = t->Name;
 		struct st_topic *topic = st_topic_find(s, t->Name);
 		if (topic && topic->deleting)
@@ -473,24 +482,23 @@ void handle_CreatePartitions(struct request *req)
 			snprintf(err, sizeof(err),
 				 "The topic '%.*s' does not exist.",
 				 t->Name.len, t->Name.ptr);
-		} else if (t->Count < topic->npartitions) {
+		} else if (t->Count < (have = partitions_after(topic))) {
 			r->ErrorCode = KERR_INVALID_PARTITIONS;
 			snprintf(err, sizeof(err),
 				 "Topic currently has %d partitions, which is "
 				 "higher than the requested %d.",
-				 topic->npartitions, t->Count);
-		} else if (t->Count == topic->npartitions) {
+				 have, t->Count);
+		} else if (t->Count == have) {
 			r->ErrorCode = KERR_INVALID_PARTITIONS;
 			snprintf(err, sizeof(err),
-				 "Topic already has %d partitions.",
-				 topic->npartitions);
+				 "Topic already has %d partitions.", have);
 		} else if (t->Count > 100000) {
 			r->ErrorCode = KERR_INVALID_PARTITIONS;
 			snprintf(err, sizeof(err), "Too many partitions.");
 		} else if (t->Assignments.count >= 0) {
 			/* The new partitions' replicas, as many lists as new
 			 * partitions, each like the existing ones' (one). */
-			int32_t add = t->Count - topic->npartitions;
+			int32_t add = t->Count - have;
 			if (t->Assignments.count != add) {
 				r->ErrorCode = KERR_INVALID_REPLICA_ASSIGNMENT;
 				snprintf(err, sizeof(err),

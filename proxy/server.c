@@ -206,8 +206,11 @@ void req_reply(struct request *req, const void *resp)
 				   flex && req->hdr.RequestApiKey != 18);
 	kmsg_encode(req->resp_msg, req->hdr.RequestApiVersion, w, resp);
 	kb_patch_i32(w, size_at, (int32_t)(w->len - size_at - 4));
-	if (!kb_writer_ok(w)) {
-		log_error("out of memory encoding a %s response",
+	/* An allocation that failed while the answer was built left parts
+	 * of it out: the client would take it for whole. */
+	if (!kb_writer_ok(w) || req->arena.exhausted) {
+		log_error("out of memory building a %s response: closing "
+			  "the connection",
 			  req->resp_msg->name);
 		kb_writer_free(w);
 		req->conn->close_after = true;

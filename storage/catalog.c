@@ -526,9 +526,17 @@ void st_delete_topic(struct store *s, struct st_topic *t, st_done_cb cb,
 	pg_sync_cb(s->catalog, on_commit, c);
 }
 
+static void growth_over(struct change *c)
+{
+	struct st_topic *t = c->topic;
+	if (--t->ngrowing == 0)
+		t->growing_to = 0;
+}
+
 static void apply_partitions(struct change *c)
 {
 	struct st_topic *t = c->topic;
+	growth_over(c);
 	/* A growth to more went first, or the topic went: nothing to add
 	 * (and the array must not shrink under its partitions). */
 	if (c->partitions <= t->npartitions ||
@@ -562,6 +570,10 @@ void st_create_partitions(struct store *s, struct st_topic *t, int32_t total,
 	c->topic = t;
 	c->partitions = total;
 	c->apply = apply_partitions;
+	c->undo = growth_over;
+	t->ngrowing++;
+	if (total > t->growing_to)
+		t->growing_to = total;
 	char tid[16], to[16];
 	snprintf(tid, sizeof(tid), "%d", t->tid);
 	snprintf(to, sizeof(to), "%d", total);

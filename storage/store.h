@@ -66,6 +66,9 @@ struct st_topic {
 	struct tc_values cfg; /* resolved */
 	bool internal;
 	bool deleting; /* a delete is in flight */
+	/* Growths (st_create_partitions) in flight, and the most partitions
+	 * one of them asked for (0 when none is). */
+	int32_t ngrowing, growing_to;
 };
 
 struct st_options {
@@ -119,7 +122,8 @@ void st_create_topic(struct store *s, struct kstr name, int32_t partitions,
 void st_delete_topic(struct store *s, struct st_topic *t, st_done_cb cb,
 		     void *arg);
 /* Grows the partition count to total (no change when it has that many
- * already, another growth having gone first). */
+ * already, another growth having gone first).  Until it is done, total
+ * counts in t->growing_to. */
 void st_create_partitions(struct store *s, struct st_topic *t, int32_t total,
 			  st_done_cb cb, void *arg);
 /*

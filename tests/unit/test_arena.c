@@ -82,7 +82,9 @@ Test(arena, limit)
 {
 	struct arena a = {.limit = 1024};
 	cr_assert_not_null(arena_alloc(&a, 1000));
+	cr_assert_not(a.exhausted);
 	cr_assert_null(arena_alloc(&a, 100));
+	cr_assert(a.exhausted, "a refused allocation is remembered");
 	cr_assert_leq(a.used, a.limit);
 	/* Small ones still fit until the limit. */
 	cr_assert_not_null(arena_alloc(&a, 16));
@@ -90,6 +92,7 @@ Test(arena, limit)
 	arena_free(&a);
 	cr_assert_eq(a.limit, 1024, "the limit survives arena_free");
 	cr_assert_eq(a.used, 0);
+	cr_assert_not(a.exhausted, "arena_free forgets the failure");
 	cr_assert_not_null(arena_alloc(&a, 1024));
 	arena_free(&a);
 	/* One allocation above the limit. */
@@ -103,7 +106,9 @@ Test(arena, huge_requests_fail_cleanly)
 	cr_assert_null(arena_alloc(&a, SIZE_MAX));
 	cr_assert_null(arena_alloc(&a, SIZE_MAX - 8));
 	cr_assert_null(arena_alloc(&a, SIZE_MAX / 2));
+	a.exhausted = false;
 	cr_assert_null(arena_strndup(&a, "x", SIZE_MAX));
+	cr_assert(a.exhausted);
 	/* Still usable. */
 	cr_assert_not_null(arena_alloc(&a, 8));
 	arena_free(&a);
