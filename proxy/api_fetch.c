@@ -30,6 +30,7 @@ struct fetch_ctx {
 	size_t total;
 	bool waited;  /* max_wait_ms passed or the client left: answer now */
 	bool reading; /* a Postgres read in flight */
+	bool parked;  /* collected, waiting for min_bytes */
 	struct event *timer;
 };
 
@@ -130,17 +131,33 @@ static void restart(struct fetch_ctx *x)
 		st_wait_cancel(&x->parts[i].waiter);
 		x->parts[i].has_data = false;
 	}
+	x->parked = false;
 	x->cursor = 0;
 	x->total = 0;
 	x->data.len = 0;
 	collect(x);
 }
 
+static long count_again(struct fetch_ctx *x);
+static void park(struct fetch_ctx *x, int32_t max_wait_ms);
+
 static void on_wake(void *arg)
 {
 	struct fetch_ctx *x = arg;
-	if (!x->reading)
-		restart(x);
+	if (x->reading)
+		return;
+	/* An append to a parked fetch that still leaves it short of
+	 * min_bytes: counted, not copied (copying all it had at every
+	 * append made a fetch of many small appends quadratic). */
+	struct FetchRequest *fr = x->req->body;
+	if (x->parked && !x->waited) {
+		long n = count_again(x);
+		if (n >= 0 && n < fr->MinBytes) {
+			park(x, fr->MaxWaitMs);
+			return;
+		}
+	}
+	restart(x);
 }
 
 /* The client is gone: stop waiting (a Postgres read in flight answers when
@@ -208,11 +225,14 @@ static void on_read(void *arg, enum st_status st, const uint8_t *data,
 	collect(x);
 }
 
+/* Waits for an append to any partition not waited on yet, until the
+ * deadline set at the first wait. */
 static void park(struct fetch_ctx *x, int32_t max_wait_ms)
 {
+	x->parked = true;
 	for (int32_t i = 0; i < x->nparts; i++) {
 		struct fpart *fp = &x->parts[i];
-		if (fp->p) {
+		if (fp->p && !fp->waiter.p) {
 			fp->waiter.fn = on_wake;
 			fp->waiter.arg = x;
 			st_wait(fp->p, &fp->waiter);
@@ -229,6 +249,61 @@ static void park(struct fetch_ctx *x, int32_t max_wait_ms)
 	}
 }
 
+/*
+ * What fp can add to an answer holding total bytes so far: the most bytes
+ * to read (in *limit; a first batch larger goes whole), nothing, or an
+ * error to answer with.
+ */
+enum fpart_turn { READ, NOTHING, GONE, OUT_OF_RANGE };
+static enum fpart_turn fpart_turn(const struct fetch_ctx *x,
+				  const struct fpart *fp, size_t total,
+				  int32_t *limit)
+{
+	const struct FetchRequest *fr = x->req->body;
+	if (st_partition_deleted(fp->p))
+		return GONE;
+	if (fp->offset < st_log_start(fp->p) ||
+	    fp->offset > st_high_watermark(fp->p))
+		return OUT_OF_RANGE;
+	if (fp->offset == st_high_watermark(fp->p))
+		return NOTHING;
+	if (fr->IsolationLevel == 1 && fp->offset >= st_last_stable(fp->p))
+		return NOTHING; /* nothing committed to read yet */
+	int64_t room = (int64_t)fr->MaxBytes - (int64_t)total;
+	if (total > 0 && room <= 0)
+		return NOTHING;
+	*limit = fp->max_bytes;
+	if (room < *limit)
+		*limit = room > 0 ? (int32_t)room : 1;
+	return READ;
+}
+
+/* What collecting again would gather, counted in the tail cache without
+ * copying: -1 when it would take more (a read, an error to answer). */
+static long count_again(struct fetch_ctx *x)
+{
+	const struct FetchRequest *fr = x->req->body;
+	size_t total = 0;
+	for (int32_t i = 0; i < x->nparts; i++) {
+		const struct fpart *fp = &x->parts[i];
+		int32_t limit;
+		if (!fp->p || fp->r->ErrorCode)
+			continue;
+		enum fpart_turn turn = fpart_turn(x, fp, total, &limit);
+		if (turn == NOTHING)
+			continue;
+		long n = turn == READ ? st_read_cached(fp->p, fp->offset, limit,
+						       NULL)
+				      : -1;
+		if (n < 0)
+			return -1;
+		/* As take() would keep it. */
+		if (total == 0 || total + (size_t)n <= (size_t)fr->MaxBytes)
+			total += (size_t)n;
+	}
+	return (long)total;
+}
+
 static void collect(struct fetch_ctx *x)
 {
 	struct FetchRequest *fr = x->req->body;
@@ -237,9 +312,11 @@ static void collect(struct fetch_ctx *x)
 
 	for (; x->cursor < x->nparts; x->cursor++) {
 		struct fpart *fp = &x->parts[x->cursor];
+		int32_t limit;
 		if (!fp->p || fp->r->ErrorCode)
 			continue;
-		if (st_partition_deleted(fp->p)) {
+		enum fpart_turn turn = fpart_turn(x, fp, x->total, &limit);
+		if (turn == GONE) {
 			/* Deleted while the fetch waited. */
 			fp->r->ErrorCode =
 				x->req->hdr.RequestApiVersion >= 13
@@ -249,25 +326,12 @@ static void collect(struct fetch_ctx *x)
 		}
 		fp->r->ErrorCode = KERR_NONE;
 		fill_offsets(fp);
-		if (fp->offset < st_log_start(fp->p) ||
-		    fp->offset > st_high_watermark(fp->p)) {
+		if (turn == OUT_OF_RANGE) {
 			fp->r->ErrorCode = KERR_OFFSET_OUT_OF_RANGE;
-			fp->r->HighWatermark = st_high_watermark(fp->p);
 			continue;
 		}
-		if (fp->offset == st_high_watermark(fp->p))
+		if (turn == NOTHING)
 			continue;
-		if (fr->IsolationLevel == 1 &&
-		    fp->offset >= st_last_stable(fp->p))
-			continue; /* nothing committed to read yet */
-		/* Within both limits (a first batch larger goes whole: take).
-		 */
-		int64_t room = (int64_t)fr->MaxBytes - (int64_t)x->total;
-		if (x->total > 0 && room <= 0)
-			continue;
-		int32_t limit = fp->max_bytes;
-		if (room < limit)
-			limit = room > 0 ? (int32_t)room : 1;
 		size_t before = x->data.len;
 		long n = st_read_cached(fp->p, fp->offset, limit, &x->data);
 		if (n >= 0) {

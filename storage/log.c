@@ -223,6 +223,8 @@ static long serve(const struct batch_run *r, int64_t offset, int32_t max_bytes,
 			break;
 		len += n;
 	}
+	if (!out)
+		return len;
 	kb_writer_reserve(out, (size_t)len);
 	for (size_t i = lo; i < hi; i++)
 		kb_write_raw(out, run_at(r, i)->data, run_at(r, i)->len);

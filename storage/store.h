@@ -169,8 +169,9 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 /*
  * A fetch's data: record batches from offset on, whole batches, stopping
  * once max_bytes is reached (the first batch always included).  Appends the
- * bytes to out.  Returns the number of bytes appended (0 at the end of the
- * log), or -1 when the range is not in the tail cache (use st_read).
+ * bytes to out (out NULL: only counts them).  Returns the number of bytes
+ * (0 at the end of the log), or -1 when the range is not in the tail cache
+ * (use st_read).
  */
 long st_read_cached(struct st_partition *p, int64_t offset, int32_t max_bytes,
 		    struct kb_writer *out);

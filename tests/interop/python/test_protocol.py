@@ -351,6 +351,34 @@ def test_fetch_waits_for_min_bytes_through_small_appends(bootstrap, admin):
     s.close()
 
 
+def test_fetch_answers_once_small_appends_reach_min_bytes(bootstrap, admin):
+    """A parked fetch counts what each append brings (without copying it
+    all again) and answers once min_bytes is there, with every batch of
+    both partitions, well before max_wait_ms."""
+    topic = unique("fetch-min-reached")
+    create_topic(admin, topic, 2)
+    s = connect(bootstrap)
+
+    def appends():
+        p = connect(bootstrap)
+        for i in range(8):
+            _produce_v3(p, topic, _batch([b"v" * 1000]), 10 + i, partition=i % 2)
+            time.sleep(0.1)
+        p.close()
+
+    th = _in_half_a_second(appends)
+    t0 = time.monotonic()
+    # ~1 kB per append: the fourth reaches 4,000 bytes
+    got = _fetch_v4(s, topic, {0: 0, 1: 0}, 5, max_wait=20000, min_bytes=4000)
+    waited = time.monotonic() - t0
+    th.join()
+    n = len(_batches(got[0][2])) + len(_batches(got[1][2]))
+    assert 4 <= n <= 8, n
+    assert _batches(got[0][2]) == list(range(len(_batches(got[0][2]))))
+    assert waited < 10, "answered after %.2f s" % waited
+    s.close()
+
+
 def test_fetch_waiting_on_a_deleted_topic_says_so(bootstrap, admin):
     topic = unique("fetch-deleted")
     create_topic(admin, topic, 1)
