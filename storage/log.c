@@ -22,6 +22,9 @@
 
 /* A flush takes at most this much, so a transaction stays reasonable. */
 #define FLUSH_MAX_BYTES (64u << 20)
+/* Produce is refused (retriable) while this much waits for a flush: a
+ * Postgres that hangs must not make samsa hold every retry in memory. */
+#define QUEUE_MAX_BYTES (256u << 20)
 
 int32_t st_partition_index(const struct st_partition *p)
 {
@@ -987,6 +990,22 @@ static void unavailable_soon(struct store *s, st_offset_cb ocb, st_read_cb rcb,
 	st_defer(s, fire_later, l);
 }
 
+/* Queues a for the next flush, and kicks one unless one is in flight. */
+static void enqueue(struct store *s, struct st_append *a)
+{
+	a->bytes = 0;
+	for (int i = 0; i < a->nbatches; i++)
+		a->bytes += a->batches[i]->len;
+	s->queue_bytes += a->bytes;
+	if (s->queue_tail)
+		s->queue_tail->next = a;
+	else
+		s->queue_head = a;
+	s->queue_tail = a;
+	if (!s->flush_in_flight)
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
+}
+
 void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	       size_t len, st_append_cb cb, void *arg)
 {
@@ -997,6 +1016,12 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	if (p->reloading || !pg_ready(s->writer)) {
 		result_soon(s, cb, arg, ST_UNAVAILABLE, -1, p->log_start,
 			    "storage unavailable, retry");
+		return;
+	}
+	if (s->queue_bytes + len > QUEUE_MAX_BYTES) {
+		result_soon(s, cb, arg, ST_UNAVAILABLE, -1, p->log_start,
+			    "Postgres is behind: too much is waiting to be "
+			    "written, retry");
 		return;
 	}
 	struct split_ctx x = {.t = p->topic, .st = ST_INVALID};
@@ -1075,13 +1100,7 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	a->cb = cb;
 	a->arg = arg;
 	a->log_append_time = ts;
-	if (s->queue_tail)
-		s->queue_tail->next = a;
-	else
-		s->queue_head = a;
-	s->queue_tail = a;
-	if (!s->flush_in_flight)
-		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	enqueue(s, a);
 }
 
 void st_append_marker(struct store *s, struct st_partition *p,
@@ -1157,13 +1176,7 @@ void st_append_marker(struct store *s, struct st_partition *p,
 	a->cb = cb;
 	a->arg = arg;
 	a->log_append_time = -1;
-	if (s->queue_tail)
-		s->queue_tail->next = a;
-	else
-		s->queue_head = a;
-	s->queue_tail = a;
-	if (!s->flush_in_flight)
-		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	enqueue(s, a);
 }
 
 struct flush {
@@ -1198,6 +1211,7 @@ static struct st_append *unqueue(struct store *s,
 	while (*pp) {
 		struct st_append *a = *pp;
 		if (marked(a)) {
+			s->queue_bytes -= a->bytes;
 			*pp = a->next;
 			a->next = NULL;
 			*tail = a;
@@ -1322,7 +1336,7 @@ static void drop_deleted(struct store *s)
 
 void st_flush_now(struct store *s)
 {
-	if (s->flush_in_flight || !s->queue_head)
+	if (s->flush_in_flight || !s->queue_head || !s->writer)
 		return;
 	drop_deleted(s);
 	if (!s->queue_head)
@@ -1335,15 +1349,13 @@ void st_flush_now(struct store *s)
 	size_t bytes = 0;
 	struct st_append *a = s->queue_head, *last = NULL;
 	while (a) {
-		size_t n = 0;
-		for (int i = 0; i < a->nbatches; i++)
-			n += a->batches[i]->len;
-		if (last && bytes + n > FLUSH_MAX_BYTES)
+		if (last && bytes + a->bytes > FLUSH_MAX_BYTES)
 			break;
-		bytes += n;
+		bytes += a->bytes;
 		last = a;
 		a = a->next;
 	}
+	s->queue_bytes -= bytes;
 	f->appends = s->queue_head;
 	s->queue_head = last->next;
 	if (!s->queue_head)
@@ -1604,7 +1616,12 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 		free(r);
 		return;
 	}
-	if (!pg_ready(r->s->writer)) {
+	/* On a reader, not the writer: the producers' scan of a long log
+	 * takes seconds, and every other partition's flushes would wait
+	 * behind it.  What it reads is committed: the failed flush is over,
+	 * and nothing of this partition is written until it is done. */
+	struct pgconn *c = pg_ready(r->s->writer) ? st_reader(r->s) : NULL;
+	if (!c) {
 		struct timeval tv = {0, 200000};
 		event_base_once(r->s->base, -1, EV_TIMEOUT, reload_tick, r,
 				&tv);
@@ -1614,17 +1631,15 @@ static void reload_tick(evutil_socket_t fd, short what, void *arg)
 	snprintf(tid, sizeof(tid), "%d", r->p->topic->tid);
 	snprintf(part, sizeof(part), "%d", r->p->index);
 	const char *v[2] = {tid, part};
-	pg_query(r->s->writer,
+	pg_query(c,
 		 "SELECT next_offset, log_start_offset FROM samsa.partitions "
 		 "WHERE tid = $1 AND partition = $2",
 		 2, v, NULL, NULL, false, on_reload_offsets, r);
-	pg_query(r->s->writer, open_txns_sql, 2, v, NULL, NULL, false,
-		 on_reload_txns, r);
-	pg_query(r->s->writer, aborted_sql, 2, v, NULL, NULL, false,
-		 on_reload_aborted, r);
-	pg_query(r->s->writer, producers_sql, 2, v, NULL, NULL, false,
-		 on_reload_producers, r);
-	pg_sync(r->s->writer);
+	pg_query(c, open_txns_sql, 2, v, NULL, NULL, false, on_reload_txns, r);
+	pg_query(c, aborted_sql, 2, v, NULL, NULL, false, on_reload_aborted, r);
+	pg_query(c, producers_sql, 2, v, NULL, NULL, false, on_reload_producers,
+		 r);
+	pg_sync(c);
 }
 
 /* One reload at a time: a second one, sent while the first was under way,

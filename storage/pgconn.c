@@ -925,6 +925,12 @@ static void pg_on_defer(evutil_socket_t fd, short what, void *arg)
 	pg_enter(c);
 	/* Only what failed so far: a callback that retries at once waits. */
 	c->failed.head = c->failed.tail = NULL;
+	/* Broken while a unit was being sent: what libpq took (q, sendq)
+	 * was asked for before what it refused, and is answered first (a
+	 * unit's sync, refused, must not be answered before its
+	 * statements). */
+	if (c->state == PG_BROKEN && !c->closing)
+		pg_lose(c, c->lasterr);
 	while ((e = pg_pop(&failed)))
 		pg_answer(c, e, e->err);
 	if (c->closing)
@@ -1043,7 +1049,7 @@ void pg_close(struct pgconn *c)
 
 bool pg_ready(const struct pgconn *c)
 {
-	return c->state == PG_READY && !c->closing;
+	return c && c->state == PG_READY && !c->closing;
 }
 
 const char *pg_last_error(const struct pgconn *c)

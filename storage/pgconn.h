@@ -76,6 +76,7 @@ int pg_wait_ready(struct pgconn *c, int timeout_ms, char *err, size_t errlen);
  */
 void pg_close(struct pgconn *c);
 
+/* Whether c takes queries now (false for NULL: a connection closed). */
 bool pg_ready(const struct pgconn *c);
 /*
  * Why c is not ready: libpq's message for the last failed connect or the

@@ -152,6 +152,13 @@ fail:
 	return NULL;
 }
 
+static void close_conn(struct pgconn **c)
+{
+	struct pgconn *closing = *c;
+	*c = NULL;
+	pg_close(closing);
+}
+
 void store_close(struct store *s)
 {
 	if (!s)
@@ -162,13 +169,13 @@ void store_close(struct store *s)
 	st_cleaner_close(s);
 	st_txns_close(s);
 	st_groups_close(s);
-	if (s->writer)
-		pg_close(s->writer);
-	if (s->catalog)
-		pg_close(s->catalog);
+	/* What each close answers may ask for more (a fetch reads its next
+	 * partition): no pointer may lead to a connection closed already,
+	 * so each is cleared before its close. */
+	close_conn(&s->writer);
+	close_conn(&s->catalog);
 	for (int i = 0; i < s->nreaders; i++)
-		if (s->readers[i])
-			pg_close(s->readers[i]);
+		close_conn(&s->readers[i]);
 	free(s->readers);
 	/* After the connections: what they answered as they closed may
 	 * have kicked the flush. */

@@ -81,6 +81,7 @@ struct st_append {
 	st_append_cb cb;
 	void *arg;
 	struct st_append *next;
+	size_t bytes; /* of its batches, counted in the store's queue_bytes */
 };
 
 struct st_partition {
@@ -159,6 +160,7 @@ struct store {
 	struct st_partition *evict_head, *evict_tail;
 	size_t ra_total; /* read-ahead bytes of all partitions */
 	struct st_append *queue_head, *queue_tail; /* waiting for a flush */
+	size_t queue_bytes;			   /* their batches' bytes */
 	bool flush_in_flight;
 	bool closing; /* store_close under way: no new work (reloads) */
 	struct event *flush_ev;

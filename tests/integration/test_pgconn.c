@@ -755,6 +755,11 @@ Test(pgconn, refused_query_drops_the_unit_and_reconnects)
 	cr_assert_str_eq(o[1].err, "invalid query arguments");
 	cr_assert(!o[1].in_send);
 	cr_assert(!o[0].ok && !o[2].ok);
+	/* In the order asked for: the statement libpq had took its answer
+	 * before the refused ones behind it (its callback ran after them,
+	 * on state they had freed). */
+	cr_assert_lt(o[0].seq, o[1].seq);
+	cr_assert_lt(o[1].seq, o[2].seq);
 	run_until(&ups, 2);
 	exec_ok(pc, "SELECT count(*) FROM pgc_refused", &chk);
 	cr_assert_str_eq(chk.val, "0");

@@ -6,14 +6,16 @@ v0 body (error 35 and the broker's ranges, KIP-511), a frame over
 socket.request.max.bytes or a request that does not parse closes that
 connection and nothing else, and the broker keeps serving everyone.
 """
+import os
 import socket
+import subprocess
 import struct
 import threading
 import time
 
 import pytest
 
-from samsa_client import create_topic, unique
+from samsa_client import create_topic, psql, unique
 
 UNSUPPORTED_VERSION = 35
 
@@ -377,6 +379,57 @@ def test_fetch_answers_once_small_appends_reach_min_bytes(bootstrap, admin):
     assert _batches(got[0][2]) == list(range(len(_batches(got[0][2]))))
     assert waited < 10, "answered after %.2f s" % waited
     s.close()
+
+
+def test_produce_is_refused_while_too_much_waits_for_postgres(bootstrap, admin):
+    """While Postgres holds the flush (a lock on the partition's row), samsa
+    queues at most 256 MiB for the next flush and refuses the rest with
+    KAFKA_STORAGE_ERROR (retriable) instead of holding every request in
+    memory; once the lock goes, what was accepted is written, and only
+    that."""
+    topic = unique("queue-cap")
+    create_topic(admin, topic, 1)
+    tid = psql("SELECT tid FROM samsa.topics WHERE name = '%s'" % topic)
+    hold = subprocess.Popen(
+        ["psql", "-X", "-q", "-d", os.environ["SAMSA_PG_CONNINFO"], "-c",
+         "BEGIN; SELECT 1 FROM samsa.partitions WHERE tid = %s FOR UPDATE; "
+         "SELECT pg_sleep(120); COMMIT;" % tid],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while psql("SELECT count(*) FROM pg_stat_activity WHERE "
+                   "query LIKE '%%pg_sleep(120)%%' AND pid <> pg_backend_pid()") != "1":
+            assert time.monotonic() < deadline, "the lock was not taken"
+            time.sleep(0.1)
+        batch = _batch([b"q" * 1000000])
+        conns = [connect(bootstrap) for _ in range(3)]
+        per = 130  # 3 x 130 MB: past the 64 MiB in flight plus 256 MiB queued
+        for i in range(per):
+            for c in conns:
+                t = topic.encode()
+                body = struct.pack(">hhi", -1, 1, 60000) + struct.pack(">ih", 1, len(t)) + t
+                body += struct.pack(">iii", 1, 0, len(batch)) + batch
+                send_frame(c, header(0, 3, i) + body)
+    finally:
+        time.sleep(1)
+        hold.kill()
+        hold.wait()
+        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+             "query LIKE '%%pg_sleep(120)%%' AND pid <> pg_backend_pid()")
+    errors = {}
+    for c in conns:
+        c.settimeout(120)
+        for i in range(per):
+            resp = read_frame(c)
+            assert struct.unpack(">i", resp[:4])[0] == i
+            off = 4 + 4 + 2 + len(topic) + 4 + 4
+            err, _ = struct.unpack(">hq", resp[off:off + 10])
+            errors[err] = errors.get(err, 0) + 1
+        c.close()
+    assert set(errors) == {0, 56}, errors
+    assert errors[56] >= 20, errors
+    got = _fetch_v4(connect(bootstrap), topic, {0: 0}, 1, max_bytes=1, part_max=1)
+    assert got[0][1] == errors[0], (got[0][1], errors)
 
 
 def test_fetch_waiting_on_a_deleted_topic_says_so(bootstrap, admin):
