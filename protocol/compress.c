@@ -73,6 +73,7 @@ struct sink {
 	size_t step;
 	uint8_t probe;
 	bool probing;
+	bool over; /* more than max_out would come out */
 };
 
 static void sink_init(struct sink *s, struct kb_writer *w, size_t max_out,
@@ -84,6 +85,7 @@ static void sink_init(struct sink *s, struct kb_writer *w, size_t max_out,
 	s->step = first_step > 0 ? first_step : 1;
 	s->probe = 0;
 	s->probing = false;
+	s->over = false;
 }
 
 static size_t sink_produced(const struct sink *s)
@@ -128,8 +130,10 @@ static int sink_window(struct sink *s, uint8_t **p, size_t *avail)
 /* Accounts for n bytes written to the last window; -1 if they hit the probe. */
 static int sink_commit(struct sink *s, size_t n)
 {
-	if (s->probing)
+	if (s->probing) {
+		s->over = n > 0;
 		return n > 0 ? -1 : 0;
+	}
 	s->w->len += n;
 	return 0;
 }
@@ -279,9 +283,11 @@ static int snappy_block(const uint8_t *in, size_t n, struct sink *s, char *err,
 
 	if (snappy_uncompressed_length((const char *)in, n, &ulen) != SNAPPY_OK)
 		return kc_err(err, errlen, "snappy: corrupt block header");
-	if (ulen > s->max_out - sink_produced(s))
+	if (ulen > s->max_out - sink_produced(s)) {
+		s->over = true;
 		return kc_err(err, errlen, "snappy: output exceeds %zu bytes",
 			      s->max_out);
+	}
 	if (ulen == 0) {
 		dst = &dummy;
 	} else {
@@ -457,10 +463,12 @@ static int zstd_decompress(const uint8_t *in, size_t n, struct sink *s,
 	/* A frame that announces more than max_out will produce it (zstd
 	 * checks the announced size), so refuse it before decoding. */
 	if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != ZSTD_CONTENTSIZE_ERROR) {
-		if (fcs > s->max_out)
+		if (fcs > s->max_out) {
+			s->over = true;
 			return kc_err(err, errlen,
 				      "zstd: output exceeds %zu bytes",
 				      s->max_out);
+		}
 		if (fcs > 0)
 			s->step = (size_t)fcs;
 	}
@@ -572,9 +580,11 @@ int kc_decompress(int codec, const void *in, size_t n, struct kb_writer *out,
 	sink_init(&s, out, max_out, first_step(n));
 	switch (codec) {
 	case KC_NONE:
-		if (n > max_out)
-			return kc_err(err, errlen, "output exceeds %zu bytes",
-				      max_out);
+		if (n > max_out) {
+			kc_err(err, errlen, "output exceeds %zu bytes",
+			       max_out);
+			return KC_TOO_BIG;
+		}
 		kb_write_raw(out, src, n);
 		rc = kb_writer_ok(out) ? 0
 				       : kc_err(err, errlen, "out of memory");
@@ -597,5 +607,5 @@ int kc_decompress(int codec, const void *in, size_t n, struct kb_writer *out,
 	}
 	if (rc < 0)
 		sink_rollback(&s);
-	return rc;
+	return rc < 0 && s.over ? KC_TOO_BIG : rc;
 }

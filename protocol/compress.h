@@ -42,11 +42,14 @@ bool kc_level_valid(int codec, int64_t level);
 int kc_compress(int codec, int level, const void *in, size_t n,
 		struct kb_writer *out, char *err, size_t errlen);
 
+/* kc_decompress's answer for output over max_out. */
+#define KC_TOO_BIG (-2)
+
 /*
  * Appends the decompressed form of in[0..n) to out, refusing to produce more
  * than max_out bytes (a decompression bomb is an error, not an allocation).
- * Returns 0, or -1 with a message in err for corrupt input, an unknown codec
- * or output over max_out.
+ * Returns 0, or with a message in err: KC_TOO_BIG for output over max_out,
+ * -1 for corrupt input or an unknown codec.
  */
 int kc_decompress(int codec, const void *in, size_t n, struct kb_writer *out,
 		  size_t max_out, char *err, size_t errlen);

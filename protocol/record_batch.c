@@ -195,6 +195,20 @@ void rb_set_leader_epoch(uint8_t *batch, int32_t epoch)
 	put_be(batch + OFF_LEADER_EPOCH, (uint32_t)epoch, 4);
 }
 
+void rb_set_create_time(uint8_t *batch, size_t n, int64_t max_ts)
+{
+	if (n < RB_HEADER_SIZE)
+		return;
+	uint16_t attr = (uint16_t)get_be(batch + OFF_ATTRIBUTES, 2);
+	if (!(attr & RB_ATTR_LOG_APPEND_TIME) &&
+	    (int64_t)get_be(batch + OFF_MAX_TIMESTAMP, 8) == max_ts)
+		return;
+	put_be(batch + OFF_ATTRIBUTES, attr & ~RB_ATTR_LOG_APPEND_TIME, 2);
+	put_be(batch + OFF_MAX_TIMESTAMP, (uint64_t)max_ts, 8);
+	put_be(batch + OFF_CRC,
+	       crc32c(0, batch + RB_ATTR_OFFSET, n - RB_ATTR_OFFSET), 4);
+}
+
 void rb_set_log_append_time(uint8_t *batch, size_t n, int64_t ts)
 {
 	uint16_t attr;
@@ -216,11 +230,14 @@ void rb_set_log_append_time(uint8_t *batch, size_t n, int64_t ts)
  */
 static int parse_records(int32_t count, const uint8_t *data, size_t len,
 			 int (*fn)(void *arg, const struct rb_record *rec),
-			 void *arg, char *err, size_t errlen)
+			 void *arg, struct rb_stats *st, char *err,
+			 size_t errlen)
 {
 	struct kb_reader r;
 
 	kb_reader_init(&r, data, len);
+	if (st)
+		*st = (struct rb_stats){INT64_MAX, INT64_MIN, false};
 	for (int32_t i = 0; i < count; i++) {
 		struct rb_record rec;
 		struct kb_reader rr;
@@ -265,6 +282,13 @@ static int parse_records(int32_t count, const uint8_t *data, size_t len,
 				      i, rlen, rr.pos);
 		rec.Headers = body + hstart;
 		rec.HeadersLen = rr.pos - hstart;
+		if (st) {
+			if (rec.TimestampDelta < st->min_ts_delta)
+				st->min_ts_delta = rec.TimestampDelta;
+			if (rec.TimestampDelta > st->max_ts_delta)
+				st->max_ts_delta = rec.TimestampDelta;
+			st->null_key |= rec.Key.len < 0;
+		}
 		if (fn != NULL && fn(arg, &rec) != 0)
 			return rb_err(err, errlen, "record %d refused", i);
 	}
@@ -275,52 +299,87 @@ static int parse_records(int32_t count, const uint8_t *data, size_t len,
 	return 0;
 }
 
-int rb_foreach_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
-		      size_t max_out,
-		      int (*fn)(void *arg, const struct rb_record *rec),
-		      void *arg, char *err, size_t errlen)
+/* The records of the batch at p: decompressed into scratch when it is
+ * compressed, in place otherwise.  0, or KC_TOO_BIG / -1 from
+ * kc_decompress (err set). */
+static int batch_records(const uint8_t *p, size_t n, const struct rb_header *h,
+			 struct kb_writer *scratch, size_t max_out,
+			 const uint8_t **data, size_t *len, char *err,
+			 size_t errlen)
+{
+	int codec = h->Attributes & RB_ATTR_CODEC_MASK;
+	*data = p + RB_HEADER_SIZE;
+	*len = n - RB_HEADER_SIZE;
+	/* An empty batch has nothing to decompress, whatever its codec. */
+	if (codec == KC_NONE || (*len == 0 && h->RecordCount == 0))
+		return 0;
+	scratch->len = 0;
+	scratch->failed = false;
+	int rc = kc_decompress(codec, *data, *len, scratch, max_out, err,
+			       errlen);
+	if (rc < 0)
+		return rc;
+	*data = scratch->buf;
+	*len = scratch->len;
+	return 0;
+}
+
+/* rb_foreach_record and rb_check_records: the batch's records parsed
+ * (st filled when not NULL), then given to fn when not NULL. */
+static int each_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
+		       size_t max_out,
+		       int (*fn)(void *arg, const struct rb_record *rec),
+		       void *arg, struct rb_stats *st, char *err, size_t errlen)
 {
 	struct rb_header h;
-	const uint8_t *data = p + RB_HEADER_SIZE;
+	const uint8_t *data;
 	size_t len;
-	int codec;
 
 	if (rb_read_header(p, n, &h) < 0)
 		return rb_err(err, errlen,
 			      "%zu bytes: shorter than a batch header", n);
 	if (check_header(&h, n, false, err, errlen) < 0)
 		return -1;
-	len = n - RB_HEADER_SIZE;
-	codec = h.Attributes & RB_ATTR_CODEC_MASK;
-	/* An empty batch has nothing to decompress, whatever its codec. */
-	if (codec != KC_NONE && !(len == 0 && h.RecordCount == 0)) {
-		scratch->len = 0;
-		scratch->failed = false;
-		if (kc_decompress(codec, data, len, scratch, max_out, err,
-				  errlen) < 0)
-			return -1;
-		data = scratch->buf;
-		len = scratch->len;
-	}
-	if (parse_records(h.RecordCount, data, len, NULL, NULL, err, errlen) <
-	    0)
+	int rc = batch_records(p, n, &h, scratch, max_out, &data, &len, err,
+			       errlen);
+	if (rc < 0)
+		return rc;
+	if (parse_records(h.RecordCount, data, len, NULL, NULL, st, err,
+			  errlen) < 0)
 		return -1;
 	if (fn == NULL)
 		return 0;
-	return parse_records(h.RecordCount, data, len, fn, arg, err, errlen);
+	return parse_records(h.RecordCount, data, len, fn, arg, NULL, err,
+			     errlen);
+}
+
+int rb_foreach_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
+		      size_t max_out,
+		      int (*fn)(void *arg, const struct rb_record *rec),
+		      void *arg, char *err, size_t errlen)
+{
+	return each_record(p, n, scratch, max_out, fn, arg, NULL, err, errlen);
+}
+
+int rb_check_records(const uint8_t *p, size_t n, struct kb_writer *scratch,
+		     size_t max_out, struct rb_stats *st, char *err,
+		     size_t errlen)
+{
+	return each_record(p, n, scratch, max_out, NULL, NULL, st, err, errlen);
 }
 
 int rb_recompress(const uint8_t *p, size_t n, int codec, int level,
 		  struct kb_writer *scratch, size_t max_out,
-		  struct kb_writer *out, char *err, size_t errlen)
+		  struct rb_stats *st, struct kb_writer *out, char *err,
+		  size_t errlen)
 {
 	struct rb_header h;
 	const uint8_t *recs = p + RB_HEADER_SIZE;
 	size_t len = n - RB_HEADER_SIZE, start = out->len;
 
-	if (rb_foreach_record(p, n, scratch, max_out, NULL, NULL, err, errlen) <
-	    0)
-		return -1;
+	int checked = rb_check_records(p, n, scratch, max_out, st, err, errlen);
+	if (checked < 0)
+		return checked;
 	rb_read_header(p, n, &h);
 	if ((h.Attributes & RB_ATTR_CODEC_MASK) != KC_NONE) {
 		recs = scratch->buf;

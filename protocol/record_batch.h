@@ -89,13 +89,17 @@ void rb_set_leader_epoch(uint8_t *batch, int32_t epoch);
 /* Sets LogAppendTime: attribute bit, MaxTimestamp (and BaseTimestamp) to ts,
  * and recomputes the CRC as Kafka does. n is the batch's total size. */
 void rb_set_log_append_time(uint8_t *batch, size_t n, int64_t ts);
+/* The batch's MaxTimestamp set to max_ts with the CreateTime type, and the
+ * CRC recomputed, unless it has both already. */
+void rb_set_create_time(uint8_t *batch, size_t n, int64_t max_ts);
 
 /*
  * Calls fn(arg, &record) for every record of the batch at p (total size n),
  * decompressing into scratch when the batch is compressed (scratch is reset
  * first and may be reused across calls; caller frees it).  max_out bounds the
- * decompressed size.  Returns 0, or -1 with a message in err when the records
- * do not parse, their count differs from RecordCount, or fn returns non-zero.
+ * decompressed size.  Returns 0; KC_TOO_BIG (compress.h) when the records
+ * decompress to more; -1 with a message in err when the records do not
+ * parse, their count differs from RecordCount, or fn returns non-zero.
  * A batch rewritten by log compaction (fewer records than LastOffsetDelta
  * + 1, offset deltas with gaps) is accepted; rb_check() refuses it.
  */
@@ -104,17 +108,34 @@ int rb_foreach_record(const uint8_t *p, size_t n, struct kb_writer *scratch,
 		      int (*fn)(void *arg, const struct rb_record *rec),
 		      void *arg, char *err, size_t errlen);
 
+/* What rb_check_records learns of a batch's records on the way. */
+struct rb_stats {
+	int64_t min_ts_delta, max_ts_delta; /* of TimestampDelta */
+	bool null_key;			    /* some record has a null key */
+};
+
+/*
+ * Checks that every record of the batch at p parses (as rb_foreach_record,
+ * in one pass) and fills st.  Returns 0; KC_TOO_BIG when its records
+ * decompress to more than max_out; -1 when they do not parse (err set).
+ */
+int rb_check_records(const uint8_t *p, size_t n, struct kb_writer *scratch,
+		     size_t max_out, struct rb_stats *st, char *err,
+		     size_t errlen);
+
 /*
  * Appends to out the batch at p (total size n, checked by rb_check) with its
  * records compressed by codec (enum kc_codec) at level (see kc_compress),
  * as a broker whose topic sets compression.type does: header fields kept
- * but for BatchLength, the codec bits and the CRC.  The records are parsed
- * on the way (decompressed into scratch, at most max_out bytes).  Returns
- * 0, or -1 with a message in err and out as it was.
+ * but for BatchLength, the codec bits and the CRC.  The records are checked
+ * on the way as rb_check_records does (decompressed into scratch, at most
+ * max_out bytes; st filled when not NULL).  Returns 0, or as
+ * rb_check_records with a message in err and out as it was.
  */
 int rb_recompress(const uint8_t *p, size_t n, int codec, int level,
 		  struct kb_writer *scratch, size_t max_out,
-		  struct kb_writer *out, char *err, size_t errlen);
+		  struct rb_stats *st, struct kb_writer *out, char *err,
+		  size_t errlen);
 
 /* A record to write with rb_build(). Headers: HeaderCount key/value pairs. */
 struct rb_new_record {

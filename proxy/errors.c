@@ -21,6 +21,8 @@ int16_t kerr_from_status(enum st_status st)
 		return KERR_CORRUPT_MESSAGE;
 	case ST_TOO_LARGE:
 		return KERR_MESSAGE_TOO_LARGE;
+	case ST_BAD_TIMESTAMP:
+		return KERR_INVALID_TIMESTAMP;
 	case ST_OUT_OF_RANGE:
 		return KERR_OFFSET_OUT_OF_RANGE;
 	case ST_OUT_OF_ORDER:

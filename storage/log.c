@@ -839,20 +839,14 @@ struct split_ctx {
 	struct st_topic *t;
 	char err[128];
 	enum st_status st;
-	bool keyless;		       /* a record without a key met */
+	size_t *inflate_left;	       /* what the request may decompress */
+	int64_t now;		       /* the broker's clock, ms */
 	struct kb_writer scratch;      /* decompressed records */
 	struct kb_writer recompressed; /* the batch in the topic's codec */
 };
 
 /* The most a batch's records may decompress to. */
 #define MAX_RECORDS_BYTES (64u << 20)
-
-static int check_key(void *arg, const struct rb_record *rec)
-{
-	struct split_ctx *x = arg;
-	x->keyless = rec->Key.len < 0;
-	return x->keyless ? -1 : 0;
-}
 
 /* A batch over the topic's max.message.bytes sets x's error. */
 static bool too_large(struct split_ctx *x, size_t len)
@@ -864,6 +858,83 @@ static bool too_large(struct split_ctx *x, size_t len)
 		 "batch of %zu bytes over max.message.bytes %d", len,
 		 x->t->cfg.max_message_bytes);
 	x->st = ST_TOO_LARGE;
+	return true;
+}
+
+/*
+ * The newest record timestamp of a CreateTime batch whose records' are
+ * within message.timestamp.{before,after}.max.ms of the clock, as Kafka's
+ * LogValidator checks them (NO_TIMESTAMP, -1, is never out of range); false
+ * with x's error set otherwise.
+ */
+static bool timestamps_ok(struct split_ctx *x, const struct rb_header *h,
+			  const struct rb_stats *st, int64_t *max_ts)
+{
+	int64_t lo, hi;
+	if (__builtin_add_overflow(h->BaseTimestamp, st->min_ts_delta, &lo) ||
+	    __builtin_add_overflow(h->BaseTimestamp, st->max_ts_delta, &hi)) {
+		snprintf(x->err, sizeof(x->err), "record timestamp overflows");
+		x->st = ST_INVALID;
+		return false;
+	}
+	*max_ts = hi;
+	const struct tc_values *c = &x->t->cfg;
+	int64_t bad = INT64_MIN;
+	if (hi > x->now && (uint64_t)hi - (uint64_t)x->now >
+				   (uint64_t)c->timestamp_after_max_ms)
+		bad = hi;
+	else if (lo != -1 && lo < x->now &&
+		 (uint64_t)x->now - (uint64_t)lo >
+			 (uint64_t)c->timestamp_before_max_ms)
+		bad = lo;
+	if (bad == INT64_MIN)
+		return true;
+	snprintf(x->err, sizeof(x->err),
+		 "timestamp %" PRId64 " is out of range: it should be within "
+		 "[now - %" PRId64 ", now + %" PRId64 "] ms",
+		 bad, c->timestamp_before_max_ms, c->timestamp_after_max_ms);
+	x->st = ST_BAD_TIMESTAMP;
+	return false;
+}
+
+/*
+ * Reads every record of the batch, as Kafka's LogValidator does, so that no
+ * batch a consumer cannot read past is stored; with compression.type other
+ * than "producer", recompresses it into x->recompressed.  Decompressing
+ * draws on the request's budget.  false with x's error set.
+ */
+static bool records_ok(struct split_ctx *x, const uint8_t *data, size_t len,
+		       bool compressed, int codec, struct rb_stats *st)
+{
+	size_t limit = *x->inflate_left < MAX_RECORDS_BYTES ? *x->inflate_left
+							    : MAX_RECORDS_BYTES;
+	char e[96];
+	x->recompressed.len = 0;
+	x->scratch.len = 0;
+	int rc = codec >= 0 ? rb_recompress(data, len, codec,
+					    tc_level(&x->t->cfg, codec),
+					    &x->scratch, limit, st,
+					    &x->recompressed, e, sizeof(e))
+			    : rb_check_records(data, len, &x->scratch, limit,
+					       st, e, sizeof(e));
+	/* A batch refused cost what came out before it failed, which its
+	 * rollback hides: charged the limit, so that bombs cannot repeat. */
+	size_t spent = rc < 0 && compressed ? limit : x->scratch.len;
+	*x->inflate_left -= spent < *x->inflate_left ? spent : *x->inflate_left;
+	if (rc == KC_TOO_BIG && limit < MAX_RECORDS_BYTES) {
+		/* MESSAGE_TOO_LARGE: the Java producer splits the batch. */
+		snprintf(x->err, sizeof(x->err),
+			 "records decompress to more than this request may "
+			 "take (%zu bytes)",
+			 limit);
+		x->st = ST_TOO_LARGE;
+		return false;
+	}
+	if (rc < 0) {
+		snprintf(x->err, sizeof(x->err), "records: %s", e);
+		x->st = ST_INVALID;
+		return false;
+	}
 	return true;
 }
 
@@ -887,43 +958,31 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 		x->st = ST_INVALID;
 		return -1;
 	}
+	if (h.ProducerId >= 0 && h.BaseSequence < 0) {
+		snprintf(x->err, sizeof(x->err),
+			 "invalid sequence number %d for producer %" PRId64,
+			 h.BaseSequence, h.ProducerId);
+		x->st = ST_INVALID;
+		return -1;
+	}
 	/* compression.type other than "producer": stored in that codec. */
 	int codec = x->t->cfg.codec;
-	bool recompress =
-		codec >= 0 && codec != (h.Attributes & RB_ATTR_CODEC_MASK);
-	/* Every record is read, as Kafka's LogValidator does, so that no
-	 * batch a consumer cannot read past is stored (rb_recompress reads
-	 * them itself); a compacted topic's need keys. */
-	if (!recompress || x->t->cfg.compact) {
-		char e[96];
-		if (rb_foreach_record(data, len, &x->scratch, MAX_RECORDS_BYTES,
-				      x->t->cfg.compact ? check_key : NULL, x,
-				      e, sizeof(e)) < 0) {
-			if (x->keyless) {
-				snprintf(x->err, sizeof(x->err),
-					 "compacted topic needs a key on "
-					 "every record");
-				x->st = ST_NO_KEY;
-			} else {
-				snprintf(x->err, sizeof(x->err), "records: %s",
-					 e);
-				x->st = ST_INVALID;
-			}
-			return -1;
-		}
+	if (codec == (h.Attributes & RB_ATTR_CODEC_MASK))
+		codec = -1;
+	struct rb_stats st;
+	if (!records_ok(x, data, len, h.Attributes & RB_ATTR_CODEC_MASK, codec,
+			&st))
+		return -1;
+	if (x->t->cfg.compact && st.null_key) {
+		snprintf(x->err, sizeof(x->err),
+			 "compacted topic needs a key on every record");
+		x->st = ST_NO_KEY;
+		return -1;
 	}
-	if (recompress) {
-		char e[96];
-		x->recompressed.len = 0;
-		if (rb_recompress(data, len, codec, tc_level(&x->t->cfg, codec),
-				  &x->scratch, MAX_RECORDS_BYTES,
-				  &x->recompressed, e, sizeof(e)) < 0) {
-			snprintf(x->err, sizeof(x->err),
-				 "compressing the batch with %s: %s",
-				 kc_name(codec), e);
-			x->st = ST_CORRUPT;
-			return -1;
-		}
+	int64_t max_ts = h.MaxTimestamp;
+	if (!x->t->cfg.log_append_time && !timestamps_ok(x, &h, &st, &max_ts))
+		return -1;
+	if (codec >= 0) {
 		data = x->recompressed.buf;
 		len = x->recompressed.len;
 		h.Attributes =
@@ -944,9 +1003,12 @@ static int take_batch(void *arg, const uint8_t *data, size_t len)
 	}
 	x->a->batches = nb;
 	memcpy(b->data, data, len);
+	/* As Kafka: MaxTimestamp is the records' newest, CreateTime. */
+	if (!x->t->cfg.log_append_time)
+		rb_set_create_time(b->data, len, max_ts);
 	b->len = len;
 	b->count = h.LastOffsetDelta + 1;
-	b->max_ts = h.MaxTimestamp;
+	b->max_ts = max_ts;
 	b->producer_id = h.ProducerId;
 	b->producer_epoch = h.ProducerEpoch;
 	b->base_seq = h.BaseSequence;
@@ -1009,6 +1071,14 @@ static void enqueue(struct store *s, struct st_append *a)
 void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	       size_t len, st_append_cb cb, void *arg)
 {
+	size_t budget = MAX_RECORDS_BYTES;
+	st_append_within(s, p, records, len, &budget, cb, arg);
+}
+
+void st_append_within(struct store *s, struct st_partition *p,
+		      const uint8_t *records, size_t len, size_t *inflate_left,
+		      st_append_cb cb, void *arg)
+{
 	if (p->deleted) {
 		result_soon(s, cb, arg, ST_NOT_FOUND, -1, -1, "topic deleted");
 		return;
@@ -1024,7 +1094,10 @@ void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 			    "written, retry");
 		return;
 	}
-	struct split_ctx x = {.t = p->topic, .st = ST_INVALID};
+	struct split_ctx x = {.t = p->topic,
+			      .st = ST_INVALID,
+			      .inflate_left = inflate_left,
+			      .now = st_now_ms()};
 	x.a = calloc(1, sizeof(*x.a));
 	if (!x.a) {
 		result_soon(s, cb, arg, ST_UNAVAILABLE, -1, p->log_start,

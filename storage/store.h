@@ -42,8 +42,9 @@ enum st_status {
 	ST_OUT_OF_ORDER, /* producer sequence gap */
 	ST_BAD_EPOCH,	 /* producer epoch older than the current one */
 	ST_UNKNOWN_PRODUCER,
-	ST_NO_KEY,  /* keyless record on a compacted topic */
-	ST_DELETED, /* the topic was deleted meanwhile */
+	ST_NO_KEY,	  /* keyless record on a compacted topic */
+	ST_BAD_TIMESTAMP, /* a record's timestamp too far from the clock */
+	ST_DELETED,	  /* the topic was deleted meanwhile */
 	/* transactions (storage/txn.h) */
 	ST_TXN_STATE,	/* not allowed in the transaction's state */
 	ST_FENCED,	/* a newer epoch of the transactional id exists */
@@ -165,6 +166,12 @@ typedef void (*st_append_cb)(void *arg, const struct st_append_result *r);
  */
 void st_append(struct store *s, struct st_partition *p, const uint8_t *records,
 	       size_t len, st_append_cb cb, void *arg);
+/* The same, the records' decompression drawing on *inflate_left (one
+ * request's budget, shared by its partitions): a batch past it is refused
+ * as too large. */
+void st_append_within(struct store *s, struct st_partition *p,
+		      const uint8_t *records, size_t len, size_t *inflate_left,
+		      st_append_cb cb, void *arg);
 
 /*
  * A fetch's data: record batches from offset on, whole batches, stopping

@@ -399,6 +399,10 @@ void tc_resolve(const struct tc_override *ov, size_t n, struct tc_values *out)
 		(int32_t)lookup_i64(ov, n, "max.message.bytes");
 	out->log_append_time = strcmp(lookup(ov, n, "message.timestamp.type"),
 				      "LogAppendTime") == 0;
+	out->timestamp_before_max_ms =
+		lookup_i64(ov, n, "message.timestamp.before.max.ms");
+	out->timestamp_after_max_ms =
+		lookup_i64(ov, n, "message.timestamp.after.max.ms");
 	out->compact = strstr(policy, "compact") != NULL;
 	out->delete_policy = strstr(policy, "delete") != NULL;
 	out->min_compaction_lag_ms = lookup_i64(ov, n, "min.compaction.lag.ms");

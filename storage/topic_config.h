@@ -90,8 +90,11 @@ struct tc_values {
 	int64_t retention_bytes;
 	int32_t max_message_bytes;
 	bool log_append_time; /* message.timestamp.type=LogAppendTime */
-	bool compact;	      /* cleanup.policy contains compact */
-	bool delete_policy;   /* cleanup.policy contains delete */
+	/* message.timestamp.{before,after}.max.ms: how far a CreateTime
+	 * record's timestamp may be behind or ahead of the broker's clock */
+	int64_t timestamp_before_max_ms, timestamp_after_max_ms;
+	bool compact;	    /* cleanup.policy contains compact */
+	bool delete_policy; /* cleanup.policy contains delete */
 	int64_t min_compaction_lag_ms;
 	int64_t delete_retention_ms;
 	int64_t max_compaction_lag_ms;

@@ -93,7 +93,8 @@ static void roundtrip(int codec, const uint8_t *in, size_t n)
 		err[0] = '\0';
 		cr_assert_eq(kc_decompress(codec, c.buf, c.len, &d, n - 1, err,
 					   sizeof(err)),
-			     -1, "%s: max_out not enforced", kc_name(codec));
+			     KC_TOO_BIG, "%s: max_out not enforced",
+			     kc_name(codec));
 		cr_assert_neq(err[0], '\0');
 		cr_assert_eq(d.len, 3 + n, "output not rolled back");
 	}
@@ -232,7 +233,7 @@ ParameterizedTest(int *codec, compress, bomb)
 	cr_assert_lt(c.len, 4 * MiB);
 	cr_assert_eq(
 		kc_decompress(*codec, c.buf, c.len, &d, MiB, err, sizeof(err)),
-		-1);
+		KC_TOO_BIG);
 	cr_assert_eq(d.len, 0);
 	cr_assert_leq(d.cap, 2 * MiB + 4096, "allocated %zu bytes", d.cap);
 	cr_log_info("%s bomb: %s", kc_name(*codec), err);
@@ -291,7 +292,7 @@ Test(compress, snappy_xerial)
 	d.len = 0;
 	cr_assert_eq(kc_decompress(KC_SNAPPY, x.buf, x.len, &d, 99999, err,
 				   sizeof(err)),
-		     -1);
+		     KC_TOO_BIG);
 
 	/* A prefix is valid only where a chunk ends (then it decodes the
 	 * chunks so far); anywhere else it is an error. */
@@ -439,7 +440,7 @@ Test(compress, foreign_writers)
 	d.len = 0;
 	cr_assert_eq(kc_decompress(KC_ZSTD, buf, ob.pos, &d, 299999, err,
 				   sizeof(err)),
-		     -1);
+		     KC_TOO_BIG);
 
 	memset(&prefs, 0, sizeof(prefs));
 	prefs.frameInfo.blockSizeID = LZ4F_max4MB;

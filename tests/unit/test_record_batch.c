@@ -378,11 +378,26 @@ ParameterizedTest(int *codec, record_batch, codecs)
 		cr_assert_eq(kb_remaining(&r), 0);
 	}
 
+	/* One pass learns the timestamps' spread and whether a key is null
+	 * (record 1's is). */
+	struct rb_stats st;
+	cr_assert_eq(rb_check_records(w.buf, w.len, &scratch, MAX_OUT, &st, err,
+				      sizeof(err)),
+		     0, "%s", err);
+	int64_t lo = ts[0], hi = ts[0];
+	for (int i = 1; i < 5; i++) {
+		lo = ts[i] < lo ? ts[i] : lo;
+		hi = ts[i] > hi ? ts[i] : hi;
+	}
+	cr_assert_eq(st.min_ts_delta, lo - 1000);
+	cr_assert_eq(st.max_ts_delta, hi - 1000);
+	cr_assert(st.null_key);
+
 	/* Decompressed size over max_out. */
 	if (*codec != KC_NONE)
 		cr_assert_eq(rb_foreach_record(w.buf, w.len, &scratch, 20,
 					       collect, &s, err, sizeof(err)),
-			     -1);
+			     KC_TOO_BIG);
 
 	/* Patching offset and epoch leaves the CRC valid. */
 	rb_set_base_offset(w.buf, 0x0102030405060708);
@@ -391,6 +406,13 @@ ParameterizedTest(int *codec, record_batch, codecs)
 	cr_assert_eq(rb_read_header(w.buf, w.len, &h), 0);
 	cr_assert_eq(h.BaseOffset, 0x0102030405060708);
 	cr_assert_eq(h.PartitionLeaderEpoch, 77);
+
+	/* CreateTime with the records' newest: MaxTimestamp and the CRC. */
+	rb_set_create_time(w.buf, w.len, 999);
+	cr_assert_eq(rb_check(w.buf, w.len, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rb_read_header(w.buf, w.len, &h), 0);
+	cr_assert_eq(h.MaxTimestamp, 999);
+	cr_assert_not(h.Attributes & RB_ATTR_LOG_APPEND_TIME);
 
 	/* LogAppendTime changes covered bytes and recomputes the CRC. */
 	rb_set_log_append_time(w.buf, w.len, 1700000000123);
@@ -572,7 +594,7 @@ Test(record_batch, recompress)
 			kb_write_raw(&out, "pre", 3);
 			cr_assert_eq(rb_recompress(in.buf, in.len, to,
 						   KC_LEVEL_DEFAULT, &scratch,
-						   MAX_OUT, &out, err,
+						   MAX_OUT, NULL, &out, err,
 						   sizeof(err)),
 				     0, "%d->%d: %s", from, to, err);
 			cr_assert_eq(rb_check(out.buf + 3, out.len - 3, err,
@@ -608,7 +630,8 @@ Test(record_batch, recompress)
 		     0);
 	in.buf[RB_HEADER_SIZE] = 0x7f;
 	cr_assert_eq(rb_recompress(in.buf, in.len, KC_ZSTD, KC_LEVEL_DEFAULT,
-				   &scratch, MAX_OUT, &out, err, sizeof(err)),
+				   &scratch, MAX_OUT, NULL, &out, err,
+				   sizeof(err)),
 		     -1);
 	cr_assert_eq(out.len, 0);
 	kb_writer_free(&in);

@@ -6,6 +6,7 @@ v0 body (error 35 and the broker's ranges, KIP-511), a frame over
 socket.request.max.bytes or a request that does not parse closes that
 connection and nothing else, and the broker keeps serving everyone.
 """
+import gzip
 import os
 import socket
 import subprocess
@@ -207,15 +208,24 @@ def _varint(n):
         n >>= 7
 
 
-def _batch(values, count=None):
-    """A v2 record batch of the values, claiming count records."""
+def _batch(values, count=None, ts=None, max_ts=None, producer=(-1, -1, -1),
+           codec=0, compress=None):
+    """A v2 record batch of the values, claiming count records, all at ts
+    (now), the header claiming max_ts (ts); producer: (id, epoch, base
+    sequence); codec: the attribute bits, compress: what makes the records'
+    bytes into that codec's."""
     recs = b""
     for i, v in enumerate(values):
         body = b"\x00" + _varint(0) + _varint(i) + _varint(-1) + _varint(len(v)) + v + _varint(0)
         recs += _varint(len(body)) + body
+    if compress:
+        recs = compress(recs)
     count = len(values) if count is None else count
-    ts = int(time.time() * 1000)
-    after_crc = struct.pack(">hiqqqhii", 0, count - 1, ts, ts, -1, -1, -1, count) + recs
+    ts = int(time.time() * 1000) if ts is None else ts
+    max_ts = ts if max_ts is None else max_ts
+    pid, epoch, seq = producer
+    after_crc = struct.pack(">hiqqqhii", codec, count - 1, ts, max_ts, pid, epoch, seq,
+                            count) + recs
     crc = _crc32c(after_crc)
     return struct.pack(">qiibI", 0, 4 + 1 + 4 + len(after_crc), -1, 2, crc) + after_crc
 
@@ -430,6 +440,74 @@ def test_produce_is_refused_while_too_much_waits_for_postgres(bootstrap, admin):
     assert errors[56] >= 20, errors
     got = _fetch_v4(connect(bootstrap), topic, {0: 0}, 1, max_bytes=1, part_max=1)
     assert got[0][1] == errors[0], (got[0][1], errors)
+
+
+def _produce_entries(s, topic, entries, correlation, version=3):
+    """Produce (acks=1) of [(partition, records)] in one request; the
+    errors, in order."""
+    t = topic.encode()
+    body = struct.pack(">hhi", -1, 1, 30000) + struct.pack(">ih", 1, len(t)) + t
+    body += struct.pack(">i", len(entries))
+    for partition, records in entries:
+        body += struct.pack(">ii", partition, len(records)) + records
+    send_frame(s, header(0, version, correlation) + body)
+    r = read_frame(s)
+    assert struct.unpack(">i", r[:4])[0] == correlation
+    off = 4 + 4 + 2 + len(t)
+    (n,) = struct.unpack(">i", r[off:off + 4])
+    off += 4
+    out = []
+    for _ in range(n):
+        _index, err = struct.unpack(">ih", r[off:off + 6])
+        out.append(err)
+        off += 4 + 2 + 8 + 8 + (8 if version >= 5 else 0)
+    return out
+
+
+def test_produce_refuses_what_kafka_refuses(bootstrap, admin):
+    """As Kafka's handling of Produce: no records is INVALID_RECORD (not
+    the retriable CORRUPT_MESSAGE), zstd before v7 is
+    UNSUPPORTED_COMPRESSION_TYPE, a producer id with a negative sequence
+    is INVALID_RECORD, a record timestamp more than
+    message.timestamp.after.max.ms (1 hour) ahead is INVALID_TIMESTAMP, a
+    partition named twice in one request is refused (it was appended
+    twice), and a header whose MaxTimestamp lies is corrected from the
+    records."""
+    topic = unique("produce-refusals")
+    create_topic(admin, topic, 2)
+    s = connect(bootstrap)
+    now = int(time.time() * 1000)
+    assert _produce_entries(s, topic, [(0, b"")], 1) == [87]
+    assert _produce_entries(s, topic, [(0, _batch([b"z"], codec=4))], 2) == [76]
+    assert _produce_entries(s, topic, [(0, _batch([b"p"], producer=(5, 0, -1)))], 3) == [87]
+    future = now + 10 * 24 * 3600 * 1000
+    assert _produce_entries(s, topic, [(0, _batch([b"f"], ts=future))], 4) == [32]
+    assert _produce_entries(s, topic, [(1, _batch([b"a"])), (1, _batch([b"b"]))], 5) == [42, 42]
+    year_2100 = 4102444800000
+    assert _produce_entries(s, topic, [(0, _batch([b"lie"], ts=now, max_ts=year_2100))], 6) == [0]
+    got = _fetch_v4(s, topic, {0: 0, 1: 0}, 7)
+    assert got[1][1] == 0, "the repeated partition was appended"
+    records = got[0][2]
+    assert got[0][1] == 1 and len(_batches(records)) == 1
+    (max_ts,) = struct.unpack(">q", records[35:43])
+    assert max_ts == now, "MaxTimestamp %d, the records say %d" % (max_ts, now)
+    assert _crc32c(records[21:]) == struct.unpack(">I", records[17:21])[0]
+    s.close()
+
+
+def test_compressed_batches_share_one_budget_per_request(bootstrap, admin):
+    """A request's batches decompress to at most 256 MiB together: eight
+    gzip batches of 40 kB that each hold a 40 MB record (a bomb repeated,
+    or a huge legitimate request) are taken while they fit and refused as
+    MESSAGE_TOO_LARGE after that, instead of holding the loop for each."""
+    topic = unique("inflate-budget")
+    create_topic(admin, topic, 8)
+    s = connect(bootstrap)
+    big = _batch([bytes(40 << 20)], codec=1, compress=gzip.compress)
+    assert len(big) < 100000
+    errors = _produce_entries(s, topic, [(p, big) for p in range(8)], 1)
+    assert errors == [0] * 6 + [10, 10], errors
+    s.close()
 
 
 def test_fetch_waiting_on_a_deleted_topic_says_so(bootstrap, admin):
