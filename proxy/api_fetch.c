@@ -374,6 +374,10 @@ void handle_Fetch(struct request *req)
 		req_close_connection(req);
 		return;
 	}
+	/* As Kafka: an answer is at most the broker's fetch.max.bytes. */
+	int64_t most = bc_get_int("fetch.max.bytes", 57671680);
+	if (fr->MaxBytes > most)
+		fr->MaxBytes = (int32_t)most;
 	x->req = req;
 	x->resp = resp;
 	req->ctx = x;

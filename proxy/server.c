@@ -23,6 +23,7 @@
 #include "proxy/group.h"
 #include "proxy/logging.h"
 #include "proxy/tls.h"
+#include "storage/topic_config.h"
 
 /* At most this many requests in flight per connection; then we stop
  * reading until some are answered. */
@@ -31,6 +32,9 @@
  * request data is held by unanswered requests. */
 #define MAX_OUTPUT	   (64u << 20)
 #define MAX_INFLIGHT_BYTES (256u << 20)
+/* Before a client has logged in its frames are small (Kafka's
+ * sasl.server.max.receive.size): no one unknown fills memory. */
+#define MAX_FRAME_BEFORE_LOGIN (512u << 10)
 /* Answers at least this big are not copied into the output buffer. */
 #define SEND_BY_REFERENCE (64u << 10)
 
@@ -41,8 +45,13 @@ struct conn {
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
 	size_t inflight_bytes; /* frames of requests not yet freed */
-	bool closed;	       /* socket gone; freed when inflight reaches 0 */
-	bool close_after;      /* close once the queue drains */
+	/* Fetches not answered yet: as Kafka, which reads a connection's
+	 * next request once it answered the last, nothing more is read
+	 * meanwhile, so that pipelined fetches cannot each hold an answer
+	 * of up to fetch.max.bytes. */
+	int fetches;
+	bool closed;	  /* socket gone; freed when inflight reaches 0 */
+	bool close_after; /* close once the queue drains */
 	bool paused;
 	bool free_scheduled;
 	bool tls; /* reads go through OpenSSL: no read_rest */
@@ -67,8 +76,17 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
+static void fetch_over(struct request *r)
+{
+	if (r->fetching) {
+		r->fetching = false;
+		r->conn->fetches--;
+	}
+}
+
 static void request_free(struct request *r)
 {
+	fetch_over(r);
 	r->conn->inflight_bytes -= r->frame_len;
 	if (r->cleanup)
 		r->cleanup(r->ctx);
@@ -102,17 +120,10 @@ static void conn_free_later(struct conn *c)
 
 static void conn_flush(struct conn *c);
 
-static void conn_close(struct conn *c, const char *why)
+/* Requests that only wait for the client's sake (a long-polling fetch)
+ * answer now; the rest finish and free themselves. */
+static void abandon_waiting(struct conn *c)
 {
-	if (c->closed)
-		return;
-	if (why)
-		log_info("closing connection from %s: %s", c->peer, why);
-	c->closed = true;
-	bufferevent_free(c->bev);
-	c->bev = NULL;
-	/* Requests that only wait for the client (a long-polling fetch) give
-	 * up now; the rest finish and free themselves. */
 	for (;;) {
 		struct request *r = c->head;
 		while (r && (r->done || !r->abandon || r->abandoned))
@@ -122,7 +133,33 @@ static void conn_close(struct conn *c, const char *why)
 		r->abandoned = true;
 		r->abandon(r);
 	}
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+	if (c->closed)
+		return;
+	if (why)
+		log_info("closing connection from %s: %s", c->peer, why);
+	c->closed = true;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	abandon_waiting(c);
 	conn_flush(c);
+}
+
+/* The connection closes once what was asked before req (being answered)
+ * is answered: nothing more is read (it would only be held), and nothing
+ * waits for it. */
+static void close_after(struct request *req)
+{
+	struct conn *c = req->conn;
+	req->abandoned = true;
+	if (c->close_after || c->closed)
+		return;
+	c->close_after = true;
+	bufferevent_disable(c->bev, EV_READ);
+	abandon_waiting(c);
 }
 
 static void conn_read(struct bufferevent *bev, void *arg);
@@ -131,7 +168,7 @@ static void maybe_resume(struct conn *c)
 {
 	if (c->closed || !c->paused)
 		return;
-	if (c->inflight < MAX_INFLIGHT &&
+	if (c->inflight < MAX_INFLIGHT && c->fetches == 0 &&
 	    c->inflight_bytes < MAX_INFLIGHT_BYTES &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) < MAX_OUTPUT) {
 		c->paused = false;
@@ -193,6 +230,7 @@ static void conn_flush(struct conn *c)
 static void finish(struct request *req)
 {
 	req->done = true;
+	fetch_over(req);
 	conn_flush(req->conn);
 }
 
@@ -213,7 +251,7 @@ void req_reply(struct request *req, const void *resp)
 			  "the connection",
 			  req->resp_msg->name);
 		kb_writer_free(w);
-		req->conn->close_after = true;
+		close_after(req);
 	}
 	finish(req);
 }
@@ -232,13 +270,13 @@ void req_finish_silent(struct request *req)
 void req_close_connection(struct request *req)
 {
 	req->silent = true;
-	req->conn->close_after = true;
+	close_after(req);
 	finish(req);
 }
 
 void req_reply_and_close(struct request *req, const void *resp)
 {
-	req->conn->close_after = true;
+	close_after(req);
 	req_reply(req, resp);
 }
 
@@ -431,6 +469,10 @@ static void conn_request(struct conn *c, uint8_t *frame, size_t len)
 		req_close_connection(req);
 		return;
 	}
+	if (req->hdr.RequestApiKey == 1) {
+		req->fetching = true;
+		c->fetches++;
+	}
 	dispatch(req, &r);
 }
 
@@ -491,6 +533,15 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			conn_close(c, why);
 			return;
 		}
+		if (c->login != LOGIN_DONE && size > MAX_FRAME_BEFORE_LOGIN) {
+			char why[96];
+			snprintf(why, sizeof(why),
+				 "frame of %u bytes before it logged in "
+				 "(limit %u)",
+				 size, MAX_FRAME_BEFORE_LOGIN);
+			conn_close(c, why);
+			return;
+		}
 		if (evbuffer_get_length(in) < (size_t)size + 4 && !c->tls)
 			read_rest(bev,
 				  (size_t)size + 4 - evbuffer_get_length(in));
@@ -509,10 +560,11 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, 4);
 		evbuffer_remove(in, frame, size);
 		conn_request(c, frame, size);
-		if (!c->closed && (c->inflight >= MAX_INFLIGHT ||
-				   c->inflight_bytes >= MAX_INFLIGHT_BYTES ||
-				   evbuffer_get_length(bufferevent_get_output(
-					   bev)) >= MAX_OUTPUT)) {
+		if (!c->closed &&
+		    (c->inflight >= MAX_INFLIGHT || c->fetches > 0 ||
+		     c->inflight_bytes >= MAX_INFLIGHT_BYTES ||
+		     evbuffer_get_length(bufferevent_get_output(bev)) >=
+			     MAX_OUTPUT)) {
 			c->paused = true;
 			bufferevent_disable(bev, EV_READ);
 		}
@@ -534,6 +586,22 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	char why[200];
+	if (what & BEV_EVENT_TIMEOUT) {
+		/* Nothing read for connections.max.idle.ms: as Kafka, an idle
+		 * connection is closed; one with requests in flight is not
+		 * idle (libevent stopped reading it: read on). */
+		if (c->inflight > 0 || c->close_after) {
+			if (!c->paused && !c->close_after)
+				bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		snprintf(why, sizeof(why),
+			 "idle for connections.max.idle.ms (%lld ms)",
+			 (long long)bc_get_int("connections.max.idle.ms",
+					       600000));
+		conn_close(c, why);
+		return;
+	}
 	if (what & BEV_EVENT_EOF)
 		conn_close(c, NULL);
 	else if (what & BEV_EVENT_ERROR && c->tls &&
@@ -590,7 +658,35 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	srv->conns = c;
 	srv->nconns++;
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	int64_t idle = bc_get_int("connections.max.idle.ms", 600000);
+	struct timeval tv = {idle / 1000, (idle % 1000) * 1000};
+	if (idle > 0)
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(srv->listener);
+}
+
+/* accept() failed: out of file descriptors, most likely.  Retrying at once
+ * would spin the loop (and the log) until one is freed: accepting pauses
+ * for a second instead. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct server *srv = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	log_warn("accepting connections: %s (%d open); pausing for a second",
+		 evutil_socket_error_to_string(e), srv->nconns);
+	struct timeval tv = {1, 0};
+	if (!srv->accept_retry)
+		srv->accept_retry = evtimer_new(srv->base, accept_again, srv);
+	if (srv->accept_retry && evtimer_add(srv->accept_retry, &tv) == 0)
+		evconnlistener_disable(l);
 }
 
 int server_start(struct server *srv, char *err, size_t errlen)
@@ -630,6 +726,7 @@ int server_start(struct server *srv, char *err, size_t errlen)
 			 hp->port, strerror(errno));
 		return -1;
 	}
+	evconnlistener_set_error_cb(srv->listener, on_accept_error);
 	return 0;
 }
 
@@ -643,6 +740,9 @@ void server_stop(struct server *srv)
 	if (srv->listener)
 		evconnlistener_free(srv->listener);
 	srv->listener = NULL;
+	if (srv->accept_retry)
+		event_free(srv->accept_retry);
+	srv->accept_retry = NULL;
 	groups_free(srv);
 	for (struct conn *c = srv->conns; c; c = c->next)
 		conn_close(c, NULL);

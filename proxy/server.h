@@ -34,6 +34,7 @@ struct server {
 	struct registry *registry;   /* proxy/registry.c, NULL when off */
 	struct tls_server *tls;	     /* proxy/tls.h, NULL without TLS */
 	struct tls_server *rest_tls; /* the REST listeners', or NULL */
+	struct event *accept_retry;  /* accepting paused (out of files) */
 };
 
 struct request {
@@ -55,6 +56,7 @@ struct request {
 	 * that only waits for the client's sake answers (into the void) now. */
 	void (*abandon)(struct request *req);
 	bool abandoned;
+	bool fetching;	 /* a Fetch not answered yet (conn->fetches) */
 	int holds;	 /* parts still in flight (req_hold) */
 	void *held_resp; /* the answer once they are all done */
 };

@@ -8,7 +8,9 @@
 #  1. DescribeConfigs reports the configured value;
 #  2. samsa logs that it forgot the idle producer;
 #  3. the producer's later records (sequence 5 on, from a producer samsa no
-#     longer knows) are taken, as Kafka takes them, and read back once.
+#     longer knows) are taken, as Kafka takes them, and read back once;
+#  4. connections.max.idle.ms (1.5 s here): a connection that sends nothing
+#     is closed, as Kafka closes it (the idle producer above reconnected).
 #
 # Environment: SAMSA_BIN, SAMSA_PY, SAMSA_TEST_DIR (scratch space; default a
 # temp dir).
@@ -21,7 +23,8 @@ test_begin producer_expiry
 
 export PYTHONPATH=$here/python
 printf '%s\n' producer.id.expiration.ms=2000 \
-	producer.id.expiration.check.interval.ms=500 >"$work/samsa.conf"
+	producer.id.expiration.check.interval.ms=500 \
+	connections.max.idle.ms=1500 >"$work/samsa.conf"
 samsa_start "$work" --config "$work/samsa.conf" || fail "could not start Postgres and samsa"
 
 t=pexp-$(date +%s)-$RANDOM
@@ -31,6 +34,19 @@ t=pexp-$(date +%s)-$RANDOM
 grep -aq "forgot 1 producer state entry" "$SAMSA_LOG" ||
 	fail "samsa did not log that it forgot the idle producer"
 echo "producer_expiry: idle producer forgotten, its later writes taken: ok"
+
+"$SAMSA_PY" - "$SAMSA_BOOTSTRAP" <<'PY' || fail "an idle connection was not closed after connections.max.idle.ms"
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=10)
+t0 = time.monotonic()
+assert s.recv(1) == b"", "data from samsa"
+waited = time.monotonic() - t0
+assert 1.0 < waited < 6, "closed after %.1f s" % waited
+PY
+grep -aq "idle for connections.max.idle.ms (1500 ms)" "$SAMSA_LOG" ||
+	fail "samsa did not say why it closed the idle connection"
+echo "producer_expiry: idle connection closed: ok"
 
 samsa_alive || fail "samsa died"
 samsa_stop || fail "samsa did not stop cleanly at the end"

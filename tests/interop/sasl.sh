@@ -12,7 +12,9 @@
 #     each client fails with SASL_AUTHENTICATION_FAILED carrying Postgres's
 #     reason, and samsa logs the refusal.
 #  3. a client that does not log in (PLAINTEXT) gets no metadata: samsa
-#     closes its connection at its first request.
+#     closes its connection at its first request; a frame of more than
+#     512 KiB before the login closes it before it is read (as Kafka's
+#     sasl.server.max.receive.size), so no one unknown fills samsa's memory.
 #  4. Postgres stays the judge: after ALTER ROLE ... PASSWORD the old
 #     password is refused and the new one taken, without restarting samsa.
 #  5. --rest-auth postgres: the Schema Registry and Connect REST APIs take
@@ -124,6 +126,18 @@ if timeout 60 kcat -b "$SAMSA_BOOTSTRAP" -m 3 -L >"$work/plain.out" 2>&1; then
 fi
 grep -aq 'Metadata before it logged in' "$SAMSA_LOG" ||
 	fail "samsa did not log why it closed the connection of a client that did not log in"
+"$SAMSA_PY" - "$SAMSA_BOOTSTRAP" <<'PY' || fail "a 100 MB frame before the login was not refused at once"
+import socket, struct, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=10)
+try:
+    s.sendall(struct.pack(">i", 100 << 20) + b"\0" * 4096)
+    assert s.recv(1) == b"", "data from samsa"
+except (ConnectionResetError, BrokenPipeError):
+    pass  # closed with our bytes unread: a reset
+PY
+grep -aq 'frame of 104857600 bytes before it logged in' "$SAMSA_LOG" ||
+	fail "samsa did not log why it closed the connection of a big frame before the login"
 echo "sasl: 3. a PLAINTEXT client gets nothing: ok"
 
 # 4. Postgres judges every login.

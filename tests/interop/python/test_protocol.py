@@ -510,6 +510,36 @@ def test_compressed_batches_share_one_budget_per_request(bootstrap, admin):
     s.close()
 
 
+def test_a_fetch_holds_the_requests_behind_it(bootstrap, admin):
+    """As Kafka, which reads a connection's next request once it has
+    answered the last: a produce pipelined behind a long-polling fetch on
+    the same connection waits for the fetch (so pipelined fetches cannot
+    each hold an answer in memory), the fetch waits its 2 s and finds
+    nothing, and then the produce is taken."""
+    topic = unique("fetch-holds")
+    create_topic(admin, topic, 1)
+    s = connect(bootstrap)
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, 2000, 1, 1 << 20, 0)
+    body += struct.pack(">ih", 1, len(t)) + t + struct.pack(">i", 1)
+    body += struct.pack(">iqi", 0, 0, 1 << 20)
+    t0 = time.monotonic()
+    send_frame(s, header(1, 4, 1) + body)
+    records = _batch([b"behind"])
+    body = struct.pack(">hhi", -1, 1, 10000) + struct.pack(">ih", 1, len(t)) + t
+    body += struct.pack(">iii", 1, 0, len(records)) + records
+    send_frame(s, header(0, 3, 2) + body)
+    fetched = read_frame(s)
+    waited = time.monotonic() - t0
+    assert struct.unpack(">i", fetched[:4])[0] == 1
+    assert waited >= 1.8, "the fetch was woken by the produce behind it"
+    produced = read_frame(s)
+    assert struct.unpack(">i", produced[:4])[0] == 2
+    off = 4 + 4 + 2 + len(t) + 4 + 4
+    assert struct.unpack(">hq", produced[off:off + 10]) == (0, 0)
+    s.close()
+
+
 def test_fetch_waiting_on_a_deleted_topic_says_so(bootstrap, admin):
     topic = unique("fetch-deleted")
     create_topic(admin, topic, 1)
