@@ -15,6 +15,7 @@
  * through jansson objects used as hash tables: a schema may have a
  * hundred thousand fields, and the registry parses it on the event loop.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -777,6 +778,8 @@ static int avro_c_check(const char *text, size_t len, json_t *j, char *err,
 	return 0;
 }
 
+static char *java_text(const struct ac_schema *s);
+
 struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 			   size_t errlen)
 {
@@ -809,7 +812,7 @@ struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 	if (s->root && !p.failed)
 		check_defaults(&p);
 	if (s->root && !p.failed) {
-		s->compact = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		s->compact = java_text(s);
 		if (!s->compact)
 			fail(&p, "out of memory");
 	}
@@ -929,6 +932,133 @@ static void sb_quoted(struct sbuf *b, const char *s)
 	sb_quotedn(b, s, strlen(s));
 }
 
+/*
+ * A double as Java's Double.toString writes it (which Jackson uses): the
+ * shortest digits that read back the same, plain between 1e-3 and 1e7
+ * with at least one decimal ("0.1", "100.0"), else "1.0E20", "1.5E-5".
+ * jansson's own "%.17g" turns 0.1 into 0.10000000000000001.
+ */
+static void sb_real(struct sbuf *b, double d)
+{
+	char e[40];
+	int prec;
+	for (prec = 0; prec < 17; prec++) {
+		snprintf(e, sizeof(e), "%.*e", prec, d);
+		if (strtod(e, NULL) == d)
+			break;
+	}
+	/* e: [-]D[.DDD]e[+-]XX */
+	char digits[24];
+	size_t nd = 0;
+	const char *q = e;
+	bool neg = *q == '-';
+	if (neg)
+		q++;
+	for (; *q && *q != 'e'; q++)
+		if (*q >= '0' && *q <= '9' && nd < sizeof(digits) - 1)
+			digits[nd++] = *q;
+	digits[nd] = '\0';
+	int exp = *q == 'e' ? atoi(q + 1) : 0;
+	while (nd > 1 && digits[nd - 1] == '0')
+		digits[--nd] = '\0';
+	char out[64];
+	size_t o = 0;
+	if (neg)
+		out[o++] = '-';
+	double a = fabs(d);
+	if (a == 0.0 || (a >= 1e-3 && a < 1e7)) {
+		if (a == 0.0) {
+			memcpy(out + o, "0.0", 3);
+			o += 3;
+		} else if (exp < 0) {
+			out[o++] = '0';
+			out[o++] = '.';
+			for (int z = -1; z > exp; z--)
+				out[o++] = '0';
+			memcpy(out + o, digits, nd);
+			o += nd;
+		} else {
+			size_t ip = (size_t)exp + 1; /* digits before '.' */
+			for (size_t i = 0; i < ip; i++)
+				out[o++] = i < nd ? digits[i] : '0';
+			out[o++] = '.';
+			if (nd > ip) {
+				memcpy(out + o, digits + ip, nd - ip);
+				o += nd - ip;
+			} else {
+				out[o++] = '0';
+			}
+		}
+		out[o] = '\0';
+	} else {
+		out[o++] = digits[0];
+		out[o++] = '.';
+		if (nd > 1) {
+			memcpy(out + o, digits + 1, nd - 1);
+			o += nd - 1;
+		} else {
+			out[o++] = '0';
+		}
+		snprintf(out + o, sizeof(out) - o, "E%d", exp);
+	}
+	sb_str(b, out);
+}
+
+/* Any JSON value, keys in their order, numbers as Jackson writes them. */
+static void sb_json(struct sbuf *b, json_t *v)
+{
+	char num[32];
+	const char *k;
+	json_t *e;
+	size_t i;
+	bool first = true;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		sb_str(b, "{");
+		json_object_foreach(v, k, e)
+		{
+			if (!first)
+				sb_str(b, ",");
+			first = false;
+			sb_quoted(b, k);
+			sb_str(b, ":");
+			sb_json(b, e);
+		}
+		sb_str(b, "}");
+		return;
+	case JSON_ARRAY:
+		sb_str(b, "[");
+		json_array_foreach(v, i, e)
+		{
+			if (i)
+				sb_str(b, ",");
+			sb_json(b, e);
+		}
+		sb_str(b, "]");
+		return;
+	case JSON_STRING:
+		sb_quotedn(b, json_string_value(v), json_string_length(v));
+		return;
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		sb_str(b, num);
+		return;
+	case JSON_REAL:
+		sb_real(b, json_real_value(v));
+		return;
+	case JSON_TRUE:
+		sb_str(b, "true");
+		return;
+	case JSON_FALSE:
+		sb_str(b, "false");
+		return;
+	default:
+		sb_str(b, "null");
+		return;
+	}
+}
+
 /* ,"symbols":[...] of an enum. */
 static void sb_symbols(struct sbuf *b, const struct node *n)
 {
@@ -947,6 +1077,223 @@ static bool seen_before(struct sbuf *b, const struct node *n)
 		return true;
 	b->seen[n->idx] = true;
 	return false;
+}
+
+/* --- Avro Java's Schema.toString() ------------------------------------- */
+
+/* Attributes Avro Java reads itself; the others are kept as properties. */
+static bool reserved(const char *key, bool field, bool is_enum)
+{
+	static const char *const schema_keys[] = {
+		"doc",	"fields",  "items",  "name", "namespace",
+		"size", "symbols", "values", "type", "aliases"};
+	static const char *const field_keys[] = {"default", "doc",  "name",
+						 "order",   "type", "aliases"};
+	if (field) {
+		for (size_t i = 0; i < sizeof(field_keys) / sizeof(*field_keys);
+		     i++)
+			if (strcmp(key, field_keys[i]) == 0)
+				return true;
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(schema_keys) / sizeof(*schema_keys); i++)
+		if (strcmp(key, schema_keys[i]) == 0)
+			return true;
+	return is_enum && strcmp(key, "default") == 0;
+}
+
+/* ,"key":value for the properties of o, in their order; the count. */
+static size_t java_props(struct sbuf *b, json_t *o, bool field, bool is_enum)
+{
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+	json_object_foreach(o, k, v)
+	{
+		if (reserved(k, field, is_enum))
+			continue;
+		if (b) {
+			sb_str(b, ",");
+			sb_quoted(b, k);
+			sb_str(b, ":");
+			sb_json(b, v);
+		}
+		n++;
+	}
+	return n;
+}
+
+static bool is_type_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(type_names) / sizeof(*type_names); i++)
+		if (strcmp(name, type_names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Name.getQualified: the short name within its own namespace. */
+static const char *qualified(const char *full, const char *space,
+			     const char *name, const char *cur)
+{
+	if (space[0] && cur && strcmp(space, cur) == 0 && !is_type_name(name))
+		return name;
+	return full;
+}
+
+/* An alias's full name as Avro Java writes it within namespace space. */
+static void java_alias(struct sbuf *b, const char *full, const char *space)
+{
+	const char *dot = strrchr(full, '.');
+	size_t sl = strlen(space);
+	if (dot && sl && (size_t)(dot - full) == sl &&
+	    strncmp(full, space, sl) == 0 && !is_type_name(dot + 1))
+		sb_quoted(b, dot + 1);
+	else
+		sb_quoted(b, full);
+}
+
+/* A list of strings once each, in their order (Avro's LinkedHashSet). */
+static void java_aliases(struct sbuf *b, const char *const *v, size_t n,
+			 const char *space)
+{
+	if (!n)
+		return;
+	json_t *once = json_object();
+	if (!once) {
+		b->failed = true;
+		return;
+	}
+	sb_str(b, ",\"aliases\":[");
+	bool first = true;
+	for (size_t i = 0; i < n; i++) {
+		if (json_object_get(once, v[i]))
+			continue;
+		json_object_set_new(once, v[i], json_true());
+		if (!first)
+			sb_str(b, ",");
+		first = false;
+		if (space)
+			java_alias(b, v[i], space);
+		else
+			sb_quoted(b, v[i]);
+	}
+	sb_str(b, "]");
+	json_decref(once);
+}
+
+/* cur: the enclosing namespace, NULL at the top (Java's null). */
+static void java_node(struct sbuf *b, const struct node *n, const char *cur)
+{
+	char num[32];
+	switch (n->type) {
+	case T_RECORD:
+	case T_ENUM:
+	case T_FIXED:
+		if (seen_before(b, n)) {
+			sb_quoted(b, qualified(n->fullname, n->space, n->name,
+					       cur));
+			return;
+		}
+		sb_str(b, "{\"type\":");
+		sb_quoted(b, n->error ? "error" : type_names[n->type]);
+		sb_str(b, ",\"name\":");
+		sb_quoted(b, n->name);
+		if (n->space[0]) {
+			if (!cur || strcmp(cur, n->space) != 0) {
+				sb_str(b, ",\"namespace\":");
+				sb_quoted(b, n->space);
+			}
+		} else if (cur) {
+			sb_str(b, ",\"namespace\":\"\"");
+		}
+		if (n->doc) {
+			sb_str(b, ",\"doc\":");
+			sb_quoted(b, n->doc);
+		}
+		if (n->type == T_RECORD) {
+			const char *inner = n->space[0] ? n->space : NULL;
+			sb_str(b, ",\"fields\":[");
+			for (size_t i = 0; i < n->nfields; i++) {
+				const struct field *f = &n->fields[i];
+				sb_str(b, i ? ",{\"name\":" : "{\"name\":");
+				sb_quoted(b, f->name);
+				sb_str(b, ",\"type\":");
+				java_node(b, f->type, inner);
+				if (f->doc) {
+					sb_str(b, ",\"doc\":");
+					sb_quoted(b, f->doc);
+				}
+				if (f->def) {
+					sb_str(b, ",\"default\":");
+					sb_json(b, f->def);
+				}
+				if (f->order) {
+					sb_str(b, ",\"order\":");
+					sb_quoted(b, f->order);
+				}
+				java_aliases(b, f->aliases, f->naliases, NULL);
+				java_props(b, f->obj, true, false);
+				sb_str(b, "}");
+			}
+			sb_str(b, "]");
+		} else if (n->type == T_ENUM) {
+			sb_symbols(b, n);
+			if (n->enum_default) {
+				sb_str(b, ",\"default\":");
+				sb_quoted(b, n->enum_default);
+			}
+		} else {
+			snprintf(num, sizeof(num), ",\"size\":%lld",
+				 (long long)n->size);
+			sb_str(b, num);
+		}
+		java_props(b, n->obj, false, n->type == T_ENUM);
+		java_aliases(b, n->aliases, n->naliases, n->space);
+		sb_str(b, "}");
+		return;
+	case T_ARRAY:
+	case T_MAP:
+		sb_str(b, n->type == T_ARRAY ? "{\"type\":\"array\",\"items\":"
+					     : "{\"type\":\"map\",\"values\":");
+		java_node(b, n->items, cur);
+		java_props(b, n->obj, false, false);
+		sb_str(b, "}");
+		return;
+	case T_UNION:
+		sb_str(b, "[");
+		for (size_t i = 0; i < n->nbranches; i++) {
+			if (i)
+				sb_str(b, ",");
+			java_node(b, n->branches[i], cur);
+		}
+		sb_str(b, "]");
+		return;
+	default:
+		if (!n->obj || !java_props(NULL, n->obj, false, false)) {
+			sb_quoted(b, type_names[n->type]);
+			return;
+		}
+		sb_str(b, "{\"type\":");
+		sb_quoted(b, type_names[n->type]);
+		java_props(b, n->obj, false, false);
+		sb_str(b, "}");
+		return;
+	}
+}
+
+static char *java_text(const struct ac_schema *s)
+{
+	struct sbuf b = {0};
+	b.seen = calloc(s->nnamed + 1, sizeof(*b.seen));
+	if (!b.seen)
+		return NULL;
+	java_node(&b, s->root, NULL);
+	free(b.seen);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
 }
 
 /* --- Parsing Canonical Form -------------------------------------------- */

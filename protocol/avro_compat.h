@@ -37,9 +37,14 @@ struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 void ac_free(struct ac_schema *s);
 
 /*
- * The schema as compact JSON, attributes and their order kept (doc,
- * defaults, logical types ...): what the registry stores and returns, and
- * what makes two registrations "the same schema".  Borrowed until ac_free.
+ * The schema as Avro Java's Schema.toString() writes it, which is what
+ * Confluent's registry stores, returns and compares (AvroSchema
+ * .canonicalString()): keys in Avro's order (type, name, namespace where it
+ * differs from the enclosing one, doc, fields/symbols/items/values/size,
+ * then the other attributes in their order, aliases), a named type written
+ * whole once and by name after, {"type":"int"} as "int", numbers as Java
+ * writes doubles.  Two texts that differ only in those ways are the same
+ * schema.  Borrowed until ac_free.
  */
 const char *ac_compact(const struct ac_schema *s);
 

@@ -72,6 +72,31 @@ static void free_configs(struct sr_config *c, size_t n)
 	free(c);
 }
 
+/*
+ * An Avro schema is held in the form this samsa writes and compares (Avro
+ * Java's, ac_compact): rows written by older versions hold the client's
+ * text re-dumped in its own key order, and the same schema registered now
+ * must find them.  One that does not parse is left as stored (the registry
+ * says so when it needs it).
+ */
+static int avro_form(struct sr_schema *sc)
+{
+	char err[256];
+	struct ac_schema *a =
+		ac_parse(sc->schema, strlen(sc->schema), err, sizeof(err));
+	if (!a)
+		return 0;
+	char *t = strdup(ac_compact(a));
+	if (!t) {
+		ac_free(a);
+		return -1;
+	}
+	free(sc->schema);
+	sc->schema = t;
+	sc->avro = a;
+	return 0;
+}
+
 static char *dup_or_null(json_t *v)
 {
 	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
@@ -126,7 +151,8 @@ static int apply(struct sr_state *st, int64_t gen, const char *schemas,
 		sc->schema = dup_or_null(json_array_get(row, 2));
 		sc->refs = json_dumps(json_array_get(row, 3),
 				      JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!sc->type || !sc->schema || !sc->refs)
+		if (!sc->type || !sc->schema || !sc->refs ||
+		    (strcmp(sc->type, "AVRO") == 0 && avro_form(sc) < 0))
 			goto oom;
 	}
 	for (size_t i = 0; i < json_array_size(jv); i++) {

@@ -33,11 +33,13 @@ struct ac_schema;
 /* One registered schema; immutable once loaded. */
 struct sr_schema {
 	int32_t id;
-	char *type;   /* "AVRO", "JSON" or "PROTOBUF" */
-	char *schema; /* the text as stored and returned (compact for AVRO) */
-	char *refs;   /* references as compact JSON, "[]" when none */
-	/* Parsed on first use by the registry (AVRO only); freed with the
-	 * state.  parse_failed: tried and failed, do not try again. */
+	char *type; /* "AVRO", "JSON" or "PROTOBUF" */
+	/* The text as returned and compared: for AVRO Avro Java's form
+	 * (ac_compact), made again at load from what older versions stored. */
+	char *schema;
+	char *refs; /* references as compact JSON, "[]" when none */
+	/* Parsed at load, or on first use by the registry (AVRO only); freed
+	 * with the state.  parse_failed: tried and failed, do not try again. */
 	struct ac_schema *avro;
 	bool parse_failed;
 };

@@ -121,6 +121,108 @@ Test(avro_compat, compact_keeps_attributes)
 	ac_free(s);
 }
 
+/* s with ' for ", as JSON is easier to read that way; caller frees. */
+static char *dq(const char *s)
+{
+	char *r = strdup(s);
+	cr_assert_not_null(r);
+	for (char *p = r; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	return r;
+}
+
+/*
+ * What Confluent stores, returns and compares: Avro Java's
+ * Schema.toString() (AvroSchema.canonicalString()).  Each expected text is
+ * Avro 1.12.1's output for the input.
+ */
+Test(avro_compat, java_form)
+{
+	static const struct {
+		const char *in, *java;
+	} cases[] = {
+		/* Avro's user.avsc, namespace first, as Python sends it */
+		{"{'namespace': 'example.avro', 'type': 'record', 'name': "
+		 "'User', 'fields': [{'name': 'name', 'type': 'string'}, "
+		 "{'name': 'favorite_number',  'type': ['int', 'null']}]}",
+		 "{'type':'record','name':'User','namespace':'example.avro',"
+		 "'fields':[{'name':'name','type':'string'},{'name':"
+		 "'favorite_number','type':['int','null']}]}"},
+		{"{'type':'record','name':'n.X','fields':[{'name':'a','type':"
+		 "{'type':'int'}},{'name':'b','type':{'type':'int',"
+		 "'logicalType':'date'}},{'name':'c','type':{'type':'string',"
+		 "'doc':'x'}}]}",
+		 "{'type':'record','name':'X','namespace':'n','fields':[{"
+		 "'name':'a','type':'int'},{'name':'b','type':{'type':'int',"
+		 "'logicalType':'date'}},{'name':'c','type':'string'}]}"},
+		/* namespaces inherited, changed, references short or full */
+		{"{'type':'record','name':'R','namespace':'a.b','fields':[{"
+		 "'name':'in','type':{'type':'record','name':'I','fields':[]}},"
+		 "{'name':'in2','type':'I'},{'name':'o','type':{'type':"
+		 "'record','name':'O','namespace':'c','fields':[{'name':'back',"
+		 "'type':'a.b.I'},{'name':'self','type':'O'}]}}]}",
+		 "{'type':'record','name':'R','namespace':'a.b','fields':[{"
+		 "'name':'in','type':{'type':'record','name':'I','fields':[]}},"
+		 "{'name':'in2','type':'I'},{'name':'o','type':{'type':"
+		 "'record','name':'O','namespace':'c','fields':[{'name':'back',"
+		 "'type':'a.b.I'},{'name':'self','type':'O'}]}}]}"},
+		/* a field's keys; numbers as Java writes doubles */
+		{"{'type':'record','name':'R','fields':[{'default':1,'type':"
+		 "'int','doc':'d','name':'a','x-prop':true,'order':"
+		 "'descending','aliases':['b','b']},{'name':'f','type':"
+		 "'double','default':0.1},{'name':'g','type':'double',"
+		 "'default':1e20},{'name':'h','type':'double','default':100.0},"
+		 "{'name':'i','type':'double','default':1.5e-5},{'name':'j',"
+		 "'type':'float','default':12345678.5},{'name':'k','type':"
+		 "'double','default':-0.0},{'name':'l','type':'double',"
+		 "'default':0.001},{'name':'m','type':'double','default':1e7}]"
+		 "}",
+		 "{'type':'record','name':'R','fields':[{'name':'a','type':"
+		 "'int','doc':'d','default':1,'order':'descending','aliases':["
+		 "'b'],'x-prop':true},{'name':'f','type':'double','default':"
+		 "0.1},{'name':'g','type':'double','default':1.0E20},{'name':"
+		 "'h','type':'double','default':100.0},{'name':'i','type':"
+		 "'double','default':1.5E-5},{'name':'j','type':'float',"
+		 "'default':1.23456785E7},{'name':'k','type':'double',"
+		 "'default':-0.0},{'name':'l','type':'double','default':0.001},"
+		 "{'name':'m','type':'double','default':1.0E7}]}"},
+		{"{'symbols':['A'],'name':'E','type':'enum','default':'A',"
+		 "'aliases':['F','x.G'],'doc':'d','x':1}",
+		 "{'type':'enum','name':'E','doc':'d','symbols':['A'],"
+		 "'default':'A','x':1,'aliases':['F','x.G']}"},
+		{"{'size':16,'type':'fixed','name':'md5','logicalType':'x',"
+		 "'namespace':'q','aliases':['q.old','other.o']}",
+		 "{'type':'fixed','name':'md5','namespace':'q','size':16,"
+		 "'logicalType':'x','aliases':['old','other.o']}"},
+		{"{'items':'int','type':'array','x':'y'}",
+		 "{'type':'array','items':'int','x':'y'}"},
+		{"{'type':'map','values':{'type':'long','connect.name':'z','n':"
+		 "[1,2.5,{'a':null}]}}",
+		 "{'type':'map','values':{'type':'long','connect.name':'z','n':"
+		 "[1,2.5,{'a':null}]}}"},
+		/* attributes after the fields, aliases last; escapes */
+		{"{'type':'record','name':'R','doc':'r','x':{'b':1,'a':2},"
+		 "'aliases':['S'],'fields':[{'name':'s','type':'string',"
+		 "'default':'t\\u0000\\n\\u0001/\xc3\xa9'}]}",
+		 "{'type':'record','name':'R','doc':'r','fields':[{'name':'s',"
+		 "'type':'string','default':'t\\u0000\\n\\u0001/\xc3\xa9'}],"
+		 "'x':{'b':1,'a':2},'aliases':['S']}"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *in = dq(cases[i].in), *java = dq(cases[i].java);
+		struct ac_schema *s = parse_ok(in);
+		cr_expect_str_eq(ac_compact(s), java, "case %zu", i);
+		/* and it reads back as itself */
+		struct ac_schema *again = parse_ok(ac_compact(s));
+		cr_expect_str_eq(ac_compact(again), java, "case %zu again", i);
+		ac_free(again);
+		ac_free(s);
+		free(in);
+		free(java);
+	}
+}
+
 #define REC(fields)                                                            \
 	"{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"ns\","            \
 	"\"fields\":[" fields "]}"

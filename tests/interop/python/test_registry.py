@@ -349,3 +349,62 @@ def test_import_mode_keeps_ids_and_versions(sr):
     assert new_id > want
     st, body = http("GET", "/subjects/%s/versions/latest" % subject)
     assert body["version"] == 8 and body["id"] == new_id
+
+
+# Avro's user.avsc as Python writes it (namespace first) and as Avro Java's
+# Schema.toString() writes it, which Confluent stores and compares
+# (AvroSchema.canonicalString()) and Java's KafkaAvroSerializer sends.
+USER_AVSC_PY = ('{"namespace": "example.avro%s", "type": "record", "name": "User", '
+                '"fields": [{"name": "name", "type": "string"}, '
+                '{"name": "favorite_number", "type": ["int", "null"]}]}')
+USER_AVSC_JAVA = ('{"type":"record","name":"User","namespace":"example.avro%s",'
+                  '"fields":[{"name":"name","type":"string"},'
+                  '{"name":"favorite_number","type":["int","null"]}]}')
+
+
+def test_schema_identity_is_avros_form(sr):
+    """Key order, {"type":"int"} for "int", a namespace in the name: the
+    same schema, one id, one version.  Before, a schema registered by
+    Python was not found by Java's serializer (40403), and with
+    auto.register Java made a new id and version."""
+    tag = unique("x").replace("-", "_")
+    py, java = USER_AVSC_PY % tag, USER_AVSC_JAVA % tag
+    subject = unique("reg-form") + "-value"
+    st, body = http("POST", "/subjects/%s/versions" % subject, {"schema": py})
+    assert st == 200, body
+    sid = body["id"]
+    st, body = http("POST", "/subjects/%s" % subject, {"schema": java})
+    assert (st, body.get("id"), body.get("version")) == (200, sid, 1), body
+    same = json.loads(py)
+    del same["namespace"]
+    same["name"] = "example.avro%s.User" % tag
+    same["fields"][0]["type"] = {"type": "string"}
+    for text in (java, json.dumps(same)):
+        st, body = http("POST", "/subjects/%s/versions" % subject, {"schema": text})
+        assert (st, body) == (200, {"id": sid})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    # what is stored and returned is Java's form, as from Confluent
+    assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": java})
+
+
+def test_rows_of_older_versions_match(sr):
+    """A row stored by an older samsa holds the client's text in its own
+    key order: it is read in Java's form, so the same schema registered now
+    gets its id, not a new one."""
+    from samsa_client import psql
+    tag = unique("x").replace("-", "_")
+    py, java = USER_AVSC_PY % tag, USER_AVSC_JAVA % tag
+    compact = json.dumps(json.loads(py), separators=(",", ":"))
+    subject = unique("reg-old") + "-value"
+    sid = int(psql(
+        "WITH s AS (INSERT INTO samsa.schemas (schema_type, canonical,"
+        " original, refs, fingerprint) VALUES ('AVRO', $$%s$$, $$%s$$, '[]',"
+        " md5($$%s$$)) RETURNING id), v AS (INSERT INTO"
+        " samsa.subject_versions (subject, version, schema_id) SELECT"
+        " '%s', 1, id FROM s), g AS (UPDATE samsa.registry_state SET"
+        " generation = generation + 1) SELECT id FROM s"
+        % (compact, py, compact, subject)))
+    st, body = http("POST", "/subjects/%s/versions" % subject, {"schema": java})
+    assert (st, body) == (200, {"id": sid})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": java})
