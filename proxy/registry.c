@@ -347,6 +347,28 @@ static void cand_free(struct cand *c)
 	ac_free(c->avro);
 }
 
+/*
+ * References as stored and compared: {name, subject, version} each, keys
+ * sorted, as they come back from Postgres's jsonb (the client's key order
+ * made every registration of the same schema a new version).  NULL when
+ * memory runs out.
+ */
+static char *refs_text(json_t *refs)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < json_array_size(refs); i++) {
+		json_t *r = json_array_get(refs, i);
+		json_array_append_new(
+			a, json_pack("{s:O,s:O,s:O}", "name",
+				     json_object_get(r, "name"), "subject",
+				     json_object_get(r, "subject"), "version",
+				     json_object_get(r, "version")));
+	}
+	char *t = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(a);
+	return t;
+}
+
 /* Reads {"schema", "schemaType", "references"}; -1 after answering. */
 static int cand_parse(struct rq *rq, struct cand *c)
 {
@@ -385,8 +407,7 @@ static int cand_parse(struct rq *rq, struct cand *c)
 		     "{name, subject, version}");
 		return -1;
 	}
-	c->refs = json_is_array(refs) ? json_dumps(refs, JSON_COMPACT)
-				      : strdup("[]");
+	c->refs = refs_text(refs);
 	char err[512];
 	if (c->type[0] == 'A') {
 		c->avro = ac_parse(c->original, len, err, sizeof(err));
@@ -766,9 +787,18 @@ static void do_compat(struct rq *rq, const char *subject, const char *vseg)
 			return;
 		}
 	}
+	/* A version named, "latest" too, is the one checked, whatever the
+	 * level (Confluent's testCompatibilityBySubjectName); without one,
+	 * the level says which (all of them when transitive). */
+	int32_t only = version;
+	if (vseg && version < 0) {
+		const struct sr_version *latest =
+			find_version(st, subject, -1, false);
+		only = latest ? latest->version : 0;
+	}
 	char msg[1024];
 	bool ok = compatible(rq, level_of(st, subject), &c, subject,
-			     version > 0 ? version : 0, msg, sizeof(msg));
+			     only > 0 ? only : 0, msg, sizeof(msg));
 	cand_free(&c);
 	json_t *a = json_pack("{s:b}", "is_compatible", ok);
 	if (a && param_true(rq, "verbose")) {

@@ -149,8 +149,10 @@ static int apply(struct sr_state *st, int64_t gen, const char *schemas,
 		sc->id = (int32_t)json_integer_value(json_array_get(row, 0));
 		sc->type = dup_or_null(json_array_get(row, 1));
 		sc->schema = dup_or_null(json_array_get(row, 2));
+		/* keys sorted, as the registry writes a client's */
 		sc->refs = json_dumps(json_array_get(row, 3),
-				      JSON_COMPACT | JSON_ENCODE_ANY);
+				      JSON_COMPACT | JSON_ENCODE_ANY |
+					      JSON_SORT_KEYS);
 		if (!sc->type || !sc->schema || !sc->refs ||
 		    (strcmp(sc->type, "AVRO") == 0 && avro_form(sc) < 0))
 			goto oom;

@@ -408,3 +408,44 @@ def test_rows_of_older_versions_match(sr):
     assert (st, body) == (200, {"id": sid})
     assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
     assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": java})
+
+
+def test_compatibility_with_latest_checks_the_latest_only(sr):
+    """POST /compatibility/subjects/{s}/versions/latest checks the latest
+    version, whatever the level, as Confluent's; /versions without a
+    version checks what the level says (all under *_TRANSITIVE)."""
+    subject = unique("reg-latest") + "-value"
+    v1 = dict(USER_V1, namespace="samsa.latest")
+    v2 = dict(USER_V2, namespace="samsa.latest")
+    for v in (v1, v2):
+        assert http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(v)})[0] == 200
+    assert http("PUT", "/config/%s" % subject,
+                {"compatibility": "BACKWARD_TRANSITIVE"})[0] == 200
+    # "email" without a default: reads v2 (which has it), not v1
+    nodef = dict(v2, fields=v1["fields"] + [
+        {"name": "email", "type": ["null", "string"]}])
+    body = {"schema": json.dumps(nodef)}
+    for path, ok in (("/versions/latest", True), ("/versions/2", True),
+                     ("/versions/1", False), ("/versions", False)):
+        st, got = http("POST", "/compatibility/subjects/%s%s" % (subject, path), body)
+        assert (st, got) == (200, {"is_compatible": ok}), path
+
+
+def test_references_in_any_key_order_are_one_schema(sr):
+    """References come back from Postgres with their keys sorted; one sent
+    in another order is still the same schema: the same id, no new
+    version."""
+    subject = unique("reg-refs") + "-value"
+    js = json.dumps({"type": "object", "properties": {"a": {"$ref": "other.json"}}})
+    ref = {"version": 1, "subject": "other-value", "name": "other.json"}
+    for _ in range(2):
+        st, body = http("POST", "/subjects/%s/versions" % subject,
+                        {"schema": js, "schemaType": "JSON", "references": [ref]})
+        assert st == 200, body
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    st, body = http("POST", "/subjects/%s" % subject,
+                    {"schema": js, "schemaType": "JSON", "references": [ref]})
+    assert (st, body["version"]) == (200, 1), body
+    assert body["references"] == [{"name": "other.json", "subject": "other-value",
+                                   "version": 1}]
