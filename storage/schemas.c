@@ -492,6 +492,12 @@ void sr_register(struct sr_store *s, int64_t generation, const char *subject,
 		snprintf(id, sizeof(id), "%d", (int)schema_id);
 		const char *p[3] = {subject, ver, id};
 		w->id = schema_id;
+		/* A soft-deleted earlier version of this schema goes, as
+		 * Confluent's register tombstones it. */
+		pg_query(s->conn,
+			 "DELETE FROM samsa.subject_versions WHERE subject = $1"
+			 " AND version < $2 AND schema_id = $3 AND deleted",
+			 3, p, NULL, NULL, false, NULL, NULL);
 		pg_query(s->conn,
 			 "INSERT INTO samsa.subject_versions (subject, version,"
 			 " schema_id) VALUES ($1, $2, $3)",

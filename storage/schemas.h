@@ -124,7 +124,8 @@ void sr_unlock(struct sr_store *s);
 
 /*
  * Registers a version: subject gets version `version` of the schema.  With
- * schema_id >= 0 the schema exists already (its id); otherwise it is
+ * schema_id >= 0 the schema exists already (its id), and the subject's
+ * soft-deleted earlier versions of it are deleted; otherwise it is
  * inserted (type, text, refs: as sr_schema holds them; original: the text
  * the client sent) with the id new_id when that is > 0 (IMPORT mode: the
  * serial then goes past it), else the one Postgres gives it, or the

@@ -449,3 +449,59 @@ def test_references_in_any_key_order_are_one_schema(sr):
     assert (st, body["version"]) == (200, 1), body
     assert body["references"] == [{"name": "other.json", "subject": "other-value",
                                    "version": 1}]
+
+
+def test_schema_type_change_is_incompatible(sr):
+    """Another schema type than the latest version's is incompatible, as
+    Confluent's "Incompatible because of different schema type" (409);
+    under NONE it goes.  A JSON Schema is an object or a boolean."""
+    subject = unique("reg-type") + "-value"
+    v1 = dict(USER_V1, namespace="samsa.typechange")
+    assert http("POST", "/subjects/%s/versions" % subject,
+                {"schema": json.dumps(v1)})[0] == 200
+    js = {"schema": json.dumps({"type": "object"}), "schemaType": "JSON"}
+    st, body = http("POST", "/subjects/%s/versions" % subject, js)
+    assert (st, body["error_code"]) == (409, 40901), body
+    assert "different schema type" in body["message"]
+    st, body = http("POST", "/compatibility/subjects/%s/versions/latest?verbose=true"
+                    % subject, js)
+    assert st == 200 and body["is_compatible"] is False, body
+    assert http("PUT", "/config/%s" % subject, {"compatibility": "NONE"})[0] == 200
+    st, body = http("POST", "/subjects/%s/versions" % subject, js)
+    assert st == 200, body
+    for bad in ("123", '"x"', "[]", "null"):
+        st, body = http("POST", "/subjects/%s-j/versions" % subject,
+                        {"schema": bad, "schemaType": "JSON"})
+        assert (st, body["error_code"]) == (422, 42201), (bad, body)
+    st, body = http("POST", "/subjects/%s-j/versions" % subject,
+                    {"schema": "true", "schemaType": "JSON"})
+    assert st == 200, body
+
+
+def test_import_mode_needs_an_id(sr):
+    """In IMPORT mode a registration without an id is refused (42205, "not
+    in read-write mode"), as Confluent's checkRegisterMode."""
+    subject = unique("reg-importnoid") + "-value"
+    assert http("PUT", "/mode/%s" % subject, {"mode": "IMPORT"})[0] == 200
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(USER_V1)})
+    assert (st, body["error_code"]) == (422, 42205), body
+    assert "read-write mode" in body["message"]
+    assert http("DELETE", "/mode/%s" % subject)[0] == 200
+
+
+def test_reregistering_a_soft_deleted_schema(sr):
+    """A soft-deleted version whose schema is registered again goes, as in
+    Confluent's register: the schema is one version, the new one."""
+    subject = unique("reg-undelete") + "-value"
+    v1 = dict(USER_V1, namespace="samsa.undelete")
+    v2 = dict(USER_V2, namespace="samsa.undelete")
+    id1 = http("POST", "/subjects/%s/versions" % subject, {"schema": json.dumps(v1)})[1]["id"]
+    assert http("POST", "/subjects/%s/versions" % subject,
+                {"schema": json.dumps(v2)})[0] == 200
+    assert http("DELETE", "/subjects/%s/versions/1" % subject) == (200, 1)
+    assert http("POST", "/subjects/%s/versions" % subject,
+                {"schema": json.dumps(v1)}) == (200, {"id": id1})
+    assert http("GET", "/subjects/%s/versions?deleted=true" % subject) == (200, [2, 3])
+    st, body = http("GET", "/subjects/%s/versions/3" % subject)
+    assert (st, body["id"]) == (200, id1)
