@@ -935,16 +935,17 @@ static void sb_quoted(struct sbuf *b, const char *s)
 /*
  * A double as Java's Double.toString writes it (which Jackson uses): the
  * shortest digits that read back the same, plain between 1e-3 and 1e7
- * with at least one decimal ("0.1", "100.0"), else "1.0E20", "1.5E-5".
+ * with at least one decimal ("0.1", "100.0"), else "1.0E20", "1.5E-5";
+ * single: as Float.toString writes (double)d's float.
  * jansson's own "%.17g" turns 0.1 into 0.10000000000000001.
  */
-static void sb_real(struct sbuf *b, double d)
+static void sb_real(struct sbuf *b, double d, bool single)
 {
 	char e[40];
 	int prec;
 	for (prec = 0; prec < 17; prec++) {
 		snprintf(e, sizeof(e), "%.*e", prec, d);
-		if (strtod(e, NULL) == d)
+		if (single ? strtof(e, NULL) == (float)d : strtod(e, NULL) == d)
 			break;
 	}
 	/* e: [-]D[.DDD]e[+-]XX */
@@ -1004,8 +1005,44 @@ static void sb_real(struct sbuf *b, double d)
 	sb_str(b, out);
 }
 
+static void sb_json_(struct sbuf *b, json_t *v, bool sorted);
+
 /* Any JSON value, keys in their order, numbers as Jackson writes them. */
 static void sb_json(struct sbuf *b, json_t *v)
+{
+	sb_json_(b, v, false);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The same with the keys of every object sorted (Confluent's
+ * SortingNodeFactory). */
+static void sb_json_sorted(struct sbuf *b, json_t *v)
+{
+	sb_json_(b, v, true);
+}
+
+/* The keys of o, sorted; caller frees.  NULL (failed set) without
+ * memory. */
+static const char **sorted_keys(struct sbuf *b, json_t *o, size_t *n)
+{
+	const char *k;
+	json_t *x;
+	*n = 0;
+	const char **v = malloc((json_object_size(o) + 1) * sizeof(*v));
+	if (!v) {
+		b->failed = true;
+		return NULL;
+	}
+	json_object_foreach(o, k, x) v[(*n)++] = k;
+	qsort(v, *n, sizeof(*v), cmp_str);
+	return v;
+}
+
+static void sb_json_(struct sbuf *b, json_t *v, bool sorted)
 {
 	char num[32];
 	const char *k;
@@ -1015,6 +1052,19 @@ static void sb_json(struct sbuf *b, json_t *v)
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		sb_str(b, "{");
+		if (sorted) {
+			size_t n;
+			const char **keys = sorted_keys(b, v, &n);
+			for (size_t x = 0; x < n; x++) {
+				sb_str(b, x ? "," : "");
+				sb_quoted(b, keys[x]);
+				sb_str(b, ":");
+				sb_json_(b, json_object_get(v, keys[x]), true);
+			}
+			free(keys);
+			sb_str(b, "}");
+			return;
+		}
 		json_object_foreach(v, k, e)
 		{
 			if (!first)
@@ -1032,7 +1082,7 @@ static void sb_json(struct sbuf *b, json_t *v)
 		{
 			if (i)
 				sb_str(b, ",");
-			sb_json(b, e);
+			sb_json_(b, e, sorted);
 		}
 		sb_str(b, "]");
 		return;
@@ -1045,7 +1095,7 @@ static void sb_json(struct sbuf *b, json_t *v)
 		sb_str(b, num);
 		return;
 	case JSON_REAL:
-		sb_real(b, json_real_value(v));
+		sb_real(b, json_real_value(v), false);
 		return;
 	case JSON_TRUE:
 		sb_str(b, "true");
@@ -1296,12 +1346,295 @@ static char *java_text(const struct ac_schema *s)
 	return b.p;
 }
 
-/* --- Parsing Canonical Form -------------------------------------------- */
+/* --- Confluent's normalized form ------------------------------------- */
 
-static void pcf(struct sbuf *b, const struct node *n)
+/*
+ * What AvroSchemaUtils.toNormalizedString writes (register and lookup with
+ * normalize=true), read back and written as Avro Java writes it, as
+ * AvroSchema.normalize() does: attributes sorted by key after a valid
+ * logical type's own, aliases sorted, an empty doc of a named type
+ * dropped, a default as Avro Java converts it for its field's type
+ * (JacksonUtils.toObject: 1 for a double is 1.0; a union's by its first
+ * branch), "error" as "record", names in full.
+ */
+
+/* The keys of o not reserved and not in skip[0..nskip), sorted; caller
+ * frees (NULL, n 0, when there are none or memory runs out). */
+static const char **sorted_props(json_t *o, bool field, bool is_enum,
+				 const char *const *skip, size_t nskip,
+				 size_t *n)
 {
-	char num[32];
+	*n = 0;
+	size_t cap = o ? json_object_size(o) : 0;
+	const char **v = cap ? malloc(cap * sizeof(*v)) : NULL;
+	const char *k;
+	json_t *x;
+	if (!v)
+		return NULL;
+	json_object_foreach(o, k, x)
+	{
+		bool skipped = reserved(k, field, is_enum);
+		for (size_t i = 0; i < nskip && !skipped; i++)
+			skipped = strcmp(k, skip[i]) == 0;
+		if (!skipped)
+			v[(*n)++] = k;
+	}
+	qsort(v, *n, sizeof(*v), cmp_str);
+	return v;
+}
+
+static void norm_props(struct sbuf *b, json_t *o, bool field, bool is_enum,
+		       const char *const *skip, size_t nskip)
+{
+	size_t n;
+	const char **keys = sorted_props(o, field, is_enum, skip, nskip, &n);
+	for (size_t i = 0; i < n; i++) {
+		sb_str(b, ",");
+		sb_quoted(b, keys[i]);
+		sb_str(b, ":");
+		sb_json_sorted(b, json_object_get(o, keys[i]));
+	}
+	free(keys);
+}
+
+/* An integer attribute, or def when absent or not an integer. */
+static json_int_t int_attr(json_t *o, const char *key, json_int_t def)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+/*
+ * The logical type of n that Avro 1.12 knows and finds valid
+ * (LogicalTypes.fromSchemaIgnoreInvalid), NULL otherwise; *scale set for
+ * a decimal.
+ */
+static const char *logical_type(const struct node *n, json_int_t *precision,
+				json_int_t *scale)
+{
+	static const struct {
+		const char *name;
+		enum ac_type type;
+		int64_t size; /* fixed */
+	} known[] = {
+		{"date", T_INT, 0},
+		{"time-millis", T_INT, 0},
+		{"time-micros", T_LONG, 0},
+		{"timestamp-millis", T_LONG, 0},
+		{"timestamp-micros", T_LONG, 0},
+		{"timestamp-nanos", T_LONG, 0},
+		{"local-timestamp-millis", T_LONG, 0},
+		{"local-timestamp-micros", T_LONG, 0},
+		{"local-timestamp-nanos", T_LONG, 0},
+		{"uuid", T_STRING, 0},
+		{"uuid", T_FIXED, 16},
+		{"duration", T_FIXED, 12},
+		{"big-decimal", T_BYTES, 0},
+	};
+	const char *lt = n->obj ? str_attr(n->obj, "logicalType") : NULL;
+	if (!lt)
+		return NULL;
+	if (strcmp(lt, "decimal") == 0) {
+		if (n->type != T_BYTES && n->type != T_FIXED)
+			return NULL;
+		*precision = int_attr(n->obj, "precision", 0);
+		*scale = int_attr(n->obj, "scale", 0);
+		if (*precision <= 0 || *scale < 0 || *scale > *precision)
+			return NULL;
+		if (n->type == T_FIXED &&
+		    (n->size > 128 ||
+		     *precision >
+			     (json_int_t)floor(log10(
+				     pow(2, 8.0 * (double)n->size - 1) - 1))))
+			return NULL;
+		return "decimal";
+	}
+	for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
+		if (strcmp(lt, known[i].name) == 0 &&
+		    n->type == known[i].type &&
+		    (n->type != T_FIXED || n->size == known[i].size))
+			return known[i].name;
+	return NULL;
+}
+
+/* ,"logicalType":... then the other attributes, sorted. */
+static void norm_type_props(struct sbuf *b, const struct node *n)
+{
+	json_int_t precision = 0, scale = 0;
+	const char *lt = logical_type(n, &precision, &scale);
+	static const char *const skip[] = {"logicalType", "precision", "scale"};
+	size_t nskip = 0;
+	if (lt) {
+		char num[64];
+		sb_str(b, ",\"logicalType\":");
+		sb_quoted(b, lt);
+		nskip = 1;
+		if (strcmp(lt, "decimal") == 0) {
+			snprintf(num, sizeof(num),
+				 ",\"precision\":%" JSON_INTEGER_FORMAT,
+				 precision);
+			sb_str(b, num);
+			nskip = 2;
+			if (scale) {
+				snprintf(num, sizeof(num),
+					 ",\"scale\":%" JSON_INTEGER_FORMAT,
+					 scale);
+				sb_str(b, num);
+				nskip = 3;
+			}
+		}
+	}
+	norm_props(b, n->obj, false, n->type == T_ENUM, skip, nskip);
+}
+
+/* Strings sorted, once each, as ,"aliases":[...]. */
+static void norm_aliases(struct sbuf *b, const char *const *v, size_t n)
+{
+	if (!n)
+		return;
+	const char **s = malloc(n * sizeof(*s));
+	if (!s) {
+		b->failed = true;
+		return;
+	}
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_str);
+	sb_str(b, ",\"aliases\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i && strcmp(s[i], s[i - 1]) == 0)
+			continue;
+		if (i)
+			sb_str(b, ",");
+		sb_quoted(b, s[i]);
+	}
+	sb_str(b, "]");
+	free(s);
+}
+
+/* A default as JacksonUtils.toObject(value, type) and back; false when it
+ * gives null (the default is then left out). */
+static bool norm_value(struct sbuf *b, json_t *v, const struct node *n)
+{
+	while (n && n->type == T_UNION)
+		n = n->nbranches ? n->branches[0] : NULL;
+	enum ac_type t = n ? n->type : T_NULL;
+	const char *k;
+	json_t *e;
+	size_t i;
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+	case JSON_TRUE:
+	case JSON_FALSE:
+		sb_json(b, v);
+		return true;
+	case JSON_INTEGER:
+		if (t == T_FLOAT || t == T_DOUBLE)
+			sb_real(b, (double)json_integer_value(v), t == T_FLOAT);
+		else if (!n || t == T_INT || t == T_LONG)
+			sb_json(b, v);
+		else
+			return false;
+		return true;
+	case JSON_REAL:
+		if (t != T_FLOAT && t != T_DOUBLE)
+			return false;
+		sb_real(b, json_real_value(v), t == T_FLOAT);
+		return true;
+	case JSON_STRING:
+		if (t != T_STRING && t != T_ENUM && t != T_BYTES &&
+		    t != T_FIXED)
+			return false;
+		sb_json(b, v);
+		return true;
+	case JSON_ARRAY:
+		sb_str(b, "[");
+		json_array_foreach(v, i, e)
+		{
+			if (i)
+				sb_str(b, ",");
+			if (!norm_value(b, e,
+					n && t == T_ARRAY ? n->items : NULL))
+				sb_str(b, "null");
+		}
+		sb_str(b, "]");
+		return true;
+	case JSON_OBJECT: {
+		size_t nk;
+		const char **keys = sorted_keys(b, v, &nk);
+		sb_str(b, "{");
+		for (i = 0; i < nk; i++) {
+			k = keys[i];
+			e = json_object_get(v, k);
+			const struct node *vn = NULL;
+			if (t == T_MAP) {
+				vn = n->items;
+			} else if (t == T_RECORD) {
+				long long f = set_find(n->index, k);
+				vn = f >= 0 ? n->fields[f].type : NULL;
+			}
+			sb_str(b, i ? "," : "");
+			sb_quoted(b, k);
+			sb_str(b, ":");
+			if (!norm_value(b, e, vn))
+				sb_str(b, "null");
+		}
+		free(keys);
+		sb_str(b, "}");
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+/* A field's order, doc, aliases, default and attributes, normalized. */
+static void norm_field_attrs(struct sbuf *b, const struct field *f)
+{
+	if (f->order) {
+		sb_str(b, ",\"order\":");
+		sb_quoted(b, f->order);
+	}
+	if (f->doc) {
+		sb_str(b, ",\"doc\":");
+		sb_quoted(b, f->doc);
+	}
+	norm_aliases(b, f->aliases, f->naliases);
+	if (f->def) {
+		size_t at = b->len;
+		sb_str(b, ",\"default\":");
+		if (!norm_value(b, f->def, f->type) && !b->failed) {
+			b->len = at; /* Avro Java converted it to null */
+			b->p[at] = '\0';
+		}
+	}
+	norm_props(b, f->obj, true, false, NULL, 0);
+}
+
+/*
+ * The normalized form (attrs) or, without the attributes, Avro's Parsing
+ * Canonical Form, from which Confluent's is adapted.
+ */
+static void norm_node(struct sbuf *b, const struct node *n, bool attrs)
+{
 	switch (n->type) {
+	case T_UNION:
+		sb_str(b, "[");
+		for (size_t i = 0; i < n->nbranches; i++) {
+			if (i)
+				sb_str(b, ",");
+			norm_node(b, n->branches[i], attrs);
+		}
+		sb_str(b, "]");
+		return;
+	case T_ARRAY:
+	case T_MAP:
+		sb_str(b, n->type == T_ARRAY ? "{\"type\":\"array\",\"items\":"
+					     : "{\"type\":\"map\",\"values\":");
+		norm_node(b, n->items, attrs);
+		if (attrs)
+			norm_type_props(b, n);
+		sb_str(b, "}");
+		return;
 	case T_RECORD:
 	case T_ENUM:
 	case T_FIXED:
@@ -1313,49 +1646,76 @@ static void pcf(struct sbuf *b, const struct node *n)
 		sb_quoted(b, n->fullname);
 		sb_str(b, ",\"type\":");
 		sb_quoted(b, type_names[n->type]);
-		if (n->type == T_RECORD) {
-			sb_str(b, ",\"fields\":[");
-			for (size_t i = 0; i < n->nfields; i++) {
-				sb_str(b, i ? ",{\"name\":" : "{\"name\":");
-				sb_quoted(b, n->fields[i].name);
-				sb_str(b, ",\"type\":");
-				pcf(b, n->fields[i].type);
-				sb_str(b, "}");
-			}
-			sb_str(b, "]");
-		} else if (n->type == T_ENUM) {
+		if (n->type == T_ENUM) {
 			sb_symbols(b, n);
-		} else {
+		} else if (n->type == T_FIXED) {
+			char num[32];
 			snprintf(num, sizeof(num), ",\"size\":%lld",
 				 (long long)n->size);
 			sb_str(b, num);
+		} else {
+			sb_str(b, ",\"fields\":[");
+			for (size_t i = 0; i < n->nfields; i++) {
+				const struct field *f = &n->fields[i];
+				sb_str(b, i ? ",{\"name\":" : "{\"name\":");
+				sb_quoted(b, f->name);
+				sb_str(b, ",\"type\":");
+				norm_node(b, f->type, attrs);
+				if (attrs)
+					norm_field_attrs(b, f);
+				sb_str(b, "}");
+			}
+			sb_str(b, "]");
+		}
+		if (attrs) {
+			if (n->doc && n->doc[0]) {
+				sb_str(b, ",\"doc\":");
+				sb_quoted(b, n->doc);
+			}
+			norm_aliases(b, n->aliases, n->naliases);
+			if (n->enum_default) {
+				sb_str(b, ",\"default\":");
+				sb_quoted(b, n->enum_default);
+			}
+			norm_type_props(b, n);
 		}
 		sb_str(b, "}");
-		return;
-	case T_ARRAY:
-		sb_str(b, "{\"type\":\"array\",\"items\":");
-		pcf(b, n->items);
-		sb_str(b, "}");
-		return;
-	case T_MAP:
-		sb_str(b, "{\"type\":\"map\",\"values\":");
-		pcf(b, n->items);
-		sb_str(b, "}");
-		return;
-	case T_UNION:
-		sb_str(b, "[");
-		for (size_t i = 0; i < n->nbranches; i++) {
-			if (i)
-				sb_str(b, ",");
-			pcf(b, n->branches[i]);
-		}
-		sb_str(b, "]");
 		return;
 	default:
+		if (!attrs || !n->obj ||
+		    !java_props(NULL, n->obj, false, false)) {
+			sb_quoted(b, type_names[n->type]);
+			return;
+		}
+		sb_str(b, "{\"type\":");
 		sb_quoted(b, type_names[n->type]);
+		norm_type_props(b, n);
+		sb_str(b, "}");
 		return;
 	}
 }
+
+struct ac_schema *ac_normalize(const struct ac_schema *s, char *err,
+			       size_t errlen)
+{
+	struct sbuf b = {0};
+	b.seen = calloc(s->nnamed + 1, sizeof(*b.seen));
+	if (b.seen)
+		norm_node(&b, s->root, true);
+	else
+		b.failed = true;
+	free(b.seen);
+	if (b.failed) {
+		free(b.p);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	struct ac_schema *n = ac_parse(b.p, b.len, err, errlen);
+	free(b.p);
+	return n;
+}
+
+/* --- Parsing Canonical Form -------------------------------------------- */
 
 char *ac_canonical(const struct ac_schema *s)
 {
@@ -1363,7 +1723,7 @@ char *ac_canonical(const struct ac_schema *s)
 	b.seen = calloc(s->nnamed + 1, sizeof(*b.seen));
 	if (!b.seen)
 		return NULL;
-	pcf(&b, s->root);
+	norm_node(&b, s->root, false);
 	free(b.seen);
 	if (b.failed) {
 		free(b.p);

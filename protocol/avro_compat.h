@@ -49,6 +49,17 @@ void ac_free(struct ac_schema *s);
 const char *ac_compact(const struct ac_schema *s);
 
 /*
+ * The schema as Confluent's registry normalizes it (register and lookup
+ * with normalize=true: AvroSchema.normalize()), parsed: attributes sorted
+ * by key after a logical type's own, aliases sorted, an empty doc dropped,
+ * defaults as Avro Java converts them for their types.  Its ac_compact is
+ * what Confluent stores.  Caller frees; NULL with err when memory runs out
+ * or the normalized text is refused.
+ */
+struct ac_schema *ac_normalize(const struct ac_schema *s, char *err,
+			       size_t errlen);
+
+/*
  * The schema in Avro's Parsing Canonical Form (full names, only the
  * attributes that matter to readers, fixed key order, no white space).
  * Caller frees; NULL when memory runs out.

@@ -411,6 +411,14 @@ static int cand_parse(struct rq *rq, struct cand *c)
 	char err[512];
 	if (c->type[0] == 'A') {
 		c->avro = ac_parse(c->original, len, err, sizeof(err));
+		if (c->avro && param_true(rq, "normalize")) {
+			/* Confluent's normalize=true (register, lookup,
+			 * compatibility): the normalized schema is the one. */
+			struct ac_schema *n =
+				ac_normalize(c->avro, err, sizeof(err));
+			ac_free(c->avro);
+			c->avro = n;
+		}
 		if (!c->avro) {
 			fail(rq, 42201, "Invalid schema: %s", err);
 			cand_free(c);

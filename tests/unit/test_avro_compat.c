@@ -223,6 +223,84 @@ Test(avro_compat, java_form)
 	}
 }
 
+/*
+ * normalize=true: Confluent's AvroSchemaUtils.toNormalizedString read back
+ * and written by Avro Java.  Each expected text is that code's output (run
+ * on Avro 1.12.1) for the input.
+ */
+Test(avro_compat, normalized_form)
+{
+	static const struct {
+		const char *in, *norm;
+	} cases[] = {
+		/* Confluent's own test (testNormalization...MetadataFor...) */
+		{"{'connect.name':'s.Envelope','fields':[{'default':null,"
+		 "'name':'before','type':['null',{'connect.name':'s.Value',"
+		 "'fields':[{'name':'t','type':{'connect.name':"
+		 "'io.debezium.time.Timestamp','connect.version':1,'type':"
+		 "'long'}}],'name':'Value','type':'record'}]}],'name':"
+		 "'Envelope','namespace':'s','type':'record'}",
+		 "{'type':'record','name':'Envelope','namespace':'s','fields':"
+		 "[{'name':'before','type':['null',{'type':'record','name':"
+		 "'Value','fields':[{'name':'t','type':{'type':'long',"
+		 "'connect.name':'io.debezium.time.Timestamp',"
+		 "'connect.version':1}}],'connect.name':'s.Value'}],"
+		 "'default':null}],'connect.name':'s.Envelope'}"},
+		/* attributes, aliases and object values sorted; an empty doc
+		 * of a record dropped, of a field kept; defaults converted */
+		{"{'type':'record','name':'R','namespace':'n','doc':'',"
+		 "'aliases':['Z','A','x.B'],'z':1,'a':{'y':1,'b':[{'d':1,'c':"
+		 "2}]},'fields':[{'name':'d','type':'double','default':1,'zz':"
+		 "true,'aa':false,'aliases':['q','b']},{'name':'f','type':"
+		 "'float','default':0.1},{'name':'l','type':'long','default':"
+		 "5,'order':'descending','doc':''},{'name':'m','type':{'type':"
+		 "'map','values':'double'},'default':{'b':1,'a':2.5}}]}",
+		 "{'type':'record','name':'R','namespace':'n','fields':[{'name'"
+		 ":"
+		 "'d','type':'double','default':1.0,'aliases':['b','q'],'aa':"
+		 "false,'zz':true},{'name':'f','type':'float','default':0.1},"
+		 "{'name':'l','type':'long','doc':'','default':5,'order':"
+		 "'descending'},{'name':'m','type':{'type':'map','values':"
+		 "'double'},'default':{'a':2.5,'b':1.0}}],'a':{'b':[{'c':2,"
+		 "'d':1}],'y':1},'z':1,'aliases':['A','Z','x.B']}"},
+		/* a valid logical type's attributes first, the others sorted */
+		{"{'type':'bytes','logicalType':'decimal','scale':2,"
+		 "'precision':10,'connect.name':'x','a':1}",
+		 "{'type':'bytes','logicalType':'decimal','precision':10,"
+		 "'scale':2,'a':1,'connect.name':'x'}"},
+		{"{'type':'bytes','logicalType':'decimal','precision':2,'scale'"
+		 ":"
+		 "5,'a':1}",
+		 "{'type':'bytes','a':1,'logicalType':'decimal','precision':2,"
+		 "'scale':5}"},
+		{"{'type':'long','logicalType':'date','a':1}",
+		 "{'type':'long','a':1,'logicalType':'date'}"},
+		{"{'type':'enum','name':'E','symbols':['B','A'],'default':'A',"
+		 "'doc':'d','aliases':['Y','X'],'p':1}",
+		 "{'type':'enum','name':'E','doc':'d','symbols':['B','A'],"
+		 "'default':'A','p':1,'aliases':['X','Y']}"},
+		/* a union's default by its first branch: "x" is no int */
+		{"{'type':'record','name':'R','fields':[{'name':'a','type':["
+		 "'int','string'],'default':'x'},{'name':'b','type':{'type':"
+		 "'array','items':'float'},'default':[1,2.5,12345678.5]}]}",
+		 "{'type':'record','name':'R','fields':[{'name':'a','type':["
+		 "'int','string']},{'name':'b','type':{'type':'array','items':"
+		 "'float'},'default':[1.0,2.5,1.2345678E7]}]}"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *in = dq(cases[i].in), *norm = dq(cases[i].norm);
+		char err[256] = "";
+		struct ac_schema *s = parse_ok(in);
+		struct ac_schema *n = ac_normalize(s, err, sizeof(err));
+		cr_assert_not_null(n, "case %zu: %s", i, err);
+		cr_expect_str_eq(ac_compact(n), norm, "case %zu", i);
+		ac_free(n);
+		ac_free(s);
+		free(in);
+		free(norm);
+	}
+}
+
 #define REC(fields)                                                            \
 	"{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"ns\","            \
 	"\"fields\":[" fields "]}"

@@ -505,3 +505,33 @@ def test_reregistering_a_soft_deleted_schema(sr):
     assert http("GET", "/subjects/%s/versions?deleted=true" % subject) == (200, [2, 3])
     st, body = http("GET", "/subjects/%s/versions/3" % subject)
     assert (st, body["id"]) == (200, id1)
+
+
+def test_normalize(sr):
+    """normalize=true (confluent's normalize.schemas): attributes and
+    aliases in any order are one schema, stored as Confluent stores it;
+    without it they are two, as in Confluent's."""
+    subject = unique("reg-norm") + "-value"
+    ns = "samsa.norm" + unique("x").replace("-", "_")
+
+    def rec(props, aliases):
+        r = {"type": "record", "name": "N", "namespace": ns,
+             "aliases": aliases, "fields": [{"name": "a", "type": "int"}]}
+        r.update(props)
+        return json.dumps(r)
+
+    one = rec({"b": 1, "a": 2}, ["Y", "X"])
+    two = rec({"a": 2, "b": 1}, ["X", "Y"])
+    url = "/subjects/%s/versions?normalize=true" % subject
+    st, body = http("POST", url, {"schema": one})
+    assert st == 200, body
+    sid = body["id"]
+    assert http("POST", url, {"schema": two}) == (200, {"id": sid})
+    st, body = http("POST", "/subjects/%s?normalize=true" % subject, {"schema": one})
+    assert (st, body["id"], body["version"]) == (200, sid, 1), body
+    assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": (
+        '{"type":"record","name":"N","namespace":"%s","fields":[{"name":"a",'
+        '"type":"int"}],"a":2,"b":1,"aliases":["X","Y"]}' % ns)})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    st, body = http("POST", "/subjects/%s" % subject, {"schema": one})
+    assert (st, body["error_code"]) == (404, 40403), body
