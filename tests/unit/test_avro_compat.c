@@ -13,7 +13,7 @@
 #include "protocol/avro_compat.h"
 #include "tests/support/leak_check.h"
 
-TestSuite(avro_compat, .fini = leak_check);
+TestSuite(avro_compat, .fini = leak_check, .timeout = 30);
 
 static struct ac_schema *parse_ok(const char *text)
 {
@@ -545,7 +545,7 @@ static struct ac_schema *dag(int n, const char *last)
 	return s;
 }
 
-Test(avro_compat, shared_types_checked_once, .timeout = 10)
+Test(avro_compat, shared_types_checked_once)
 {
 	struct ac_schema *ints = dag(40, "int");
 	struct ac_schema *longs = dag(40, "long");
@@ -561,7 +561,7 @@ Test(avro_compat, shared_types_checked_once, .timeout = 10)
 }
 
 /* Duplicates are looked up by hashing: a 40k-field record took 8.5 s. */
-Test(avro_compat, big_schemas_parse_fast, .timeout = 20)
+Test(avro_compat, big_schemas_parse_fast)
 {
 	enum { N = 100000 };
 	struct text t = {0};
@@ -610,8 +610,8 @@ Test(avro_compat, nul_in_defaults)
 	ac_free(s);
 	static const char *const bad[] = {
 		"{\"type\":\"record\",\"name\":\"R\\u0000x\",\"fields\":[]}",
-		"{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":"
-		"\"a\\u0000b\",\"type\":\"int\"}]}",
+		("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":"
+		 "\"a\\u0000b\",\"type\":\"int\"}]}"),
 		"\"int\\u0000\"",
 		"{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\\u0000\"]}",
 	};
@@ -640,8 +640,8 @@ Test(avro_compat, defaults_match_their_types)
 		       "{\"name\":\"x\",\"type\":\"int\"},{\"name\":\"y\","
 		       "\"type\":\"int\",\"default\":0}]}",
 		       "{\"x\":1}")),
-		"{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"],"
-		"\"default\":\"B\"}",
+		("{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"],"
+		 "\"default\":\"B\"}"),
 	};
 	static const char *const bad[] = {
 		REC(FD("a", "\"int\"", "\"x\"")),
@@ -657,8 +657,8 @@ Test(avro_compat, defaults_match_their_types)
 		       "{\"type\":\"record\",\"name\":\"I\",\"fields\":["
 		       "{\"name\":\"x\",\"type\":\"int\"}]}",
 		       "{}")),
-		"{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"],"
-		"\"default\":\"C\"}",
+		("{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"],"
+		 "\"default\":\"C\"}"),
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		ac_free(parse_ok(good[i]));
