@@ -347,28 +347,6 @@ static void cand_free(struct cand *c)
 	ac_free(c->avro);
 }
 
-/*
- * References as stored and compared: {name, subject, version} each, keys
- * sorted, as they come back from Postgres's jsonb (the client's key order
- * made every registration of the same schema a new version).  NULL when
- * memory runs out.
- */
-static char *refs_text(json_t *refs)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < json_array_size(refs); i++) {
-		json_t *r = json_array_get(refs, i);
-		json_array_append_new(
-			a, json_pack("{s:O,s:O,s:O}", "name",
-				     json_object_get(r, "name"), "subject",
-				     json_object_get(r, "subject"), "version",
-				     json_object_get(r, "version")));
-	}
-	char *t = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(a);
-	return t;
-}
-
 /* Reads {"schema", "schemaType", "references"}; -1 after answering. */
 static int cand_parse(struct rq *rq, struct cand *c)
 {
@@ -407,7 +385,7 @@ static int cand_parse(struct rq *rq, struct cand *c)
 		     "{name, subject, version}");
 		return -1;
 	}
-	c->refs = refs_text(refs);
+	c->refs = sr_refs_text(refs);
 	char err[512];
 	if (c->type[0] == 'A') {
 		c->avro = ac_parse(c->original, len, err, sizeof(err));

@@ -97,6 +97,22 @@ static int avro_form(struct sr_schema *sc)
 	return 0;
 }
 
+char *sr_refs_text(json_t *refs)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < json_array_size(refs); i++) {
+		json_t *r = json_array_get(refs, i);
+		json_array_append_new(
+			a, json_pack("{s:O*,s:O*,s:O*}", "name",
+				     json_object_get(r, "name"), "subject",
+				     json_object_get(r, "subject"), "version",
+				     json_object_get(r, "version")));
+	}
+	char *t = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(a);
+	return t;
+}
+
 static char *dup_or_null(json_t *v)
 {
 	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
@@ -149,10 +165,7 @@ static int apply(struct sr_state *st, int64_t gen, const char *schemas,
 		sc->id = (int32_t)json_integer_value(json_array_get(row, 0));
 		sc->type = dup_or_null(json_array_get(row, 1));
 		sc->schema = dup_or_null(json_array_get(row, 2));
-		/* keys sorted, as the registry writes a client's */
-		sc->refs = json_dumps(json_array_get(row, 3),
-				      JSON_COMPACT | JSON_ENCODE_ANY |
-					      JSON_SORT_KEYS);
+		sc->refs = sr_refs_text(json_array_get(row, 3));
 		if (!sc->type || !sc->schema || !sc->refs ||
 		    (strcmp(sc->type, "AVRO") == 0 && avro_form(sc) < 0))
 			goto oom;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 struct ac_schema;
 
@@ -144,6 +145,15 @@ void sr_register(struct sr_store *s, int64_t generation, const char *subject,
  */
 void sr_delete(struct sr_store *s, int64_t generation, const char *subject,
 	       int32_t version, bool permanent, sr_done_cb cb, void *arg);
+
+/*
+ * References (a JSON array of {name, subject, version}, or NULL) as they
+ * are stored and compared: those three keys of each, sorted, compact JSON
+ * ("[]" for none): sent in any key order, or back from Postgres's jsonb,
+ * the same references are the same text.  Caller frees; NULL when memory
+ * runs out.
+ */
+char *sr_refs_text(json_t *refs);
 
 /*
  * Sets (value != NULL) or clears the compatibility level (mode false) or

@@ -535,3 +535,25 @@ def test_normalize(sr):
     assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
     st, body = http("POST", "/subjects/%s" % subject, {"schema": one})
     assert (st, body["error_code"]) == (404, 40403), body
+
+
+def test_references_stored_with_other_keys(sr):
+    """References stored by an older samsa kept whatever keys the client
+    sent: they are compared by name, subject and version only."""
+    from samsa_client import psql
+    subject = unique("reg-refkeys") + "-value"
+    js = json.dumps({"type": "object", "title": subject}, separators=(",", ":"))
+    sid = int(psql(
+        "WITH s AS (INSERT INTO samsa.schemas (schema_type, canonical,"
+        " original, refs, fingerprint) VALUES ('JSON', $$%s$$, $$%s$$,"
+        " '[{\"extra\": true, \"version\": 1, \"subject\": \"o-value\","
+        " \"name\": \"o.json\"}]', md5($$%s$$)) RETURNING id), v AS (INSERT"
+        " INTO samsa.subject_versions (subject, version, schema_id) SELECT"
+        " '%s', 1, id FROM s), g AS (UPDATE samsa.registry_state SET"
+        " generation = generation + 1) SELECT id FROM s"
+        % (js, js, js + subject, subject)))
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": js, "schemaType": "JSON", "references": [
+                        {"name": "o.json", "subject": "o-value", "version": 1}]})
+    assert (st, body) == (200, {"id": sid})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
