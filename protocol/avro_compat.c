@@ -7,8 +7,15 @@
  * enum default), so the schema is also read from its JSON into a small tree
  * of our own.  Named types are nodes shared by every reference to them, so
  * a recursive schema is a cyclic graph: the checker remembers the pairs it
- * is inside of and assumes them compatible, as Avro Java does.
+ * is inside of and assumes them compatible, as Avro Java does, and the
+ * answer for every pair it has decided, so that a type reached by many
+ * paths is checked once.
+ *
+ * Lookups by name (named types, fields, enum symbols, union branches) go
+ * through jansson objects used as hash tables: a schema may have a
+ * hundred thousand fields, and the registry parses it on the event loop.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,21 +55,33 @@ static const char *const type_names[] = {
 
 struct node;
 
+/* JSON values are borrowed from ac_schema.json. */
 struct field {
 	const char *name;
 	const char **aliases; /* full names do not apply: plain names */
 	size_t naliases;
 	struct node *type;
-	bool has_default;
+	json_t *obj;	   /* the field's object, for its other attributes */
+	json_t *def;	   /* the default, NULL when none */
+	const char *doc;   /* NULL when none */
+	const char *order; /* "descending", "ignore"; NULL for ascending */
 };
 
 struct node {
 	enum ac_type type;
+	json_t *obj; /* the object that defined it; NULL for a bare name */
 	/* Named types (record, enum, fixed). */
 	const char *fullname;
 	const char *name;     /* the last part of fullname */
+	const char *space;    /* the namespace, "" when none */
 	const char **aliases; /* full names */
 	size_t naliases;
+	const char *doc; /* NULL when none */
+	size_t idx;	 /* its place in ac_schema.named */
+	bool error;	 /* a record written as "error" */
+	/* record: field name -> index; enum: symbol -> index; union:
+	 * branch_key() -> index.  Owned by ac_schema.indexes. */
+	json_t *index;
 	/* record */
 	struct field *fields;
 	size_t nfields;
@@ -92,6 +111,8 @@ struct ac_schema {
 	struct block *blocks;
 	struct node **named; /* every named type, for references */
 	size_t nnamed, named_cap;
+	json_t *names;	 /* full name -> index in named */
+	json_t *indexes; /* every node's index, to free them */
 };
 
 struct parser {
@@ -149,12 +170,52 @@ static int primitive(const char *name)
 	return -1;
 }
 
+/* Adds key to the set (a JSON object); false when it was there already or
+ * memory ran out (failed then set). */
+static bool set_add(struct parser *p, json_t *set, const char *key,
+		    size_t value)
+{
+	if (json_object_get(set, key))
+		return false;
+	if (json_object_set_new(set, key, json_integer((json_int_t)value))) {
+		fail(p, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* The index a set holds for key, or -1. */
+static long long set_find(const json_t *set, const char *key)
+{
+	json_t *v = json_object_get(set, key);
+	return v ? (long long)json_integer_value(v) : -1;
+}
+
+/* A new set, owned by the schema; NULL (failed set) without memory. */
+static json_t *new_index(struct parser *p)
+{
+	json_t *o = json_object();
+	if (!o || json_array_append_new(p->s->indexes, o)) {
+		fail(p, "out of memory");
+		return NULL;
+	}
+	return o;
+}
+
+/* What tells a union's branches apart: the name of a named type, else the
+ * type ('#' is in no name). */
+static const char *branch_key(const struct node *b, char key[16])
+{
+	if (b->fullname)
+		return b->fullname;
+	snprintf(key, 16, "#%s", type_names[b->type]);
+	return key;
+}
+
 static struct node *find_named(const struct ac_schema *s, const char *full)
 {
-	for (size_t i = 0; i < s->nnamed; i++)
-		if (strcmp(s->named[i]->fullname, full) == 0)
-			return s->named[i];
-	return NULL;
+	long long i = set_find(s->names, full);
+	return i >= 0 ? s->named[i] : NULL;
 }
 
 /* A reference by name: relative to the enclosing namespace first. */
@@ -175,18 +236,28 @@ static struct node *resolve_ref(struct parser *p, const char *name,
 	return n;
 }
 
-static struct node *new_node(struct parser *p, enum ac_type t)
+static struct node *new_node(struct parser *p, enum ac_type t, json_t *obj)
 {
 	struct node *n = palloc(p, sizeof(*n));
-	if (n)
+	if (n) {
 		n->type = t;
+		n->obj = obj;
+	}
 	return n;
+}
+
+/* A JSON string holding no NUL (names, symbols ...), else NULL. */
+static const char *text_of(json_t *v)
+{
+	if (!json_is_string(v))
+		return NULL;
+	const char *s = json_string_value(v);
+	return strlen(s) == json_string_length(v) ? s : NULL;
 }
 
 static const char *str_attr(json_t *o, const char *key)
 {
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : NULL;
+	return text_of(json_object_get(o, key));
 }
 
 /* Names as the spec allows them: [A-Za-z_][A-Za-z0-9_]*. */
@@ -219,12 +290,10 @@ static bool string_array(struct parser *p, json_t *a, const char *what,
 	if (!v)
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		json_t *e = json_array_get(a, i);
-		if (!json_is_string(e)) {
+		if (!(v[i] = text_of(json_array_get(a, i)))) {
 			fail(p, "%s must hold strings", what);
 			return false;
 		}
-		v[i] = json_string_value(e);
 	}
 	*out = v;
 	*n = len;
@@ -261,6 +330,8 @@ static bool define_named(struct parser *p, struct node *n, json_t *o,
 		if (!n->fullname)
 			return false;
 	}
+	n->space = *ns;
+	n->doc = str_attr(o, "doc");
 	if (!valid_name(n->name)) {
 		fail(p, "invalid name: %s", n->name);
 		return false;
@@ -297,6 +368,9 @@ static bool define_named(struct parser *p, struct node *n, json_t *o,
 		p->s->named = v;
 		p->s->named_cap = cap;
 	}
+	n->idx = p->s->nnamed;
+	if (!set_add(p, p->s->names, n->fullname, n->idx))
+		return false;
 	p->s->named[p->s->nnamed++] = n;
 	return true;
 }
@@ -315,7 +389,7 @@ static bool parse_record(struct parser *p, struct node *n, json_t *o,
 	n->nfields = json_array_size(fields);
 	n->fields =
 		palloc(p, (n->nfields ? n->nfields : 1) * sizeof(*n->fields));
-	if (!n->fields)
+	if (!n->fields || !(n->index = new_index(p)))
 		return false;
 	for (size_t i = 0; i < n->nfields; i++) {
 		json_t *f = json_array_get(fields, i);
@@ -330,16 +404,30 @@ static bool parse_record(struct parser *p, struct node *n, json_t *o,
 			fail(p, "invalid field name: %s", fd->name);
 			return false;
 		}
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(n->fields[k].name, fd->name) == 0) {
-				fail(p, "duplicate field %s in %s", fd->name,
-				     n->fullname);
-				return false;
-			}
+		if (!set_add(p, n->index, fd->name, i)) {
+			fail(p, "duplicate field %s in %s", fd->name,
+			     n->fullname);
+			return false;
+		}
 		if (!string_array(p, json_object_get(f, "aliases"), "aliases",
 				  &fd->aliases, &fd->naliases))
 			return false;
-		fd->has_default = json_object_get(f, "default") != NULL;
+		fd->obj = f;
+		fd->def = json_object_get(f, "default");
+		fd->doc = str_attr(f, "doc");
+		json_t *order = json_object_get(f, "order");
+		if (order) {
+			/* Avro Java: Field.Order.valueOf(upper case) */
+			const char *o_ = text_of(order);
+			if (o_ && strcasecmp(o_, "descending") == 0)
+				fd->order = "descending";
+			else if (o_ && strcasecmp(o_, "ignore") == 0)
+				fd->order = "ignore";
+			else if (!o_ || strcasecmp(o_, "ascending") != 0) {
+				fail(p, "invalid order of field %s", fd->name);
+				return false;
+			}
+		}
 		fd->type = parse_node(p, json_object_get(f, "type"), ns,
 				      depth + 1);
 		if (!fd->type)
@@ -359,22 +447,28 @@ static struct node *parse_object(struct parser *p, json_t *o, const char *ns,
 	if (!json_is_string(tj))
 		/* {"type": {...}} or {"type": [...]}: the inner schema. */
 		return parse_node(p, tj, ns, depth + 1);
-	const char *t = json_string_value(tj);
+	const char *t = text_of(tj);
+	if (!t) {
+		fail(p, "not a schema: a type name holds a NUL");
+		return NULL;
+	}
 	int prim = primitive(t);
 	if (prim >= 0)
-		return new_node(p,
-				(enum ac_type)prim); /* logicalType ignored */
+		return new_node(p, (enum ac_type)prim,
+				o); /* logicalType ignored */
 	struct node *n;
 	const char *inner_ns;
 	if (strcmp(t, "record") == 0 || strcmp(t, "error") == 0) {
-		if (!(n = new_node(p, T_RECORD)) ||
-		    !define_named(p, n, o, ns, &inner_ns) ||
+		if (!(n = new_node(p, T_RECORD, o)))
+			return NULL;
+		n->error = t[0] == 'e';
+		if (!define_named(p, n, o, ns, &inner_ns) ||
 		    !parse_record(p, n, o, inner_ns, depth))
 			return NULL;
 		return n;
 	}
 	if (strcmp(t, "enum") == 0) {
-		if (!(n = new_node(p, T_ENUM)) ||
+		if (!(n = new_node(p, T_ENUM, o)) ||
 		    !define_named(p, n, o, ns, &inner_ns) ||
 		    !string_array(p, json_object_get(o, "symbols"), "symbols",
 				  &n->symbols, &n->nsymbols))
@@ -383,28 +477,39 @@ static struct node *parse_object(struct parser *p, json_t *o, const char *ns,
 			fail(p, "enum %s needs symbols", n->fullname);
 			return NULL;
 		}
+		if (!(n->index = new_index(p)))
+			return NULL;
 		for (size_t i = 0; i < n->nsymbols; i++) {
 			if (!valid_name(n->symbols[i])) {
 				fail(p, "invalid enum symbol: %s",
 				     n->symbols[i]);
 				return NULL;
 			}
-			for (size_t k = 0; k < i; k++)
-				if (strcmp(n->symbols[i], n->symbols[k]) == 0) {
-					fail(p, "duplicate enum symbol: %s",
-					     n->symbols[i]);
-					return NULL;
-				}
+			if (!set_add(p, n->index, n->symbols[i], i)) {
+				fail(p, "duplicate enum symbol: %s",
+				     n->symbols[i]);
+				return NULL;
+			}
 		}
+		/* Avro Java reads a default that is not text as none. */
 		n->enum_default = str_attr(o, "default");
+		if (n->enum_default &&
+		    set_find(n->index, n->enum_default) < 0) {
+			fail(p,
+			     "the default %s of enum %s is not one of its "
+			     "symbols",
+			     n->enum_default, n->fullname);
+			return NULL;
+		}
 		return n;
 	}
 	if (strcmp(t, "fixed") == 0) {
-		if (!(n = new_node(p, T_FIXED)) ||
+		if (!(n = new_node(p, T_FIXED, o)) ||
 		    !define_named(p, n, o, ns, &inner_ns))
 			return NULL;
 		json_t *size = json_object_get(o, "size");
-		if (!json_is_integer(size) || json_integer_value(size) < 0) {
+		if (!json_is_integer(size) || json_integer_value(size) < 0 ||
+		    json_integer_value(size) > INT32_MAX) {
 			fail(p, "fixed %s needs a size", n->fullname);
 			return NULL;
 		}
@@ -418,13 +523,46 @@ static struct node *parse_object(struct parser *p, json_t *o, const char *ns,
 			fail(p, "%s needs %s", t, array ? "items" : "values");
 			return NULL;
 		}
-		if (!(n = new_node(p, array ? T_ARRAY : T_MAP)) ||
+		if (!(n = new_node(p, array ? T_ARRAY : T_MAP, o)) ||
 		    !(n->items = parse_node(p, items, ns, depth + 1)))
 			return NULL;
 		return n;
 	}
 	/* {"type": "some.Named"}: a reference. */
 	return resolve_ref(p, t, ns);
+}
+
+static struct node *parse_union(struct parser *p, json_t *j, const char *ns,
+				int depth)
+{
+	struct node *n = new_node(p, T_UNION, NULL);
+	if (!n)
+		return NULL;
+	n->nbranches = json_array_size(j);
+	n->branches = palloc(p, (n->nbranches ? n->nbranches : 1) *
+					sizeof(*n->branches));
+	if (!n->branches || !(n->index = new_index(p)))
+		return NULL;
+	for (size_t i = 0; i < n->nbranches; i++) {
+		struct node *b =
+			parse_node(p, json_array_get(j, i), ns, depth + 1);
+		if (!b)
+			break;
+		if (b->type == T_UNION) {
+			fail(p, "unions may not contain unions");
+			break;
+		}
+		/* The spec: one branch per type, per name for named types
+		 * (a reader could not tell them apart). */
+		char key[16];
+		if (!set_add(p, n->index, branch_key(b, key), i)) {
+			fail(p, "duplicate %s in union",
+			     b->fullname ? b->fullname : type_names[b->type]);
+			break;
+		}
+		n->branches[i] = b;
+	}
+	return p->failed ? NULL : n;
 }
 
 static struct node *parse_node(struct parser *p, json_t *j, const char *ns,
@@ -437,75 +575,233 @@ static struct node *parse_node(struct parser *p, json_t *j, const char *ns,
 		return NULL;
 	}
 	if (json_is_string(j)) {
-		int prim = primitive(json_string_value(j));
+		const char *t = text_of(j);
+		if (!t) {
+			fail(p, "not a schema: a type name holds a NUL");
+			return NULL;
+		}
+		int prim = primitive(t);
 		if (prim >= 0)
-			return new_node(p, (enum ac_type)prim);
-		return resolve_ref(p, json_string_value(j), ns);
+			return new_node(p, (enum ac_type)prim, NULL);
+		return resolve_ref(p, t, ns);
 	}
 	if (json_is_object(j))
 		return parse_object(p, j, ns, depth);
-	if (json_is_array(j)) {
-		struct node *n = new_node(p, T_UNION);
-		if (!n)
-			return NULL;
-		n->nbranches = json_array_size(j);
-		n->branches = palloc(p, (n->nbranches ? n->nbranches : 1) *
-						sizeof(*n->branches));
-		if (!n->branches)
-			return NULL;
-		for (size_t i = 0; i < n->nbranches; i++) {
-			struct node *b = parse_node(p, json_array_get(j, i), ns,
-						    depth + 1);
-			if (!b)
-				return NULL;
-			if (b->type == T_UNION) {
-				fail(p, "unions may not contain unions");
-				return NULL;
-			}
-			/* The spec: one branch per type, per name for named
-			 * types (a reader could not tell them apart). */
-			for (size_t k = 0; k < i; k++) {
-				const struct node *o = n->branches[k];
-				if (o->type == b->type &&
-				    (!b->fullname ||
-				     strcmp(o->fullname, b->fullname) == 0)) {
-					fail(p, "duplicate %s in union",
-					     b->fullname ? b->fullname
-							 : type_names[b->type]);
-					return NULL;
-				}
-			}
-			n->branches[i] = b;
-		}
-		return n;
-	}
+	if (json_is_array(j))
+		return parse_union(p, j, ns, depth);
 	fail(p, "not a schema: expected a string, an object or an array");
 	return NULL;
 }
+
+/*
+ * Whether v is a valid default of n, as Avro Java's Schema.isValidDefault
+ * (Avro 1.12, which Confluent's registry runs with validateDefaults): a
+ * union's default may be of any of its branches; a record's fields missing
+ * from it take their own defaults.  depth bounds a record whose field
+ * defaults refer back to it.
+ */
+static bool valid_default(const struct node *n, json_t *v, int depth)
+{
+	if (!v || depth > 128)
+		return false;
+	switch (n->type) {
+	case T_STRING:
+	case T_BYTES:
+	case T_ENUM:
+	case T_FIXED:
+		return json_is_string(v);
+	case T_INT:
+		return json_is_integer(v) &&
+		       json_integer_value(v) >= INT32_MIN &&
+		       json_integer_value(v) <= INT32_MAX;
+	case T_LONG:
+		return json_is_integer(v);
+	case T_FLOAT:
+	case T_DOUBLE:
+		return json_is_number(v);
+	case T_BOOLEAN:
+		return json_is_boolean(v);
+	case T_NULL:
+		return json_is_null(v);
+	case T_ARRAY: {
+		if (!json_is_array(v))
+			return false;
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			if (!valid_default(n->items, e, depth + 1))
+				return false;
+		}
+		return true;
+	}
+	case T_MAP: {
+		if (!json_is_object(v))
+			return false;
+		const char *k;
+		json_t *e;
+		json_object_foreach(v, k, e)
+		{
+			if (!valid_default(n->items, e, depth + 1))
+				return false;
+		}
+		return true;
+	}
+	case T_UNION:
+		for (size_t i = 0; i < n->nbranches; i++)
+			if (valid_default(n->branches[i], v, depth + 1))
+				return true;
+		return false;
+	case T_RECORD:
+		if (!json_is_object(v))
+			return false;
+		for (size_t i = 0; i < n->nfields; i++) {
+			const struct field *f = &n->fields[i];
+			json_t *fv = json_object_get(v, f->name);
+			if (!valid_default(f->type, fv ? fv : f->def,
+					   depth + 1))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Every field default against its type (Confluent refuses 42201). */
+static void check_defaults(struct parser *p)
+{
+	const struct ac_schema *s = p->s;
+	for (size_t i = 0; i < s->nnamed && !p->failed; i++) {
+		const struct node *n = s->named[i];
+		for (size_t k = 0; n->type == T_RECORD && k < n->nfields; k++) {
+			const struct field *f = &n->fields[k];
+			if (f->def && !valid_default(f->type, f->def, 0)) {
+				fail(p, "Invalid default for field %s of %s",
+				     f->name, n->fullname);
+				return;
+			}
+		}
+	}
+}
+
+/* Whether a string anywhere in j holds a NUL. */
+static bool has_nul(json_t *j, int depth)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	if (depth > 300)
+		return false; /* parse_node refuses it anyway */
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		return strlen(json_string_value(j)) != json_string_length(j);
+	case JSON_OBJECT:
+		json_object_foreach(j, k, v)
+		{
+			if (has_nul(v, depth + 1))
+				return true;
+		}
+		return false;
+	case JSON_ARRAY:
+		json_array_foreach(j, i, v)
+		{
+			if (has_nul(v, depth + 1))
+				return true;
+		}
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* Replaces every NUL of every string in j (a copy) by U+0001. */
+static void replace_nul(json_t *j, int depth)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	if (depth > 300)
+		return;
+	if (json_is_string(j)) {
+		size_t len = json_string_length(j);
+		char *c = malloc(len ? len : 1);
+		if (!c)
+			return;
+		memcpy(c, json_string_value(j), len);
+		for (size_t x = 0; x < len; x++)
+			if (!c[x])
+				c[x] = 1;
+		json_string_setn(j, c, len);
+		free(c);
+	} else if (json_is_object(j)) {
+		json_object_foreach(j, k, v) replace_nul(v, depth + 1);
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) replace_nul(v, depth + 1);
+	}
+}
+
+/*
+ * avro-c's verdict on the schema.  avro-c reads JSON without NULs in
+ * strings, but a default may hold one ("\u0000", a bytes or decimal
+ * default that Confluent's AvroData writes): it is shown a copy where they
+ * are U+0001; names with a NUL are refused by our own parse.
+ */
+static int avro_c_check(const char *text, size_t len, json_t *j, char *err,
+			size_t errlen)
+{
+	avro_schema_t as = NULL;
+	int rc;
+	if (has_nul(j, 0)) {
+		json_t *copy = json_deep_copy(j);
+		if (copy)
+			replace_nul(copy, 0);
+		char *t =
+			copy ? json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY)
+			     : NULL;
+		json_decref(copy);
+		if (!t) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		rc = avro_schema_from_json_length(t, strlen(t), &as);
+		free(t);
+	} else {
+		rc = avro_schema_from_json_length(text, len, &as);
+	}
+	if (rc != 0) {
+		const char *why = avro_strerror();
+		snprintf(err, errlen, "invalid Avro schema: %s",
+			 why && why[0] ? why : "rejected by avro-c");
+		return -1;
+	}
+	avro_schema_decref(as);
+	return 0;
+}
+
+static char *java_text(const struct ac_schema *s);
 
 struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 			   size_t errlen)
 {
 	json_error_t jerr;
-	json_t *j = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+	json_t *j =
+		json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (!j) {
 		snprintf(err, errlen, "invalid JSON: %s (line %d, column %d)",
 			 jerr.text, jerr.line, jerr.column);
 		return NULL;
 	}
 	/* avro-c first: the reference parser has the last word on validity. */
-	avro_schema_t as = NULL;
-	if (avro_schema_from_json_length(text, len, &as) != 0) {
-		const char *why = avro_strerror();
-		snprintf(err, errlen, "invalid Avro schema: %s",
-			 why && why[0] ? why : "rejected by avro-c");
+	if (avro_c_check(text, len, j, err, errlen) < 0) {
 		json_decref(j);
 		return NULL;
 	}
-	avro_schema_decref(as);
 
 	struct ac_schema *s = calloc(1, sizeof(*s));
-	if (!s) {
+	if (!s || !(s->names = json_object()) || !(s->indexes = json_array())) {
+		if (s)
+			json_decref(s->names);
+		free(s);
 		json_decref(j);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -513,8 +809,10 @@ struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 	s->json = j;
 	struct parser p = {.s = s, .err = err, .errlen = errlen};
 	s->root = parse_node(&p, j, "", 0);
+	if (s->root && !p.failed)
+		check_defaults(&p);
 	if (s->root && !p.failed) {
-		s->compact = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		s->compact = java_text(s);
 		if (!s->compact)
 			fail(&p, "out of memory");
 	}
@@ -538,6 +836,8 @@ void ac_free(struct ac_schema *s)
 	}
 	free(s->named);
 	free(s->compact);
+	json_decref(s->names);
+	json_decref(s->indexes);
 	json_decref(s->json);
 	free(s);
 }
@@ -547,14 +847,13 @@ const char *ac_compact(const struct ac_schema *s)
 	return s->compact;
 }
 
-/* --- Parsing Canonical Form -------------------------------------------- */
+/* --- writing schemas --------------------------------------------------- */
 
 struct sbuf {
 	char *p;
 	size_t len, cap;
 	bool failed;
-	const struct node **seen; /* named types already written */
-	size_t nseen, seen_cap;
+	bool *seen; /* named types already written, by index */
 };
 
 static void sb_add(struct sbuf *b, const char *s, size_t n)
@@ -583,49 +882,759 @@ static void sb_str(struct sbuf *b, const char *s)
 	sb_add(b, s, strlen(s));
 }
 
-/* A JSON string; names are plain identifiers, but be safe. */
-static void sb_quoted(struct sbuf *b, const char *s)
+/* A JSON string of n bytes, escaped as Jackson (Avro Java) escapes. */
+static void sb_quotedn(struct sbuf *b, const char *s, size_t n)
 {
 	sb_add(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			char e[2] = {'\\', (char)c};
-			sb_add(b, e, 2);
-		} else if (c < 0x20) {
-			char e[8];
-			snprintf(e, sizeof(e), "\\u%04x", c);
-			sb_str(b, e);
-		} else {
-			sb_add(b, (const char *)&c, 1);
+	size_t run = 0; /* bytes copied as they are, written at once */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			run++;
+			continue;
 		}
+		sb_add(b, s + i - run, run);
+		run = 0;
+		char e[8];
+		switch (c) {
+		case '"':
+		case '\\':
+			e[0] = '\\';
+			e[1] = (char)c;
+			e[2] = '\0';
+			break;
+		case '\b':
+			strcpy(e, "\\b");
+			break;
+		case '\f':
+			strcpy(e, "\\f");
+			break;
+		case '\n':
+			strcpy(e, "\\n");
+			break;
+		case '\r':
+			strcpy(e, "\\r");
+			break;
+		case '\t':
+			strcpy(e, "\\t");
+			break;
+		default:
+			snprintf(e, sizeof(e), "\\u%04X", c);
+		}
+		sb_str(b, e);
 	}
+	sb_add(b, s + n - run, run);
 	sb_add(b, "\"", 1);
+}
+
+static void sb_quoted(struct sbuf *b, const char *s)
+{
+	sb_quotedn(b, s, strlen(s));
+}
+
+/*
+ * A double as Java's Double.toString writes it (which Jackson uses): the
+ * shortest digits that read back the same, plain between 1e-3 and 1e7
+ * with at least one decimal ("0.1", "100.0"), else "1.0E20", "1.5E-5";
+ * single: as Float.toString writes (double)d's float.
+ * jansson's own "%.17g" turns 0.1 into 0.10000000000000001.
+ */
+static void sb_real(struct sbuf *b, double d, bool single)
+{
+	char e[40];
+	int prec;
+	for (prec = 0; prec < 17; prec++) {
+		snprintf(e, sizeof(e), "%.*e", prec, d);
+		if (single ? strtof(e, NULL) == (float)d : strtod(e, NULL) == d)
+			break;
+	}
+	/* e: [-]D[.DDD]e[+-]XX */
+	char digits[24];
+	size_t nd = 0;
+	const char *q = e;
+	bool neg = *q == '-';
+	if (neg)
+		q++;
+	for (; *q && *q != 'e'; q++)
+		if (*q >= '0' && *q <= '9' && nd < sizeof(digits) - 1)
+			digits[nd++] = *q;
+	digits[nd] = '\0';
+	int exp = *q == 'e' ? atoi(q + 1) : 0;
+	while (nd > 1 && digits[nd - 1] == '0')
+		digits[--nd] = '\0';
+	char out[64];
+	size_t o = 0;
+	if (neg)
+		out[o++] = '-';
+	double a = fabs(d);
+	if (a == 0.0 || (a >= 1e-3 && a < 1e7)) {
+		if (a == 0.0) {
+			memcpy(out + o, "0.0", 3);
+			o += 3;
+		} else if (exp < 0) {
+			out[o++] = '0';
+			out[o++] = '.';
+			for (int z = -1; z > exp; z--)
+				out[o++] = '0';
+			memcpy(out + o, digits, nd);
+			o += nd;
+		} else {
+			size_t ip = (size_t)exp + 1; /* digits before '.' */
+			for (size_t i = 0; i < ip; i++)
+				out[o++] = i < nd ? digits[i] : '0';
+			out[o++] = '.';
+			if (nd > ip) {
+				memcpy(out + o, digits + ip, nd - ip);
+				o += nd - ip;
+			} else {
+				out[o++] = '0';
+			}
+		}
+		out[o] = '\0';
+	} else {
+		out[o++] = digits[0];
+		out[o++] = '.';
+		if (nd > 1) {
+			memcpy(out + o, digits + 1, nd - 1);
+			o += nd - 1;
+		} else {
+			out[o++] = '0';
+		}
+		snprintf(out + o, sizeof(out) - o, "E%d", exp);
+	}
+	sb_str(b, out);
+}
+
+static void sb_json_(struct sbuf *b, json_t *v, bool sorted);
+
+/* Any JSON value, keys in their order, numbers as Jackson writes them. */
+static void sb_json(struct sbuf *b, json_t *v)
+{
+	sb_json_(b, v, false);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The same with the keys of every object sorted (Confluent's
+ * SortingNodeFactory). */
+static void sb_json_sorted(struct sbuf *b, json_t *v)
+{
+	sb_json_(b, v, true);
+}
+
+/* The keys of o, sorted; caller frees.  NULL (failed set) without
+ * memory. */
+static const char **sorted_keys(struct sbuf *b, json_t *o, size_t *n)
+{
+	const char *k;
+	json_t *x;
+	*n = 0;
+	const char **v = malloc((json_object_size(o) + 1) * sizeof(*v));
+	if (!v) {
+		b->failed = true;
+		return NULL;
+	}
+	json_object_foreach(o, k, x) v[(*n)++] = k;
+	qsort(v, *n, sizeof(*v), cmp_str);
+	return v;
+}
+
+static void sb_json_(struct sbuf *b, json_t *v, bool sorted)
+{
+	char num[32];
+	const char *k;
+	json_t *e;
+	size_t i;
+	bool first = true;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		sb_str(b, "{");
+		if (sorted) {
+			size_t n;
+			const char **keys = sorted_keys(b, v, &n);
+			for (size_t x = 0; x < n; x++) {
+				sb_str(b, x ? "," : "");
+				sb_quoted(b, keys[x]);
+				sb_str(b, ":");
+				sb_json_(b, json_object_get(v, keys[x]), true);
+			}
+			free(keys);
+			sb_str(b, "}");
+			return;
+		}
+		json_object_foreach(v, k, e)
+		{
+			if (!first)
+				sb_str(b, ",");
+			first = false;
+			sb_quoted(b, k);
+			sb_str(b, ":");
+			sb_json(b, e);
+		}
+		sb_str(b, "}");
+		return;
+	case JSON_ARRAY:
+		sb_str(b, "[");
+		json_array_foreach(v, i, e)
+		{
+			if (i)
+				sb_str(b, ",");
+			sb_json_(b, e, sorted);
+		}
+		sb_str(b, "]");
+		return;
+	case JSON_STRING:
+		sb_quotedn(b, json_string_value(v), json_string_length(v));
+		return;
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		sb_str(b, num);
+		return;
+	case JSON_REAL:
+		sb_real(b, json_real_value(v), false);
+		return;
+	case JSON_TRUE:
+		sb_str(b, "true");
+		return;
+	case JSON_FALSE:
+		sb_str(b, "false");
+		return;
+	default:
+		sb_str(b, "null");
+		return;
+	}
+}
+
+/* ,"symbols":[...] of an enum. */
+static void sb_symbols(struct sbuf *b, const struct node *n)
+{
+	sb_str(b, ",\"symbols\":[");
+	for (size_t i = 0; i < n->nsymbols; i++) {
+		if (i)
+			sb_str(b, ",");
+		sb_quoted(b, n->symbols[i]);
+	}
+	sb_str(b, "]");
 }
 
 static bool seen_before(struct sbuf *b, const struct node *n)
 {
-	for (size_t i = 0; i < b->nseen; i++)
-		if (b->seen[i] == n)
-			return true;
-	if (b->nseen == b->seen_cap) {
-		size_t cap = b->seen_cap ? 2 * b->seen_cap : 8;
-		const struct node **v = realloc(b->seen, cap * sizeof(*v));
-		if (!v) {
-			b->failed = true;
-			return true;
-		}
-		b->seen = v;
-		b->seen_cap = cap;
-	}
-	b->seen[b->nseen++] = n;
+	if (b->seen[n->idx])
+		return true;
+	b->seen[n->idx] = true;
 	return false;
 }
 
-static void pcf(struct sbuf *b, const struct node *n)
+/* --- Avro Java's Schema.toString() ------------------------------------- */
+
+/* Attributes Avro Java reads itself; the others are kept as properties. */
+static bool reserved(const char *key, bool field, bool is_enum)
+{
+	static const char *const schema_keys[] = {
+		"doc",	"fields",  "items",  "name", "namespace",
+		"size", "symbols", "values", "type", "aliases"};
+	static const char *const field_keys[] = {"default", "doc",  "name",
+						 "order",   "type", "aliases"};
+	if (field) {
+		for (size_t i = 0; i < sizeof(field_keys) / sizeof(*field_keys);
+		     i++)
+			if (strcmp(key, field_keys[i]) == 0)
+				return true;
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(schema_keys) / sizeof(*schema_keys); i++)
+		if (strcmp(key, schema_keys[i]) == 0)
+			return true;
+	return is_enum && strcmp(key, "default") == 0;
+}
+
+/* ,"key":value for the properties of o, in their order; the count. */
+static size_t java_props(struct sbuf *b, json_t *o, bool field, bool is_enum)
+{
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+	json_object_foreach(o, k, v)
+	{
+		if (reserved(k, field, is_enum))
+			continue;
+		if (b) {
+			sb_str(b, ",");
+			sb_quoted(b, k);
+			sb_str(b, ":");
+			sb_json(b, v);
+		}
+		n++;
+	}
+	return n;
+}
+
+static bool is_type_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(type_names) / sizeof(*type_names); i++)
+		if (strcmp(name, type_names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Name.getQualified: the short name within its own namespace. */
+static const char *qualified(const char *full, const char *space,
+			     const char *name, const char *cur)
+{
+	if (space[0] && cur && strcmp(space, cur) == 0 && !is_type_name(name))
+		return name;
+	return full;
+}
+
+/* An alias's full name as Avro Java writes it within namespace space. */
+static void java_alias(struct sbuf *b, const char *full, const char *space)
+{
+	const char *dot = strrchr(full, '.');
+	size_t sl = strlen(space);
+	if (dot && sl && (size_t)(dot - full) == sl &&
+	    strncmp(full, space, sl) == 0 && !is_type_name(dot + 1))
+		sb_quoted(b, dot + 1);
+	else
+		sb_quoted(b, full);
+}
+
+/* A list of strings once each, in their order (Avro's LinkedHashSet). */
+static void java_aliases(struct sbuf *b, const char *const *v, size_t n,
+			 const char *space)
+{
+	if (!n)
+		return;
+	json_t *once = json_object();
+	if (!once) {
+		b->failed = true;
+		return;
+	}
+	sb_str(b, ",\"aliases\":[");
+	bool first = true;
+	for (size_t i = 0; i < n; i++) {
+		if (json_object_get(once, v[i]))
+			continue;
+		json_object_set_new(once, v[i], json_true());
+		if (!first)
+			sb_str(b, ",");
+		first = false;
+		if (space)
+			java_alias(b, v[i], space);
+		else
+			sb_quoted(b, v[i]);
+	}
+	sb_str(b, "]");
+	json_decref(once);
+}
+
+/* cur: the enclosing namespace, NULL at the top (Java's null). */
+static void java_node(struct sbuf *b, const struct node *n, const char *cur)
 {
 	char num[32];
 	switch (n->type) {
+	case T_RECORD:
+	case T_ENUM:
+	case T_FIXED:
+		if (seen_before(b, n)) {
+			sb_quoted(b, qualified(n->fullname, n->space, n->name,
+					       cur));
+			return;
+		}
+		sb_str(b, "{\"type\":");
+		sb_quoted(b, n->error ? "error" : type_names[n->type]);
+		sb_str(b, ",\"name\":");
+		sb_quoted(b, n->name);
+		if (n->space[0]) {
+			if (!cur || strcmp(cur, n->space) != 0) {
+				sb_str(b, ",\"namespace\":");
+				sb_quoted(b, n->space);
+			}
+		} else if (cur) {
+			sb_str(b, ",\"namespace\":\"\"");
+		}
+		if (n->doc) {
+			sb_str(b, ",\"doc\":");
+			sb_quoted(b, n->doc);
+		}
+		if (n->type == T_RECORD) {
+			const char *inner = n->space[0] ? n->space : NULL;
+			sb_str(b, ",\"fields\":[");
+			for (size_t i = 0; i < n->nfields; i++) {
+				const struct field *f = &n->fields[i];
+				sb_str(b, i ? ",{\"name\":" : "{\"name\":");
+				sb_quoted(b, f->name);
+				sb_str(b, ",\"type\":");
+				java_node(b, f->type, inner);
+				if (f->doc) {
+					sb_str(b, ",\"doc\":");
+					sb_quoted(b, f->doc);
+				}
+				if (f->def) {
+					sb_str(b, ",\"default\":");
+					sb_json(b, f->def);
+				}
+				if (f->order) {
+					sb_str(b, ",\"order\":");
+					sb_quoted(b, f->order);
+				}
+				java_aliases(b, f->aliases, f->naliases, NULL);
+				java_props(b, f->obj, true, false);
+				sb_str(b, "}");
+			}
+			sb_str(b, "]");
+		} else if (n->type == T_ENUM) {
+			sb_symbols(b, n);
+			if (n->enum_default) {
+				sb_str(b, ",\"default\":");
+				sb_quoted(b, n->enum_default);
+			}
+		} else {
+			snprintf(num, sizeof(num), ",\"size\":%lld",
+				 (long long)n->size);
+			sb_str(b, num);
+		}
+		java_props(b, n->obj, false, n->type == T_ENUM);
+		java_aliases(b, n->aliases, n->naliases, n->space);
+		sb_str(b, "}");
+		return;
+	case T_ARRAY:
+	case T_MAP:
+		sb_str(b, n->type == T_ARRAY ? "{\"type\":\"array\",\"items\":"
+					     : "{\"type\":\"map\",\"values\":");
+		java_node(b, n->items, cur);
+		java_props(b, n->obj, false, false);
+		sb_str(b, "}");
+		return;
+	case T_UNION:
+		sb_str(b, "[");
+		for (size_t i = 0; i < n->nbranches; i++) {
+			if (i)
+				sb_str(b, ",");
+			java_node(b, n->branches[i], cur);
+		}
+		sb_str(b, "]");
+		return;
+	default:
+		if (!n->obj || !java_props(NULL, n->obj, false, false)) {
+			sb_quoted(b, type_names[n->type]);
+			return;
+		}
+		sb_str(b, "{\"type\":");
+		sb_quoted(b, type_names[n->type]);
+		java_props(b, n->obj, false, false);
+		sb_str(b, "}");
+		return;
+	}
+}
+
+static char *java_text(const struct ac_schema *s)
+{
+	struct sbuf b = {0};
+	b.seen = calloc(s->nnamed + 1, sizeof(*b.seen));
+	if (!b.seen)
+		return NULL;
+	java_node(&b, s->root, NULL);
+	free(b.seen);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+/* --- Confluent's normalized form ------------------------------------- */
+
+/*
+ * What AvroSchemaUtils.toNormalizedString writes (register and lookup with
+ * normalize=true), read back and written as Avro Java writes it, as
+ * AvroSchema.normalize() does: attributes sorted by key after a valid
+ * logical type's own, aliases sorted, an empty doc of a named type
+ * dropped, a default as Avro Java converts it for its field's type
+ * (JacksonUtils.toObject: 1 for a double is 1.0; a union's by its first
+ * branch), "error" as "record", names in full.
+ */
+
+/* The keys of o not reserved and not in skip[0..nskip), sorted; caller
+ * frees (NULL, n 0, when there are none or memory runs out). */
+static const char **sorted_props(json_t *o, bool field, bool is_enum,
+				 const char *const *skip, size_t nskip,
+				 size_t *n)
+{
+	*n = 0;
+	size_t cap = o ? json_object_size(o) : 0;
+	const char **v = cap ? malloc(cap * sizeof(*v)) : NULL;
+	const char *k;
+	json_t *x;
+	if (!v)
+		return NULL;
+	json_object_foreach(o, k, x)
+	{
+		bool skipped = reserved(k, field, is_enum);
+		for (size_t i = 0; i < nskip && !skipped; i++)
+			skipped = strcmp(k, skip[i]) == 0;
+		if (!skipped)
+			v[(*n)++] = k;
+	}
+	qsort(v, *n, sizeof(*v), cmp_str);
+	return v;
+}
+
+static void norm_props(struct sbuf *b, json_t *o, bool field, bool is_enum,
+		       const char *const *skip, size_t nskip)
+{
+	size_t n;
+	const char **keys = sorted_props(o, field, is_enum, skip, nskip, &n);
+	for (size_t i = 0; i < n; i++) {
+		sb_str(b, ",");
+		sb_quoted(b, keys[i]);
+		sb_str(b, ":");
+		sb_json_sorted(b, json_object_get(o, keys[i]));
+	}
+	free(keys);
+}
+
+/* An integer attribute, or def when absent or not an integer. */
+static json_int_t int_attr(json_t *o, const char *key, json_int_t def)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+/*
+ * The logical type of n that Avro 1.12 knows and finds valid
+ * (LogicalTypes.fromSchemaIgnoreInvalid), NULL otherwise; *scale set for
+ * a decimal.
+ */
+static const char *logical_type(const struct node *n, json_int_t *precision,
+				json_int_t *scale)
+{
+	static const struct {
+		const char *name;
+		enum ac_type type;
+		int64_t size; /* fixed */
+	} known[] = {
+		{"date", T_INT, 0},
+		{"time-millis", T_INT, 0},
+		{"time-micros", T_LONG, 0},
+		{"timestamp-millis", T_LONG, 0},
+		{"timestamp-micros", T_LONG, 0},
+		{"timestamp-nanos", T_LONG, 0},
+		{"local-timestamp-millis", T_LONG, 0},
+		{"local-timestamp-micros", T_LONG, 0},
+		{"local-timestamp-nanos", T_LONG, 0},
+		{"uuid", T_STRING, 0},
+		{"uuid", T_FIXED, 16},
+		{"duration", T_FIXED, 12},
+		{"big-decimal", T_BYTES, 0},
+	};
+	const char *lt = n->obj ? str_attr(n->obj, "logicalType") : NULL;
+	if (!lt)
+		return NULL;
+	if (strcmp(lt, "decimal") == 0) {
+		if (n->type != T_BYTES && n->type != T_FIXED)
+			return NULL;
+		*precision = int_attr(n->obj, "precision", 0);
+		*scale = int_attr(n->obj, "scale", 0);
+		if (*precision <= 0 || *scale < 0 || *scale > *precision)
+			return NULL;
+		if (n->type == T_FIXED &&
+		    (n->size > 128 ||
+		     *precision >
+			     (json_int_t)floor(log10(
+				     pow(2, 8.0 * (double)n->size - 1) - 1))))
+			return NULL;
+		return "decimal";
+	}
+	for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
+		if (strcmp(lt, known[i].name) == 0 &&
+		    n->type == known[i].type &&
+		    (n->type != T_FIXED || n->size == known[i].size))
+			return known[i].name;
+	return NULL;
+}
+
+/* ,"logicalType":... then the other attributes, sorted. */
+static void norm_type_props(struct sbuf *b, const struct node *n)
+{
+	json_int_t precision = 0, scale = 0;
+	const char *lt = logical_type(n, &precision, &scale);
+	static const char *const skip[] = {"logicalType", "precision", "scale"};
+	size_t nskip = 0;
+	if (lt) {
+		char num[64];
+		sb_str(b, ",\"logicalType\":");
+		sb_quoted(b, lt);
+		nskip = 1;
+		if (strcmp(lt, "decimal") == 0) {
+			snprintf(num, sizeof(num),
+				 ",\"precision\":%" JSON_INTEGER_FORMAT,
+				 precision);
+			sb_str(b, num);
+			nskip = 2;
+			if (scale) {
+				snprintf(num, sizeof(num),
+					 ",\"scale\":%" JSON_INTEGER_FORMAT,
+					 scale);
+				sb_str(b, num);
+				nskip = 3;
+			}
+		}
+	}
+	norm_props(b, n->obj, false, n->type == T_ENUM, skip, nskip);
+}
+
+/* Strings sorted, once each, as ,"aliases":[...]. */
+static void norm_aliases(struct sbuf *b, const char *const *v, size_t n)
+{
+	if (!n)
+		return;
+	const char **s = malloc(n * sizeof(*s));
+	if (!s) {
+		b->failed = true;
+		return;
+	}
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_str);
+	sb_str(b, ",\"aliases\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i && strcmp(s[i], s[i - 1]) == 0)
+			continue;
+		if (i)
+			sb_str(b, ",");
+		sb_quoted(b, s[i]);
+	}
+	sb_str(b, "]");
+	free(s);
+}
+
+/* A default as JacksonUtils.toObject(value, type) and back; false when it
+ * gives null (the default is then left out). */
+static bool norm_value(struct sbuf *b, json_t *v, const struct node *n)
+{
+	while (n && n->type == T_UNION)
+		n = n->nbranches ? n->branches[0] : NULL;
+	enum ac_type t = n ? n->type : T_NULL;
+	const char *k;
+	json_t *e;
+	size_t i;
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+	case JSON_TRUE:
+	case JSON_FALSE:
+		sb_json(b, v);
+		return true;
+	case JSON_INTEGER:
+		if (t == T_FLOAT || t == T_DOUBLE)
+			sb_real(b, (double)json_integer_value(v), t == T_FLOAT);
+		else if (!n || t == T_INT || t == T_LONG)
+			sb_json(b, v);
+		else
+			return false;
+		return true;
+	case JSON_REAL:
+		if (t != T_FLOAT && t != T_DOUBLE)
+			return false;
+		sb_real(b, json_real_value(v), t == T_FLOAT);
+		return true;
+	case JSON_STRING:
+		if (t != T_STRING && t != T_ENUM && t != T_BYTES &&
+		    t != T_FIXED)
+			return false;
+		sb_json(b, v);
+		return true;
+	case JSON_ARRAY:
+		sb_str(b, "[");
+		json_array_foreach(v, i, e)
+		{
+			if (i)
+				sb_str(b, ",");
+			if (!norm_value(b, e,
+					n && t == T_ARRAY ? n->items : NULL))
+				sb_str(b, "null");
+		}
+		sb_str(b, "]");
+		return true;
+	case JSON_OBJECT: {
+		size_t nk;
+		const char **keys = sorted_keys(b, v, &nk);
+		sb_str(b, "{");
+		for (i = 0; i < nk; i++) {
+			k = keys[i];
+			e = json_object_get(v, k);
+			const struct node *vn = NULL;
+			if (t == T_MAP) {
+				vn = n->items;
+			} else if (t == T_RECORD) {
+				long long f = set_find(n->index, k);
+				vn = f >= 0 ? n->fields[f].type : NULL;
+			}
+			sb_str(b, i ? "," : "");
+			sb_quoted(b, k);
+			sb_str(b, ":");
+			if (!norm_value(b, e, vn))
+				sb_str(b, "null");
+		}
+		free(keys);
+		sb_str(b, "}");
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+/* A field's order, doc, aliases, default and attributes, normalized. */
+static void norm_field_attrs(struct sbuf *b, const struct field *f)
+{
+	if (f->order) {
+		sb_str(b, ",\"order\":");
+		sb_quoted(b, f->order);
+	}
+	if (f->doc) {
+		sb_str(b, ",\"doc\":");
+		sb_quoted(b, f->doc);
+	}
+	norm_aliases(b, f->aliases, f->naliases);
+	if (f->def) {
+		size_t at = b->len;
+		sb_str(b, ",\"default\":");
+		if (!norm_value(b, f->def, f->type) && !b->failed) {
+			b->len = at; /* Avro Java converted it to null */
+			b->p[at] = '\0';
+		}
+	}
+	norm_props(b, f->obj, true, false, NULL, 0);
+}
+
+/*
+ * The normalized form (attrs) or, without the attributes, Avro's Parsing
+ * Canonical Form, from which Confluent's is adapted.
+ */
+static void norm_node(struct sbuf *b, const struct node *n, bool attrs)
+{
+	switch (n->type) {
+	case T_UNION:
+		sb_str(b, "[");
+		for (size_t i = 0; i < n->nbranches; i++) {
+			if (i)
+				sb_str(b, ",");
+			norm_node(b, n->branches[i], attrs);
+		}
+		sb_str(b, "]");
+		return;
+	case T_ARRAY:
+	case T_MAP:
+		sb_str(b, n->type == T_ARRAY ? "{\"type\":\"array\",\"items\":"
+					     : "{\"type\":\"map\",\"values\":");
+		norm_node(b, n->items, attrs);
+		if (attrs)
+			norm_type_props(b, n);
+		sb_str(b, "}");
+		return;
 	case T_RECORD:
 	case T_ENUM:
 	case T_FIXED:
@@ -637,60 +1646,84 @@ static void pcf(struct sbuf *b, const struct node *n)
 		sb_quoted(b, n->fullname);
 		sb_str(b, ",\"type\":");
 		sb_quoted(b, type_names[n->type]);
-		if (n->type == T_RECORD) {
-			sb_str(b, ",\"fields\":[");
-			for (size_t i = 0; i < n->nfields; i++) {
-				sb_str(b, i ? ",{\"name\":" : "{\"name\":");
-				sb_quoted(b, n->fields[i].name);
-				sb_str(b, ",\"type\":");
-				pcf(b, n->fields[i].type);
-				sb_str(b, "}");
-			}
-			sb_str(b, "]");
-		} else if (n->type == T_ENUM) {
-			sb_str(b, ",\"symbols\":[");
-			for (size_t i = 0; i < n->nsymbols; i++) {
-				if (i)
-					sb_str(b, ",");
-				sb_quoted(b, n->symbols[i]);
-			}
-			sb_str(b, "]");
-		} else {
+		if (n->type == T_ENUM) {
+			sb_symbols(b, n);
+		} else if (n->type == T_FIXED) {
+			char num[32];
 			snprintf(num, sizeof(num), ",\"size\":%lld",
 				 (long long)n->size);
 			sb_str(b, num);
+		} else {
+			sb_str(b, ",\"fields\":[");
+			for (size_t i = 0; i < n->nfields; i++) {
+				const struct field *f = &n->fields[i];
+				sb_str(b, i ? ",{\"name\":" : "{\"name\":");
+				sb_quoted(b, f->name);
+				sb_str(b, ",\"type\":");
+				norm_node(b, f->type, attrs);
+				if (attrs)
+					norm_field_attrs(b, f);
+				sb_str(b, "}");
+			}
+			sb_str(b, "]");
+		}
+		if (attrs) {
+			if (n->doc && n->doc[0]) {
+				sb_str(b, ",\"doc\":");
+				sb_quoted(b, n->doc);
+			}
+			norm_aliases(b, n->aliases, n->naliases);
+			if (n->enum_default) {
+				sb_str(b, ",\"default\":");
+				sb_quoted(b, n->enum_default);
+			}
+			norm_type_props(b, n);
 		}
 		sb_str(b, "}");
-		return;
-	case T_ARRAY:
-		sb_str(b, "{\"type\":\"array\",\"items\":");
-		pcf(b, n->items);
-		sb_str(b, "}");
-		return;
-	case T_MAP:
-		sb_str(b, "{\"type\":\"map\",\"values\":");
-		pcf(b, n->items);
-		sb_str(b, "}");
-		return;
-	case T_UNION:
-		sb_str(b, "[");
-		for (size_t i = 0; i < n->nbranches; i++) {
-			if (i)
-				sb_str(b, ",");
-			pcf(b, n->branches[i]);
-		}
-		sb_str(b, "]");
 		return;
 	default:
+		if (!attrs || !n->obj ||
+		    !java_props(NULL, n->obj, false, false)) {
+			sb_quoted(b, type_names[n->type]);
+			return;
+		}
+		sb_str(b, "{\"type\":");
 		sb_quoted(b, type_names[n->type]);
+		norm_type_props(b, n);
+		sb_str(b, "}");
 		return;
 	}
 }
 
+struct ac_schema *ac_normalize(const struct ac_schema *s, char *err,
+			       size_t errlen)
+{
+	struct sbuf b = {0};
+	b.seen = calloc(s->nnamed + 1, sizeof(*b.seen));
+	if (b.seen)
+		norm_node(&b, s->root, true);
+	else
+		b.failed = true;
+	free(b.seen);
+	if (b.failed) {
+		free(b.p);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	struct ac_schema *n = ac_parse(b.p, b.len, err, errlen);
+	free(b.p);
+	return n;
+}
+
+/* --- Parsing Canonical Form -------------------------------------------- */
+
 char *ac_canonical(const struct ac_schema *s)
 {
 	struct sbuf b = {0};
-	pcf(&b, s->root);
+	b.seen = calloc(s->nnamed + 1, sizeof(*b.seen));
+	if (!b.seen)
+		return NULL;
+	norm_node(&b, s->root, false);
 	free(b.seen);
 	if (b.failed) {
 		free(b.p);
@@ -701,17 +1734,76 @@ char *ac_canonical(const struct ac_schema *s)
 
 /* --- resolution -------------------------------------------------------- */
 
-/* The (reader, writer) pairs being checked, for recursive types. */
-struct pair {
+/*
+ * What the checker knows of a (reader, writer) pair: being checked (on
+ * the stack: assumed compatible, as Avro Java's
+ * ReaderWriterCompatibilityChecker does for recursion), or decided.  Like
+ * Avro Java's memo, a pair decided compatible while an enclosing pair was
+ * assumed stays so: the answer is the one Confluent gives.
+ */
+enum memo_state { M_NONE, M_BUSY, M_OK, M_FAIL };
+
+struct memo_slot {
 	const struct node *r, *w;
-	const struct pair *up;
+	enum memo_state st;
+};
+
+struct memo {
+	struct memo_slot *v;
+	size_t cap, n; /* cap a power of two, at most half full */
+	bool failed;   /* out of memory: checks go on without memory */
 };
 
 struct checker {
 	char *msg;
 	size_t msglen;
 	char path[256];
+	struct memo *memo;
 };
+
+static size_t memo_hash(const struct node *r, const struct node *w)
+{
+	uint64_t h = (uint64_t)(uintptr_t)r * 0x9E3779B97F4A7C15ull;
+	h ^= (uint64_t)(uintptr_t)w + 0x632BE59BD9B4E019ull + (h << 6) +
+	     (h >> 2);
+	h ^= h >> 29;
+	return (size_t)h;
+}
+
+/* The slot of the pair, added (M_NONE) when absent; NULL without memory. */
+static struct memo_slot *memo_slot(struct memo *m, const struct node *r,
+				   const struct node *w)
+{
+	if (m->failed)
+		return NULL;
+	if (2 * (m->n + 1) > m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 64;
+		struct memo_slot *v = calloc(cap, sizeof(*v));
+		if (!v) {
+			m->failed = true;
+			return NULL;
+		}
+		for (size_t i = 0; i < m->cap; i++) {
+			if (!m->v[i].r)
+				continue;
+			size_t j = memo_hash(m->v[i].r, m->v[i].w) & (cap - 1);
+			while (v[j].r)
+				j = (j + 1) & (cap - 1);
+			v[j] = m->v[i];
+		}
+		free(m->v);
+		m->v = v;
+		m->cap = cap;
+	}
+	size_t j = memo_hash(r, w) & (m->cap - 1);
+	while (m->v[j].r && (m->v[j].r != r || m->v[j].w != w))
+		j = (j + 1) & (m->cap - 1);
+	if (!m->v[j].r) {
+		m->v[j] = (struct memo_slot){r, w, M_NONE};
+		m->n++;
+	}
+	return &m->v[j];
+}
 
 static bool incompatible(struct checker *c, const char *kind, const char *fmt,
 			 ...) __attribute__((format(printf, 3, 4)));
@@ -755,23 +1847,18 @@ static bool names_match(const struct node *r, const struct node *w)
 static const struct field *writer_field(const struct node *w,
 					const struct field *rf)
 {
-	for (size_t i = 0; i < w->nfields; i++)
-		if (strcmp(w->fields[i].name, rf->name) == 0)
-			return &w->fields[i];
-	for (size_t a = 0; a < rf->naliases; a++)
-		for (size_t i = 0; i < w->nfields; i++)
-			if (strcmp(w->fields[i].name, rf->aliases[a]) == 0)
-				return &w->fields[i];
-	return NULL;
+	long long i = set_find(w->index, rf->name);
+	for (size_t a = 0; i < 0 && a < rf->naliases; a++)
+		i = set_find(w->index, rf->aliases[a]);
+	return i >= 0 ? &w->fields[i] : NULL;
 }
 
 static bool can_read(struct checker *c, const struct node *r,
-		     const struct node *w, const struct pair *up);
+		     const struct node *w);
 
 static bool check_pair(struct checker *c, const struct node *r,
-		       const struct node *w, const struct pair *up)
+		       const struct node *w)
 {
-	struct pair here = {r, w, up};
 	char seg[32];
 	size_t old;
 
@@ -788,7 +1875,7 @@ static bool check_pair(struct checker *c, const struct node *r,
 			const struct field *wf = writer_field(w, rf);
 			bool ok;
 			if (!wf)
-				ok = rf->has_default ||
+				ok = rf->def ||
 				     incompatible(
 					     c,
 					     "READER_FIELD_MISSING_DEFAULT_"
@@ -798,7 +1885,7 @@ static bool check_pair(struct checker *c, const struct node *r,
 					     "the writer",
 					     rf->name);
 			else
-				ok = can_read(c, rf->type, wf->type, &here);
+				ok = can_read(c, rf->type, wf->type);
 			c->path[old] = '\0';
 			if (!ok)
 				return false;
@@ -812,11 +1899,7 @@ static bool check_pair(struct checker *c, const struct node *r,
 		if (r->enum_default)
 			return true;
 		for (size_t i = 0; i < w->nsymbols; i++) {
-			bool found = false;
-			for (size_t k = 0; k < r->nsymbols && !found; k++)
-				found = strcmp(w->symbols[i], r->symbols[k]) ==
-					0;
-			if (!found) {
+			if (set_find(r->index, w->symbols[i]) < 0) {
 				old = path_push(c, "symbols");
 				incompatible(c, "MISSING_ENUM_SYMBOLS",
 					     "the reader's enum %s lacks the "
@@ -844,7 +1927,7 @@ static bool check_pair(struct checker *c, const struct node *r,
 	case T_ARRAY:
 	case T_MAP: {
 		old = path_push(c, r->type == T_ARRAY ? "items" : "values");
-		bool ok = can_read(c, r->items, w->items, &here);
+		bool ok = can_read(c, r->items, w->items);
 		c->path[old] = '\0';
 		return ok;
 	}
@@ -872,20 +1955,17 @@ static bool promotes(enum ac_type r, enum ac_type w)
 	}
 }
 
-static bool can_read(struct checker *c, const struct node *r,
-		     const struct node *w, const struct pair *up)
+/* can_read without the memory. */
+static bool decide(struct checker *c, const struct node *r,
+		   const struct node *w)
 {
-	for (const struct pair *p = up; p; p = p->up)
-		if (p->r == r && p->w == w)
-			return true; /* inside this very check: recursion */
-
 	if (w->type == T_UNION) {
 		/* Every branch the writer may have written must be readable. */
 		for (size_t i = 0; i < w->nbranches; i++) {
 			char seg[24];
 			snprintf(seg, sizeof(seg), "%zu", i);
 			size_t old = path_push(c, seg);
-			bool ok = can_read(c, r, w->branches[i], up);
+			bool ok = can_read(c, r, w->branches[i]);
 			c->path[old] = '\0';
 			if (!ok)
 				return false;
@@ -893,9 +1973,16 @@ static bool can_read(struct checker *c, const struct node *r,
 		return true;
 	}
 	if (r->type == T_UNION) {
-		struct checker quiet = {0};
+		/* The branch of the writer's own type or name first: the
+		 * answer is the same, found without trying every branch. */
+		struct checker quiet = {.memo = c->memo};
+		char key[16];
+		long long same = set_find(r->index, branch_key(w, key));
+		if (same >= 0 && can_read(&quiet, r->branches[same], w))
+			return true;
 		for (size_t i = 0; i < r->nbranches; i++)
-			if (can_read(&quiet, r->branches[i], w, up))
+			if ((long long)i != same &&
+			    can_read(&quiet, r->branches[i], w))
 				return true;
 		const char *wn =
 			w->fullname ? w->fullname : type_names[w->type];
@@ -905,7 +1992,7 @@ static bool can_read(struct checker *c, const struct node *r,
 				    wn);
 	}
 	if (r->type == w->type)
-		return check_pair(c, r, w, up);
+		return check_pair(c, r, w);
 	if (promotes(r->type, w->type))
 		return true;
 	return incompatible(c, "TYPE_MISMATCH",
@@ -913,13 +2000,50 @@ static bool can_read(struct checker *c, const struct node *r,
 			    type_names[r->type], type_names[w->type]);
 }
 
+static bool can_read(struct checker *c, const struct node *r,
+		     const struct node *w)
+{
+	struct memo_slot *m = memo_slot(c->memo, r, w);
+	if (!m)
+		/* Without memory for the memo no recursion can be told:
+		 * refuse rather than loop. */
+		return incompatible(c, "OUT_OF_MEMORY", "out of memory");
+	switch (m->st) {
+	case M_BUSY:
+	case M_OK:
+		return true;
+	case M_FAIL:
+		/* Decided; decided again only to say why (the pairs below
+		 * are remembered, so this walks one path). */
+		if (!c->msg || !c->msglen)
+			return false;
+		break;
+	case M_NONE:
+		break;
+	}
+	enum memo_state before = m->st;
+	m->st = M_BUSY;
+	bool ok = decide(c, r, w);
+	/* The table may have grown meanwhile: find the slot again. */
+	m = memo_slot(c->memo, r, w);
+	if (m)
+		m->st = before == M_FAIL || !ok ? M_FAIL : M_OK;
+	if (before == M_FAIL && ok)
+		return incompatible(c, "INCOMPATIBLE",
+				    "the writer's data cannot be read");
+	return ok;
+}
+
 bool ac_can_read(const struct ac_schema *reader, const struct ac_schema *writer,
 		 char *msg, size_t msglen)
 {
-	struct checker c = {.msg = msg, .msglen = msglen};
+	struct memo memo = {0};
+	struct checker c = {.msg = msg, .msglen = msglen, .memo = &memo};
 	if (msg && msglen)
 		msg[0] = '\0';
-	return can_read(&c, reader->root, writer->root, NULL);
+	bool ok = can_read(&c, reader->root, writer->root);
+	free(memo.v);
+	return ok;
 }
 
 bool ac_check(enum ac_level level, const struct ac_schema *cand,

@@ -37,11 +37,27 @@ struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 void ac_free(struct ac_schema *s);
 
 /*
- * The schema as compact JSON, attributes and their order kept (doc,
- * defaults, logical types ...): what the registry stores and returns, and
- * what makes two registrations "the same schema".  Borrowed until ac_free.
+ * The schema as Avro Java's Schema.toString() writes it, which is what
+ * Confluent's registry stores, returns and compares (AvroSchema
+ * .canonicalString()): keys in Avro's order (type, name, namespace where it
+ * differs from the enclosing one, doc, fields/symbols/items/values/size,
+ * then the other attributes in their order, aliases), a named type written
+ * whole once and by name after, {"type":"int"} as "int", numbers as Java
+ * writes doubles.  Two texts that differ only in those ways are the same
+ * schema.  Borrowed until ac_free.
  */
 const char *ac_compact(const struct ac_schema *s);
+
+/*
+ * The schema as Confluent's registry normalizes it (register and lookup
+ * with normalize=true: AvroSchema.normalize()), parsed: attributes sorted
+ * by key after a logical type's own, aliases sorted, an empty doc dropped,
+ * defaults as Avro Java converts them for their types.  Its ac_compact is
+ * what Confluent stores.  Caller frees; NULL with err when memory runs out
+ * or the normalized text is refused.
+ */
+struct ac_schema *ac_normalize(const struct ac_schema *s, char *err,
+			       size_t errlen);
 
 /*
  * The schema in Avro's Parsing Canonical Form (full names, only the

@@ -385,11 +385,18 @@ static int cand_parse(struct rq *rq, struct cand *c)
 		     "{name, subject, version}");
 		return -1;
 	}
-	c->refs = json_is_array(refs) ? json_dumps(refs, JSON_COMPACT)
-				      : strdup("[]");
+	c->refs = sr_refs_text(refs);
 	char err[512];
 	if (c->type[0] == 'A') {
 		c->avro = ac_parse(c->original, len, err, sizeof(err));
+		if (c->avro && param_true(rq, "normalize")) {
+			/* Confluent's normalize=true (register, lookup,
+			 * compatibility): the normalized schema is the one. */
+			struct ac_schema *n =
+				ac_normalize(c->avro, err, sizeof(err));
+			ac_free(c->avro);
+			c->avro = n;
+		}
 		if (!c->avro) {
 			fail(rq, 42201, "Invalid schema: %s", err);
 			cand_free(c);
@@ -402,6 +409,14 @@ static int cand_parse(struct rq *rq, struct cand *c)
 		if (!j) {
 			fail(rq, 42201, "Invalid schema: invalid JSON: %s",
 			     je.text);
+			cand_free(c);
+			return -1;
+		}
+		if (!json_is_object(j) && !json_is_boolean(j)) {
+			json_decref(j);
+			fail(rq, 42201,
+			     "Invalid schema: a JSON Schema is an object or a "
+			     "boolean");
 			cand_free(c);
 			return -1;
 		}
@@ -458,15 +473,17 @@ static int parse_version(struct rq *rq, const char *s, int32_t *out)
 
 /*
  * Whether c may be added to subject under level, checked against version
- * `only` (> 0) or as the level says (the latest or, transitive, all).
- * Schemas of other types than Avro are not checked.  msg gets the reason.
+ * `only` (> 0) or as the level says (the latest or, transitive, all).  A
+ * version of another schema type is incompatible (Confluent's "different
+ * schema type"); beyond that only Avro schemas are checked.  msg gets the
+ * reason.
  */
 static bool compatible(struct rq *rq, enum ac_level level, const struct cand *c,
 		       const char *subject, int32_t only, char *msg,
 		       size_t msglen)
 {
 	msg[0] = '\0';
-	if (!c->avro || level == AC_NONE)
+	if (level == AC_NONE)
 		return true;
 	const struct sr_state *st = state(rq);
 	size_t n = subject_versions(st, subject, false, NULL, 0);
@@ -481,6 +498,23 @@ static bool compatible(struct rq *rq, enum ac_level level, const struct cand *c,
 		goto out;
 	}
 	subject_versions(st, subject, false, vs, n);
+	bool all = only == 0 && (level == AC_BACKWARD_TRANSITIVE ||
+				 level == AC_FORWARD_TRANSITIVE ||
+				 level == AC_FULL_TRANSITIVE);
+	for (size_t i = 0; i < n; i++) {
+		const struct sr_schema *sc =
+			sr_schema_mut(rq->reg->store, vs[i]->schema_id);
+		if ((only > 0 ? vs[i]->version == only : all || i == n - 1) &&
+		    sc && strcmp(sc->type, c->type) != 0) {
+			snprintf(msg, msglen,
+				 "Incompatible because of different schema "
+				 "type");
+			ok = false;
+			goto out;
+		}
+	}
+	if (!c->avro)
+		goto out;
 	size_t np = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (only > 0 && vs[i]->version != only)
@@ -606,6 +640,13 @@ static void do_register(struct rq *rq, const char *subject)
 	bool import = strcmp(mode_of(st, subject), "IMPORT") == 0;
 	if (!import && body_int(rq, "id") > 0) {
 		fail(rq, 42205, "Subject %s is not in import mode", subject);
+		return;
+	}
+	/* As Confluent's checkRegisterMode: without an id, only READWRITE
+	 * registers (IMPORT takes ids from the registry it imports from). */
+	if (import && body_int(rq, "id") < 0) {
+		fail(rq, 42205, "Subject %s is not in read-write mode",
+		     subject);
 		return;
 	}
 	if (read_only(rq, subject) || cand_parse(rq, &c) < 0)
@@ -766,9 +807,18 @@ static void do_compat(struct rq *rq, const char *subject, const char *vseg)
 			return;
 		}
 	}
+	/* A version named, "latest" too, is the one checked, whatever the
+	 * level (Confluent's testCompatibilityBySubjectName); without one,
+	 * the level says which (all of them when transitive). */
+	int32_t only = version;
+	if (vseg && version < 0) {
+		const struct sr_version *latest =
+			find_version(st, subject, -1, false);
+		only = latest ? latest->version : 0;
+	}
 	char msg[1024];
 	bool ok = compatible(rq, level_of(st, subject), &c, subject,
-			     version > 0 ? version : 0, msg, sizeof(msg));
+			     only > 0 ? only : 0, msg, sizeof(msg));
 	cand_free(&c);
 	json_t *a = json_pack("{s:b}", "is_compatible", ok);
 	if (a && param_true(rq, "verbose")) {

@@ -72,6 +72,47 @@ static void free_configs(struct sr_config *c, size_t n)
 	free(c);
 }
 
+/*
+ * An Avro schema is held in the form this samsa writes and compares (Avro
+ * Java's, ac_compact): rows written by older versions hold the client's
+ * text re-dumped in its own key order, and the same schema registered now
+ * must find them.  One that does not parse is left as stored (the registry
+ * says so when it needs it).
+ */
+static int avro_form(struct sr_schema *sc)
+{
+	char err[256];
+	struct ac_schema *a =
+		ac_parse(sc->schema, strlen(sc->schema), err, sizeof(err));
+	if (!a)
+		return 0;
+	char *t = strdup(ac_compact(a));
+	if (!t) {
+		ac_free(a);
+		return -1;
+	}
+	free(sc->schema);
+	sc->schema = t;
+	sc->avro = a;
+	return 0;
+}
+
+char *sr_refs_text(json_t *refs)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < json_array_size(refs); i++) {
+		json_t *r = json_array_get(refs, i);
+		json_array_append_new(
+			a, json_pack("{s:O*,s:O*,s:O*}", "name",
+				     json_object_get(r, "name"), "subject",
+				     json_object_get(r, "subject"), "version",
+				     json_object_get(r, "version")));
+	}
+	char *t = a ? json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(a);
+	return t;
+}
+
 static char *dup_or_null(json_t *v)
 {
 	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
@@ -124,9 +165,9 @@ static int apply(struct sr_state *st, int64_t gen, const char *schemas,
 		sc->id = (int32_t)json_integer_value(json_array_get(row, 0));
 		sc->type = dup_or_null(json_array_get(row, 1));
 		sc->schema = dup_or_null(json_array_get(row, 2));
-		sc->refs = json_dumps(json_array_get(row, 3),
-				      JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!sc->type || !sc->schema || !sc->refs)
+		sc->refs = sr_refs_text(json_array_get(row, 3));
+		if (!sc->type || !sc->schema || !sc->refs ||
+		    (strcmp(sc->type, "AVRO") == 0 && avro_form(sc) < 0))
 			goto oom;
 	}
 	for (size_t i = 0; i < json_array_size(jv); i++) {
@@ -464,6 +505,12 @@ void sr_register(struct sr_store *s, int64_t generation, const char *subject,
 		snprintf(id, sizeof(id), "%d", (int)schema_id);
 		const char *p[3] = {subject, ver, id};
 		w->id = schema_id;
+		/* A soft-deleted earlier version of this schema goes, as
+		 * Confluent's register tombstones it. */
+		pg_query(s->conn,
+			 "DELETE FROM samsa.subject_versions WHERE subject = $1"
+			 " AND version < $2 AND schema_id = $3 AND deleted",
+			 3, p, NULL, NULL, false, NULL, NULL);
 		pg_query(s->conn,
 			 "INSERT INTO samsa.subject_versions (subject, version,"
 			 " schema_id) VALUES ($1, $2, $3)",

@@ -27,17 +27,20 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 struct ac_schema;
 
 /* One registered schema; immutable once loaded. */
 struct sr_schema {
 	int32_t id;
-	char *type;   /* "AVRO", "JSON" or "PROTOBUF" */
-	char *schema; /* the text as stored and returned (compact for AVRO) */
-	char *refs;   /* references as compact JSON, "[]" when none */
-	/* Parsed on first use by the registry (AVRO only); freed with the
-	 * state.  parse_failed: tried and failed, do not try again. */
+	char *type; /* "AVRO", "JSON" or "PROTOBUF" */
+	/* The text as returned and compared: for AVRO Avro Java's form
+	 * (ac_compact), made again at load from what older versions stored. */
+	char *schema;
+	char *refs; /* references as compact JSON, "[]" when none */
+	/* Parsed at load, or on first use by the registry (AVRO only); freed
+	 * with the state.  parse_failed: tried and failed, do not try again. */
 	struct ac_schema *avro;
 	bool parse_failed;
 };
@@ -122,7 +125,8 @@ void sr_unlock(struct sr_store *s);
 
 /*
  * Registers a version: subject gets version `version` of the schema.  With
- * schema_id >= 0 the schema exists already (its id); otherwise it is
+ * schema_id >= 0 the schema exists already (its id), and the subject's
+ * soft-deleted earlier versions of it are deleted; otherwise it is
  * inserted (type, text, refs: as sr_schema holds them; original: the text
  * the client sent) with the id new_id when that is > 0 (IMPORT mode: the
  * serial then goes past it), else the one Postgres gives it, or the
@@ -141,6 +145,15 @@ void sr_register(struct sr_store *s, int64_t generation, const char *subject,
  */
 void sr_delete(struct sr_store *s, int64_t generation, const char *subject,
 	       int32_t version, bool permanent, sr_done_cb cb, void *arg);
+
+/*
+ * References (a JSON array of {name, subject, version}, or NULL) as they
+ * are stored and compared: those three keys of each, sorted, compact JSON
+ * ("[]" for none): sent in any key order, or back from Postgres's jsonb,
+ * the same references are the same text.  Caller frees; NULL when memory
+ * runs out.
+ */
+char *sr_refs_text(json_t *refs);
 
 /*
  * Sets (value != NULL) or clears the compatibility level (mode false) or

@@ -349,3 +349,211 @@ def test_import_mode_keeps_ids_and_versions(sr):
     assert new_id > want
     st, body = http("GET", "/subjects/%s/versions/latest" % subject)
     assert body["version"] == 8 and body["id"] == new_id
+
+
+# Avro's user.avsc as Python writes it (namespace first) and as Avro Java's
+# Schema.toString() writes it, which Confluent stores and compares
+# (AvroSchema.canonicalString()) and Java's KafkaAvroSerializer sends.
+USER_AVSC_PY = ('{"namespace": "example.avro%s", "type": "record", "name": "User", '
+                '"fields": [{"name": "name", "type": "string"}, '
+                '{"name": "favorite_number", "type": ["int", "null"]}]}')
+USER_AVSC_JAVA = ('{"type":"record","name":"User","namespace":"example.avro%s",'
+                  '"fields":[{"name":"name","type":"string"},'
+                  '{"name":"favorite_number","type":["int","null"]}]}')
+
+
+def test_schema_identity_is_avros_form(sr):
+    """Key order, {"type":"int"} for "int", a namespace in the name: the
+    same schema, one id, one version.  Before, a schema registered by
+    Python was not found by Java's serializer (40403), and with
+    auto.register Java made a new id and version."""
+    tag = unique("x").replace("-", "_")
+    py, java = USER_AVSC_PY % tag, USER_AVSC_JAVA % tag
+    subject = unique("reg-form") + "-value"
+    st, body = http("POST", "/subjects/%s/versions" % subject, {"schema": py})
+    assert st == 200, body
+    sid = body["id"]
+    st, body = http("POST", "/subjects/%s" % subject, {"schema": java})
+    assert (st, body.get("id"), body.get("version")) == (200, sid, 1), body
+    same = json.loads(py)
+    del same["namespace"]
+    same["name"] = "example.avro%s.User" % tag
+    same["fields"][0]["type"] = {"type": "string"}
+    for text in (java, json.dumps(same)):
+        st, body = http("POST", "/subjects/%s/versions" % subject, {"schema": text})
+        assert (st, body) == (200, {"id": sid})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    # what is stored and returned is Java's form, as from Confluent
+    assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": java})
+
+
+def test_rows_of_older_versions_match(sr):
+    """A row stored by an older samsa holds the client's text in its own
+    key order: it is read in Java's form, so the same schema registered now
+    gets its id, not a new one."""
+    from samsa_client import psql
+    tag = unique("x").replace("-", "_")
+    py, java = USER_AVSC_PY % tag, USER_AVSC_JAVA % tag
+    compact = json.dumps(json.loads(py), separators=(",", ":"))
+    subject = unique("reg-old") + "-value"
+    sid = int(psql(
+        "WITH s AS (INSERT INTO samsa.schemas (schema_type, canonical,"
+        " original, refs, fingerprint) VALUES ('AVRO', $$%s$$, $$%s$$, '[]',"
+        " md5($$%s$$)) RETURNING id), v AS (INSERT INTO"
+        " samsa.subject_versions (subject, version, schema_id) SELECT"
+        " '%s', 1, id FROM s), g AS (UPDATE samsa.registry_state SET"
+        " generation = generation + 1) SELECT id FROM s"
+        % (compact, py, compact, subject)))
+    st, body = http("POST", "/subjects/%s/versions" % subject, {"schema": java})
+    assert (st, body) == (200, {"id": sid})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": java})
+
+
+def test_compatibility_with_latest_checks_the_latest_only(sr):
+    """POST /compatibility/subjects/{s}/versions/latest checks the latest
+    version, whatever the level, as Confluent's; /versions without a
+    version checks what the level says (all under *_TRANSITIVE)."""
+    subject = unique("reg-latest") + "-value"
+    v1 = dict(USER_V1, namespace="samsa.latest")
+    v2 = dict(USER_V2, namespace="samsa.latest")
+    for v in (v1, v2):
+        assert http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(v)})[0] == 200
+    assert http("PUT", "/config/%s" % subject,
+                {"compatibility": "BACKWARD_TRANSITIVE"})[0] == 200
+    # "email" without a default: reads v2 (which has it), not v1
+    nodef = dict(v2, fields=v1["fields"] + [
+        {"name": "email", "type": ["null", "string"]}])
+    body = {"schema": json.dumps(nodef)}
+    for path, ok in (("/versions/latest", True), ("/versions/2", True),
+                     ("/versions/1", False), ("/versions", False)):
+        st, got = http("POST", "/compatibility/subjects/%s%s" % (subject, path), body)
+        assert (st, got) == (200, {"is_compatible": ok}), path
+
+
+def test_references_in_any_key_order_are_one_schema(sr):
+    """References come back from Postgres with their keys sorted; one sent
+    in another order is still the same schema: the same id, no new
+    version."""
+    subject = unique("reg-refs") + "-value"
+    js = json.dumps({"type": "object", "properties": {"a": {"$ref": "other.json"}}})
+    ref = {"version": 1, "subject": "other-value", "name": "other.json"}
+    for _ in range(2):
+        st, body = http("POST", "/subjects/%s/versions" % subject,
+                        {"schema": js, "schemaType": "JSON", "references": [ref]})
+        assert st == 200, body
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    st, body = http("POST", "/subjects/%s" % subject,
+                    {"schema": js, "schemaType": "JSON", "references": [ref]})
+    assert (st, body["version"]) == (200, 1), body
+    assert body["references"] == [{"name": "other.json", "subject": "other-value",
+                                   "version": 1}]
+
+
+def test_schema_type_change_is_incompatible(sr):
+    """Another schema type than the latest version's is incompatible, as
+    Confluent's "Incompatible because of different schema type" (409);
+    under NONE it goes.  A JSON Schema is an object or a boolean."""
+    subject = unique("reg-type") + "-value"
+    v1 = dict(USER_V1, namespace="samsa.typechange")
+    assert http("POST", "/subjects/%s/versions" % subject,
+                {"schema": json.dumps(v1)})[0] == 200
+    js = {"schema": json.dumps({"type": "object"}), "schemaType": "JSON"}
+    st, body = http("POST", "/subjects/%s/versions" % subject, js)
+    assert (st, body["error_code"]) == (409, 40901), body
+    assert "different schema type" in body["message"]
+    st, body = http("POST", "/compatibility/subjects/%s/versions/latest?verbose=true"
+                    % subject, js)
+    assert st == 200 and body["is_compatible"] is False, body
+    assert http("PUT", "/config/%s" % subject, {"compatibility": "NONE"})[0] == 200
+    st, body = http("POST", "/subjects/%s/versions" % subject, js)
+    assert st == 200, body
+    for bad in ("123", '"x"', "[]", "null"):
+        st, body = http("POST", "/subjects/%s-j/versions" % subject,
+                        {"schema": bad, "schemaType": "JSON"})
+        assert (st, body["error_code"]) == (422, 42201), (bad, body)
+    st, body = http("POST", "/subjects/%s-j/versions" % subject,
+                    {"schema": "true", "schemaType": "JSON"})
+    assert st == 200, body
+
+
+def test_import_mode_needs_an_id(sr):
+    """In IMPORT mode a registration without an id is refused (42205, "not
+    in read-write mode"), as Confluent's checkRegisterMode."""
+    subject = unique("reg-importnoid") + "-value"
+    assert http("PUT", "/mode/%s" % subject, {"mode": "IMPORT"})[0] == 200
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": json.dumps(USER_V1)})
+    assert (st, body["error_code"]) == (422, 42205), body
+    assert "read-write mode" in body["message"]
+    assert http("DELETE", "/mode/%s" % subject)[0] == 200
+
+
+def test_reregistering_a_soft_deleted_schema(sr):
+    """A soft-deleted version whose schema is registered again goes, as in
+    Confluent's register: the schema is one version, the new one."""
+    subject = unique("reg-undelete") + "-value"
+    v1 = dict(USER_V1, namespace="samsa.undelete")
+    v2 = dict(USER_V2, namespace="samsa.undelete")
+    id1 = http("POST", "/subjects/%s/versions" % subject, {"schema": json.dumps(v1)})[1]["id"]
+    assert http("POST", "/subjects/%s/versions" % subject,
+                {"schema": json.dumps(v2)})[0] == 200
+    assert http("DELETE", "/subjects/%s/versions/1" % subject) == (200, 1)
+    assert http("POST", "/subjects/%s/versions" % subject,
+                {"schema": json.dumps(v1)}) == (200, {"id": id1})
+    assert http("GET", "/subjects/%s/versions?deleted=true" % subject) == (200, [2, 3])
+    st, body = http("GET", "/subjects/%s/versions/3" % subject)
+    assert (st, body["id"]) == (200, id1)
+
+
+def test_normalize(sr):
+    """normalize=true (confluent's normalize.schemas): attributes and
+    aliases in any order are one schema, stored as Confluent stores it;
+    without it they are two, as in Confluent's."""
+    subject = unique("reg-norm") + "-value"
+    ns = "samsa.norm" + unique("x").replace("-", "_")
+
+    def rec(props, aliases):
+        r = {"type": "record", "name": "N", "namespace": ns,
+             "aliases": aliases, "fields": [{"name": "a", "type": "int"}]}
+        r.update(props)
+        return json.dumps(r)
+
+    one = rec({"b": 1, "a": 2}, ["Y", "X"])
+    two = rec({"a": 2, "b": 1}, ["X", "Y"])
+    url = "/subjects/%s/versions?normalize=true" % subject
+    st, body = http("POST", url, {"schema": one})
+    assert st == 200, body
+    sid = body["id"]
+    assert http("POST", url, {"schema": two}) == (200, {"id": sid})
+    st, body = http("POST", "/subjects/%s?normalize=true" % subject, {"schema": one})
+    assert (st, body["id"], body["version"]) == (200, sid, 1), body
+    assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": (
+        '{"type":"record","name":"N","namespace":"%s","fields":[{"name":"a",'
+        '"type":"int"}],"a":2,"b":1,"aliases":["X","Y"]}' % ns)})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    st, body = http("POST", "/subjects/%s" % subject, {"schema": one})
+    assert (st, body["error_code"]) == (404, 40403), body
+
+
+def test_references_stored_with_other_keys(sr):
+    """References stored by an older samsa kept whatever keys the client
+    sent: they are compared by name, subject and version only."""
+    from samsa_client import psql
+    subject = unique("reg-refkeys") + "-value"
+    js = json.dumps({"type": "object", "title": subject}, separators=(",", ":"))
+    sid = int(psql(
+        "WITH s AS (INSERT INTO samsa.schemas (schema_type, canonical,"
+        " original, refs, fingerprint) VALUES ('JSON', $$%s$$, $$%s$$,"
+        " '[{\"extra\": true, \"version\": 1, \"subject\": \"o-value\","
+        " \"name\": \"o.json\"}]', md5($$%s$$)) RETURNING id), v AS (INSERT"
+        " INTO samsa.subject_versions (subject, version, schema_id) SELECT"
+        " '%s', 1, id FROM s), g AS (UPDATE samsa.registry_state SET"
+        " generation = generation + 1) SELECT id FROM s"
+        % (js, js, js + subject, subject)))
+    st, body = http("POST", "/subjects/%s/versions" % subject,
+                    {"schema": js, "schemaType": "JSON", "references": [
+                        {"name": "o.json", "subject": "o-value", "version": 1}]})
+    assert (st, body) == (200, {"id": sid})
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
