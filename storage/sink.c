@@ -1501,6 +1501,12 @@ static int queue_rows(struct sink_task *t, struct batch *b,
 			return -1;
 		int k = col_index(t, tab, r0->cols[i].name);
 		types[i] = k >= 0 ? tab->types[k] : NULL;
+		/* An instant goes through timestamptz: a timestamp column
+		 * gets its time in the session's zone (db.timezone), as
+		 * Confluent's setTimestamp with that zone's calendar. */
+		if (types[i] && sk_sql_instant(r0->cols[i].s) &&
+		    strcmp(types[i], "timestamp without time zone") == 0)
+			types[i] = "timestamp with time zone";
 		if (!types[i] || strchr(types[i], '['))
 			arrays = false;
 	}

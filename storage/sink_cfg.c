@@ -111,12 +111,86 @@ static const char *const jdbc_params[][2] = {
 };
 
 /*
+ * Appends " -c name=val" to the options text o (of size n), val's spaces
+ * and backslashes escaped as libpq's options wants; false when it does not
+ * fit.
+ */
+static bool opt_set(char *o, size_t n, const char *name, const char *val)
+{
+	size_t k = strlen(o);
+	int w = snprintf(o + k, n - k, "%s-c %s=", k ? " " : "", name);
+	if (w < 0 || (size_t)w >= n - k)
+		return false;
+	k += (size_t)w;
+	for (const char *p = val; *p; p++) {
+		if (k + 3 >= n)
+			return false;
+		if (*p == ' ' || *p == '\\')
+			o[k++] = '\\';
+		o[k++] = *p;
+	}
+	o[k] = '\0';
+	return true;
+}
+
+/*
+ * A Java ZoneId (db.timezone, database.time_zone) as Postgres's TimeZone:
+ * a region as it is, Z and UTC/GMT/UT as UTC, an offset (+05:30,
+ * UTC-3 ...) in POSIX form with its sign turned (Postgres reads "+05:30"
+ * as POSIX does, west of Greenwich).  false when zone is neither.
+ */
+static bool pg_zone(const char *zone, char *out, size_t n)
+{
+	const char *z = zone;
+	for (const char *pfx = "UTC\0GMT\0UT\0"; *pfx; pfx += strlen(pfx) + 1)
+		if (strncmp(z, pfx, strlen(pfx)) == 0 &&
+		    (!z[strlen(pfx)] || z[strlen(pfx)] == '+' ||
+		     z[strlen(pfx)] == '-')) {
+			z += strlen(pfx);
+			break;
+		}
+	if (!*z || strcmp(z, "Z") == 0) {
+		snprintf(out, n, "UTC");
+		return true;
+	}
+	if (*z == '+' || *z == '-') {
+		int d[6], nd = 0;
+		for (const char *p = z + 1; *p; p++) {
+			if (*p >= '0' && *p <= '9' && nd < 6)
+				d[nd++] = *p - '0';
+			else if (*p != ':' || nd % 2 || !nd)
+				return false;
+		}
+		if (nd == 0 || nd == 5)
+			return false;
+		int h = nd == 1 || nd == 3 ? d[0] : d[0] * 10 + d[1];
+		int m = nd == 3	  ? d[1] * 10 + d[2]
+			: nd >= 4 ? d[2] * 10 + d[3]
+				  : 0;
+		if (h > 18 || m > 59)
+			return false;
+		snprintf(out, n, "<%c%02d%02d>%c%02d:%02d", *z, h, m,
+			 *z == '+' ? '-' : '+', h, m);
+		return true;
+	}
+	if (z != zone)
+		return false;
+	for (const char *p = z; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || strchr("/_+-", *p)))
+			return false;
+	snprintf(out, n, "%s", z);
+	return true;
+}
+
+/*
  * jdbc:postgresql://host[:port][/db][?k=v&...] as libpq keywords; user and
- * password from the URL unless given as separate settings.  Returns 0, -1
- * when url is not such a URL, -2 when out is too small.
+ * password from the URL unless given as separate settings; the session's
+ * TimeZone is tz (a Postgres zone).  Returns 0, -1 when url is not such a
+ * URL, -2 when out is too small.
  */
 static int jdbc_conninfo(const char *url, const char *user, const char *pw,
-			 char *out, size_t n)
+			 const char *tz, char *out, size_t n)
 {
 	static const char pfx[] = "jdbc:postgresql://";
 	out[0] = '\0';
@@ -157,6 +231,7 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 	 * (only "require" with its NonValidatingFactory): not libpq's prefer.
 	 */
 	bool ssl = false, mode = false, validating = true;
+	char opts[1024] = "";
 	char *save = NULL;
 	for (char *q = query ? strtok_r(query, "&", &save) : NULL; q;
 	     q = strtok_r(NULL, "&", &save)) {
@@ -185,6 +260,11 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 	if (ssl && !mode)
 		fits = fits && kv(out, n, "sslmode",
 				  validating ? "verify-full" : "require");
+	/* Values are sent without a zone, as Connect's UTC: in the session's
+	 * zone, the database's own (America/New_York ...) would shift every
+	 * timestamptz. */
+	fits = fits && opt_set(opts, sizeof(opts), "TimeZone", tz) &&
+	       kv(out, n, "options", opts);
 	if (u)
 		fits = fits && kv(out, n, "user", u);
 	if (p)
@@ -236,10 +316,19 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		BAD("connection.url", "Missing required configuration "
 				      "\"connection.url\" which has no "
 				      "default value.");
+	/* Confluent's db.timezone, Debezium's database.time_zone: UTC */
+	const char *tzkey = o->debezium ? "database.time_zone" : "db.timezone";
+	v = cc_get2(c, tzkey,
+		    o->debezium ? "db.timezone" : "database.time_zone");
+	char tz[64];
+	if (!pg_zone(v && *v ? v : "UTC", tz, sizeof(tz)))
+		BAD(tzkey,
+		    "Invalid value %s for configuration %s: not a time zone", v,
+		    tzkey);
 	char ci[2048];
 	int rc = jdbc_conninfo(
 		url, cc_get2(c, "connection.user", "connection.username"),
-		cc_get(c, "connection.password"), ci, sizeof(ci));
+		cc_get(c, "connection.password"), tz, ci, sizeof(ci));
 	if (rc == -2)
 		BAD("connection.url",
 		    "Invalid value for configuration connection.url: "

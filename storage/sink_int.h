@@ -175,6 +175,13 @@ void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,
 const char *sk_sql_type(const struct sk_schema *s);
 
 /*
+ * Whether values of s are instants (Connect's Timestamp, Debezium's
+ * Timestamp, MicroTimestamp, NanoTimestamp): their text is UTC with its
+ * offset.
+ */
+bool sk_sql_instant(const struct sk_schema *s);
+
+/*
  * The SQL text of a value for a column of type sk_sql_type(v->s): into the
  * arena, or NULL for SQL NULL.  Returns 0, or -1 with err when the value
  * cannot be written (a NUL in a string, a STRUCT ...).

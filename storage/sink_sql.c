@@ -94,6 +94,15 @@ const char *sk_sql_type(const struct sk_schema *s)
 	return NULL;
 }
 
+bool sk_sql_instant(const struct sk_schema *s)
+{
+	s = sk_plain(s);
+	return s && (named(s, "org.apache.kafka.connect.data.Timestamp") ||
+		     named(s, "io.debezium.time.Timestamp") ||
+		     named(s, "io.debezium.time.MicroTimestamp") ||
+		     named(s, "io.debezium.time.NanoTimestamp"));
+}
+
 /* --- value text -------------------------------------------------------- */
 
 /* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm). */
@@ -130,12 +139,17 @@ static char *fmt_date(struct arena *a, int64_t days)
 	return arena_printf(a, "%04" PRId64 "-%02u-%02u", y, m, d);
 }
 
-/* A time of day from microseconds since midnight. */
+/*
+ * A time of day from microseconds since midnight, in UTC as Connect's
+ * times are: with its offset, so that a timetz or timestamptz column holds
+ * that instant whatever the session's zone (time and timestamp columns
+ * ignore it).
+ */
 static char *fmt_time(struct arena *a, int64_t us)
 {
 	us = ((us % 86400000000LL) + 86400000000LL) % 86400000000LL;
 	int64_t s = us / 1000000;
-	return arena_printf(a, "%02d:%02d:%02d.%06d", (int)(s / 3600),
+	return arena_printf(a, "%02d:%02d:%02d.%06d+00", (int)(s / 3600),
 			    (int)(s / 60 % 60), (int)(s % 60),
 			    (int)(us % 1000000));
 }

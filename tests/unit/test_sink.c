@@ -120,15 +120,19 @@ Test(sink, value_text)
 	struct sk_schema tm = {.type = SK_INT32,
 			       .name = "org.apache.kafka.connect.data.Time"};
 	cr_assert_str_eq(text_of(&a, &tm, (struct sk_value){.i = 3723004}),
-			 "01:02:03.004000");
+			 "01:02:03.004000+00");
 	struct sk_schema ts = {.type = SK_INT64,
 			       .name = "org.apache.kafka.connect.data."
 				       "Timestamp"};
 	cr_assert_str_eq(
 		text_of(&a, &ts, (struct sk_value){.i = 1700000000123LL}),
-		"2023-11-14 22:13:20.123000");
+		"2023-11-14 22:13:20.123000+00");
 	cr_assert_str_eq(text_of(&a, &ts, (struct sk_value){.i = -1}),
-			 "1969-12-31 23:59:59.999000");
+			 "1969-12-31 23:59:59.999000+00");
+	/* before the common era: the offset before BC, as Postgres reads */
+	cr_assert_str_eq(
+		text_of(&a, &ts, (struct sk_value){.i = -62198755200000LL}),
+		"0002-01-01 00:00:00.000000+00 BC");
 	struct sk_schema d = {.type = SK_FLOAT64}, b = {.type = SK_BOOLEAN},
 			 by = {.type = SK_BYTES}, s = {.type = SK_STRING};
 	cr_assert_str_eq(text_of(&a, &d, (struct sk_value){.d = 0.1}),
@@ -654,9 +658,11 @@ Test(sink, config)
 	char key[64], err[512];
 	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
 		     0, "%s", err);
-	cr_assert_str_eq(c.conninfo, "host='postgres' port='5432' "
-				     "dbname='students' user='postgres' "
-				     "password='p\\'w'");
+	cr_assert_str_eq(c.conninfo,
+			 "host='postgres' port='5432' "
+			 "dbname='students' "
+			 "options='-c TimeZone=UTC' user='postgres' "
+			 "password='p\\'w'");
 	cr_assert_eq(c.mode, SKM_UPSERT);
 	cr_assert_eq(c.pk, PK_RECORD_KEY);
 	cr_assert_eq(c.batch_size, 3000);
@@ -674,7 +680,8 @@ Test(sink, config)
 	cr_assert_str_eq(
 		t.conninfo,
 		"host='h' port='5432' dbname='d' sslmode='verify-full' "
-		"sslrootcert='/ca.pem' sslcert='c.pem' sslkey='k.pem'");
+		"sslrootcert='/ca.pem' sslcert='c.pem' sslkey='k.pem' "
+		"options='-c TimeZone=UTC'");
 	sink_cfg_free(&t);
 	/* ssl=true alone is pgJDBC's verify-full, not libpq's prefer */
 	static const char *const ssl[][2] = {
@@ -741,7 +748,7 @@ Test(sink, config)
 	cr_assert(c.debezium && c.has_regex && c.auto_create && !c.quote);
 	cr_assert_eq(c.batch_size, 500);
 	cr_assert_str_eq(c.conninfo, "host='h' port='5432' dbname='db' "
-				     "user='u'");
+				     "options='-c TimeZone=UTC' user='u'");
 	sink_cfg_table(&c, "srv.public.t", schema, sizeof(schema), table,
 		       sizeof(table));
 	cr_assert_str_eq(schema, "");
@@ -761,6 +768,51 @@ Test(sink, config)
 	cr_assert_neq(regexec(&c.regex, "old-orders-12", 0, NULL, 0), 0);
 	sink_cfg_free(&c);
 	json_decref(j);
+}
+
+/* The session's TimeZone: UTC, or db.timezone (database.time_zone) as
+ * Postgres reads a zone. */
+Test(sink, config_time_zone)
+{
+	static const char *const zones[][3] = {
+		{"db.timezone", NULL, "-c TimeZone=UTC"},
+		{"db.timezone", "America/New_York",
+		 "-c TimeZone=America/New_York"},
+		{"db.timezone", "Z", "-c TimeZone=UTC"},
+		{"db.timezone", "+05:30", "-c TimeZone=<+0530>-05:30"},
+		{"db.timezone", "UTC-3", "-c TimeZone=<-0300>+03:00"},
+		{"database.time_zone", "Europe/Paris",
+		 "-c TimeZone=Europe/Paris"},
+		{"db.timezone", "New York", NULL},
+		{"db.timezone", "+5:3", NULL},
+		{"db.timezone", "Europe/Paris'", NULL},
+	};
+	for (size_t i = 0; i < sizeof(zones) / sizeof(*zones); i++) {
+		json_t *j = json_pack("{s:s,s:s,s:s}", "connector.class",
+				      "io.confluent.connect.jdbc."
+				      "JdbcSinkConnector",
+				      "topics", "t", "connection.url",
+				      "jdbc:postgresql://h/db");
+		if (zones[i][1])
+			json_object_set_new(j, zones[i][0],
+					    json_string(zones[i][1]));
+		struct sink_cfg c;
+		char key[64], err[512];
+		int rc = sink_cfg_parse(j, &c, key, sizeof(key), err,
+					sizeof(err));
+		json_decref(j);
+		if (!zones[i][2]) {
+			cr_assert_eq(rc, -1, "%s", zones[i][1]);
+			cr_assert_str_eq(key, "db.timezone");
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: %s", zones[i][1], err);
+		char want[128];
+		snprintf(want, sizeof(want), "options='%s'", zones[i][2]);
+		cr_assert_not_null(strstr(c.conninfo, want), "%s: %s",
+				   zones[i][1], c.conninfo);
+		sink_cfg_free(&c);
+	}
 }
 
 static struct sk_schema *the_schema;

@@ -786,3 +786,51 @@ def test_tombstones_with_keys_of_different_shapes():
     code, _ = http("GET", "/connectors/shapes%00b/status")
     assert code == 404
     assert http("DELETE", "/connectors/shapes")[0] == 204
+
+
+TIME_SCHEMA = {"type": "struct", "name": "times", "optional": False,
+               "fields": [
+                   _f("id", "int32"),
+                   _f("ts", "int64", True,
+                      name="org.apache.kafka.connect.data.Timestamp"),
+                   _f("lt", "int64", True,
+                      name="org.apache.kafka.connect.data.Timestamp"),
+                   _f("t", "int32", True,
+                      name="org.apache.kafka.connect.data.Time")]}
+
+
+def test_times_are_utc_whatever_the_database_zone():
+    """A target database whose TimeZone is America/New_York: Connect's
+    timestamps and times are UTC instants, so a timestamptz or timetz
+    column holds that instant (they were read in the database's zone, five
+    hours off) and a timestamp column the UTC time, as Confluent's sink
+    with db.timezone's default UTC; with db.timezone=America/New_York a
+    timestamp column gets New York's time of the instant."""
+    from test_cdc import psql
+    db = "sinkzone"
+    fresh_db(db)
+    psql(db, f"ALTER DATABASE {db} SET timezone = 'America/New_York'")
+    for t in ("utc", "ny"):
+        psql(db, f"CREATE TABLE {t} (id int PRIMARY KEY, ts timestamptz, "
+             "lt timestamp, t timetz)")
+    topic = unique("zone")
+    create_topic(admin_client(), topic, 1)
+    p, send = json_producer(topic)
+    # 2020-01-01T00:00:00Z and 12:00 UTC
+    send(None, {"schema": TIME_SCHEMA, "payload": {
+        "id": 1, "ts": 1577836800000, "lt": 1577836800000, "t": 43200000}})
+    assert p.flush(30) == 0
+    for t, zone in (("utc", None), ("ny", "America/New_York")):
+        c = sink_cfg(db, topic, insert__mode="upsert",
+                     pk__mode="record_value", pk__fields="id",
+                     table__name__format=t)
+        if zone:
+            c["db.timezone"] = zone
+        post({"name": "zone-" + t, "config": c})
+    sql = ("SET TimeZone = 'UTC'; SELECT id, ts, lt, t FROM %s")
+    wait_rows(db, sql % "utc", [["1", "2020-01-01 00:00:00+00",
+                                 "2020-01-01 00:00:00", "12:00:00+00"]])
+    wait_rows(db, sql % "ny", [["1", "2020-01-01 00:00:00+00",
+                                "2019-12-31 19:00:00", "12:00:00+00"]])
+    for t in ("utc", "ny"):
+        assert http("DELETE", "/connectors/zone-" + t)[0] == 204
