@@ -1196,12 +1196,19 @@ static void on_described(void *arg, const PGresult *res, const char *err,
 	apply(t);
 }
 
+/*
+ * The columns' types without their modifiers (varchar, not varchar(5)):
+ * the statements cast to them, and a cast to varchar(5), char(3) or bit(3)
+ * cuts or pads a value that assignment to the column refuses ("value too
+ * long"), as it refuses Confluent's.  Not format_type(oid, NULL): that
+ * writes char(n) as "character", which is char(1).
+ */
 static void describe(struct sink_task *t, struct sk_table *tab)
 {
 	const char *v[1] = {tab->ident};
 	pg_query(t->pg,
 		 "SELECT c.oid IS NOT NULL, a.attname::text, "
-		 "format_type(a.atttypid, a.atttypmod) "
+		 "format_type(a.atttypid, -1) "
 		 "FROM (SELECT to_regclass($1) AS oid) c "
 		 "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND "
 		 "a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",

@@ -834,3 +834,46 @@ def test_times_are_utc_whatever_the_database_zone():
                                 "2019-12-31 19:00:00", "12:00:00+00"]])
     for t in ("utc", "ny"):
         assert http("DELETE", "/connectors/zone-" + t)[0] == 204
+
+
+def test_value_too_long_for_its_column_is_refused():
+    """varchar(5), char(3) and bit(3) columns: a value too long for one is
+    refused as Postgres refuses it to Confluent's sink (the task FAILED at
+    that record; with errors.tolerance=all, the dead letter queue), not cut
+    to fit by the statement's cast; a short one is stored (char padded)."""
+    from test_cdc import psql
+    db = "sinklong"
+    fresh_db(db)
+    psql(db, "CREATE TABLE vc (id int PRIMARY KEY, s varchar(5), "
+         "c char(3), b bit(3))")
+    topic = unique("long")
+    create_topic(admin_client(), topic, 1)
+    sch = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("s", "string", True), _f("c", "string", True),
+        _f("b", "string", True)]}
+    p, send = json_producer(topic)
+    for v in ({"id": 1, "s": "ok", "c": "ab", "b": "101"},
+              {"id": 2, "s": "abcdefghij", "c": "x", "b": "1"},
+              {"id": 3, "s": "x", "c": "wxyz", "b": "1"},
+              {"id": 4, "s": "x", "c": "x", "b": "1111"},
+              {"id": 5, "s": "five", "c": "x", "b": "111"}):
+        send(None, {"schema": sch, "payload": v})
+    assert p.flush(30) == 0
+    cfg = sink_cfg(db, topic, insert__mode="upsert", pk__mode="record_value",
+                   pk__fields="id", table__name__format="vc")
+    post({"name": "long", "config": cfg})
+    st = wait_task("long", "FAILED")
+    trace = st["tasks"][0]["trace"]
+    assert "value too long" in trace and "offset 1" in trace, trace
+    assert q(db, "SELECT id, s, c, octet_length(c), b FROM vc") == [
+        ["1", "ok", "ab ", "3", "101"]]
+    dlq = unique("dlq")
+    cfg.update({"errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq})
+    assert http("PUT", "/connectors/long/config", cfg)[0] == 200
+    wait_rows(db, "SELECT id, s FROM vc ORDER BY id",
+              [["1", "ok"], ["5", "five"]])
+    got = sorted(json.loads(m.value())["payload"]["id"]
+                 for m in dlq_records(dlq, 3))
+    assert got == [2, 3, 4]
+    assert http("DELETE", "/connectors/long")[0] == 204
