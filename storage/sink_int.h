@@ -68,6 +68,7 @@ struct sk_schema {
 	const char *name; /* Connect name, e.g. a logical type's; or NULL */
 	bool optional;
 	bool has_default;
+	bool decimals; /* JSON: a Decimal in it, read from the number's text */
 	int32_t scale; /* Decimal */
 	int nfields;
 	struct sk_field *fields; /* STRUCT */

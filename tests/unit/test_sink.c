@@ -460,6 +460,80 @@ Test(sink, json_converter)
 	arena_free(&a);
 }
 
+/* A Decimal given as a JSON number is its text, as Connect's BigDecimal
+ * reads it: not a double's (0.1 was 0.10000000000000001), and integers
+ * past int64 (which jansson refuses) too; in arrays, under escaped or
+ * repeated member names; with and without the schema cache. */
+#define DEC                                                                    \
+	"\"type\":\"bytes\",\"optional\":true,\"name\":"                       \
+	"\"org.apache.kafka.connect.data.Decimal\",\"parameters\":{"           \
+	"\"scale\":\"2\"}"
+Test(sink, json_decimal_numbers_exact)
+{
+	static const char *const nums[] = {
+		"12.34",
+		"0.1",
+		"123456789012345678901234.56",
+		"-98765432109876543210987654321",
+		"9223372036854775808",
+		"1.5e3",
+		"-0.000001",
+	};
+	struct sk_jcache *jc = sk_jcache_new();
+	cr_assert_not_null(jc);
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < sizeof(nums) / sizeof(*nums); i++) {
+			struct arena a = {0};
+			char err[512];
+			struct sk_value v;
+			const char *x = nums[i];
+			char *j = arena_printf(
+				&a,
+				"{\"schema\":{\"type\":\"struct\",\"fields\":["
+				"{\"field\":\"id\",\"type\":\"int64\"},"
+				"{\"field\":\"d\"," DEC "},"
+				"{\"field\":\"e\"," DEC "},"
+				"{\"field\":\"a\",\"type\":\"array\","
+				"\"items\":{" DEC "}}]},"
+				"\"payload\":{\"e\":[1.5],\"id\":%s0,"
+				"\"d\":7.25,\"\\u0064\":%s,\"x\":{\"d\":1},"
+				"\"e\" : %s , \"a\":[\"AQ==\",%s, %s ,null]}}",
+				i == 4 ? "9" : "", x, x, x, x);
+			int rc =
+				round == 0
+					? sk_json_decode(&a, (const uint8_t *)j,
+							 strlen(j), true, &v,
+							 err, sizeof(err))
+					: sk_json_decode_cached(
+						  jc, &a, (const uint8_t *)j,
+						  strlen(j), true, &v, err,
+						  sizeof(err));
+			cr_assert_eq(rc, 0, "%s: %s", x, err);
+			const char *t;
+			cr_assert_eq(sk_sql_text(&a, sk_field_get(&v, "d"), &t,
+						 err, sizeof(err)),
+				     0);
+			cr_assert_str_eq(t, x);
+			cr_assert_eq(sk_sql_text(&a, sk_field_get(&v, "e"), &t,
+						 err, sizeof(err)),
+				     0);
+			cr_assert_str_eq(t, x);
+			const struct sk_value *arr = sk_field_get(&v, "a");
+			cr_assert_eq(arr->n, 4);
+			const char *want[] = {"0.01", x, x, NULL};
+			for (int k = 0; k < 4; k++) {
+				cr_assert_eq(sk_sql_text(&a, &arr->fields[k],
+							 &t, err, sizeof(err)),
+					     0);
+				cr_assert((!t && !want[k]) ||
+						  strcmp(t, want[k]) == 0,
+					  "%s: %s", x, t);
+			}
+			arena_free(&a);
+		}
+	sk_jcache_free(jc);
+}
+
 /* The same value (as SQL text) or the same error, with and without the
  * schema cache: every input twice, so the second one hits the cache. */
 #define FLAT                                                                   \
