@@ -1253,6 +1253,18 @@ static const char *col_type(const struct sk_col *c)
 	return ty ? ty : "TEXT";
 }
 
+/* The text of the column's default (JsonConverter's), or NULL: a DEFAULT
+ * of the column made for it, as Confluent's writeColumnSpec. */
+static const char *col_default(struct arena *a, const struct sk_col *c)
+{
+	const char *text = NULL;
+	char err[200];
+	if (!c->s || !c->s->def ||
+	    sk_sql_text(a, c->s->def, &text, err, sizeof(err)) < 0)
+		return NULL;
+	return text;
+}
+
 /* CREATE or ALTER the table for the batch's rows; false when none was
  * needed (or the task failed). */
 static bool ddl(struct sink_task *t, struct sk_table *tab)
@@ -1323,8 +1335,10 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 			arena_alloc(a, (size_t)(n + 1) * sizeof(char *));
 		const char **types =
 			arena_alloc(a, (size_t)(n + 1) * sizeof(char *));
+		const char **defs =
+			arena_alloc(a, (size_t)(n + 1) * sizeof(char *));
 		bool *nn = arena_alloc(a, (size_t)(n + 1) * sizeof(bool));
-		if (!cols || !types || !nn) {
+		if (!cols || !types || !defs || !nn) {
 			free(need);
 			fail(t, "out of memory");
 			return true;
@@ -1332,10 +1346,11 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 		for (int i = 0; i < n; i++) {
 			cols[i] = sk_ident(a, need[i]->name, t->c.quote);
 			types[i] = col_type(need[i]);
+			defs[i] = col_default(a, need[i]);
 			nn[i] = i < nkey || !col_optional(need[i]);
 		}
-		char *sql = sk_sql_create(tab->ident, n, cols, types, nn, nkey,
-					  cols);
+		char *sql = sk_sql_create(tab->ident, n, cols, types, defs, nn,
+					  nkey, cols);
 		fprintf(stderr, "sink %s: %s\n", t->name, sql ? sql : "?");
 		if (sql)
 			pg_query(t->pg, sql, 0, NULL, NULL, NULL, false, NULL,
@@ -1367,7 +1382,7 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 			char *sql = sk_sql_add_column(
 				tab->ident,
 				sk_ident(a, need[i]->name, t->c.quote),
-				col_type(need[i]));
+				col_type(need[i]), col_default(a, need[i]));
 			fprintf(stderr, "sink %s: %s\n", t->name,
 				sql ? sql : "?");
 			if (sql)

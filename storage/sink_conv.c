@@ -599,11 +599,21 @@ static struct sk_schema *cs_new(struct arena *a, enum sk_type t)
 	return s;
 }
 
+/* Bytes of the JSON text: a value's own (p NULL: not known). */
+struct span {
+	const char *p;
+	size_t n;
+};
+
 static bool is_decimal(const struct sk_schema *s)
 {
 	return s->name &&
 	       strcmp(s->name, "org.apache.kafka.connect.data.Decimal") == 0;
 }
+
+static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
+		    struct span raw, struct sk_value *v, int depth, char *err,
+		    size_t errlen);
 
 /* Connect's JSON schema ({"type":"struct","fields":[...]...}). */
 static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
@@ -682,6 +692,18 @@ static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
 		if (!s->kelem || !s->elem)
 			return NULL;
 	}
+	/* JsonConverter reads the default as a value of the schema, and
+	 * gives it for a null (replace.null.with.default, true) */
+	if (s->has_default) {
+		struct sk_value *d = arena_alloc(a, sizeof(*d));
+		if (!d)
+			return NULL;
+		memset(d, 0, sizeof(*d));
+		if (cj_value(a, s, json_object_get(j, "default"),
+			     (struct span){0}, d, depth, err, errlen) < 0)
+			return NULL;
+		s->def = d;
+	}
 	return s;
 }
 
@@ -727,12 +749,6 @@ static int b64_decode(struct arena *a, const char *in, const char **out,
 	*outn = k;
 	return 0;
 }
-
-/* Bytes of the JSON text: a value's own (p NULL: not known). */
-struct span {
-	const char *p;
-	size_t n;
-};
 
 static size_t skip_ws(const char *p, size_t i, size_t n);
 static size_t skip_string(const char *p, size_t i, size_t n);
@@ -818,8 +834,12 @@ static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
 		    size_t errlen)
 {
 	v->s = s;
+	if ((!j || json_is_null(j)) && s->def) {
+		*v = *s->def;
+		return 0;
+	}
 	if (!j || json_is_null(j)) {
-		if (!s->optional && !s->has_default) {
+		if (!s->optional) {
 			snprintf(err, errlen,
 				 "Invalid null value for required %s field",
 				 s->name ? s->name : "");

@@ -69,7 +69,8 @@ struct sk_schema {
 	bool optional;
 	bool has_default;
 	bool decimals; /* JSON: a Decimal in it, read from the number's text */
-	int32_t scale; /* Decimal */
+	const struct sk_value *def; /* JSON: the default, for a null */
+	int32_t scale;		    /* Decimal */
 	int nfields;
 	struct sk_field *fields; /* STRUCT */
 	struct sk_schema *elem;	 /* ARRAY element, MAP value */

@@ -710,9 +710,27 @@ static void col_list(struct kb_writer *w, const char *const *cols, int from,
 	}
 }
 
+/* " DEFAULT 'text'" (quotes doubled) when def is not NULL. */
+static void put_default(struct kb_writer *w, const char *def)
+{
+	if (!def)
+		return;
+	put(w, " DEFAULT '");
+	for (const char *p = def; *p; p++) {
+		const char *q = strchr(p, '\'');
+		size_t n = q ? (size_t)(q - p) : strlen(p);
+		kb_write_raw(w, p, n);
+		if (!q)
+			break;
+		put(w, "''");
+		p = q;
+	}
+	put(w, "'");
+}
+
 char *sk_sql_create(const char *table, int ncols, const char *const *cols,
-		    const char *const *types, const bool *notnull, int nkey,
-		    const char *const *key)
+		    const char *const *types, const char *const *defaults,
+		    const bool *notnull, int nkey, const char *const *key)
 {
 	struct kb_writer w;
 	kb_writer_init(&w);
@@ -724,6 +742,7 @@ char *sk_sql_create(const char *table, int ncols, const char *const *cols,
 		put(&w, cols[i]);
 		put(&w, " ");
 		put(&w, types[i]);
+		put_default(&w, defaults ? defaults[i] : NULL);
 		put(&w, notnull[i] ? " NOT NULL" : " NULL");
 	}
 	if (nkey > 0) {
@@ -735,7 +754,8 @@ char *sk_sql_create(const char *table, int ncols, const char *const *cols,
 	return done(&w);
 }
 
-char *sk_sql_add_column(const char *table, const char *col, const char *type)
+char *sk_sql_add_column(const char *table, const char *col, const char *type,
+			const char *def)
 {
 	struct kb_writer w;
 	kb_writer_init(&w);
@@ -745,6 +765,7 @@ char *sk_sql_add_column(const char *table, const char *col, const char *type)
 	put(&w, col);
 	put(&w, " ");
 	put(&w, type);
+	put_default(&w, def);
 	put(&w, " NULL");
 	return done(&w);
 }

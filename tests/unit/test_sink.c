@@ -295,14 +295,24 @@ Test(sink, statements)
 	free(s);
 	const char *tps[2] = {"INT", "DOUBLE PRECISION"};
 	bool nn[2] = {true, false};
-	s = sk_sql_create("\"R\"", 2, cols, tps, nn, 1, cols);
+	s = sk_sql_create("\"R\"", 2, cols, tps, NULL, nn, 1, cols);
 	cr_assert_str_eq(s, "CREATE TABLE IF NOT EXISTS \"R\" (\"k\" INT NOT "
 			    "NULL, \"a\" DOUBLE PRECISION NULL, PRIMARY "
 			    "KEY(\"k\"))");
 	free(s);
-	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT");
+	const char *defs[2] = {NULL, "1.5"};
+	s = sk_sql_create("\"R\"", 2, cols, tps, defs, nn, 1, cols);
+	cr_assert_str_eq(s, "CREATE TABLE IF NOT EXISTS \"R\" (\"k\" INT NOT "
+			    "NULL, \"a\" DOUBLE PRECISION DEFAULT '1.5' NULL, "
+			    "PRIMARY KEY(\"k\"))");
+	free(s);
+	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT", NULL);
 	cr_assert_str_eq(s, "ALTER TABLE \"R\" ADD COLUMN IF NOT EXISTS \"x\" "
 			    "TEXT NULL");
+	free(s);
+	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT", "it's");
+	cr_assert_str_eq(s, "ALTER TABLE \"R\" ADD COLUMN IF NOT EXISTS \"x\" "
+			    "TEXT DEFAULT 'it''s' NULL");
 	free(s);
 	const char *typ3[3] = {"integer", "bigint", "text"};
 	s = sk_sql_insert("\"t\"", SKM_UPSERT, 1, 3, cols, typ3, SK_SQL_ARRAYS);
@@ -460,6 +470,17 @@ Test(sink, json_converter)
 	arena_free(&a);
 }
 
+/* sk_json_decode, or with jc sk_json_decode_cached, of j with schemas. */
+static int decode_either(struct sk_jcache *jc, struct arena *a, const char *j,
+			 struct sk_value *v, char *err, size_t errlen)
+{
+	if (!jc)
+		return sk_json_decode(a, (const uint8_t *)j, strlen(j), true, v,
+				      err, errlen);
+	return sk_json_decode_cached(jc, a, (const uint8_t *)j, strlen(j), true,
+				     v, err, errlen);
+}
+
 /* A Decimal given as a JSON number is its text, as Connect's BigDecimal
  * reads it: not a double's (0.1 was 0.10000000000000001), and integers
  * past int64 (which jansson refuses) too; in arrays, under escaped or
@@ -499,15 +520,8 @@ Test(sink, json_decimal_numbers_exact)
 				"\"d\":7.25,\"\\u0064\":%s,\"x\":{\"d\":1},"
 				"\"e\" : %s , \"a\":[\"AQ==\",%s, %s ,null]}}",
 				i == 4 ? "9" : "", x, x, x, x);
-			int rc =
-				round == 0
-					? sk_json_decode(&a, (const uint8_t *)j,
-							 strlen(j), true, &v,
-							 err, sizeof(err))
-					: sk_json_decode_cached(
-						  jc, &a, (const uint8_t *)j,
-						  strlen(j), true, &v, err,
-						  sizeof(err));
+			int rc = decode_either(round ? jc : NULL, &a, j, &v,
+					       err, sizeof(err));
 			cr_assert_eq(rc, 0, "%s: %s", x, err);
 			const char *t;
 			cr_assert_eq(sk_sql_text(&a, sk_field_get(&v, "d"), &t,
@@ -531,6 +545,59 @@ Test(sink, json_decimal_numbers_exact)
 			}
 			arena_free(&a);
 		}
+	sk_jcache_free(jc);
+}
+
+/* A null (or missing) field with a default is its default, as
+ * JsonConverter's convertToConnect gives schema.defaultValue(); a field
+ * without one stays null.  Flat payloads (decoded without jansson) and
+ * others, with and without the schema cache. */
+Test(sink, json_null_takes_default)
+{
+	static const char *const extra[] = {
+		"",
+		",{\"field\":\"d\",\"type\":\"bytes\",\"optional\":true,"
+		"\"name\":\"org.apache.kafka.connect.data.Decimal\","
+		"\"parameters\":{\"scale\":\"2\"},\"default\":\"MDk=\"}",
+	};
+	struct sk_value v;
+	char err[512];
+	struct sk_jcache *jc = sk_jcache_new();
+	cr_assert_not_null(jc);
+	/* each payload three times: parsed, then from the cache */
+	for (int k = 0; k < 6; k++) {
+		size_t i = (size_t)k % 2;
+		struct arena a = {0};
+		char *j = arena_printf(
+			&a,
+			"{\"schema\":{\"type\":\"struct\",\"fields\":["
+			"{\"field\":\"id\",\"type\":\"int32\"},"
+			"{\"field\":\"dflt\",\"type\":\"int32\","
+			"\"default\":5},"
+			"{\"field\":\"s\",\"type\":\"string\","
+			"\"optional\":true,\"default\":\"abc\"},"
+			"{\"field\":\"n\",\"type\":\"int32\","
+			"\"optional\":true,\"default\":null}%s]},"
+			"\"payload\":{\"id\":1,\"dflt\":null,"
+			"\"n\":null}}",
+			extra[i]);
+		int rc = decode_either(k > 1 ? jc : NULL, &a, j, &v, err,
+				       sizeof(err));
+		cr_assert_eq(rc, 0, "%zu: %s", i, err);
+		const struct sk_value *f = sk_field_get(&v, "dflt");
+		cr_assert(!f->null && f->i == 5);
+		f = sk_field_get(&v, "s");
+		cr_assert(!f->null && f->n == 3 && memcmp(f->p, "abc", 3) == 0);
+		cr_assert(sk_field_get(&v, "n")->null);
+		const char *t;
+		if (i) {
+			cr_assert_eq(sk_sql_text(&a, sk_field_get(&v, "d"), &t,
+						 err, sizeof(err)),
+				     0);
+			cr_assert_str_eq(t, "123.45");
+		}
+		arena_free(&a);
+	}
 	sk_jcache_free(jc);
 }
 

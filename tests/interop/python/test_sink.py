@@ -877,3 +877,34 @@ def test_value_too_long_for_its_column_is_refused():
                  for m in dlq_records(dlq, 3))
     assert got == [2, 3, 4]
     assert http("DELETE", "/connectors/long")[0] == 204
+
+
+def test_null_field_takes_its_default():
+    """JsonConverter gives a field's default for a null (Connect's
+    replace.null.with.default, true): a null for a field with a default is
+    stored as the default (it was stored as NULL), and the table made for
+    it has the default as the column's DEFAULT, as Confluent's."""
+    db = "sinkdefault"
+    fresh_db(db)
+    topic = unique("default")
+    create_topic(admin_client(), topic, 1)
+    sch = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("dflt", "int32", default=5),
+        _f("s", "string", True, default="it's"), _f("n", "int32", True)]}
+    p, send = json_producer(topic)
+    send(None, {"schema": sch, "payload": {"id": 1, "dflt": None,
+                                           "s": None, "n": None}})
+    send(None, {"schema": sch, "payload": {"id": 2, "dflt": 7, "s": "x",
+                                           "n": 3}})
+    assert p.flush(30) == 0
+    post({"name": "default", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", table__name__format="dflt")})
+    wait_rows(db, "SELECT id, dflt, s, n FROM dflt ORDER BY id",
+              [["1", "5", "it's", ""], ["2", "7", "x", "3"]])
+    assert q(db, "SELECT column_name, column_default, is_nullable FROM "
+             "information_schema.columns WHERE table_name = 'dflt' "
+             "ORDER BY ordinal_position") == [
+                 ["id", "", "NO"], ["dflt", "5", "YES"],
+                 ["s", "'it''s'::text", "YES"], ["n", "", "YES"]]
+    assert http("DELETE", "/connectors/default")[0] == 204
