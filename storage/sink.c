@@ -51,6 +51,8 @@ struct skp {
 	int64_t stored; /* next_offset in samsa_sink_offsets */
 	bool have_row;
 	int64_t single_until; /* replay one record at a time until here */
+	int64_t dlq_next;     /* those before that failed to convert went to
+			       * the DLQ already */
 	struct st_waiter w;
 	struct skp *next;
 };
@@ -602,6 +604,7 @@ static void run(struct sink_task *t)
 					st_high_watermark(sp),
 					st_log_start(sp));
 				q->pos = st_log_start(sp);
+				q->dlq_next = 0;
 			}
 			if (q->pos < st_last_stable(sp)) {
 				found = q;
@@ -776,10 +779,13 @@ static int on_record(void *arg, const struct rb_record *rec)
 		x->stop = true;
 		return 1;
 	}
-	fprintf(stderr, "sink %s: skipping %s-%d@%" PRId64 ": %s\n", t->name,
-		b->p->topic, b->p->partition, off, f.message);
 	x->consumed++;
 	b->end = off + 1;
+	/* a replay (one at a time, or after a retry) meets it again */
+	if (off < b->p->dlq_next)
+		return 0;
+	fprintf(stderr, "sink %s: skipping %s-%d@%" PRId64 ": %s\n", t->name,
+		b->p->topic, b->p->partition, off, f.message);
 	if (!t->c.dlq_topic)
 		return 0;
 	if (b->nbad == b->capbad) {
@@ -970,7 +976,10 @@ static void on_dlq_appended(void *arg, const struct st_append_result *r)
 			   r->message);
 		return;
 	}
-	t->dlq_records += t->b->nbad;
+	struct batch *b = t->b;
+	t->dlq_records += b->nbad;
+	if (b->bad[b->nbad - 1].offset >= b->p->dlq_next)
+		b->p->dlq_next = b->bad[b->nbad - 1].offset + 1;
 	apply(t);
 }
 

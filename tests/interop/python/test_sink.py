@@ -908,3 +908,45 @@ def test_null_field_takes_its_default():
                  ["id", "", "NO"], ["dflt", "5", "YES"],
                  ["s", "'it''s'::text", "YES"], ["n", "", "YES"]]
     assert http("DELETE", "/connectors/default")[0] == 204
+
+
+def test_dead_letters_each_record_once():
+    """errors.tolerance=all with a dead letter queue: records that fail
+    conversion go to it as the batch is read; when the batch's statement
+    then fails too (a CHECK constraint) and is replayed record by record,
+    they are not sent again: each bad record is in the queue once (offsets
+    5 and 6 were there twice)."""
+    from test_cdc import psql
+    db = "sinkdlqonce"
+    fresh_db(db)
+    psql(db, "CREATE TABLE chk (id int PRIMARY KEY, v int CHECK (v < 100))")
+    topic = unique("dlqonce")
+    create_topic(admin_client(), topic, 1)
+    sch = {"type": "struct", "optional": False,
+           "fields": [_f("id", "int32"), _f("v", "int32")]}
+    p = Producer({"bootstrap.servers": bootstrap()})
+    for i in range(1, 6):
+        p.produce(topic, value=json.dumps({"schema": sch, "payload": {
+            "id": i, "v": 500 if i == 3 else i}}).encode())
+    p.produce(topic, value=b"not json")
+    p.produce(topic, value=json.dumps({"schema": sch, "payload": {
+        "id": 7, "v": "x"}}).encode())
+    p.produce(topic, value=json.dumps({"schema": sch, "payload": {
+        "id": 8, "v": 8}}).encode())
+    assert p.flush(30) == 0
+    dlq = unique("dlq")
+    post({"name": "dlqonce", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", table__name__format="chk",
+        errors__tolerance="all",
+        errors__deadletterqueue__topic__name=dlq,
+        errors__deadletterqueue__context__headers__enable="true")})
+    wait_rows(db, "SELECT id FROM chk ORDER BY id",
+              [["1"], ["2"], ["4"], ["5"], ["8"]])
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["8"]])
+    got = sorted(int(dict(m.headers())["__connect.errors.offset"])
+                 for m in dlq_records(dlq, 4, timeout=5))
+    assert got == [2, 5, 6]
+    st = status("dlqonce")
+    assert st["tasks"][0]["progress"]["dead_letters"] == 3, st
+    assert http("DELETE", "/connectors/dlqonce")[0] == 204
