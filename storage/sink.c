@@ -6,8 +6,9 @@
  * store (tail cache, else Postgres), make rows (sink_rows.c), send the ones
  * that failed to convert to the dead letter queue (errors.tolerance=all),
  * make sure the table has their columns (describe, CREATE/ALTER), then one
- * unit of work on the target: the rows (last write per key wins inside a
- * batch: deletes first, then multi-row INSERT ... ON CONFLICT) and the
+ * unit of work on the target: the rows (a key's last write of the same
+ * columns wins inside a batch: deletes first, then multi-row INSERT ... ON
+ * CONFLICT, in rounds where a key's columns change) and the
  * partition's next offset, fenced on the offset it started from.  A batch
  * that Postgres refuses is replayed one record at a time to find the
  * record at fault; a lost connection is retried with back-off after
@@ -1458,15 +1459,28 @@ static uint64_t hash(const char *s)
 	return h;
 }
 
-/* Marks rows superseded by a later row of the same key. */
-static void dedup(struct batch *b)
+/*
+ * Marks rows superseded by a later row of the same key: a delete
+ * supersedes every row of its key before it, a write the row before it of
+ * the same columns.  A write of other columns (the key's schema changed)
+ * leaves the row before it, whose columns it does not all set, and comes
+ * in a later round (gen), as Confluent flushes when the schema changes:
+ * {id:1,a:1,b:2} then {id:1,a:5} is (1,5,2).  Returns -1 when memory ran
+ * out (nothing is marked then).
+ */
+static int dedup(struct batch *b)
 {
 	size_t cap = 16;
 	while (cap < (size_t)b->nrows * 2)
 		cap *= 2;
 	int32_t *slot = malloc(cap * sizeof(*slot));
-	if (!slot)
-		return;
+	/* the row before of the same key still to supersede, or -1 */
+	int32_t *before = malloc((size_t)b->nrows * sizeof(*before));
+	if (!slot || !before) {
+		free(slot);
+		free(before);
+		return -1;
+	}
 	for (size_t i = 0; i < cap; i++)
 		slot[i] = -1;
 	for (int32_t r = 0; r < b->nrows; r++) {
@@ -1477,15 +1491,29 @@ static void dedup(struct batch *b)
 		while (slot[i] >= 0 &&
 		       strcmp(b->rows[slot[i]].keystr, row->keystr) != 0)
 			i = (i + 1) & (cap - 1);
+		before[r] = slot[i];
 		if (slot[i] >= 0) {
 			struct sk_row *prev = &b->rows[slot[i]];
-			prev->skip = true;
+			row->gen = prev->gen;
 			if (prev->delete_first)
 				row->delete_first = true;
+			if (row->op == 'd' || prev->op == 'd') {
+				/* a chain ends at a delete: walked once */
+				for (int32_t q = slot[i]; q >= 0; q = before[q])
+					b->rows[q].skip = true;
+				before[r] = -1;
+			} else if (strcmp(prev->sig, row->sig) == 0) {
+				prev->skip = true;
+				before[r] = before[slot[i]];
+			} else {
+				row->gen++;
+			}
 		}
 		slot[i] = r;
 	}
 	free(slot);
+	free(before);
+	return 0;
 }
 
 static void on_committed(void *arg, const PGresult *res, const char *err,
@@ -1695,6 +1723,14 @@ static bool in_pass(const struct sk_row *row, bool deletes)
 	return !row->skip && (deletes ? row->delete_first : row->op == 'u');
 }
 
+/* Whether row, not taken yet, goes in the pass's round g (deletes have
+ * one round). */
+static bool in_round(const struct sk_row *row, bool taken, bool deletes,
+		     int32_t g)
+{
+	return !taken && in_pass(row, deletes) && (deletes || row->gen == g);
+}
+
 /*
  * Queues b's unit of work: its rows and its partition's next offset,
  * fenced.  ahead: b follows the unit of the batch that ends at b->start,
@@ -1712,8 +1748,12 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 		if (!tab)
 			return -1;
 		bool keyed = b->rows[0].nkey > 0;
-		if (keyed)
-			dedup(b);
+		if (keyed && dedup(b) < 0)
+			return -1;
+		int32_t rounds = 0;
+		for (int r = 0; r < b->nrows; r++)
+			if (b->rows[r].gen >= rounds)
+				rounds = b->rows[r].gen + 1;
 		struct sk_row **sel = malloc((size_t)b->nrows * sizeof(*sel));
 		bool *taken = calloc((size_t)b->nrows, sizeof(bool));
 		if (!sel || !taken) {
@@ -1722,28 +1762,34 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 			return -1;
 		}
 		/* deletes first (a key deleted, then written again, too),
-		 * then the writes, one statement per shape (of the key for
-		 * deletes, of key and value for writes) */
+		 * then the writes round by round, one statement per shape
+		 * (of the key for deletes, of key and value for writes) */
 		int rc = 0;
 		for (int pass = 0; pass < 2 && rc == 0; pass++) {
 			bool deletes = pass == 0;
-			for (int r = 0; r < b->nrows && rc == 0; r++) {
-				if (taken[r] || !in_pass(&b->rows[r], deletes))
-					continue;
-				const char *shape = deletes ? b->rows[r].keysig
-							    : b->rows[r].sig;
-				int n = 0;
-				for (int q = r; q < b->nrows; q++) {
-					struct sk_row *o = &b->rows[q];
-					if (taken[q] || !in_pass(o, deletes) ||
-					    strcmp(deletes ? o->keysig : o->sig,
-						   shape) != 0)
+			for (int32_t g = 0; g < (deletes ? 1 : rounds); g++)
+				for (int r = 0; r < b->nrows && rc == 0; r++) {
+					if (!in_round(&b->rows[r], taken[r],
+						      deletes, g))
 						continue;
-					taken[q] = true;
-					sel[n++] = o;
+					const char *shape =
+						deletes ? b->rows[r].keysig
+							: b->rows[r].sig;
+					int n = 0;
+					for (int q = r; q < b->nrows; q++) {
+						struct sk_row *o = &b->rows[q];
+						if (!in_round(o, taken[q],
+							      deletes, g) ||
+						    strcmp(deletes ? o->keysig
+								   : o->sig,
+							   shape) != 0)
+							continue;
+						taken[q] = true;
+						sel[n++] = o;
+					}
+					rc = queue_rows(t, b, tab, sel, n,
+							deletes);
 				}
-				rc = queue_rows(t, b, tab, sel, n, deletes);
-			}
 			memset(taken, 0, (size_t)b->nrows * sizeof(bool));
 		}
 		free(sel);

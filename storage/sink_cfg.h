@@ -63,6 +63,9 @@ struct sk_row {
 	char op;	   /* 'u' write, 'd' delete, 's' nothing to do */
 	bool delete_first; /* the key was deleted earlier in the batch */
 	bool skip;	   /* a later record of the key supersedes it */
+	int32_t gen;	   /* writes go in rounds, in order: a key's row
+			    * of other columns than its row before comes
+			    * a round after it */
 	int nkey, nval;
 	struct sk_col *cols; /* key columns, then value columns */
 	const char *keysig;  /* key column names: deletes alike share a

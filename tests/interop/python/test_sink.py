@@ -950,3 +950,33 @@ def test_dead_letters_each_record_once():
     st = status("dlqonce")
     assert st["tasks"][0]["progress"]["dead_letters"] == 3, st
     assert http("DELETE", "/connectors/dlqonce")[0] == 204
+
+
+def test_key_written_with_other_columns_in_one_batch():
+    """Upserts of one key in one batch whose schemas differ: the later row
+    sets only its own columns, the earlier row's others stay, as
+    Confluent's sink flushing when the schema changes ({id:1,a:1,b:2} then
+    {id:1,a:5} is (1,5,2); only the last row was written, (1,5,NULL))."""
+    db = "sinkshapechg"
+    fresh_db(db)
+    topic = unique("shapechg")
+    create_topic(admin_client(), topic, 1)
+    ab = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("a", "int32", True), _f("b", "int32", True)]}
+    a = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("a", "int32", True)]}
+    p, send = json_producer(topic)
+    for sch, v in ((ab, {"id": 1, "a": 1, "b": 2}), (a, {"id": 1, "a": 5}),
+                   (ab, {"id": 2, "a": 1, "b": 1}), (a, {"id": 2, "a": 2}),
+                   (ab, {"id": 2, "a": 3, "b": 3}), (ab, {"id": 3, "a": 1,
+                                                          "b": 1}),
+                   (a, {"id": 3, "a": 2}), (a, {"id": 3, "a": 4})):
+        send(None, {"schema": sch, "payload": v})
+    assert p.flush(30) == 0
+    post({"name": "shapechg", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", table__name__format="t")})
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["8"]])
+    assert q(db, "SELECT id, a, b FROM t ORDER BY id") == [
+        ["1", "5", "2"], ["2", "3", "3"], ["3", "4", "1"]]
+    assert http("DELETE", "/connectors/shapechg")[0] == 204
