@@ -1465,10 +1465,12 @@ static uint64_t hash(const char *s)
  * the same columns.  A write of other columns (the key's schema changed)
  * leaves the row before it, whose columns it does not all set, and comes
  * in a later round (gen), as Confluent flushes when the schema changes:
- * {id:1,a:1,b:2} then {id:1,a:5} is (1,5,2).  Returns -1 when memory ran
- * out (nothing is marked then).
+ * {id:1,a:1,b:2} then {id:1,a:5} is (1,5,2).  Without supersede
+ * (insert.mode=insert) a write supersedes nothing: a key inserted twice is
+ * the duplicate key error Confluent's INSERT meets.  Returns -1 when
+ * memory ran out (nothing is marked then).
  */
-static int dedup(struct batch *b)
+static int dedup(struct batch *b, bool supersede)
 {
 	size_t cap = 16;
 	while (cap < (size_t)b->nrows * 2)
@@ -1503,8 +1505,10 @@ static int dedup(struct batch *b)
 					b->rows[q].skip = true;
 				before[r] = -1;
 			} else if (strcmp(prev->sig, row->sig) == 0) {
-				prev->skip = true;
-				before[r] = before[slot[i]];
+				if (supersede) {
+					prev->skip = true;
+					before[r] = before[slot[i]];
+				}
 			} else {
 				row->gen++;
 			}
@@ -1748,7 +1752,7 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 		if (!tab)
 			return -1;
 		bool keyed = b->rows[0].nkey > 0;
-		if (keyed && dedup(b) < 0)
+		if (keyed && dedup(b, t->c.mode != SKM_INSERT) < 0)
 			return -1;
 		int32_t rounds = 0;
 		for (int r = 0; r < b->nrows; r++)

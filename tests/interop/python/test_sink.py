@@ -836,6 +836,15 @@ def test_times_are_utc_whatever_the_database_zone():
         assert http("DELETE", "/connectors/zone-" + t)[0] == 204
 
 
+def post_failing(name, cfg, *words):
+    """Posts cfg as connector name, whose task must fail with each of words
+    in its trace."""
+    post({"name": name, "config": cfg})
+    trace = wait_task(name, "FAILED")["tasks"][0]["trace"]
+    for w in words:
+        assert w in trace, trace
+
+
 def test_value_too_long_for_its_column_is_refused():
     """varchar(5), char(3) and bit(3) columns: a value too long for one is
     refused as Postgres refuses it to Confluent's sink (the task FAILED at
@@ -861,10 +870,7 @@ def test_value_too_long_for_its_column_is_refused():
     assert p.flush(30) == 0
     cfg = sink_cfg(db, topic, insert__mode="upsert", pk__mode="record_value",
                    pk__fields="id", table__name__format="vc")
-    post({"name": "long", "config": cfg})
-    st = wait_task("long", "FAILED")
-    trace = st["tasks"][0]["trace"]
-    assert "value too long" in trace and "offset 1" in trace, trace
+    post_failing("long", cfg, "value too long", "offset 1")
     assert q(db, "SELECT id, s, c, octet_length(c), b FROM vc") == [
         ["1", "ok", "ab ", "3", "101"]]
     dlq = unique("dlq")
@@ -980,3 +986,32 @@ def test_key_written_with_other_columns_in_one_batch():
     assert q(db, "SELECT id, a, b FROM t ORDER BY id") == [
         ["1", "5", "2"], ["2", "3", "3"], ["3", "4", "1"]]
     assert http("DELETE", "/connectors/shapechg")[0] == 204
+
+
+def test_insert_mode_key_twice_in_one_batch_fails():
+    """insert.mode=insert: a key inserted twice in one batch is the
+    duplicate key error Confluent's INSERT meets (the task FAILED at the
+    second record; with errors.tolerance=all it goes to the dead letter
+    queue), not the first record dropped in silence."""
+    db = "sinkinsdup"
+    fresh_db(db)
+    topic = unique("insdup")
+    create_topic(admin_client(), topic, 1)
+    sch = {"type": "struct", "optional": False,
+           "fields": [_f("id", "int32"), _f("v", "int32")]}
+    p, send = json_producer(topic)
+    for i, v in ((1, 1), (1, 2), (2, 3)):
+        send(None, {"schema": sch, "payload": {"id": i, "v": v}})
+    assert p.flush(30) == 0
+    cfg = sink_cfg(db, topic, insert__mode="insert", pk__mode="record_value",
+                   pk__fields="id", table__name__format="t")
+    post_failing("insdup", cfg, "duplicate key", "offset 1")
+    assert q(db, "SELECT id, v FROM t") == [["1", "1"]]
+    dlq = unique("dlq")
+    cfg.update({"errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq})
+    assert http("PUT", "/connectors/insdup/config", cfg)[0] == 200
+    wait_rows(db, "SELECT id, v FROM t ORDER BY id", [["1", "1"], ["2", "3"]])
+    [m] = dlq_records(dlq, 1)
+    assert json.loads(m.value())["payload"] == {"id": 1, "v": 2}
+    assert http("DELETE", "/connectors/insdup")[0] == 204
