@@ -2044,6 +2044,11 @@ struct sink_task *sink_start(const struct sink_env *env, const char *name,
 		return t;
 	}
 	t->backoff_ms = t->c.retry_backoff_ms;
+	if (t->c.url_ignored)
+		fprintf(stderr,
+			"sink %s: WARNING: connection.url parameters samsa "
+			"does not use: %s\n",
+			name, t->c.url_ignored);
 	char pgname[300];
 	snprintf(pgname, sizeof(pgname), "sink %s", name);
 	t->pg = pg_open(env->base, t->c.conninfo, pgname, on_pg_up, t);

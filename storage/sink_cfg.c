@@ -107,8 +107,23 @@ static const char *const jdbc_params[][2] = {
 	{"sslkey", "sslkey"},
 	{"sslpassword", "sslpassword"},
 	{"connectTimeout", "connect_timeout"},
+	{"loginTimeout", "connect_timeout"},
 	{"ApplicationName", "application_name"},
+	{"gssEncMode", "gssencmode"},
 };
+
+/* pgJDBC's URL parameters read here other than jdbc_params. */
+static const char *const jdbc_read[] = {
+	"user",	      "password",      "ssl",	  "sslmode",
+	"sslfactory", "currentSchema", "options",
+};
+
+/* Appends name to the list in out (", " between); cut when it is full. */
+static void list_add(char *out, size_t n, const char *name)
+{
+	size_t k = strlen(out);
+	snprintf(out + k, n - k, "%s%s", k ? ", " : "", name);
+}
 
 /*
  * Appends " -c name=val" to the options text o (of size n), val's spaces
@@ -185,15 +200,19 @@ static bool pg_zone(const char *zone, char *out, size_t n)
 
 /*
  * jdbc:postgresql://host[:port][/db][?k=v&...] as libpq keywords; user and
- * password from the URL unless given as separate settings; the session's
- * TimeZone is tz (a Postgres zone).  Returns 0, -1 when url is not such a
- * URL, -2 when out is too small.
+ * password from the URL unless given as separate settings; currentSchema
+ * as the search_path and options as they are (pgJDBC sends both at
+ * start-up); the session's TimeZone is tz (a Postgres zone).  The names
+ * of the URL's parameters that samsa does not use go to ignored.  Returns
+ * 0, -1 when url is not such a URL, -2 when out is too small.
  */
 static int jdbc_conninfo(const char *url, const char *user, const char *pw,
-			 const char *tz, char *out, size_t n)
+			 const char *tz, char *out, size_t n, char *ignored,
+			 size_t ilen)
 {
 	static const char pfx[] = "jdbc:postgresql://";
 	out[0] = '\0';
+	ignored[0] = '\0';
 	if (strncmp(url, pfx, sizeof(pfx) - 1) != 0)
 		return -1;
 	char *copy = strdup(url + sizeof(pfx) - 1);
@@ -238,6 +257,8 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 		char *eq = strchr(q, '=');
 		if (!eq) {
 			ssl |= strcmp(q, "ssl") == 0;
+			if (strcmp(q, "ssl") != 0)
+				list_add(ignored, ilen, q);
 			continue;
 		}
 		*eq++ = '\0';
@@ -251,18 +272,36 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 			u = eq;
 		else if (strcmp(q, "password") == 0 && !pw)
 			p = eq;
+		if (strcmp(q, "options") == 0 && *eq) {
+			size_t k = strlen(opts);
+			fits = fits && k + strlen(eq) + 2 < sizeof(opts);
+			if (fits)
+				snprintf(opts + k, sizeof(opts) - k, "%s%s",
+					 k ? " " : "", eq);
+		}
+		if (strcmp(q, "currentSchema") == 0 && *eq)
+			fits = fits &&
+			       opt_set(opts, sizeof(opts), "search_path", eq);
+		bool used = false;
 		for (size_t i = 0;
 		     i < sizeof(jdbc_params) / sizeof(*jdbc_params); i++)
-			if (strcmp(q, jdbc_params[i][0]) == 0)
+			if (strcmp(q, jdbc_params[i][0]) == 0) {
 				fits = fits &&
 				       kv(out, n, jdbc_params[i][1], eq);
+				used = true;
+			}
+		for (size_t i = 0; i < sizeof(jdbc_read) / sizeof(*jdbc_read);
+		     i++)
+			used |= strcmp(q, jdbc_read[i]) == 0;
+		if (!used)
+			list_add(ignored, ilen, q);
 	}
 	if (ssl && !mode)
 		fits = fits && kv(out, n, "sslmode",
 				  validating ? "verify-full" : "require");
-	/* Values are sent without a zone, as Connect's UTC: in the session's
-	 * zone, the database's own (America/New_York ...) would shift every
-	 * timestamptz. */
+	/* Last, so that it wins: the session's zone is what a timestamp
+	 * column gets of an instant, and how zone-less text reads; not the
+	 * database's own (America/New_York ...). */
 	fits = fits && opt_set(opts, sizeof(opts), "TimeZone", tz) &&
 	       kv(out, n, "options", opts);
 	if (u)
@@ -325,10 +364,11 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		BAD(tzkey,
 		    "Invalid value %s for configuration %s: not a time zone", v,
 		    tzkey);
-	char ci[2048];
+	char ci[2048], ignored[512];
 	int rc = jdbc_conninfo(
 		url, cc_get2(c, "connection.user", "connection.username"),
-		cc_get(c, "connection.password"), tz, ci, sizeof(ci));
+		cc_get(c, "connection.password"), tz, ci, sizeof(ci), ignored,
+		sizeof(ignored));
 	if (rc == -2)
 		BAD("connection.url",
 		    "Invalid value for configuration connection.url: "
@@ -338,7 +378,8 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		    "Invalid value %s for configuration connection.url: only "
 		    "jdbc:postgresql:// URLs are supported",
 		    url);
-	if (!(o->conninfo = strdup(ci)))
+	if (!(o->conninfo = strdup(ci)) ||
+	    (*ignored && !(o->url_ignored = strdup(ignored))))
 		BAD("connection.url", "out of memory");
 
 	v = cc_get(c, "insert.mode");
@@ -482,6 +523,7 @@ void sink_cfg_free(struct sink_cfg *c)
 	if (c->has_regex)
 		regfree(&c->regex);
 	free(c->conninfo);
+	free(c->url_ignored);
 	cc_free_list(c->pk_fields);
 	cc_free_list(c->whitelist);
 	free(c->table_format);

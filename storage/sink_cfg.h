@@ -22,7 +22,8 @@ struct sink_cfg {
 	char **topics; /* NULL-terminated, or NULL with topics.regex */
 	regex_t regex;
 	bool has_regex;
-	char *conninfo; /* libpq keyword=value text */
+	char *conninfo;	   /* libpq keyword=value text */
+	char *url_ignored; /* connection.url parameters not used, or NULL */
 	enum sk_mode mode;
 	enum sk_pk pk;
 	char **pk_fields; /* NULL-terminated, or NULL when none */

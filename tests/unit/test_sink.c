@@ -823,7 +823,25 @@ Test(sink, config)
 		"host='h' port='5432' dbname='d' sslmode='verify-full' "
 		"sslrootcert='/ca.pem' sslcert='c.pem' sslkey='k.pem' "
 		"options='-c TimeZone=UTC'");
+	cr_assert_str_eq(t.url_ignored, "loggerLevel");
 	sink_cfg_free(&t);
+	/* currentSchema is the search_path, options go as they are, and
+	 * what else samsa does not use is named (for a warning) */
+	json_object_set_new(
+		tls, "connection.url",
+		json_string("jdbc:postgresql://h/d?currentSchema=my%20s,"
+			    "public&options=-c%20statement_timeout%3D5000"
+			    "&prepareThreshold=0&tcpKeepAlive"));
+	cr_assert_eq(
+		sink_cfg_parse(tls, &t, key, sizeof(key), err, sizeof(err)), 0,
+		"%s", err);
+	cr_assert_str_eq(t.conninfo,
+			 "host='h' port='5432' dbname='d' options='-c "
+			 "search_path=my\\\\ s,public -c "
+			 "statement_timeout=5000 -c TimeZone=UTC'");
+	cr_assert_str_eq(t.url_ignored, "prepareThreshold, tcpKeepAlive");
+	sink_cfg_free(&t);
+	cr_assert_null(c.url_ignored);
 	/* ssl=true alone is pgJDBC's verify-full, not libpq's prefer */
 	static const char *const ssl[][2] = {
 		{"?ssl=true", "sslmode='verify-full'"},

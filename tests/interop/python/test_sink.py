@@ -788,6 +788,19 @@ def test_tombstones_with_keys_of_different_shapes():
     assert http("DELETE", "/connectors/shapes")[0] == 204
 
 
+def json_topic(db, name, *sql):
+    """A fresh database db (sql run in it), a topic of one partition named
+    after name, and a JSON producer of it: (topic, producer, send)."""
+    from test_cdc import psql
+    fresh_db(db)
+    if sql:
+        psql(db, *sql)
+    topic = unique(name)
+    create_topic(admin_client(), topic, 1)
+    p, send = json_producer(topic)
+    return topic, p, send
+
+
 TIME_SCHEMA = {"type": "struct", "name": "times", "optional": False,
                "fields": [
                    _f("id", "int32"),
@@ -806,16 +819,11 @@ def test_times_are_utc_whatever_the_database_zone():
     hours off) and a timestamp column the UTC time, as Confluent's sink
     with db.timezone's default UTC; with db.timezone=America/New_York a
     timestamp column gets New York's time of the instant."""
-    from test_cdc import psql
     db = "sinkzone"
-    fresh_db(db)
-    psql(db, f"ALTER DATABASE {db} SET timezone = 'America/New_York'")
-    for t in ("utc", "ny"):
-        psql(db, f"CREATE TABLE {t} (id int PRIMARY KEY, ts timestamptz, "
-             "lt timestamp, t timetz)")
-    topic = unique("zone")
-    create_topic(admin_client(), topic, 1)
-    p, send = json_producer(topic)
+    topic, p, send = json_topic(
+        db, "zone", f"ALTER DATABASE {db} SET timezone = 'America/New_York'",
+        *(f"CREATE TABLE {t} (id int PRIMARY KEY, ts timestamptz, "
+          "lt timestamp, t timetz)" for t in ("utc", "ny")))
     # 2020-01-01T00:00:00Z and 12:00 UTC
     send(None, {"schema": TIME_SCHEMA, "payload": {
         "id": 1, "ts": 1577836800000, "lt": 1577836800000, "t": 43200000}})
@@ -850,17 +858,13 @@ def test_value_too_long_for_its_column_is_refused():
     refused as Postgres refuses it to Confluent's sink (the task FAILED at
     that record; with errors.tolerance=all, the dead letter queue), not cut
     to fit by the statement's cast; a short one is stored (char padded)."""
-    from test_cdc import psql
     db = "sinklong"
-    fresh_db(db)
-    psql(db, "CREATE TABLE vc (id int PRIMARY KEY, s varchar(5), "
-         "c char(3), b bit(3))")
-    topic = unique("long")
-    create_topic(admin_client(), topic, 1)
+    topic, p, send = json_topic(db, "long", "CREATE TABLE vc (id int "
+                                "PRIMARY KEY, s varchar(5), c char(3), "
+                                "b bit(3))")
     sch = {"type": "struct", "optional": False, "fields": [
         _f("id", "int32"), _f("s", "string", True), _f("c", "string", True),
         _f("b", "string", True)]}
-    p, send = json_producer(topic)
     for v in ({"id": 1, "s": "ok", "c": "ab", "b": "101"},
               {"id": 2, "s": "abcdefghij", "c": "x", "b": "1"},
               {"id": 3, "s": "x", "c": "wxyz", "b": "1"},
@@ -891,13 +895,10 @@ def test_null_field_takes_its_default():
     stored as the default (it was stored as NULL), and the table made for
     it has the default as the column's DEFAULT, as Confluent's."""
     db = "sinkdefault"
-    fresh_db(db)
-    topic = unique("default")
-    create_topic(admin_client(), topic, 1)
+    topic, p, send = json_topic(db, "default")
     sch = {"type": "struct", "optional": False, "fields": [
         _f("id", "int32"), _f("dflt", "int32", default=5),
         _f("s", "string", True, default="it's"), _f("n", "int32", True)]}
-    p, send = json_producer(topic)
     send(None, {"schema": sch, "payload": {"id": 1, "dflt": None,
                                            "s": None, "n": None}})
     send(None, {"schema": sch, "payload": {"id": 2, "dflt": 7, "s": "x",
@@ -964,14 +965,11 @@ def test_key_written_with_other_columns_in_one_batch():
     Confluent's sink flushing when the schema changes ({id:1,a:1,b:2} then
     {id:1,a:5} is (1,5,2); only the last row was written, (1,5,NULL))."""
     db = "sinkshapechg"
-    fresh_db(db)
-    topic = unique("shapechg")
-    create_topic(admin_client(), topic, 1)
+    topic, p, send = json_topic(db, "shapechg")
     ab = {"type": "struct", "optional": False, "fields": [
         _f("id", "int32"), _f("a", "int32", True), _f("b", "int32", True)]}
     a = {"type": "struct", "optional": False, "fields": [
         _f("id", "int32"), _f("a", "int32", True)]}
-    p, send = json_producer(topic)
     for sch, v in ((ab, {"id": 1, "a": 1, "b": 2}), (a, {"id": 1, "a": 5}),
                    (ab, {"id": 2, "a": 1, "b": 1}), (a, {"id": 2, "a": 2}),
                    (ab, {"id": 2, "a": 3, "b": 3}), (ab, {"id": 3, "a": 1,
@@ -994,12 +992,9 @@ def test_insert_mode_key_twice_in_one_batch_fails():
     second record; with errors.tolerance=all it goes to the dead letter
     queue), not the first record dropped in silence."""
     db = "sinkinsdup"
-    fresh_db(db)
-    topic = unique("insdup")
-    create_topic(admin_client(), topic, 1)
+    topic, p, send = json_topic(db, "insdup")
     sch = {"type": "struct", "optional": False,
            "fields": [_f("id", "int32"), _f("v", "int32")]}
-    p, send = json_producer(topic)
     for i, v in ((1, 1), (1, 2), (2, 3)):
         send(None, {"schema": sch, "payload": {"id": i, "v": v}})
     assert p.flush(30) == 0
@@ -1015,3 +1010,24 @@ def test_insert_mode_key_twice_in_one_batch_fails():
     [m] = dlq_records(dlq, 1)
     assert json.loads(m.value())["payload"] == {"id": 1, "v": 2}
     assert http("DELETE", "/connectors/insdup")[0] == 204
+
+
+def test_current_schema_of_the_url():
+    """connection.url's currentSchema is the connection's search_path, as
+    pgJDBC sends it: the table made for the topic (and the sink's offsets)
+    go to that schema, not public (the parameter was ignored)."""
+    db = "sinkschema"
+    topic, p, send = json_topic(db, "schema", "CREATE SCHEMA staging")
+    send(None, {"schema": {"type": "struct", "optional": False,
+                           "fields": [_f("id", "int32")]},
+                "payload": {"id": 1}})
+    assert p.flush(30) == 0
+    cfg = sink_cfg(db, topic, table__name__format="cs")
+    cfg["connection.url"] += "&currentSchema=staging&loggerLevel=OFF"
+    post({"name": "schema", "config": cfg})
+    wait_rows(db, "SELECT id FROM staging.cs", [["1"]])
+    assert q(db, "SELECT table_schema, table_name FROM "
+             "information_schema.tables WHERE table_name IN "
+             "('cs', 'samsa_sink_offsets') ORDER BY 2") == [
+                 ["staging", "cs"], ["staging", "samsa_sink_offsets"]]
+    assert http("DELETE", "/connectors/schema")[0] == 204
