@@ -1287,12 +1287,16 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 		fail(t, "out of memory");
 		return true;
 	}
-	/* every column the rows use, key columns first, in first-seen order */
-	for (int pass = 0; pass < 2; pass++)
+	/* every column the rows use, key columns first, in first-seen order;
+	 * a key's type from a write before a delete (a tombstone's string key
+	 * has no value field to take its type from) */
+	for (int pass = 0; pass < 3; pass++)
 		for (int r = 0; r < b->nrows; r++) {
 			const struct sk_row *row = &b->rows[r];
-			int from = pass ? row->nkey : 0;
-			int to = pass ? row->nkey + row->nval : row->nkey;
+			if (pass < 2 && (row->op == 'd') != (pass == 1))
+				continue;
+			int from = pass == 2 ? row->nkey : 0;
+			int to = pass == 2 ? row->nkey + row->nval : row->nkey;
 			for (int i = from; i < to; i++) {
 				const struct sk_col *c = &row->cols[i];
 				if (tab->exists &&
@@ -1316,7 +1320,7 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 					need = g;
 				}
 				need[n++] = c;
-				if (!pass)
+				if (pass < 2)
 					nkey++;
 			}
 		}

@@ -1031,3 +1031,30 @@ def test_current_schema_of_the_url():
              "('cs', 'samsa_sink_offsets') ORDER BY 2") == [
                  ["staging", "cs"], ["staging", "samsa_sink_offsets"]]
     assert http("DELETE", "/connectors/schema")[0] == 204
+
+
+def test_string_key_typed_by_a_write_after_a_tombstone():
+    """A string key (pk.mode=record_key) takes the type of the value's field
+    of its name, also when the batch that makes the table starts with a
+    tombstone, whose key has no value to take it from: the column is an
+    integer (it was text when the tombstone came first)."""
+    db = "sinktombfirst"
+    topic, p, send = json_topic(db, "tombfirst")
+    sch = {"type": "struct", "optional": False, "fields": [
+        _f("RESEARCH", "int32"), _f("v", "double", True)]}
+    for k, v in (("0", None), ("1", {"RESEARCH": 1, "v": 1.5}),
+                 ("0", {"RESEARCH": 0, "v": 2.5})):
+        p.produce(topic, key=k.encode(), value=None if v is None else
+                  json.dumps({"schema": sch, "payload": v}).encode())
+    assert p.flush(30) == 0
+    post({"name": "tombfirst", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_key",
+        pk__fields="RESEARCH", delete__enabled="true",
+        key__converter="org.apache.kafka.connect.storage.StringConverter",
+        table__name__format="t")})
+    wait_rows(db, 'SELECT "RESEARCH", v FROM t ORDER BY 1',
+              [["0", "2.5"], ["1", "1.5"]])
+    assert q(db, "SELECT column_name, data_type FROM information_schema."
+             "columns WHERE table_name = 't' ORDER BY ordinal_position") == [
+                 ["RESEARCH", "integer"], ["v", "double precision"]]
+    assert http("DELETE", "/connectors/tombfirst")[0] == 204
