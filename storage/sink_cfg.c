@@ -502,7 +502,7 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		cc_get(c, "errors.deadletterqueue.context.headers.enable"),
 		false);
 	v = cc_get(c, "retry.backoff.ms");
-	o->retry_backoff_ms = v ? atoi(v) : 1000;
+	o->retry_backoff_ms = v ? atoi(v) : 3000; /* Confluent's default */
 	if (o->retry_backoff_ms < 100)
 		o->retry_backoff_ms = 100;
 	if (o->retry_backoff_ms > 3000)

@@ -807,6 +807,7 @@ Test(sink, config)
 	cr_assert_eq(c.mode, SKM_UPSERT);
 	cr_assert_eq(c.pk, PK_RECORD_KEY);
 	cr_assert_eq(c.batch_size, 3000);
+	cr_assert_eq(c.retry_backoff_ms, 3000);
 	/* pgJDBC's TLS parameters go to libpq; others are left out. */
 	json_t *tls = json_deep_copy(j);
 	json_object_set_new(
