@@ -59,7 +59,7 @@ struct skp {
 };
 
 struct sk_table {
-	char *topic;
+	char *topic; /* or with ${source.*} the table's name */
 	char *ident; /* quoted, qualified */
 	bool described, exists;
 	int ncols;
@@ -98,6 +98,7 @@ struct batch {
 	int64_t end;   /* next offset once applied */
 	struct sk_row *rows;
 	int32_t nrows, caprows;
+	const char *table; /* by_source: its rows' table (one a batch) */
 	struct bad *bad;
 	int32_t nbad, capbad;
 	bool single;
@@ -752,10 +753,18 @@ static int on_record(void *arg, const struct rb_record *rec)
 		     (const uint8_t *)rec->Key.ptr, rec->Key.len,
 		     (const uint8_t *)rec->Value.ptr, rec->Value.len, lookup, t,
 		     &row, &f) == 0) {
+		/* ${source.*}: a record of another table ends the batch */
+		if (row.op != 's' && row.table && b->table &&
+		    strcmp(row.table, b->table) != 0) {
+			x->stop = true;
+			return 1;
+		}
 		x->consumed++;
 		b->end = off + 1;
 		if (row.op == 's')
 			return 0;
+		if (row.table)
+			b->table = row.table;
 		if (b->nrows == b->caprows) {
 			struct sk_row *g = arena_grow(&b->a, b->rows, b->nrows,
 						      &b->caprows, sizeof(*g));
@@ -927,6 +936,7 @@ static void parse(struct sink_task *t)
 		arena_free(&b->a);
 		b->rows = NULL;
 		b->nrows = b->caprows = 0;
+		b->table = NULL;
 		b->bad = NULL;
 		b->nbad = b->capbad = 0;
 		b->have_raw = false;
@@ -1105,8 +1115,10 @@ static void dlq(struct sink_task *t)
 
 /* --- the table --------------------------------------------------------- */
 
-static struct sk_table *table_for(struct sink_task *t, const char *topic)
+/* The table of b's rows: its topic's, or with ${source.*} b->table. */
+static struct sk_table *table_for(struct sink_task *t, const struct batch *b)
 {
+	const char *topic = b->table ? b->table : b->p->topic;
 	for (struct sk_table *tab = t->tables; tab; tab = tab->next)
 		if (strcmp(tab->topic, topic) == 0)
 			return tab;
@@ -1114,8 +1126,12 @@ static struct sk_table *table_for(struct sink_task *t, const char *topic)
 	if (!tab)
 		return NULL;
 	char schema[256], name[256];
-	sink_cfg_table(&t->c, topic, schema, sizeof(schema), name,
-		       sizeof(name));
+	if (b->table)
+		sink_cfg_split(b->table, schema, sizeof(schema), name,
+			       sizeof(name));
+	else
+		sink_cfg_table(&t->c, topic, schema, sizeof(schema), name,
+			       sizeof(name));
 	struct arena a = {0};
 	char *id = sk_ident(&a, name, t->c.quote);
 	if (schema[0]) {
@@ -1172,7 +1188,7 @@ static void on_described(void *arg, const PGresult *res, const char *err,
 			fail(t, "describing the table failed: %s", err);
 		return;
 	}
-	struct sk_table *tab = table_for(t, t->b->p->topic);
+	struct sk_table *tab = table_for(t, t->b);
 	if (!tab) {
 		fail(t, "out of memory");
 		return;
@@ -1233,7 +1249,7 @@ static void on_ddl(void *arg, const PGresult *res, const char *err,
 	(void)res;
 	if (t->stopped || t->failed || !t->b)
 		return;
-	struct sk_table *tab = table_for(t, t->b->p->topic);
+	struct sk_table *tab = table_for(t, t->b);
 	if (!tab) {
 		fail(t, "out of memory");
 		return;
@@ -1439,7 +1455,7 @@ static void apply(struct sink_task *t)
 		dml(t);
 		return;
 	}
-	struct sk_table *tab = table_for(t, b->p->topic);
+	struct sk_table *tab = table_for(t, b);
 	if (!tab) {
 		fail(t, "out of memory");
 		return;
@@ -1716,7 +1732,7 @@ static void prefetch(struct sink_task *t)
 	 * target goes from one unit to the next without waiting for samsa.
 	 * Only on cur's partition, whose fence then covers both; while the
 	 * schema cache is full, not (run() trims it between batches). */
-	struct sk_table *tab = table_for(t, found->topic);
+	struct sk_table *tab = table_for(t, b);
 	if (found != cur->p || sk_jcache_full(t->c.jcache) || !tab ||
 	    !tab->described || !columns_known(t, tab, b))
 		return;
@@ -1752,7 +1768,7 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 {
 	struct skp *p = b->p;
 	if (b->nrows) {
-		struct sk_table *tab = table_for(t, p->topic);
+		struct sk_table *tab = table_for(t, b);
 		if (!tab)
 			return -1;
 		bool keyed = b->rows[0].nkey > 0;

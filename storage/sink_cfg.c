@@ -462,6 +462,7 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 	v = cc_get2(c, "table.name.format", "collection.name.format");
 	if (!(o->table_format = strdup(v && *v ? v : "${topic}")))
 		BAD("table.name.format", "out of memory");
+	o->by_source = o->debezium && strstr(o->table_format, "${source.");
 
 	v = cc_get(c, "batch.size");
 	o->batch_size = o->debezium ? 500 : 3000;
@@ -532,27 +533,53 @@ void sink_cfg_free(struct sink_cfg *c)
 	memset(c, 0, sizeof(*c));
 }
 
-void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
-		    size_t slen, char *table, size_t tlen)
+/* Appends src to full[*k..n) (cut when full). */
+static void put_name(char *full, size_t n, size_t *k, const char *src,
+		     bool dots)
 {
-	char full[1024];
+	for (; *src && *k + 1 < n; src++)
+		full[(*k)++] = dots && *src == '.' ? '_' : *src;
+}
+
+int sink_cfg_name(const struct sink_cfg *c, const char *topic,
+		  const char *const *source, char *full, size_t n)
+{
+	static const char *const keys[3] = {"${source.db}", "${source.schema}",
+					    "${source.table}"};
 	size_t k = 0;
 	const char *f = c->table_format;
-	while (*f && k + 1 < sizeof(full)) {
+	while (*f && k + 1 < n) {
+		int which = -1;
+		for (int i = 0; i < 3; i++)
+			if (c->debezium &&
+			    strncmp(f, keys[i], strlen(keys[i])) == 0)
+				which = i;
 		if (strncmp(f, "${topic}", 8) == 0) {
-			for (const char *t = topic; *t && k + 1 < sizeof(full);
-			     t++)
-				full[k++] =
-					(c->debezium && *t == '.') ? '_' : *t;
+			put_name(full, n, &k, topic, c->debezium);
 			f += 8;
+		} else if (which >= 0) {
+			if (!source || !source[which]) {
+				full[k] = '\0';
+				return -1;
+			}
+			put_name(full, n, &k, source[which], false);
+			f += strlen(keys[which]);
 		} else {
 			full[k++] = *f++;
 		}
 	}
 	full[k] = '\0';
+	return 0;
+}
+
+void sink_cfg_split(const char *name, char *schema, size_t slen, char *table,
+		    size_t tlen)
+{
+	char full[1024];
+	snprintf(full, sizeof(full), "%s", name);
 	schema[0] = '\0';
-	/* Confluent: dots split catalog.schema.table; the last two count. */
-	char *dot = c->debezium ? NULL : strrchr(full, '.');
+	/* dots split catalog.schema.table; the last two count */
+	char *dot = strrchr(full, '.');
 	if (dot) {
 		*dot = '\0';
 		char *prev = strrchr(full, '.');
@@ -561,4 +588,12 @@ void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
 	} else {
 		snprintf(table, tlen, "%s", full);
 	}
+}
+
+void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
+		    size_t slen, char *table, size_t tlen)
+{
+	char full[1024];
+	sink_cfg_name(c, topic, NULL, full, sizeof(full));
+	sink_cfg_split(full, schema, slen, table, tlen);
 }

@@ -975,6 +975,73 @@ Test(sink, config_time_zone)
 	}
 }
 
+/* Debezium's ${source.db|schema|table}: from the record's source block;
+ * a tombstone has none (left alone), a record without one fails. */
+Test(sink, collection_name_from_source)
+{
+	json_t *j =
+		json_pack("{s:s,s:s,s:s,s:s,s:s}", "connector.class",
+			  "io.debezium.connector.jdbc.JdbcSinkConnector",
+			  "topics", "a.b", "connection.url",
+			  "jdbc:postgresql://h/db", "collection.name.format",
+			  "${source.schema}.${source.table}_${topic}",
+			  "value.converter.schemas.enable", "true");
+	struct sink_cfg c;
+	char key[64], err[512], full[256];
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(c.by_source);
+	const char *src[3] = {"d", "inv", "items"};
+	cr_assert_eq(sink_cfg_name(&c, "a.b", src, full, sizeof(full)), 0);
+	cr_assert_str_eq(full, "inv.items_a_b");
+	char schema[64], table[64];
+	sink_cfg_split(full, schema, sizeof(schema), table, sizeof(table));
+	cr_assert_str_eq(schema, "inv");
+	cr_assert_str_eq(table, "items_a_b");
+	src[1] = NULL;
+	cr_assert_eq(sink_cfg_name(&c, "a.b", src, full, sizeof(full)), -1);
+	struct arena a = {0};
+	struct sk_row row;
+	struct sk_fault f;
+	static const char env[] =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"op\",\"type\":\"string\"},"
+		"{\"field\":\"after\",\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"id\",\"type\":\"int32\"}]},"
+		"{\"field\":\"source\",\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"schema\",\"type\":\"string\"},"
+		"{\"field\":\"table\",\"type\":\"string\"}]}]},"
+		"\"payload\":{\"op\":\"c\",\"after\":{\"id\":1},"
+		"\"source\":{\"schema\":\"inv\",\"table\":\"items\"}}}";
+	cr_assert_eq(sink_row(&c, &a, "a.b", 0, 1, 0, NULL, -1,
+			      (const uint8_t *)env, sizeof(env) - 1, NULL, NULL,
+			      &row, &f),
+		     0, "%s", f.message);
+	cr_assert_str_eq(row.table, "inv.items_a_b");
+	cr_assert_eq(sink_row(&c, &a, "a.b", 0, 2, 0, NULL, -1, NULL, -1, NULL,
+			      NULL, &row, &f),
+		     0);
+	cr_assert_eq(row.op, 's');
+	cr_assert_eq(
+		sink_row(&c, &a, "a.b", 0, 3, 0, NULL, -1,
+			 (const uint8_t *)"{\"schema\":null,\"payload\":{}}",
+			 28, NULL, NULL, &row, &f),
+		-1);
+	cr_assert(strstr(f.message, "Failed to resolve table name"), "%s",
+		  f.message);
+	sink_cfg_free(&c);
+	/* Confluent's table.name.format has no such placeholders */
+	json_object_set_new(j, "connector.class",
+			    json_string("io.confluent.connect.jdbc."
+					"JdbcSinkConnector"));
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(!c.by_source);
+	sink_cfg_free(&c);
+	json_decref(j);
+	arena_free(&a);
+}
+
 static struct sk_schema *the_schema;
 static const struct sk_schema *lookup(void *arg, int32_t id)
 {

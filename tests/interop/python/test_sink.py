@@ -1058,3 +1058,49 @@ def test_string_key_typed_by_a_write_after_a_tombstone():
              "columns WHERE table_name = 't' ORDER BY ordinal_position") == [
                  ["RESEARCH", "integer"], ["v", "double precision"]]
     assert http("DELETE", "/connectors/tombfirst")[0] == 204
+
+
+def test_debezium_collection_name_from_source_block():
+    """Debezium's collection.name.format with ${source.schema} and
+    ${source.table}: each change event goes to the table its source block
+    names (one topic, two tables; a dot makes schema.table), tombstones are
+    left alone as Debezium leaves them (they have no source block)."""
+    db = "sinkbysource"
+    topic, p, send = json_topic(db, "bysource", "CREATE SCHEMA inv")
+    val = {"type": "struct", "optional": True, "name": "V", "fields": [
+        _f("id", "int32"), _f("name", "string", True)]}
+    envs = {"type": "struct", "name": "E", "fields": [
+        dict(val, field="before"), dict(val, field="after"),
+        {"field": "source", "type": "struct", "optional": False,
+         "fields": [_f("db", "string"), _f("schema", "string"),
+                    _f("table", "string")]},
+        _f("op", "string")]}
+    keys = {"type": "struct", "optional": False,
+            "fields": [_f("id", "int32")]}
+
+    def ev(table, op, i, name):
+        after = None if op == "d" else {"id": i, "name": name}
+        return ({"schema": keys, "payload": {"id": i}},
+                {"schema": envs, "payload": {
+                    "before": None, "after": after, "op": op,
+                    "source": {"db": "src", "schema": "inv",
+                               "table": table}}})
+    for e in (ev("items", "c", 1, "a"), ev("tags", "c", 1, "red"),
+              ev("items", "c", 2, "b"), ev("items", "u", 1, "a2"),
+              ev("tags", "c", 2, "blue"), ev("tags", "d", 1, None),
+              ({"schema": keys, "payload": {"id": 2}}, None)):
+        send(*e)
+    assert p.flush(30) == 0
+    post({"name": "bysource", "config": {
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "topics": topic, "connection.url": jdbc_url(db),
+        "insert.mode": "upsert", "primary.key.mode": "record_key",
+        "delete.enabled": "true", "schema.evolution": "basic",
+        "collection.name.format": "${source.schema}.${source.table}"}})
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["7"]])
+    assert q(db, "SELECT id, name FROM inv.items ORDER BY id") == [
+        ["1", "a2"], ["2", "b"]]
+    assert q(db, "SELECT id, name FROM inv.tags ORDER BY id") == [
+        ["2", "blue"]]
+    assert wait_task("bysource", "RUNNING")
+    assert http("DELETE", "/connectors/bysource")[0] == 204
