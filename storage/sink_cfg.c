@@ -486,6 +486,10 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		cc_bool(cc_get(c, "key.converter.schemas.enable"), true);
 	o->value_schemas =
 		cc_bool(cc_get(c, "value.converter.schemas.enable"), true);
+	o->key_nulls = !cc_bool(
+		cc_get(c, "key.converter.replace.null.with.default"), true);
+	o->value_nulls = !cc_bool(
+		cc_get(c, "value.converter.replace.null.with.default"), true);
 
 	v = cc_get(c, "errors.tolerance");
 	if (v && strcasecmp(v, "all") != 0 && strcasecmp(v, "none") != 0)

@@ -37,6 +37,7 @@ struct sink_cfg {
 	int batch_size;
 	enum sk_conv key_conv, value_conv;
 	bool key_schemas, value_schemas;
+	bool key_nulls, value_nulls; /* replace.null.with.default=false */
 	bool tolerate_all;
 	char *dlq_topic; /* NULL: none */
 	bool dlq_headers;

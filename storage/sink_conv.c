@@ -612,8 +612,8 @@ static bool is_decimal(const struct sk_schema *s)
 }
 
 static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
-		    struct span raw, struct sk_value *v, int depth, char *err,
-		    size_t errlen);
+		    struct span raw, bool nulls, struct sk_value *v, int depth,
+		    char *err, size_t errlen);
 
 /* Connect's JSON schema ({"type":"struct","fields":[...]...}). */
 static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
@@ -700,7 +700,7 @@ static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
 			return NULL;
 		memset(d, 0, sizeof(*d));
 		if (cj_value(a, s, json_object_get(j, "default"),
-			     (struct span){0}, d, depth, err, errlen) < 0)
+			     (struct span){0}, true, d, depth, err, errlen) < 0)
 			return NULL;
 		s->def = d;
 	}
@@ -830,11 +830,11 @@ static struct span raw_next(struct span arr, size_t *at)
  * BigDecimal takes it, not as jansson's double.
  */
 static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
-		    struct span raw, struct sk_value *v, int depth, char *err,
-		    size_t errlen)
+		    struct span raw, bool nulls, struct sk_value *v, int depth,
+		    char *err, size_t errlen)
 {
 	v->s = s;
-	if ((!j || json_is_null(j)) && s->def) {
+	if ((!j || json_is_null(j)) && s->def && !nulls) {
 		*v = *s->def;
 		return 0;
 	}
@@ -925,7 +925,7 @@ static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
 			struct span r = {0};
 			if (s->elem->decimals)
 				r = raw_next(raw, &at);
-			if (cj_value(a, s->elem, json_array_get(j, i), r,
+			if (cj_value(a, s->elem, json_array_get(j, i), r, nulls,
 				     &v->fields[i], depth + 1, err, errlen) < 0)
 				return -1;
 		}
@@ -949,7 +949,7 @@ static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
 			if (f->schema->decimals)
 				r = raw_member(raw, f->name);
 			if (cj_value(a, f->schema, json_object_get(j, f->name),
-				     r, &v->fields[i], depth + 1, err,
+				     r, nulls, &v->fields[i], depth + 1, err,
 				     errlen) < 0)
 				return -1;
 		}
@@ -1091,9 +1091,10 @@ static char *widen_integers(const char *p, size_t n, size_t *outn)
 	return o;
 }
 
-int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
+int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, int flags,
 		   struct sk_value *v, char *err, size_t errlen)
 {
+	bool schemas = flags & SK_JSON_SCHEMAS;
 	json_error_t je;
 	memset(v, 0, sizeof(*v));
 	json_t *j = json_loadb((const char *)data, n,
@@ -1139,7 +1140,7 @@ int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
 					 "payload");
 		if (s)
 			rc = cj_value(a, s, json_object_get(j, "payload"), raw,
-				      v, 0, err, errlen);
+				      flags & SK_JSON_NULLS, v, 0, err, errlen);
 	}
 	json_decref(j);
 	free(wide);
@@ -1536,8 +1537,8 @@ static bool short_number(const char *p, size_t n, int64_t *iv, double *dv)
  * of jansson's range (the caller then parses it with jansson).
  */
 static int flat_payload(struct arena *a, const struct sk_schema *s,
-			const char *p, size_t n, struct sk_value *v, char *err,
-			size_t errlen)
+			const char *p, size_t n, bool nulls, struct sk_value *v,
+			char *err, size_t errlen)
 {
 	struct jmember m[FLAT_MAX_MEMBERS];
 	if (s->type != SK_STRUCT)
@@ -1593,8 +1594,8 @@ static int flat_payload(struct arena *a, const struct sk_schema *s,
 			if (m[q].kn == nl && memcmp(m[q].k, name, nl) == 0)
 				k = q;
 		if (k < 0 || m[k].kind == 'n') {
-			if (cj_value(a, fs, NULL, (struct span){0}, fv, 1, err,
-				     errlen) < 0)
+			if (cj_value(a, fs, NULL, (struct span){0}, nulls, fv,
+				     1, err, errlen) < 0)
 				return -1;
 			continue;
 		}
@@ -1643,16 +1644,18 @@ static int flat_payload(struct arena *a, const struct sk_schema *s,
 }
 
 int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
-			  const uint8_t *data, size_t n, bool schemas,
+			  const uint8_t *data, size_t n, int flags,
 			  struct sk_value *v, char *err, size_t errlen)
 {
+	bool schemas = flags & SK_JSON_SCHEMAS;
 	struct span sc, pl;
 	const struct sk_schema *s = NULL;
 	if (jc && schemas &&
 	    envelope(jc, (const char *)data, n, &sc, &pl, &s) &&
 	    sc.p[0] == '{' && (s || (s = jc_schema(jc, sc.p, sc.n)))) {
 		sk_oom(err, errlen);
-		int rc = flat_payload(a, s, pl.p, pl.n, v, err, errlen);
+		int rc = flat_payload(a, s, pl.p, pl.n, flags & SK_JSON_NULLS,
+				      v, err, errlen);
 		if (rc <= 0)
 			return rc;
 		json_t *j = json_loadb(pl.p, pl.n,
@@ -1660,12 +1663,13 @@ int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
 		if (j) {
 			memset(v, 0, sizeof(*v));
 			sk_oom(err, errlen);
-			rc = cj_value(a, s, j, pl, v, 0, err, errlen);
+			rc = cj_value(a, s, j, pl, flags & SK_JSON_NULLS, v, 0,
+				      err, errlen);
 			json_decref(j);
 			return rc;
 		}
 	}
-	return sk_json_decode(a, data, n, schemas, v, err, errlen);
+	return sk_json_decode(a, data, n, flags, v, err, errlen);
 }
 
 void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,

@@ -133,12 +133,19 @@ int sk_avro_decode(struct arena *a, const struct sk_schema *s,
 		   const uint8_t *data, size_t n, struct sk_value *v, char *err,
 		   size_t errlen);
 
+/* sk_json_decode's flags: JsonConverter's schemas.enable, and
+ * replace.null.with.default=false (a null stays null; by default a field's
+ * default stands for it). */
+#define SK_JSON_SCHEMAS 1
+#define SK_JSON_NULLS	2
+
 /*
- * JsonConverter: with schemas, data is {"schema":...,"payload":...};
- * without, a plain JSON value whose schema is inferred (integers INT64,
- * other numbers FLOAT64, objects STRUCT).  Returns 0, or -1 with err.
+ * JsonConverter: with SK_JSON_SCHEMAS, data is {"schema":...,
+ * "payload":...}; without, a plain JSON value whose schema is inferred
+ * (integers INT64, other numbers FLOAT64, objects STRUCT).  Returns 0, or
+ * -1 with err.
  */
-int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
+int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, int flags,
 		   struct sk_value *v, char *err, size_t errlen);
 
 /*
@@ -160,7 +167,7 @@ void sk_jcache_free(struct sk_jcache *jc);
  * (which may be NULL): the same values and the same errors.
  */
 int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
-			  const uint8_t *data, size_t n, bool schemas,
+			  const uint8_t *data, size_t n, int flags,
 			  struct sk_value *v, char *err, size_t errlen);
 
 /* StringConverter: an optional STRING (data copied into the arena). */

@@ -94,10 +94,15 @@ static int decode(const struct sink_cfg *c, struct arena *a, bool is_key,
 		return 0;
 	}
 	case SKC_JSON:
-		if (sk_json_decode_cached(c->jcache, a, data, (size_t)len,
-					  is_key ? c->key_schemas
-						 : c->value_schemas,
-					  v, err, sizeof(err)) == 0)
+		if (sk_json_decode_cached(
+			    c->jcache, a, data, (size_t)len,
+			    ((is_key ? c->key_schemas : c->value_schemas)
+				     ? SK_JSON_SCHEMAS
+				     : 0) |
+				    ((is_key ? c->key_nulls : c->value_nulls)
+					     ? SK_JSON_NULLS
+					     : 0),
+			    v, err, sizeof(err)) == 0)
 			return 0;
 		snprintf(f->message, sizeof(f->message), "%s", err);
 		return -1;

@@ -598,6 +598,35 @@ Test(sink, json_null_takes_default)
 		}
 		arena_free(&a);
 	}
+	/* replace.null.with.default=false: a null is null, and a required
+	 * field's null an error, as JsonConverter has it */
+	struct arena a = {0};
+	static const char opt[] =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"s\",\"type\":\"string\",\"optional\":true,"
+		"\"default\":\"abc\"}]},\"payload\":{\"s\":null}}";
+	static const char req[] =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"i\",\"type\":\"int32\",\"default\":5}]},"
+		"\"payload\":{}}";
+	for (int k = 0; k < 4; k++) {
+		struct sk_jcache *c = k % 2 ? jc : NULL;
+		int flags = SK_JSON_SCHEMAS | SK_JSON_NULLS;
+		const char *in = k < 2 ? opt : req;
+		int rc = c ? sk_json_decode_cached(c, &a, (const uint8_t *)in,
+						   strlen(in), flags, &v, err,
+						   sizeof(err))
+			   : sk_json_decode(&a, (const uint8_t *)in, strlen(in),
+					    flags, &v, err, sizeof(err));
+		if (k < 2) {
+			cr_assert_eq(rc, 0, "%s", err);
+			cr_assert(sk_field_get(&v, "s")->null);
+		} else {
+			cr_assert_eq(rc, -1);
+			cr_assert(strstr(err, "Invalid null value"), "%s", err);
+		}
+	}
+	arena_free(&a);
 	sk_jcache_free(jc);
 }
 
@@ -808,6 +837,7 @@ Test(sink, config)
 	cr_assert_eq(c.pk, PK_RECORD_KEY);
 	cr_assert_eq(c.batch_size, 3000);
 	cr_assert_eq(c.retry_backoff_ms, 3000);
+	cr_assert(!c.key_nulls && !c.value_nulls);
 	/* pgJDBC's TLS parameters go to libpq; others are left out. */
 	json_t *tls = json_deep_copy(j);
 	json_object_set_new(
@@ -890,6 +920,12 @@ Test(sink, config)
 		-1);
 	cr_assert_str_eq(key, "delete.enabled");
 	json_object_del(j, "delete.enabled");
+	json_object_set_new(j, "value.converter.replace.null.with.default",
+			    json_string("false"));
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(!c.key_nulls && c.value_nulls);
+	sink_cfg_free(&c);
 	json_object_set_new(j, "connection.url",
 			    json_string("jdbc:mysql://h/db"));
 	cr_assert_eq(
