@@ -6,8 +6,9 @@
  * store (tail cache, else Postgres), make rows (sink_rows.c), send the ones
  * that failed to convert to the dead letter queue (errors.tolerance=all),
  * make sure the table has their columns (describe, CREATE/ALTER), then one
- * unit of work on the target: the rows (last write per key wins inside a
- * batch: deletes first, then multi-row INSERT ... ON CONFLICT) and the
+ * unit of work on the target: the rows (a key's last write of the same
+ * columns wins inside a batch: deletes first, then multi-row INSERT ... ON
+ * CONFLICT, in rounds where a key's columns change) and the
  * partition's next offset, fenced on the offset it started from.  A batch
  * that Postgres refuses is replayed one record at a time to find the
  * record at fault; a lost connection is retried with back-off after
@@ -51,12 +52,14 @@ struct skp {
 	int64_t stored; /* next_offset in samsa_sink_offsets */
 	bool have_row;
 	int64_t single_until; /* replay one record at a time until here */
+	int64_t dlq_next;     /* those before that failed to convert went to
+			       * the DLQ already */
 	struct st_waiter w;
 	struct skp *next;
 };
 
 struct sk_table {
-	char *topic;
+	char *topic; /* or with ${source.*} the table's name */
 	char *ident; /* quoted, qualified */
 	bool described, exists;
 	int ncols;
@@ -95,6 +98,7 @@ struct batch {
 	int64_t end;   /* next offset once applied */
 	struct sk_row *rows;
 	int32_t nrows, caprows;
+	const char *table; /* by_source: its rows' table (one a batch) */
 	struct bad *bad;
 	int32_t nbad, capbad;
 	bool single;
@@ -602,6 +606,7 @@ static void run(struct sink_task *t)
 					st_high_watermark(sp),
 					st_log_start(sp));
 				q->pos = st_log_start(sp);
+				q->dlq_next = 0;
 			}
 			if (q->pos < st_last_stable(sp)) {
 				found = q;
@@ -748,10 +753,18 @@ static int on_record(void *arg, const struct rb_record *rec)
 		     (const uint8_t *)rec->Key.ptr, rec->Key.len,
 		     (const uint8_t *)rec->Value.ptr, rec->Value.len, lookup, t,
 		     &row, &f) == 0) {
+		/* ${source.*}: a record of another table ends the batch */
+		if (row.op != 's' && row.table && b->table &&
+		    strcmp(row.table, b->table) != 0) {
+			x->stop = true;
+			return 1;
+		}
 		x->consumed++;
 		b->end = off + 1;
 		if (row.op == 's')
 			return 0;
+		if (row.table)
+			b->table = row.table;
 		if (b->nrows == b->caprows) {
 			struct sk_row *g = arena_grow(&b->a, b->rows, b->nrows,
 						      &b->caprows, sizeof(*g));
@@ -776,10 +789,13 @@ static int on_record(void *arg, const struct rb_record *rec)
 		x->stop = true;
 		return 1;
 	}
-	fprintf(stderr, "sink %s: skipping %s-%d@%" PRId64 ": %s\n", t->name,
-		b->p->topic, b->p->partition, off, f.message);
 	x->consumed++;
 	b->end = off + 1;
+	/* a replay (one at a time, or after a retry) meets it again */
+	if (off < b->p->dlq_next)
+		return 0;
+	fprintf(stderr, "sink %s: skipping %s-%d@%" PRId64 ": %s\n", t->name,
+		b->p->topic, b->p->partition, off, f.message);
 	if (!t->c.dlq_topic)
 		return 0;
 	if (b->nbad == b->capbad) {
@@ -920,6 +936,7 @@ static void parse(struct sink_task *t)
 		arena_free(&b->a);
 		b->rows = NULL;
 		b->nrows = b->caprows = 0;
+		b->table = NULL;
 		b->bad = NULL;
 		b->nbad = b->capbad = 0;
 		b->have_raw = false;
@@ -970,7 +987,10 @@ static void on_dlq_appended(void *arg, const struct st_append_result *r)
 			   r->message);
 		return;
 	}
-	t->dlq_records += t->b->nbad;
+	struct batch *b = t->b;
+	t->dlq_records += b->nbad;
+	if (b->bad[b->nbad - 1].offset >= b->p->dlq_next)
+		b->p->dlq_next = b->bad[b->nbad - 1].offset + 1;
 	apply(t);
 }
 
@@ -1095,8 +1115,10 @@ static void dlq(struct sink_task *t)
 
 /* --- the table --------------------------------------------------------- */
 
-static struct sk_table *table_for(struct sink_task *t, const char *topic)
+/* The table of b's rows: its topic's, or with ${source.*} b->table. */
+static struct sk_table *table_for(struct sink_task *t, const struct batch *b)
 {
+	const char *topic = b->table ? b->table : b->p->topic;
 	for (struct sk_table *tab = t->tables; tab; tab = tab->next)
 		if (strcmp(tab->topic, topic) == 0)
 			return tab;
@@ -1104,8 +1126,12 @@ static struct sk_table *table_for(struct sink_task *t, const char *topic)
 	if (!tab)
 		return NULL;
 	char schema[256], name[256];
-	sink_cfg_table(&t->c, topic, schema, sizeof(schema), name,
-		       sizeof(name));
+	if (b->table)
+		sink_cfg_split(b->table, schema, sizeof(schema), name,
+			       sizeof(name));
+	else
+		sink_cfg_table(&t->c, topic, schema, sizeof(schema), name,
+			       sizeof(name));
 	struct arena a = {0};
 	char *id = sk_ident(&a, name, t->c.quote);
 	if (schema[0]) {
@@ -1162,7 +1188,7 @@ static void on_described(void *arg, const PGresult *res, const char *err,
 			fail(t, "describing the table failed: %s", err);
 		return;
 	}
-	struct sk_table *tab = table_for(t, t->b->p->topic);
+	struct sk_table *tab = table_for(t, t->b);
 	if (!tab) {
 		fail(t, "out of memory");
 		return;
@@ -1196,12 +1222,19 @@ static void on_described(void *arg, const PGresult *res, const char *err,
 	apply(t);
 }
 
+/*
+ * The columns' types without their modifiers (varchar, not varchar(5)):
+ * the statements cast to them, and a cast to varchar(5), char(3) or bit(3)
+ * cuts or pads a value that assignment to the column refuses ("value too
+ * long"), as it refuses Confluent's.  Not format_type(oid, NULL): that
+ * writes char(n) as "character", which is char(1).
+ */
 static void describe(struct sink_task *t, struct sk_table *tab)
 {
 	const char *v[1] = {tab->ident};
 	pg_query(t->pg,
 		 "SELECT c.oid IS NOT NULL, a.attname::text, "
-		 "format_type(a.atttypid, a.atttypmod) "
+		 "format_type(a.atttypid, -1) "
 		 "FROM (SELECT to_regclass($1) AS oid) c "
 		 "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND "
 		 "a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
@@ -1216,7 +1249,7 @@ static void on_ddl(void *arg, const PGresult *res, const char *err,
 	(void)res;
 	if (t->stopped || t->failed || !t->b)
 		return;
-	struct sk_table *tab = table_for(t, t->b->p->topic);
+	struct sk_table *tab = table_for(t, t->b);
 	if (!tab) {
 		fail(t, "out of memory");
 		return;
@@ -1246,6 +1279,18 @@ static const char *col_type(const struct sk_col *c)
 	return ty ? ty : "TEXT";
 }
 
+/* The text of the column's default (JsonConverter's), or NULL: a DEFAULT
+ * of the column made for it, as Confluent's writeColumnSpec. */
+static const char *col_default(struct arena *a, const struct sk_col *c)
+{
+	const char *text = NULL;
+	char err[200];
+	if (!c->s || !c->s->def ||
+	    sk_sql_text(a, c->s->def, &text, err, sizeof(err)) < 0)
+		return NULL;
+	return text;
+}
+
 /* CREATE or ALTER the table for the batch's rows; false when none was
  * needed (or the task failed). */
 static bool ddl(struct sink_task *t, struct sk_table *tab)
@@ -1258,12 +1303,16 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 		fail(t, "out of memory");
 		return true;
 	}
-	/* every column the rows use, key columns first, in first-seen order */
-	for (int pass = 0; pass < 2; pass++)
+	/* every column the rows use, key columns first, in first-seen order;
+	 * a key's type from a write before a delete (a tombstone's string key
+	 * has no value field to take its type from) */
+	for (int pass = 0; pass < 3; pass++)
 		for (int r = 0; r < b->nrows; r++) {
 			const struct sk_row *row = &b->rows[r];
-			int from = pass ? row->nkey : 0;
-			int to = pass ? row->nkey + row->nval : row->nkey;
+			if (pass < 2 && (row->op == 'd') != (pass == 1))
+				continue;
+			int from = pass == 2 ? row->nkey : 0;
+			int to = pass == 2 ? row->nkey + row->nval : row->nkey;
 			for (int i = from; i < to; i++) {
 				const struct sk_col *c = &row->cols[i];
 				if (tab->exists &&
@@ -1287,7 +1336,7 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 					need = g;
 				}
 				need[n++] = c;
-				if (!pass)
+				if (pass < 2)
 					nkey++;
 			}
 		}
@@ -1316,8 +1365,10 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 			arena_alloc(a, (size_t)(n + 1) * sizeof(char *));
 		const char **types =
 			arena_alloc(a, (size_t)(n + 1) * sizeof(char *));
+		const char **defs =
+			arena_alloc(a, (size_t)(n + 1) * sizeof(char *));
 		bool *nn = arena_alloc(a, (size_t)(n + 1) * sizeof(bool));
-		if (!cols || !types || !nn) {
+		if (!cols || !types || !defs || !nn) {
 			free(need);
 			fail(t, "out of memory");
 			return true;
@@ -1325,10 +1376,11 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 		for (int i = 0; i < n; i++) {
 			cols[i] = sk_ident(a, need[i]->name, t->c.quote);
 			types[i] = col_type(need[i]);
+			defs[i] = col_default(a, need[i]);
 			nn[i] = i < nkey || !col_optional(need[i]);
 		}
-		char *sql = sk_sql_create(tab->ident, n, cols, types, nn, nkey,
-					  cols);
+		char *sql = sk_sql_create(tab->ident, n, cols, types, defs, nn,
+					  nkey, cols);
 		fprintf(stderr, "sink %s: %s\n", t->name, sql ? sql : "?");
 		if (sql)
 			pg_query(t->pg, sql, 0, NULL, NULL, NULL, false, NULL,
@@ -1360,7 +1412,7 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 			char *sql = sk_sql_add_column(
 				tab->ident,
 				sk_ident(a, need[i]->name, t->c.quote),
-				col_type(need[i]));
+				col_type(need[i]), col_default(a, need[i]));
 			fprintf(stderr, "sink %s: %s\n", t->name,
 				sql ? sql : "?");
 			if (sql)
@@ -1403,7 +1455,7 @@ static void apply(struct sink_task *t)
 		dml(t);
 		return;
 	}
-	struct sk_table *tab = table_for(t, b->p->topic);
+	struct sk_table *tab = table_for(t, b);
 	if (!tab) {
 		fail(t, "out of memory");
 		return;
@@ -1427,15 +1479,30 @@ static uint64_t hash(const char *s)
 	return h;
 }
 
-/* Marks rows superseded by a later row of the same key. */
-static void dedup(struct batch *b)
+/*
+ * Marks rows superseded by a later row of the same key: a delete
+ * supersedes every row of its key before it, a write the row before it of
+ * the same columns.  A write of other columns (the key's schema changed)
+ * leaves the row before it, whose columns it does not all set, and comes
+ * in a later round (gen), as Confluent flushes when the schema changes:
+ * {id:1,a:1,b:2} then {id:1,a:5} is (1,5,2).  Without supersede
+ * (insert.mode=insert) a write supersedes nothing: a key inserted twice is
+ * the duplicate key error Confluent's INSERT meets.  Returns -1 when
+ * memory ran out (nothing is marked then).
+ */
+static int dedup(struct batch *b, bool supersede)
 {
 	size_t cap = 16;
 	while (cap < (size_t)b->nrows * 2)
 		cap *= 2;
 	int32_t *slot = malloc(cap * sizeof(*slot));
-	if (!slot)
-		return;
+	/* the row before of the same key still to supersede, or -1 */
+	int32_t *before = malloc((size_t)b->nrows * sizeof(*before));
+	if (!slot || !before) {
+		free(slot);
+		free(before);
+		return -1;
+	}
 	for (size_t i = 0; i < cap; i++)
 		slot[i] = -1;
 	for (int32_t r = 0; r < b->nrows; r++) {
@@ -1446,15 +1513,31 @@ static void dedup(struct batch *b)
 		while (slot[i] >= 0 &&
 		       strcmp(b->rows[slot[i]].keystr, row->keystr) != 0)
 			i = (i + 1) & (cap - 1);
+		before[r] = slot[i];
 		if (slot[i] >= 0) {
 			struct sk_row *prev = &b->rows[slot[i]];
-			prev->skip = true;
+			row->gen = prev->gen;
 			if (prev->delete_first)
 				row->delete_first = true;
+			if (row->op == 'd' || prev->op == 'd') {
+				/* a chain ends at a delete: walked once */
+				for (int32_t q = slot[i]; q >= 0; q = before[q])
+					b->rows[q].skip = true;
+				before[r] = -1;
+			} else if (strcmp(prev->sig, row->sig) == 0) {
+				if (supersede) {
+					prev->skip = true;
+					before[r] = before[slot[i]];
+				}
+			} else {
+				row->gen++;
+			}
 		}
 		slot[i] = r;
 	}
 	free(slot);
+	free(before);
+	return 0;
 }
 
 static void on_committed(void *arg, const PGresult *res, const char *err,
@@ -1501,6 +1584,12 @@ static int queue_rows(struct sink_task *t, struct batch *b,
 			return -1;
 		int k = col_index(t, tab, r0->cols[i].name);
 		types[i] = k >= 0 ? tab->types[k] : NULL;
+		/* An instant goes through timestamptz: a timestamp column
+		 * gets its time in the session's zone (db.timezone), as
+		 * Confluent's setTimestamp with that zone's calendar. */
+		if (types[i] && sk_sql_instant(r0->cols[i].s) &&
+		    strcmp(types[i], "timestamp without time zone") == 0)
+			types[i] = "timestamp with time zone";
 		if (!types[i] || strchr(types[i], '['))
 			arrays = false;
 	}
@@ -1643,7 +1732,7 @@ static void prefetch(struct sink_task *t)
 	 * target goes from one unit to the next without waiting for samsa.
 	 * Only on cur's partition, whose fence then covers both; while the
 	 * schema cache is full, not (run() trims it between batches). */
-	struct sk_table *tab = table_for(t, found->topic);
+	struct sk_table *tab = table_for(t, b);
 	if (found != cur->p || sk_jcache_full(t->c.jcache) || !tab ||
 	    !tab->described || !columns_known(t, tab, b))
 		return;
@@ -1656,6 +1745,14 @@ static void prefetch(struct sink_task *t)
 static bool in_pass(const struct sk_row *row, bool deletes)
 {
 	return !row->skip && (deletes ? row->delete_first : row->op == 'u');
+}
+
+/* Whether row, not taken yet, goes in the pass's round g (deletes have
+ * one round). */
+static bool in_round(const struct sk_row *row, bool taken, bool deletes,
+		     int32_t g)
+{
+	return !taken && in_pass(row, deletes) && (deletes || row->gen == g);
 }
 
 /*
@@ -1671,12 +1768,16 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 {
 	struct skp *p = b->p;
 	if (b->nrows) {
-		struct sk_table *tab = table_for(t, p->topic);
+		struct sk_table *tab = table_for(t, b);
 		if (!tab)
 			return -1;
 		bool keyed = b->rows[0].nkey > 0;
-		if (keyed)
-			dedup(b);
+		if (keyed && dedup(b, t->c.mode != SKM_INSERT) < 0)
+			return -1;
+		int32_t rounds = 0;
+		for (int r = 0; r < b->nrows; r++)
+			if (b->rows[r].gen >= rounds)
+				rounds = b->rows[r].gen + 1;
 		struct sk_row **sel = malloc((size_t)b->nrows * sizeof(*sel));
 		bool *taken = calloc((size_t)b->nrows, sizeof(bool));
 		if (!sel || !taken) {
@@ -1685,28 +1786,34 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 			return -1;
 		}
 		/* deletes first (a key deleted, then written again, too),
-		 * then the writes, one statement per shape (of the key for
-		 * deletes, of key and value for writes) */
+		 * then the writes round by round, one statement per shape
+		 * (of the key for deletes, of key and value for writes) */
 		int rc = 0;
 		for (int pass = 0; pass < 2 && rc == 0; pass++) {
 			bool deletes = pass == 0;
-			for (int r = 0; r < b->nrows && rc == 0; r++) {
-				if (taken[r] || !in_pass(&b->rows[r], deletes))
-					continue;
-				const char *shape = deletes ? b->rows[r].keysig
-							    : b->rows[r].sig;
-				int n = 0;
-				for (int q = r; q < b->nrows; q++) {
-					struct sk_row *o = &b->rows[q];
-					if (taken[q] || !in_pass(o, deletes) ||
-					    strcmp(deletes ? o->keysig : o->sig,
-						   shape) != 0)
+			for (int32_t g = 0; g < (deletes ? 1 : rounds); g++)
+				for (int r = 0; r < b->nrows && rc == 0; r++) {
+					if (!in_round(&b->rows[r], taken[r],
+						      deletes, g))
 						continue;
-					taken[q] = true;
-					sel[n++] = o;
+					const char *shape =
+						deletes ? b->rows[r].keysig
+							: b->rows[r].sig;
+					int n = 0;
+					for (int q = r; q < b->nrows; q++) {
+						struct sk_row *o = &b->rows[q];
+						if (!in_round(o, taken[q],
+							      deletes, g) ||
+						    strcmp(deletes ? o->keysig
+								   : o->sig,
+							   shape) != 0)
+							continue;
+						taken[q] = true;
+						sel[n++] = o;
+					}
+					rc = queue_rows(t, b, tab, sel, n,
+							deletes);
 				}
-				rc = queue_rows(t, b, tab, sel, n, deletes);
-			}
 			memset(taken, 0, (size_t)b->nrows * sizeof(bool));
 		}
 		free(sel);
@@ -1957,6 +2064,11 @@ struct sink_task *sink_start(const struct sink_env *env, const char *name,
 		return t;
 	}
 	t->backoff_ms = t->c.retry_backoff_ms;
+	if (t->c.url_ignored)
+		fprintf(stderr,
+			"sink %s: WARNING: connection.url parameters samsa "
+			"does not use: %s\n",
+			name, t->c.url_ignored);
 	char pgname[300];
 	snprintf(pgname, sizeof(pgname), "sink %s", name);
 	t->pg = pg_open(env->base, t->c.conninfo, pgname, on_pg_up, t);

@@ -107,19 +107,112 @@ static const char *const jdbc_params[][2] = {
 	{"sslkey", "sslkey"},
 	{"sslpassword", "sslpassword"},
 	{"connectTimeout", "connect_timeout"},
+	{"loginTimeout", "connect_timeout"},
 	{"ApplicationName", "application_name"},
+	{"gssEncMode", "gssencmode"},
 };
+
+/* pgJDBC's URL parameters read here other than jdbc_params. */
+static const char *const jdbc_read[] = {
+	"user",	      "password",      "ssl",	  "sslmode",
+	"sslfactory", "currentSchema", "options",
+};
+
+/* Appends name to the list in out (", " between); cut when it is full. */
+static void list_add(char *out, size_t n, const char *name)
+{
+	size_t k = strlen(out);
+	snprintf(out + k, n - k, "%s%s", k ? ", " : "", name);
+}
+
+/*
+ * Appends " -c name=val" to the options text o (of size n), val's spaces
+ * and backslashes escaped as libpq's options wants; false when it does not
+ * fit.
+ */
+static bool opt_set(char *o, size_t n, const char *name, const char *val)
+{
+	size_t k = strlen(o);
+	int w = snprintf(o + k, n - k, "%s-c %s=", k ? " " : "", name);
+	if (w < 0 || (size_t)w >= n - k)
+		return false;
+	k += (size_t)w;
+	for (const char *p = val; *p; p++) {
+		if (k + 3 >= n)
+			return false;
+		if (*p == ' ' || *p == '\\')
+			o[k++] = '\\';
+		o[k++] = *p;
+	}
+	o[k] = '\0';
+	return true;
+}
+
+/*
+ * A Java ZoneId (db.timezone, database.time_zone) as Postgres's TimeZone:
+ * a region as it is, Z and UTC/GMT/UT as UTC, an offset (+05:30,
+ * UTC-3 ...) in POSIX form with its sign turned (Postgres reads "+05:30"
+ * as POSIX does, west of Greenwich).  false when zone is neither.
+ */
+static bool pg_zone(const char *zone, char *out, size_t n)
+{
+	const char *z = zone;
+	for (const char *pfx = "UTC\0GMT\0UT\0"; *pfx; pfx += strlen(pfx) + 1)
+		if (strncmp(z, pfx, strlen(pfx)) == 0 &&
+		    (!z[strlen(pfx)] || z[strlen(pfx)] == '+' ||
+		     z[strlen(pfx)] == '-')) {
+			z += strlen(pfx);
+			break;
+		}
+	if (!*z || strcmp(z, "Z") == 0) {
+		snprintf(out, n, "UTC");
+		return true;
+	}
+	if (*z == '+' || *z == '-') {
+		int d[6], nd = 0;
+		for (const char *p = z + 1; *p; p++) {
+			if (*p >= '0' && *p <= '9' && nd < 6)
+				d[nd++] = *p - '0';
+			else if (*p != ':' || nd % 2 || !nd)
+				return false;
+		}
+		if (nd == 0 || nd == 5)
+			return false;
+		int h = nd == 1 || nd == 3 ? d[0] : d[0] * 10 + d[1];
+		int m = nd == 3	  ? d[1] * 10 + d[2]
+			: nd >= 4 ? d[2] * 10 + d[3]
+				  : 0;
+		if (h > 18 || m > 59)
+			return false;
+		snprintf(out, n, "<%c%02d%02d>%c%02d:%02d", *z, h, m,
+			 *z == '+' ? '-' : '+', h, m);
+		return true;
+	}
+	if (z != zone)
+		return false;
+	for (const char *p = z; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || strchr("/_+-", *p)))
+			return false;
+	snprintf(out, n, "%s", z);
+	return true;
+}
 
 /*
  * jdbc:postgresql://host[:port][/db][?k=v&...] as libpq keywords; user and
- * password from the URL unless given as separate settings.  Returns 0, -1
- * when url is not such a URL, -2 when out is too small.
+ * password from the URL unless given as separate settings; currentSchema
+ * as the search_path and options as they are (pgJDBC sends both at
+ * start-up); the session's TimeZone is tz (a Postgres zone).  The names
+ * of the URL's parameters that samsa does not use go to ignored.  Returns
+ * 0, -1 when url is not such a URL, -2 when out is too small.
  */
 static int jdbc_conninfo(const char *url, const char *user, const char *pw,
-			 char *out, size_t n)
+			 const char *tz, char *out, size_t n, char *ignored,
+			 size_t ilen)
 {
 	static const char pfx[] = "jdbc:postgresql://";
 	out[0] = '\0';
+	ignored[0] = '\0';
 	if (strncmp(url, pfx, sizeof(pfx) - 1) != 0)
 		return -1;
 	char *copy = strdup(url + sizeof(pfx) - 1);
@@ -157,12 +250,15 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 	 * (only "require" with its NonValidatingFactory): not libpq's prefer.
 	 */
 	bool ssl = false, mode = false, validating = true;
+	char opts[1024] = "";
 	char *save = NULL;
 	for (char *q = query ? strtok_r(query, "&", &save) : NULL; q;
 	     q = strtok_r(NULL, "&", &save)) {
 		char *eq = strchr(q, '=');
 		if (!eq) {
 			ssl |= strcmp(q, "ssl") == 0;
+			if (strcmp(q, "ssl") != 0)
+				list_add(ignored, ilen, q);
 			continue;
 		}
 		*eq++ = '\0';
@@ -176,15 +272,38 @@ static int jdbc_conninfo(const char *url, const char *user, const char *pw,
 			u = eq;
 		else if (strcmp(q, "password") == 0 && !pw)
 			p = eq;
+		if (strcmp(q, "options") == 0 && *eq) {
+			size_t k = strlen(opts);
+			fits = fits && k + strlen(eq) + 2 < sizeof(opts);
+			if (fits)
+				snprintf(opts + k, sizeof(opts) - k, "%s%s",
+					 k ? " " : "", eq);
+		}
+		if (strcmp(q, "currentSchema") == 0 && *eq)
+			fits = fits &&
+			       opt_set(opts, sizeof(opts), "search_path", eq);
+		bool used = false;
 		for (size_t i = 0;
 		     i < sizeof(jdbc_params) / sizeof(*jdbc_params); i++)
-			if (strcmp(q, jdbc_params[i][0]) == 0)
+			if (strcmp(q, jdbc_params[i][0]) == 0) {
 				fits = fits &&
 				       kv(out, n, jdbc_params[i][1], eq);
+				used = true;
+			}
+		for (size_t i = 0; i < sizeof(jdbc_read) / sizeof(*jdbc_read);
+		     i++)
+			used |= strcmp(q, jdbc_read[i]) == 0;
+		if (!used)
+			list_add(ignored, ilen, q);
 	}
 	if (ssl && !mode)
 		fits = fits && kv(out, n, "sslmode",
 				  validating ? "verify-full" : "require");
+	/* Last, so that it wins: the session's zone is what a timestamp
+	 * column gets of an instant, and how zone-less text reads; not the
+	 * database's own (America/New_York ...). */
+	fits = fits && opt_set(opts, sizeof(opts), "TimeZone", tz) &&
+	       kv(out, n, "options", opts);
 	if (u)
 		fits = fits && kv(out, n, "user", u);
 	if (p)
@@ -236,10 +355,20 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		BAD("connection.url", "Missing required configuration "
 				      "\"connection.url\" which has no "
 				      "default value.");
-	char ci[2048];
+	/* Confluent's db.timezone, Debezium's database.time_zone: UTC */
+	const char *tzkey = o->debezium ? "database.time_zone" : "db.timezone";
+	v = cc_get2(c, tzkey,
+		    o->debezium ? "db.timezone" : "database.time_zone");
+	char tz[64];
+	if (!pg_zone(v && *v ? v : "UTC", tz, sizeof(tz)))
+		BAD(tzkey,
+		    "Invalid value %s for configuration %s: not a time zone", v,
+		    tzkey);
+	char ci[2048], ignored[512];
 	int rc = jdbc_conninfo(
 		url, cc_get2(c, "connection.user", "connection.username"),
-		cc_get(c, "connection.password"), ci, sizeof(ci));
+		cc_get(c, "connection.password"), tz, ci, sizeof(ci), ignored,
+		sizeof(ignored));
 	if (rc == -2)
 		BAD("connection.url",
 		    "Invalid value for configuration connection.url: "
@@ -249,7 +378,8 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		    "Invalid value %s for configuration connection.url: only "
 		    "jdbc:postgresql:// URLs are supported",
 		    url);
-	if (!(o->conninfo = strdup(ci)))
+	if (!(o->conninfo = strdup(ci)) ||
+	    (*ignored && !(o->url_ignored = strdup(ignored))))
 		BAD("connection.url", "out of memory");
 
 	v = cc_get(c, "insert.mode");
@@ -332,6 +462,7 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 	v = cc_get2(c, "table.name.format", "collection.name.format");
 	if (!(o->table_format = strdup(v && *v ? v : "${topic}")))
 		BAD("table.name.format", "out of memory");
+	o->by_source = o->debezium && strstr(o->table_format, "${source.");
 
 	v = cc_get(c, "batch.size");
 	o->batch_size = o->debezium ? 500 : 3000;
@@ -355,6 +486,10 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		cc_bool(cc_get(c, "key.converter.schemas.enable"), true);
 	o->value_schemas =
 		cc_bool(cc_get(c, "value.converter.schemas.enable"), true);
+	o->key_nulls = !cc_bool(
+		cc_get(c, "key.converter.replace.null.with.default"), true);
+	o->value_nulls = !cc_bool(
+		cc_get(c, "value.converter.replace.null.with.default"), true);
 
 	v = cc_get(c, "errors.tolerance");
 	if (v && strcasecmp(v, "all") != 0 && strcasecmp(v, "none") != 0)
@@ -372,7 +507,7 @@ int sink_cfg_parse(const json_t *c, struct sink_cfg *o, char *key,
 		cc_get(c, "errors.deadletterqueue.context.headers.enable"),
 		false);
 	v = cc_get(c, "retry.backoff.ms");
-	o->retry_backoff_ms = v ? atoi(v) : 1000;
+	o->retry_backoff_ms = v ? atoi(v) : 3000; /* Confluent's default */
 	if (o->retry_backoff_ms < 100)
 		o->retry_backoff_ms = 100;
 	if (o->retry_backoff_ms > 3000)
@@ -393,6 +528,7 @@ void sink_cfg_free(struct sink_cfg *c)
 	if (c->has_regex)
 		regfree(&c->regex);
 	free(c->conninfo);
+	free(c->url_ignored);
 	cc_free_list(c->pk_fields);
 	cc_free_list(c->whitelist);
 	free(c->table_format);
@@ -401,27 +537,53 @@ void sink_cfg_free(struct sink_cfg *c)
 	memset(c, 0, sizeof(*c));
 }
 
-void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
-		    size_t slen, char *table, size_t tlen)
+/* Appends src to full[*k..n) (cut when full). */
+static void put_name(char *full, size_t n, size_t *k, const char *src,
+		     bool dots)
 {
-	char full[1024];
+	for (; *src && *k + 1 < n; src++)
+		full[(*k)++] = dots && *src == '.' ? '_' : *src;
+}
+
+int sink_cfg_name(const struct sink_cfg *c, const char *topic,
+		  const char *const *source, char *full, size_t n)
+{
+	static const char *const keys[3] = {"${source.db}", "${source.schema}",
+					    "${source.table}"};
 	size_t k = 0;
 	const char *f = c->table_format;
-	while (*f && k + 1 < sizeof(full)) {
+	while (*f && k + 1 < n) {
+		int which = -1;
+		for (int i = 0; i < 3; i++)
+			if (c->debezium &&
+			    strncmp(f, keys[i], strlen(keys[i])) == 0)
+				which = i;
 		if (strncmp(f, "${topic}", 8) == 0) {
-			for (const char *t = topic; *t && k + 1 < sizeof(full);
-			     t++)
-				full[k++] =
-					(c->debezium && *t == '.') ? '_' : *t;
+			put_name(full, n, &k, topic, c->debezium);
 			f += 8;
+		} else if (which >= 0) {
+			if (!source || !source[which]) {
+				full[k] = '\0';
+				return -1;
+			}
+			put_name(full, n, &k, source[which], false);
+			f += strlen(keys[which]);
 		} else {
 			full[k++] = *f++;
 		}
 	}
 	full[k] = '\0';
+	return 0;
+}
+
+void sink_cfg_split(const char *name, char *schema, size_t slen, char *table,
+		    size_t tlen)
+{
+	char full[1024];
+	snprintf(full, sizeof(full), "%s", name);
 	schema[0] = '\0';
-	/* Confluent: dots split catalog.schema.table; the last two count. */
-	char *dot = c->debezium ? NULL : strrchr(full, '.');
+	/* dots split catalog.schema.table; the last two count */
+	char *dot = strrchr(full, '.');
 	if (dot) {
 		*dot = '\0';
 		char *prev = strrchr(full, '.');
@@ -430,4 +592,12 @@ void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
 	} else {
 		snprintf(table, tlen, "%s", full);
 	}
+}
+
+void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
+		    size_t slen, char *table, size_t tlen)
+{
+	char full[1024];
+	sink_cfg_name(c, topic, NULL, full, sizeof(full));
+	sink_cfg_split(full, schema, slen, table, tlen);
 }

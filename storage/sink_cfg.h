@@ -22,7 +22,8 @@ struct sink_cfg {
 	char **topics; /* NULL-terminated, or NULL with topics.regex */
 	regex_t regex;
 	bool has_regex;
-	char *conninfo; /* libpq keyword=value text */
+	char *conninfo;	   /* libpq keyword=value text */
+	char *url_ignored; /* connection.url parameters not used, or NULL */
 	enum sk_mode mode;
 	enum sk_pk pk;
 	char **pk_fields; /* NULL-terminated, or NULL when none */
@@ -31,10 +32,12 @@ struct sink_cfg {
 	bool delete_enabled;
 	bool auto_create, auto_evolve;
 	char *table_format; /* ${topic} */
+	bool by_source;	    /* Debezium's ${source.*}: a table per record */
 	bool quote;
 	int batch_size;
 	enum sk_conv key_conv, value_conv;
 	bool key_schemas, value_schemas;
+	bool key_nulls, value_nulls; /* replace.null.with.default=false */
 	bool tolerate_all;
 	char *dlq_topic; /* NULL: none */
 	bool dlq_headers;
@@ -53,7 +56,23 @@ void sink_cfg_free(struct sink_cfg *c);
 /* The class name of a converter, as Connect's error context gives it. */
 const char *sink_conv_class(enum sk_conv c);
 
-/* The table a topic goes to, unquoted parts: schema (maybe NULL), name. */
+/*
+ * The table name c's table.name.format (collection.name.format) gives:
+ * ${topic} (Debezium: dots as underscores) and, for Debezium,
+ * ${source.db}, ${source.schema}, ${source.table} from source[0..2] (the
+ * record's source block, as DefaultCollectionNamingStrategy).  Returns 0,
+ * or -1 when a placeholder's value is missing (source or its element
+ * NULL).
+ */
+int sink_cfg_name(const struct sink_cfg *c, const char *topic,
+		  const char *const *source, char *full, size_t n);
+
+/* A table name's unquoted parts: dots split catalog.schema.table, the last
+ * two count (schema "" when there is none). */
+void sink_cfg_split(const char *name, char *schema, size_t slen, char *table,
+		    size_t tlen);
+
+/* The table a topic goes to (sink_cfg_name, then sink_cfg_split). */
 void sink_cfg_table(const struct sink_cfg *c, const char *topic, char *schema,
 		    size_t slen, char *table, size_t tlen);
 
@@ -63,6 +82,9 @@ struct sk_row {
 	char op;	   /* 'u' write, 'd' delete, 's' nothing to do */
 	bool delete_first; /* the key was deleted earlier in the batch */
 	bool skip;	   /* a later record of the key supersedes it */
+	int32_t gen;	   /* writes go in rounds, in order: a key's row
+			    * of other columns than its row before comes
+			    * a round after it */
 	int nkey, nval;
 	struct sk_col *cols; /* key columns, then value columns */
 	const char *keysig;  /* key column names: deletes alike share a
@@ -70,6 +92,7 @@ struct sk_row {
 	const char *sig;     /* key and value column names: writes alike
 			      * share a statement */
 	const char *keystr;  /* the key's identity in the batch */
+	const char *table;   /* by_source: its table's name, else NULL */
 };
 
 /* Why a record could not be made a row (Connect's error context). */

@@ -599,6 +599,22 @@ static struct sk_schema *cs_new(struct arena *a, enum sk_type t)
 	return s;
 }
 
+/* Bytes of the JSON text: a value's own (p NULL: not known). */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+static bool is_decimal(const struct sk_schema *s)
+{
+	return s->name &&
+	       strcmp(s->name, "org.apache.kafka.connect.data.Decimal") == 0;
+}
+
+static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
+		    struct span raw, bool nulls, struct sk_value *v, int depth,
+		    char *err, size_t errlen);
+
 /* Connect's JSON schema ({"type":"struct","fields":[...]...}). */
 static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
 				  char *err, size_t errlen)
@@ -637,6 +653,7 @@ static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
 	const char *sc = json_string_value(json_object_get(params, "scale"));
 	if (sc)
 		s->scale = atoi(sc);
+	s->decimals = is_decimal(s);
 	if (s->type == SK_STRUCT) {
 		const json_t *f = json_object_get(j, "fields");
 		size_t n = json_array_size(f);
@@ -658,6 +675,7 @@ static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
 				cs_parse(a, fj, depth + 1, err, errlen);
 			if (!s->fields[i].schema)
 				return NULL;
+			s->decimals |= s->fields[i].schema->decimals;
 		}
 		s->nfields = (int)n;
 	} else if (s->type == SK_ARRAY) {
@@ -665,6 +683,7 @@ static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
 				   err, errlen);
 		if (!s->elem)
 			return NULL;
+		s->decimals = s->elem->decimals;
 	} else if (s->type == SK_MAP) {
 		s->kelem = cs_parse(a, json_object_get(j, "keys"), depth + 1,
 				    err, errlen);
@@ -672,6 +691,18 @@ static struct sk_schema *cs_parse(struct arena *a, const json_t *j, int depth,
 				   err, errlen);
 		if (!s->kelem || !s->elem)
 			return NULL;
+	}
+	/* JsonConverter reads the default as a value of the schema, and
+	 * gives it for a null (replace.null.with.default, true) */
+	if (s->has_default) {
+		struct sk_value *d = arena_alloc(a, sizeof(*d));
+		if (!d)
+			return NULL;
+		memset(d, 0, sizeof(*d));
+		if (cj_value(a, s, json_object_get(j, "default"),
+			     (struct span){0}, true, d, depth, err, errlen) < 0)
+			return NULL;
+		s->def = d;
 	}
 	return s;
 }
@@ -719,19 +750,96 @@ static int b64_decode(struct arena *a, const char *in, const char **out,
 	return 0;
 }
 
-static bool is_decimal(const struct sk_schema *s)
+static size_t skip_ws(const char *p, size_t i, size_t n);
+static size_t skip_string(const char *p, size_t i, size_t n);
+static size_t skip_value(const char *p, size_t i, size_t n);
+static size_t scan_number(const char *p, size_t i, size_t n, bool *integer);
+
+/* Whether the JSON string text k (quotes included) is name. */
+static bool key_is(const char *k, size_t kn, const char *name)
 {
-	return s->name &&
-	       strcmp(s->name, "org.apache.kafka.connect.data.Decimal") == 0;
+	size_t nl = strlen(name);
+	if (!memchr(k, '\\', kn))
+		return kn == nl + 2 && memcmp(k + 1, name, nl) == 0;
+	json_t *j = json_loadb(k, kn, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	bool is = j && json_string_length(j) == nl &&
+		  memcmp(json_string_value(j), name, nl) == 0;
+	json_decref(j);
+	return is;
 }
 
-/* A JSON payload value of schema s. */
+/*
+ * The text of member name of the object text obj (the last, as jansson
+ * keeps the last), or {NULL, 0}.  The object was parsed already: this only
+ * finds where its parts are.
+ */
+static struct span raw_member(struct span obj, const char *name)
+{
+	struct span out = {0};
+	const char *p = obj.p;
+	size_t n = obj.n, i = p ? skip_ws(p, 0, n) : n;
+	if (i >= n || p[i] != '{')
+		return out;
+	for (i = skip_ws(p, i + 1, n); i < n && p[i] == '"';) {
+		size_t k = i, e = skip_string(p, i, n);
+		if (!e)
+			break;
+		i = skip_ws(p, e, n);
+		if (i >= n || p[i] != ':')
+			break;
+		i = skip_ws(p, i + 1, n);
+		size_t end = skip_value(p, i, n);
+		if (end <= i)
+			break;
+		if (key_is(p + k, e - k, name))
+			out = (struct span){p + i, end - i};
+		i = skip_ws(p, end, n);
+		if (i < n && p[i] == ',')
+			i = skip_ws(p, i + 1, n);
+	}
+	return out;
+}
+
+/* The text of the array text arr's next element from *at (0: the
+ * first), or {NULL, 0}. */
+static struct span raw_next(struct span arr, size_t *at)
+{
+	const char *p = arr.p;
+	size_t n = arr.n, i = *at;
+	if (!p)
+		return (struct span){0};
+	if (i == 0) {
+		i = skip_ws(p, 0, n);
+		if (i >= n || p[i] != '[')
+			return (struct span){0};
+		i++;
+	}
+	i = skip_ws(p, i, n);
+	size_t end = skip_value(p, i, n);
+	if (end <= i)
+		return (struct span){0};
+	*at = skip_ws(p, end, n);
+	if (*at < n && p[*at] == ',')
+		(*at)++;
+	return (struct span){p + i, end - i};
+}
+
+/*
+ * A JSON payload value of schema s.  raw: j's text, where s holds a
+ * Decimal (s->decimals): its number is taken as written, as Connect's
+ * BigDecimal takes it, not as jansson's double.
+ */
 static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
-		    struct sk_value *v, int depth, char *err, size_t errlen)
+		    struct span raw, bool nulls, struct sk_value *v, int depth,
+		    char *err, size_t errlen)
 {
 	v->s = s;
+	if ((!j || json_is_null(j)) && s->def && !nulls) {
+		*v = *s->def;
+		return 0;
+	}
 	if (!j || json_is_null(j)) {
-		if (!s->optional && !s->has_default) {
+		if (!s->optional) {
 			snprintf(err, errlen,
 				 "Invalid null value for required %s field",
 				 s->name ? s->name : "");
@@ -786,6 +894,13 @@ static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
 	case SK_BYTES:
 		if (is_decimal(s) && json_is_number(j)) {
 			/* decimal.format=NUMERIC: keep the digits as text */
+			bool integer;
+			if (raw.p &&
+			    scan_number(raw.p, 0, raw.n, &integer) == raw.n) {
+				v->p = arena_strndup(a, raw.p, raw.n);
+				v->n = (size_t)-1; /* marks decimal text */
+				return v->p ? 0 : -1;
+			}
 			char *t = json_dumps(j, JSON_ENCODE_ANY);
 			if (!t)
 				return -1;
@@ -805,10 +920,15 @@ static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
 		v->fields = arena_alloc(a, (n ? n : 1) * sizeof(*v->fields));
 		if (!v->fields)
 			return -1;
-		for (size_t i = 0; i < n; i++)
-			if (cj_value(a, s->elem, json_array_get(j, i),
+		size_t at = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct span r = {0};
+			if (s->elem->decimals)
+				r = raw_next(raw, &at);
+			if (cj_value(a, s->elem, json_array_get(j, i), r, nulls,
 				     &v->fields[i], depth + 1, err, errlen) < 0)
 				return -1;
+		}
 		v->n = n;
 		return 0;
 	}
@@ -823,11 +943,16 @@ static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
 					       sizeof(*v->fields));
 		if (!v->fields)
 			return -1;
-		for (int i = 0; i < s->nfields; i++)
-			if (cj_value(a, s->fields[i].schema,
-				     json_object_get(j, s->fields[i].name),
-				     &v->fields[i], depth + 1, err, errlen) < 0)
+		for (int i = 0; i < s->nfields; i++) {
+			const struct sk_field *f = &s->fields[i];
+			struct span r = {0};
+			if (f->schema->decimals)
+				r = raw_member(raw, f->name);
+			if (cj_value(a, f->schema, json_object_get(j, f->name),
+				     r, nulls, &v->fields[i], depth + 1, err,
+				     errlen) < 0)
 				return -1;
+		}
 		v->n = (size_t)s->nfields;
 		return 0;
 	case SK_NONE:
@@ -913,14 +1038,75 @@ static int infer(struct arena *a, const json_t *j, struct sk_value *v, bool top,
 	return v->p ? 0 : -1;
 }
 
-int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
+/*
+ * p[0..n) with ".0" after each integer past int64 (outside strings), which
+ * jansson refuses ("too big integer") where Connect's JsonConverter reads
+ * a BigInteger: a real for jansson, and a Decimal's text keeps its digits.
+ * NULL when there is none (or memory ran out); the caller frees.
+ */
+static char *widen_integers(const char *p, size_t n, size_t *outn)
+{
+	char *o = NULL;
+	size_t k = 0, from = 0;
+	for (size_t i = 0; i < n;) {
+		if (p[i] == '"') {
+			size_t e = skip_string(p, i, n);
+			i = e ? e : n;
+			continue;
+		}
+		bool integer;
+		size_t e = p[i] == '-' || (p[i] >= '0' && p[i] <= '9')
+				   ? scan_number(p, i, n, &integer)
+				   : 0;
+		if (!e) {
+			i++;
+			continue;
+		}
+		char num[24];
+		bool big = false;
+		if (integer && e - i >= 19) {
+			errno = 0;
+			size_t l =
+				e - i < sizeof(num) ? e - i : sizeof(num) - 1;
+			memcpy(num, p + i, l);
+			num[l] = '\0';
+			strtoll(num, NULL, 10);
+			big = errno == ERANGE || l < e - i;
+		}
+		if (big) {
+			if (!o && !(o = malloc(n + n / 2 + 2)))
+				return NULL;
+			memcpy(o + k, p + from, e - from);
+			k += e - from;
+			memcpy(o + k, ".0", 2);
+			k += 2;
+			from = e;
+		}
+		i = e;
+	}
+	if (o) {
+		memcpy(o + k, p + from, n - from);
+		*outn = k + n - from;
+	}
+	return o;
+}
+
+int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, int flags,
 		   struct sk_value *v, char *err, size_t errlen)
 {
+	bool schemas = flags & SK_JSON_SCHEMAS;
 	json_error_t je;
 	memset(v, 0, sizeof(*v));
 	json_t *j = json_loadb((const char *)data, n,
 			       JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	size_t wn = 0;
+	char *wide = !j && schemas ? widen_integers((const char *)data, n, &wn)
+				   : NULL;
+	/* the Decimals' text is read from data: the digits as written */
+	if (wide)
+		j = json_loadb(wide, wn, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (!j) {
+		free(wide);
 		snprintf(
 			err, errlen,
 			"Converting byte[] to Kafka Connect data failed due to "
@@ -948,11 +1134,16 @@ int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
 	} else {
 		struct sk_schema *s = cs_parse(a, json_object_get(j, "schema"),
 					       0, err, errlen);
+		struct span raw = {0};
+		if (s && s->decimals)
+			raw = raw_member((struct span){(const char *)data, n},
+					 "payload");
 		if (s)
-			rc = cj_value(a, s, json_object_get(j, "payload"), v, 0,
-				      err, errlen);
+			rc = cj_value(a, s, json_object_get(j, "payload"), raw,
+				      flags & SK_JSON_NULLS, v, 0, err, errlen);
 	}
 	json_decref(j);
+	free(wide);
 	return rc;
 }
 
@@ -1114,11 +1305,6 @@ static size_t skip_value(const char *p, size_t i, size_t n)
 	}
 	return depth == 0 ? i : 0;
 }
-
-struct span {
-	const char *p;
-	size_t n;
-};
 
 /*
  * The spans of "schema" and "payload" in {"schema":...,"payload":...}: each
@@ -1351,8 +1537,8 @@ static bool short_number(const char *p, size_t n, int64_t *iv, double *dv)
  * of jansson's range (the caller then parses it with jansson).
  */
 static int flat_payload(struct arena *a, const struct sk_schema *s,
-			const char *p, size_t n, struct sk_value *v, char *err,
-			size_t errlen)
+			const char *p, size_t n, bool nulls, struct sk_value *v,
+			char *err, size_t errlen)
 {
 	struct jmember m[FLAT_MAX_MEMBERS];
 	if (s->type != SK_STRUCT)
@@ -1408,7 +1594,8 @@ static int flat_payload(struct arena *a, const struct sk_schema *s,
 			if (m[q].kn == nl && memcmp(m[q].k, name, nl) == 0)
 				k = q;
 		if (k < 0 || m[k].kind == 'n') {
-			if (cj_value(a, fs, NULL, fv, 1, err, errlen) < 0)
+			if (cj_value(a, fs, NULL, (struct span){0}, nulls, fv,
+				     1, err, errlen) < 0)
 				return -1;
 			continue;
 		}
@@ -1457,16 +1644,18 @@ static int flat_payload(struct arena *a, const struct sk_schema *s,
 }
 
 int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
-			  const uint8_t *data, size_t n, bool schemas,
+			  const uint8_t *data, size_t n, int flags,
 			  struct sk_value *v, char *err, size_t errlen)
 {
+	bool schemas = flags & SK_JSON_SCHEMAS;
 	struct span sc, pl;
 	const struct sk_schema *s = NULL;
 	if (jc && schemas &&
 	    envelope(jc, (const char *)data, n, &sc, &pl, &s) &&
 	    sc.p[0] == '{' && (s || (s = jc_schema(jc, sc.p, sc.n)))) {
 		sk_oom(err, errlen);
-		int rc = flat_payload(a, s, pl.p, pl.n, v, err, errlen);
+		int rc = flat_payload(a, s, pl.p, pl.n, flags & SK_JSON_NULLS,
+				      v, err, errlen);
 		if (rc <= 0)
 			return rc;
 		json_t *j = json_loadb(pl.p, pl.n,
@@ -1474,12 +1663,13 @@ int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
 		if (j) {
 			memset(v, 0, sizeof(*v));
 			sk_oom(err, errlen);
-			rc = cj_value(a, s, j, v, 0, err, errlen);
+			rc = cj_value(a, s, j, pl, flags & SK_JSON_NULLS, v, 0,
+				      err, errlen);
 			json_decref(j);
 			return rc;
 		}
 	}
-	return sk_json_decode(a, data, n, schemas, v, err, errlen);
+	return sk_json_decode(a, data, n, flags, v, err, errlen);
 }
 
 void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,

@@ -68,7 +68,9 @@ struct sk_schema {
 	const char *name; /* Connect name, e.g. a logical type's; or NULL */
 	bool optional;
 	bool has_default;
-	int32_t scale; /* Decimal */
+	bool decimals; /* JSON: a Decimal in it, read from the number's text */
+	const struct sk_value *def; /* JSON: the default, for a null */
+	int32_t scale;		    /* Decimal */
 	int nfields;
 	struct sk_field *fields; /* STRUCT */
 	struct sk_schema *elem;	 /* ARRAY element, MAP value */
@@ -131,12 +133,19 @@ int sk_avro_decode(struct arena *a, const struct sk_schema *s,
 		   const uint8_t *data, size_t n, struct sk_value *v, char *err,
 		   size_t errlen);
 
+/* sk_json_decode's flags: JsonConverter's schemas.enable, and
+ * replace.null.with.default=false (a null stays null; by default a field's
+ * default stands for it). */
+#define SK_JSON_SCHEMAS 1
+#define SK_JSON_NULLS	2
+
 /*
- * JsonConverter: with schemas, data is {"schema":...,"payload":...};
- * without, a plain JSON value whose schema is inferred (integers INT64,
- * other numbers FLOAT64, objects STRUCT).  Returns 0, or -1 with err.
+ * JsonConverter: with SK_JSON_SCHEMAS, data is {"schema":...,
+ * "payload":...}; without, a plain JSON value whose schema is inferred
+ * (integers INT64, other numbers FLOAT64, objects STRUCT).  Returns 0, or
+ * -1 with err.
  */
-int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, bool schemas,
+int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, int flags,
 		   struct sk_value *v, char *err, size_t errlen);
 
 /*
@@ -158,7 +167,7 @@ void sk_jcache_free(struct sk_jcache *jc);
  * (which may be NULL): the same values and the same errors.
  */
 int sk_json_decode_cached(struct sk_jcache *jc, struct arena *a,
-			  const uint8_t *data, size_t n, bool schemas,
+			  const uint8_t *data, size_t n, int flags,
 			  struct sk_value *v, char *err, size_t errlen);
 
 /* StringConverter: an optional STRING (data copied into the arena). */
@@ -173,6 +182,13 @@ void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,
  * NULL when no column can hold it (a nested STRUCT, a MAP).
  */
 const char *sk_sql_type(const struct sk_schema *s);
+
+/*
+ * Whether values of s are instants (Connect's Timestamp, Debezium's
+ * Timestamp, MicroTimestamp, NanoTimestamp): their text is UTC with its
+ * offset.
+ */
+bool sk_sql_instant(const struct sk_schema *s);
 
 /*
  * The SQL text of a value for a column of type sk_sql_type(v->s): into the

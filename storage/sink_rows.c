@@ -94,10 +94,15 @@ static int decode(const struct sink_cfg *c, struct arena *a, bool is_key,
 		return 0;
 	}
 	case SKC_JSON:
-		if (sk_json_decode_cached(c->jcache, a, data, (size_t)len,
-					  is_key ? c->key_schemas
-						 : c->value_schemas,
-					  v, err, sizeof(err)) == 0)
+		if (sk_json_decode_cached(
+			    c->jcache, a, data, (size_t)len,
+			    ((is_key ? c->key_schemas : c->value_schemas)
+				     ? SK_JSON_SCHEMAS
+				     : 0) |
+				    ((is_key ? c->key_nulls : c->value_nulls)
+					     ? SK_JSON_NULLS
+					     : 0),
+			    v, err, sizeof(err)) == 0)
 			return 0;
 		snprintf(f->message, sizeof(f->message), "%s", err);
 		return -1;
@@ -421,6 +426,36 @@ static bool is_envelope(const struct sk_value *v)
 	       sk_field_get(v, "after") && sk_field_get(v, "source");
 }
 
+/*
+ * row->table: collection.name.format with the ${source.*} of v's source
+ * block (v a Debezium envelope).  Returns 0, or -1 with f filled in.
+ */
+static int table_by_source(const struct sink_cfg *c, struct arena *a,
+			   const char *topic, const struct sk_value *v,
+			   struct sk_row *row, struct sk_fault *f)
+{
+	static const char *const names[3] = {"db", "schema", "table"};
+	const char *src[3] = {NULL, NULL, NULL};
+	const struct sk_value *sb =
+		is_envelope(v) ? sk_field_get(v, "source") : NULL;
+	for (int i = 0; i < 3; i++) {
+		const struct sk_value *x = sk_field_get(sb, names[i]);
+		if (x && !x->null && sk_plain(x->s)->type == SK_STRING &&
+		    !memchr(x->p, '\0', x->n) &&
+		    !(src[i] = arena_strndup(a, x->p, x->n)))
+			return put_fault(f, c, "out of memory");
+	}
+	char full[1024];
+	if (sink_cfg_name(c, topic, src, full, sizeof(full)) < 0)
+		return put_fault(f, c,
+				 "Failed to resolve table name with format "
+				 "'%s', check source field in topic '%s'",
+				 c->table_format, topic);
+	if (!(row->table = arena_strndup(a, full, strlen(full))))
+		return put_fault(f, c, "out of memory");
+	return 0;
+}
+
 int sink_row(const struct sink_cfg *c, struct arena *a, const char *topic,
 	     int32_t partition, int64_t offset, int64_t ts, const uint8_t *key,
 	     int32_t klen, const uint8_t *value, int32_t vlen,
@@ -446,6 +481,14 @@ int sink_row(const struct sink_cfg *c, struct arena *a, const char *topic,
 			return -1;
 		v = vv.null ? NULL : &vv;
 	}
+	/* a tombstone has no source block to name its table by: Debezium
+	 * leaves it */
+	if (c->by_source && !v) {
+		row->op = 's';
+		return 0;
+	}
+	if (c->by_source && table_by_source(c, a, topic, v, row, f) < 0)
+		return -1;
 	if (v && c->debezium && is_envelope(v)) {
 		const struct sk_value *op = sk_field_get(v, "op");
 		char o = op->n ? op->p[0] : '?';

@@ -94,6 +94,15 @@ const char *sk_sql_type(const struct sk_schema *s)
 	return NULL;
 }
 
+bool sk_sql_instant(const struct sk_schema *s)
+{
+	s = sk_plain(s);
+	return s && (named(s, "org.apache.kafka.connect.data.Timestamp") ||
+		     named(s, "io.debezium.time.Timestamp") ||
+		     named(s, "io.debezium.time.MicroTimestamp") ||
+		     named(s, "io.debezium.time.NanoTimestamp"));
+}
+
 /* --- value text -------------------------------------------------------- */
 
 /* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm). */
@@ -130,12 +139,17 @@ static char *fmt_date(struct arena *a, int64_t days)
 	return arena_printf(a, "%04" PRId64 "-%02u-%02u", y, m, d);
 }
 
-/* A time of day from microseconds since midnight. */
+/*
+ * A time of day from microseconds since midnight, in UTC as Connect's
+ * times are: with its offset, so that a timetz or timestamptz column holds
+ * that instant whatever the session's zone (time and timestamp columns
+ * ignore it).
+ */
 static char *fmt_time(struct arena *a, int64_t us)
 {
 	us = ((us % 86400000000LL) + 86400000000LL) % 86400000000LL;
 	int64_t s = us / 1000000;
-	return arena_printf(a, "%02d:%02d:%02d.%06d", (int)(s / 3600),
+	return arena_printf(a, "%02d:%02d:%02d.%06d+00", (int)(s / 3600),
 			    (int)(s / 60 % 60), (int)(s % 60),
 			    (int)(us % 1000000));
 }
@@ -696,9 +710,27 @@ static void col_list(struct kb_writer *w, const char *const *cols, int from,
 	}
 }
 
+/* " DEFAULT 'text'" (quotes doubled) when def is not NULL. */
+static void put_default(struct kb_writer *w, const char *def)
+{
+	if (!def)
+		return;
+	put(w, " DEFAULT '");
+	for (const char *p = def; *p; p++) {
+		const char *q = strchr(p, '\'');
+		size_t n = q ? (size_t)(q - p) : strlen(p);
+		kb_write_raw(w, p, n);
+		if (!q)
+			break;
+		put(w, "''");
+		p = q;
+	}
+	put(w, "'");
+}
+
 char *sk_sql_create(const char *table, int ncols, const char *const *cols,
-		    const char *const *types, const bool *notnull, int nkey,
-		    const char *const *key)
+		    const char *const *types, const char *const *defaults,
+		    const bool *notnull, int nkey, const char *const *key)
 {
 	struct kb_writer w;
 	kb_writer_init(&w);
@@ -710,6 +742,7 @@ char *sk_sql_create(const char *table, int ncols, const char *const *cols,
 		put(&w, cols[i]);
 		put(&w, " ");
 		put(&w, types[i]);
+		put_default(&w, defaults ? defaults[i] : NULL);
 		put(&w, notnull[i] ? " NOT NULL" : " NULL");
 	}
 	if (nkey > 0) {
@@ -721,7 +754,8 @@ char *sk_sql_create(const char *table, int ncols, const char *const *cols,
 	return done(&w);
 }
 
-char *sk_sql_add_column(const char *table, const char *col, const char *type)
+char *sk_sql_add_column(const char *table, const char *col, const char *type,
+			const char *def)
 {
 	struct kb_writer w;
 	kb_writer_init(&w);
@@ -731,6 +765,7 @@ char *sk_sql_add_column(const char *table, const char *col, const char *type)
 	put(&w, col);
 	put(&w, " ");
 	put(&w, type);
+	put_default(&w, def);
 	put(&w, " NULL");
 	return done(&w);
 }

@@ -15,14 +15,17 @@
 
 enum sk_mode { SKM_INSERT, SKM_UPSERT, SKM_UPDATE };
 
-/* CREATE TABLE IF NOT EXISTS table (col type NULL|NOT NULL, ...,
- * PRIMARY KEY(key...)); no key clause when nkey is 0. */
+/* CREATE TABLE IF NOT EXISTS table (col type [DEFAULT 'text'] NULL|NOT
+ * NULL, ..., PRIMARY KEY(key...)); no key clause when nkey is 0, no
+ * DEFAULT when defaults (or its element) is NULL. */
 char *sk_sql_create(const char *table, int ncols, const char *const *cols,
-		    const char *const *types, const bool *notnull, int nkey,
-		    const char *const *key);
+		    const char *const *types, const char *const *defaults,
+		    const bool *notnull, int nkey, const char *const *key);
 
-/* ALTER TABLE table ADD COLUMN IF NOT EXISTS col type NULL */
-char *sk_sql_add_column(const char *table, const char *col, const char *type);
+/* ALTER TABLE table ADD COLUMN IF NOT EXISTS col type [DEFAULT 'def']
+ * NULL */
+char *sk_sql_add_column(const char *table, const char *col, const char *type,
+			const char *def);
 
 /*
  * The rows of the three statements below: nrows rows of $n placeholders

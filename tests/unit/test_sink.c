@@ -120,15 +120,19 @@ Test(sink, value_text)
 	struct sk_schema tm = {.type = SK_INT32,
 			       .name = "org.apache.kafka.connect.data.Time"};
 	cr_assert_str_eq(text_of(&a, &tm, (struct sk_value){.i = 3723004}),
-			 "01:02:03.004000");
+			 "01:02:03.004000+00");
 	struct sk_schema ts = {.type = SK_INT64,
 			       .name = "org.apache.kafka.connect.data."
 				       "Timestamp"};
 	cr_assert_str_eq(
 		text_of(&a, &ts, (struct sk_value){.i = 1700000000123LL}),
-		"2023-11-14 22:13:20.123000");
+		"2023-11-14 22:13:20.123000+00");
 	cr_assert_str_eq(text_of(&a, &ts, (struct sk_value){.i = -1}),
-			 "1969-12-31 23:59:59.999000");
+			 "1969-12-31 23:59:59.999000+00");
+	/* before the common era: the offset before BC, as Postgres reads */
+	cr_assert_str_eq(
+		text_of(&a, &ts, (struct sk_value){.i = -62198755200000LL}),
+		"0002-01-01 00:00:00.000000+00 BC");
 	struct sk_schema d = {.type = SK_FLOAT64}, b = {.type = SK_BOOLEAN},
 			 by = {.type = SK_BYTES}, s = {.type = SK_STRING};
 	cr_assert_str_eq(text_of(&a, &d, (struct sk_value){.d = 0.1}),
@@ -291,14 +295,24 @@ Test(sink, statements)
 	free(s);
 	const char *tps[2] = {"INT", "DOUBLE PRECISION"};
 	bool nn[2] = {true, false};
-	s = sk_sql_create("\"R\"", 2, cols, tps, nn, 1, cols);
+	s = sk_sql_create("\"R\"", 2, cols, tps, NULL, nn, 1, cols);
 	cr_assert_str_eq(s, "CREATE TABLE IF NOT EXISTS \"R\" (\"k\" INT NOT "
 			    "NULL, \"a\" DOUBLE PRECISION NULL, PRIMARY "
 			    "KEY(\"k\"))");
 	free(s);
-	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT");
+	const char *defs[2] = {NULL, "1.5"};
+	s = sk_sql_create("\"R\"", 2, cols, tps, defs, nn, 1, cols);
+	cr_assert_str_eq(s, "CREATE TABLE IF NOT EXISTS \"R\" (\"k\" INT NOT "
+			    "NULL, \"a\" DOUBLE PRECISION DEFAULT '1.5' NULL, "
+			    "PRIMARY KEY(\"k\"))");
+	free(s);
+	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT", NULL);
 	cr_assert_str_eq(s, "ALTER TABLE \"R\" ADD COLUMN IF NOT EXISTS \"x\" "
 			    "TEXT NULL");
+	free(s);
+	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT", "it's");
+	cr_assert_str_eq(s, "ALTER TABLE \"R\" ADD COLUMN IF NOT EXISTS \"x\" "
+			    "TEXT DEFAULT 'it''s' NULL");
 	free(s);
 	const char *typ3[3] = {"integer", "bigint", "text"};
 	s = sk_sql_insert("\"t\"", SKM_UPSERT, 1, 3, cols, typ3, SK_SQL_ARRAYS);
@@ -454,6 +468,166 @@ Test(sink, json_converter)
 				    sizeof(err)),
 		     -1);
 	arena_free(&a);
+}
+
+/* sk_json_decode, or with jc sk_json_decode_cached, of j with schemas. */
+static int decode_either(struct sk_jcache *jc, struct arena *a, const char *j,
+			 struct sk_value *v, char *err, size_t errlen)
+{
+	if (!jc)
+		return sk_json_decode(a, (const uint8_t *)j, strlen(j), true, v,
+				      err, errlen);
+	return sk_json_decode_cached(jc, a, (const uint8_t *)j, strlen(j), true,
+				     v, err, errlen);
+}
+
+/* A Decimal given as a JSON number is its text, as Connect's BigDecimal
+ * reads it: not a double's (0.1 was 0.10000000000000001), and integers
+ * past int64 (which jansson refuses) too; in arrays, under escaped or
+ * repeated member names; with and without the schema cache. */
+#define DEC                                                                    \
+	"\"type\":\"bytes\",\"optional\":true,\"name\":"                       \
+	"\"org.apache.kafka.connect.data.Decimal\",\"parameters\":{"           \
+	"\"scale\":\"2\"}"
+Test(sink, json_decimal_numbers_exact)
+{
+	static const char *const nums[] = {
+		"12.34",
+		"0.1",
+		"123456789012345678901234.56",
+		"-98765432109876543210987654321",
+		"9223372036854775808",
+		"1.5e3",
+		"-0.000001",
+	};
+	struct sk_jcache *jc = sk_jcache_new();
+	cr_assert_not_null(jc);
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < sizeof(nums) / sizeof(*nums); i++) {
+			struct arena a = {0};
+			char err[512];
+			struct sk_value v;
+			const char *x = nums[i];
+			char *j = arena_printf(
+				&a,
+				"{\"schema\":{\"type\":\"struct\",\"fields\":["
+				"{\"field\":\"id\",\"type\":\"int64\"},"
+				"{\"field\":\"d\"," DEC "},"
+				"{\"field\":\"e\"," DEC "},"
+				"{\"field\":\"a\",\"type\":\"array\","
+				"\"items\":{" DEC "}}]},"
+				"\"payload\":{\"e\":[1.5],\"id\":%s0,"
+				"\"d\":7.25,\"\\u0064\":%s,\"x\":{\"d\":1},"
+				"\"e\" : %s , \"a\":[\"AQ==\",%s, %s ,null]}}",
+				i == 4 ? "9" : "", x, x, x, x);
+			int rc = decode_either(round ? jc : NULL, &a, j, &v,
+					       err, sizeof(err));
+			cr_assert_eq(rc, 0, "%s: %s", x, err);
+			const char *t;
+			cr_assert_eq(sk_sql_text(&a, sk_field_get(&v, "d"), &t,
+						 err, sizeof(err)),
+				     0);
+			cr_assert_str_eq(t, x);
+			cr_assert_eq(sk_sql_text(&a, sk_field_get(&v, "e"), &t,
+						 err, sizeof(err)),
+				     0);
+			cr_assert_str_eq(t, x);
+			const struct sk_value *arr = sk_field_get(&v, "a");
+			cr_assert_eq(arr->n, 4);
+			const char *want[] = {"0.01", x, x, NULL};
+			for (int k = 0; k < 4; k++) {
+				cr_assert_eq(sk_sql_text(&a, &arr->fields[k],
+							 &t, err, sizeof(err)),
+					     0);
+				cr_assert((!t && !want[k]) ||
+						  strcmp(t, want[k]) == 0,
+					  "%s: %s", x, t);
+			}
+			arena_free(&a);
+		}
+	sk_jcache_free(jc);
+}
+
+/* A null (or missing) field with a default is its default, as
+ * JsonConverter's convertToConnect gives schema.defaultValue(); a field
+ * without one stays null.  Flat payloads (decoded without jansson) and
+ * others, with and without the schema cache. */
+Test(sink, json_null_takes_default)
+{
+	static const char *const extra[] = {
+		"",
+		",{\"field\":\"d\",\"type\":\"bytes\",\"optional\":true,"
+		"\"name\":\"org.apache.kafka.connect.data.Decimal\","
+		"\"parameters\":{\"scale\":\"2\"},\"default\":\"MDk=\"}",
+	};
+	struct sk_value v;
+	char err[512];
+	struct sk_jcache *jc = sk_jcache_new();
+	cr_assert_not_null(jc);
+	/* each payload three times: parsed, then from the cache */
+	for (int k = 0; k < 6; k++) {
+		size_t i = (size_t)k % 2;
+		struct arena a = {0};
+		char *j = arena_printf(
+			&a,
+			"{\"schema\":{\"type\":\"struct\",\"fields\":["
+			"{\"field\":\"id\",\"type\":\"int32\"},"
+			"{\"field\":\"dflt\",\"type\":\"int32\","
+			"\"default\":5},"
+			"{\"field\":\"s\",\"type\":\"string\","
+			"\"optional\":true,\"default\":\"abc\"},"
+			"{\"field\":\"n\",\"type\":\"int32\","
+			"\"optional\":true,\"default\":null}%s]},"
+			"\"payload\":{\"id\":1,\"dflt\":null,"
+			"\"n\":null}}",
+			extra[i]);
+		int rc = decode_either(k > 1 ? jc : NULL, &a, j, &v, err,
+				       sizeof(err));
+		cr_assert_eq(rc, 0, "%zu: %s", i, err);
+		const struct sk_value *f = sk_field_get(&v, "dflt");
+		cr_assert(!f->null && f->i == 5);
+		f = sk_field_get(&v, "s");
+		cr_assert(!f->null && f->n == 3 && memcmp(f->p, "abc", 3) == 0);
+		cr_assert(sk_field_get(&v, "n")->null);
+		const char *t;
+		if (i) {
+			cr_assert_eq(sk_sql_text(&a, sk_field_get(&v, "d"), &t,
+						 err, sizeof(err)),
+				     0);
+			cr_assert_str_eq(t, "123.45");
+		}
+		arena_free(&a);
+	}
+	/* replace.null.with.default=false: a null is null, and a required
+	 * field's null an error, as JsonConverter has it */
+	struct arena a = {0};
+	static const char opt[] =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"s\",\"type\":\"string\",\"optional\":true,"
+		"\"default\":\"abc\"}]},\"payload\":{\"s\":null}}";
+	static const char req[] =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"i\",\"type\":\"int32\",\"default\":5}]},"
+		"\"payload\":{}}";
+	for (int k = 0; k < 4; k++) {
+		struct sk_jcache *c = k % 2 ? jc : NULL;
+		int flags = SK_JSON_SCHEMAS | SK_JSON_NULLS;
+		const char *in = k < 2 ? opt : req;
+		int rc = c ? sk_json_decode_cached(c, &a, (const uint8_t *)in,
+						   strlen(in), flags, &v, err,
+						   sizeof(err))
+			   : sk_json_decode(&a, (const uint8_t *)in, strlen(in),
+					    flags, &v, err, sizeof(err));
+		if (k < 2) {
+			cr_assert_eq(rc, 0, "%s", err);
+			cr_assert(sk_field_get(&v, "s")->null);
+		} else {
+			cr_assert_eq(rc, -1);
+			cr_assert(strstr(err, "Invalid null value"), "%s", err);
+		}
+	}
+	arena_free(&a);
+	sk_jcache_free(jc);
 }
 
 /* The same value (as SQL text) or the same error, with and without the
@@ -654,12 +828,16 @@ Test(sink, config)
 	char key[64], err[512];
 	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
 		     0, "%s", err);
-	cr_assert_str_eq(c.conninfo, "host='postgres' port='5432' "
-				     "dbname='students' user='postgres' "
-				     "password='p\\'w'");
+	cr_assert_str_eq(c.conninfo,
+			 "host='postgres' port='5432' "
+			 "dbname='students' "
+			 "options='-c TimeZone=UTC' user='postgres' "
+			 "password='p\\'w'");
 	cr_assert_eq(c.mode, SKM_UPSERT);
 	cr_assert_eq(c.pk, PK_RECORD_KEY);
 	cr_assert_eq(c.batch_size, 3000);
+	cr_assert_eq(c.retry_backoff_ms, 3000);
+	cr_assert(!c.key_nulls && !c.value_nulls);
 	/* pgJDBC's TLS parameters go to libpq; others are left out. */
 	json_t *tls = json_deep_copy(j);
 	json_object_set_new(
@@ -674,8 +852,27 @@ Test(sink, config)
 	cr_assert_str_eq(
 		t.conninfo,
 		"host='h' port='5432' dbname='d' sslmode='verify-full' "
-		"sslrootcert='/ca.pem' sslcert='c.pem' sslkey='k.pem'");
+		"sslrootcert='/ca.pem' sslcert='c.pem' sslkey='k.pem' "
+		"options='-c TimeZone=UTC'");
+	cr_assert_str_eq(t.url_ignored, "loggerLevel");
 	sink_cfg_free(&t);
+	/* currentSchema is the search_path, options go as they are, and
+	 * what else samsa does not use is named (for a warning) */
+	json_object_set_new(
+		tls, "connection.url",
+		json_string("jdbc:postgresql://h/d?currentSchema=my%20s,"
+			    "public&options=-c%20statement_timeout%3D5000"
+			    "&prepareThreshold=0&tcpKeepAlive"));
+	cr_assert_eq(
+		sink_cfg_parse(tls, &t, key, sizeof(key), err, sizeof(err)), 0,
+		"%s", err);
+	cr_assert_str_eq(t.conninfo,
+			 "host='h' port='5432' dbname='d' options='-c "
+			 "search_path=my\\\\ s,public -c "
+			 "statement_timeout=5000 -c TimeZone=UTC'");
+	cr_assert_str_eq(t.url_ignored, "prepareThreshold, tcpKeepAlive");
+	sink_cfg_free(&t);
+	cr_assert_null(c.url_ignored);
 	/* ssl=true alone is pgJDBC's verify-full, not libpq's prefer */
 	static const char *const ssl[][2] = {
 		{"?ssl=true", "sslmode='verify-full'"},
@@ -723,6 +920,12 @@ Test(sink, config)
 		-1);
 	cr_assert_str_eq(key, "delete.enabled");
 	json_object_del(j, "delete.enabled");
+	json_object_set_new(j, "value.converter.replace.null.with.default",
+			    json_string("false"));
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(!c.key_nulls && c.value_nulls);
+	sink_cfg_free(&c);
 	json_object_set_new(j, "connection.url",
 			    json_string("jdbc:mysql://h/db"));
 	cr_assert_eq(
@@ -741,7 +944,7 @@ Test(sink, config)
 	cr_assert(c.debezium && c.has_regex && c.auto_create && !c.quote);
 	cr_assert_eq(c.batch_size, 500);
 	cr_assert_str_eq(c.conninfo, "host='h' port='5432' dbname='db' "
-				     "user='u'");
+				     "options='-c TimeZone=UTC' user='u'");
 	sink_cfg_table(&c, "srv.public.t", schema, sizeof(schema), table,
 		       sizeof(table));
 	cr_assert_str_eq(schema, "");
@@ -761,6 +964,118 @@ Test(sink, config)
 	cr_assert_neq(regexec(&c.regex, "old-orders-12", 0, NULL, 0), 0);
 	sink_cfg_free(&c);
 	json_decref(j);
+}
+
+/* The session's TimeZone: UTC, or db.timezone (database.time_zone) as
+ * Postgres reads a zone. */
+Test(sink, config_time_zone)
+{
+	static const char *const zones[][3] = {
+		{"db.timezone", NULL, "-c TimeZone=UTC"},
+		{"db.timezone", "America/New_York",
+		 "-c TimeZone=America/New_York"},
+		{"db.timezone", "Z", "-c TimeZone=UTC"},
+		{"db.timezone", "+05:30", "-c TimeZone=<+0530>-05:30"},
+		{"db.timezone", "UTC-3", "-c TimeZone=<-0300>+03:00"},
+		{"database.time_zone", "Europe/Paris",
+		 "-c TimeZone=Europe/Paris"},
+		{"db.timezone", "New York", NULL},
+		{"db.timezone", "+5:3", NULL},
+		{"db.timezone", "Europe/Paris'", NULL},
+	};
+	for (size_t i = 0; i < sizeof(zones) / sizeof(*zones); i++) {
+		json_t *j = json_pack("{s:s,s:s,s:s}", "connector.class",
+				      "io.confluent.connect.jdbc."
+				      "JdbcSinkConnector",
+				      "topics", "t", "connection.url",
+				      "jdbc:postgresql://h/db");
+		if (zones[i][1])
+			json_object_set_new(j, zones[i][0],
+					    json_string(zones[i][1]));
+		struct sink_cfg c;
+		char key[64], err[512];
+		int rc = sink_cfg_parse(j, &c, key, sizeof(key), err,
+					sizeof(err));
+		json_decref(j);
+		if (!zones[i][2]) {
+			cr_assert_eq(rc, -1, "%s", zones[i][1]);
+			cr_assert_str_eq(key, "db.timezone");
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: %s", zones[i][1], err);
+		char want[128];
+		snprintf(want, sizeof(want), "options='%s'", zones[i][2]);
+		cr_assert_not_null(strstr(c.conninfo, want), "%s: %s",
+				   zones[i][1], c.conninfo);
+		sink_cfg_free(&c);
+	}
+}
+
+/* Debezium's ${source.db|schema|table}: from the record's source block;
+ * a tombstone has none (left alone), a record without one fails. */
+Test(sink, collection_name_from_source)
+{
+	json_t *j =
+		json_pack("{s:s,s:s,s:s,s:s,s:s}", "connector.class",
+			  "io.debezium.connector.jdbc.JdbcSinkConnector",
+			  "topics", "a.b", "connection.url",
+			  "jdbc:postgresql://h/db", "collection.name.format",
+			  "${source.schema}.${source.table}_${topic}",
+			  "value.converter.schemas.enable", "true");
+	struct sink_cfg c;
+	char key[64], err[512], full[256];
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(c.by_source);
+	const char *src[3] = {"d", "inv", "items"};
+	cr_assert_eq(sink_cfg_name(&c, "a.b", src, full, sizeof(full)), 0);
+	cr_assert_str_eq(full, "inv.items_a_b");
+	char schema[64], table[64];
+	sink_cfg_split(full, schema, sizeof(schema), table, sizeof(table));
+	cr_assert_str_eq(schema, "inv");
+	cr_assert_str_eq(table, "items_a_b");
+	src[1] = NULL;
+	cr_assert_eq(sink_cfg_name(&c, "a.b", src, full, sizeof(full)), -1);
+	struct arena a = {0};
+	struct sk_row row;
+	struct sk_fault f;
+	static const char env[] =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"op\",\"type\":\"string\"},"
+		"{\"field\":\"after\",\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"id\",\"type\":\"int32\"}]},"
+		"{\"field\":\"source\",\"type\":\"struct\",\"fields\":["
+		"{\"field\":\"schema\",\"type\":\"string\"},"
+		"{\"field\":\"table\",\"type\":\"string\"}]}]},"
+		"\"payload\":{\"op\":\"c\",\"after\":{\"id\":1},"
+		"\"source\":{\"schema\":\"inv\",\"table\":\"items\"}}}";
+	cr_assert_eq(sink_row(&c, &a, "a.b", 0, 1, 0, NULL, -1,
+			      (const uint8_t *)env, sizeof(env) - 1, NULL, NULL,
+			      &row, &f),
+		     0, "%s", f.message);
+	cr_assert_str_eq(row.table, "inv.items_a_b");
+	cr_assert_eq(sink_row(&c, &a, "a.b", 0, 2, 0, NULL, -1, NULL, -1, NULL,
+			      NULL, &row, &f),
+		     0);
+	cr_assert_eq(row.op, 's');
+	cr_assert_eq(
+		sink_row(&c, &a, "a.b", 0, 3, 0, NULL, -1,
+			 (const uint8_t *)"{\"schema\":null,\"payload\":{}}",
+			 28, NULL, NULL, &row, &f),
+		-1);
+	cr_assert(strstr(f.message, "Failed to resolve table name"), "%s",
+		  f.message);
+	sink_cfg_free(&c);
+	/* Confluent's table.name.format has no such placeholders */
+	json_object_set_new(j, "connector.class",
+			    json_string("io.confluent.connect.jdbc."
+					"JdbcSinkConnector"));
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(!c.by_source);
+	sink_cfg_free(&c);
+	json_decref(j);
+	arena_free(&a);
 }
 
 static struct sk_schema *the_schema;

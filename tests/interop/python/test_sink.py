@@ -786,3 +786,321 @@ def test_tombstones_with_keys_of_different_shapes():
     code, _ = http("GET", "/connectors/shapes%00b/status")
     assert code == 404
     assert http("DELETE", "/connectors/shapes")[0] == 204
+
+
+def json_topic(db, name, *sql):
+    """A fresh database db (sql run in it), a topic of one partition named
+    after name, and a JSON producer of it: (topic, producer, send)."""
+    from test_cdc import psql
+    fresh_db(db)
+    if sql:
+        psql(db, *sql)
+    topic = unique(name)
+    create_topic(admin_client(), topic, 1)
+    p, send = json_producer(topic)
+    return topic, p, send
+
+
+TIME_SCHEMA = {"type": "struct", "name": "times", "optional": False,
+               "fields": [
+                   _f("id", "int32"),
+                   _f("ts", "int64", True,
+                      name="org.apache.kafka.connect.data.Timestamp"),
+                   _f("lt", "int64", True,
+                      name="org.apache.kafka.connect.data.Timestamp"),
+                   _f("t", "int32", True,
+                      name="org.apache.kafka.connect.data.Time")]}
+
+
+def test_times_are_utc_whatever_the_database_zone():
+    """A target database whose TimeZone is America/New_York: Connect's
+    timestamps and times are UTC instants, so a timestamptz or timetz
+    column holds that instant (they were read in the database's zone, five
+    hours off) and a timestamp column the UTC time, as Confluent's sink
+    with db.timezone's default UTC; with db.timezone=America/New_York a
+    timestamp column gets New York's time of the instant."""
+    db = "sinkzone"
+    topic, p, send = json_topic(
+        db, "zone", f"ALTER DATABASE {db} SET timezone = 'America/New_York'",
+        *(f"CREATE TABLE {t} (id int PRIMARY KEY, ts timestamptz, "
+          "lt timestamp, t timetz)" for t in ("utc", "ny")))
+    # 2020-01-01T00:00:00Z and 12:00 UTC
+    send(None, {"schema": TIME_SCHEMA, "payload": {
+        "id": 1, "ts": 1577836800000, "lt": 1577836800000, "t": 43200000}})
+    assert p.flush(30) == 0
+    for t, zone in (("utc", None), ("ny", "America/New_York")):
+        c = sink_cfg(db, topic, insert__mode="upsert",
+                     pk__mode="record_value", pk__fields="id",
+                     table__name__format=t)
+        if zone:
+            c["db.timezone"] = zone
+        post({"name": "zone-" + t, "config": c})
+    sql = ("SET TimeZone = 'UTC'; SELECT id, ts, lt, t FROM %s")
+    wait_rows(db, sql % "utc", [["1", "2020-01-01 00:00:00+00",
+                                 "2020-01-01 00:00:00", "12:00:00+00"]])
+    wait_rows(db, sql % "ny", [["1", "2020-01-01 00:00:00+00",
+                                "2019-12-31 19:00:00", "12:00:00+00"]])
+    for t in ("utc", "ny"):
+        assert http("DELETE", "/connectors/zone-" + t)[0] == 204
+
+
+def post_failing(name, cfg, *words):
+    """Posts cfg as connector name, whose task must fail with each of words
+    in its trace."""
+    post({"name": name, "config": cfg})
+    trace = wait_task(name, "FAILED")["tasks"][0]["trace"]
+    for w in words:
+        assert w in trace, trace
+
+
+def test_value_too_long_for_its_column_is_refused():
+    """varchar(5), char(3) and bit(3) columns: a value too long for one is
+    refused as Postgres refuses it to Confluent's sink (the task FAILED at
+    that record; with errors.tolerance=all, the dead letter queue), not cut
+    to fit by the statement's cast; a short one is stored (char padded)."""
+    db = "sinklong"
+    topic, p, send = json_topic(db, "long", "CREATE TABLE vc (id int "
+                                "PRIMARY KEY, s varchar(5), c char(3), "
+                                "b bit(3))")
+    sch = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("s", "string", True), _f("c", "string", True),
+        _f("b", "string", True)]}
+    for v in ({"id": 1, "s": "ok", "c": "ab", "b": "101"},
+              {"id": 2, "s": "abcdefghij", "c": "x", "b": "1"},
+              {"id": 3, "s": "x", "c": "wxyz", "b": "1"},
+              {"id": 4, "s": "x", "c": "x", "b": "1111"},
+              {"id": 5, "s": "five", "c": "x", "b": "111"}):
+        send(None, {"schema": sch, "payload": v})
+    assert p.flush(30) == 0
+    cfg = sink_cfg(db, topic, insert__mode="upsert", pk__mode="record_value",
+                   pk__fields="id", table__name__format="vc")
+    post_failing("long", cfg, "value too long", "offset 1")
+    assert q(db, "SELECT id, s, c, octet_length(c), b FROM vc") == [
+        ["1", "ok", "ab ", "3", "101"]]
+    dlq = unique("dlq")
+    cfg.update({"errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq})
+    assert http("PUT", "/connectors/long/config", cfg)[0] == 200
+    wait_rows(db, "SELECT id, s FROM vc ORDER BY id",
+              [["1", "ok"], ["5", "five"]])
+    got = sorted(json.loads(m.value())["payload"]["id"]
+                 for m in dlq_records(dlq, 3))
+    assert got == [2, 3, 4]
+    assert http("DELETE", "/connectors/long")[0] == 204
+
+
+def test_null_field_takes_its_default():
+    """JsonConverter gives a field's default for a null (Connect's
+    replace.null.with.default, true): a null for a field with a default is
+    stored as the default (it was stored as NULL), and the table made for
+    it has the default as the column's DEFAULT, as Confluent's."""
+    db = "sinkdefault"
+    topic, p, send = json_topic(db, "default")
+    sch = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("dflt", "int32", default=5),
+        _f("s", "string", True, default="it's"), _f("n", "int32", True)]}
+    send(None, {"schema": sch, "payload": {"id": 1, "dflt": None,
+                                           "s": None, "n": None}})
+    send(None, {"schema": sch, "payload": {"id": 2, "dflt": 7, "s": "x",
+                                           "n": 3}})
+    assert p.flush(30) == 0
+    post({"name": "default", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", table__name__format="dflt")})
+    wait_rows(db, "SELECT id, dflt, s, n FROM dflt ORDER BY id",
+              [["1", "5", "it's", ""], ["2", "7", "x", "3"]])
+    assert q(db, "SELECT column_name, column_default, is_nullable FROM "
+             "information_schema.columns WHERE table_name = 'dflt' "
+             "ORDER BY ordinal_position") == [
+                 ["id", "", "NO"], ["dflt", "5", "YES"],
+                 ["s", "'it''s'::text", "YES"], ["n", "", "YES"]]
+    assert http("DELETE", "/connectors/default")[0] == 204
+
+
+def test_dead_letters_each_record_once():
+    """errors.tolerance=all with a dead letter queue: records that fail
+    conversion go to it as the batch is read; when the batch's statement
+    then fails too (a CHECK constraint) and is replayed record by record,
+    they are not sent again: each bad record is in the queue once (offsets
+    5 and 6 were there twice)."""
+    from test_cdc import psql
+    db = "sinkdlqonce"
+    fresh_db(db)
+    psql(db, "CREATE TABLE chk (id int PRIMARY KEY, v int CHECK (v < 100))")
+    topic = unique("dlqonce")
+    create_topic(admin_client(), topic, 1)
+    sch = {"type": "struct", "optional": False,
+           "fields": [_f("id", "int32"), _f("v", "int32")]}
+    p = Producer({"bootstrap.servers": bootstrap()})
+    for i in range(1, 6):
+        p.produce(topic, value=json.dumps({"schema": sch, "payload": {
+            "id": i, "v": 500 if i == 3 else i}}).encode())
+    p.produce(topic, value=b"not json")
+    p.produce(topic, value=json.dumps({"schema": sch, "payload": {
+        "id": 7, "v": "x"}}).encode())
+    p.produce(topic, value=json.dumps({"schema": sch, "payload": {
+        "id": 8, "v": 8}}).encode())
+    assert p.flush(30) == 0
+    dlq = unique("dlq")
+    post({"name": "dlqonce", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", table__name__format="chk",
+        errors__tolerance="all",
+        errors__deadletterqueue__topic__name=dlq,
+        errors__deadletterqueue__context__headers__enable="true")})
+    wait_rows(db, "SELECT id FROM chk ORDER BY id",
+              [["1"], ["2"], ["4"], ["5"], ["8"]])
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["8"]])
+    got = sorted(int(dict(m.headers())["__connect.errors.offset"])
+                 for m in dlq_records(dlq, 4, timeout=5))
+    assert got == [2, 5, 6]
+    st = status("dlqonce")
+    assert st["tasks"][0]["progress"]["dead_letters"] == 3, st
+    assert http("DELETE", "/connectors/dlqonce")[0] == 204
+
+
+def test_key_written_with_other_columns_in_one_batch():
+    """Upserts of one key in one batch whose schemas differ: the later row
+    sets only its own columns, the earlier row's others stay, as
+    Confluent's sink flushing when the schema changes ({id:1,a:1,b:2} then
+    {id:1,a:5} is (1,5,2); only the last row was written, (1,5,NULL))."""
+    db = "sinkshapechg"
+    topic, p, send = json_topic(db, "shapechg")
+    ab = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("a", "int32", True), _f("b", "int32", True)]}
+    a = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"), _f("a", "int32", True)]}
+    for sch, v in ((ab, {"id": 1, "a": 1, "b": 2}), (a, {"id": 1, "a": 5}),
+                   (ab, {"id": 2, "a": 1, "b": 1}), (a, {"id": 2, "a": 2}),
+                   (ab, {"id": 2, "a": 3, "b": 3}), (ab, {"id": 3, "a": 1,
+                                                          "b": 1}),
+                   (a, {"id": 3, "a": 2}), (a, {"id": 3, "a": 4})):
+        send(None, {"schema": sch, "payload": v})
+    assert p.flush(30) == 0
+    post({"name": "shapechg", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_value",
+        pk__fields="id", table__name__format="t")})
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["8"]])
+    assert q(db, "SELECT id, a, b FROM t ORDER BY id") == [
+        ["1", "5", "2"], ["2", "3", "3"], ["3", "4", "1"]]
+    assert http("DELETE", "/connectors/shapechg")[0] == 204
+
+
+def test_insert_mode_key_twice_in_one_batch_fails():
+    """insert.mode=insert: a key inserted twice in one batch is the
+    duplicate key error Confluent's INSERT meets (the task FAILED at the
+    second record; with errors.tolerance=all it goes to the dead letter
+    queue), not the first record dropped in silence."""
+    db = "sinkinsdup"
+    topic, p, send = json_topic(db, "insdup")
+    sch = {"type": "struct", "optional": False,
+           "fields": [_f("id", "int32"), _f("v", "int32")]}
+    for i, v in ((1, 1), (1, 2), (2, 3)):
+        send(None, {"schema": sch, "payload": {"id": i, "v": v}})
+    assert p.flush(30) == 0
+    cfg = sink_cfg(db, topic, insert__mode="insert", pk__mode="record_value",
+                   pk__fields="id", table__name__format="t")
+    post_failing("insdup", cfg, "duplicate key", "offset 1")
+    assert q(db, "SELECT id, v FROM t") == [["1", "1"]]
+    dlq = unique("dlq")
+    cfg.update({"errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq})
+    assert http("PUT", "/connectors/insdup/config", cfg)[0] == 200
+    wait_rows(db, "SELECT id, v FROM t ORDER BY id", [["1", "1"], ["2", "3"]])
+    [m] = dlq_records(dlq, 1)
+    assert json.loads(m.value())["payload"] == {"id": 1, "v": 2}
+    assert http("DELETE", "/connectors/insdup")[0] == 204
+
+
+def test_current_schema_of_the_url():
+    """connection.url's currentSchema is the connection's search_path, as
+    pgJDBC sends it: the table made for the topic (and the sink's offsets)
+    go to that schema, not public (the parameter was ignored)."""
+    db = "sinkschema"
+    topic, p, send = json_topic(db, "schema", "CREATE SCHEMA staging")
+    send(None, {"schema": {"type": "struct", "optional": False,
+                           "fields": [_f("id", "int32")]},
+                "payload": {"id": 1}})
+    assert p.flush(30) == 0
+    cfg = sink_cfg(db, topic, table__name__format="cs")
+    cfg["connection.url"] += "&currentSchema=staging&loggerLevel=OFF"
+    post({"name": "schema", "config": cfg})
+    wait_rows(db, "SELECT id FROM staging.cs", [["1"]])
+    assert q(db, "SELECT table_schema, table_name FROM "
+             "information_schema.tables WHERE table_name IN "
+             "('cs', 'samsa_sink_offsets') ORDER BY 2") == [
+                 ["staging", "cs"], ["staging", "samsa_sink_offsets"]]
+    assert http("DELETE", "/connectors/schema")[0] == 204
+
+
+def test_string_key_typed_by_a_write_after_a_tombstone():
+    """A string key (pk.mode=record_key) takes the type of the value's field
+    of its name, also when the batch that makes the table starts with a
+    tombstone, whose key has no value to take it from: the column is an
+    integer (it was text when the tombstone came first)."""
+    db = "sinktombfirst"
+    topic, p, send = json_topic(db, "tombfirst")
+    sch = {"type": "struct", "optional": False, "fields": [
+        _f("RESEARCH", "int32"), _f("v", "double", True)]}
+    for k, v in (("0", None), ("1", {"RESEARCH": 1, "v": 1.5}),
+                 ("0", {"RESEARCH": 0, "v": 2.5})):
+        p.produce(topic, key=k.encode(), value=None if v is None else
+                  json.dumps({"schema": sch, "payload": v}).encode())
+    assert p.flush(30) == 0
+    post({"name": "tombfirst", "config": sink_cfg(
+        db, topic, insert__mode="upsert", pk__mode="record_key",
+        pk__fields="RESEARCH", delete__enabled="true",
+        key__converter="org.apache.kafka.connect.storage.StringConverter",
+        table__name__format="t")})
+    wait_rows(db, 'SELECT "RESEARCH", v FROM t ORDER BY 1',
+              [["0", "2.5"], ["1", "1.5"]])
+    assert q(db, "SELECT column_name, data_type FROM information_schema."
+             "columns WHERE table_name = 't' ORDER BY ordinal_position") == [
+                 ["RESEARCH", "integer"], ["v", "double precision"]]
+    assert http("DELETE", "/connectors/tombfirst")[0] == 204
+
+
+def test_debezium_collection_name_from_source_block():
+    """Debezium's collection.name.format with ${source.schema} and
+    ${source.table}: each change event goes to the table its source block
+    names (one topic, two tables; a dot makes schema.table), tombstones are
+    left alone as Debezium leaves them (they have no source block)."""
+    db = "sinkbysource"
+    topic, p, send = json_topic(db, "bysource", "CREATE SCHEMA inv")
+    val = {"type": "struct", "optional": True, "name": "V", "fields": [
+        _f("id", "int32"), _f("name", "string", True)]}
+    envs = {"type": "struct", "name": "E", "fields": [
+        dict(val, field="before"), dict(val, field="after"),
+        {"field": "source", "type": "struct", "optional": False,
+         "fields": [_f("db", "string"), _f("schema", "string"),
+                    _f("table", "string")]},
+        _f("op", "string")]}
+    keys = {"type": "struct", "optional": False,
+            "fields": [_f("id", "int32")]}
+
+    def ev(table, op, i, name):
+        after = None if op == "d" else {"id": i, "name": name}
+        return ({"schema": keys, "payload": {"id": i}},
+                {"schema": envs, "payload": {
+                    "before": None, "after": after, "op": op,
+                    "source": {"db": "src", "schema": "inv",
+                               "table": table}}})
+    for e in (ev("items", "c", 1, "a"), ev("tags", "c", 1, "red"),
+              ev("items", "c", 2, "b"), ev("items", "u", 1, "a2"),
+              ev("tags", "c", 2, "blue"), ev("tags", "d", 1, None),
+              ({"schema": keys, "payload": {"id": 2}}, None)):
+        send(*e)
+    assert p.flush(30) == 0
+    post({"name": "bysource", "config": {
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "topics": topic, "connection.url": jdbc_url(db),
+        "insert.mode": "upsert", "primary.key.mode": "record_key",
+        "delete.enabled": "true", "schema.evolution": "basic",
+        "collection.name.format": "${source.schema}.${source.table}"}})
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["7"]])
+    assert q(db, "SELECT id, name FROM inv.items ORDER BY id") == [
+        ["1", "a2"], ["2", "b"]]
+    assert q(db, "SELECT id, name FROM inv.tags ORDER BY id") == [
+        ["2", "blue"]]
+    assert wait_task("bysource", "RUNNING")
+    assert http("DELETE", "/connectors/bysource")[0] == 204
