@@ -29,6 +29,80 @@
 #define LOGIN_TIMEOUT_MS 10000
 #define SCRAM		 "SCRAM-SHA-256"
 
+/*
+ * Logins under way each hold a Postgres connection (a SCRAM one across the
+ * client's round trip too): at most MAX_PG_LOGINS at once, the others wait
+ * their turn in arrival order, so that clients nobody knows yet cannot
+ * fill Postgres's max_connections, which samsa and every other user of the
+ * database need.
+ */
+#define MAX_PG_LOGINS 16
+
+struct login_wait {
+	struct request *req;
+	struct login_wait *next;
+};
+
+static struct {
+	int running;
+	struct login_wait *head, *tail;
+	struct event_base *base;
+} slots;
+
+/* A slot is taken for a login that starts now. */
+static void slot_take(void)
+{
+	slots.running++;
+}
+
+static void resume_waiting(evutil_socket_t fd, short what, void *arg);
+static void authenticate(struct request *req, bool turn_come);
+
+/* A login ended: the first waiting, if any, runs from the loop (this may
+ * be a connection being freed). */
+static void slot_give_back(void)
+{
+	struct timeval now = {0, 0};
+	slots.running--;
+	if (slots.head && slots.base)
+		event_base_once(slots.base, -1, EV_TIMEOUT, resume_waiting,
+				NULL, &now);
+}
+
+static void resume_waiting(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct login_wait *w = slots.head;
+	if (!w || slots.running >= MAX_PG_LOGINS)
+		return;
+	slots.head = w->next;
+	if (!slots.head)
+		slots.tail = NULL;
+	struct request *req = w->req;
+	free(w);
+	req_set_login_state(req, LOGIN_AUTHENTICATE);
+	authenticate(req, true);
+}
+
+/* req waits for a slot; false when out of memory. */
+static bool slot_wait(struct request *req)
+{
+	struct login_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return false;
+	w->req = req;
+	slots.base = req->srv->base;
+	if (slots.tail)
+		slots.tail->next = w;
+	else
+		slots.head = w;
+	slots.tail = w;
+	req_set_login_state(req, LOGIN_CHECKING);
+	return true;
+}
+
 /* A SCRAM login between and during its two SaslAuthenticate requests, kept
  * by the connection (req_set_login_ctx). */
 struct scram_login {
@@ -39,6 +113,8 @@ struct scram_login {
 static void scram_login_free(void *ctx)
 {
 	struct scram_login *sl = ctx;
+	if (sl->relay)
+		slot_give_back();
 	pg_scram_free(sl->relay);
 	free(sl);
 }
@@ -121,6 +197,7 @@ struct login {
 static void on_checked(void *arg, bool ok, const char *why)
 {
 	struct login *l = arg;
+	slot_give_back();
 	if (ok) {
 		req_set_login_state(l->req, LOGIN_DONE);
 		req_reply(l->req, l->resp);
@@ -265,9 +342,17 @@ static void scram_authenticate(struct request *req,
 				   LOGIN_TIMEOUT_MS, on_scram, w);
 	if (!sl->relay)
 		refuse(req, resp, sl->user, "out of memory");
+	else
+		slot_take();
 }
 
 void handle_SaslAuthenticate(struct request *req)
+{
+	authenticate(req, false);
+}
+
+/* turn_come: req waited for a slot and has one now. */
+static void authenticate(struct request *req, bool turn_come)
 {
 	struct SaslAuthenticateRequest *ar = req->body;
 	struct SaslAuthenticateResponse *resp = req_response(req);
@@ -290,6 +375,14 @@ void handle_SaslAuthenticate(struct request *req)
 		return;
 	}
 	struct scram_login *sl = req_login_ctx(req);
+	/* What opens a Postgres connection (PLAIN, SCRAM's first message)
+	 * waits while MAX_PG_LOGINS are under way. */
+	if ((!sl || !sl->relay) && !turn_come &&
+	    (slots.running >= MAX_PG_LOGINS || slots.head)) {
+		if (!slot_wait(req))
+			req_close_connection(req);
+		return;
+	}
 	if (sl) {
 		scram_authenticate(req, resp, sl);
 		return;
@@ -309,4 +402,6 @@ void handle_SaslAuthenticate(struct request *req)
 	memset(password, 0, sizeof(password));
 	if (rc != 0)
 		refuse(req, resp, l->user, "out of memory");
+	else
+		slot_take();
 }

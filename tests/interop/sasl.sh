@@ -8,6 +8,8 @@
 #
 #  1. alice with her password: kcat produces a record and reads it back;
 #     kafka-topics and kafkajs list the topic.
+#     40 clients logging in at once all get in: at most 16 logins hold a
+#     Postgres connection at a time, the others wait their turn;
 #  2. a wrong password, a role that does not exist, a role without LOGIN:
 #     each client fails with SASL_AUTHENTICATION_FAILED carrying Postgres's
 #     reason, and samsa logs the refusal.
@@ -94,6 +96,35 @@ grep -qx "$topic" <<<"$out" || fail "kafka-topics as alice did not list $topic: 
 out=$(node_topics_as alice wonderland) || fail "kafkajs as alice failed: $out"
 grep -qx "$topic" <<<"$out" || fail "kafkajs as alice did not list $topic: $out"
 echo "sasl: 1. alice logged in: kcat produced and consumed, kafka-topics and kafkajs listed the topic: ok"
+"$SAMSA_PY" - "$SAMSA_BOOTSTRAP" "$topic" <<'PY' || fail "40 logins at once did not all get in"
+import os, subprocess, sys, threading
+from confluent_kafka.admin import AdminClient
+bootstrap, topic = sys.argv[1], sys.argv[2]
+ok, most, done = [], [0], threading.Event()
+def sample():  # alice's Postgres sessions: the logins under way
+    while not done.is_set():
+        n = subprocess.run(["psql", "-X", "-At", "-d", os.environ["SAMSA_PG_CONNINFO"], "-c",
+                            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice'"],
+                           capture_output=True, text=True).stdout.strip()
+        most[0] = max(most[0], int(n or 0))
+sampler = threading.Thread(target=sample)
+sampler.start()
+def login():
+    a = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                     "sasl.mechanisms": "PLAIN", "sasl.username": "alice",
+                     "sasl.password": "wonderland"})
+    ok.append(topic in a.list_topics(timeout=60).topics)
+threads = [threading.Thread(target=login) for _ in range(40)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+done.set()
+sampler.join()
+assert ok == [True] * 40, ok
+assert most[0] <= 16, "%d logins held a Postgres connection at once" % most[0]
+PY
+echo "sasl: 1. 40 logins at once: ok"
 
 # 2. Refused logins carry Postgres's reason.
 refused() { # WHAT USER PASSWORD REASON
