@@ -281,6 +281,15 @@ static int write_bytes(struct kb_writer *w, const char *s, size_t n)
 static int encode(struct kb_writer *w, const json_t *s, const json_t *v,
 		  bool ignore_optional);
 
+/* A float or double of the JSON form: a number, or NaN and the infinities
+ * as the strings cdc_event.c writes for them ("NaN", "-Infinity"). */
+static double real_of(const json_t *v)
+{
+	if (json_is_string(v))
+		return strtod(json_string_value(v), NULL);
+	return json_number_value(v);
+}
+
 static int encode_base(struct kb_writer *w, const json_t *s, const json_t *v)
 {
 	const char *type = str(s, "type");
@@ -310,12 +319,12 @@ static int encode_base(struct kb_writer *w, const json_t *s, const json_t *v)
 	} else if (!strcmp(type, "int64")) {
 		kb_write_varlong(w, (int64_t)json_integer_value(v));
 	} else if (!strcmp(type, "float")) {
-		float f = (float)json_number_value(v);
+		float f = (float)real_of(v);
 		uint8_t b[4];
 		memcpy(b, &f, 4); /* Avro: little-endian, as this host */
 		kb_write_raw(w, b, 4);
 	} else if (!strcmp(type, "double")) {
-		double d = json_number_value(v);
+		double d = real_of(v);
 		uint8_t b[8];
 		memcpy(b, &d, 8);
 		kb_write_raw(w, b, 8);

@@ -474,6 +474,24 @@ static json_t *zoned_time(const char *v)
 	return json_string(buf);
 }
 
+/*
+ * A double as JsonConverter holds it: a number, or for NaN and the
+ * infinities the strings Jackson writes for them ("NaN", "Infinity",
+ * "-Infinity"; jansson has no number for them).  The Avro encoder reads
+ * such a string back as the double, Struct text prints the same words.
+ */
+static const char *nonfinite_name(double d)
+{
+	return isnan(d) ? "NaN" : d < 0 ? "-Infinity" : "Infinity";
+}
+
+static json_t *real_value(double d)
+{
+	if (isnan(d) || isinf(d))
+		return json_string(nonfinite_name(d));
+	return json_real(d);
+}
+
 static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			 const char *v)
 {
@@ -490,12 +508,12 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 	case OID_OID:
 		return json_integer(strtoll(v, NULL, 10));
 	case OID_FLOAT4:
-		return json_real((double)strtof(v, NULL));
+		return real_value((double)strtof(v, NULL));
 	case OID_FLOAT8:
-		return json_real(strtod(v, NULL));
+		return real_value(strtod(v, NULL));
 	case OID_NUMERIC:
 		if (o->decimal == DEC_DOUBLE)
-			return json_real(strtod(v, NULL));
+			return real_value(strtod(v, NULL));
 		if (o->decimal == DEC_STRING)
 			return json_string(v);
 		if (typmod_scale(c->typmod) < 0) {
@@ -1046,8 +1064,8 @@ void cdc_heartbeat(const struct cdc_opts *o, int32_t key_id, int32_t value_id,
  * costs no allocation: emit borrows the buffers.
  *
  * jansson's quirks are kept: a value jansson refuses (a text that is not
- * UTF-8, NaN or an infinity) leaves its field out, as json_object_set_new
- * does with a NULL value.  Relations whose names jansson would refuse, or
+ * UTF-8) leaves its field out, as json_object_set_new does with a NULL
+ * value.  Relations whose names jansson would refuse, or
  * where a transform's field repeats a column's name, keep the tree path.
  */
 
@@ -1175,7 +1193,6 @@ static void put_i64(struct kb_writer *w, int64_t v)
 struct cval {
 	enum {
 		CV_NULL,
-		CV_OMIT,
 		CV_BOOL,
 		CV_INT,
 		CV_NUM, /* s, n: Postgres's text is the JSON number */
@@ -1290,8 +1307,13 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 	default:
 		goto text;
 	}
-	/* a real: jansson refuses NaN and the infinities */
-	cv->k = isnan(cv->d) || isinf(cv->d) ? CV_OMIT : CV_REAL;
+	/* a real; NaN and the infinities as real_value writes them */
+	cv->k = CV_REAL;
+	if (isnan(cv->d) || isinf(cv->d)) {
+		cv->k = CV_STR;
+		cv->s = nonfinite_name(cv->d);
+		cv->n = strlen(cv->s);
+	}
 	return;
 text:
 	cv->n = strlen(v);
@@ -1312,8 +1334,6 @@ static bool put_cval(struct kb_writer *w, enum rmode m, struct cval *cv)
 			return false;
 		put(w, "null");
 		return true;
-	case CV_OMIT:
-		return false;
 	case CV_BOOL:
 		put(w, cv->i ? "true" : "false");
 		return true;

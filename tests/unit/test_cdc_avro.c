@@ -5,6 +5,7 @@
  * Decimal and int16 properties, and Confluent's wire format with Avro
  * binary under it.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,4 +341,51 @@ Test(cdc_avro, bytes_from_base64_and_strings)
 	kb_writer_free(&w);
 	json_decref(s);
 	json_decref(v);
+}
+
+/* ch's first record under o (value schema id 3) into g; the value's
+ * length. */
+static size_t avro_record(const struct cdc_opts *o, struct cdc_col *cols,
+			  int ncols, const struct cdc_change *ch, struct got *g)
+{
+	struct cdc_rel r;
+	rel_init(&r, "p.public.t", cols, ncols);
+	cdc_rel_schemas(o, &r);
+	r.value_id = 3;
+	cr_assert_geq(cdc_format(o, &r, ch, capture, g), 1);
+	cdc_rel_schemas_free(&r);
+	cr_assert_not_null(g->val);
+	return g->vl;
+}
+
+/* NaN and the infinities are the doubles themselves in Avro (a required
+ * NaN was written as 0.0, a nullable infinity as null). */
+Test(cdc_avro, nonfinite_doubles)
+{
+	struct cdc_col cols[] = {
+		{"id", 23, -1, true, false, false},
+		{"f4", 700, -1, false, false, false},
+		{"f8", 701, -1, false, true, false},
+	};
+	struct cdc_opts o = {.prefix = "p",
+			     .dbname = "d",
+			     .key_conv = CONV_JSON,
+			     .value_conv = CONV_AVRO,
+			     .unwrap = true};
+	char *row[] = {"1", "NaN", "-Infinity"};
+	struct cdc_change ch = {.op = 'c', .after = row, .xid = 9};
+	struct got g = {0};
+	/* magic, id 3, union branch 1, id 1, f4 NaN, f8 branch 1 -inf */
+	cr_assert_eq(avro_record(&o, cols, 3, &ch, &g), 5 + 1 + 1 + 4 + 1 + 8);
+	const uint8_t head[] = {0, 0, 0, 0, 3, 2, 2};
+	cr_assert(memcmp(g.val, head, sizeof(head)) == 0);
+	float f;
+	memcpy(&f, g.val + 7, 4);
+	cr_assert(isnan(f));
+	cr_assert_eq((uint8_t)g.val[11], 2);
+	double d;
+	memcpy(&d, g.val + 12, 8);
+	cr_assert(isinf(d) && d < 0);
+	free(g.key);
+	free(g.val);
 }

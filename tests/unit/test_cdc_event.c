@@ -476,3 +476,49 @@ Test(cdc_event, golden_envelope_source)
 	recs_free(&g);
 	cdc_rel_schemas_free(&r);
 }
+
+/* One change of row through o (either renderer: they must agree); the
+ * value's text into out. */
+static void value_text(const struct cdc_opts *o, struct cdc_col *cols,
+		       int ncols, const struct cdc_change *ch, char *out,
+		       size_t n)
+{
+	struct cdc_rel r;
+	rel_init(&r, cols, ncols);
+	cdc_rel_schemas(o, &r);
+	check_same(o, &r, ch, "value_text");
+	struct recs g = {0};
+	cdc_clock_ms = fixed_clock;
+	cr_assert_geq(cdc_format(o, &r, ch, capture, &g), 1);
+	snprintf(out, n, "%.*s", (int)g.vl[0], g.val[0] ? g.val[0] : "");
+	recs_free(&g);
+	cdc_rel_schemas_free(&r);
+}
+
+/* NaN and the infinities of float4, float8 and numeric as a double: the
+ * strings Jackson writes for them under JsonConverter, Java's words in
+ * Struct text (the fields were left out). */
+Test(cdc_event, nonfinite_doubles)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"f4", FLOAT4, -1, false, false, false},
+		{"f8", FLOAT8, -1, false, true, false},
+		{"n", NUMERIC, -1, false, true, false},
+	};
+	char *row[] = {"1", "NaN", "Infinity", "-Infinity"};
+	struct cdc_change ch = {.op = 'c', .after = row, .xid = 1};
+	struct cdc_opts o = {.prefix = "p",
+			     .dbname = "d",
+			     .key_conv = CONV_JSON,
+			     .value_conv = CONV_JSON,
+			     .decimal = DEC_DOUBLE,
+			     .unwrap = true};
+	char got[512];
+	value_text(&o, cols, 4, &ch, got, sizeof(got));
+	cr_assert_str_eq(got, "{\"id\":1,\"f4\":\"NaN\",\"f8\":\"Infinity\","
+			      "\"n\":\"-Infinity\"}");
+	o.value_conv = CONV_STRING;
+	value_text(&o, cols, 4, &ch, got, sizeof(got));
+	cr_assert_str_eq(got, "Struct{id=1,f4=NaN,f8=Infinity,n=-Infinity}");
+}
