@@ -492,11 +492,59 @@ static json_t *real_value(double d)
 	return json_real(d);
 }
 
+/*
+ * The text whose value stands for a null in a NOT NULL column (a delete's
+ * or key change's before-image under REPLICA IDENTITY DEFAULT carries only
+ * the key): JdbcValueConverters.convertValue gives the type's fallback
+ * there, never a null under a required schema (JsonConverter refuses to
+ * read one back).  0, false, "", empty bytes, the epoch; a numeric zero at
+ * the column's scale, written to buf (n bytes; "0" when it is too short).
+ */
+static const char *fallback_text(const struct cdc_col *c, char *buf, size_t n)
+{
+	int scale = typmod_scale(c->typmod);
+	switch (c->oid) {
+	case OID_BOOL:
+		return "f";
+	case OID_INT2:
+	case OID_INT4:
+	case OID_INT8:
+	case OID_OID:
+	case OID_FLOAT4:
+	case OID_FLOAT8:
+		return "0";
+	case OID_NUMERIC:
+		if (scale <= 0 || (size_t)scale + 3 > n)
+			return "0";
+		memset(buf, '0', (size_t)scale + 2);
+		buf[1] = '.';
+		buf[scale + 2] = '\0';
+		return buf;
+	case OID_DATE:
+		return "1970-01-01";
+	case OID_TIME:
+		return "00:00:00";
+	case OID_TIMESTAMP:
+		return "1970-01-01 00:00:00";
+	case OID_TIMESTAMPTZ:
+		return "1970-01-01 00:00:00+00";
+	case OID_TIMETZ:
+		return "00:00:00+00";
+	case OID_BYTEA:
+		return "\\x";
+	default:
+		return "";
+	}
+}
+
 static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			 const char *v)
 {
-	if (!v)
+	char fb[1100];
+	if (!v && c->optional)
 		return json_null();
+	if (!v)
+		v = fallback_text(c, fb, sizeof(fb));
 	if (v == cdc_unchanged)
 		return json_string(cdc_unchanged);
 	switch (c->oid) {
@@ -1213,10 +1261,17 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 		    const char *v, struct cval *cv)
 {
 	cv->tree = NULL;
-	if (!v) {
+	if (!v && c->optional) {
 		cv->k = CV_NULL;
 		return;
 	}
+	if (!v && c->oid == OID_NUMERIC) {
+		cv->k = CV_TREE; /* the text may not fit cv->buf */
+		cv->tree = col_value(o, c, v);
+		return;
+	}
+	if (!v) /* a literal: only a numeric's fallback needs the buffer */
+		v = fallback_text(c, NULL, 0);
 	cv->k = CV_STR;
 	cv->s = v;
 	if (v == cdc_unchanged) {

@@ -522,3 +522,49 @@ Test(cdc_event, nonfinite_doubles)
 	value_text(&o, cols, 4, &ch, got, sizeof(got));
 	cr_assert_str_eq(got, "Struct{id=1,f4=NaN,f8=Infinity,n=-Infinity}");
 }
+
+/* A delete's before-image under REPLICA IDENTITY DEFAULT holds only the
+ * key: the NOT NULL columns get the type's fallback, as Debezium's
+ * JdbcValueConverters.convertValue gives them (they were null under a
+ * required schema, which JsonConverter refuses to read). */
+Test(cdc_event, required_columns_missing_from_before)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"b", BOOL_, -1, false, false, false},
+		{"i", INT8, -1, false, false, false},
+		{"f", FLOAT8, -1, false, false, false},
+		{"n", NUMERIC, ((10 << 16) | 2) + 4, false, false, false},
+		{"vn", NUMERIC, -1, false, false, false},
+		{"d", DATE, -1, false, false, false},
+		{"t", TIME, -1, false, false, false},
+		{"ts", TS, -1, false, false, false},
+		{"tz", TSTZ, -1, false, false, false},
+		{"ttz", TIMETZ, -1, false, false, false},
+		{"by", BYTEA, -1, false, false, false},
+		{"tx", TEXT, -1, false, false, false},
+		{"o", TEXT, -1, false, true, false},
+	};
+	char *row[14] = {"5"};
+	struct cdc_change ch = {.op = 'd', .before = row, .xid = 1};
+	struct cdc_opts o = {.prefix = "p",
+			     .dbname = "d",
+			     .key_conv = CONV_JSON,
+			     .value_conv = CONV_JSON,
+			     .unwrap = true,
+			     .unwrap_delete = DEL_REWRITE};
+	char got[1024];
+	value_text(&o, cols, 14, &ch, got, sizeof(got));
+	cr_assert_str_eq(got, "{\"id\":5,\"b\":false,\"i\":0,\"f\":0.0,"
+			      "\"n\":\"AA==\",\"vn\":{\"scale\":0,\"value\":"
+			      "\"AA==\"},\"d\":0,\"t\":0,\"ts\":0,\"tz\":"
+			      "\"1970-01-01T00:00:00Z\",\"ttz\":\"00:00:00Z\","
+			      "\"by\":\"\",\"tx\":\"\",\"o\":null,"
+			      "\"__deleted\":\"true\"}");
+	o.decimal = DEC_STRING;
+	o.value_conv = CONV_STRING;
+	value_text(&o, cols, 14, &ch, got, sizeof(got));
+	cr_assert_str_eq(got, "Struct{id=5,b=false,i=0,f=0.0,n=0.00,vn=0,d=0,"
+			      "t=0,ts=0,tz=1970-01-01T00:00:00Z,ttz=00:00:00Z,"
+			      "by=,tx=,__deleted=true}");
+}
