@@ -419,9 +419,8 @@ static const char *not_done(const json_t *c)
 }
 
 /*
- * skipped.operations, a list of c, u, d and t or "none" (Debezium 1.9's
- * default: nothing is skipped), as the op letters into out (5 bytes, may
- * be NULL).  Returns 0, or -1 for another word.
+ * skipped.operations, a list of c, u, d and t or "none", as the op letters
+ * into out (5 bytes, may be NULL).  Returns 0, or -1 for another word.
  */
 static int skipped_ops(const char *list, char *out)
 {
@@ -571,6 +570,12 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		       "Invalid value %s for configuration skipped.operations: "
 		       "a list of c, u, d and t, or none",
 		       so);
+	const char *thm = cc_get(c, "truncate.handling.mode");
+	if (thm && strcasecmp(thm, "skip") && strcasecmp(thm, "include"))
+		CC_BAD("truncate.handling.mode",
+		       "Invalid value %s for configuration "
+		       "truncate.handling.mode: skip or include",
+		       thm);
 	const char *pl = cc_get(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
 		CC_BAD("plugin.name",
@@ -790,6 +795,18 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		CC_BAD(headers_key, "out of memory");
 	t->drop_slot = cc_bool(cc_get(c, "slot.drop.on.stop"), false);
 	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
+	/* TRUNCATE: Debezium 1.9 skips it unless truncate.handling.mode is
+	 * include; 3.x (no truncate.handling.mode) unless skipped.operations,
+	 * whose default there is "t", is given without t. */
+	const char *th = cc_get(c, "truncate.handling.mode");
+	bool truncates = th && !strcasecmp(th, "include")
+				 ? true
+				 : so && !strchr(t->skipped, 't');
+	char *tp_skip = strchr(t->skipped, 't');
+	if (truncates && tp_skip)
+		memmove(tp_skip, tp_skip + 1, strlen(tp_skip));
+	else if (!truncates && !tp_skip)
+		t->skipped[strlen(t->skipped)] = 't';
 	const char *hb = cc_get(c, "heartbeat.interval.ms");
 	t->heartbeat_ms = hb ? atoll(hb) : 0;
 	const char *wait = cc_get(c, "retriable.restart.connector.wait.ms");

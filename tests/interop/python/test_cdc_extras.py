@@ -2,7 +2,7 @@
 snapshot.mode=when_needed, heartbeats (heartbeat.interval.ms, topic
 __debezium-heartbeat.<prefix>), Connect's topic.creation.* settings, its
 RegexRouter transform, column.include.list / column.exclude.list,
-skipped.operations, heartbeat.action.query and ExtractNewRecordState's
+skipped.operations, truncate.handling.mode, heartbeat.action.query and ExtractNewRecordState's
 add.headers."""
 import json
 import subprocess
@@ -406,6 +406,53 @@ def test_skipped_operations():
     assert [(json.loads(m.value())["op"], json.loads(m.value())["after"]["id"])
             for m in msgs] == [("r", 1), ("c", 2), ("c", 3)], [m.value() for m in msgs]
     remove("skip-source", "skip_slot")
+
+
+def connector_cases(db, prefix, cases, changes, make_cfg, view):
+    """For each (name, settings, want) of cases, one connector at a time
+    (the test Postgres has ten replication slots, and other tests hold
+    some): make_cfg(name, prefix, slot, settings) posted with table t
+    emptied before, the SQL changes made once it runs, then [view(message)]
+    must be want, with nothing after; the connector and its slot go."""
+    for name, settings, want in cases:
+        psql(db, "DELETE FROM t")
+        cname, slot = f"{prefix}-{name}", f"{prefix}{name}_slot"
+        topic = f"{prefix}{name}.public.t"
+        reset(topic)
+        try:
+            code, body = post(make_cfg(cname, prefix + name, slot, settings))
+            assert code == 201, body
+            wait_state(cname, "RUNNING")
+            psql(db, *changes)
+            got = [view(m) for m in consume(topic, len(want))]
+            assert got == want, (name, got)
+            assert len(consume(topic, len(want) + 1, timeout=2)) == len(want), name
+        finally:
+            remove(cname, slot)
+
+
+def test_truncate_skipped_unless_asked_for():
+    """TRUNCATE is skipped by default, as by Debezium 1.9
+    (truncate.handling.mode=skip) and 3.x (skipped.operations=t): it comes
+    with truncate.handling.mode=include, or skipped.operations given
+    without t; truncate.handling.mode takes skip or include only."""
+    db = "cdc_trunc"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY)")
+    code, body = post(json_cfg(db, "trunc-bad", "trbad", "trbad_slot",
+                               **{"truncate.handling.mode": "sometimes"}))
+    assert code == 400 and "truncate.handling.mode" in body["message"], body
+    connector_cases(
+        db, "tr",
+        (("default", {}, ["c", "c"]),
+         ("include", {"truncate.handling.mode": "include"}, ["c", "t", "c"]),
+         ("none", {"skipped.operations": "none"}, ["c", "t", "c"]),
+         ("skipt", {"skipped.operations": "u,t"}, ["c", "c"]),
+         ("both", {"truncate.handling.mode": "include",
+                   "skipped.operations": "t"}, ["c", "t", "c"])),
+        ("INSERT INTO t VALUES (1)", "TRUNCATE t", "INSERT INTO t VALUES (2)"),
+        lambda name, prefix, slot, over: json_cfg(db, name, prefix, slot, **over),
+        lambda m: json.loads(m.value())["op"])
 
 
 def test_unwrap_add_headers():
