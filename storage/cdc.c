@@ -442,6 +442,41 @@ static int skipped_ops(const char *list, char *out)
 	return rc;
 }
 
+/*
+ * ExtractNewRecordState's delete.tombstone.handling.mode (Debezium 2.5 on;
+ * ignoring case and the spaces around, as its parse does) as the 1.x pair
+ * delete.handling.mode and drop.tombstones.  Returns 0, or -1 for another
+ * word.
+ */
+static int delete_tombstone_mode(const char *v, enum cdc_delete *del,
+				 bool *drop_tomb)
+{
+	static const struct {
+		const char *name;
+		enum cdc_delete del;
+		bool drop_tomb;
+	} modes[] = {
+		{"drop", DEL_DROP, true},
+		{"tombstone", DEL_NONE, true},
+		{"rewrite", DEL_REWRITE, true},
+		{"rewrite-with-tombstone", DEL_REWRITE, false},
+		{"delete-to-tombstone", DEL_NONE, true},
+	};
+	while (isspace((unsigned char)*v))
+		v++;
+	size_t n = strlen(v);
+	while (n && isspace((unsigned char)v[n - 1]))
+		n--;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
+		if (strlen(modes[i].name) == n &&
+		    !strncasecmp(v, modes[i].name, n)) {
+			*del = modes[i].del;
+			*drop_tomb = modes[i].drop_tomb;
+			return 0;
+		}
+	return -1;
+}
+
 /* Parses config into t (t NULL: only checks). */
 static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		 char *err, size_t errlen)
@@ -673,6 +708,22 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			cc_free_list(add);
 			CC_BAD(k, "Invalid value %s for configuration %s", d,
 			       k);
+		}
+		/* Debezium 3.x's one setting for both, which wins when given:
+		 * tombstone (3.x's default) and delete-to-tombstone both make
+		 * each delete a record with a null value; only
+		 * rewrite-with-tombstone keeps the connector's tombstone. */
+		snprintf(k, sizeof(k),
+			 "transforms.%s.delete.tombstone.handling.mode", tr[i]);
+		const char *dt = cc_get(c, k);
+		if (dt && delete_tombstone_mode(dt, &del, &drop_tomb) < 0) {
+			cc_free_list(tr);
+			cc_free_list(add);
+			CC_BAD(k,
+			       "Invalid value %s for configuration %s: drop, "
+			       "tombstone, rewrite, rewrite-with-tombstone or "
+			       "delete-to-tombstone",
+			       dt, k);
 		}
 		snprintf(headers_key, sizeof(headers_key),
 			 "transforms.%s.add.headers", tr[i]);

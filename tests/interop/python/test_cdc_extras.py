@@ -3,7 +3,7 @@ snapshot.mode=when_needed, heartbeats (heartbeat.interval.ms, topic
 __debezium-heartbeat.<prefix>), Connect's topic.creation.* settings, its
 RegexRouter transform, column.include.list / column.exclude.list,
 skipped.operations, truncate.handling.mode, heartbeat.action.query and ExtractNewRecordState's
-add.headers."""
+add.headers and delete.tombstone.handling.mode."""
 import json
 import subprocess
 import time
@@ -482,6 +482,43 @@ def test_unwrap_add_headers():
     assert abs(int(got[1]["__source_ts_ms"]) - before) < 60000, got
     assert json.loads(msgs[1].value()) == {"id": 1, "v": "uno"}
     remove("hdr-source", "hdr_slot")
+
+
+def test_unwrap_delete_tombstone_handling_mode():
+    """ExtractNewRecordState's delete.tombstone.handling.mode (Debezium
+    3.x), which wins over the 1.x drop.tombstones and delete.handling.mode
+    when given; without either, 1.9's defaults (deletes and tombstones
+    dropped). Each mode's records (key id, value) for an insert, its delete
+    and a later insert."""
+    db = "cdc_dthm"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+    unwrap = {"transforms": "unwrap", "transforms.unwrap.type":
+              "io.debezium.transforms.ExtractNewRecordState"}
+    mode = "transforms.unwrap.delete.tombstone.handling.mode"
+    code, body = post(json_cfg_with(db, "dt-bad", "dtbad", "dtbad_slot",
+                                    **unwrap, **{mode: "rewrite-all"}))
+    assert code == 400 and mode in body["message"], body
+    c1, c2 = (1, {"id": 1, "v": "a"}), (2, {"id": 2, "v": "b"})
+    r1, r2 = [(i, dict(v, __deleted="false")) for i, v in (c1, c2)]
+    d1 = (1, {"id": 1, "v": None, "__deleted": "true"})  # REPLICA IDENTITY DEFAULT
+    connector_cases(
+        db, "dt",
+        (("default", {}, [c1, c2]),
+         ("drop", {mode: "drop"}, [c1, c2]),
+         ("tomb", {mode: "tombstone",
+                   "transforms.unwrap.delete.handling.mode": "rewrite"},
+          [c1, (1, None), c2]),
+         ("rw", {mode: "rewrite", "transforms.unwrap.drop.tombstones": "false"},
+          [r1, d1, r2]),
+         ("rwt", {mode: "rewrite-with-tombstone"}, [r1, d1, (1, None), r2]),
+         ("dtt", {mode: " Delete-To-Tombstone"}, [c1, (1, None), c2])),
+        ("INSERT INTO t VALUES (1, 'a')", "DELETE FROM t WHERE id = 1",
+         "INSERT INTO t VALUES (2, 'b')"),
+        lambda name, prefix, slot, over: json_cfg_with(
+            db, name, prefix, slot, **unwrap, **over),
+        lambda m: (json.loads(m.key())["id"],
+                   json.loads(m.value()) if m.value() is not None else None))
 
 
 def test_settings_samsa_does_not_do_are_refused():
