@@ -883,9 +883,11 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			t->kv[k++] = strdup(cc_get(c, ssl_params[i][0]));
 		}
 	t->kw[k] = strdup("options");
-	/* Text the way Debezium expects it: ISO dates, UTC, exact floats. */
+	/* Text the way Debezium expects it: ISO dates, UTC, exact floats,
+	 * bytea in hex (whatever the database's or role's bytea_output). */
 	t->kv[k++] = strdup("-c datestyle=ISO -c intervalstyle=postgres "
-			    "-c extra_float_digits=3 -c TimeZone=UTC");
+			    "-c extra_float_digits=3 -c TimeZone=UTC "
+			    "-c bytea_output=hex");
 	t->kw[k] = strdup("application_name");
 	t->kv[k++] = strdup("samsa-cdc");
 	t->kw[k] = strdup("connect_timeout");

@@ -4,6 +4,7 @@ __debezium-heartbeat.<prefix>), Connect's topic.creation.* settings, its
 RegexRouter transform, column.include.list / column.exclude.list,
 skipped.operations, truncate.handling.mode, heartbeat.action.query and ExtractNewRecordState's
 add.headers and delete.tombstone.handling.mode."""
+import base64
 import json
 import subprocess
 import time
@@ -519,6 +520,27 @@ def test_unwrap_delete_tombstone_handling_mode():
             db, name, prefix, slot, **unwrap, **over),
         lambda m: (json.loads(m.key())["id"],
                    json.loads(m.value()) if m.value() is not None else None))
+
+
+def test_bytea_whatever_bytea_output():
+    """bytea_output=escape set on the database (or the role) does not
+    reach the events: samsa's connections ask for hex, so the snapshot
+    and the stream both carry the bytes themselves (the escape text
+    "\\001\\002ABC\\377" went out as the value)."""
+    db = "cdc_byteaout"
+    fresh_db(db)
+    psql(db, f"ALTER DATABASE {db} SET bytea_output = 'escape'",
+         "CREATE TABLE t (id int PRIMARY KEY, b bytea)",
+         "INSERT INTO t VALUES (1, '\\x0102414243ff')")
+    reset("byo.public.t")
+    code, body = post(json_cfg(db, "byo-source", "byo", "byo_slot"))
+    assert code == 201, body
+    wait_state("byo-source", "RUNNING")
+    psql(db, "INSERT INTO t VALUES (2, '\\x00ff')")
+    msgs = consume("byo.public.t", 2)
+    got = [base64.b64decode(json.loads(m.value())["after"]["b"]) for m in msgs]
+    assert got == [b"\x01\x02ABC\xff", b"\x00\xff"], got
+    remove("byo-source", "byo_slot")
 
 
 def test_settings_samsa_does_not_do_are_refused():
