@@ -241,8 +241,8 @@ static int b64val(int ch)
 	return -1;
 }
 
-/* Bytes are base64 in the JSON form; a text that is not (the unchanged
- * TOAST marker) goes as its own bytes.  -1 when memory runs out. */
+/* Bytes are base64 in the JSON form (the unchanged TOAST placeholder too);
+ * a text that is not goes as its own bytes.  -1 when memory runs out. */
 static int write_bytes(struct kb_writer *w, const char *s, size_t n)
 {
 	uint8_t *out = malloc(n / 4 * 3 + 3);

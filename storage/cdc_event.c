@@ -24,6 +24,14 @@ int64_t (*cdc_clock_ms)(void) = st_now_ms;
 
 const char cdc_unchanged[] = "__debezium_unavailable_value";
 
+/* The placeholder in a bytes field (binary.handling.mode=bytes): its bytes,
+ * as Debezium's getToastPlaceholderBinary, base64 in the JSON form. */
+static const char unchanged_b64[] = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
+
+/* Whether column c's placeholder is unchanged_b64 rather than the text. */
+static bool unchanged_as_bytes(const struct cdc_opts *o,
+			       const struct cdc_col *c);
+
 /* Postgres type oids (pg_type.dat) the mapping knows. */
 enum {
 	OID_BOOL = 16,
@@ -537,6 +545,12 @@ static const char *fallback_text(const struct cdc_col *c, char *buf, size_t n)
 	}
 }
 
+static bool unchanged_as_bytes(const struct cdc_opts *o,
+			       const struct cdc_col *c)
+{
+	return c->oid == OID_BYTEA && !o->binary_base64;
+}
+
 static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			 const char *v)
 {
@@ -546,7 +560,8 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 	if (!v)
 		v = fallback_text(c, fb, sizeof(fb));
 	if (v == cdc_unchanged)
-		return json_string(cdc_unchanged);
+		return json_string(unchanged_as_bytes(o, c) ? unchanged_b64
+							    : cdc_unchanged);
 	switch (c->oid) {
 	case OID_BOOL:
 		return json_boolean(v[0] == 't');
@@ -1274,6 +1289,11 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 		v = fallback_text(c, NULL, 0);
 	cv->k = CV_STR;
 	cv->s = v;
+	if (v == cdc_unchanged && unchanged_as_bytes(o, c)) {
+		cv->s = unchanged_b64;
+		cv->n = sizeof(unchanged_b64) - 1;
+		return;
+	}
 	if (v == cdc_unchanged) {
 		cv->n = sizeof(cdc_unchanged) - 1;
 		return;

@@ -495,6 +495,17 @@ static void value_text(const struct cdc_opts *o, struct cdc_col *cols,
 	cdc_rel_schemas_free(&r);
 }
 
+/* The options of the tests below: JsonConverter keys and schemaless
+ * values, ExtractNewRecordState. */
+static struct cdc_opts unwrap_json(void)
+{
+	return (struct cdc_opts){.prefix = "p",
+				 .dbname = "d",
+				 .key_conv = CONV_JSON,
+				 .value_conv = CONV_JSON,
+				 .unwrap = true};
+}
+
 /* NaN and the infinities of float4, float8 and numeric as a double: the
  * strings Jackson writes for them under JsonConverter, Java's words in
  * Struct text (the fields were left out). */
@@ -508,12 +519,8 @@ Test(cdc_event, nonfinite_doubles)
 	};
 	char *row[] = {"1", "NaN", "Infinity", "-Infinity"};
 	struct cdc_change ch = {.op = 'c', .after = row, .xid = 1};
-	struct cdc_opts o = {.prefix = "p",
-			     .dbname = "d",
-			     .key_conv = CONV_JSON,
-			     .value_conv = CONV_JSON,
-			     .decimal = DEC_DOUBLE,
-			     .unwrap = true};
+	struct cdc_opts o = unwrap_json();
+	o.decimal = DEC_DOUBLE;
 	char got[512];
 	value_text(&o, cols, 4, &ch, got, sizeof(got));
 	cr_assert_str_eq(got, "{\"id\":1,\"f4\":\"NaN\",\"f8\":\"Infinity\","
@@ -547,12 +554,8 @@ Test(cdc_event, required_columns_missing_from_before)
 	};
 	char *row[14] = {"5"};
 	struct cdc_change ch = {.op = 'd', .before = row, .xid = 1};
-	struct cdc_opts o = {.prefix = "p",
-			     .dbname = "d",
-			     .key_conv = CONV_JSON,
-			     .value_conv = CONV_JSON,
-			     .unwrap = true,
-			     .unwrap_delete = DEL_REWRITE};
+	struct cdc_opts o = unwrap_json();
+	o.unwrap_delete = DEL_REWRITE;
 	char got[1024];
 	value_text(&o, cols, 14, &ch, got, sizeof(got));
 	cr_assert_str_eq(got, "{\"id\":5,\"b\":false,\"i\":0,\"f\":0.0,"
@@ -567,4 +570,29 @@ Test(cdc_event, required_columns_missing_from_before)
 	cr_assert_str_eq(got, "Struct{id=5,b=false,i=0,f=0.0,n=0.00,vn=0,d=0,"
 			      "t=0,ts=0,tz=1970-01-01T00:00:00Z,ttz=00:00:00Z,"
 			      "by=,tx=,__deleted=true}");
+}
+
+/* An unchanged TOASTed bytea is the placeholder's bytes in a bytes field
+ * (base64 in JSON, as Debezium's getToastPlaceholderBinary), the text in
+ * a string one (hex); the placeholder text was not base64. */
+Test(cdc_event, unchanged_toast_in_bytea)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"b", BYTEA, -1, false, true, false},
+		{"t", TEXT, -1, false, true, false},
+	};
+	char *row[] = {"1", (char *)cdc_unchanged, (char *)cdc_unchanged};
+	struct cdc_change ch = {.op = 'u', .after = row, .xid = 1};
+	struct cdc_opts o = unwrap_json();
+	char got[512];
+	value_text(&o, cols, 3, &ch, got, sizeof(got));
+	cr_assert_str_eq(got, "{\"id\":1,\"b\":\"X19kZWJleml1bV91bmF2YWlsYWJs"
+			      "ZV92YWx1ZQ==\",\"t\":\"__debezium_unavailable_"
+			      "value\"}");
+	o.binary_base64 = o.binary_hex = true;
+	value_text(&o, cols, 3, &ch, got, sizeof(got));
+	cr_assert_str_eq(got,
+			 "{\"id\":1,\"b\":\"__debezium_unavailable_value\","
+			 "\"t\":\"__debezium_unavailable_value\"}");
 }
