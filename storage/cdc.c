@@ -2149,6 +2149,17 @@ static void snap_flush(struct cdc_task *t)
 	t->snap_nrecs = 0;
 }
 
+/* The task's end when cdc_format refused a change of rel. */
+static void format_failed(struct cdc_task *t, const struct cdc_rel *rel)
+{
+	const char *why = cdc_format_error();
+	if (why)
+		fail(t, "%s in table %s.%s", why, rel->schema, rel->table);
+	else
+		fail(t, "Failed to serialize Avro data from topic %s",
+		     rel->topic);
+}
+
 /* Formats the snapshot row held back (see on_snap_row) and frees it. */
 static void snap_release(struct cdc_task *t, bool last)
 {
@@ -2165,8 +2176,7 @@ static void snap_release(struct cdc_task *t, bool last)
 				.last_snapshot = last};
 	struct emit_ctx e = {t, r->tp, &t->snap_tail, &t->snap_nrecs};
 	if (cdc_format(&t->o, r, &ch, emit, &e) < 0)
-		fail(t, "Failed to serialize Avro data from topic %s",
-		     r->topic);
+		format_failed(t, r);
 	for (int c = 0; c < t->held_ncols; c++)
 		free(t->held_row[c]);
 	free(t->held_row);
@@ -2692,8 +2702,7 @@ static void change(struct cdc_task *t, struct cdc_rel *rel, char op,
 				.commit_lsn = t->txn_final_lsn};
 	struct emit_ctx e = {t, rel->tp, &t->txn_tail, NULL};
 	if (cdc_format(&t->o, rel, &ch, emit, &e) < 0)
-		fail(t, "Failed to serialize Avro data from topic %s",
-		     rel->topic);
+		format_failed(t, rel);
 }
 
 /* Key columns changed: is before's key other than after's? */

@@ -339,11 +339,13 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-/* "HH:MM:SS[.ffffff]" to microseconds; the rest of s in *end. */
-static int64_t parse_time(const char *s, const char **end)
+/* "HH:MM:SS[.ffffff]" to microseconds; the rest of s in *end.  false
+ * when s does not start so. */
+static bool parse_time(const char *s, int64_t *out, const char **end)
 {
 	int h = 0, mi = 0, se = 0, n = 0;
-	sscanf(s, "%d:%d:%d%n", &h, &mi, &se, &n);
+	if (sscanf(s, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3 || n != 8)
+		return false;
 	s += n;
 	int64_t us = ((int64_t)h * 3600 + mi * 60 + se) * 1000000;
 	if (*s == '.') {
@@ -358,22 +360,89 @@ static int64_t parse_time(const char *s, const char **end)
 			f *= 10;
 		us += f;
 	}
+	*out = us;
 	if (end)
 		*end = s;
-	return us;
+	return true;
 }
 
-/* "YYYY-MM-DD" to days; NULL-safe on odd input (0). */
-static int64_t parse_date(const char *s, const char **end)
+/* "YYYY-MM-DD" to days (" BC" anywhere after: the year before 1 is 1 BC);
+ * the rest of s in *end.  false when s does not start so. */
+static bool parse_date(const char *s, int64_t *days, const char **end)
 {
-	int y = 1970, m = 1, d = 1, n = 0;
-	sscanf(s, "%d-%d-%d%n", &y, &m, &d, &n);
+	int y = 0, m = 0, d = 0, n = 0;
+	if (sscanf(s, "%d-%2d-%2d%n", &y, &m, &d, &n) != 3 || y < 0 || m < 1 ||
+	    m > 12 || d < 1 || d > 31)
+		return false;
 	if (end)
 		*end = s + n;
-	int64_t days = days_from_civil(y, m, d);
-	if (strstr(s, " BC"))
-		days = days_from_civil(1 - y, m, d);
-	return days;
+	*days = days_from_civil(strstr(s, " BC") ? 1 - y : y, m, d);
+	return true;
+}
+
+/*
+ * Postgres's infinity and -infinity as Debezium 1.9 gives them: a
+ * timestamp is the instant of pgjdbc's PGStatement.DATE_POSITIVE_INFINITY
+ * (9223372036825200000 taken as microseconds) or DATE_NEGATIVE_INFINITY,
+ * in µs or ms as the schema says; a date is the day of its
+ * POSITIVE_INFINITY_LOCAL_DATE, -5877611-06-21 (-5877611-06-22 for
+ * -infinity: the order is Debezium's).  A timestamptz stays "infinity".
+ */
+#define INFINITY_US	  9223372036825200000LL
+#define NEG_INFINITY_US	  (-9223372036832400000LL)
+#define INFINITY_DAYS	  (-2147472692LL)
+#define NEG_INFINITY_DAYS (-2147472691LL)
+
+/* Why the change being formatted cannot be (a value that does not
+ * parse), or "". */
+static char format_err[512];
+
+/* What Debezium's DateTimeFormat does with a text it cannot parse: it
+ * throws, and the connector stops. */
+static void bad_value(const struct cdc_col *c, const char *v)
+{
+	if (!format_err[0])
+		snprintf(format_err, sizeof(format_err),
+			 "Cannot parse time/date value '%.200s' of column %s",
+			 v, c->name);
+}
+
+/*
+ * A date, time or timestamp column's value: days, µs or ms as its schema
+ * says.  false (and format_err set) when v does not parse.
+ */
+static bool temporal(const struct cdc_opts *o, const struct cdc_col *c,
+		     const char *v, int64_t *out)
+{
+	bool ms = o->time_connect || !micro_timestamp(c->typmod);
+	bool inf = !strcmp(v, "infinity"), ninf = !strcmp(v, "-infinity");
+	const char *rest;
+	int64_t days = 0, us = 0;
+	bool ok = true;
+	switch (c->oid) {
+	case OID_DATE:
+		if (inf || ninf)
+			*out = inf ? INFINITY_DAYS : NEG_INFINITY_DAYS;
+		else
+			ok = parse_date(v, out, NULL);
+		break;
+	case OID_TIME:
+		ok = parse_time(v, &us, NULL);
+		*out = ms ? us / 1000 : us;
+		break;
+	default: /* OID_TIMESTAMP */
+		if (inf || ninf)
+			us = inf ? INFINITY_US : NEG_INFINITY_US;
+		else
+			ok = parse_date(v, &days, &rest) && *rest == ' ' &&
+			     parse_time(rest + 1, &us, NULL);
+		if (ok && !inf && !ninf)
+			us += days * 86400000000LL;
+		*out = ms ? us / 1000 - (us % 1000 < 0 ? 1 : 0) : us;
+	}
+	if (!ok)
+		bad_value(c, v);
+	return ok;
 }
 
 /*
@@ -588,22 +657,10 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			return decimal_bytes(v, typmod_scale(c->typmod), &sc);
 		}
 	case OID_DATE:
-		return json_integer(parse_date(v, NULL));
-	case OID_TIME: {
-		int64_t us = parse_time(v, NULL);
-		if (o->time_connect || !micro_timestamp(c->typmod))
-			return json_integer(us / 1000);
-		return json_integer(us);
-	}
+	case OID_TIME:
 	case OID_TIMESTAMP: {
-		const char *rest;
-		int64_t days = parse_date(v, &rest);
-		int64_t us = days * 86400000000LL +
-			     parse_time(*rest ? rest + 1 : rest, NULL);
-		if (o->time_connect || !micro_timestamp(c->typmod))
-			return json_integer(us / 1000 -
-					    (us % 1000 < 0 ? 1 : 0));
-		return json_integer(us);
+		int64_t t;
+		return temporal(o, c, v, &t) ? json_integer(t) : json_null();
 	}
 	case OID_TIMETZ:
 		return zoned_time(v);
@@ -990,6 +1047,7 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 {
 	char **keyrow = ch->op == 'd' ? ch->before : ch->after;
 	json_t *key = NULL;
+	format_err[0] = '\0';
 	if (r->key_schema && ch->op != 't') {
 		if (!keyrow) /* a delete under REPLICA IDENTITY NOTHING */
 			return 0;
@@ -1035,10 +1093,10 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 		value = unwrap(o, r, env, &owned_schema);
 		vschema = owned_schema;
 	}
-	int n = 0;
+	int n = format_err[0] ? -1 : 0;
 	size_t kl = 0, vl = 0;
 	const json_t *kschema = r->key_schema;
-	if (value) {
+	if (value && n == 0) {
 		char *k = convert(o->key_conv, o->key_schemas, kschema, key,
 				  r->key_id, &kl);
 		char *v = convert(o->value_conv, o->value_schemas, vschema,
@@ -1079,6 +1137,11 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_decref(owned_schema);
 	json_decref(key);
 	return n;
+}
+
+const char *cdc_format_error(void)
+{
+	return format_err[0] ? format_err : NULL;
 }
 
 /* --- heartbeats -------------------------------------------------------- */
@@ -1331,29 +1394,10 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 			goto text;
 		goto tree;
 	case OID_DATE:
-		cv->k = CV_INT;
-		cv->i = parse_date(v, NULL);
+	case OID_TIME:
+	case OID_TIMESTAMP:
+		cv->k = temporal(o, c, v, &cv->i) ? CV_INT : CV_NULL;
 		return;
-	case OID_TIME: {
-		int64_t us = parse_time(v, NULL);
-		cv->k = CV_INT;
-		cv->i = o->time_connect || !micro_timestamp(c->typmod)
-				? us / 1000
-				: us;
-		return;
-	}
-	case OID_TIMESTAMP: {
-		/* as col_value */
-		const char *rest;
-		int64_t days = parse_date(v, &rest);
-		int64_t us = days * 86400000000LL +
-			     parse_time(*rest ? rest + 1 : rest, NULL);
-		cv->k = CV_INT;
-		cv->i = o->time_connect || !micro_timestamp(c->typmod)
-				? us / 1000 - (us % 1000 < 0 ? 1 : 0)
-				: us;
-		return;
-	}
 	case OID_TIMESTAMPTZ: {
 		snprintf(cv->buf, sizeof(cv->buf), "%s", v);
 		char *sp = strchr(cv->buf, ' ');
@@ -1782,6 +1826,7 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	const struct cdc_render *R = r->render;
 	if (!R)
 		return cdc_format_tree(o, r, ch, emit, arg);
+	format_err[0] = '\0';
 	char **keyrow = ch->op == 'd' ? ch->before : ch->after;
 	bool has_key = false;
 	if (r->key_schema && ch->op != 't') {
@@ -1822,6 +1867,8 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 		put(&key_buf, "}");
 		end_conv(&key_buf, o->key_conv, o->key_schemas);
 	}
+	if (format_err[0])
+		return -1;
 	int n = 0;
 	size_t kl = 0, vl = 0;
 	const char *k = has_key ? bytes_of(&key_buf, &kl) : NULL;

@@ -495,6 +495,20 @@ static void value_text(const struct cdc_opts *o, struct cdc_col *cols,
 	cdc_rel_schemas_free(&r);
 }
 
+/* ch (op, row) through o: its value's text must be want. */
+static void expect_value(const struct cdc_opts *o, struct cdc_col *cols,
+			 int ncols, char op, char **row, const char *want)
+{
+	struct cdc_change ch = {.op = op, .xid = 1};
+	if (op == 'd')
+		ch.before = row;
+	else
+		ch.after = row;
+	char got[1024];
+	value_text(o, cols, ncols, &ch, got, sizeof(got));
+	cr_assert_str_eq(got, want);
+}
+
 /* The options of the tests below: JsonConverter keys and schemaless
  * values, ExtractNewRecordState. */
 static struct cdc_opts unwrap_json(void)
@@ -518,16 +532,14 @@ Test(cdc_event, nonfinite_doubles)
 		{"n", NUMERIC, -1, false, true, false},
 	};
 	char *row[] = {"1", "NaN", "Infinity", "-Infinity"};
-	struct cdc_change ch = {.op = 'c', .after = row, .xid = 1};
 	struct cdc_opts o = unwrap_json();
 	o.decimal = DEC_DOUBLE;
-	char got[512];
-	value_text(&o, cols, 4, &ch, got, sizeof(got));
-	cr_assert_str_eq(got, "{\"id\":1,\"f4\":\"NaN\",\"f8\":\"Infinity\","
-			      "\"n\":\"-Infinity\"}");
+	expect_value(&o, cols, 4, 'c', row,
+		     "{\"id\":1,\"f4\":\"NaN\",\"f8\":\"Infinity\","
+		     "\"n\":\"-Infinity\"}");
 	o.value_conv = CONV_STRING;
-	value_text(&o, cols, 4, &ch, got, sizeof(got));
-	cr_assert_str_eq(got, "Struct{id=1,f4=NaN,f8=Infinity,n=-Infinity}");
+	expect_value(&o, cols, 4, 'c', row,
+		     "Struct{id=1,f4=NaN,f8=Infinity,n=-Infinity}");
 }
 
 /* A delete's before-image under REPLICA IDENTITY DEFAULT holds only the
@@ -553,23 +565,21 @@ Test(cdc_event, required_columns_missing_from_before)
 		{"o", TEXT, -1, false, true, false},
 	};
 	char *row[14] = {"5"};
-	struct cdc_change ch = {.op = 'd', .before = row, .xid = 1};
 	struct cdc_opts o = unwrap_json();
 	o.unwrap_delete = DEL_REWRITE;
-	char got[1024];
-	value_text(&o, cols, 14, &ch, got, sizeof(got));
-	cr_assert_str_eq(got, "{\"id\":5,\"b\":false,\"i\":0,\"f\":0.0,"
-			      "\"n\":\"AA==\",\"vn\":{\"scale\":0,\"value\":"
-			      "\"AA==\"},\"d\":0,\"t\":0,\"ts\":0,\"tz\":"
-			      "\"1970-01-01T00:00:00Z\",\"ttz\":\"00:00:00Z\","
-			      "\"by\":\"\",\"tx\":\"\",\"o\":null,"
-			      "\"__deleted\":\"true\"}");
+	expect_value(&o, cols, 14, 'd', row,
+		     "{\"id\":5,\"b\":false,\"i\":0,\"f\":0.0,"
+		     "\"n\":\"AA==\",\"vn\":{\"scale\":0,\"value\":"
+		     "\"AA==\"},\"d\":0,\"t\":0,\"ts\":0,\"tz\":"
+		     "\"1970-01-01T00:00:00Z\",\"ttz\":\"00:00:00Z\","
+		     "\"by\":\"\",\"tx\":\"\",\"o\":null,"
+		     "\"__deleted\":\"true\"}");
 	o.decimal = DEC_STRING;
 	o.value_conv = CONV_STRING;
-	value_text(&o, cols, 14, &ch, got, sizeof(got));
-	cr_assert_str_eq(got, "Struct{id=5,b=false,i=0,f=0.0,n=0.00,vn=0,d=0,"
-			      "t=0,ts=0,tz=1970-01-01T00:00:00Z,ttz=00:00:00Z,"
-			      "by=,tx=,__deleted=true}");
+	expect_value(&o, cols, 14, 'd', row,
+		     "Struct{id=5,b=false,i=0,f=0.0,n=0.00,vn=0,d=0,"
+		     "t=0,ts=0,tz=1970-01-01T00:00:00Z,ttz=00:00:00Z,"
+		     "by=,tx=,__deleted=true}");
 }
 
 /* An unchanged TOASTed bytea is the placeholder's bytes in a bytes field
@@ -583,16 +593,74 @@ Test(cdc_event, unchanged_toast_in_bytea)
 		{"t", TEXT, -1, false, true, false},
 	};
 	char *row[] = {"1", (char *)cdc_unchanged, (char *)cdc_unchanged};
-	struct cdc_change ch = {.op = 'u', .after = row, .xid = 1};
 	struct cdc_opts o = unwrap_json();
-	char got[512];
-	value_text(&o, cols, 3, &ch, got, sizeof(got));
-	cr_assert_str_eq(got, "{\"id\":1,\"b\":\"X19kZWJleml1bV91bmF2YWlsYWJs"
-			      "ZV92YWx1ZQ==\",\"t\":\"__debezium_unavailable_"
-			      "value\"}");
+	expect_value(&o, cols, 3, 'u', row,
+		     "{\"id\":1,\"b\":\"X19kZWJleml1bV91bmF2YWlsYWJs"
+		     "ZV92YWx1ZQ==\",\"t\":\"__debezium_unavailable_"
+		     "value\"}");
 	o.binary_base64 = o.binary_hex = true;
-	value_text(&o, cols, 3, &ch, got, sizeof(got));
-	cr_assert_str_eq(got,
-			 "{\"id\":1,\"b\":\"__debezium_unavailable_value\","
-			 "\"t\":\"__debezium_unavailable_value\"}");
+	expect_value(&o, cols, 3, 'u', row,
+		     "{\"id\":1,\"b\":\"__debezium_unavailable_value\","
+		     "\"t\":\"__debezium_unavailable_value\"}");
+}
+
+/* infinity and -infinity in dates and timestamps are Debezium 1.9's
+ * sentinels (they were 1970-01-01): pgjdbc's DATE_POSITIVE_INFINITY and
+ * DATE_NEGATIVE_INFINITY as µs (÷ 1000 for ms), the epoch days of its
+ * infinite LocalDates; a timestamptz stays "infinity". */
+Test(cdc_event, infinite_dates_and_timestamps)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"d", DATE, -1, false, true, false},
+		{"ts", TS, -1, false, true, false},
+		{"ts3", TS, 3, false, true, false},
+		{"tz", TSTZ, -1, false, true, false},
+	};
+	char *pos[] = {"1", "infinity", "infinity", "infinity", "infinity"};
+	char *neg[] = {"2", "-infinity", "-infinity", "-infinity", "-infinity"};
+	struct cdc_opts o = unwrap_json();
+	expect_value(&o, cols, 5, 'c', pos,
+		     "{\"id\":1,\"d\":-2147472692,"
+		     "\"ts\":9223372036825200000,"
+		     "\"ts3\":9223372036825200,\"tz\":\"infinity\"}");
+	expect_value(&o, cols, 5, 'c', neg,
+		     "{\"id\":2,\"d\":-2147472691,"
+		     "\"ts\":-9223372036832400000,"
+		     "\"ts3\":-9223372036832400,\"tz\":\"-infinity\"}");
+	o.time_connect = true;
+	expect_value(&o, cols, 5, 'c', neg,
+		     "{\"id\":2,\"d\":-2147472691,"
+		     "\"ts\":-9223372036832400,"
+		     "\"ts3\":-9223372036832400,\"tz\":\"-infinity\"}");
+}
+
+/* A date or time that does not parse stops the change, as Debezium's
+ * DateTimeFormat throws: no record, an error naming it (it was
+ * 1970-01-01). */
+Test(cdc_event, unparsable_date_is_an_error)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"d", DATE, -1, false, true, false},
+		{"ts", TS, -1, false, true, false},
+	};
+	char *bad[][3] = {{"1", "epoch", NULL},
+			  {"1", NULL, "2024-01-02"},
+			  {"1", NULL, "2024-01-02 3:04"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct cdc_change ch = {.op = 'c', .after = bad[i], .xid = 1};
+		struct cdc_opts o = unwrap_json();
+		struct cdc_rel r;
+		rel_init(&r, cols, 3);
+		cdc_rel_schemas(&o, &r);
+		check_same(&o, &r, &ch, "unparsable");
+		struct recs g = {0};
+		cr_assert_eq(cdc_format(&o, &r, &ch, capture, &g), -1);
+		cr_assert_eq(g.n, 0);
+		cr_assert_not_null(cdc_format_error());
+		cr_assert(strstr(cdc_format_error(), "of column ") != NULL,
+			  "%s", cdc_format_error());
+		cdc_rel_schemas_free(&r);
+	}
 }
