@@ -12,6 +12,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,14 +398,25 @@ static bool parse_date(const char *s, int64_t *days, const char **end)
  * parse), or "". */
 static char format_err[512];
 
-/* What Debezium's DateTimeFormat does with a text it cannot parse: it
- * throws, and the connector stops. */
+/* A value Debezium's converters throw on (its connector stops): the
+ * change's first such reason into format_err. */
+static void format_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void format_error(const char *fmt, ...)
+{
+	if (format_err[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(format_err, sizeof(format_err), fmt, ap);
+	va_end(ap);
+}
+
+/* What Debezium's DateTimeFormat does with a text it cannot parse. */
 static void bad_value(const struct cdc_col *c, const char *v)
 {
-	if (!format_err[0])
-		snprintf(format_err, sizeof(format_err),
-			 "Cannot parse time/date value '%.200s' of column %s",
-			 v, c->name);
+	format_error("Cannot parse time/date value '%.200s' of column %s", v,
+		     c->name);
 }
 
 /*
@@ -445,79 +457,117 @@ static bool temporal(const struct cdc_opts *o, const struct cdc_col *c,
 	return ok;
 }
 
+/* The base64 of Java's BigInteger.toByteArray() of the magnitude in limbs
+ * (nl base 2^32 words, little-endian), negated when neg: minimal
+ * big-endian two's complement.  json_null() when memory runs out. */
+static json_t *twos_complement_b64(const uint32_t *limbs, size_t nl, bool neg)
+{
+	size_t nb = nl * 4 + 1;
+	uint8_t *out = malloc(nb);
+	if (!out)
+		return json_null();
+	out[0] = 0;
+	for (size_t i = 0; i < nl; i++)
+		for (int k = 0; k < 4; k++)
+			out[nb - 1 - (i * 4 + (size_t)k)] =
+				(uint8_t)(limbs[i] >> (8 * k));
+	if (neg) {
+		int carry = 1;
+		for (size_t i = nb; i-- > 0;) {
+			int x = (uint8_t)~out[i] + carry;
+			out[i] = (uint8_t)x;
+			carry = x >> 8;
+		}
+	}
+	/* drop the sign bytes Java would not write */
+	size_t skip = 0;
+	uint8_t sign = neg ? 0xff : 0;
+	while (skip + 1 < nb && out[skip] == sign &&
+	       (out[skip + 1] & 0x80) == (sign & 0x80))
+		skip++;
+	json_t *j = base64(out + skip, nb - skip);
+	free(out);
+	return j;
+}
+
 /*
- * A decimal text's unscaled value at the given scale as Java's
- * BigInteger.toByteArray(): minimal big-endian two's complement.
+ * A numeric's text as a Connect Decimal's bytes: the unscaled value at
+ * scale (scale < 0: the text's own scale, without trailing zeros as
+ * Debezium's stripTrailingZeros gives a VariableScaleDecimal, never below
+ * 0), any length.  *scale_out: the scale.  NULL for NaN and the
+ * infinities (no Decimal holds them); json_null() when memory runs out.
  */
 static json_t *decimal_bytes(const char *text, int scale, int *scale_out)
 {
 	bool neg = text[0] == '-';
 	const char *p = neg || text[0] == '+' ? text + 1 : text;
-	char digits[1100];
+	size_t len = strlen(p), pad = scale > 0 ? (size_t)scale : 0;
+	/* on the stack for the common sizes: this runs for every value */
+	char dbuf[128];
+	uint32_t lbuf[16];
+	char *digits = len + pad < sizeof(dbuf) ? dbuf : malloc(len + pad + 1);
+	if (!digits)
+		return json_null();
 	size_t nd = 0;
 	int frac = -1;
-	for (; *p && nd + 1 < sizeof(digits); p++) {
-		if (*p == '.')
+	for (; *p; p++) {
+		if (*p == '.' && frac < 0) {
 			frac = 0;
-		else if (isdigit((unsigned char)*p)) {
+		} else if (isdigit((unsigned char)*p)) {
 			digits[nd++] = *p;
 			if (frac >= 0)
 				frac++;
-		} else
-			return json_null(); /* NaN, Infinity */
+		} else { /* NaN, Infinity, -Infinity */
+			if (digits != dbuf)
+				free(digits);
+			return NULL;
+		}
 	}
 	if (frac < 0)
 		frac = 0;
-	if (scale < 0)
+	if (scale < 0) {
 		scale = frac;
-	while (frac < scale && nd + 1 < sizeof(digits)) {
+		while (scale > 0 && digits[nd - 1] == '0') {
+			nd--;
+			scale--;
+			frac--;
+		}
+	}
+	for (; frac < scale; frac++)
 		digits[nd++] = '0';
-		frac++;
-	}
-	nd -= (size_t)(frac - scale); /* more digits than the scale: cut */
+	if (frac > scale) /* more digits than the scale: cut */
+		nd -= (size_t)(frac - scale);
 	*scale_out = scale;
-	/* Magnitude to base 256 by repeated division of the digit string. */
-	uint8_t mag[512];
-	size_t nm = 0;
-	size_t start = 0;
-	while (start < nd && nm < sizeof(mag)) {
-		int rem = 0;
-		for (size_t i = start; i < nd; i++) {
-			int cur = rem * 10 + (digits[i] - '0');
-			digits[i] = (char)('0' + cur / 256);
-			rem = cur % 256;
-		}
-		mag[nm++] = (uint8_t)rem;
-		while (start < nd && digits[start] == '0')
-			start++;
+	/* The magnitude in base 2^32, nine decimal digits at a time. */
+	size_t maxl = nd / 9 + 2;
+	uint32_t *limbs = maxl <= 16 ? lbuf : malloc(maxl * sizeof(*limbs));
+	if (!limbs) {
+		if (digits != dbuf)
+			free(digits);
+		return json_null();
 	}
-	/* mag is little-endian; make big-endian two's complement. */
-	uint8_t out[514];
-	size_t no = 0;
-	if (nm == 0) {
-		out[no++] = 0;
-	} else {
-		for (size_t i = 0; i < nm; i++)
-			out[no++] = mag[nm - 1 - i];
-		if (neg) {
-			int carry = 1;
-			for (size_t i = no; i-- > 0;) {
-				int v = (uint8_t)~out[i] + carry;
-				out[i] = (uint8_t)v;
-				carry = v >> 8;
-			}
-			if (!(out[0] & 0x80)) {
-				memmove(out + 1, out, no++);
-				out[0] = 0xff;
-			}
-			while (no > 1 && out[0] == 0xff && (out[1] & 0x80))
-				memmove(out, out + 1, --no);
-		} else if (out[0] & 0x80) {
-			memmove(out + 1, out, no++);
-			out[0] = 0;
+	size_t nl = 0;
+	for (size_t i = 0; i < nd;) {
+		size_t k = i == 0 && nd % 9 ? nd % 9 : 9;
+		uint64_t mul = 1, carry = 0;
+		for (size_t e = 0; e < k; e++, i++) {
+			mul *= 10;
+			carry = carry * 10 + (uint64_t)(digits[i] - '0');
 		}
+		for (size_t l = 0; l < nl; l++) {
+			uint64_t x = (uint64_t)limbs[l] * mul + carry;
+			limbs[l] = (uint32_t)x;
+			carry = x >> 32;
+		}
+		if (carry)
+			limbs[nl++] = (uint32_t)carry;
 	}
-	return base64(out, no);
+	if (digits != dbuf)
+		free(digits);
+	json_t *j = twos_complement_b64(limbs, nl, neg && nl > 0);
+	if (limbs != lbuf)
+		free(limbs);
+	return j;
 }
 
 /*
@@ -614,6 +664,26 @@ static const char *fallback_text(const struct cdc_col *c, char *buf, size_t n)
 	}
 }
 
+/* A numeric under decimal.handling.mode=precise: a Decimal's bytes, or a
+ * VariableScaleDecimal {scale, value} for an unconstrained numeric. */
+static json_t *precise_decimal(const struct cdc_col *c, const char *v)
+{
+	int sc = 0;
+	json_t *b = decimal_bytes(v, typmod_scale(c->typmod), &sc);
+	if (!b) {
+		/* SpecialValueDecimal.fromLogical's refusal, word for word */
+		format_error("Got a special value (NaN/Infinity) for Decimal "
+			     "type in column %s but current mode does not "
+			     "handle it. If you need to support it then set "
+			     "decimal handling mode to 'string'.",
+			     c->name);
+		return json_null();
+	}
+	if (typmod_scale(c->typmod) < 0)
+		return json_pack("{s:i,s:o}", "scale", sc, "value", b);
+	return b;
+}
+
 static bool unchanged_as_bytes(const struct cdc_opts *o,
 			       const struct cdc_col *c)
 {
@@ -648,14 +718,7 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			return real_value(strtod(v, NULL));
 		if (o->decimal == DEC_STRING)
 			return json_string(v);
-		if (typmod_scale(c->typmod) < 0) {
-			int sc = 0;
-			json_t *b = decimal_bytes(v, -1, &sc);
-			return json_pack("{s:i,s:o}", "scale", sc, "value", b);
-		} else {
-			int sc;
-			return decimal_bytes(v, typmod_scale(c->typmod), &sc);
-		}
+		return precise_decimal(c, v);
 	case OID_DATE:
 	case OID_TIME:
 	case OID_TIMESTAMP: {
@@ -1531,6 +1594,23 @@ static void put_columns(struct kb_writer *w, enum rmode m,
 	}
 }
 
+/* Whether row's values would all be written (format_err says which is
+ * not), for an image the transform leaves out. */
+static void check_row(const struct cdc_opts *o, const struct cdc_rel *r,
+		      char **row)
+{
+	for (int i = 0; i < r->ncols; i++) {
+		uint32_t oid = r->cols[i].oid;
+		if (!in_row(&r->cols[i], false) ||
+		    (oid != OID_DATE && oid != OID_TIME &&
+		     oid != OID_TIMESTAMP && oid != OID_NUMERIC))
+			continue;
+		struct cval cv;
+		cval_of(o, &r->cols[i], row[i], &cv);
+		json_decref(cv.tree);
+	}
+}
+
 /* The per-change parts of the source struct. */
 struct src_vals {
 	const char *snapshot;
@@ -1867,6 +1947,10 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 		put(&key_buf, "}");
 		end_conv(&key_buf, o->key_conv, o->key_schemas);
 	}
+	/* Debezium converts both images before the transform drops one: a
+	 * value it refuses there stops the change too. */
+	if (o->unwrap && ch->before && row != ch->before)
+		check_row(o, r, ch->before);
 	if (format_err[0])
 		return -1;
 	int n = 0;

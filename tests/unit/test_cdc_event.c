@@ -219,7 +219,7 @@ static char *rows[][NALL] = {
 	 "-0",
 	 "0.1",
 	 NULL,
-	 "1e3",
+	 "1000.000",
 	 "2000-01-01",
 	 "12:00:00",
 	 "12:00:00",
@@ -661,6 +661,79 @@ Test(cdc_event, unparsable_date_is_an_error)
 		cr_assert_not_null(cdc_format_error());
 		cr_assert(strstr(cdc_format_error(), "of column ") != NULL,
 			  "%s", cdc_format_error());
+		cdc_rel_schemas_free(&r);
+	}
+}
+
+/* VariableScaleDecimal without trailing zeros, as Debezium's
+ * stripTrailingZeros (the scale never below 0): 1.50 is scale 1, 15 (it
+ * was scale 2, 150); the unscaled values as BigInteger.toByteArray() at
+ * any length. */
+Test(cdc_event, variable_scale_decimal)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"v", NUMERIC, -1, false, true, false},
+	};
+	static const char *const cases[][2] = {
+		{"1.50", "{\"scale\":1,\"value\":\"Dw==\"}"},
+		{"100", "{\"scale\":0,\"value\":\"ZA==\"}"},
+		{"1000.000", "{\"scale\":0,\"value\":\"A+g=\"}"},
+		{"-0.000123", "{\"scale\":6,\"value\":\"hQ==\"}"},
+		{"0.00", "{\"scale\":0,\"value\":\"AA==\"}"},
+		{"-128", "{\"scale\":0,\"value\":\"gA==\"}"},
+		{"-129", "{\"scale\":0,\"value\":\"/38=\"}"},
+		{"255", "{\"scale\":0,\"value\":\"AP8=\"}"},
+		{"-9223372036854775808",
+		 "{\"scale\":0,\"value\":\"gAAAAAAAAAA=\"}"},
+		{"18446744073709551616",
+		 "{\"scale\":0,\"value\":\"AQAAAAAAAAAA\"}"},
+		{"-1000000000000000000000000000005",
+		 "{\"scale\":0,\"value\":\"82DTYy+5ixIVv///+w==\"}"},
+	};
+	struct cdc_opts o = unwrap_json();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char *row[] = {"1", (char *)cases[i][0]};
+		char want[256];
+		snprintf(want, sizeof(want), "{\"id\":1,\"v\":%s}",
+			 cases[i][1]);
+		expect_value(&o, cols, 2, 'c', row, want);
+	}
+}
+
+/* NaN and the infinities have no Decimal: under
+ * decimal.handling.mode=precise the change stops with Debezium's
+ * words (they were a null unscaled value in JSON, zero bytes in Avro). */
+Test(cdc_event, special_decimal_in_precise_mode)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"v", NUMERIC, -1, false, true, false},
+		{"n", NUMERIC, ((10 << 16) | 2) + 4, false, true, false},
+	};
+	char *rows2[][3] = {{"1", "NaN", NULL}, {"1", NULL, "-Infinity"}};
+	for (size_t i = 0; i < 2; i++) {
+		struct cdc_opts o = unwrap_json();
+		struct cdc_rel r;
+		rel_init(&r, cols, 3);
+		cdc_rel_schemas(&o, &r);
+		struct cdc_change ch = {.op = 'c', .after = rows2[i], .xid = 1};
+		check_same(&o, &r, &ch, "special");
+		struct recs g = {0};
+		cr_assert_eq(cdc_format(&o, &r, &ch, capture, &g), -1);
+		cr_assert_eq(g.n, 0);
+		cr_assert(strstr(cdc_format_error(),
+				 "set decimal handling mode to 'string'"));
+		cdc_rel_schemas_free(&r);
+		/* a before-image the transform leaves out counts too */
+		char *after[] = {"1", "1", "1"};
+		struct cdc_change u = {.op = 'u',
+				       .before = rows2[i],
+				       .after = after,
+				       .xid = 1};
+		cdc_rel_schemas(&o, &r);
+		check_same(&o, &r, &u, "special before");
+		cr_assert_eq(cdc_format(&o, &r, &u, capture, &g), -1);
 		cdc_rel_schemas_free(&r);
 	}
 }

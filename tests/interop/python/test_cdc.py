@@ -686,8 +686,9 @@ def gold_expected(mode):
         v.update(c_num=base64.b64encode(b"\x04\xd2").decode(),      # 1234
                  c_numneg=base64.b64encode(b"\xff").decode(),       # -1
                  c_num0=base64.b64encode(b"\x07").decode(),         # 7
-                 c_numvar={"scale": 2,
-                           "value": base64.b64encode(b"\x00\x96").decode()})  # 150
+                 # 1.50 without its trailing zero (stripTrailingZeros): 15
+                 c_numvar={"scale": 1,
+                           "value": base64.b64encode(b"\x0f").decode()})
     elif dec == "double":
         for c in ("c_num", "c_numneg", "c_num0", "c_numvar"):
             s[c] = _s("double")

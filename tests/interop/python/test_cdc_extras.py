@@ -17,7 +17,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 import samsa_client
-from test_cdc import fresh_db, http, pg_params, post, psql, seed_config
+from test_cdc import (fresh_db, http, pg_params, post, post_until_failed, psql,
+                      seed_config)
 from test_cdc_avro import AVRO, REGISTRY, consume, latest, remove, reset, wait_state
 
 
@@ -541,6 +542,40 @@ def test_bytea_whatever_bytea_output():
     got = [base64.b64decode(json.loads(m.value())["after"]["b"]) for m in msgs]
     assert got == [b"\x01\x02ABC\xff", b"\x00\xff"], got
     remove("byo-source", "byo_slot")
+
+
+def test_numeric_values_of_any_length():
+    """numeric under decimal.handling.mode=precise: values of any length
+    (a 1501-digit one came out as 10^1098), VariableScaleDecimal without
+    trailing zeros; NaN has no Decimal, and the connector stops with
+    Debezium's words (it wrote a null or zero-length unscaled value)."""
+    db = "cdc_numeric"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, v numeric, n numeric(1000, 2))",
+         "INSERT INTO t VALUES (1, ('1' || repeat('0', 1500))::numeric, "
+         "(repeat('9', 998) || '.99')::numeric)",
+         "INSERT INTO t VALUES (2, -12.3400, -0.01)",
+         "CREATE TABLE nan (id int PRIMARY KEY, v numeric)",
+         "INSERT INTO nan VALUES (1, 'NaN')")
+    reset("num.public.t")
+    code, body = post(json_cfg(db, "num-source", "num", "num_slot", **{
+        "table.include.list": "public.t"}))
+    assert code == 201, body
+
+    def unscaled(b64):
+        return int.from_bytes(base64.b64decode(b64), "big", signed=True)
+
+    rows = [json.loads(m.value())["after"] for m in consume("num.public.t", 2)]
+    assert rows[0]["v"]["scale"] == 0 and unscaled(rows[0]["v"]["value"]) == 10 ** 1500
+    assert unscaled(rows[0]["n"]) == int("9" * 1000)
+    assert rows[1]["v"]["scale"] == 2 and unscaled(rows[1]["v"]["value"]) == -1234
+    assert unscaled(rows[1]["n"]) == -1
+    remove("num-source", "num_slot")
+    st = post_until_failed(json_cfg(db, "nan-source", "nan", "nan_slot", **{
+        "table.include.list": "public.nan"}), "nan-source",
+        "set decimal handling mode to 'string'")
+    assert "in column v" in st["tasks"][0]["trace"], st
+    remove("nan-source", "nan_slot")
 
 
 def test_settings_samsa_does_not_do_are_refused():
