@@ -605,6 +605,15 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		       "Invalid value %s for configuration skipped.operations: "
 		       "a list of c, u, d and t, or none",
 		       so);
+	const char *tpm = cc_get(c, "time.precision.mode");
+	if (tpm && strcmp(tpm, "adaptive") &&
+	    strcmp(tpm, "adaptive_time_microseconds") && strcmp(tpm, "connect"))
+		CC_BAD("time.precision.mode",
+		       "Invalid value %s for configuration "
+		       "time.precision.mode: "
+		       "samsa has adaptive, adaptive_time_microseconds and "
+		       "connect",
+		       tpm);
 	const char *thm = cc_get(c, "truncate.handling.mode");
 	if (thm && strcasecmp(thm, "skip") && strcasecmp(thm, "include"))
 		CC_BAD("truncate.handling.mode",
@@ -828,6 +837,7 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.decimal = dec;
 	const char *tp = cc_get(c, "time.precision.mode");
 	t->o.time_connect = tp && strcmp(tp, "connect") == 0;
+	t->o.time_micro = tp && strcmp(tp, "adaptive_time_microseconds") == 0;
 	const char *bh = cc_get(c, "binary.handling.mode");
 	t->o.binary_base64 =
 		bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));

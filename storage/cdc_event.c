@@ -172,7 +172,7 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 		if (o->time_connect)
 			return sch("int32", opt,
 				   "org.apache.kafka.connect.data.Time", 1);
-		return micro_timestamp(c->typmod)
+		return o->time_micro || micro_timestamp(c->typmod)
 			       ? sch("int64", opt, "io.debezium.time.MicroTime",
 				     1)
 			       : sch("int32", opt, "io.debezium.time.Time", 1);
@@ -440,7 +440,7 @@ static bool temporal(const struct cdc_opts *o, const struct cdc_col *c,
 		break;
 	case OID_TIME:
 		ok = parse_time(v, &us, NULL);
-		*out = ms ? us / 1000 : us;
+		*out = ms && !o->time_micro ? us / 1000 : us;
 		break;
 	default: /* OID_TIMESTAMP */
 		if (inf || ninf)

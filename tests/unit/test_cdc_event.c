@@ -328,6 +328,7 @@ Test(cdc_event, direct_matches_tree)
 						.value_schemas = sch & 2,
 						.decimal = decs[(kc + uw) % 3],
 						.time_connect = uw == 2,
+						.time_micro = uw == 3,
 						.binary_base64 = uw >= 3,
 						.binary_hex = uw == 4,
 						.unwrap = uw >= 2,
@@ -736,4 +737,37 @@ Test(cdc_event, special_decimal_in_precise_mode)
 		cr_assert_eq(cdc_format(&o, &r, &u, capture, &g), -1);
 		cdc_rel_schemas_free(&r);
 	}
+}
+
+/* time.precision.mode=adaptive_time_microseconds: every time column is a
+ * MicroTime in µs, time(3) too (it was adaptive's Time in ms); dates and
+ * timestamps stay adaptive. */
+Test(cdc_event, adaptive_time_microseconds)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"t3", TIME, 3, false, true, false},
+		{"t", TIME, -1, false, true, false},
+		{"ts3", TS, 3, false, true, false},
+	};
+	char *row[] = {"1", "13:14:15.123", "00:00:01",
+		       "1970-01-01 00:00:01.5"};
+	struct cdc_opts o = unwrap_json();
+	o.time_micro = true;
+	expect_value(&o, cols, 4, 'c', row,
+		     "{\"id\":1,\"t3\":47655123000,\"t\":1000000,"
+		     "\"ts3\":1500}");
+	struct cdc_rel r;
+	rel_init(&r, cols, 4);
+	cdc_rel_schemas(&o, &r);
+	json_t *f = json_object_get(r.value_schema, "fields");
+	const char *names[] = {"io.debezium.time.MicroTime",
+			       "io.debezium.time.MicroTime",
+			       "io.debezium.time.Timestamp"};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *s = json_array_get(f, i + 1);
+		cr_assert_str_eq(json_string_value(json_object_get(s, "name")),
+				 names[i]);
+	}
+	cdc_rel_schemas_free(&r);
 }

@@ -591,7 +591,9 @@ def test_settings_samsa_does_not_do_are_refused():
                        ("column.truncate.to.2.chars", "public.t.card"),
                        ("snapshot.select.statement.overrides", "public.t"),
                        ("signal.data.collection", "public.signals"),
-                       ("provide.transaction.metadata", "true")):
+                       ("provide.transaction.metadata", "true"),
+                       # accepted silently as adaptive before
+                       ("time.precision.mode", "nanoseconds")):
         code, body = post(json_cfg_with(db, "nodo-source", "nodo", "nodo_slot",
                                         **{key: value}))
         assert code == 400 and key in body["message"], (key, body)
