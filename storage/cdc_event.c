@@ -571,6 +571,44 @@ static json_t *decimal_bytes(const char *text, int scale, int *scale_out)
 }
 
 /*
+ * timestamptz as Debezium's ZonedTimestamp, ISO_OFFSET_DATE_TIME in UTC:
+ * the session runs in UTC, so Postgres writes "2024-01-02 03:04:05.5+00",
+ * and this is "2024-01-02T03:04:05.5Z".  Java's proleptic years: "0044-...
+ * BC" is year -43, "-0043-..."; past 9999 a year takes a '+'.
+ * infinity and -infinity stay as they are, as Debezium's.  Into buf (n
+ * bytes).
+ */
+static void zoned_timestamp(const char *v, char *buf, size_t n)
+{
+	char *end;
+	long y = isdigit((unsigned char)v[0]) ? strtol(v, &end, 10) : -1;
+	if (y < 0 || *end != '-') {
+		snprintf(buf, n, "%s", v);
+		return;
+	}
+	size_t rest = strlen(end);
+	bool bc = rest > 3 && strcmp(end + rest - 3, " BC") == 0;
+	if (bc) {
+		rest -= 3;
+		y = 1 - y;
+	}
+	int k = snprintf(buf, n,
+			 y < 0	    ? "-%04ld"
+			 : y > 9999 ? "+%ld"
+				    : "%04ld",
+			 y < 0 ? -y : y);
+	if (k < 0 || (size_t)k >= n)
+		return;
+	snprintf(buf + k, n - (size_t)k, "%.*s", (int)rest, end);
+	char *sp = strchr(buf, ' ');
+	if (sp)
+		*sp = 'T';
+	size_t len = strlen(buf);
+	if (len > 3 && strcmp(buf + len - 3, "+00") == 0)
+		strcpy(buf + len - 3, "Z");
+}
+
+/*
  * timetz as Debezium's ZonedTime: ISO-8601 in GMT ("11:14:15.5Z"). The
  * value keeps its own offset whatever the session's time zone, e.g.
  * "13:14:15.5+02" or "13:14:15-03:30", so shift it to UTC (mod 24 h).
@@ -728,15 +766,8 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 	case OID_TIMETZ:
 		return zoned_time(v);
 	case OID_TIMESTAMPTZ: {
-		/* The session runs in UTC: "2024-01-02 03:04:05.5+00" */
 		char buf[128];
-		snprintf(buf, sizeof(buf), "%s", v);
-		char *sp = strchr(buf, ' ');
-		if (sp)
-			*sp = 'T';
-		size_t n = strlen(buf);
-		if (n > 3 && strcmp(buf + n - 3, "+00") == 0)
-			strcpy(buf + n - 3, "Z");
+		zoned_timestamp(v, buf, sizeof(buf));
 		return json_string(buf);
 	}
 	case OID_BYTEA: {
@@ -1461,18 +1492,11 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 	case OID_TIMESTAMP:
 		cv->k = temporal(o, c, v, &cv->i) ? CV_INT : CV_NULL;
 		return;
-	case OID_TIMESTAMPTZ: {
-		snprintf(cv->buf, sizeof(cv->buf), "%s", v);
-		char *sp = strchr(cv->buf, ' ');
-		if (sp)
-			*sp = 'T';
-		size_t n = strlen(cv->buf);
-		if (n > 3 && strcmp(cv->buf + n - 3, "+00") == 0)
-			strcpy(cv->buf + n - 3, "Z");
+	case OID_TIMESTAMPTZ:
+		zoned_timestamp(v, cv->buf, sizeof(cv->buf));
 		cv->s = cv->buf;
 		cv->n = strlen(cv->buf);
 		return;
-	}
 	case OID_BYTEA: {
 		size_t n = strlen(v);
 		if (n < 2 || v[0] != '\\' || v[1] != 'x')

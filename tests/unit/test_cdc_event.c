@@ -771,3 +771,24 @@ Test(cdc_event, adaptive_time_microseconds)
 	}
 	cdc_rel_schemas_free(&r);
 }
+
+/* timestamptz as Java's ISO_OFFSET_DATE_TIME writes it: a BC year is the
+ * proleptic one ("0044-... BC" is -0043; 1 BC is 0000, it was the text
+ * with " BC"), a year past 9999 takes a '+'. */
+Test(cdc_event, zoned_timestamp_years)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"a", TSTZ, -1, false, true, false},
+		{"b", TSTZ, -1, false, true, false},
+		{"c", TSTZ, -1, false, true, false},
+	};
+	char *row[] = {"1", "0044-03-15 12:00:00+00 BC",
+		       "0001-01-01 00:00:00.25+00 BC",
+		       "10000-01-01 00:00:00+00"};
+	struct cdc_opts o = unwrap_json();
+	expect_value(&o, cols, 4, 'c', row,
+		     "{\"id\":1,\"a\":\"-0043-03-15T12:00:00Z\","
+		     "\"b\":\"0000-01-01T00:00:00.25Z\","
+		     "\"c\":\"+10000-01-01T00:00:00Z\"}");
+}
