@@ -166,6 +166,19 @@ static json_t *avro_schema(struct actx *c, const json_t *s,
 			return json_pack("[s,o]", "null", record_schema(c, s));
 		return record_schema(c, s);
 	}
+	if (strcmp(type, "array") == 0) {
+		/* AvroData: an array of the items' schema (optional items:
+		 * a union), then the optional union around it */
+		json_t *a = json_object();
+		json_object_set_new(a, "type", json_string("array"));
+		json_object_set_new(
+			a, "items",
+			avro_schema(c, json_object_get(s, "items"), false));
+		connect_props(a, s, NULL);
+		if (ignore_optional || !is_optional(s))
+			return a;
+		return json_pack("[s,o]", "null", a);
+	}
 	const char *base = type, *ctype = NULL;
 	if (!strcmp(type, "int8") || !strcmp(type, "int16")) {
 		ctype = type;
@@ -311,6 +324,23 @@ static int encode_base(struct kb_writer *w, const json_t *s, const json_t *v)
 				   false) < 0)
 				return -1;
 		}
+		return 0;
+	}
+	if (!strcmp(type, "array")) {
+		/* one block of all the items, then the empty block */
+		if (v && !json_is_array(v))
+			return -1;
+		const json_t *items = json_object_get(s, "items");
+		size_t i, n = json_array_size(v);
+		json_t *x;
+		if (n)
+			kb_write_varlong(w, (int64_t)n);
+		json_array_foreach(v, i, x)
+		{
+			if (encode(w, items, x, false) < 0)
+				return -1;
+		}
+		kb_write_varlong(w, 0);
 		return 0;
 	}
 	if (!strcmp(type, "int8") || !strcmp(type, "int16") ||

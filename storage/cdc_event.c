@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "protocol/kbuf.h"
 #include "storage/cdc_int.h"
@@ -109,6 +110,84 @@ static bool micro_timestamp(int32_t typmod)
 	return typmod < 0 || typmod > 3;
 }
 
+/*
+ * One-dimensional arrays of the types Debezium 1.9 gives an ARRAY schema
+ * (PostgresValueConverter.schemaBuilder): the element's oid for an array
+ * type's, 0 for another type.  bytea[], money[], name[], interval[] and
+ * the rest Debezium leaves without a schema stay text here.
+ */
+static uint32_t array_elem(uint32_t oid)
+{
+	static const uint32_t map[][2] = {
+		{1000, OID_BOOL},
+		{1002, 18 /* "char" */},
+		{1005, OID_INT2},
+		{1007, OID_INT4},
+		{1009, OID_TEXT},
+		{1014, OID_BPCHAR},
+		{1015, OID_VARCHAR},
+		{1016, OID_INT8},
+		{1021, OID_FLOAT4},
+		{1022, OID_FLOAT8},
+		{1028, OID_OID},
+		{1182, OID_DATE},
+		{1183, OID_TIME},
+		{1115, OID_TIMESTAMP},
+		{1185, OID_TIMESTAMPTZ},
+		{1270, OID_TIMETZ},
+		{1231, OID_NUMERIC},
+		{2951, OID_UUID},
+		{199, OID_JSON},
+		{3807, OID_JSONB},
+		{1041, 869 /* inet */},
+		{651, 650 /* cidr */},
+		{1040, 829 /* macaddr */},
+		{775, 774 /* macaddr8 */},
+		{3905, 3904 /* int4range */},
+		{3907, 3906 /* numrange */},
+		{3909, 3908 /* tsrange */},
+		{3911, 3910 /* tstzrange */},
+		{3913, 3912 /* daterange */},
+		{3927, 3926 /* int8range */},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
+		if (map[i][0] == oid)
+			return map[i][1];
+	return 0;
+}
+
+/* An array column's element as a column of its own (optional, as
+ * Debezium's element schemas are), and the options it is read under: a
+ * time[]'s elements are MicroTime whatever time.precision.mode says. */
+static void array_elem_col(const struct cdc_opts *o, const struct cdc_col *c,
+			   struct cdc_col *ec, struct cdc_opts *eo)
+{
+	*ec = (struct cdc_col){.name = c->name,
+			       .oid = array_elem(c->oid),
+			       .typmod = c->typmod,
+			       .optional = true};
+	*eo = *o;
+	if (ec->oid == OID_TIME) {
+		eo->time_connect = false;
+		eo->time_micro = true;
+	}
+}
+
+static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c);
+
+/* JsonConverter's ARRAY schema: type, items, optional. */
+static json_t *array_schema(const struct cdc_opts *o, const struct cdc_col *c)
+{
+	struct cdc_col ec;
+	struct cdc_opts eo;
+	array_elem_col(o, c, &ec, &eo);
+	json_t *s = json_object();
+	json_object_set_new(s, "type", json_string("array"));
+	json_object_set_new(s, "items", col_schema(&eo, &ec));
+	json_object_set_new(s, "optional", json_boolean(c->optional));
+	return s;
+}
+
 static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 {
 	bool opt = c->optional;
@@ -198,6 +277,8 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 	case OID_BYTEA:
 		return sch(o->binary_base64 ? "string" : "bytes", opt, NULL, 0);
 	default:
+		if (array_elem(c->oid))
+			return array_schema(o, c);
 		return sch("string", opt, NULL, 0);
 	}
 }
@@ -698,7 +779,7 @@ static const char *fallback_text(const struct cdc_col *c, char *buf, size_t n)
 	case OID_BYTEA:
 		return "\\x";
 	default:
-		return "";
+		return array_elem(c->oid) ? "{}" : "";
 	}
 }
 
@@ -728,6 +809,124 @@ static bool unchanged_as_bytes(const struct cdc_opts *o,
 	return c->oid == OID_BYTEA && !o->binary_base64;
 }
 
+/* A sub-array in place of an element (a multi-dimensional array). */
+static const char array_nested[] = "{...}";
+
+/*
+ * The elements of Postgres's array text ("{1,NULL,\"b c\"}", maybe after
+ * "[0:2]=" bounds) as texts into *out (malloc'd, each element too; NULL
+ * for NULL; array_nested for a sub-array), their count in *n.  Quotes and
+ * backslashes are undone as array_in does.  -1 when v is no array text or
+ * memory runs out (nothing to free then).
+ */
+static int array_parse(const char *v, char ***out, size_t *n)
+{
+	if (*v == '[')
+		v = strchr(v, '=') ? strchr(v, '=') + 1 : v;
+	size_t len = strlen(v);
+	if (len < 2 || v[0] != '{' || v[len - 1] != '}')
+		return -1;
+	char **el = calloc(len / 2 + 1, sizeof(*el)); /* ',' between each */
+	char *buf = malloc(len + 1);
+	size_t k = 0;
+	const char *p = v + 1, *end = v + len - 1;
+	bool ok = el && buf;
+	while (ok && p < end) {
+		size_t bl = 0;
+		if (*p == '{') { /* a sub-array: skip it, quotes and all */
+			int depth = 0;
+			bool q = false;
+			for (; p < end; p++) {
+				if (q && *p == '\\' && p + 1 < end)
+					p++;
+				else if (*p == '"')
+					q = !q;
+				else if (!q && *p == '{')
+					depth++;
+				else if (!q && *p == '}' && --depth == 0) {
+					p++;
+					break;
+				}
+			}
+			el[k++] = (char *)array_nested;
+		} else {
+			bool quoted = false, any_quote = false;
+			for (; p < end && (quoted || *p != ','); p++) {
+				if (*p == '\\' && p + 1 < end)
+					buf[bl++] = *++p;
+				else if (*p == '"') {
+					quoted = !quoted;
+					any_quote = true;
+				} else
+					buf[bl++] = *p;
+			}
+			while (!any_quote && bl &&
+			       isspace((unsigned char)buf[bl - 1]))
+				bl--;
+			buf[bl] = '\0';
+			if (!any_quote && strcasecmp(buf, "NULL") == 0) {
+				el[k++] = NULL;
+			} else {
+				el[k] = strdup(buf);
+				ok = el[k++] != NULL;
+			}
+		}
+		if (p < end && *p == ',')
+			p++;
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+	}
+	free(buf);
+	if (!ok) {
+		for (size_t i = 0; el && i < k; i++)
+			if (el[i] != array_nested)
+				free(el[i]);
+		free(el);
+		return -1;
+	}
+	*out = el;
+	*n = k;
+	return 0;
+}
+
+static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
+			 const char *v);
+
+/*
+ * An array column's value: a JSON array of its elements, each as its
+ * element type's column value.  A sub-array's element is null, as
+ * Debezium's element converters give for what they cannot read (its
+ * handleUnknownData).  An unchanged TOASTed array is null, as Debezium
+ * 1.9's convertArray makes of the placeholder ([] when NOT NULL).
+ */
+static json_t *array_value(const struct cdc_opts *o, const struct cdc_col *c,
+			   const char *v)
+{
+	if (v == cdc_unchanged)
+		return c->optional ? json_null() : json_array();
+	char **el;
+	size_t n;
+	if (array_parse(v, &el, &n) < 0) {
+		format_error("Cannot parse array value '%.200s' of column %s",
+			     v, c->name);
+		return json_null();
+	}
+	struct cdc_col ec;
+	struct cdc_opts eo;
+	array_elem_col(o, c, &ec, &eo);
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (el[i] == array_nested) {
+			json_array_append_new(a, json_null());
+			continue;
+		}
+		json_array_append_new(a, col_value(&eo, &ec, el[i]));
+		free(el[i]);
+	}
+	free(el);
+	return a;
+}
+
 static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			 const char *v)
 {
@@ -736,6 +935,8 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 		return json_null();
 	if (!v)
 		v = fallback_text(c, fb, sizeof(fb));
+	if (v == cdc_unchanged && array_elem(c->oid))
+		return array_value(o, c, v);
 	if (v == cdc_unchanged)
 		return json_string(unchanged_as_bytes(o, c) ? unchanged_b64
 							    : cdc_unchanged);
@@ -789,7 +990,9 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 		free(b);
 		return j;
 	}
-	default:
+	default: /* arrays are looked for last: the common types come first */
+		if (array_elem(c->oid))
+			return array_value(o, c, v);
 		return json_string(v);
 	}
 }
@@ -936,11 +1139,12 @@ static void write_json(struct kb_writer *w, const json_t *v,
 		put(w, "[");
 		size_t i;
 		json_t *x;
+		const json_t *items = json_object_get(schema, "items");
 		json_array_foreach(v, i, x)
 		{
 			if (i)
 				put(w, ",");
-			write_json(w, x, NULL);
+			write_json(w, x, items);
 		}
 		put(w, "]");
 		break;
@@ -984,6 +1188,23 @@ static void write_struct_text(struct kb_writer *w, const json_t *v,
 			write_struct_text(w, x, field_schema(schema, k));
 		}
 		put(w, "}");
+		break;
+	}
+	case JSON_ARRAY: { /* Java's List.toString() */
+		const json_t *items = json_object_get(schema, "items");
+		size_t i;
+		json_t *x;
+		put(w, "[");
+		json_array_foreach(v, i, x)
+		{
+			if (i)
+				put(w, ", ");
+			if (json_is_null(x))
+				put(w, "null");
+			else
+				write_struct_text(w, x, items);
+		}
+		put(w, "]");
 		break;
 	}
 	case JSON_STRING:
@@ -1433,12 +1654,13 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 		    const char *v, struct cval *cv)
 {
 	cv->tree = NULL;
+	cv->is_float = false;
 	if (!v && c->optional) {
 		cv->k = CV_NULL;
 		return;
 	}
 	if (!v && c->oid == OID_NUMERIC) {
-		cv->k = CV_TREE; /* the text may not fit cv->buf */
+		cv->k = CV_TREE; /* the fallback text may not fit cv->buf */
 		cv->tree = col_value(o, c, v);
 		return;
 	}
@@ -1446,6 +1668,8 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 		v = fallback_text(c, NULL, 0);
 	cv->k = CV_STR;
 	cv->s = v;
+	if (v == cdc_unchanged && array_elem(c->oid))
+		goto tree;
 	if (v == cdc_unchanged && unchanged_as_bytes(o, c)) {
 		cv->s = unchanged_b64;
 		cv->n = sizeof(unchanged_b64) - 1;
@@ -1510,8 +1734,12 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 	}
 	case OID_TIMETZ:
 		goto tree;
-	default:
-		goto text;
+	default: /* arrays are looked for last: the common types come first */
+		if (!array_elem(c->oid))
+			goto text;
+		/* a float4[]'s elements print as Java's floats */
+		cv->is_float = array_elem(c->oid) == OID_FLOAT4;
+		goto tree;
 	}
 	/* a real; NaN and the infinities as real_value writes them */
 	cv->k = CV_REAL;
@@ -1527,6 +1755,16 @@ text:
 tree:
 	cv->k = CV_TREE;
 	cv->tree = col_value(o, c, v);
+}
+
+/* {"type":"array","items":{"type":"float"}}, made once (one thread). */
+static const json_t *float_array_schema(void)
+{
+	static json_t *s;
+	if (!s)
+		s = json_pack("{s:s,s:{s:s}}", "type", "array", "items", "type",
+			      "float");
+	return s;
 }
 
 /* Writes cv (and frees what it owns); false when the field is left out
@@ -1564,10 +1802,12 @@ static bool put_cval(struct kb_writer *w, enum rmode m, struct cval *cv)
 		json_t *j = cv->tree;
 		cv->tree = NULL;
 		bool ok = j && !(m == R_TEXT && json_is_null(j));
+		/* a float4[]'s elements print as Java's floats */
+		const json_t *sc = cv->is_float ? float_array_schema() : NULL;
 		if (ok && m == R_JSON)
-			write_json(w, j, NULL);
+			write_json(w, j, sc);
 		else if (ok)
-			write_struct_text(w, j, NULL);
+			write_struct_text(w, j, sc);
 		json_decref(j);
 		return ok;
 	}
@@ -1627,7 +1867,8 @@ static void check_row(const struct cdc_opts *o, const struct cdc_rel *r,
 		uint32_t oid = r->cols[i].oid;
 		if (!in_row(&r->cols[i], false) ||
 		    (oid != OID_DATE && oid != OID_TIME &&
-		     oid != OID_TIMESTAMP && oid != OID_NUMERIC))
+		     oid != OID_TIMESTAMP && oid != OID_NUMERIC &&
+		     !array_elem(oid)))
 			continue;
 		struct cval cv;
 		cval_of(o, &r->cols[i], row[i], &cv);

@@ -792,3 +792,92 @@ Test(cdc_event, zoned_timestamp_years)
 		     "\"b\":\"0000-01-01T00:00:00.25Z\","
 		     "\"c\":\"+10000-01-01T00:00:00Z\"}");
 }
+
+/* One-dimensional arrays as Debezium's ARRAY schemas of the optional
+ * element type, JSON arrays of the elements (they were the text "{1,2}");
+ * Postgres's quoting, backslashes and NULL undone; a sub-array's element
+ * null, as Debezium's element converters give; time[] a MicroTime even
+ * in connect mode; an unchanged TOASTed array null, a NOT NULL one the
+ * before-image lacks []. */
+Test(cdc_event, arrays)
+{
+	enum { INT4A = 1007, TEXTA = 1009, NUMA = 1231, FLOAT4A = 1021 };
+	enum { TIMEA = 1183, BYTEAA = 1001 };
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"i", INT4A, -1, false, true, false},
+		{"t", TEXTA, -1, false, true, false},
+		{"n", NUMA, -1, false, true, false},
+		{"f", FLOAT4A, -1, false, true, false},
+		{"tm", TIMEA, 3, false, true, false},
+		{"by", BYTEAA, -1, false, true, false},
+		{"r", INT4A, -1, false, false, false},
+	};
+	char *row[] = {"1",
+		       "{1,NULL,-3}",
+		       "{a,NULL,\"b c\",\"NULL\",\"q\\\"\\\\x\",\"\"}",
+		       "{1.50,NaN}",
+		       "{1.1,NaN}",
+		       "{13:14:15.123}",
+		       "{\"\\\\x01\"}",
+		       "[0:1]={5,6}"};
+	struct cdc_opts o = unwrap_json();
+	o.decimal = DEC_STRING;
+	o.time_connect = true;
+	expect_value(&o, cols, 8, 'c', row,
+		     "{\"id\":1,\"i\":[1,null,-3],\"t\":[\"a\",null,\"b c\","
+		     "\"NULL\",\"q\\\"\\\\x\",\"\"],\"n\":[\"1.50\",\"NaN\"],"
+		     "\"f\":[1.1,\"NaN\"],\"tm\":[47655123000],"
+		     "\"by\":\"{\\\"\\\\\\\\x01\\\"}\",\"r\":[5,6]}");
+	o.value_conv = CONV_STRING;
+	expect_value(&o, cols, 8, 'c', row,
+		     "Struct{id=1,i=[1, null, -3],t=[a, null, b c, NULL, "
+		     "q\"\\x, ],n=[1.50, NaN],f=[1.1, NaN],tm=[47655123000],"
+		     "by={\"\\\\x01\"},r=[5, 6]}");
+	/* two dimensions; unchanged; a required one the before lacks */
+	char *row2[] = {"2",
+			"{{1,2},{3,4}}",
+			(char *)cdc_unchanged,
+			NULL,
+			NULL,
+			NULL,
+			NULL,
+			NULL};
+	o.value_conv = CONV_JSON;
+	o.unwrap_delete = DEL_REWRITE;
+	expect_value(&o, cols, 8, 'd', row2,
+		     "{\"id\":2,\"i\":[null,null],\"t\":null,\"n\":null,"
+		     "\"f\":null,\"tm\":null,\"by\":null,\"r\":[],"
+		     "\"__deleted\":\"true\"}");
+	/* the schemas: ARRAY of the optional element */
+	o.decimal = DEC_PRECISE;
+	struct cdc_rel r;
+	rel_init(&r, cols, 8);
+	cdc_rel_schemas(&o, &r);
+	json_t *f = json_object_get(r.value_schema, "fields");
+	char *txt = json_dumps(json_array_get(f, 1), JSON_COMPACT);
+	cr_assert_str_eq(txt, "{\"type\":\"array\",\"items\":{\"type\":"
+			      "\"int32\",\"optional\":true},\"optional\":true,"
+			      "\"field\":\"i\"}");
+	free(txt);
+	json_t *n = json_object_get(json_array_get(f, 3), "items");
+	cr_assert_str_eq(json_string_value(json_object_get(n, "name")),
+			 "io.debezium.data.VariableScaleDecimal");
+	cr_assert(json_is_true(json_object_get(n, "optional")));
+	json_t *tm = json_object_get(json_array_get(f, 5), "items");
+	cr_assert_str_eq(json_string_value(json_object_get(tm, "name")),
+			 "io.debezium.time.MicroTime");
+	cr_assert_str_eq(json_string_value(
+				 json_object_get(json_array_get(f, 6), "type")),
+			 "string");
+	cdc_rel_schemas_free(&r);
+	/* precise mode: a NaN element stops the change as a NaN value does */
+	char *row3[] = {"3", NULL, NULL, "{1,NaN}", NULL, NULL, NULL, "{}"};
+	rel_init(&r, cols, 8);
+	cdc_rel_schemas(&o, &r);
+	struct cdc_change ch = {.op = 'c', .after = row3, .xid = 1};
+	check_same(&o, &r, &ch, "NaN element");
+	struct recs g = {0};
+	cr_assert_eq(cdc_format(&o, &r, &ch, capture, &g), -1);
+	cdc_rel_schemas_free(&r);
+}
