@@ -477,6 +477,49 @@ static int delete_tombstone_mode(const char *v, enum cdc_delete *del,
 	return -1;
 }
 
+/* Settings that take one of a few words (as Debezium's enums, ignoring
+ * case): those samsa has. */
+static const struct {
+	const char *key, *words;
+} mode_settings[] = {
+	{"time.precision.mode",
+	 "adaptive, adaptive_time_microseconds, connect"},
+	{"interval.handling.mode", "numeric, string"},
+	{"truncate.handling.mode", "skip, include"},
+};
+
+/* The words key takes, for its error. */
+static const char *modes_of(const char *key)
+{
+	for (size_t i = 0; i < sizeof(mode_settings) / sizeof(*mode_settings);
+	     i++)
+		if (!strcmp(mode_settings[i].key, key))
+			return mode_settings[i].words;
+	return "";
+}
+
+/* The first of mode_settings in c set to a word it does not take, or NULL. */
+static const char *unknown_mode(const json_t *c)
+{
+	for (size_t i = 0; i < sizeof(mode_settings) / sizeof(*mode_settings);
+	     i++) {
+		const char *v = cc_get(c, mode_settings[i].key);
+		if (!v)
+			continue;
+		bool ok = false;
+		size_t n = strlen(v);
+		for (const char *w = mode_settings[i].words; *w && !ok;) {
+			size_t k = strcspn(w, ",");
+			ok = k == n && !strncasecmp(w, v, n);
+			w += k;
+			w += strspn(w, ", ");
+		}
+		if (!ok)
+			return mode_settings[i].key;
+	}
+	return NULL;
+}
+
 /* Parses config into t (t NULL: only checks). */
 static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		 char *err, size_t errlen)
@@ -605,21 +648,10 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		       "Invalid value %s for configuration skipped.operations: "
 		       "a list of c, u, d and t, or none",
 		       so);
-	const char *tpm = cc_get(c, "time.precision.mode");
-	if (tpm && strcmp(tpm, "adaptive") &&
-	    strcmp(tpm, "adaptive_time_microseconds") && strcmp(tpm, "connect"))
-		CC_BAD("time.precision.mode",
-		       "Invalid value %s for configuration "
-		       "time.precision.mode: "
-		       "samsa has adaptive, adaptive_time_microseconds and "
-		       "connect",
-		       tpm);
-	const char *thm = cc_get(c, "truncate.handling.mode");
-	if (thm && strcasecmp(thm, "skip") && strcasecmp(thm, "include"))
-		CC_BAD("truncate.handling.mode",
-		       "Invalid value %s for configuration "
-		       "truncate.handling.mode: skip or include",
-		       thm);
+	const char *bad = unknown_mode(c);
+	if (bad)
+		CC_BAD(bad, "Invalid value %s for configuration %s: %s",
+		       cc_get(c, bad), bad, modes_of(bad));
 	const char *pl = cc_get(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
 		CC_BAD("plugin.name",
@@ -836,8 +868,11 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.tombstones = cc_bool(cc_get(c, "tombstones.on.delete"), true);
 	t->o.decimal = dec;
 	const char *tp = cc_get(c, "time.precision.mode");
-	t->o.time_connect = tp && strcmp(tp, "connect") == 0;
-	t->o.time_micro = tp && strcmp(tp, "adaptive_time_microseconds") == 0;
+	t->o.time_connect = tp && strcasecmp(tp, "connect") == 0;
+	t->o.time_micro =
+		tp && strcasecmp(tp, "adaptive_time_microseconds") == 0;
+	const char *ih = cc_get(c, "interval.handling.mode");
+	t->o.interval_string = ih && strcasecmp(ih, "string") == 0;
 	const char *bh = cc_get(c, "binary.handling.mode");
 	t->o.binary_base64 =
 		bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));

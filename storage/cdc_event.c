@@ -11,6 +11,7 @@
  * "337.00000000000000").
  */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +57,7 @@ enum {
 	OID_TIMETZ = 1266,
 	OID_NUMERIC = 1700,
 	OID_UUID = 2950,
+	OID_INTERVAL = 1186,
 	OID_JSONB = 3802,
 };
 
@@ -271,6 +273,12 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 		return sch("string", opt, "io.debezium.time.ZonedTime", 1);
 	case OID_UUID:
 		return sch("string", opt, "io.debezium.data.Uuid", 1);
+	case OID_INTERVAL:
+		return o->interval_string
+			       ? sch("string", opt, "io.debezium.time.Interval",
+				     1)
+			       : sch("int64", opt,
+				     "io.debezium.time.MicroDuration", 1);
 	case OID_JSON:
 	case OID_JSONB:
 		return sch("string", opt, "io.debezium.data.Json", 1);
@@ -690,6 +698,87 @@ static void zoned_timestamp(const char *v, char *buf, size_t n)
 }
 
 /*
+ * An interval as Debezium 1.9 reads it through pgjdbc's PGInterval:
+ * Postgres's text (intervalstyle=postgres: "1 year 2 mons -3 days
+ * -04:05:06.789") to years, months, days, hours, minutes, and seconds
+ * kept as whole seconds and rounded microseconds (PGInterval.setSeconds);
+ * then MicroDuration.durationMicros (a month of 365.25 / 12 days, in
+ * doubles, truncated) or, under interval.handling.mode=string,
+ * Interval.toIsoString ("P1Y2M-3DT-4H-5M-6.789S": the seconds' exact
+ * binary value cut to 9 decimals, trailing zeros gone).  Into buf (n
+ * bytes) as text; false when v does not parse.
+ */
+static bool interval_text(const struct cdc_opts *o, const char *v, char *buf,
+			  size_t n)
+{
+	long ymd[3] = {0, 0, 0}, h = 0, mi = 0;
+	double secs = 0;
+	const char *p = v;
+	while (*p) {
+		char *end;
+		if (strchr(p, ':') && (strchr(p, ' ') == NULL ||
+				       strchr(p, ':') < strchr(p, ' '))) {
+			bool neg = *p == '-';
+			int k = 0;
+			if (sscanf(p + (*p == '-' || *p == '+'),
+				   "%ld:%ld:%lf%n", &h, &mi, &secs, &k) != 3)
+				return false;
+			p += (*p == '-' || *p == '+') + k;
+			if (neg) {
+				h = -h;
+				mi = -mi;
+				secs = -secs;
+			}
+		} else {
+			long x = strtol(p, &end, 10);
+			if (end == p || *end != ' ')
+				return false;
+			p = end + 1;
+			int unit = !strncmp(p, "year", 4)  ? 0
+				   : !strncmp(p, "mon", 3) ? 1
+				   : !strncmp(p, "day", 3) ? 2
+							   : -1;
+			if (unit < 0)
+				return false;
+			ymd[unit] = x;
+			p += strcspn(p, " ");
+		}
+		while (*p == ' ')
+			p++;
+	}
+	/* PGInterval.setSeconds, then getSeconds */
+	long whole = (long)secs;
+	long micro = (long)floor((secs - (double)whole) * 1000000 + 0.5);
+	double s = (double)whole + (double)micro / 1000000.0;
+	if (o->interval_string) {
+		char sb[400];
+		snprintf(sb, sizeof(sb), "%.60f", s);
+		char *dot = strchr(sb, '.');
+		dot[10] = '\0'; /* RoundingMode.DOWN to 9 decimals */
+		size_t l = strlen(sb);
+		while (sb[l - 1] == '0')
+			sb[--l] = '\0';
+		if (sb[l - 1] == '.')
+			sb[--l] = '\0';
+		if (!strcmp(sb, "-0"))
+			strcpy(sb, "0");
+		snprintf(buf, n, "P%ldY%ldM%ldDT%ldH%ldM%sS", ymd[0], ymd[1],
+			 ymd[2], h, mi, sb);
+		return true;
+	}
+	double days = (double)(ymd[0] * 12 + ymd[1]) * (365.25 / 12.0) +
+		      (double)ymd[2];
+	double total = (((days * 24 + (double)h) * 60) + (double)mi) * 60 + s;
+	double us = total * 1e6;
+	/* Java's (long): toward zero, saturating */
+	long long r = us >= 9223372036854775807.0    ? LLONG_MAX
+		      : us <= -9223372036854775808.0 ? LLONG_MIN
+						     : (long long)us;
+	snprintf(buf, n, "%lld", r);
+	return true;
+}
+
+/*
  * timetz as Debezium's ZonedTime: ISO-8601 in GMT ("11:14:15.5Z"). The
  * value keeps its own offset whatever the session's time zone, e.g.
  * "13:14:15.5+02" or "13:14:15-03:30", so shift it to UTC (mod 24 h).
@@ -776,6 +865,8 @@ static const char *fallback_text(const struct cdc_col *c, char *buf, size_t n)
 		return "1970-01-01 00:00:00+00";
 	case OID_TIMETZ:
 		return "00:00:00+00";
+	case OID_INTERVAL:
+		return "00:00:00";
 	case OID_BYTEA:
 		return "\\x";
 	default:
@@ -966,6 +1057,18 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 	}
 	case OID_TIMETZ:
 		return zoned_time(v);
+	case OID_INTERVAL: {
+		char buf[160];
+		if (!interval_text(o, v, buf, sizeof(buf))) {
+			format_error("Cannot parse interval value '%.200s' of "
+				     "column %s",
+				     v, c->name);
+			return json_null();
+		}
+		if (o->interval_string)
+			return json_string(buf);
+		return json_integer(strtoll(buf, NULL, 10));
+	}
 	case OID_TIMESTAMPTZ: {
 		char buf[128];
 		zoned_timestamp(v, buf, sizeof(buf));
@@ -1733,6 +1836,7 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 		goto tree;
 	}
 	case OID_TIMETZ:
+	case OID_INTERVAL:
 		goto tree;
 	default: /* arrays are looked for last: the common types come first */
 		if (!array_elem(c->oid))
@@ -1868,7 +1972,7 @@ static void check_row(const struct cdc_opts *o, const struct cdc_rel *r,
 		if (!in_row(&r->cols[i], false) ||
 		    (oid != OID_DATE && oid != OID_TIME &&
 		     oid != OID_TIMESTAMP && oid != OID_NUMERIC &&
-		     !array_elem(oid)))
+		     oid != OID_INTERVAL && !array_elem(oid)))
 			continue;
 		struct cval cv;
 		cval_of(o, &r->cols[i], row[i], &cv);

@@ -23,10 +23,11 @@ struct cdc_opts {
 	char *dbname;
 	bool tombstones;
 	enum cdc_decimal decimal;
-	bool time_connect;  /* time.precision.mode=connect */
-	bool time_micro;    /* =adaptive_time_microseconds: MicroTime */
-	bool binary_base64; /* binary.handling.mode=base64 or hex: a string */
-	bool binary_hex;    /* binary.handling.mode=hex */
+	bool time_connect;    /* time.precision.mode=connect */
+	bool time_micro;      /* =adaptive_time_microseconds: MicroTime */
+	bool interval_string; /* interval.handling.mode=string */
+	bool binary_base64;   /* binary.handling.mode=base64 or hex: a string */
+	bool binary_hex;      /* binary.handling.mode=hex */
 	enum cdc_conv key_conv, value_conv;
 	bool key_schemas, value_schemas;
 	bool unwrap;

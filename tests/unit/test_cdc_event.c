@@ -881,3 +881,59 @@ Test(cdc_event, arrays)
 	cr_assert_eq(cdc_format(&o, &r, &ch, capture, &g), -1);
 	cdc_rel_schemas_free(&r);
 }
+
+/* interval as Debezium 1.9 makes it through pgjdbc's PGInterval: a
+ * MicroDuration (months of 365.25 / 12 days, in doubles, truncated as
+ * Java's (long) does), or with interval.handling.mode=string
+ * Interval.toIsoString (the seconds' exact binary value cut to 9
+ * decimals: 6.789 s is "6.788999999S", as Debezium writes it); it was
+ * Postgres's text. */
+Test(cdc_event, interval)
+{
+	enum { INTERVAL = 1186 };
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"a", INTERVAL, -1, false, true, false},
+		{"b", INTERVAL, -1, false, true, false},
+		{"c", INTERVAL, -1, false, true, false},
+		{"d", INTERVAL, -1, false, true, false},
+		{"e", INTERVAL, -1, false, true, false},
+		{"f", INTERVAL, -1, false, true, false},
+	};
+	char *row[] = {"1",
+		       "1 year 2 mons 3 days 04:05:06.789",
+		       "-1 days +02:00:00",
+		       "00:00:00.000001",
+		       "-00:00:01.5",
+		       "3 mons",
+		       "00:00:00.3"};
+	struct cdc_opts o = unwrap_json();
+	expect_value(&o, cols, 7, 'c', row,
+		     "{\"id\":1,\"a\":37091106789000,\"b\":-79200000000,"
+		     "\"c\":1,\"d\":-1500000,\"e\":7889400000000,"
+		     "\"f\":300000}");
+	o.interval_string = true;
+	expect_value(
+		&o, cols, 7, 'c', row,
+		"{\"id\":1,\"a\":\"P1Y2M3DT4H5M6.788999999S\","
+		"\"b\":\"P0Y0M-1DT2H0M0S\",\"c\":\"P0Y0M0DT0H0M0.000000999S\","
+		"\"d\":\"P0Y0M0DT0H0M-1.5S\",\"e\":\"P0Y3M0DT0H0M0S\","
+		"\"f\":\"P0Y0M0DT0H0M0.299999999S\"}");
+	struct cdc_rel r;
+	rel_init(&r, cols, 7);
+	cdc_rel_schemas(&o, &r);
+	json_t *f =
+		json_array_get(json_object_get(r.value_schema, "fields"), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(f, "name")),
+			 "io.debezium.time.Interval");
+	cdc_rel_schemas_free(&r);
+	o.interval_string = false;
+	rel_init(&r, cols, 7);
+	cdc_rel_schemas(&o, &r);
+	f = json_array_get(json_object_get(r.value_schema, "fields"), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(f, "name")),
+			 "io.debezium.time.MicroDuration");
+	cr_assert_str_eq(json_string_value(json_object_get(f, "type")),
+			 "int64");
+	cdc_rel_schemas_free(&r);
+}

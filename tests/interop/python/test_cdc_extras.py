@@ -630,6 +630,36 @@ def test_arrays():
     remove("arra-source", "arra_slot")
 
 
+def test_interval():
+    """interval as Debezium 1.9 makes it: io.debezium.time.MicroDuration
+    (a month of 365.25 / 12 days), or io.debezium.time.Interval's ISO 8601
+    text with interval.handling.mode=string; it was Postgres's text."""
+    db = "cdc_interval"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, i interval)",
+         "INSERT INTO t VALUES (1, '1 year 2 months 3 days 04:05:06.5'), "
+         "(2, '-1 day 02:00:00'), (3, NULL)")
+    code, body = post(json_cfg(db, "iv-bad", "ivbad", "ivbad_slot",
+                               **{"interval.handling.mode": "iso"}))
+    assert code == 400 and "interval.handling.mode" in body["message"], body
+    for mode, want, name in (
+            (None, [37091106500000, -79200000000, None],
+             "io.debezium.time.MicroDuration"),
+            ("string", ["P1Y2M3DT4H5M6.5S", "P0Y0M-1DT2H0M0S", None],
+             "io.debezium.time.Interval")):
+        prefix = "iv" + (mode or "num")
+        reset(prefix + ".public.t")
+        code, body = post(json_cfg(db, prefix + "-source", prefix, prefix + "_slot", **{
+            "interval.handling.mode": mode,
+            "value.converter.schemas.enable": "true"}))
+        assert code == 201, body
+        msgs = [json.loads(m.value()) for m in consume(prefix + ".public.t", 3)]
+        assert [m["payload"]["after"]["i"] for m in msgs] == want
+        f = msgs[0]["schema"]["fields"][1]["fields"][1]
+        assert f["name"] == name, f
+        remove(prefix + "-source", prefix + "_slot")
+
+
 def test_settings_samsa_does_not_do_are_refused():
     """Debezium settings samsa does not implement, and whose silent neglect
     would leak what they hide or drop what they ask for, are a 400 unless
