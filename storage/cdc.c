@@ -929,10 +929,11 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		}
 	t->kw[k] = strdup("options");
 	/* Text the way Debezium expects it: ISO dates, UTC, exact floats,
-	 * bytea in hex (whatever the database's or role's bytea_output). */
+	 * bytea in hex (whatever the database's or role's bytea_output),
+	 * money as "-$1,234.56". */
 	t->kv[k++] = strdup("-c datestyle=ISO -c intervalstyle=postgres "
 			    "-c extra_float_digits=3 -c TimeZone=UTC "
-			    "-c bytea_output=hex");
+			    "-c bytea_output=hex -c lc_monetary=C");
 	t->kw[k] = strdup("application_name");
 	t->kv[k++] = strdup("samsa-cdc");
 	t->kw[k] = strdup("connect_timeout");

@@ -58,6 +58,7 @@ enum {
 	OID_NUMERIC = 1700,
 	OID_UUID = 2950,
 	OID_INTERVAL = 1186,
+	OID_MONEY = 790,
 	OID_JSONB = 3802,
 };
 
@@ -273,6 +274,19 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 		return sch("string", opt, "io.debezium.time.ZonedTime", 1);
 	case OID_UUID:
 		return sch("string", opt, "io.debezium.data.Uuid", 1);
+	case OID_MONEY: /* PostgresValueConverter.moneySchema */
+		if (o->decimal == DEC_DOUBLE)
+			return sch("double", opt, NULL, 0);
+		if (o->decimal == DEC_STRING)
+			return sch("string", opt, NULL, 0);
+		{
+			json_t *s =
+				sch("bytes", opt,
+				    "org.apache.kafka.connect.data.Decimal", 1);
+			json_object_set_new(s, "parameters",
+					    json_pack("{s:s}", "scale", "2"));
+			return s;
+		}
 	case OID_INTERVAL:
 		return o->interval_string
 			       ? sch("string", opt, "io.debezium.time.Interval",
@@ -779,6 +793,42 @@ static bool interval_text(const struct cdc_opts *o, const char *v, char *buf,
 }
 
 /*
+ * money as Debezium 1.9 reads it (PGmoney: a double) and writes it
+ * (convertMoney): a Decimal of scale 2, the double, or the double's
+ * Double.toString ("12.0").  The session's lc_monetary is C, so Postgres
+ * writes "-$1,234.56".  The Decimal is taken from the text itself, exact
+ * where Debezium's double is not (past 2^53 cents).  NULL when v does not
+ * parse.
+ */
+static json_t *money_value(const struct cdc_opts *o, const char *v)
+{
+	char num[64];
+	size_t k = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p == '$' || *p == ',')
+			continue;
+		if (k + 1 >= sizeof(num) ||
+		    !(isdigit((unsigned char)*p) || *p == '.' ||
+		      (*p == '-' && k == 0)))
+			return NULL;
+		num[k++] = *p;
+	}
+	num[k] = '\0';
+	if (!k || !isdigit((unsigned char)num[k - 1]))
+		return NULL;
+	if (o->decimal == DEC_PRECISE) {
+		int sc;
+		return decimal_bytes(num, 2, &sc);
+	}
+	double d = strtod(num, NULL);
+	if (o->decimal == DEC_DOUBLE)
+		return json_real(d);
+	char buf[64];
+	cdc_java_double(d, false, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+/*
  * timetz as Debezium's ZonedTime: ISO-8601 in GMT ("11:14:15.5Z"). The
  * value keeps its own offset whatever the session's time zone, e.g.
  * "13:14:15.5+02" or "13:14:15-03:30", so shift it to UTC (mod 24 h).
@@ -867,6 +917,8 @@ static const char *fallback_text(const struct cdc_col *c, char *buf, size_t n)
 		return "00:00:00+00";
 	case OID_INTERVAL:
 		return "00:00:00";
+	case OID_MONEY:
+		return "$0.00";
 	case OID_BYTEA:
 		return "\\x";
 	default:
@@ -1057,6 +1109,14 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 	}
 	case OID_TIMETZ:
 		return zoned_time(v);
+	case OID_MONEY: {
+		json_t *m = money_value(o, v);
+		if (!m)
+			format_error("Cannot parse money value '%.200s' of "
+				     "column %s",
+				     v, c->name);
+		return m ? m : json_null();
+	}
 	case OID_INTERVAL: {
 		char buf[160];
 		if (!interval_text(o, v, buf, sizeof(buf))) {
@@ -1837,6 +1897,7 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 	}
 	case OID_TIMETZ:
 	case OID_INTERVAL:
+	case OID_MONEY:
 		goto tree;
 	default: /* arrays are looked for last: the common types come first */
 		if (!array_elem(c->oid))
@@ -1972,7 +2033,8 @@ static void check_row(const struct cdc_opts *o, const struct cdc_rel *r,
 		if (!in_row(&r->cols[i], false) ||
 		    (oid != OID_DATE && oid != OID_TIME &&
 		     oid != OID_TIMESTAMP && oid != OID_NUMERIC &&
-		     oid != OID_INTERVAL && !array_elem(oid)))
+		     oid != OID_INTERVAL && oid != OID_MONEY &&
+		     !array_elem(oid)))
 			continue;
 		struct cval cv;
 		cval_of(o, &r->cols[i], row[i], &cv);

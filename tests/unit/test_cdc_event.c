@@ -937,3 +937,47 @@ Test(cdc_event, interval)
 			 "int64");
 	cdc_rel_schemas_free(&r);
 }
+
+/* money as Debezium 1.9 writes it: a Decimal of scale 2, a double, or the
+ * double as Java's Double.toString (it was Postgres's text "$1,234.56");
+ * a NOT NULL one a before-image lacks is 0.00. */
+Test(cdc_event, money)
+{
+	enum { MONEY = 790 };
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"a", MONEY, -1, false, true, false},
+		{"b", MONEY, -1, false, true, false},
+		{"c", MONEY, -1, false, false, false},
+	};
+	char *row[] = {"1", "$1,234.56", "-$0.01", "$12.00"};
+	char *before[] = {"1", NULL, NULL, NULL};
+	struct cdc_opts o = unwrap_json();
+	expect_value(&o, cols, 4, 'c', row,
+		     "{\"id\":1,\"a\":\"AeJA\",\"b\":\"/w==\",\"c\":\"BLA=\"}");
+	o.unwrap_delete = DEL_REWRITE;
+	expect_value(&o, cols, 4, 'd', before,
+		     "{\"id\":1,\"a\":null,\"b\":null,\"c\":\"AA==\","
+		     "\"__deleted\":\"true\"}");
+	o.unwrap_delete = DEL_DROP;
+	o.decimal = DEC_DOUBLE;
+	expect_value(&o, cols, 4, 'c', row,
+		     "{\"id\":1,\"a\":1234.56,\"b\":-0.01,\"c\":12.0}");
+	o.decimal = DEC_STRING;
+	expect_value(
+		&o, cols, 4, 'c', row,
+		"{\"id\":1,\"a\":\"1234.56\",\"b\":\"-0.01\",\"c\":\"12.0\"}");
+	o.decimal = DEC_PRECISE;
+	struct cdc_rel r;
+	rel_init(&r, cols, 4);
+	cdc_rel_schemas(&o, &r);
+	json_t *f =
+		json_array_get(json_object_get(r.value_schema, "fields"), 1);
+	char *txt = json_dumps(f, JSON_COMPACT);
+	cr_assert_str_eq(txt, "{\"type\":\"bytes\",\"optional\":true,\"name\":"
+			      "\"org.apache.kafka.connect.data.Decimal\","
+			      "\"version\":1,\"parameters\":{\"scale\":\"2\"},"
+			      "\"field\":\"a\"}");
+	free(txt);
+	cdc_rel_schemas_free(&r);
+}

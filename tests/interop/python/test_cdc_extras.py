@@ -630,6 +630,24 @@ def test_arrays():
     remove("arra-source", "arra_slot")
 
 
+def snapshot_with_schemas(db, prefix, n, settings):
+    """The first n records' "after" values of table t, and the Value
+    schema's fields by name, from a connector of its own (JsonConverter
+    with schemas; settings on top), which goes after."""
+    reset(prefix + ".public.t")
+    code, body = post(json_cfg(db, prefix + "-source", prefix, prefix + "_slot",
+                               **dict(settings, **{
+                                   "value.converter.schemas.enable": "true"})))
+    assert code == 201, body
+    try:
+        msgs = [json.loads(m.value()) for m in consume(prefix + ".public.t", n)]
+    finally:
+        remove(prefix + "-source", prefix + "_slot")
+    assert len(msgs) == n
+    fields = {f["field"]: f for f in msgs[0]["schema"]["fields"][1]["fields"]}
+    return [m["payload"]["after"] for m in msgs], fields
+
+
 def test_interval():
     """interval as Debezium 1.9 makes it: io.debezium.time.MicroDuration
     (a month of 365.25 / 12 days), or io.debezium.time.Interval's ISO 8601
@@ -647,17 +665,31 @@ def test_interval():
              "io.debezium.time.MicroDuration"),
             ("string", ["P1Y2M3DT4H5M6.5S", "P0Y0M-1DT2H0M0S", None],
              "io.debezium.time.Interval")):
-        prefix = "iv" + (mode or "num")
-        reset(prefix + ".public.t")
-        code, body = post(json_cfg(db, prefix + "-source", prefix, prefix + "_slot", **{
-            "interval.handling.mode": mode,
-            "value.converter.schemas.enable": "true"}))
-        assert code == 201, body
-        msgs = [json.loads(m.value()) for m in consume(prefix + ".public.t", 3)]
-        assert [m["payload"]["after"]["i"] for m in msgs] == want
-        f = msgs[0]["schema"]["fields"][1]["fields"][1]
-        assert f["name"] == name, f
-        remove(prefix + "-source", prefix + "_slot")
+        vals, fields = snapshot_with_schemas(db, "iv" + (mode or "num"), 3, {
+            "interval.handling.mode": mode})
+        assert [v["i"] for v in vals] == want
+        assert fields["i"]["name"] == name, fields
+
+
+def test_money():
+    """money as Debezium 1.9 writes it: a Decimal of scale 2, or the double
+    under decimal.handling.mode=double (it was the text "$1,234.56")."""
+    db = "cdc_money"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, m money)",
+         "INSERT INTO t VALUES (1, 1234.56), (2, -0.01), (3, NULL)")
+    for mode, want in (("precise", [123456, -1, None]),
+                       ("double", [1234.56, -0.01, None])):
+        vals, fields = snapshot_with_schemas(db, "money" + mode, 3, {
+            "decimal.handling.mode": mode})
+        got = [v["m"] for v in vals]
+        if mode == "precise":
+            got = [None if x is None else
+                   int.from_bytes(base64.b64decode(x), "big", signed=True)
+                   for x in got]
+            assert fields["m"]["name"] == "org.apache.kafka.connect.data.Decimal"
+            assert fields["m"]["parameters"] == {"scale": "2"}, fields
+        assert got == want
 
 
 def test_settings_samsa_does_not_do_are_refused():
