@@ -157,6 +157,10 @@ static struct cdc_col all_cols[] = {
 	{"u", UUID, -1, false, true, false},
 	{"j", JSONB, -1, false, true, false},
 	{"na\xc3\xafve \"q\"", TEXT, -1, false, true, false},
+	{"ia", 1007, -1, false, true, false}, /* int4[] */
+	{"fa", 1021, -1, false, true, false}, /* float4[] */
+	{"iv", 1186, -1, false, true, false}, /* interval */
+	{"mo", 790, -1, false, false, false}, /* money NOT NULL */
 };
 #define NALL ((int)(sizeof(all_cols) / sizeof(*all_cols)))
 
@@ -180,7 +184,11 @@ static char *rows[][NALL] = {
 	 "\\x00ff10",
 	 "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
 	 "{\"k\": [1, 2]}",
-	 "plain"},
+	 "plain",
+	 "{1,NULL,-3}",
+	 "{1.1,NaN,-0}",
+	 "1 year 2 mons -3 days 04:05:06.5",
+	 "$1,234.56"},
 	{"2",
 	 "quote\" back\\ nl\n tab\t ctl\x01\x1f del\x7f",
 	 "f",
@@ -200,17 +208,23 @@ static char *rows[][NALL] = {
 	 "\\x",
 	 NULL,
 	 "[]",
-	 "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 /"},
-	{"3",	    "bad \xff utf8",
-	 NULL,	    "32767",
-	 "0",	    "3.4028235e+38",
-	 "1e-300",  "0",
-	 "NaN",	    NULL,
-	 NULL,	    NULL,
-	 NULL,	    NULL,
-	 NULL,	    NULL,
-	 "not hex", NULL,
-	 NULL,	    "\xed\xa0\x80 surrogate"},
+	 "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 /",
+	 "{}",
+	 "{{1,2},{3}}",
+	 "-00:00:01.5",
+	 "-$0.01"},
+	{"3",		"bad \xff utf8",
+	 NULL,		"32767",
+	 "0",		"3.4028235e+38",
+	 "1e-300",	"0",
+	 "NaN",		NULL,
+	 NULL,		NULL,
+	 NULL,		NULL,
+	 NULL,		NULL,
+	 "not hex",	NULL,
+	 NULL,		"\xed\xa0\x80 surrogate",
+	 "[0:1]={7,8}", NULL,
+	 NULL,		NULL},
 	{"4",
 	 "x",
 	 "t",
@@ -230,7 +244,11 @@ static char *rows[][NALL] = {
 	 "\\x4142",
 	 "00000000-0000-0000-0000-000000000000",
 	 "null",
-	 (char *)cdc_unchanged},
+	 (char *)cdc_unchanged,
+	 (char *)cdc_unchanged,
+	 (char *)cdc_unchanged,
+	 "00:00:00",
+	 "$0.00"},
 };
 #define NROWS ((int)(sizeof(rows) / sizeof(*rows)))
 
