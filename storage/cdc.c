@@ -419,9 +419,8 @@ static const char *not_done(const json_t *c)
 }
 
 /*
- * skipped.operations, a list of c, u, d and t or "none" (Debezium 1.9's
- * default: nothing is skipped), as the op letters into out (5 bytes, may
- * be NULL).  Returns 0, or -1 for another word.
+ * skipped.operations, a list of c, u, d and t or "none", as the op letters
+ * into out (5 bytes, may be NULL).  Returns 0, or -1 for another word.
  */
 static int skipped_ops(const char *list, char *out)
 {
@@ -441,6 +440,84 @@ static int skipped_ops(const char *list, char *out)
 	if (out)
 		memcpy(out, buf, sizeof(buf));
 	return rc;
+}
+
+/*
+ * ExtractNewRecordState's delete.tombstone.handling.mode (Debezium 2.5 on;
+ * ignoring case and the spaces around, as its parse does) as the 1.x pair
+ * delete.handling.mode and drop.tombstones.  Returns 0, or -1 for another
+ * word.
+ */
+static int delete_tombstone_mode(const char *v, enum cdc_delete *del,
+				 bool *drop_tomb)
+{
+	static const struct {
+		const char *name;
+		enum cdc_delete del;
+		bool drop_tomb;
+	} modes[] = {
+		{"drop", DEL_DROP, true},
+		{"tombstone", DEL_NONE, true},
+		{"rewrite", DEL_REWRITE, true},
+		{"rewrite-with-tombstone", DEL_REWRITE, false},
+		{"delete-to-tombstone", DEL_NONE, true},
+	};
+	while (isspace((unsigned char)*v))
+		v++;
+	size_t n = strlen(v);
+	while (n && isspace((unsigned char)v[n - 1]))
+		n--;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
+		if (strlen(modes[i].name) == n &&
+		    !strncasecmp(v, modes[i].name, n)) {
+			*del = modes[i].del;
+			*drop_tomb = modes[i].drop_tomb;
+			return 0;
+		}
+	return -1;
+}
+
+/* Settings that take one of a few words (as Debezium's enums, ignoring
+ * case): those samsa has. */
+static const struct {
+	const char *key, *words;
+} mode_settings[] = {
+	{"time.precision.mode",
+	 "adaptive, adaptive_time_microseconds, connect"},
+	{"interval.handling.mode", "numeric, string"},
+	{"truncate.handling.mode", "skip, include"},
+};
+
+/* The words key takes, for its error. */
+static const char *modes_of(const char *key)
+{
+	for (size_t i = 0; i < sizeof(mode_settings) / sizeof(*mode_settings);
+	     i++)
+		if (!strcmp(mode_settings[i].key, key))
+			return mode_settings[i].words;
+	return "";
+}
+
+/* The first of mode_settings in c set to a word it does not take, or NULL. */
+static const char *unknown_mode(const json_t *c)
+{
+	for (size_t i = 0; i < sizeof(mode_settings) / sizeof(*mode_settings);
+	     i++) {
+		const char *v = cc_get(c, mode_settings[i].key);
+		if (!v)
+			continue;
+		bool ok = false;
+		size_t n = strlen(v);
+		for (const char *w = mode_settings[i].words; *w && !ok;) {
+			size_t k = strcspn(w, ",");
+			ok = k == n && !strncasecmp(w, v, n);
+			w += k;
+			w += strspn(w, ", ");
+		}
+		if (!ok)
+			return mode_settings[i].key;
+	}
+	return NULL;
 }
 
 /* Parses config into t (t NULL: only checks). */
@@ -571,6 +648,10 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		       "Invalid value %s for configuration skipped.operations: "
 		       "a list of c, u, d and t, or none",
 		       so);
+	const char *bad = unknown_mode(c);
+	if (bad)
+		CC_BAD(bad, "Invalid value %s for configuration %s: %s",
+		       cc_get(c, bad), bad, modes_of(bad));
 	const char *pl = cc_get(c, "plugin.name");
 	if (pl && strcmp(pl, "pgoutput") != 0)
 		CC_BAD("plugin.name",
@@ -668,6 +749,22 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			cc_free_list(add);
 			CC_BAD(k, "Invalid value %s for configuration %s", d,
 			       k);
+		}
+		/* Debezium 3.x's one setting for both, which wins when given:
+		 * tombstone (3.x's default) and delete-to-tombstone both make
+		 * each delete a record with a null value; only
+		 * rewrite-with-tombstone keeps the connector's tombstone. */
+		snprintf(k, sizeof(k),
+			 "transforms.%s.delete.tombstone.handling.mode", tr[i]);
+		const char *dt = cc_get(c, k);
+		if (dt && delete_tombstone_mode(dt, &del, &drop_tomb) < 0) {
+			cc_free_list(tr);
+			cc_free_list(add);
+			CC_BAD(k,
+			       "Invalid value %s for configuration %s: drop, "
+			       "tombstone, rewrite, rewrite-with-tombstone or "
+			       "delete-to-tombstone",
+			       dt, k);
 		}
 		snprintf(headers_key, sizeof(headers_key),
 			 "transforms.%s.add.headers", tr[i]);
@@ -771,7 +868,11 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.tombstones = cc_bool(cc_get(c, "tombstones.on.delete"), true);
 	t->o.decimal = dec;
 	const char *tp = cc_get(c, "time.precision.mode");
-	t->o.time_connect = tp && strcmp(tp, "connect") == 0;
+	t->o.time_connect = tp && strcasecmp(tp, "connect") == 0;
+	t->o.time_micro =
+		tp && strcasecmp(tp, "adaptive_time_microseconds") == 0;
+	const char *ih = cc_get(c, "interval.handling.mode");
+	t->o.interval_string = ih && strcasecmp(ih, "string") == 0;
 	const char *bh = cc_get(c, "binary.handling.mode");
 	t->o.binary_base64 =
 		bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));
@@ -790,6 +891,18 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		CC_BAD(headers_key, "out of memory");
 	t->drop_slot = cc_bool(cc_get(c, "slot.drop.on.stop"), false);
 	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
+	/* TRUNCATE: Debezium 1.9 skips it unless truncate.handling.mode is
+	 * include; 3.x (no truncate.handling.mode) unless skipped.operations,
+	 * whose default there is "t", is given without t. */
+	const char *th = cc_get(c, "truncate.handling.mode");
+	bool truncates = th && !strcasecmp(th, "include")
+				 ? true
+				 : so && !strchr(t->skipped, 't');
+	char *tp_skip = strchr(t->skipped, 't');
+	if (truncates && tp_skip)
+		memmove(tp_skip, tp_skip + 1, strlen(tp_skip));
+	else if (!truncates && !tp_skip)
+		t->skipped[strlen(t->skipped)] = 't';
 	const char *hb = cc_get(c, "heartbeat.interval.ms");
 	t->heartbeat_ms = hb ? atoll(hb) : 0;
 	const char *wait = cc_get(c, "retriable.restart.connector.wait.ms");
@@ -815,9 +928,12 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 			t->kv[k++] = strdup(cc_get(c, ssl_params[i][0]));
 		}
 	t->kw[k] = strdup("options");
-	/* Text the way Debezium expects it: ISO dates, UTC, exact floats. */
+	/* Text the way Debezium expects it: ISO dates, UTC, exact floats,
+	 * bytea in hex (whatever the database's or role's bytea_output),
+	 * money as "-$1,234.56". */
 	t->kv[k++] = strdup("-c datestyle=ISO -c intervalstyle=postgres "
-			    "-c extra_float_digits=3 -c TimeZone=UTC");
+			    "-c extra_float_digits=3 -c TimeZone=UTC "
+			    "-c bytea_output=hex -c lc_monetary=C");
 	t->kw[k] = strdup("application_name");
 	t->kv[k++] = strdup("samsa-cdc");
 	t->kw[k] = strdup("connect_timeout");
@@ -2079,6 +2195,17 @@ static void snap_flush(struct cdc_task *t)
 	t->snap_nrecs = 0;
 }
 
+/* The task's end when cdc_format refused a change of rel. */
+static void format_failed(struct cdc_task *t, const struct cdc_rel *rel)
+{
+	const char *why = cdc_format_error();
+	if (why)
+		fail(t, "%s in table %s.%s", why, rel->schema, rel->table);
+	else
+		fail(t, "Failed to serialize Avro data from topic %s",
+		     rel->topic);
+}
+
 /* Formats the snapshot row held back (see on_snap_row) and frees it. */
 static void snap_release(struct cdc_task *t, bool last)
 {
@@ -2095,8 +2222,7 @@ static void snap_release(struct cdc_task *t, bool last)
 				.last_snapshot = last};
 	struct emit_ctx e = {t, r->tp, &t->snap_tail, &t->snap_nrecs};
 	if (cdc_format(&t->o, r, &ch, emit, &e) < 0)
-		fail(t, "Failed to serialize Avro data from topic %s",
-		     r->topic);
+		format_failed(t, r);
 	for (int c = 0; c < t->held_ncols; c++)
 		free(t->held_row[c]);
 	free(t->held_row);
@@ -2622,8 +2748,7 @@ static void change(struct cdc_task *t, struct cdc_rel *rel, char op,
 				.commit_lsn = t->txn_final_lsn};
 	struct emit_ctx e = {t, rel->tp, &t->txn_tail, NULL};
 	if (cdc_format(&t->o, rel, &ch, emit, &e) < 0)
-		fail(t, "Failed to serialize Avro data from topic %s",
-		     rel->topic);
+		format_failed(t, rel);
 }
 
 /* Key columns changed: is before's key other than after's? */

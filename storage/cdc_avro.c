@@ -166,6 +166,19 @@ static json_t *avro_schema(struct actx *c, const json_t *s,
 			return json_pack("[s,o]", "null", record_schema(c, s));
 		return record_schema(c, s);
 	}
+	if (strcmp(type, "array") == 0) {
+		/* AvroData: an array of the items' schema (optional items:
+		 * a union), then the optional union around it */
+		json_t *a = json_object();
+		json_object_set_new(a, "type", json_string("array"));
+		json_object_set_new(
+			a, "items",
+			avro_schema(c, json_object_get(s, "items"), false));
+		connect_props(a, s, NULL);
+		if (ignore_optional || !is_optional(s))
+			return a;
+		return json_pack("[s,o]", "null", a);
+	}
 	const char *base = type, *ctype = NULL;
 	if (!strcmp(type, "int8") || !strcmp(type, "int16")) {
 		ctype = type;
@@ -241,8 +254,8 @@ static int b64val(int ch)
 	return -1;
 }
 
-/* Bytes are base64 in the JSON form; a text that is not (the unchanged
- * TOAST marker) goes as its own bytes.  -1 when memory runs out. */
+/* Bytes are base64 in the JSON form (the unchanged TOAST placeholder too);
+ * a text that is not goes as its own bytes.  -1 when memory runs out. */
 static int write_bytes(struct kb_writer *w, const char *s, size_t n)
 {
 	uint8_t *out = malloc(n / 4 * 3 + 3);
@@ -281,6 +294,15 @@ static int write_bytes(struct kb_writer *w, const char *s, size_t n)
 static int encode(struct kb_writer *w, const json_t *s, const json_t *v,
 		  bool ignore_optional);
 
+/* A float or double of the JSON form: a number, or NaN and the infinities
+ * as the strings cdc_event.c writes for them ("NaN", "-Infinity"). */
+static double real_of(const json_t *v)
+{
+	if (json_is_string(v))
+		return strtod(json_string_value(v), NULL);
+	return json_number_value(v);
+}
+
 static int encode_base(struct kb_writer *w, const json_t *s, const json_t *v)
 {
 	const char *type = str(s, "type");
@@ -304,18 +326,35 @@ static int encode_base(struct kb_writer *w, const json_t *s, const json_t *v)
 		}
 		return 0;
 	}
+	if (!strcmp(type, "array")) {
+		/* one block of all the items, then the empty block */
+		if (v && !json_is_array(v))
+			return -1;
+		const json_t *items = json_object_get(s, "items");
+		size_t i, n = json_array_size(v);
+		json_t *x;
+		if (n)
+			kb_write_varlong(w, (int64_t)n);
+		json_array_foreach(v, i, x)
+		{
+			if (encode(w, items, x, false) < 0)
+				return -1;
+		}
+		kb_write_varlong(w, 0);
+		return 0;
+	}
 	if (!strcmp(type, "int8") || !strcmp(type, "int16") ||
 	    !strcmp(type, "int32")) {
 		kb_write_varint(w, (int32_t)json_integer_value(v));
 	} else if (!strcmp(type, "int64")) {
 		kb_write_varlong(w, (int64_t)json_integer_value(v));
 	} else if (!strcmp(type, "float")) {
-		float f = (float)json_number_value(v);
+		float f = (float)real_of(v);
 		uint8_t b[4];
 		memcpy(b, &f, 4); /* Avro: little-endian, as this host */
 		kb_write_raw(w, b, 4);
 	} else if (!strcmp(type, "double")) {
-		double d = json_number_value(v);
+		double d = real_of(v);
 		uint8_t b[8];
 		memcpy(b, &d, 8);
 		kb_write_raw(w, b, 8);

@@ -11,10 +11,13 @@
  * "337.00000000000000").
  */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "protocol/kbuf.h"
 #include "storage/cdc_int.h"
@@ -23,6 +26,14 @@
 int64_t (*cdc_clock_ms)(void) = st_now_ms;
 
 const char cdc_unchanged[] = "__debezium_unavailable_value";
+
+/* The placeholder in a bytes field (binary.handling.mode=bytes): its bytes,
+ * as Debezium's getToastPlaceholderBinary, base64 in the JSON form. */
+static const char unchanged_b64[] = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
+
+/* Whether column c's placeholder is unchanged_b64 rather than the text. */
+static bool unchanged_as_bytes(const struct cdc_opts *o,
+			       const struct cdc_col *c);
 
 /* Postgres type oids (pg_type.dat) the mapping knows. */
 enum {
@@ -46,6 +57,8 @@ enum {
 	OID_TIMETZ = 1266,
 	OID_NUMERIC = 1700,
 	OID_UUID = 2950,
+	OID_INTERVAL = 1186,
+	OID_MONEY = 790,
 	OID_JSONB = 3802,
 };
 
@@ -98,6 +111,84 @@ static int typmod_scale(int32_t typmod)
 static bool micro_timestamp(int32_t typmod)
 {
 	return typmod < 0 || typmod > 3;
+}
+
+/*
+ * One-dimensional arrays of the types Debezium 1.9 gives an ARRAY schema
+ * (PostgresValueConverter.schemaBuilder): the element's oid for an array
+ * type's, 0 for another type.  bytea[], money[], name[], interval[] and
+ * the rest Debezium leaves without a schema stay text here.
+ */
+static uint32_t array_elem(uint32_t oid)
+{
+	static const uint32_t map[][2] = {
+		{1000, OID_BOOL},
+		{1002, 18 /* "char" */},
+		{1005, OID_INT2},
+		{1007, OID_INT4},
+		{1009, OID_TEXT},
+		{1014, OID_BPCHAR},
+		{1015, OID_VARCHAR},
+		{1016, OID_INT8},
+		{1021, OID_FLOAT4},
+		{1022, OID_FLOAT8},
+		{1028, OID_OID},
+		{1182, OID_DATE},
+		{1183, OID_TIME},
+		{1115, OID_TIMESTAMP},
+		{1185, OID_TIMESTAMPTZ},
+		{1270, OID_TIMETZ},
+		{1231, OID_NUMERIC},
+		{2951, OID_UUID},
+		{199, OID_JSON},
+		{3807, OID_JSONB},
+		{1041, 869 /* inet */},
+		{651, 650 /* cidr */},
+		{1040, 829 /* macaddr */},
+		{775, 774 /* macaddr8 */},
+		{3905, 3904 /* int4range */},
+		{3907, 3906 /* numrange */},
+		{3909, 3908 /* tsrange */},
+		{3911, 3910 /* tstzrange */},
+		{3913, 3912 /* daterange */},
+		{3927, 3926 /* int8range */},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
+		if (map[i][0] == oid)
+			return map[i][1];
+	return 0;
+}
+
+/* An array column's element as a column of its own (optional, as
+ * Debezium's element schemas are), and the options it is read under: a
+ * time[]'s elements are MicroTime whatever time.precision.mode says. */
+static void array_elem_col(const struct cdc_opts *o, const struct cdc_col *c,
+			   struct cdc_col *ec, struct cdc_opts *eo)
+{
+	*ec = (struct cdc_col){.name = c->name,
+			       .oid = array_elem(c->oid),
+			       .typmod = c->typmod,
+			       .optional = true};
+	*eo = *o;
+	if (ec->oid == OID_TIME) {
+		eo->time_connect = false;
+		eo->time_micro = true;
+	}
+}
+
+static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c);
+
+/* JsonConverter's ARRAY schema: type, items, optional. */
+static json_t *array_schema(const struct cdc_opts *o, const struct cdc_col *c)
+{
+	struct cdc_col ec;
+	struct cdc_opts eo;
+	array_elem_col(o, c, &ec, &eo);
+	json_t *s = json_object();
+	json_object_set_new(s, "type", json_string("array"));
+	json_object_set_new(s, "items", col_schema(&eo, &ec));
+	json_object_set_new(s, "optional", json_boolean(c->optional));
+	return s;
 }
 
 static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
@@ -163,7 +254,7 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 		if (o->time_connect)
 			return sch("int32", opt,
 				   "org.apache.kafka.connect.data.Time", 1);
-		return micro_timestamp(c->typmod)
+		return o->time_micro || micro_timestamp(c->typmod)
 			       ? sch("int64", opt, "io.debezium.time.MicroTime",
 				     1)
 			       : sch("int32", opt, "io.debezium.time.Time", 1);
@@ -183,12 +274,33 @@ static json_t *col_schema(const struct cdc_opts *o, const struct cdc_col *c)
 		return sch("string", opt, "io.debezium.time.ZonedTime", 1);
 	case OID_UUID:
 		return sch("string", opt, "io.debezium.data.Uuid", 1);
+	case OID_MONEY: /* PostgresValueConverter.moneySchema */
+		if (o->decimal == DEC_DOUBLE)
+			return sch("double", opt, NULL, 0);
+		if (o->decimal == DEC_STRING)
+			return sch("string", opt, NULL, 0);
+		{
+			json_t *s =
+				sch("bytes", opt,
+				    "org.apache.kafka.connect.data.Decimal", 1);
+			json_object_set_new(s, "parameters",
+					    json_pack("{s:s}", "scale", "2"));
+			return s;
+		}
+	case OID_INTERVAL:
+		return o->interval_string
+			       ? sch("string", opt, "io.debezium.time.Interval",
+				     1)
+			       : sch("int64", opt,
+				     "io.debezium.time.MicroDuration", 1);
 	case OID_JSON:
 	case OID_JSONB:
 		return sch("string", opt, "io.debezium.data.Json", 1);
 	case OID_BYTEA:
 		return sch(o->binary_base64 ? "string" : "bytes", opt, NULL, 0);
 	default:
+		if (array_elem(c->oid))
+			return array_schema(o, c);
 		return sch("string", opt, NULL, 0);
 	}
 }
@@ -331,11 +443,13 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-/* "HH:MM:SS[.ffffff]" to microseconds; the rest of s in *end. */
-static int64_t parse_time(const char *s, const char **end)
+/* "HH:MM:SS[.ffffff]" to microseconds; the rest of s in *end.  false
+ * when s does not start so. */
+static bool parse_time(const char *s, int64_t *out, const char **end)
 {
 	int h = 0, mi = 0, se = 0, n = 0;
-	sscanf(s, "%d:%d:%d%n", &h, &mi, &se, &n);
+	if (sscanf(s, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3 || n != 8)
+		return false;
 	s += n;
 	int64_t us = ((int64_t)h * 3600 + mi * 60 + se) * 1000000;
 	if (*s == '.') {
@@ -350,97 +464,368 @@ static int64_t parse_time(const char *s, const char **end)
 			f *= 10;
 		us += f;
 	}
+	*out = us;
 	if (end)
 		*end = s;
-	return us;
+	return true;
 }
 
-/* "YYYY-MM-DD" to days; NULL-safe on odd input (0). */
-static int64_t parse_date(const char *s, const char **end)
+/* "YYYY-MM-DD" to days (" BC" anywhere after: the year before 1 is 1 BC);
+ * the rest of s in *end.  false when s does not start so. */
+static bool parse_date(const char *s, int64_t *days, const char **end)
 {
-	int y = 1970, m = 1, d = 1, n = 0;
-	sscanf(s, "%d-%d-%d%n", &y, &m, &d, &n);
+	int y = 0, m = 0, d = 0, n = 0;
+	if (sscanf(s, "%d-%2d-%2d%n", &y, &m, &d, &n) != 3 || y < 0 || m < 1 ||
+	    m > 12 || d < 1 || d > 31)
+		return false;
 	if (end)
 		*end = s + n;
-	int64_t days = days_from_civil(y, m, d);
-	if (strstr(s, " BC"))
-		days = days_from_civil(1 - y, m, d);
-	return days;
+	*days = days_from_civil(strstr(s, " BC") ? 1 - y : y, m, d);
+	return true;
 }
 
 /*
- * A decimal text's unscaled value at the given scale as Java's
- * BigInteger.toByteArray(): minimal big-endian two's complement.
+ * Postgres's infinity and -infinity as Debezium 1.9 gives them: a
+ * timestamp is the instant of pgjdbc's PGStatement.DATE_POSITIVE_INFINITY
+ * (9223372036825200000 taken as microseconds) or DATE_NEGATIVE_INFINITY,
+ * in µs or ms as the schema says; a date is the day of its
+ * POSITIVE_INFINITY_LOCAL_DATE, -5877611-06-21 (-5877611-06-22 for
+ * -infinity: the order is Debezium's).  A timestamptz stays "infinity".
+ */
+#define INFINITY_US	  9223372036825200000LL
+#define NEG_INFINITY_US	  (-9223372036832400000LL)
+#define INFINITY_DAYS	  (-2147472692LL)
+#define NEG_INFINITY_DAYS (-2147472691LL)
+
+/* Why the change being formatted cannot be (a value that does not
+ * parse), or "". */
+static char format_err[512];
+
+/* A value Debezium's converters throw on (its connector stops): the
+ * change's first such reason into format_err. */
+static void format_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void format_error(const char *fmt, ...)
+{
+	if (format_err[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(format_err, sizeof(format_err), fmt, ap);
+	va_end(ap);
+}
+
+/* What Debezium's DateTimeFormat does with a text it cannot parse. */
+static void bad_value(const struct cdc_col *c, const char *v)
+{
+	format_error("Cannot parse time/date value '%.200s' of column %s", v,
+		     c->name);
+}
+
+/*
+ * A date, time or timestamp column's value: days, µs or ms as its schema
+ * says.  false (and format_err set) when v does not parse.
+ */
+static bool temporal(const struct cdc_opts *o, const struct cdc_col *c,
+		     const char *v, int64_t *out)
+{
+	bool ms = o->time_connect || !micro_timestamp(c->typmod);
+	bool inf = !strcmp(v, "infinity"), ninf = !strcmp(v, "-infinity");
+	const char *rest;
+	int64_t days = 0, us = 0;
+	bool ok = true;
+	switch (c->oid) {
+	case OID_DATE:
+		if (inf || ninf)
+			*out = inf ? INFINITY_DAYS : NEG_INFINITY_DAYS;
+		else
+			ok = parse_date(v, out, NULL);
+		break;
+	case OID_TIME:
+		ok = parse_time(v, &us, NULL);
+		*out = ms && !o->time_micro ? us / 1000 : us;
+		break;
+	default: /* OID_TIMESTAMP */
+		if (inf || ninf)
+			us = inf ? INFINITY_US : NEG_INFINITY_US;
+		else
+			ok = parse_date(v, &days, &rest) && *rest == ' ' &&
+			     parse_time(rest + 1, &us, NULL);
+		if (ok && !inf && !ninf)
+			us += days * 86400000000LL;
+		*out = ms ? us / 1000 - (us % 1000 < 0 ? 1 : 0) : us;
+	}
+	if (!ok)
+		bad_value(c, v);
+	return ok;
+}
+
+/* The base64 of Java's BigInteger.toByteArray() of the magnitude in limbs
+ * (nl base 2^32 words, little-endian), negated when neg: minimal
+ * big-endian two's complement.  json_null() when memory runs out. */
+static json_t *twos_complement_b64(const uint32_t *limbs, size_t nl, bool neg)
+{
+	size_t nb = nl * 4 + 1;
+	uint8_t *out = malloc(nb);
+	if (!out)
+		return json_null();
+	out[0] = 0;
+	for (size_t i = 0; i < nl; i++)
+		for (int k = 0; k < 4; k++)
+			out[nb - 1 - (i * 4 + (size_t)k)] =
+				(uint8_t)(limbs[i] >> (8 * k));
+	if (neg) {
+		int carry = 1;
+		for (size_t i = nb; i-- > 0;) {
+			int x = (uint8_t)~out[i] + carry;
+			out[i] = (uint8_t)x;
+			carry = x >> 8;
+		}
+	}
+	/* drop the sign bytes Java would not write */
+	size_t skip = 0;
+	uint8_t sign = neg ? 0xff : 0;
+	while (skip + 1 < nb && out[skip] == sign &&
+	       (out[skip + 1] & 0x80) == (sign & 0x80))
+		skip++;
+	json_t *j = base64(out + skip, nb - skip);
+	free(out);
+	return j;
+}
+
+/*
+ * A numeric's text as a Connect Decimal's bytes: the unscaled value at
+ * scale (scale < 0: the text's own scale, without trailing zeros as
+ * Debezium's stripTrailingZeros gives a VariableScaleDecimal, never below
+ * 0), any length.  *scale_out: the scale.  NULL for NaN and the
+ * infinities (no Decimal holds them); json_null() when memory runs out.
  */
 static json_t *decimal_bytes(const char *text, int scale, int *scale_out)
 {
 	bool neg = text[0] == '-';
 	const char *p = neg || text[0] == '+' ? text + 1 : text;
-	char digits[1100];
+	size_t len = strlen(p), pad = scale > 0 ? (size_t)scale : 0;
+	/* on the stack for the common sizes: this runs for every value */
+	char dbuf[128];
+	uint32_t lbuf[16];
+	char *digits = len + pad < sizeof(dbuf) ? dbuf : malloc(len + pad + 1);
+	if (!digits)
+		return json_null();
 	size_t nd = 0;
 	int frac = -1;
-	for (; *p && nd + 1 < sizeof(digits); p++) {
-		if (*p == '.')
+	for (; *p; p++) {
+		if (*p == '.' && frac < 0) {
 			frac = 0;
-		else if (isdigit((unsigned char)*p)) {
+		} else if (isdigit((unsigned char)*p)) {
 			digits[nd++] = *p;
 			if (frac >= 0)
 				frac++;
-		} else
-			return json_null(); /* NaN, Infinity */
+		} else { /* NaN, Infinity, -Infinity */
+			if (digits != dbuf)
+				free(digits);
+			return NULL;
+		}
 	}
 	if (frac < 0)
 		frac = 0;
-	if (scale < 0)
+	if (scale < 0) {
 		scale = frac;
-	while (frac < scale && nd + 1 < sizeof(digits)) {
+		while (scale > 0 && digits[nd - 1] == '0') {
+			nd--;
+			scale--;
+			frac--;
+		}
+	}
+	for (; frac < scale; frac++)
 		digits[nd++] = '0';
-		frac++;
-	}
-	nd -= (size_t)(frac - scale); /* more digits than the scale: cut */
+	if (frac > scale) /* more digits than the scale: cut */
+		nd -= (size_t)(frac - scale);
 	*scale_out = scale;
-	/* Magnitude to base 256 by repeated division of the digit string. */
-	uint8_t mag[512];
-	size_t nm = 0;
-	size_t start = 0;
-	while (start < nd && nm < sizeof(mag)) {
-		int rem = 0;
-		for (size_t i = start; i < nd; i++) {
-			int cur = rem * 10 + (digits[i] - '0');
-			digits[i] = (char)('0' + cur / 256);
-			rem = cur % 256;
-		}
-		mag[nm++] = (uint8_t)rem;
-		while (start < nd && digits[start] == '0')
-			start++;
+	/* The magnitude in base 2^32, nine decimal digits at a time. */
+	size_t maxl = nd / 9 + 2;
+	uint32_t *limbs = maxl <= 16 ? lbuf : malloc(maxl * sizeof(*limbs));
+	if (!limbs) {
+		if (digits != dbuf)
+			free(digits);
+		return json_null();
 	}
-	/* mag is little-endian; make big-endian two's complement. */
-	uint8_t out[514];
-	size_t no = 0;
-	if (nm == 0) {
-		out[no++] = 0;
-	} else {
-		for (size_t i = 0; i < nm; i++)
-			out[no++] = mag[nm - 1 - i];
-		if (neg) {
-			int carry = 1;
-			for (size_t i = no; i-- > 0;) {
-				int v = (uint8_t)~out[i] + carry;
-				out[i] = (uint8_t)v;
-				carry = v >> 8;
-			}
-			if (!(out[0] & 0x80)) {
-				memmove(out + 1, out, no++);
-				out[0] = 0xff;
-			}
-			while (no > 1 && out[0] == 0xff && (out[1] & 0x80))
-				memmove(out, out + 1, --no);
-		} else if (out[0] & 0x80) {
-			memmove(out + 1, out, no++);
-			out[0] = 0;
+	size_t nl = 0;
+	for (size_t i = 0; i < nd;) {
+		size_t k = i == 0 && nd % 9 ? nd % 9 : 9;
+		uint64_t mul = 1, carry = 0;
+		for (size_t e = 0; e < k; e++, i++) {
+			mul *= 10;
+			carry = carry * 10 + (uint64_t)(digits[i] - '0');
 		}
+		for (size_t l = 0; l < nl; l++) {
+			uint64_t x = (uint64_t)limbs[l] * mul + carry;
+			limbs[l] = (uint32_t)x;
+			carry = x >> 32;
+		}
+		if (carry)
+			limbs[nl++] = (uint32_t)carry;
 	}
-	return base64(out, no);
+	if (digits != dbuf)
+		free(digits);
+	json_t *j = twos_complement_b64(limbs, nl, neg && nl > 0);
+	if (limbs != lbuf)
+		free(limbs);
+	return j;
+}
+
+/*
+ * timestamptz as Debezium's ZonedTimestamp, ISO_OFFSET_DATE_TIME in UTC:
+ * the session runs in UTC, so Postgres writes "2024-01-02 03:04:05.5+00",
+ * and this is "2024-01-02T03:04:05.5Z".  Java's proleptic years: "0044-...
+ * BC" is year -43, "-0043-..."; past 9999 a year takes a '+'.
+ * infinity and -infinity stay as they are, as Debezium's.  Into buf (n
+ * bytes).
+ */
+static void zoned_timestamp(const char *v, char *buf, size_t n)
+{
+	char *end;
+	long y = isdigit((unsigned char)v[0]) ? strtol(v, &end, 10) : -1;
+	if (y < 0 || *end != '-') {
+		snprintf(buf, n, "%s", v);
+		return;
+	}
+	size_t rest = strlen(end);
+	bool bc = rest > 3 && strcmp(end + rest - 3, " BC") == 0;
+	if (bc) {
+		rest -= 3;
+		y = 1 - y;
+	}
+	int k = snprintf(buf, n,
+			 y < 0	    ? "-%04ld"
+			 : y > 9999 ? "+%ld"
+				    : "%04ld",
+			 y < 0 ? -y : y);
+	if (k < 0 || (size_t)k >= n)
+		return;
+	snprintf(buf + k, n - (size_t)k, "%.*s", (int)rest, end);
+	char *sp = strchr(buf, ' ');
+	if (sp)
+		*sp = 'T';
+	size_t len = strlen(buf);
+	if (len > 3 && strcmp(buf + len - 3, "+00") == 0)
+		strcpy(buf + len - 3, "Z");
+}
+
+/*
+ * An interval as Debezium 1.9 reads it through pgjdbc's PGInterval:
+ * Postgres's text (intervalstyle=postgres: "1 year 2 mons -3 days
+ * -04:05:06.789") to years, months, days, hours, minutes, and seconds
+ * kept as whole seconds and rounded microseconds (PGInterval.setSeconds);
+ * then MicroDuration.durationMicros (a month of 365.25 / 12 days, in
+ * doubles, truncated) or, under interval.handling.mode=string,
+ * Interval.toIsoString ("P1Y2M-3DT-4H-5M-6.789S": the seconds' exact
+ * binary value cut to 9 decimals, trailing zeros gone).  Into buf (n
+ * bytes) as text; false when v does not parse.
+ */
+static bool interval_text(const struct cdc_opts *o, const char *v, char *buf,
+			  size_t n)
+{
+	long ymd[3] = {0, 0, 0}, h = 0, mi = 0;
+	double secs = 0;
+	const char *p = v;
+	while (*p) {
+		char *end;
+		if (strchr(p, ':') && (strchr(p, ' ') == NULL ||
+				       strchr(p, ':') < strchr(p, ' '))) {
+			bool neg = *p == '-';
+			int k = 0;
+			if (sscanf(p + (*p == '-' || *p == '+'),
+				   "%ld:%ld:%lf%n", &h, &mi, &secs, &k) != 3)
+				return false;
+			p += (*p == '-' || *p == '+') + k;
+			if (neg) {
+				h = -h;
+				mi = -mi;
+				secs = -secs;
+			}
+		} else {
+			long x = strtol(p, &end, 10);
+			if (end == p || *end != ' ')
+				return false;
+			p = end + 1;
+			int unit = !strncmp(p, "year", 4)  ? 0
+				   : !strncmp(p, "mon", 3) ? 1
+				   : !strncmp(p, "day", 3) ? 2
+							   : -1;
+			if (unit < 0)
+				return false;
+			ymd[unit] = x;
+			p += strcspn(p, " ");
+		}
+		while (*p == ' ')
+			p++;
+	}
+	/* PGInterval.setSeconds, then getSeconds */
+	long whole = (long)secs;
+	long micro = (long)floor((secs - (double)whole) * 1000000 + 0.5);
+	double s = (double)whole + (double)micro / 1000000.0;
+	if (o->interval_string) {
+		char sb[400];
+		snprintf(sb, sizeof(sb), "%.60f", s);
+		char *dot = strchr(sb, '.');
+		dot[10] = '\0'; /* RoundingMode.DOWN to 9 decimals */
+		size_t l = strlen(sb);
+		while (sb[l - 1] == '0')
+			sb[--l] = '\0';
+		if (sb[l - 1] == '.')
+			sb[--l] = '\0';
+		if (!strcmp(sb, "-0"))
+			strcpy(sb, "0");
+		snprintf(buf, n, "P%ldY%ldM%ldDT%ldH%ldM%sS", ymd[0], ymd[1],
+			 ymd[2], h, mi, sb);
+		return true;
+	}
+	double days = (double)(ymd[0] * 12 + ymd[1]) * (365.25 / 12.0) +
+		      (double)ymd[2];
+	double total = (((days * 24 + (double)h) * 60) + (double)mi) * 60 + s;
+	double us = total * 1e6;
+	/* Java's (long): toward zero, saturating */
+	long long r = us >= 9223372036854775807.0    ? LLONG_MAX
+		      : us <= -9223372036854775808.0 ? LLONG_MIN
+						     : (long long)us;
+	snprintf(buf, n, "%lld", r);
+	return true;
+}
+
+/*
+ * money as Debezium 1.9 reads it (PGmoney: a double) and writes it
+ * (convertMoney): a Decimal of scale 2, the double, or the double's
+ * Double.toString ("12.0").  The session's lc_monetary is C, so Postgres
+ * writes "-$1,234.56".  The Decimal is taken from the text itself, exact
+ * where Debezium's double is not (past 2^53 cents).  NULL when v does not
+ * parse.
+ */
+static json_t *money_value(const struct cdc_opts *o, const char *v)
+{
+	char num[64];
+	size_t k = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p == '$' || *p == ',')
+			continue;
+		if (k + 1 >= sizeof(num) ||
+		    !(isdigit((unsigned char)*p) || *p == '.' ||
+		      (*p == '-' && k == 0)))
+			return NULL;
+		num[k++] = *p;
+	}
+	num[k] = '\0';
+	if (!k || !isdigit((unsigned char)num[k - 1]))
+		return NULL;
+	if (o->decimal == DEC_PRECISE) {
+		int sc;
+		return decimal_bytes(num, 2, &sc);
+	}
+	double d = strtod(num, NULL);
+	if (o->decimal == DEC_DOUBLE)
+		return json_real(d);
+	char buf[64];
+	cdc_java_double(d, false, buf, sizeof(buf));
+	return json_string(buf);
 }
 
 /*
@@ -474,13 +859,230 @@ static json_t *zoned_time(const char *v)
 	return json_string(buf);
 }
 
+/*
+ * A double as JsonConverter holds it: a number, or for NaN and the
+ * infinities the strings Jackson writes for them ("NaN", "Infinity",
+ * "-Infinity"; jansson has no number for them).  The Avro encoder reads
+ * such a string back as the double, Struct text prints the same words.
+ */
+static const char *nonfinite_name(double d)
+{
+	return isnan(d) ? "NaN" : d < 0 ? "-Infinity" : "Infinity";
+}
+
+static json_t *real_value(double d)
+{
+	if (isnan(d) || isinf(d))
+		return json_string(nonfinite_name(d));
+	return json_real(d);
+}
+
+/*
+ * The text whose value stands for a null in a NOT NULL column (a delete's
+ * or key change's before-image under REPLICA IDENTITY DEFAULT carries only
+ * the key): JdbcValueConverters.convertValue gives the type's fallback
+ * there, never a null under a required schema (JsonConverter refuses to
+ * read one back).  0, false, "", empty bytes, the epoch; a numeric zero at
+ * the column's scale, written to buf (n bytes; "0" when it is too short).
+ */
+static const char *fallback_text(const struct cdc_col *c, char *buf, size_t n)
+{
+	int scale = typmod_scale(c->typmod);
+	switch (c->oid) {
+	case OID_BOOL:
+		return "f";
+	case OID_INT2:
+	case OID_INT4:
+	case OID_INT8:
+	case OID_OID:
+	case OID_FLOAT4:
+	case OID_FLOAT8:
+		return "0";
+	case OID_NUMERIC:
+		if (scale <= 0 || (size_t)scale + 3 > n)
+			return "0";
+		memset(buf, '0', (size_t)scale + 2);
+		buf[1] = '.';
+		buf[scale + 2] = '\0';
+		return buf;
+	case OID_DATE:
+		return "1970-01-01";
+	case OID_TIME:
+		return "00:00:00";
+	case OID_TIMESTAMP:
+		return "1970-01-01 00:00:00";
+	case OID_TIMESTAMPTZ:
+		return "1970-01-01 00:00:00+00";
+	case OID_TIMETZ:
+		return "00:00:00+00";
+	case OID_INTERVAL:
+		return "00:00:00";
+	case OID_MONEY:
+		return "$0.00";
+	case OID_BYTEA:
+		return "\\x";
+	default:
+		return array_elem(c->oid) ? "{}" : "";
+	}
+}
+
+/* A numeric under decimal.handling.mode=precise: a Decimal's bytes, or a
+ * VariableScaleDecimal {scale, value} for an unconstrained numeric. */
+static json_t *precise_decimal(const struct cdc_col *c, const char *v)
+{
+	int sc = 0;
+	json_t *b = decimal_bytes(v, typmod_scale(c->typmod), &sc);
+	if (!b) {
+		/* SpecialValueDecimal.fromLogical's refusal, word for word */
+		format_error("Got a special value (NaN/Infinity) for Decimal "
+			     "type in column %s but current mode does not "
+			     "handle it. If you need to support it then set "
+			     "decimal handling mode to 'string'.",
+			     c->name);
+		return json_null();
+	}
+	if (typmod_scale(c->typmod) < 0)
+		return json_pack("{s:i,s:o}", "scale", sc, "value", b);
+	return b;
+}
+
+static bool unchanged_as_bytes(const struct cdc_opts *o,
+			       const struct cdc_col *c)
+{
+	return c->oid == OID_BYTEA && !o->binary_base64;
+}
+
+/* A sub-array in place of an element (a multi-dimensional array). */
+static const char array_nested[] = "{...}";
+
+/*
+ * The elements of Postgres's array text ("{1,NULL,\"b c\"}", maybe after
+ * "[0:2]=" bounds) as texts into *out (malloc'd, each element too; NULL
+ * for NULL; array_nested for a sub-array), their count in *n.  Quotes and
+ * backslashes are undone as array_in does.  -1 when v is no array text or
+ * memory runs out (nothing to free then).
+ */
+static int array_parse(const char *v, char ***out, size_t *n)
+{
+	if (*v == '[')
+		v = strchr(v, '=') ? strchr(v, '=') + 1 : v;
+	size_t len = strlen(v);
+	if (len < 2 || v[0] != '{' || v[len - 1] != '}')
+		return -1;
+	char **el = calloc(len / 2 + 1, sizeof(*el)); /* ',' between each */
+	char *buf = malloc(len + 1);
+	size_t k = 0;
+	const char *p = v + 1, *end = v + len - 1;
+	bool ok = el && buf;
+	while (ok && p < end) {
+		size_t bl = 0;
+		if (*p == '{') { /* a sub-array: skip it, quotes and all */
+			int depth = 0;
+			bool q = false;
+			for (; p < end; p++) {
+				if (q && *p == '\\' && p + 1 < end)
+					p++;
+				else if (*p == '"')
+					q = !q;
+				else if (!q && *p == '{')
+					depth++;
+				else if (!q && *p == '}' && --depth == 0) {
+					p++;
+					break;
+				}
+			}
+			el[k++] = (char *)array_nested;
+		} else {
+			bool quoted = false, any_quote = false;
+			for (; p < end && (quoted || *p != ','); p++) {
+				if (*p == '\\' && p + 1 < end)
+					buf[bl++] = *++p;
+				else if (*p == '"') {
+					quoted = !quoted;
+					any_quote = true;
+				} else
+					buf[bl++] = *p;
+			}
+			while (!any_quote && bl &&
+			       isspace((unsigned char)buf[bl - 1]))
+				bl--;
+			buf[bl] = '\0';
+			if (!any_quote && strcasecmp(buf, "NULL") == 0) {
+				el[k++] = NULL;
+			} else {
+				el[k] = strdup(buf);
+				ok = el[k++] != NULL;
+			}
+		}
+		if (p < end && *p == ',')
+			p++;
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+	}
+	free(buf);
+	if (!ok) {
+		for (size_t i = 0; el && i < k; i++)
+			if (el[i] != array_nested)
+				free(el[i]);
+		free(el);
+		return -1;
+	}
+	*out = el;
+	*n = k;
+	return 0;
+}
+
+static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
+			 const char *v);
+
+/*
+ * An array column's value: a JSON array of its elements, each as its
+ * element type's column value.  A sub-array's element is null, as
+ * Debezium's element converters give for what they cannot read (its
+ * handleUnknownData).  An unchanged TOASTed array is null, as Debezium
+ * 1.9's convertArray makes of the placeholder ([] when NOT NULL).
+ */
+static json_t *array_value(const struct cdc_opts *o, const struct cdc_col *c,
+			   const char *v)
+{
+	if (v == cdc_unchanged)
+		return c->optional ? json_null() : json_array();
+	char **el;
+	size_t n;
+	if (array_parse(v, &el, &n) < 0) {
+		format_error("Cannot parse array value '%.200s' of column %s",
+			     v, c->name);
+		return json_null();
+	}
+	struct cdc_col ec;
+	struct cdc_opts eo;
+	array_elem_col(o, c, &ec, &eo);
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (el[i] == array_nested) {
+			json_array_append_new(a, json_null());
+			continue;
+		}
+		json_array_append_new(a, col_value(&eo, &ec, el[i]));
+		free(el[i]);
+	}
+	free(el);
+	return a;
+}
+
 static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 			 const char *v)
 {
-	if (!v)
+	char fb[1100];
+	if (!v && c->optional)
 		return json_null();
+	if (!v)
+		v = fallback_text(c, fb, sizeof(fb));
+	if (v == cdc_unchanged && array_elem(c->oid))
+		return array_value(o, c, v);
 	if (v == cdc_unchanged)
-		return json_string(cdc_unchanged);
+		return json_string(unchanged_as_bytes(o, c) ? unchanged_b64
+							    : cdc_unchanged);
 	switch (c->oid) {
 	case OID_BOOL:
 		return json_boolean(v[0] == 't');
@@ -490,52 +1092,46 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 	case OID_OID:
 		return json_integer(strtoll(v, NULL, 10));
 	case OID_FLOAT4:
-		return json_real((double)strtof(v, NULL));
+		return real_value((double)strtof(v, NULL));
 	case OID_FLOAT8:
-		return json_real(strtod(v, NULL));
+		return real_value(strtod(v, NULL));
 	case OID_NUMERIC:
 		if (o->decimal == DEC_DOUBLE)
-			return json_real(strtod(v, NULL));
+			return real_value(strtod(v, NULL));
 		if (o->decimal == DEC_STRING)
 			return json_string(v);
-		if (typmod_scale(c->typmod) < 0) {
-			int sc = 0;
-			json_t *b = decimal_bytes(v, -1, &sc);
-			return json_pack("{s:i,s:o}", "scale", sc, "value", b);
-		} else {
-			int sc;
-			return decimal_bytes(v, typmod_scale(c->typmod), &sc);
-		}
+		return precise_decimal(c, v);
 	case OID_DATE:
-		return json_integer(parse_date(v, NULL));
-	case OID_TIME: {
-		int64_t us = parse_time(v, NULL);
-		if (o->time_connect || !micro_timestamp(c->typmod))
-			return json_integer(us / 1000);
-		return json_integer(us);
-	}
+	case OID_TIME:
 	case OID_TIMESTAMP: {
-		const char *rest;
-		int64_t days = parse_date(v, &rest);
-		int64_t us = days * 86400000000LL +
-			     parse_time(*rest ? rest + 1 : rest, NULL);
-		if (o->time_connect || !micro_timestamp(c->typmod))
-			return json_integer(us / 1000 -
-					    (us % 1000 < 0 ? 1 : 0));
-		return json_integer(us);
+		int64_t t;
+		return temporal(o, c, v, &t) ? json_integer(t) : json_null();
 	}
 	case OID_TIMETZ:
 		return zoned_time(v);
+	case OID_MONEY: {
+		json_t *m = money_value(o, v);
+		if (!m)
+			format_error("Cannot parse money value '%.200s' of "
+				     "column %s",
+				     v, c->name);
+		return m ? m : json_null();
+	}
+	case OID_INTERVAL: {
+		char buf[160];
+		if (!interval_text(o, v, buf, sizeof(buf))) {
+			format_error("Cannot parse interval value '%.200s' of "
+				     "column %s",
+				     v, c->name);
+			return json_null();
+		}
+		if (o->interval_string)
+			return json_string(buf);
+		return json_integer(strtoll(buf, NULL, 10));
+	}
 	case OID_TIMESTAMPTZ: {
-		/* The session runs in UTC: "2024-01-02 03:04:05.5+00" */
 		char buf[128];
-		snprintf(buf, sizeof(buf), "%s", v);
-		char *sp = strchr(buf, ' ');
-		if (sp)
-			*sp = 'T';
-		size_t n = strlen(buf);
-		if (n > 3 && strcmp(buf + n - 3, "+00") == 0)
-			strcpy(buf + n - 3, "Z");
+		zoned_timestamp(v, buf, sizeof(buf));
 		return json_string(buf);
 	}
 	case OID_BYTEA: {
@@ -557,7 +1153,9 @@ static json_t *col_value(const struct cdc_opts *o, const struct cdc_col *c,
 		free(b);
 		return j;
 	}
-	default:
+	default: /* arrays are looked for last: the common types come first */
+		if (array_elem(c->oid))
+			return array_value(o, c, v);
 		return json_string(v);
 	}
 }
@@ -704,11 +1302,12 @@ static void write_json(struct kb_writer *w, const json_t *v,
 		put(w, "[");
 		size_t i;
 		json_t *x;
+		const json_t *items = json_object_get(schema, "items");
 		json_array_foreach(v, i, x)
 		{
 			if (i)
 				put(w, ",");
-			write_json(w, x, NULL);
+			write_json(w, x, items);
 		}
 		put(w, "]");
 		break;
@@ -752,6 +1351,23 @@ static void write_struct_text(struct kb_writer *w, const json_t *v,
 			write_struct_text(w, x, field_schema(schema, k));
 		}
 		put(w, "}");
+		break;
+	}
+	case JSON_ARRAY: { /* Java's List.toString() */
+		const json_t *items = json_object_get(schema, "items");
+		size_t i;
+		json_t *x;
+		put(w, "[");
+		json_array_foreach(v, i, x)
+		{
+			if (i)
+				put(w, ", ");
+			if (json_is_null(x))
+				put(w, "null");
+			else
+				write_struct_text(w, x, items);
+		}
+		put(w, "]");
 		break;
 	}
 	case JSON_STRING:
@@ -909,6 +1525,7 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 {
 	char **keyrow = ch->op == 'd' ? ch->before : ch->after;
 	json_t *key = NULL;
+	format_err[0] = '\0';
 	if (r->key_schema && ch->op != 't') {
 		if (!keyrow) /* a delete under REPLICA IDENTITY NOTHING */
 			return 0;
@@ -954,10 +1571,10 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 		value = unwrap(o, r, env, &owned_schema);
 		vschema = owned_schema;
 	}
-	int n = 0;
+	int n = format_err[0] ? -1 : 0;
 	size_t kl = 0, vl = 0;
 	const json_t *kschema = r->key_schema;
-	if (value) {
+	if (value && n == 0) {
 		char *k = convert(o->key_conv, o->key_schemas, kschema, key,
 				  r->key_id, &kl);
 		char *v = convert(o->value_conv, o->value_schemas, vschema,
@@ -998,6 +1615,11 @@ int cdc_format_tree(const struct cdc_opts *o, const struct cdc_rel *r,
 	json_decref(owned_schema);
 	json_decref(key);
 	return n;
+}
+
+const char *cdc_format_error(void)
+{
+	return format_err[0] ? format_err : NULL;
 }
 
 /* --- heartbeats -------------------------------------------------------- */
@@ -1046,8 +1668,8 @@ void cdc_heartbeat(const struct cdc_opts *o, int32_t key_id, int32_t value_id,
  * costs no allocation: emit borrows the buffers.
  *
  * jansson's quirks are kept: a value jansson refuses (a text that is not
- * UTF-8, NaN or an infinity) leaves its field out, as json_object_set_new
- * does with a NULL value.  Relations whose names jansson would refuse, or
+ * UTF-8) leaves its field out, as json_object_set_new does with a NULL
+ * value.  Relations whose names jansson would refuse, or
  * where a transform's field repeats a column's name, keep the tree path.
  */
 
@@ -1175,7 +1797,6 @@ static void put_i64(struct kb_writer *w, int64_t v)
 struct cval {
 	enum {
 		CV_NULL,
-		CV_OMIT,
 		CV_BOOL,
 		CV_INT,
 		CV_NUM, /* s, n: Postgres's text is the JSON number */
@@ -1196,12 +1817,27 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 		    const char *v, struct cval *cv)
 {
 	cv->tree = NULL;
-	if (!v) {
+	cv->is_float = false;
+	if (!v && c->optional) {
 		cv->k = CV_NULL;
 		return;
 	}
+	if (!v && c->oid == OID_NUMERIC) {
+		cv->k = CV_TREE; /* the fallback text may not fit cv->buf */
+		cv->tree = col_value(o, c, v);
+		return;
+	}
+	if (!v) /* a literal: only a numeric's fallback needs the buffer */
+		v = fallback_text(c, NULL, 0);
 	cv->k = CV_STR;
 	cv->s = v;
+	if (v == cdc_unchanged && array_elem(c->oid))
+		goto tree;
+	if (v == cdc_unchanged && unchanged_as_bytes(o, c)) {
+		cv->s = unchanged_b64;
+		cv->n = sizeof(unchanged_b64) - 1;
+		return;
+	}
 	if (v == cdc_unchanged) {
 		cv->n = sizeof(cdc_unchanged) - 1;
 		return;
@@ -1239,41 +1875,15 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 			goto text;
 		goto tree;
 	case OID_DATE:
-		cv->k = CV_INT;
-		cv->i = parse_date(v, NULL);
+	case OID_TIME:
+	case OID_TIMESTAMP:
+		cv->k = temporal(o, c, v, &cv->i) ? CV_INT : CV_NULL;
 		return;
-	case OID_TIME: {
-		int64_t us = parse_time(v, NULL);
-		cv->k = CV_INT;
-		cv->i = o->time_connect || !micro_timestamp(c->typmod)
-				? us / 1000
-				: us;
-		return;
-	}
-	case OID_TIMESTAMP: {
-		/* as col_value */
-		const char *rest;
-		int64_t days = parse_date(v, &rest);
-		int64_t us = days * 86400000000LL +
-			     parse_time(*rest ? rest + 1 : rest, NULL);
-		cv->k = CV_INT;
-		cv->i = o->time_connect || !micro_timestamp(c->typmod)
-				? us / 1000 - (us % 1000 < 0 ? 1 : 0)
-				: us;
-		return;
-	}
-	case OID_TIMESTAMPTZ: {
-		snprintf(cv->buf, sizeof(cv->buf), "%s", v);
-		char *sp = strchr(cv->buf, ' ');
-		if (sp)
-			*sp = 'T';
-		size_t n = strlen(cv->buf);
-		if (n > 3 && strcmp(cv->buf + n - 3, "+00") == 0)
-			strcpy(cv->buf + n - 3, "Z");
+	case OID_TIMESTAMPTZ:
+		zoned_timestamp(v, cv->buf, sizeof(cv->buf));
 		cv->s = cv->buf;
 		cv->n = strlen(cv->buf);
 		return;
-	}
 	case OID_BYTEA: {
 		size_t n = strlen(v);
 		if (n < 2 || v[0] != '\\' || v[1] != 'x')
@@ -1286,12 +1896,23 @@ static void cval_of(const struct cdc_opts *o, const struct cdc_col *c,
 		goto tree;
 	}
 	case OID_TIMETZ:
+	case OID_INTERVAL:
+	case OID_MONEY:
 		goto tree;
-	default:
-		goto text;
+	default: /* arrays are looked for last: the common types come first */
+		if (!array_elem(c->oid))
+			goto text;
+		/* a float4[]'s elements print as Java's floats */
+		cv->is_float = array_elem(c->oid) == OID_FLOAT4;
+		goto tree;
 	}
-	/* a real: jansson refuses NaN and the infinities */
-	cv->k = isnan(cv->d) || isinf(cv->d) ? CV_OMIT : CV_REAL;
+	/* a real; NaN and the infinities as real_value writes them */
+	cv->k = CV_REAL;
+	if (isnan(cv->d) || isinf(cv->d)) {
+		cv->k = CV_STR;
+		cv->s = nonfinite_name(cv->d);
+		cv->n = strlen(cv->s);
+	}
 	return;
 text:
 	cv->n = strlen(v);
@@ -1299,6 +1920,16 @@ text:
 tree:
 	cv->k = CV_TREE;
 	cv->tree = col_value(o, c, v);
+}
+
+/* {"type":"array","items":{"type":"float"}}, made once (one thread). */
+static const json_t *float_array_schema(void)
+{
+	static json_t *s;
+	if (!s)
+		s = json_pack("{s:s,s:{s:s}}", "type", "array", "items", "type",
+			      "float");
+	return s;
 }
 
 /* Writes cv (and frees what it owns); false when the field is left out
@@ -1312,8 +1943,6 @@ static bool put_cval(struct kb_writer *w, enum rmode m, struct cval *cv)
 			return false;
 		put(w, "null");
 		return true;
-	case CV_OMIT:
-		return false;
 	case CV_BOOL:
 		put(w, cv->i ? "true" : "false");
 		return true;
@@ -1338,10 +1967,12 @@ static bool put_cval(struct kb_writer *w, enum rmode m, struct cval *cv)
 		json_t *j = cv->tree;
 		cv->tree = NULL;
 		bool ok = j && !(m == R_TEXT && json_is_null(j));
+		/* a float4[]'s elements print as Java's floats */
+		const json_t *sc = cv->is_float ? float_array_schema() : NULL;
 		if (ok && m == R_JSON)
-			write_json(w, j, NULL);
+			write_json(w, j, sc);
 		else if (ok)
-			write_struct_text(w, j, NULL);
+			write_struct_text(w, j, sc);
 		json_decref(j);
 		return ok;
 	}
@@ -1389,6 +2020,25 @@ static void put_columns(struct kb_writer *w, enum rmode m,
 		cval_of(o, &r->cols[i], row[i], &cv);
 		put_field(w, m, R->jkey[i], R->jkeylen[i], r->cols[i].name, &cv,
 			  first);
+	}
+}
+
+/* Whether row's values would all be written (format_err says which is
+ * not), for an image the transform leaves out. */
+static void check_row(const struct cdc_opts *o, const struct cdc_rel *r,
+		      char **row)
+{
+	for (int i = 0; i < r->ncols; i++) {
+		uint32_t oid = r->cols[i].oid;
+		if (!in_row(&r->cols[i], false) ||
+		    (oid != OID_DATE && oid != OID_TIME &&
+		     oid != OID_TIMESTAMP && oid != OID_NUMERIC &&
+		     oid != OID_INTERVAL && oid != OID_MONEY &&
+		     !array_elem(oid)))
+			continue;
+		struct cval cv;
+		cval_of(o, &r->cols[i], row[i], &cv);
+		json_decref(cv.tree);
 	}
 }
 
@@ -1687,6 +2337,7 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 	const struct cdc_render *R = r->render;
 	if (!R)
 		return cdc_format_tree(o, r, ch, emit, arg);
+	format_err[0] = '\0';
 	char **keyrow = ch->op == 'd' ? ch->before : ch->after;
 	bool has_key = false;
 	if (r->key_schema && ch->op != 't') {
@@ -1727,6 +2378,12 @@ int cdc_format(const struct cdc_opts *o, const struct cdc_rel *r,
 		put(&key_buf, "}");
 		end_conv(&key_buf, o->key_conv, o->key_schemas);
 	}
+	/* Debezium converts both images before the transform drops one: a
+	 * value it refuses there stops the change too. */
+	if (o->unwrap && ch->before && row != ch->before)
+		check_row(o, r, ch->before);
+	if (format_err[0])
+		return -1;
 	int n = 0;
 	size_t kl = 0, vl = 0;
 	const char *k = has_key ? bytes_of(&key_buf, &kl) : NULL;

@@ -23,9 +23,11 @@ struct cdc_opts {
 	char *dbname;
 	bool tombstones;
 	enum cdc_decimal decimal;
-	bool time_connect;  /* time.precision.mode=connect */
-	bool binary_base64; /* binary.handling.mode=base64 or hex: a string */
-	bool binary_hex;    /* binary.handling.mode=hex */
+	bool time_connect;    /* time.precision.mode=connect */
+	bool time_micro;      /* =adaptive_time_microseconds: MicroTime */
+	bool interval_string; /* interval.handling.mode=string */
+	bool binary_base64;   /* binary.handling.mode=base64 or hex: a string */
+	bool binary_hex;      /* binary.handling.mode=hex */
 	enum cdc_conv key_conv, value_conv;
 	bool key_schemas, value_schemas;
 	bool unwrap;
@@ -125,11 +127,16 @@ int cdc_avro_encode(struct kb_writer *w, const json_t *connect,
 /*
  * Calls emit for each record Debezium makes of ch (an event, maybe a
  * tombstone; after the transform, maybe none).  Returns the number of
- * records, or -1 when the AvroConverter cannot write a value under its
- * schema (nothing more is emitted then).
+ * records, or -1 when a value does not parse (a date Debezium's
+ * DateTimeFormat would refuse: nothing is emitted) or the AvroConverter
+ * cannot write a value under its schema (nothing more is emitted then).
  */
 int cdc_format(const struct cdc_opts *o, const struct cdc_rel *rel,
 	       const struct cdc_change *ch, cdc_emit_fn emit, void *arg);
+
+/* Why the last cdc_format returned -1 when a value did not parse (valid
+ * until the next call), or NULL (the AvroConverter). */
+const char *cdc_format_error(void);
 
 /*
  * cdc_format through jansson trees, whatever rel->render holds: what the

@@ -2,8 +2,9 @@
 snapshot.mode=when_needed, heartbeats (heartbeat.interval.ms, topic
 __debezium-heartbeat.<prefix>), Connect's topic.creation.* settings, its
 RegexRouter transform, column.include.list / column.exclude.list,
-skipped.operations, heartbeat.action.query and ExtractNewRecordState's
-add.headers."""
+skipped.operations, truncate.handling.mode, heartbeat.action.query and ExtractNewRecordState's
+add.headers and delete.tombstone.handling.mode."""
+import base64
 import json
 import subprocess
 import time
@@ -16,7 +17,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 import samsa_client
-from test_cdc import fresh_db, http, pg_params, post, psql, seed_config
+from test_cdc import (fresh_db, http, pg_params, post, post_until_failed, psql,
+                      seed_config)
 from test_cdc_avro import AVRO, REGISTRY, consume, latest, remove, reset, wait_state
 
 
@@ -408,6 +410,53 @@ def test_skipped_operations():
     remove("skip-source", "skip_slot")
 
 
+def connector_cases(db, prefix, cases, changes, make_cfg, view):
+    """For each (name, settings, want) of cases, one connector at a time
+    (the test Postgres has ten replication slots, and other tests hold
+    some): make_cfg(name, prefix, slot, settings) posted with table t
+    emptied before, the SQL changes made once it runs, then [view(message)]
+    must be want, with nothing after; the connector and its slot go."""
+    for name, settings, want in cases:
+        psql(db, "DELETE FROM t")
+        cname, slot = f"{prefix}-{name}", f"{prefix}{name}_slot"
+        topic = f"{prefix}{name}.public.t"
+        reset(topic)
+        try:
+            code, body = post(make_cfg(cname, prefix + name, slot, settings))
+            assert code == 201, body
+            wait_state(cname, "RUNNING")
+            psql(db, *changes)
+            got = [view(m) for m in consume(topic, len(want))]
+            assert got == want, (name, got)
+            assert len(consume(topic, len(want) + 1, timeout=2)) == len(want), name
+        finally:
+            remove(cname, slot)
+
+
+def test_truncate_skipped_unless_asked_for():
+    """TRUNCATE is skipped by default, as by Debezium 1.9
+    (truncate.handling.mode=skip) and 3.x (skipped.operations=t): it comes
+    with truncate.handling.mode=include, or skipped.operations given
+    without t; truncate.handling.mode takes skip or include only."""
+    db = "cdc_trunc"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY)")
+    code, body = post(json_cfg(db, "trunc-bad", "trbad", "trbad_slot",
+                               **{"truncate.handling.mode": "sometimes"}))
+    assert code == 400 and "truncate.handling.mode" in body["message"], body
+    connector_cases(
+        db, "tr",
+        (("default", {}, ["c", "c"]),
+         ("include", {"truncate.handling.mode": "include"}, ["c", "t", "c"]),
+         ("none", {"skipped.operations": "none"}, ["c", "t", "c"]),
+         ("skipt", {"skipped.operations": "u,t"}, ["c", "c"]),
+         ("both", {"truncate.handling.mode": "include",
+                   "skipped.operations": "t"}, ["c", "t", "c"])),
+        ("INSERT INTO t VALUES (1)", "TRUNCATE t", "INSERT INTO t VALUES (2)"),
+        lambda name, prefix, slot, over: json_cfg(db, name, prefix, slot, **over),
+        lambda m: json.loads(m.value())["op"])
+
+
 def test_unwrap_add_headers():
     """ExtractNewRecordState's add.headers: __op, __source_table ... on each
     record, as Connect's SimpleHeaderConverter writes them (text)."""
@@ -437,6 +486,212 @@ def test_unwrap_add_headers():
     remove("hdr-source", "hdr_slot")
 
 
+def test_unwrap_delete_tombstone_handling_mode():
+    """ExtractNewRecordState's delete.tombstone.handling.mode (Debezium
+    3.x), which wins over the 1.x drop.tombstones and delete.handling.mode
+    when given; without either, 1.9's defaults (deletes and tombstones
+    dropped). Each mode's records (key id, value) for an insert, its delete
+    and a later insert."""
+    db = "cdc_dthm"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+    unwrap = {"transforms": "unwrap", "transforms.unwrap.type":
+              "io.debezium.transforms.ExtractNewRecordState"}
+    mode = "transforms.unwrap.delete.tombstone.handling.mode"
+    code, body = post(json_cfg_with(db, "dt-bad", "dtbad", "dtbad_slot",
+                                    **unwrap, **{mode: "rewrite-all"}))
+    assert code == 400 and mode in body["message"], body
+    c1, c2 = (1, {"id": 1, "v": "a"}), (2, {"id": 2, "v": "b"})
+    r1, r2 = [(i, dict(v, __deleted="false")) for i, v in (c1, c2)]
+    d1 = (1, {"id": 1, "v": None, "__deleted": "true"})  # REPLICA IDENTITY DEFAULT
+    connector_cases(
+        db, "dt",
+        (("default", {}, [c1, c2]),
+         ("drop", {mode: "drop"}, [c1, c2]),
+         ("tomb", {mode: "tombstone",
+                   "transforms.unwrap.delete.handling.mode": "rewrite"},
+          [c1, (1, None), c2]),
+         ("rw", {mode: "rewrite", "transforms.unwrap.drop.tombstones": "false"},
+          [r1, d1, r2]),
+         ("rwt", {mode: "rewrite-with-tombstone"}, [r1, d1, (1, None), r2]),
+         ("dtt", {mode: " Delete-To-Tombstone"}, [c1, (1, None), c2])),
+        ("INSERT INTO t VALUES (1, 'a')", "DELETE FROM t WHERE id = 1",
+         "INSERT INTO t VALUES (2, 'b')"),
+        lambda name, prefix, slot, over: json_cfg_with(
+            db, name, prefix, slot, **unwrap, **over),
+        lambda m: (json.loads(m.key())["id"],
+                   json.loads(m.value()) if m.value() is not None else None))
+
+
+def test_bytea_whatever_bytea_output():
+    """bytea_output=escape set on the database (or the role) does not
+    reach the events: samsa's connections ask for hex, so the snapshot
+    and the stream both carry the bytes themselves (the escape text
+    "\\001\\002ABC\\377" went out as the value)."""
+    db = "cdc_byteaout"
+    fresh_db(db)
+    psql(db, f"ALTER DATABASE {db} SET bytea_output = 'escape'",
+         "CREATE TABLE t (id int PRIMARY KEY, b bytea)",
+         "INSERT INTO t VALUES (1, '\\x0102414243ff')")
+    reset("byo.public.t")
+    code, body = post(json_cfg(db, "byo-source", "byo", "byo_slot"))
+    assert code == 201, body
+    wait_state("byo-source", "RUNNING")
+    psql(db, "INSERT INTO t VALUES (2, '\\x00ff')")
+    msgs = consume("byo.public.t", 2)
+    got = [base64.b64decode(json.loads(m.value())["after"]["b"]) for m in msgs]
+    assert got == [b"\x01\x02ABC\xff", b"\x00\xff"], got
+    remove("byo-source", "byo_slot")
+
+
+def test_numeric_values_of_any_length():
+    """numeric under decimal.handling.mode=precise: values of any length
+    (a 1501-digit one came out as 10^1098), VariableScaleDecimal without
+    trailing zeros; NaN has no Decimal, and the connector stops with
+    Debezium's words (it wrote a null or zero-length unscaled value)."""
+    db = "cdc_numeric"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, v numeric, n numeric(1000, 2))",
+         "INSERT INTO t VALUES (1, ('1' || repeat('0', 1500))::numeric, "
+         "(repeat('9', 998) || '.99')::numeric)",
+         "INSERT INTO t VALUES (2, -12.3400, -0.01)",
+         "CREATE TABLE nan (id int PRIMARY KEY, v numeric)",
+         "INSERT INTO nan VALUES (1, 'NaN')")
+    reset("num.public.t")
+    code, body = post(json_cfg(db, "num-source", "num", "num_slot", **{
+        "table.include.list": "public.t"}))
+    assert code == 201, body
+
+    def unscaled(b64):
+        return int.from_bytes(base64.b64decode(b64), "big", signed=True)
+
+    rows = [json.loads(m.value())["after"] for m in consume("num.public.t", 2)]
+    assert rows[0]["v"]["scale"] == 0 and unscaled(rows[0]["v"]["value"]) == 10 ** 1500
+    assert unscaled(rows[0]["n"]) == int("9" * 1000)
+    assert rows[1]["v"]["scale"] == 2 and unscaled(rows[1]["v"]["value"]) == -1234
+    assert unscaled(rows[1]["n"]) == -1
+    remove("num-source", "num_slot")
+    st = post_until_failed(json_cfg(db, "nan-source", "nan", "nan_slot", **{
+        "table.include.list": "public.nan"}), "nan-source",
+        "set decimal handling mode to 'string'")
+    assert "in column v" in st["tasks"][0]["trace"], st
+    remove("nan-source", "nan_slot")
+
+
+def test_arrays():
+    """One-dimensional arrays as Debezium's ARRAY schemas of the optional
+    element type (they were strings like "{1,2,3}"), under JsonConverter
+    and AvroConverter (registered, and read back by confluent-kafka's
+    AvroDeserializer); a two-dimensional array's elements are null, as
+    Debezium's element converters make of a sub-array; bytea[] stays text,
+    having no schema in Debezium."""
+    db = "cdc_arrays"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, i int[], tx text[], "
+             "n numeric(5,2)[], j jsonb[], tz timestamptz[], d date[], "
+             "m int[][], by bytea[])",
+         "INSERT INTO t VALUES (1, '{1,NULL,3}', ARRAY['a', NULL, 'b c', "
+         "'q\"\\x', 'NULL'], '{1.5,-2}', ARRAY['{\"k\": 1}'::jsonb], "
+         "'{\"2024-01-02 03:04:05+00\"}', '{1970-01-11}', '{{1,2},{3,4}}', "
+         "'{\"\\\\x01\"}')")
+    reset("arr.public.t", "arra.public.t")
+    code, body = post(json_cfg(db, "arr-source", "arr", "arr_slot", **{
+        "value.converter.schemas.enable": "true"}))
+    assert code == 201, body
+    m = consume("arr.public.t", 1)[0]
+    v = json.loads(m.value())
+    after = v["payload"]["after"]
+    fields = {f["field"]: f for f in v["schema"]["fields"][1]["fields"]}
+    assert fields["i"] == {"type": "array", "items": {"type": "int32", "optional": True},
+                           "optional": True, "field": "i"}
+    assert fields["n"]["items"]["name"] == "org.apache.kafka.connect.data.Decimal"
+    assert fields["n"]["items"]["parameters"]["scale"] == "2"
+    assert fields["tz"]["items"]["name"] == "io.debezium.time.ZonedTimestamp"
+    assert fields["by"]["type"] == "string"
+    assert after["i"] == [1, None, 3]
+    assert after["tx"] == ["a", None, "b c", 'q"\\x', "NULL"]
+    assert [int.from_bytes(base64.b64decode(x), "big", signed=True)
+            for x in after["n"]] == [150, -200]
+    assert [json.loads(x) for x in after["j"]] == [{"k": 1}]
+    assert after["tz"] == ["2024-01-02T03:04:05Z"] and after["d"] == [10]
+    assert after["m"] == [None, None]
+    assert after["by"] == '{"\\\\x01"}'
+    remove("arr-source", "arr_slot")
+    code, body = post(json_cfg(db, "arra-source", "arra", "arra_slot", **{
+        "value.converter": AVRO, "value.converter.schema.registry.url": "http://x"}))
+    assert code == 201, body
+    m = consume("arra.public.t", 1)[0]
+    deser = AvroDeserializer(SchemaRegistryClient({"url": REGISTRY}))
+    a = deser(m.value(), SerializationContext("arra.public.t", MessageField.VALUE))["after"]
+    from decimal import Decimal
+    assert a["i"] == [1, None, 3] and a["tx"] == after["tx"]
+    assert a["n"] == [Decimal("1.50"), Decimal("-2.00")]
+    assert a["d"] == [10] and a["m"] == [None, None]
+    remove("arra-source", "arra_slot")
+
+
+def snapshot_with_schemas(db, prefix, n, settings):
+    """The first n records' "after" values of table t, and the Value
+    schema's fields by name, from a connector of its own (JsonConverter
+    with schemas; settings on top), which goes after."""
+    reset(prefix + ".public.t")
+    code, body = post(json_cfg(db, prefix + "-source", prefix, prefix + "_slot",
+                               **dict(settings, **{
+                                   "value.converter.schemas.enable": "true"})))
+    assert code == 201, body
+    try:
+        msgs = [json.loads(m.value()) for m in consume(prefix + ".public.t", n)]
+    finally:
+        remove(prefix + "-source", prefix + "_slot")
+    assert len(msgs) == n
+    fields = {f["field"]: f for f in msgs[0]["schema"]["fields"][1]["fields"]}
+    return [m["payload"]["after"] for m in msgs], fields
+
+
+def test_interval():
+    """interval as Debezium 1.9 makes it: io.debezium.time.MicroDuration
+    (a month of 365.25 / 12 days), or io.debezium.time.Interval's ISO 8601
+    text with interval.handling.mode=string; it was Postgres's text."""
+    db = "cdc_interval"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, i interval)",
+         "INSERT INTO t VALUES (1, '1 year 2 months 3 days 04:05:06.5'), "
+         "(2, '-1 day 02:00:00'), (3, NULL)")
+    code, body = post(json_cfg(db, "iv-bad", "ivbad", "ivbad_slot",
+                               **{"interval.handling.mode": "iso"}))
+    assert code == 400 and "interval.handling.mode" in body["message"], body
+    for mode, want, name in (
+            (None, [37091106500000, -79200000000, None],
+             "io.debezium.time.MicroDuration"),
+            ("string", ["P1Y2M3DT4H5M6.5S", "P0Y0M-1DT2H0M0S", None],
+             "io.debezium.time.Interval")):
+        vals, fields = snapshot_with_schemas(db, "iv" + (mode or "num"), 3, {
+            "interval.handling.mode": mode})
+        assert [v["i"] for v in vals] == want
+        assert fields["i"]["name"] == name, fields
+
+
+def test_money():
+    """money as Debezium 1.9 writes it: a Decimal of scale 2, or the double
+    under decimal.handling.mode=double (it was the text "$1,234.56")."""
+    db = "cdc_money"
+    fresh_db(db)
+    psql(db, "CREATE TABLE t (id int PRIMARY KEY, m money)",
+         "INSERT INTO t VALUES (1, 1234.56), (2, -0.01), (3, NULL)")
+    for mode, want in (("precise", [123456, -1, None]),
+                       ("double", [1234.56, -0.01, None])):
+        vals, fields = snapshot_with_schemas(db, "money" + mode, 3, {
+            "decimal.handling.mode": mode})
+        got = [v["m"] for v in vals]
+        if mode == "precise":
+            got = [None if x is None else
+                   int.from_bytes(base64.b64decode(x), "big", signed=True)
+                   for x in got]
+            assert fields["m"]["name"] == "org.apache.kafka.connect.data.Decimal"
+            assert fields["m"]["parameters"] == {"scale": "2"}, fields
+        assert got == want
+
+
 def test_settings_samsa_does_not_do_are_refused():
     """Debezium settings samsa does not implement, and whose silent neglect
     would leak what they hide or drop what they ask for, are a 400 unless
@@ -450,7 +705,9 @@ def test_settings_samsa_does_not_do_are_refused():
                        ("column.truncate.to.2.chars", "public.t.card"),
                        ("snapshot.select.statement.overrides", "public.t"),
                        ("signal.data.collection", "public.signals"),
-                       ("provide.transaction.metadata", "true")):
+                       ("provide.transaction.metadata", "true"),
+                       # accepted silently as adaptive before
+                       ("time.precision.mode", "nanoseconds")):
         code, body = post(json_cfg_with(db, "nodo-source", "nodo", "nodo_slot",
                                         **{key: value}))
         assert code == 400 and key in body["message"], (key, body)
