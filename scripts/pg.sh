@@ -14,7 +14,7 @@
 #
 # The cluster listens on 127.0.0.1:PORT only, and on a Unix socket in
 # DATADIR; local connections are trusted and the superuser is `postgres`.
-# Settings: wal_level=logical (samsa's change data capture), 10 WAL senders
+# Settings: wal_level=logical (samsa's change data capture), 20 WAL senders
 # and replication slots, fsync and synchronous_commit on, shared_buffers
 # 256MB, max_wal_size 8GB and checkpoint_timeout 15min (at the default 1GB
 # one producer made a checkpoint every ~20 s, Postgres logged "checkpoints
@@ -133,8 +133,8 @@ cmd_start() {
 
 			# --- samsa (scripts/pg.sh) ---
 			wal_level = logical
-			max_wal_senders = 10
-			max_replication_slots = 10
+			max_wal_senders = 20
+			max_replication_slots = 20
 			fsync = on
 			synchronous_commit = on
 			shared_buffers = 256MB
