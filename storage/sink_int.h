@@ -215,6 +215,13 @@ void sk_oom(char *err, size_t errlen);
 /* Appends the identifier, quoted when quote, to buf (grown in arena). */
 char *sk_ident(struct arena *a, const char *name, bool quote);
 
+/*
+ * Whether name may go into SQL unquoted: [A-Za-z_][A-Za-z0-9_$]*.  Names
+ * from record data (${source.*}, field names) must pass it when
+ * identifiers are not quoted, or they would be SQL text of the producer's.
+ */
+bool sk_ident_plain(const char *name);
+
 /* One column of a row. */
 struct sk_col {
 	const char *name;

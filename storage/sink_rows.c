@@ -451,6 +451,19 @@ static int table_by_source(const struct sink_cfg *c, struct arena *a,
 				 "Failed to resolve table name with format "
 				 "'%s', check source field in topic '%s'",
 				 c->table_format, topic);
+	/* the name is the producer's text: unquoted, it must be a plain
+	 * identifier (Debezium quotes nothing and would send it as SQL) */
+	char schema[256], table[256];
+	sink_cfg_split(full, schema, sizeof(schema), table, sizeof(table));
+	if (!c->quote &&
+	    ((schema[0] && !sk_ident_plain(schema)) || !sk_ident_plain(table)))
+		return put_fault(f, c,
+				 "Table name '%.300s' from the source block "
+				 "of the record in topic '%s' is not a plain "
+				 "identifier ([A-Za-z_][A-Za-z0-9_$]* a part) "
+				 "and identifiers are not quoted; set "
+				 "quote.identifiers=true to write it",
+				 full, topic);
 	if (!(row->table = arena_strndup(a, full, strlen(full))))
 		return put_fault(f, c, "out of memory");
 	return 0;
@@ -539,6 +552,19 @@ int sink_row(const struct sink_cfg *c, struct arena *a, const char *topic,
 				     : put_fault(f, c,
 						 "out of memory or too "
 						 "many columns");
+	/* field names are the producer's text too */
+	for (int i = 0; !c->quote && i < row->nkey + row->nval; i++)
+		if (!sk_ident_plain(row->cols[i].name))
+			return put_fault(
+				f, c,
+				"Column name '%.300s' of the record "
+				"in topic '%s' is not a plain "
+				"identifier ([A-Za-z_][A-Za-z0-9_$]*) "
+				"and identifiers are not quoted; set "
+				"%s to write it",
+				row->cols[i].name, topic,
+				c->debezium ? "quote.identifiers=true"
+					    : "quote.sql.identifiers=always");
 	row->keystr = joined(a, row, 0, row->nkey, false);
 	row->keysig = joined(a, row, 0, row->nkey, true);
 	/* The key's names, then the values': "k" and "v" are not "kv". */

@@ -649,6 +649,18 @@ int sk_sql_text_as(struct arena *a, const struct sk_schema *s, const char *text,
 	return *out ? 0 : -1;
 }
 
+bool sk_ident_plain(const char *name)
+{
+	if (!((*name >= 'A' && *name <= 'Z') ||
+	      (*name >= 'a' && *name <= 'z') || *name == '_'))
+		return false;
+	for (const char *p = name + 1; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '$'))
+			return false;
+	return true;
+}
+
 char *sk_ident(struct arena *a, const char *name, bool quote)
 {
 	if (!quote)

@@ -1078,6 +1078,73 @@ Test(sink, collection_name_from_source)
 	arena_free(&a);
 }
 
+/* ${source.*} and field names are the producer's text: unquoted
+ * (Debezium's default) they must be plain identifiers, else the record
+ * fails; quoted they are written as they are. */
+static int source_row(bool quote, const char *table, const char *field,
+		      struct sk_row *row, struct sk_fault *f)
+{
+	json_t *j = json_pack(
+		"{s:s,s:s,s:s,s:s,s:s,s:s}", "connector.class",
+		"io.debezium.connector.jdbc.JdbcSinkConnector", "topics", "t",
+		"connection.url", "jdbc:postgresql://h/db",
+		"collection.name.format", "${source.schema}.${source.table}",
+		"value.converter.schemas.enable", "true", "quote.identifiers",
+		quote ? "true" : "false");
+	struct sink_cfg c;
+	char key[64], err[512], env[2048];
+	cr_assert_eq(sink_cfg_parse(j, &c, key, sizeof(key), err, sizeof(err)),
+		     0, "%s", err);
+	json_decref(j);
+	snprintf(env, sizeof(env),
+		 "{\"schema\":{\"type\":\"struct\",\"fields\":["
+		 "{\"field\":\"op\",\"type\":\"string\"},"
+		 "{\"field\":\"after\",\"type\":\"struct\",\"fields\":["
+		 "{\"field\":\"%s\",\"type\":\"int32\"}]},"
+		 "{\"field\":\"source\",\"type\":\"struct\",\"fields\":["
+		 "{\"field\":\"schema\",\"type\":\"string\"},"
+		 "{\"field\":\"table\",\"type\":\"string\"}]}]},"
+		 "\"payload\":{\"op\":\"c\",\"after\":{\"%s\":1},"
+		 "\"source\":{\"schema\":\"inv\",\"table\":\"%s\"}}}",
+		 field, field, table);
+	static struct arena a;
+	int rc = sink_row(&c, &a, "t", 0, 1, 0, NULL, -1, (const uint8_t *)env,
+			  (int32_t)strlen(env), NULL, NULL, row, f);
+	sink_cfg_free(&c);
+	return rc;
+}
+
+Test(sink, source_names_unquoted_are_plain)
+{
+	struct sk_row row;
+	struct sk_fault f;
+	cr_assert_eq(source_row(false, "Items_2$x", "id", &row, &f), 0, "%s",
+		     f.message);
+	cr_assert_str_eq(row.table, "inv.Items_2$x");
+	static const char *const bad[] = {
+		"x AS SELECT * FROM secrets --",
+		"a;b",
+		"1a",
+		"",
+		"a-b",
+		"x\\\"y",
+		"caf\xc3\xa9",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		cr_assert_eq(source_row(false, bad[i], "id", &row, &f), -1,
+			     "%s", bad[i]);
+		cr_assert(strstr(f.message, "is not a plain identifier"), "%s",
+			  f.message);
+		cr_assert_eq(source_row(true, bad[i], "id", &row, &f), 0,
+			     "%s: %s", bad[i], f.message);
+	}
+	cr_assert_eq(source_row(false, "items", "id) VALUES (1); --", &row, &f),
+		     -1);
+	cr_assert(strstr(f.message, "Column name"), "%s", f.message);
+	cr_assert_eq(source_row(true, "items", "id) VALUES (1); --", &row, &f),
+		     0, "%s", f.message);
+}
+
 static struct sk_schema *the_schema;
 static const struct sk_schema *lookup(void *arg, int32_t id)
 {
