@@ -755,49 +755,119 @@ static size_t skip_string(const char *p, size_t i, size_t n);
 static size_t skip_value(const char *p, size_t i, size_t n);
 static size_t scan_number(const char *p, size_t i, size_t n, bool *integer);
 
-/* Whether the JSON string text k (quotes included) is name. */
-static bool key_is(const char *k, size_t kn, const char *name)
+/* One member of an object text: its key (unescaped) and value text. */
+struct raw_mem {
+	const char *k;
+	size_t kn;
+	size_t at; /* its place in the object */
+	struct span v;
+};
+
+/* The members of an object text, sorted by key then place: a sort, not
+ * a hash, whose worst case the producer of the keys could choose. */
+struct raw_obj {
+	struct raw_mem *m;
+	size_t n;
+};
+
+static int key_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
-	size_t nl = strlen(name);
-	if (!memchr(k, '\\', kn))
-		return kn == nl + 2 && memcmp(k + 1, name, nl) == 0;
-	json_t *j = json_loadb(k, kn, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	bool is = j && json_string_length(j) == nl &&
-		  memcmp(json_string_value(j), name, nl) == 0;
-	json_decref(j);
-	return is;
+	int c = memcmp(a, b, an < bn ? an : bn);
+	return c ? c : an < bn ? -1 : an > bn;
+}
+
+static int mem_cmp(const void *x, const void *y)
+{
+	const struct raw_mem *a = x, *b = y;
+	int c = key_cmp(a->k, a->kn, b->k, b->kn);
+	return c ? c : a->at < b->at ? -1 : a->at > b->at;
 }
 
 /*
- * The text of member name of the object text obj (the last, as jansson
- * keeps the last), or {NULL, 0}.  The object was parsed already: this only
- * finds where its parts are.
+ * Parses the members of the object text obj once into o, each key
+ * unescaped.  The object was parsed already: this only finds where its
+ * parts are.  An object that is not one, or the arena failing, leaves o
+ * empty.
  */
-static struct span raw_member(struct span obj, const char *name)
+static void raw_members(struct arena *a, struct span obj, struct raw_obj *o)
 {
-	struct span out = {0};
 	const char *p = obj.p;
-	size_t n = obj.n, i = p ? skip_ws(p, 0, n) : n;
-	if (i >= n || p[i] != '{')
-		return out;
-	for (i = skip_ws(p, i + 1, n); i < n && p[i] == '"';) {
-		size_t k = i, e = skip_string(p, i, n);
-		if (!e)
-			break;
-		i = skip_ws(p, e, n);
-		if (i >= n || p[i] != ':')
-			break;
-		i = skip_ws(p, i + 1, n);
-		size_t end = skip_value(p, i, n);
-		if (end <= i)
-			break;
-		if (key_is(p + k, e - k, name))
-			out = (struct span){p + i, end - i};
-		i = skip_ws(p, end, n);
-		if (i < n && p[i] == ',')
+	size_t n = obj.n, count = 0;
+	*o = (struct raw_obj){0};
+	for (int pass = 0; pass < 2; pass++) {
+		size_t i = p ? skip_ws(p, 0, n) : n;
+		if (i >= n || p[i] != '{')
+			return;
+		if (pass == 1 &&
+		    !(o->m = arena_alloc(a,
+					 (count ? count : 1) * sizeof(*o->m))))
+			return;
+		for (i = skip_ws(p, i + 1, n); i < n && p[i] == '"';) {
+			size_t k = i, e = skip_string(p, i, n);
+			if (!e)
+				break;
+			i = skip_ws(p, e, n);
+			if (i >= n || p[i] != ':')
+				break;
 			i = skip_ws(p, i + 1, n);
+			size_t end = skip_value(p, i, n);
+			if (end <= i)
+				break;
+			struct raw_mem m = {
+				p + k + 1, e - k - 2, o->n, {p + i, end - i}};
+			i = skip_ws(p, end, n);
+			if (i < n && p[i] == ',')
+				i = skip_ws(p, i + 1, n);
+			if (pass == 0) {
+				count++;
+				continue;
+			}
+			if (o->n == count)
+				break;
+			if (memchr(m.k, '\\', m.kn)) {
+				json_t *j = json_loadb(
+					p + k, e - k,
+					JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+				m.kn = j ? json_string_length(j) : 0;
+				m.k = j ? arena_strndup(a, json_string_value(j),
+							m.kn)
+					: NULL;
+				json_decref(j);
+				if (!m.k)
+					continue;
+			}
+			o->m[o->n++] = m;
+		}
 	}
-	return out;
+	qsort(o->m, o->n, sizeof(*o->m), mem_cmp);
+}
+
+/* The text of member name of o (the last, as jansson keeps the last), or
+ * {NULL, 0}. */
+static struct span raw_get(const struct raw_obj *o, const char *name)
+{
+	size_t nl = strlen(name), lo = 0, hi = o->n;
+	/* the first member past every one keyed name */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_cmp(o->m[mid].k, o->m[mid].kn, name, nl) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo && key_cmp(o->m[lo - 1].k, o->m[lo - 1].kn, name, nl) == 0)
+		return o->m[lo - 1].v;
+	return (struct span){0};
+}
+
+/* The text of member name of the object text obj, or {NULL, 0}: for one
+ * look-up (several: raw_members once, then raw_get). */
+static struct span raw_member(struct arena *a, struct span obj,
+			      const char *name)
+{
+	struct raw_obj o;
+	raw_members(a, obj, &o);
+	return raw_get(&o, name);
 }
 
 /* The text of the array text arr's next element from *at (0: the
@@ -943,11 +1013,14 @@ static int cj_value(struct arena *a, const struct sk_schema *s, const json_t *j,
 					       sizeof(*v->fields));
 		if (!v->fields)
 			return -1;
+		struct raw_obj mem = {0};
+		if (s->decimals)
+			raw_members(a, raw, &mem);
 		for (int i = 0; i < s->nfields; i++) {
 			const struct sk_field *f = &s->fields[i];
 			struct span r = {0};
 			if (f->schema->decimals)
-				r = raw_member(raw, f->name);
+				r = raw_get(&mem, f->name);
 			if (cj_value(a, f->schema, json_object_get(j, f->name),
 				     r, nulls, &v->fields[i], depth + 1, err,
 				     errlen) < 0)
@@ -1136,7 +1209,8 @@ int sk_json_decode(struct arena *a, const uint8_t *data, size_t n, int flags,
 					       0, err, errlen);
 		struct span raw = {0};
 		if (s && s->decimals)
-			raw = raw_member((struct span){(const char *)data, n},
+			raw = raw_member(a,
+					 (struct span){(const char *)data, n},
 					 "payload");
 		if (s)
 			rc = cj_value(a, s, json_object_get(j, "payload"), raw,
