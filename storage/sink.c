@@ -40,6 +40,10 @@
 #define MAX_STMT_ROWS 1000
 #define MAX_BACKOFF   30000
 #define DISCOVER_MS   1000
+/* ${source.*}: the tables of one batch (it ends at one more), and of the
+ * task's cache of described tables (emptied when it would hold more) */
+#define MAX_BATCH_TABLES 64
+#define MAX_TABLES	 1024
 
 struct sink_task;
 
@@ -98,7 +102,10 @@ struct batch {
 	int64_t end;   /* next offset once applied */
 	struct sk_row *rows;
 	int32_t nrows, caprows;
-	const char *table; /* by_source: its rows' table (one a batch) */
+	/* by_source: its rows' tables, each row's table pointing at one of
+	 * them; cur: the one apply, table_for are at */
+	const char *tables[MAX_BATCH_TABLES];
+	int ntables, cur;
 	struct bad *bad;
 	int32_t nbad, capbad;
 	bool single;
@@ -127,6 +134,7 @@ struct sink_task {
 	struct skp *parts;
 	struct skp *rr; /* where the next search for data starts */
 	struct sk_table *tables;
+	int ntables;
 	struct cached *cache;
 	struct loaded *loaded;
 	struct event *retry_ev, *kick_ev, *disc_ev;
@@ -394,6 +402,21 @@ static void loaded_free(struct sink_task *t)
 		free(l->topic);
 		free(l);
 	}
+}
+
+static void table_clear(struct sk_table *tab);
+
+static void tables_free(struct sink_task *t)
+{
+	while (t->tables) {
+		struct sk_table *tab = t->tables;
+		t->tables = tab->next;
+		table_clear(tab);
+		free(tab->topic);
+		free(tab->ident);
+		free(tab);
+	}
+	t->ntables = 0;
 }
 
 static void tables_forget(struct sink_task *t)
@@ -753,18 +776,26 @@ static int on_record(void *arg, const struct rb_record *rec)
 		     (const uint8_t *)rec->Key.ptr, rec->Key.len,
 		     (const uint8_t *)rec->Value.ptr, rec->Value.len, lookup, t,
 		     &row, &f) == 0) {
-		/* ${source.*}: a record of another table ends the batch */
-		if (row.op != 's' && row.table && b->table &&
-		    strcmp(row.table, b->table) != 0) {
-			x->stop = true;
-			return 1;
+		/* ${source.*}: a batch holds rows of several tables, each
+		 * written by its statements in the batch's one unit; a record
+		 * of one table too many ends it */
+		if (row.op != 's' && row.table) {
+			int k = 0;
+			while (k < b->ntables &&
+			       strcmp(b->tables[k], row.table) != 0)
+				k++;
+			if (k == MAX_BATCH_TABLES) {
+				x->stop = true;
+				return 1;
+			}
+			if (k == b->ntables)
+				b->tables[b->ntables++] = row.table;
+			row.table = b->tables[k];
 		}
 		x->consumed++;
 		b->end = off + 1;
 		if (row.op == 's')
 			return 0;
-		if (row.table)
-			b->table = row.table;
 		if (b->nrows == b->caprows) {
 			struct sk_row *g = arena_grow(&b->a, b->rows, b->nrows,
 						      &b->caprows, sizeof(*g));
@@ -936,7 +967,7 @@ static void parse(struct sink_task *t)
 		arena_free(&b->a);
 		b->rows = NULL;
 		b->nrows = b->caprows = 0;
-		b->table = NULL;
+		b->ntables = b->cur = 0;
 		b->bad = NULL;
 		b->nbad = b->capbad = 0;
 		b->have_raw = false;
@@ -1115,19 +1146,35 @@ static void dlq(struct sink_task *t)
 
 /* --- the table --------------------------------------------------------- */
 
-/* The table of b's rows: its topic's, or with ${source.*} b->table. */
+static void tables_free(struct sink_task *t);
+
+/* Whether row is of the table b is at (b->cur). */
+static bool row_in(const struct batch *b, const struct sk_row *row)
+{
+	return !b->ntables || row->table == b->tables[b->cur];
+}
+
+/*
+ * The table of b's rows: its topic's, or with ${source.*} b->tables[b->cur].
+ * Adding one to a full cache empties it first (the names are the
+ * producer's): a table returned before may be gone then, so none is kept
+ * across a call.
+ */
 static struct sk_table *table_for(struct sink_task *t, const struct batch *b)
 {
-	const char *topic = b->table ? b->table : b->p->topic;
+	const char *table = b->ntables ? b->tables[b->cur] : NULL;
+	const char *topic = table ? table : b->p->topic;
 	for (struct sk_table *tab = t->tables; tab; tab = tab->next)
 		if (strcmp(tab->topic, topic) == 0)
 			return tab;
+	if (t->ntables >= MAX_TABLES)
+		tables_free(t);
 	struct sk_table *tab = calloc(1, sizeof(*tab));
 	if (!tab)
 		return NULL;
 	char schema[256], name[256];
-	if (b->table)
-		sink_cfg_split(b->table, schema, sizeof(schema), name,
+	if (table)
+		sink_cfg_split(table, schema, sizeof(schema), name,
 			       sizeof(name));
 	else
 		sink_cfg_table(&t->c, topic, schema, sizeof(schema), name,
@@ -1149,6 +1196,7 @@ static struct sk_table *table_for(struct sink_task *t, const struct batch *b)
 	}
 	tab->next = t->tables;
 	t->tables = tab;
+	t->ntables++;
 	return tab;
 }
 
@@ -1309,7 +1357,8 @@ static bool ddl(struct sink_task *t, struct sk_table *tab)
 	for (int pass = 0; pass < 3; pass++)
 		for (int r = 0; r < b->nrows; r++) {
 			const struct sk_row *row = &b->rows[r];
-			if (pass < 2 && (row->op == 'd') != (pass == 1))
+			if (!row_in(b, row) ||
+			    (pass < 2 && (row->op == 'd') != (pass == 1)))
 				continue;
 			int from = pass == 2 ? row->nkey : 0;
 			int to = pass == 2 ? row->nkey + row->nval : row->nkey;
@@ -1436,6 +1485,8 @@ static bool columns_known(const struct sink_task *t, const struct sk_table *tab,
 	const struct sk_row *prev = NULL;
 	for (int r = 0; r < b->nrows; r++) {
 		const struct sk_row *row = &b->rows[r];
+		if (!row_in(b, row))
+			continue;
 		/* rows of one shape have the same value columns */
 		bool same = prev && prev->nkey == row->nkey &&
 			    prev->nval == row->nval &&
@@ -1455,17 +1506,22 @@ static void apply(struct sink_task *t)
 		dml(t);
 		return;
 	}
-	struct sk_table *tab = table_for(t, b);
-	if (!tab) {
-		fail(t, "out of memory");
-		return;
+	/* each table (one but with ${source.*}) described and altered in
+	 * turn: on_described and on_ddl come back here */
+	for (b->cur = 0; b->cur < (b->ntables ? b->ntables : 1); b->cur++) {
+		struct sk_table *tab = table_for(t, b);
+		if (!tab) {
+			fail(t, "out of memory");
+			return;
+		}
+		if (!tab->described) {
+			describe(t, tab);
+			return;
+		}
+		if (ddl(t, tab))
+			return;
 	}
-	if (!tab->described) {
-		describe(t, tab);
-		return;
-	}
-	if (ddl(t, tab))
-		return;
+	b->cur = 0;
 	dml(t);
 }
 
@@ -1511,7 +1567,8 @@ static int dedup(struct batch *b, bool supersede)
 			row->delete_first = true;
 		size_t i = hash(row->keystr) & (cap - 1);
 		while (slot[i] >= 0 &&
-		       strcmp(b->rows[slot[i]].keystr, row->keystr) != 0)
+		       (b->rows[slot[i]].table != row->table ||
+			strcmp(b->rows[slot[i]].keystr, row->keystr) != 0))
 			i = (i + 1) & (cap - 1);
 		before[r] = slot[i];
 		if (slot[i] >= 0) {
@@ -1732,10 +1789,16 @@ static void prefetch(struct sink_task *t)
 	 * target goes from one unit to the next without waiting for samsa.
 	 * Only on cur's partition, whose fence then covers both; while the
 	 * schema cache is full, not (run() trims it between batches). */
-	struct sk_table *tab = table_for(t, b);
-	if (found != cur->p || sk_jcache_full(t->c.jcache) || !tab ||
-	    !tab->described || !columns_known(t, tab, b))
+	if (found != cur->p || sk_jcache_full(t->c.jcache))
 		return;
+	for (b->cur = 0; b->cur < (b->ntables ? b->ntables : 1); b->cur++) {
+		struct sk_table *tab = table_for(t, b);
+		if (!tab || !tab->described || !columns_known(t, tab, b)) {
+			b->cur = 0;
+			return;
+		}
+	}
+	b->cur = 0;
 	if (send_unit(t, b, true) < 0)
 		fail(t, "out of memory");
 }
@@ -1756,6 +1819,45 @@ static bool in_round(const struct sk_row *row, bool taken, bool deletes,
 }
 
 /*
+ * Queues the statements of b's rows of tab (at b->cur): sel and taken
+ * are scratch of b->nrows, taken all false.  Returns 0, or -1 when memory
+ * ran out.
+ */
+static int queue_table(struct sink_task *t, struct batch *b,
+		       struct sk_table *tab, struct sk_row **sel, bool *taken,
+		       int32_t rounds)
+{
+	int rc = 0;
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		bool deletes = pass == 0;
+		for (int32_t g = 0; g < (deletes ? 1 : rounds); g++)
+			for (int r = 0; r < b->nrows && rc == 0; r++) {
+				if (!row_in(b, &b->rows[r]) ||
+				    !in_round(&b->rows[r], taken[r], deletes,
+					      g))
+					continue;
+				const char *shape = deletes ? b->rows[r].keysig
+							    : b->rows[r].sig;
+				int n = 0;
+				for (int q = r; q < b->nrows; q++) {
+					struct sk_row *o = &b->rows[q];
+					if (!row_in(b, o) ||
+					    !in_round(o, taken[q], deletes,
+						      g) ||
+					    strcmp(deletes ? o->keysig : o->sig,
+						   shape) != 0)
+						continue;
+					taken[q] = true;
+					sel[n++] = o;
+				}
+				rc = queue_rows(t, b, tab, sel, n, deletes);
+			}
+		memset(taken, 0, (size_t)b->nrows * sizeof(bool));
+	}
+	return rc;
+}
+
+/*
  * Queues b's unit of work: its rows and its partition's next offset,
  * fenced.  ahead: b follows the unit of the batch that ends at b->start,
  * which is still in flight; b's offset is then only moved from exactly
@@ -1768,9 +1870,6 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 {
 	struct skp *p = b->p;
 	if (b->nrows) {
-		struct sk_table *tab = table_for(t, b);
-		if (!tab)
-			return -1;
 		bool keyed = b->rows[0].nkey > 0;
 		if (keyed && dedup(b, t->c.mode != SKM_INSERT) < 0)
 			return -1;
@@ -1785,37 +1884,18 @@ static int send_unit(struct sink_task *t, struct batch *b, bool ahead)
 			free(taken);
 			return -1;
 		}
-		/* deletes first (a key deleted, then written again, too),
-		 * then the writes round by round, one statement per shape
-		 * (of the key for deletes, of key and value for writes) */
+		/* table by table (one but with ${source.*}), deletes first
+		 * (a key deleted, then written again, too), then the writes
+		 * round by round, one statement per shape (of the key for
+		 * deletes, of key and value for writes) */
 		int rc = 0;
-		for (int pass = 0; pass < 2 && rc == 0; pass++) {
-			bool deletes = pass == 0;
-			for (int32_t g = 0; g < (deletes ? 1 : rounds); g++)
-				for (int r = 0; r < b->nrows && rc == 0; r++) {
-					if (!in_round(&b->rows[r], taken[r],
-						      deletes, g))
-						continue;
-					const char *shape =
-						deletes ? b->rows[r].keysig
-							: b->rows[r].sig;
-					int n = 0;
-					for (int q = r; q < b->nrows; q++) {
-						struct sk_row *o = &b->rows[q];
-						if (!in_round(o, taken[q],
-							      deletes, g) ||
-						    strcmp(deletes ? o->keysig
-								   : o->sig,
-							   shape) != 0)
-							continue;
-						taken[q] = true;
-						sel[n++] = o;
-					}
-					rc = queue_rows(t, b, tab, sel, n,
-							deletes);
-				}
-			memset(taken, 0, (size_t)b->nrows * sizeof(bool));
+		int ntab = b->ntables ? b->ntables : 1;
+		for (b->cur = 0; b->cur < ntab && rc == 0; b->cur++) {
+			struct sk_table *tab = table_for(t, b);
+			rc = tab ? queue_table(t, b, tab, sel, taken, rounds)
+				 : -1;
 		}
+		b->cur = 0;
 		free(sel);
 		free(taken);
 		if (rc < 0)
@@ -2010,14 +2090,7 @@ static void task_free(struct sink_task *t)
 		free(p->topic);
 		free(p);
 	}
-	while (t->tables) {
-		struct sk_table *tab = t->tables;
-		t->tables = tab->next;
-		table_clear(tab);
-		free(tab->topic);
-		free(tab->ident);
-		free(tab);
-	}
+	tables_free(t);
 	while (t->cache) {
 		struct cached *c = t->cache;
 		t->cache = c->next;

@@ -1104,3 +1104,50 @@ def test_debezium_collection_name_from_source_block():
         ["2", "blue"]]
     assert wait_task("bysource", "RUNNING")
     assert http("DELETE", "/connectors/bysource")[0] == 204
+
+
+def test_debezium_source_tables_interleaved_share_a_unit():
+    """Events of two tables interleaved (a, b, a, b ...) on one topic routed
+    by ${source.table} go in one batch, one transaction with a statement
+    per table: each row records the transaction that wrote it, and 40
+    events already in the topic take one or two (a batch per event
+    before); the same key in both tables is two rows, not one
+    superseding the other."""
+    db = "sinkinterleave"
+    topic, p, send = json_topic(
+        db, "interleave",
+        "CREATE TABLE a (id int PRIMARY KEY, name text, "
+        "x bigint DEFAULT txid_current())",
+        "CREATE TABLE b (id int PRIMARY KEY, name text, "
+        "x bigint DEFAULT txid_current())")
+    val = {"type": "struct", "optional": True, "name": "V", "fields": [
+        _f("id", "int32"), _f("name", "string", True)]}
+    envs = {"type": "struct", "name": "E", "fields": [
+        dict(val, field="before"), dict(val, field="after"),
+        {"field": "source", "type": "struct", "optional": False,
+         "fields": [_f("table", "string")]},
+        _f("op", "string")]}
+    keys = {"type": "struct", "optional": False,
+            "fields": [_f("id", "int32")]}
+    for i in range(40):
+        table = "ab"[i % 2]
+        send({"schema": keys, "payload": {"id": i // 2}},
+             {"schema": envs, "payload": {
+                 "before": None, "after": {"id": i // 2, "name": str(i)},
+                 "op": "c", "source": {"table": table}}})
+    assert p.flush(30) == 0
+    post({"name": "interleave", "config": {
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "topics": topic, "connection.url": jdbc_url(db),
+        "insert.mode": "upsert", "primary.key.mode": "record_key",
+        "collection.name.format": "${source.table}"}})
+    wait_rows(db, "SELECT next_offset FROM samsa_sink_offsets", [["40"]])
+    assert q(db, "SELECT count(*), min(name), max(name) FROM a") == [
+        ["20", "0", "8"]]
+    assert q(db, "SELECT count(*), min(name), max(name) FROM b") == [
+        ["20", "1", "9"]]
+    units = int(q(db, "SELECT count(DISTINCT x) FROM "
+                  "(SELECT x FROM a UNION ALL SELECT x FROM b) u")[0][0])
+    assert units <= 2, units
+    assert wait_task("interleave", "RUNNING")
+    assert http("DELETE", "/connectors/interleave")[0] == 204
