@@ -722,20 +722,25 @@ static void col_list(struct kb_writer *w, const char *const *cols, int from,
 	}
 }
 
-/* " DEFAULT 'text'" (quotes doubled) when def is not NULL. */
+/*
+ * " DEFAULT 'text'" when def is not NULL, as Postgres's quote_literal
+ * writes it: quotes doubled, and with a backslash E'...' with backslashes
+ * doubled too, which reads the same whether standard_conforming_strings
+ * is on or off (the connection's options may set it).
+ */
 static void put_default(struct kb_writer *w, const char *def)
 {
 	if (!def)
 		return;
-	put(w, " DEFAULT '");
+	put(w, strchr(def, '\\') ? " DEFAULT E'" : " DEFAULT '");
 	for (const char *p = def; *p; p++) {
-		const char *q = strchr(p, '\'');
-		size_t n = q ? (size_t)(q - p) : strlen(p);
+		size_t n = strcspn(p, "'\\");
 		kb_write_raw(w, p, n);
-		if (!q)
+		p += n;
+		if (!*p)
 			break;
-		put(w, "''");
-		p = q;
+		kb_write_raw(w, p, 1);
+		kb_write_raw(w, p, 1);
 	}
 	put(w, "'");
 }

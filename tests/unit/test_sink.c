@@ -315,6 +315,14 @@ Test(sink, statements)
 	cr_assert_str_eq(s, "ALTER TABLE \"R\" ADD COLUMN IF NOT EXISTS \"x\" "
 			    "TEXT DEFAULT 'it''s' NULL");
 	free(s);
+	/* a backslash: E'' with it doubled, the same text whatever
+	 * standard_conforming_strings says */
+	s = sk_sql_add_column("\"R\"", "\"x\"", "TEXT",
+			      "a\\' ; DROP TABLE t; --\\");
+	cr_assert_str_eq(s, "ALTER TABLE \"R\" ADD COLUMN IF NOT EXISTS \"x\" "
+			    "TEXT DEFAULT E'a\\\\'' ; DROP TABLE t; --\\\\' "
+			    "NULL");
+	free(s);
 	const char *typ3[3] = {"integer", "bigint", "text"};
 	s = sk_sql_insert("\"t\"", SKM_UPSERT, 1, 3, cols, typ3, SK_SQL_ARRAYS);
 	cr_assert_str_eq(s, "INSERT INTO \"t\" (\"k\",\"a\",\"b\") SELECT * "
