@@ -184,9 +184,11 @@ void sk_string_decode(struct arena *a, const uint8_t *data, size_t n,
 const char *sk_sql_type(const struct sk_schema *s);
 
 /*
- * Whether values of s are instants (Connect's Timestamp, Debezium's
- * Timestamp, MicroTimestamp, NanoTimestamp): their text is UTC with its
- * offset.
+ * Whether values of s are instants (Connect's Timestamp): their text is
+ * UTC with its offset, and a timestamp column gets the time of the
+ * instant in the session's zone.  Debezium's Timestamp, MicroTimestamp and
+ * NanoTimestamp are local date-times (their text, written with +00 too,
+ * goes into a timestamp column as it is).
  */
 bool sk_sql_instant(const struct sk_schema *s);
 

@@ -97,10 +97,10 @@ const char *sk_sql_type(const struct sk_schema *s)
 bool sk_sql_instant(const struct sk_schema *s)
 {
 	s = sk_plain(s);
-	return s && (named(s, "org.apache.kafka.connect.data.Timestamp") ||
-		     named(s, "io.debezium.time.Timestamp") ||
-		     named(s, "io.debezium.time.MicroTimestamp") ||
-		     named(s, "io.debezium.time.NanoTimestamp"));
+	/* not Debezium's Timestamp, MicroTimestamp, NanoTimestamp: local
+	 * date-times, which its sink writes unshifted (atZone(dbZone)
+	 * .toLocalDateTime()), and a cast to timestamp drops their +00 */
+	return s && named(s, "org.apache.kafka.connect.data.Timestamp");
 }
 
 /* --- value text -------------------------------------------------------- */

@@ -844,6 +844,40 @@ def test_times_are_utc_whatever_the_database_zone():
         assert http("DELETE", "/connectors/zone-" + t)[0] == 204
 
 
+def test_debezium_timestamps_are_local_whatever_the_zone():
+    """Debezium's Timestamp, MicroTimestamp and NanoTimestamp are local
+    date-times: with database.time_zone=America/New_York (and the database
+    in that zone) a timestamp column gets them as they are, as Debezium's
+    sink writes them (atZone(dbZone).toLocalDateTime()); they were taken
+    as UTC instants and shifted five hours back."""
+    db = "sinkdbzlocal"
+    topic, p, send = json_topic(
+        db, "dbzlocal",
+        f"ALTER DATABASE {db} SET timezone = 'America/New_York'",
+        "CREATE TABLE lt (id int PRIMARY KEY, ms timestamp, "
+        "us timestamp, ns timestamp)")
+    sch = {"type": "struct", "optional": False, "fields": [
+        _f("id", "int32"),
+        _f("ms", "int64", True, name="io.debezium.time.Timestamp"),
+        _f("us", "int64", True, name="io.debezium.time.MicroTimestamp"),
+        _f("ns", "int64", True, name="io.debezium.time.NanoTimestamp")]}
+    # 2020-01-01T00:00:00 (and .5 s)
+    send(None, {"schema": sch, "payload": {
+        "id": 1, "ms": 1577836800000, "us": 1577836800500000,
+        "ns": 1577836800000000000}})
+    assert p.flush(30) == 0
+    post({"name": "dbzlocal", "config": {
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "topics": topic, "connection.url": jdbc_url(db),
+        "insert.mode": "upsert", "primary.key.mode": "record_value",
+        "primary.key.fields": "id", "collection.name.format": "lt",
+        "database.time_zone": "America/New_York"}})
+    wait_rows(db, "SELECT id, ms, us, ns FROM lt", [
+        ["1", "2020-01-01 00:00:00", "2020-01-01 00:00:00.5",
+         "2020-01-01 00:00:00"]])
+    assert http("DELETE", "/connectors/dbzlocal")[0] == 204
+
+
 def post_failing(name, cfg, *words):
     """Posts cfg as connector name, whose task must fail with each of words
     in its trace."""
