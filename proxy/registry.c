@@ -433,17 +433,49 @@ static int cand_parse(struct rq *rq, struct cand *c)
 	return 0;
 }
 
-/* The id of a stored schema equal to c, or -1. */
-static int32_t cand_find(const struct sr_state *st, const struct cand *c)
+/* Whether the stored schema sc is the same as c. */
+static bool cand_is(const struct sr_schema *sc, const struct cand *c)
 {
-	for (size_t i = 0; i < st->nschemas; i++) {
-		const struct sr_schema *sc = st->schemas[i];
-		if (strcmp(sc->type, c->type) == 0 &&
-		    strcmp(sc->schema, c->text) == 0 &&
-		    strcmp(sc->refs, c->refs) == 0)
-			return sc->id;
+	return sc && strcmp(sc->type, c->type) == 0 &&
+	       strcmp(sc->schema, c->text) == 0 &&
+	       strcmp(sc->refs, c->refs) == 0;
+}
+
+/*
+ * The id of a stored schema equal to c, or -1: the one of a version of
+ * subject when subject is given (its newest such version in *found, soft
+ * deleted ones only with deleted), else the first in any subject.  An
+ * older samsa gave a new id to each key order of one schema, which the load
+ * now writes as one text: several ids may hold it, and a subject's lookup
+ * and register must find its own (Confluent compares with the subject's
+ * versions), not the first of another subject.
+ */
+static int32_t cand_find_in(struct rq *rq, const struct cand *c,
+			    const char *subject, bool deleted,
+			    const struct sr_version **found)
+{
+	const struct sr_state *st = state(rq);
+	const struct sr_version *f = NULL;
+	for (size_t i = 0; subject && i < st->nversions; i++) {
+		const struct sr_version *v = &st->versions[i];
+		if ((!v->deleted || deleted) &&
+		    strcmp(v->subject, subject) == 0 &&
+		    cand_is(sr_schema_mut(rq->reg->store, v->schema_id), c))
+			f = v; /* the last, i.e. newest, one wins */
 	}
+	if (found)
+		*found = f;
+	if (f || subject)
+		return f ? f->schema_id : -1;
+	for (size_t i = 0; i < st->nschemas; i++)
+		if (cand_is(st->schemas[i], c))
+			return st->schemas[i]->id;
 	return -1;
+}
+
+static int32_t cand_find(struct rq *rq, const struct cand *c)
+{
+	return cand_find_in(rq, c, NULL, false, NULL);
 }
 
 /*
@@ -603,7 +635,7 @@ static void do_import(struct rq *rq, const char *subject, struct cand *c)
 	const struct sr_state *st = state(rq);
 	int32_t want = body_int(rq, "id");
 	int32_t version = body_int(rq, "version");
-	int32_t id = cand_find(st, c);
+	int32_t id = cand_find(rq, c);
 	if (version < 0)
 		version = max_version(st, subject) + 1;
 	if (want > 0 && id >= 0 && id != want) {
@@ -655,20 +687,17 @@ static void do_register(struct rq *rq, const char *subject)
 		do_import(rq, subject, &c);
 		return;
 	}
-	int32_t id = cand_find(st, &c);
-	if (id >= 0) {
-		/* Already a live version of this subject: same id, no new
-		 * version (idempotent). */
-		for (size_t i = 0; i < st->nversions; i++) {
-			const struct sr_version *v = &st->versions[i];
-			if (!v->deleted && v->schema_id == id &&
-			    strcmp(v->subject, subject) == 0) {
-				cand_free(&c);
-				finish(rq, 200, json_pack("{s:i}", "id", id));
-				return;
-			}
-		}
+	/* Already a live version of this subject: its id, no new version
+	 * (idempotent); otherwise the id of the same schema elsewhere, if
+	 * any, for the new version. */
+	const struct sr_version *own = NULL;
+	cand_find_in(rq, &c, subject, false, &own);
+	if (own) {
+		cand_free(&c);
+		finish(rq, 200, json_pack("{s:i}", "id", (int)own->schema_id));
+		return;
 	}
+	int32_t id = cand_find(rq, &c);
 	char msg[1024];
 	if (!compatible(rq, level_of(st, subject), &c, subject, 0, msg,
 			sizeof(msg))) {
@@ -697,15 +726,9 @@ static void do_lookup(struct rq *rq, const char *subject)
 	}
 	if (cand_parse(rq, &c) < 0)
 		return;
-	int32_t id = cand_find(st, &c);
-	cand_free(&c);
 	const struct sr_version *found = NULL;
-	for (size_t i = 0; id >= 0 && i < st->nversions; i++) {
-		const struct sr_version *v = &st->versions[i];
-		if (v->schema_id == id && (!v->deleted || deleted) &&
-		    strcmp(v->subject, subject) == 0)
-			found = v; /* the last, i.e. newest, one wins */
-	}
+	cand_find_in(rq, &c, subject, deleted, &found);
+	cand_free(&c);
 	if (!found) {
 		fail(rq, 40403, "Schema not found");
 		return;

@@ -410,6 +410,46 @@ def test_rows_of_older_versions_match(sr):
     assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": java})
 
 
+def old_row(text, subject, schema_type="AVRO"):
+    """Stores text as a row of an older samsa (as version 1 of subject,
+    compared as it is) and returns its id."""
+    from samsa_client import psql
+    return int(psql(
+        "WITH s AS (INSERT INTO samsa.schemas (schema_type, canonical,"
+        " original, refs, fingerprint) VALUES ('%s', $$%s$$, $$%s$$, '[]',"
+        " md5($$%s$$)) RETURNING id), v AS (INSERT INTO"
+        " samsa.subject_versions (subject, version, schema_id) SELECT"
+        " '%s', 1, id FROM s), g AS (UPDATE samsa.registry_state SET"
+        " generation = generation + 1) SELECT id FROM s"
+        % (schema_type, text, text, text + subject, subject)))
+
+
+def test_old_rows_of_one_schema_keep_their_ids(sr):
+    """An older samsa gave each key order of a schema its own id, which the
+    load makes one text: each subject still finds its own id, in lookup and
+    register, as Confluent compares with the subject's own versions."""
+    tag = unique("x").replace("-", "_")
+    py, java = USER_AVSC_PY % tag, USER_AVSC_JAVA % tag
+    a, b = unique("reg-oldA") + "-value", unique("reg-oldB") + "-value"
+    ida = old_row(py, a)
+    idb = old_row(java, b)
+    assert ida != idb
+    for subject, sid in ((a, ida), (b, idb)):
+        for text in (py, java):
+            st, body = http("POST", "/subjects/%s" % subject,
+                            {"schema": text})
+            assert (st, body.get("id"), body.get("version")) == \
+                (200, sid, 1), body
+            st, body = http("POST", "/subjects/%s/versions" % subject,
+                            {"schema": text})
+            assert (st, body) == (200, {"id": sid})
+        assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    # a new subject reuses an id of the schema (the first)
+    c = unique("reg-oldC") + "-value"
+    assert http("POST", "/subjects/%s/versions" % c,
+                {"schema": java}) == (200, {"id": ida})
+
+
 def test_compatibility_with_latest_checks_the_latest_only(sr):
     """POST /compatibility/subjects/{s}/versions/latest checks the latest
     version, whatever the level, as Confluent's; /versions without a
