@@ -780,8 +780,8 @@ static int avro_c_check(const char *text, size_t len, json_t *j, char *err,
 
 static char *java_text(const struct ac_schema *s);
 
-struct ac_schema *ac_parse(const char *text, size_t len, char *err,
-			   size_t errlen)
+struct ac_schema *ac_parse(const char *text, size_t len, bool validate_defaults,
+			   char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *j =
@@ -809,7 +809,7 @@ struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 	s->json = j;
 	struct parser p = {.s = s, .err = err, .errlen = errlen};
 	s->root = parse_node(&p, j, "", 0);
-	if (s->root && !p.failed)
+	if (s->root && !p.failed && validate_defaults)
 		check_defaults(&p);
 	if (s->root && !p.failed) {
 		s->compact = java_text(s);
@@ -1710,7 +1710,7 @@ struct ac_schema *ac_normalize(const struct ac_schema *s, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	struct ac_schema *n = ac_parse(b.p, b.len, err, errlen);
+	struct ac_schema *n = ac_parse(b.p, b.len, false, err, errlen);
 	free(b.p);
 	return n;
 }

@@ -71,6 +71,7 @@ struct cand {
 	char *text;	  /* as stored */
 	char *refs;	  /* compact JSON array */
 	const char *original;
+	size_t original_len;
 	struct ac_schema *avro;
 };
 
@@ -310,7 +311,7 @@ static struct ac_schema *avro_of(struct rq *rq, int32_t id)
 		return NULL;
 	if (!sc->avro) {
 		char err[256];
-		sc->avro = ac_parse(sc->schema, strlen(sc->schema), err,
+		sc->avro = ac_parse(sc->schema, strlen(sc->schema), false, err,
 				    sizeof(err));
 		if (!sc->avro) {
 			log_warn("registry: stored schema %d does not parse: "
@@ -347,7 +348,10 @@ static void cand_free(struct cand *c)
 	ac_free(c->avro);
 }
 
-/* Reads {"schema", "schemaType", "references"}; -1 after answering. */
+/*
+ * Reads {"schema", "schemaType", "references"}; -1 after answering.  An
+ * Avro schema's defaults are not checked here (see cand_defaults).
+ */
 static int cand_parse(struct rq *rq, struct cand *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -358,6 +362,7 @@ static int cand_parse(struct rq *rq, struct cand *c)
 	}
 	c->original = json_string_value(schema);
 	size_t len = json_string_length(schema);
+	c->original_len = len;
 	json_t *t = json_object_get(rq->body, "schemaType");
 	const char *type = json_is_string(t) ? json_string_value(t) : "AVRO";
 	if (strcasecmp(type, "AVRO") == 0)
@@ -388,7 +393,7 @@ static int cand_parse(struct rq *rq, struct cand *c)
 	c->refs = sr_refs_text(refs);
 	char err[512];
 	if (c->type[0] == 'A') {
-		c->avro = ac_parse(c->original, len, err, sizeof(err));
+		c->avro = ac_parse(c->original, len, false, err, sizeof(err));
 		if (c->avro && param_true(rq, "normalize")) {
 			/* Confluent's normalize=true (register, lookup,
 			 * compatibility): the normalized schema is the one. */
@@ -430,6 +435,27 @@ static int cand_parse(struct rq *rq, struct cand *c)
 		cand_free(c);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Whether the defaults of c, an Avro schema new to its subject, suit their
+ * types: Confluent checks them for a schema it registers or tests for
+ * compatibility (validateDefaults for a new schema), not for one it looks
+ * up or already holds under the subject.  -1 after answering 42201.
+ */
+static int cand_defaults(struct rq *rq, const struct cand *c)
+{
+	if (!c->avro)
+		return 0;
+	char err[512];
+	struct ac_schema *s =
+		ac_parse(c->original, c->original_len, true, err, sizeof(err));
+	if (!s) {
+		fail(rq, 42201, "Invalid schema: %s", err);
+		return -1;
+	}
+	ac_free(s);
 	return 0;
 }
 
@@ -508,13 +534,15 @@ static int parse_version(struct rq *rq, const char *s, int32_t *out)
  * `only` (> 0) or as the level says (the latest or, transitive, all).  A
  * version of another schema type is incompatible (Confluent's "different
  * schema type"); beyond that only Avro schemas are checked.  msg gets the
- * reason.
+ * reason.  A stored version that no longer parses cannot be checked
+ * against: false with *broken set (never a check without it).
  */
 static bool compatible(struct rq *rq, enum ac_level level, const struct cand *c,
 		       const char *subject, int32_t only, char *msg,
-		       size_t msglen)
+		       size_t msglen, bool *broken)
 {
 	msg[0] = '\0';
+	*broken = false;
 	if (level == AC_NONE)
 		return true;
 	const struct sr_state *st = state(rq);
@@ -551,9 +579,19 @@ static bool compatible(struct rq *rq, enum ac_level level, const struct cand *c,
 	for (size_t i = 0; i < n; i++) {
 		if (only > 0 && vs[i]->version != only)
 			continue;
+		if (!(only > 0 || all || i == n - 1))
+			continue;
 		struct ac_schema *a = avro_of(rq, vs[i]->schema_id);
-		if (a)
-			prev[np++] = a;
+		if (!a) {
+			snprintf(msg, msglen,
+				 "Stored schema id %d of version %d does not "
+				 "parse",
+				 (int)vs[i]->schema_id, (int)vs[i]->version);
+			*broken = true;
+			ok = false;
+			goto out;
+		}
+		prev[np++] = a;
 	}
 	if (only > 0) {
 		/* One version, in the level's direction(s). */
@@ -697,10 +735,21 @@ static void do_register(struct rq *rq, const char *subject)
 		finish(rq, 200, json_pack("{s:i}", "id", (int)own->schema_id));
 		return;
 	}
+	if (cand_defaults(rq, &c) < 0) {
+		cand_free(&c);
+		return;
+	}
 	int32_t id = cand_find(rq, &c);
 	char msg[1024];
+	bool broken;
 	if (!compatible(rq, level_of(st, subject), &c, subject, 0, msg,
-			sizeof(msg))) {
+			sizeof(msg), &broken)) {
+		if (broken) {
+			fail(rq, 50001,
+			     "Error while checking compatibility: %s", msg);
+			cand_free(&c);
+			return;
+		}
 		fail(rq, 40901,
 		     "Schema being registered is incompatible with an earlier "
 		     "schema for subject \"%s\", details: [%s]",
@@ -817,6 +866,10 @@ static void do_compat(struct rq *rq, const char *subject, const char *vseg)
 	struct cand c;
 	if (cand_parse(rq, &c) < 0)
 		return;
+	if (cand_defaults(rq, &c) < 0) {
+		cand_free(&c);
+		return;
+	}
 	bool live = subject_versions(st, subject, false, NULL, 0) > 0;
 	if (version > 0) {
 		if (!live) {
@@ -840,9 +893,14 @@ static void do_compat(struct rq *rq, const char *subject, const char *vseg)
 		only = latest ? latest->version : 0;
 	}
 	char msg[1024];
+	bool broken;
 	bool ok = compatible(rq, level_of(st, subject), &c, subject,
-			     only > 0 ? only : 0, msg, sizeof(msg));
+			     only > 0 ? only : 0, msg, sizeof(msg), &broken);
 	cand_free(&c);
+	if (broken) {
+		fail(rq, 50001, "Error while checking compatibility: %s", msg);
+		return;
+	}
 	json_t *a = json_pack("{s:b}", "is_compatible", ok);
 	if (a && param_true(rq, "verbose")) {
 		json_t *m = json_array();

@@ -82,8 +82,8 @@ static void free_configs(struct sr_config *c, size_t n)
 static int avro_form(struct sr_schema *sc)
 {
 	char err[256];
-	struct ac_schema *a =
-		ac_parse(sc->schema, strlen(sc->schema), err, sizeof(err));
+	struct ac_schema *a = ac_parse(sc->schema, strlen(sc->schema), false,
+				       err, sizeof(err));
 	if (!a)
 		return 0;
 	char *t = strdup(ac_compact(a));

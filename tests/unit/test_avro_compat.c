@@ -18,7 +18,8 @@ TestSuite(avro_compat, .fini = leak_check, .timeout = 30);
 static struct ac_schema *parse_ok(const char *text)
 {
 	char err[256] = "";
-	struct ac_schema *s = ac_parse(text, strlen(text), err, sizeof(err));
+	struct ac_schema *s =
+		ac_parse(text, strlen(text), true, err, sizeof(err));
 	cr_assert_not_null(s, "%s: %s", text, err);
 	return s;
 }
@@ -27,7 +28,8 @@ static struct ac_schema *parse_ok(const char *text)
 static void parse_bad(const char *text)
 {
 	char err[256] = "";
-	struct ac_schema *s = ac_parse(text, strlen(text), err, sizeof(err));
+	struct ac_schema *s =
+		ac_parse(text, strlen(text), true, err, sizeof(err));
 	cr_expect_null(s, "accepted: %s", text);
 	cr_expect(err[0] != '\0', "no reason for: %s", text);
 	ac_free(s);
@@ -65,7 +67,8 @@ Test(avro_compat, truncated_prefixes_fail_cleanly)
 	size_t n = strlen(full);
 	for (size_t len = 0; len < n; len++) {
 		char err[256] = "";
-		struct ac_schema *s = ac_parse(full, len, err, sizeof(err));
+		struct ac_schema *s =
+			ac_parse(full, len, true, err, sizeof(err));
 		cr_expect_null(s, "prefix of %zu bytes accepted", len);
 		ac_free(s);
 	}
@@ -586,7 +589,7 @@ Test(avro_compat, big_schemas_parse_fast)
 	/* and a duplicate at the end is still found */
 	memcpy(strstr(t.p, "\"f99999\""), "\"f7\"    ", 8);
 	char err[256] = "";
-	s = ac_parse(t.p, t.len, err, sizeof(err));
+	s = ac_parse(t.p, t.len, true, err, sizeof(err));
 	cr_expect_null(s);
 	cr_expect(strstr(err, "duplicate") != NULL, "%s", err);
 	ac_free(s);
@@ -664,4 +667,22 @@ Test(avro_compat, defaults_match_their_types)
 		ac_free(parse_ok(good[i]));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		parse_bad(bad[i]);
+}
+
+/* Defaults are checked only when asked (a schema new to its subject): a
+ * stored one an older samsa accepted still parses, and is the same schema. */
+Test(avro_compat, defaults_validated_only_when_asked)
+{
+	const char *t =
+		"{\"type\":\"record\",\"name\":\"V\",\"fields\":[{"
+		"\"name\":\"s\",\"type\":\"string\",\"default\":null}]}";
+	char err[256] = "";
+	struct ac_schema *s = ac_parse(t, strlen(t), true, err, sizeof(err));
+	cr_expect_null(s);
+	cr_expect(strstr(err, "default") != NULL, "%s", err);
+	ac_free(s);
+	s = ac_parse(t, strlen(t), false, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	cr_expect_str_eq(ac_compact(s), t);
+	ac_free(s);
 }
