@@ -65,6 +65,7 @@ struct field {
 	json_t *def;	   /* the default, NULL when none */
 	const char *doc;   /* NULL when none */
 	const char *order; /* "descending", "ignore"; NULL for ascending */
+	int def_state;	   /* DEF_*: the default checked (check_defaults) */
 };
 
 struct node {
@@ -594,16 +595,54 @@ static struct node *parse_node(struct parser *p, json_t *j, const char *ns,
 }
 
 /*
+ * The work of validating a schema's defaults.  A record field missing from
+ * a default object takes its own default, which is checked once per field
+ * and remembered (records whose fields' defaults are records of records
+ * would otherwise be checked again at every path, 2^depth times); a union
+ * tries its branches, which a default of nested unions can still make
+ * exponential, so the steps are counted and past the budget the schema is
+ * refused.
+ */
+#define DEFAULT_STEPS (1u << 21)
+
+struct defaults {
+	size_t steps; /* left */
+};
+
+enum { DEF_UNKNOWN, DEF_BUSY, DEF_VALID, DEF_INVALID };
+
+static bool valid_default(struct defaults *d, const struct node *n, json_t *v,
+			  int depth);
+
+/* Whether f's own default is valid for its type, remembered in f. */
+static bool field_default(struct defaults *d, struct field *f, int depth)
+{
+	if (!f->def || f->def_state == DEF_INVALID)
+		return false;
+	if (f->def_state == DEF_VALID)
+		return true;
+	if (f->def_state == DEF_BUSY)
+		return false; /* its default needs itself: never ends */
+	f->def_state = DEF_BUSY;
+	bool ok = valid_default(d, f->type, f->def, depth);
+	/* Out of steps says nothing of the default: not remembered. */
+	f->def_state = ok ? DEF_VALID : d->steps ? DEF_INVALID : DEF_UNKNOWN;
+	return ok;
+}
+
+/*
  * Whether v is a valid default of n, as Avro Java's Schema.isValidDefault
  * (Avro 1.12, which Confluent's registry runs with validateDefaults): a
  * union's default may be of any of its branches; a record's fields missing
  * from it take their own defaults.  depth bounds a record whose field
  * defaults refer back to it.
  */
-static bool valid_default(const struct node *n, json_t *v, int depth)
+static bool valid_default(struct defaults *d, const struct node *n, json_t *v,
+			  int depth)
 {
-	if (!v || depth > 128)
+	if (!v || depth > 128 || !d->steps)
 		return false;
+	d->steps--;
 	switch (n->type) {
 	case T_STRING:
 	case T_BYTES:
@@ -630,7 +669,7 @@ static bool valid_default(const struct node *n, json_t *v, int depth)
 		json_t *e;
 		json_array_foreach(v, i, e)
 		{
-			if (!valid_default(n->items, e, depth + 1))
+			if (!valid_default(d, n->items, e, depth + 1))
 				return false;
 		}
 		return true;
@@ -642,24 +681,24 @@ static bool valid_default(const struct node *n, json_t *v, int depth)
 		json_t *e;
 		json_object_foreach(v, k, e)
 		{
-			if (!valid_default(n->items, e, depth + 1))
+			if (!valid_default(d, n->items, e, depth + 1))
 				return false;
 		}
 		return true;
 	}
 	case T_UNION:
 		for (size_t i = 0; i < n->nbranches; i++)
-			if (valid_default(n->branches[i], v, depth + 1))
+			if (valid_default(d, n->branches[i], v, depth + 1))
 				return true;
 		return false;
 	case T_RECORD:
 		if (!json_is_object(v))
 			return false;
 		for (size_t i = 0; i < n->nfields; i++) {
-			const struct field *f = &n->fields[i];
+			struct field *f = &n->fields[i];
 			json_t *fv = json_object_get(v, f->name);
-			if (!valid_default(f->type, fv ? fv : f->def,
-					   depth + 1))
+			if (fv ? !valid_default(d, f->type, fv, depth + 1)
+			       : !field_default(d, f, depth + 1))
 				return false;
 		}
 		return true;
@@ -671,13 +710,15 @@ static bool valid_default(const struct node *n, json_t *v, int depth)
 static void check_defaults(struct parser *p)
 {
 	const struct ac_schema *s = p->s;
+	struct defaults d = {.steps = DEFAULT_STEPS};
 	for (size_t i = 0; i < s->nnamed && !p->failed; i++) {
 		const struct node *n = s->named[i];
 		for (size_t k = 0; n->type == T_RECORD && k < n->nfields; k++) {
-			const struct field *f = &n->fields[k];
-			if (f->def && !valid_default(f->type, f->def, 0)) {
-				fail(p, "Invalid default for field %s of %s",
-				     f->name, n->fullname);
+			struct field *f = &n->fields[k];
+			if (f->def && !field_default(&d, f, 0)) {
+				fail(p, "Invalid default for field %s of %s%s",
+				     f->name, n->fullname,
+				     d.steps ? "" : ": too costly to validate");
 				return;
 			}
 		}

@@ -686,3 +686,74 @@ Test(avro_compat, defaults_validated_only_when_asked)
 	cr_expect_str_eq(ac_compact(s), t);
 	ac_free(s);
 }
+
+/*
+ * Records L1..Lk, each with two fields of type L(i-1) whose default is {}:
+ * a field missing from a default takes its own default, which was checked
+ * again at every path (k = 25 held the event loop 7.7 s); each field's
+ * default is checked once now.
+ */
+Test(avro_compat, nested_record_defaults_checked_once)
+{
+	enum { K = 40 };
+	struct text t = {0};
+	add(&t, "{\"type\":\"record\",\"name\":\"Top\",\"fields\":[{\"name\":"
+		"\"t\",\"type\":");
+	for (int i = K; i > 0; i--)
+		add(&t,
+		    "{\"type\":\"record\",\"name\":\"L%d\",\"fields\":[{"
+		    "\"name\":\"a\",\"type\":",
+		    i);
+	add(&t, "{\"type\":\"record\",\"name\":\"L0\",\"fields\":[{\"name\":"
+		"\"v\",\"type\":\"int\",\"default\":0}]}");
+	for (int i = 1; i <= K; i++)
+		add(&t,
+		    ",\"default\":{}},{\"name\":\"b\",\"type\":\"L%d\","
+		    "\"default\":{}}]}",
+		    i - 1);
+	add(&t, ",\"default\":{}}]}");
+	struct ac_schema *s = parse_ok(t.p);
+	ac_free(s);
+
+	/* and one invalid default deep down is still found */
+	char *v = strstr(t.p, "\"default\":0");
+	cr_assert_not_null(v);
+	memcpy(v, "\"default\":\"", 11);
+	memmove(v + 12, v + 11, strlen(v + 11) + 1);
+	v[11] = '"';
+	parse_bad(t.p);
+	free(t.p);
+}
+
+/*
+ * A default of nested objects for a union of two records that each hold
+ * the union and a field the default lacks: every level tries both branches
+ * to the bottom (2^depth).  The work is bounded: the schema is refused.
+ */
+Test(avro_compat, union_defaults_bounded)
+{
+	enum { D = 60 };
+	struct text t = {0};
+	add(&t, "{\"type\":\"record\",\"name\":\"Top\",\"fields\":[{\"name\":"
+		"\"t\",\"type\":{\"type\":\"record\",\"name\":\"R1\","
+		"\"fields\":[{\"name\":\"a\",\"type\":[\"null\",\"R1\",{"
+		"\"type\":\"record\",\"name\":\"R2\",\"fields\":[{\"name\":"
+		"\"a\",\"type\":[\"null\",\"R1\",\"R2\"]},{\"name\":\"y\","
+		"\"type\":\"int\"}]}]},{\"name\":\"z\",\"type\":\"int\"}]},"
+		"\"default\":");
+	for (int i = 0; i < D; i++)
+		add(&t, "{\"a\":");
+	add(&t, "1");
+	for (int i = 0; i < D; i++)
+		add(&t, "}");
+	add(&t, "}]}");
+	char err[256] = "";
+	struct ac_schema *s = ac_parse(t.p, t.len, true, err, sizeof(err));
+	cr_expect_null(s);
+	cr_expect(strstr(err, "too costly") != NULL, "%s", err);
+	ac_free(s);
+	s = ac_parse(t.p, t.len, false, err, sizeof(err));
+	cr_expect_not_null(s, "%s", err);
+	ac_free(s);
+	free(t.p);
+}
