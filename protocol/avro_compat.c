@@ -1577,12 +1577,13 @@ static bool norm_value(struct sbuf *b, json_t *v, const struct node *n)
 			return false;
 		return true;
 	case JSON_REAL:
-		if (t != T_FLOAT && t != T_DOUBLE)
+		/* No type known (JacksonUtils.toObject(v, null)): kept. */
+		if (n && t != T_FLOAT && t != T_DOUBLE)
 			return false;
 		sb_real(b, json_real_value(v), t == T_FLOAT);
 		return true;
 	case JSON_STRING:
-		if (t != T_STRING && t != T_ENUM && t != T_BYTES &&
+		if (n && t != T_STRING && t != T_ENUM && t != T_BYTES &&
 		    t != T_FIXED)
 			return false;
 		sb_json(b, v);

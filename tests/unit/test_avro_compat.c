@@ -289,6 +289,16 @@ Test(avro_compat, normalized_form)
 		 "{'type':'record','name':'R','fields':[{'name':'a','type':["
 		 "'int','string']},{'name':'b','type':{'type':'array','items':"
 		 "'float'},'default':[1.0,2.5,1.2345678E7]}]}"},
+		/* ... a null first: the object's values have no type known,
+		 * and are kept (not made null) */
+		{"{'type':'record','name':'R','fields':[{'name':'a','type':["
+		 "'null',{'type':'record','name':'S','fields':[{'name':'s',"
+		 "'type':'string'},{'name':'x','type':'double'}]}],'default':"
+		 "{'x':1.5,'s':'t'}}]}",
+		 "{'type':'record','name':'R','fields':[{'name':'a','type':["
+		 "'null',{'type':'record','name':'S','fields':[{'name':'s',"
+		 "'type':'string'},{'name':'x','type':'double'}]}],'default':"
+		 "{'s':'t','x':1.5}}]}"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *in = dq(cases[i].in), *norm = dq(cases[i].norm);
