@@ -61,11 +61,12 @@ struct field {
 	const char **aliases; /* full names do not apply: plain names */
 	size_t naliases;
 	struct node *type;
-	json_t *obj;	   /* the field's object, for its other attributes */
-	json_t *def;	   /* the default, NULL when none */
-	const char *doc;   /* NULL when none */
-	const char *order; /* "descending", "ignore"; NULL for ascending */
-	int def_state;	   /* DEF_*: the default checked (check_defaults) */
+	json_t *obj;	    /* the field's object, for its other attributes */
+	json_t *def;	    /* the default, NULL when none */
+	const char *doc;    /* NULL when none */
+	const char *order;  /* "descending", "ignore"; NULL for ascending */
+	int def_state;	    /* DEF_*: the default checked (check_defaults) */
+	bool def_nonfinite; /* a float/double's "NaN", "Infinity", ... */
 };
 
 struct node {
@@ -379,6 +380,8 @@ static bool define_named(struct parser *p, struct node *n, json_t *o,
 static struct node *parse_node(struct parser *p, json_t *j, const char *ns,
 			       int depth);
 
+static void number_default(struct parser *p, struct field *fd, json_t *f);
+
 static bool parse_record(struct parser *p, struct node *n, json_t *o,
 			 const char *ns, int depth)
 {
@@ -433,8 +436,85 @@ static bool parse_record(struct parser *p, struct node *n, json_t *o,
 				      depth + 1);
 		if (!fd->type)
 			return false;
+		number_default(p, fd, f);
+		if (p->failed)
+			return false;
 	}
 	return true;
+}
+
+/*
+ * Java's Double.valueOf(s): white space (<= ' ') around, a sign, then
+ * "NaN", "Infinity", a decimal or a hexadecimal (with p exponent) number,
+ * an f/F/d/D after.  False when s is none of those.
+ */
+static bool java_double(const char *s, double *out)
+{
+	size_t len = strlen(s);
+	while (len && (unsigned char)s[len - 1] <= ' ')
+		len--;
+	while (len && (unsigned char)*s <= ' ')
+		s++, len--;
+	char buf[128];
+	if (!len || len >= sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	const char *q = buf + (buf[0] == '+' || buf[0] == '-');
+	if (strcmp(q, "NaN") == 0 || strcmp(q, "Infinity") == 0) {
+		*out = q[0] == 'N' ? NAN : buf[0] == '-' ? -INFINITY : INFINITY;
+		return true;
+	}
+	if (strchr("fFdD", buf[len - 1]))
+		buf[--len] = '\0';
+	bool hex = q[0] == '0' && (q[1] == 'x' || q[1] == 'X');
+	const char *c = hex ? q + 2 : q;
+	size_t digits = 0;
+	const char *set = hex ? "0123456789abcdefABCDEF" : "0123456789";
+	for (; *c && strchr(set, *c); c++)
+		digits++;
+	if (*c == '.')
+		for (c++; *c && strchr(set, *c); c++)
+			digits++;
+	if (!digits)
+		return false;
+	if (*c == (hex ? 'p' : 'e') || *c == (hex ? 'P' : 'E')) {
+		c += 1 + (c[1] == '+' || c[1] == '-');
+		if (!(*c >= '0' && *c <= '9'))
+			return false;
+		while (*c >= '0' && *c <= '9')
+			c++;
+	} else if (hex) {
+		return false;
+	}
+	if (*c)
+		return false;
+	*out = strtod(buf, NULL);
+	return true;
+}
+
+/*
+ * A float or double field's default written as text is the number it
+ * spells, as Avro Java's Schema parser takes it (Double.valueOf); NaN and
+ * the infinities stay text, as Jackson writes them ("NaN").  Other text
+ * is left for the default's validation.
+ */
+static void number_default(struct parser *p, struct field *fd, json_t *f)
+{
+	double d;
+	if (!json_is_string(fd->def) ||
+	    (fd->type->type != T_FLOAT && fd->type->type != T_DOUBLE) ||
+	    !java_double(json_string_value(fd->def), &d))
+		return;
+	json_t *v = isnan(d)   ? json_string("NaN")
+		    : isinf(d) ? json_string(d < 0 ? "-Infinity" : "Infinity")
+			       : json_real(d);
+	if (!v || json_object_set_new(f, "default", v) < 0) {
+		fail(p, "out of memory");
+		return;
+	}
+	fd->def = json_object_get(f, "default");
+	fd->def_nonfinite = !isfinite(d);
 }
 
 static struct node *parse_object(struct parser *p, json_t *o, const char *ns,
@@ -623,6 +703,8 @@ static bool field_default(struct defaults *d, struct field *f, int depth)
 		return true;
 	if (f->def_state == DEF_BUSY)
 		return false; /* its default needs itself: never ends */
+	if (f->def_nonfinite)
+		return true; /* a double's NaN (number_default) */
 	f->def_state = DEF_BUSY;
 	bool ok = valid_default(d, f->type, f->def, depth);
 	/* Out of steps says nothing of the default: not remembered. */
@@ -1584,7 +1666,11 @@ static bool norm_value(struct sbuf *b, json_t *v, const struct node *n)
 		return true;
 	case JSON_STRING:
 		if (n && t != T_STRING && t != T_ENUM && t != T_BYTES &&
-		    t != T_FIXED)
+		    t != T_FIXED &&
+		    !((t == T_FLOAT || t == T_DOUBLE) &&
+		      (strcmp(json_string_value(v), "NaN") == 0 ||
+		       strcmp(json_string_value(v), "Infinity") == 0 ||
+		       strcmp(json_string_value(v), "-Infinity") == 0)))
 			return false;
 		sb_json(b, v);
 		return true;

@@ -828,3 +828,53 @@ Test(avro_compat, union_branches_bounded)
 	ac_free(r);
 	ac_free(w);
 }
+
+/*
+ * A float or double field's default written as text is the number it
+ * spells, as Avro Java's parser makes it (Double.valueOf); NaN and the
+ * infinities are written as text, as Jackson writes them.  Other text, and
+ * text deeper in a default, is no number.
+ */
+Test(avro_compat, textual_number_defaults)
+{
+	static const struct {
+		const char *def, *compact;
+	} cases[] = {
+		{"\"1.5\"", "1.5"},
+		{"\" 1e3f \"", "1000.0"},
+		{"\"-0x1p3\"", "-8.0"},
+		{"\"NaN\"", "\"NaN\""},
+		{"\"+Infinity\"", "\"Infinity\""},
+		{"\"-Infinity\"", "\"-Infinity\""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int single = 0; single < 2; single++) {
+			struct text t = {0}, want = {0};
+			add(&t,
+			    "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{"
+			    "\"name\":\"d\",\"type\":\"%s\",\"default\":%s}]}",
+			    single ? "float" : "double", cases[i].def);
+			add(&want,
+			    "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{"
+			    "\"name\":\"d\",\"type\":\"%s\",\"default\":%s}]}",
+			    single ? "float" : "double", cases[i].compact);
+			struct ac_schema *s = parse_ok(t.p);
+			cr_expect_str_eq(ac_compact(s), want.p);
+			char err[256] = "";
+			struct ac_schema *n = ac_normalize(s, err, sizeof(err));
+			cr_assert_not_null(n, "%s", err);
+			cr_expect_str_eq(ac_compact(n), want.p);
+			ac_free(n);
+			ac_free(s);
+			free(t.p);
+			free(want.p);
+		}
+	}
+	parse_bad("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":"
+		  "\"d\",\"type\":\"double\",\"default\":\"1e\"}]}");
+	parse_bad("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":"
+		  "\"d\",\"type\":\"double\",\"default\":\"nan\"}]}");
+	parse_bad("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":"
+		  "\"d\",\"type\":{\"type\":\"array\",\"items\":\"double\"},"
+		  "\"default\":[\"NaN\"]}]}");
+}
