@@ -61,10 +61,12 @@ struct field {
 	const char **aliases; /* full names do not apply: plain names */
 	size_t naliases;
 	struct node *type;
-	json_t *obj;	   /* the field's object, for its other attributes */
-	json_t *def;	   /* the default, NULL when none */
-	const char *doc;   /* NULL when none */
-	const char *order; /* "descending", "ignore"; NULL for ascending */
+	json_t *obj;	    /* the field's object, for its other attributes */
+	json_t *def;	    /* the default, NULL when none */
+	const char *doc;    /* NULL when none */
+	const char *order;  /* "descending", "ignore"; NULL for ascending */
+	int def_state;	    /* DEF_*: the default checked (check_defaults) */
+	bool def_nonfinite; /* a float/double's "NaN", "Infinity", ... */
 };
 
 struct node {
@@ -378,6 +380,8 @@ static bool define_named(struct parser *p, struct node *n, json_t *o,
 static struct node *parse_node(struct parser *p, json_t *j, const char *ns,
 			       int depth);
 
+static void number_default(struct parser *p, struct field *fd, json_t *f);
+
 static bool parse_record(struct parser *p, struct node *n, json_t *o,
 			 const char *ns, int depth)
 {
@@ -432,8 +436,85 @@ static bool parse_record(struct parser *p, struct node *n, json_t *o,
 				      depth + 1);
 		if (!fd->type)
 			return false;
+		number_default(p, fd, f);
+		if (p->failed)
+			return false;
 	}
 	return true;
+}
+
+/*
+ * Java's Double.valueOf(s): white space (<= ' ') around, a sign, then
+ * "NaN", "Infinity", a decimal or a hexadecimal (with p exponent) number,
+ * an f/F/d/D after.  False when s is none of those.
+ */
+static bool java_double(const char *s, double *out)
+{
+	size_t len = strlen(s);
+	while (len && (unsigned char)s[len - 1] <= ' ')
+		len--;
+	while (len && (unsigned char)*s <= ' ')
+		s++, len--;
+	char buf[128];
+	if (!len || len >= sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	const char *q = buf + (buf[0] == '+' || buf[0] == '-');
+	if (strcmp(q, "NaN") == 0 || strcmp(q, "Infinity") == 0) {
+		*out = q[0] == 'N' ? NAN : buf[0] == '-' ? -INFINITY : INFINITY;
+		return true;
+	}
+	if (strchr("fFdD", buf[len - 1]))
+		buf[--len] = '\0';
+	bool hex = q[0] == '0' && (q[1] == 'x' || q[1] == 'X');
+	const char *c = hex ? q + 2 : q;
+	size_t digits = 0;
+	const char *set = hex ? "0123456789abcdefABCDEF" : "0123456789";
+	for (; *c && strchr(set, *c); c++)
+		digits++;
+	if (*c == '.')
+		for (c++; *c && strchr(set, *c); c++)
+			digits++;
+	if (!digits)
+		return false;
+	if (*c == (hex ? 'p' : 'e') || *c == (hex ? 'P' : 'E')) {
+		c += 1 + (c[1] == '+' || c[1] == '-');
+		if (!(*c >= '0' && *c <= '9'))
+			return false;
+		while (*c >= '0' && *c <= '9')
+			c++;
+	} else if (hex) {
+		return false;
+	}
+	if (*c)
+		return false;
+	*out = strtod(buf, NULL);
+	return true;
+}
+
+/*
+ * A float or double field's default written as text is the number it
+ * spells, as Avro Java's Schema parser takes it (Double.valueOf); NaN and
+ * the infinities stay text, as Jackson writes them ("NaN").  Other text
+ * is left for the default's validation.
+ */
+static void number_default(struct parser *p, struct field *fd, json_t *f)
+{
+	double d;
+	if (!json_is_string(fd->def) ||
+	    (fd->type->type != T_FLOAT && fd->type->type != T_DOUBLE) ||
+	    !java_double(json_string_value(fd->def), &d))
+		return;
+	json_t *v = isnan(d)   ? json_string("NaN")
+		    : isinf(d) ? json_string(d < 0 ? "-Infinity" : "Infinity")
+			       : json_real(d);
+	if (!v || json_object_set_new(f, "default", v) < 0) {
+		fail(p, "out of memory");
+		return;
+	}
+	fd->def = json_object_get(f, "default");
+	fd->def_nonfinite = !isfinite(d);
 }
 
 static struct node *parse_object(struct parser *p, json_t *o, const char *ns,
@@ -594,16 +675,56 @@ static struct node *parse_node(struct parser *p, json_t *j, const char *ns,
 }
 
 /*
+ * The work of validating a schema's defaults.  A record field missing from
+ * a default object takes its own default, which is checked once per field
+ * and remembered (records whose fields' defaults are records of records
+ * would otherwise be checked again at every path, 2^depth times); a union
+ * tries its branches, which a default of nested unions can still make
+ * exponential, so the steps are counted and past the budget the schema is
+ * refused.
+ */
+#define DEFAULT_STEPS (1u << 21)
+
+struct defaults {
+	size_t steps; /* left */
+};
+
+enum { DEF_UNKNOWN, DEF_BUSY, DEF_VALID, DEF_INVALID };
+
+static bool valid_default(struct defaults *d, const struct node *n, json_t *v,
+			  int depth);
+
+/* Whether f's own default is valid for its type, remembered in f. */
+static bool field_default(struct defaults *d, struct field *f, int depth)
+{
+	if (!f->def || f->def_state == DEF_INVALID)
+		return false;
+	if (f->def_state == DEF_VALID)
+		return true;
+	if (f->def_state == DEF_BUSY)
+		return false; /* its default needs itself: never ends */
+	if (f->def_nonfinite)
+		return true; /* a double's NaN (number_default) */
+	f->def_state = DEF_BUSY;
+	bool ok = valid_default(d, f->type, f->def, depth);
+	/* Out of steps says nothing of the default: not remembered. */
+	f->def_state = ok ? DEF_VALID : d->steps ? DEF_INVALID : DEF_UNKNOWN;
+	return ok;
+}
+
+/*
  * Whether v is a valid default of n, as Avro Java's Schema.isValidDefault
  * (Avro 1.12, which Confluent's registry runs with validateDefaults): a
  * union's default may be of any of its branches; a record's fields missing
  * from it take their own defaults.  depth bounds a record whose field
  * defaults refer back to it.
  */
-static bool valid_default(const struct node *n, json_t *v, int depth)
+static bool valid_default(struct defaults *d, const struct node *n, json_t *v,
+			  int depth)
 {
-	if (!v || depth > 128)
+	if (!v || depth > 128 || !d->steps)
 		return false;
+	d->steps--;
 	switch (n->type) {
 	case T_STRING:
 	case T_BYTES:
@@ -630,7 +751,7 @@ static bool valid_default(const struct node *n, json_t *v, int depth)
 		json_t *e;
 		json_array_foreach(v, i, e)
 		{
-			if (!valid_default(n->items, e, depth + 1))
+			if (!valid_default(d, n->items, e, depth + 1))
 				return false;
 		}
 		return true;
@@ -642,24 +763,24 @@ static bool valid_default(const struct node *n, json_t *v, int depth)
 		json_t *e;
 		json_object_foreach(v, k, e)
 		{
-			if (!valid_default(n->items, e, depth + 1))
+			if (!valid_default(d, n->items, e, depth + 1))
 				return false;
 		}
 		return true;
 	}
 	case T_UNION:
 		for (size_t i = 0; i < n->nbranches; i++)
-			if (valid_default(n->branches[i], v, depth + 1))
+			if (valid_default(d, n->branches[i], v, depth + 1))
 				return true;
 		return false;
 	case T_RECORD:
 		if (!json_is_object(v))
 			return false;
 		for (size_t i = 0; i < n->nfields; i++) {
-			const struct field *f = &n->fields[i];
+			struct field *f = &n->fields[i];
 			json_t *fv = json_object_get(v, f->name);
-			if (!valid_default(f->type, fv ? fv : f->def,
-					   depth + 1))
+			if (fv ? !valid_default(d, f->type, fv, depth + 1)
+			       : !field_default(d, f, depth + 1))
 				return false;
 		}
 		return true;
@@ -671,13 +792,15 @@ static bool valid_default(const struct node *n, json_t *v, int depth)
 static void check_defaults(struct parser *p)
 {
 	const struct ac_schema *s = p->s;
+	struct defaults d = {.steps = DEFAULT_STEPS};
 	for (size_t i = 0; i < s->nnamed && !p->failed; i++) {
 		const struct node *n = s->named[i];
 		for (size_t k = 0; n->type == T_RECORD && k < n->nfields; k++) {
-			const struct field *f = &n->fields[k];
-			if (f->def && !valid_default(f->type, f->def, 0)) {
-				fail(p, "Invalid default for field %s of %s",
-				     f->name, n->fullname);
+			struct field *f = &n->fields[k];
+			if (f->def && !field_default(&d, f, 0)) {
+				fail(p, "Invalid default for field %s of %s%s",
+				     f->name, n->fullname,
+				     d.steps ? "" : ": too costly to validate");
 				return;
 			}
 		}
@@ -780,8 +903,8 @@ static int avro_c_check(const char *text, size_t len, json_t *j, char *err,
 
 static char *java_text(const struct ac_schema *s);
 
-struct ac_schema *ac_parse(const char *text, size_t len, char *err,
-			   size_t errlen)
+struct ac_schema *ac_parse(const char *text, size_t len, bool validate_defaults,
+			   char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *j =
@@ -809,7 +932,7 @@ struct ac_schema *ac_parse(const char *text, size_t len, char *err,
 	s->json = j;
 	struct parser p = {.s = s, .err = err, .errlen = errlen};
 	s->root = parse_node(&p, j, "", 0);
-	if (s->root && !p.failed)
+	if (s->root && !p.failed && validate_defaults)
 		check_defaults(&p);
 	if (s->root && !p.failed) {
 		s->compact = java_text(s);
@@ -1536,13 +1659,18 @@ static bool norm_value(struct sbuf *b, json_t *v, const struct node *n)
 			return false;
 		return true;
 	case JSON_REAL:
-		if (t != T_FLOAT && t != T_DOUBLE)
+		/* No type known (JacksonUtils.toObject(v, null)): kept. */
+		if (n && t != T_FLOAT && t != T_DOUBLE)
 			return false;
 		sb_real(b, json_real_value(v), t == T_FLOAT);
 		return true;
 	case JSON_STRING:
-		if (t != T_STRING && t != T_ENUM && t != T_BYTES &&
-		    t != T_FIXED)
+		if (n && t != T_STRING && t != T_ENUM && t != T_BYTES &&
+		    t != T_FIXED &&
+		    !((t == T_FLOAT || t == T_DOUBLE) &&
+		      (strcmp(json_string_value(v), "NaN") == 0 ||
+		       strcmp(json_string_value(v), "Infinity") == 0 ||
+		       strcmp(json_string_value(v), "-Infinity") == 0)))
 			return false;
 		sb_json(b, v);
 		return true;
@@ -1710,7 +1838,7 @@ struct ac_schema *ac_normalize(const struct ac_schema *s, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	struct ac_schema *n = ac_parse(b.p, b.len, err, errlen);
+	struct ac_schema *n = ac_parse(b.p, b.len, false, err, errlen);
 	free(b.p);
 	return n;
 }
@@ -1752,7 +1880,16 @@ struct memo {
 	struct memo_slot *v;
 	size_t cap, n; /* cap a power of two, at most half full */
 	bool failed;   /* out of memory: checks go on without memory */
+	/* Reader union branches looked at, and tried, for a writer's type
+	 * none of them is named as (see could_read). */
+	size_t scans, tries;
 };
+
+/* Past these a check answers incompatible rather than hold the loop: a
+ * union of n branches against another of n, none matching by name, costs
+ * n^2 (3,000 each took 2.95 s and 283 MB). */
+#define UNION_SCANS (1u << 24)
+#define UNION_TRIES (1u << 17)
 
 struct checker {
 	char *msg;
@@ -1842,6 +1979,18 @@ static bool names_match(const struct node *r, const struct node *w)
 		if (strcmp(r->aliases[i], w->fullname) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * Whether reader branch r may read w at all, as decide() would find: a
+ * named type only one of its own kind and name (or alias), an unnamed type
+ * only an unnamed one.
+ */
+static bool could_read(const struct node *r, const struct node *w)
+{
+	if (!w->fullname)
+		return !r->fullname;
+	return r->type == w->type && names_match(r, w);
 }
 
 static const struct field *writer_field(const struct node *w,
@@ -1976,14 +2125,26 @@ static bool decide(struct checker *c, const struct node *r,
 		/* The branch of the writer's own type or name first: the
 		 * answer is the same, found without trying every branch. */
 		struct checker quiet = {.memo = c->memo};
+		struct memo *m = c->memo;
 		char key[16];
 		long long same = set_find(r->index, branch_key(w, key));
 		if (same >= 0 && can_read(&quiet, r->branches[same], w))
 			return true;
-		for (size_t i = 0; i < r->nbranches; i++)
-			if ((long long)i != same &&
-			    can_read(&quiet, r->branches[i], w))
+		for (size_t i = 0; i < r->nbranches; i++) {
+			if ((long long)i == same)
+				continue;
+			if (++m->scans > UNION_SCANS || m->tries >= UNION_TRIES)
+				return incompatible(
+					c, "MISSING_UNION_BRANCH",
+					"too many union branches to compare "
+					"(over %u)",
+					UNION_TRIES);
+			if (!could_read(r->branches[i], w))
+				continue;
+			m->tries++;
+			if (can_read(&quiet, r->branches[i], w))
 				return true;
+		}
 		const char *wn =
 			w->fullname ? w->fullname : type_names[w->type];
 		return incompatible(c, "MISSING_UNION_BRANCH",

@@ -29,11 +29,15 @@ enum ac_level {
 
 /*
  * Parses the JSON text of an Avro schema (len bytes, no NUL needed).
+ * With validate_defaults every field's default must also suit its type, as
+ * Confluent checks a schema it registers (AvroSchema with
+ * validateDefaults, new schemas only); a schema looked up or stored is
+ * parsed without, as an older samsa or Avro may have accepted it.
  * Returns the schema (caller frees with ac_free), or NULL with a one-line
  * reason in err when the text is not JSON or not a valid Avro schema.
  */
-struct ac_schema *ac_parse(const char *text, size_t len, char *err,
-			   size_t errlen);
+struct ac_schema *ac_parse(const char *text, size_t len, bool validate_defaults,
+			   char *err, size_t errlen);
 void ac_free(struct ac_schema *s);
 
 /*

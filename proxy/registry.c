@@ -71,6 +71,7 @@ struct cand {
 	char *text;	  /* as stored */
 	char *refs;	  /* compact JSON array */
 	const char *original;
+	size_t original_len;
 	struct ac_schema *avro;
 };
 
@@ -310,7 +311,7 @@ static struct ac_schema *avro_of(struct rq *rq, int32_t id)
 		return NULL;
 	if (!sc->avro) {
 		char err[256];
-		sc->avro = ac_parse(sc->schema, strlen(sc->schema), err,
+		sc->avro = ac_parse(sc->schema, strlen(sc->schema), false, err,
 				    sizeof(err));
 		if (!sc->avro) {
 			log_warn("registry: stored schema %d does not parse: "
@@ -347,7 +348,10 @@ static void cand_free(struct cand *c)
 	ac_free(c->avro);
 }
 
-/* Reads {"schema", "schemaType", "references"}; -1 after answering. */
+/*
+ * Reads {"schema", "schemaType", "references"}; -1 after answering.  An
+ * Avro schema's defaults are not checked here (see cand_defaults).
+ */
 static int cand_parse(struct rq *rq, struct cand *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -358,6 +362,7 @@ static int cand_parse(struct rq *rq, struct cand *c)
 	}
 	c->original = json_string_value(schema);
 	size_t len = json_string_length(schema);
+	c->original_len = len;
 	json_t *t = json_object_get(rq->body, "schemaType");
 	const char *type = json_is_string(t) ? json_string_value(t) : "AVRO";
 	if (strcasecmp(type, "AVRO") == 0)
@@ -388,7 +393,7 @@ static int cand_parse(struct rq *rq, struct cand *c)
 	c->refs = sr_refs_text(refs);
 	char err[512];
 	if (c->type[0] == 'A') {
-		c->avro = ac_parse(c->original, len, err, sizeof(err));
+		c->avro = ac_parse(c->original, len, false, err, sizeof(err));
 		if (c->avro && param_true(rq, "normalize")) {
 			/* Confluent's normalize=true (register, lookup,
 			 * compatibility): the normalized schema is the one. */
@@ -433,17 +438,70 @@ static int cand_parse(struct rq *rq, struct cand *c)
 	return 0;
 }
 
-/* The id of a stored schema equal to c, or -1. */
-static int32_t cand_find(const struct sr_state *st, const struct cand *c)
+/*
+ * Whether the defaults of c, an Avro schema new to its subject, suit their
+ * types: Confluent checks them for a schema it registers or tests for
+ * compatibility (validateDefaults for a new schema), not for one it looks
+ * up or already holds under the subject.  -1 after answering 42201.
+ */
+static int cand_defaults(struct rq *rq, const struct cand *c)
 {
-	for (size_t i = 0; i < st->nschemas; i++) {
-		const struct sr_schema *sc = st->schemas[i];
-		if (strcmp(sc->type, c->type) == 0 &&
-		    strcmp(sc->schema, c->text) == 0 &&
-		    strcmp(sc->refs, c->refs) == 0)
-			return sc->id;
+	if (!c->avro)
+		return 0;
+	char err[512];
+	struct ac_schema *s =
+		ac_parse(c->original, c->original_len, true, err, sizeof(err));
+	if (!s) {
+		fail(rq, 42201, "Invalid schema: %s", err);
+		return -1;
 	}
+	ac_free(s);
+	return 0;
+}
+
+/* Whether the stored schema sc is the same as c. */
+static bool cand_is(const struct sr_schema *sc, const struct cand *c)
+{
+	return sc && strcmp(sc->type, c->type) == 0 &&
+	       strcmp(sc->schema, c->text) == 0 &&
+	       strcmp(sc->refs, c->refs) == 0;
+}
+
+/*
+ * The id of a stored schema equal to c, or -1: the one of a version of
+ * subject when subject is given (its newest such version in *found, soft
+ * deleted ones only with deleted), else the first in any subject.  An
+ * older samsa gave a new id to each key order of one schema, which the load
+ * now writes as one text: several ids may hold it, and a subject's lookup
+ * and register must find its own (Confluent compares with the subject's
+ * versions), not the first of another subject.
+ */
+static int32_t cand_find_in(struct rq *rq, const struct cand *c,
+			    const char *subject, bool deleted,
+			    const struct sr_version **found)
+{
+	const struct sr_state *st = state(rq);
+	const struct sr_version *f = NULL;
+	for (size_t i = 0; subject && i < st->nversions; i++) {
+		const struct sr_version *v = &st->versions[i];
+		if ((!v->deleted || deleted) &&
+		    strcmp(v->subject, subject) == 0 &&
+		    cand_is(sr_schema_mut(rq->reg->store, v->schema_id), c))
+			f = v; /* the last, i.e. newest, one wins */
+	}
+	if (found)
+		*found = f;
+	if (f || subject)
+		return f ? f->schema_id : -1;
+	for (size_t i = 0; i < st->nschemas; i++)
+		if (cand_is(st->schemas[i], c))
+			return st->schemas[i]->id;
 	return -1;
+}
+
+static int32_t cand_find(struct rq *rq, const struct cand *c)
+{
+	return cand_find_in(rq, c, NULL, false, NULL);
 }
 
 /*
@@ -476,13 +534,15 @@ static int parse_version(struct rq *rq, const char *s, int32_t *out)
  * `only` (> 0) or as the level says (the latest or, transitive, all).  A
  * version of another schema type is incompatible (Confluent's "different
  * schema type"); beyond that only Avro schemas are checked.  msg gets the
- * reason.
+ * reason.  A stored version that no longer parses cannot be checked
+ * against: false with *broken set (never a check without it).
  */
 static bool compatible(struct rq *rq, enum ac_level level, const struct cand *c,
 		       const char *subject, int32_t only, char *msg,
-		       size_t msglen)
+		       size_t msglen, bool *broken)
 {
 	msg[0] = '\0';
+	*broken = false;
 	if (level == AC_NONE)
 		return true;
 	const struct sr_state *st = state(rq);
@@ -519,9 +579,19 @@ static bool compatible(struct rq *rq, enum ac_level level, const struct cand *c,
 	for (size_t i = 0; i < n; i++) {
 		if (only > 0 && vs[i]->version != only)
 			continue;
+		if (!(only > 0 || all || i == n - 1))
+			continue;
 		struct ac_schema *a = avro_of(rq, vs[i]->schema_id);
-		if (a)
-			prev[np++] = a;
+		if (!a) {
+			snprintf(msg, msglen,
+				 "Stored schema id %d of version %d does not "
+				 "parse",
+				 (int)vs[i]->schema_id, (int)vs[i]->version);
+			*broken = true;
+			ok = false;
+			goto out;
+		}
+		prev[np++] = a;
 	}
 	if (only > 0) {
 		/* One version, in the level's direction(s). */
@@ -603,7 +673,7 @@ static void do_import(struct rq *rq, const char *subject, struct cand *c)
 	const struct sr_state *st = state(rq);
 	int32_t want = body_int(rq, "id");
 	int32_t version = body_int(rq, "version");
-	int32_t id = cand_find(st, c);
+	int32_t id = cand_find(rq, c);
 	if (version < 0)
 		version = max_version(st, subject) + 1;
 	if (want > 0 && id >= 0 && id != want) {
@@ -655,23 +725,31 @@ static void do_register(struct rq *rq, const char *subject)
 		do_import(rq, subject, &c);
 		return;
 	}
-	int32_t id = cand_find(st, &c);
-	if (id >= 0) {
-		/* Already a live version of this subject: same id, no new
-		 * version (idempotent). */
-		for (size_t i = 0; i < st->nversions; i++) {
-			const struct sr_version *v = &st->versions[i];
-			if (!v->deleted && v->schema_id == id &&
-			    strcmp(v->subject, subject) == 0) {
-				cand_free(&c);
-				finish(rq, 200, json_pack("{s:i}", "id", id));
-				return;
-			}
-		}
+	/* Already a live version of this subject: its id, no new version
+	 * (idempotent); otherwise the id of the same schema elsewhere, if
+	 * any, for the new version. */
+	const struct sr_version *own = NULL;
+	cand_find_in(rq, &c, subject, false, &own);
+	if (own) {
+		cand_free(&c);
+		finish(rq, 200, json_pack("{s:i}", "id", (int)own->schema_id));
+		return;
 	}
+	if (cand_defaults(rq, &c) < 0) {
+		cand_free(&c);
+		return;
+	}
+	int32_t id = cand_find(rq, &c);
 	char msg[1024];
+	bool broken;
 	if (!compatible(rq, level_of(st, subject), &c, subject, 0, msg,
-			sizeof(msg))) {
+			sizeof(msg), &broken)) {
+		if (broken) {
+			fail(rq, 50001,
+			     "Error while checking compatibility: %s", msg);
+			cand_free(&c);
+			return;
+		}
 		fail(rq, 40901,
 		     "Schema being registered is incompatible with an earlier "
 		     "schema for subject \"%s\", details: [%s]",
@@ -697,15 +775,9 @@ static void do_lookup(struct rq *rq, const char *subject)
 	}
 	if (cand_parse(rq, &c) < 0)
 		return;
-	int32_t id = cand_find(st, &c);
-	cand_free(&c);
 	const struct sr_version *found = NULL;
-	for (size_t i = 0; id >= 0 && i < st->nversions; i++) {
-		const struct sr_version *v = &st->versions[i];
-		if (v->schema_id == id && (!v->deleted || deleted) &&
-		    strcmp(v->subject, subject) == 0)
-			found = v; /* the last, i.e. newest, one wins */
-	}
+	cand_find_in(rq, &c, subject, deleted, &found);
+	cand_free(&c);
 	if (!found) {
 		fail(rq, 40403, "Schema not found");
 		return;
@@ -794,6 +866,10 @@ static void do_compat(struct rq *rq, const char *subject, const char *vseg)
 	struct cand c;
 	if (cand_parse(rq, &c) < 0)
 		return;
+	if (cand_defaults(rq, &c) < 0) {
+		cand_free(&c);
+		return;
+	}
 	bool live = subject_versions(st, subject, false, NULL, 0) > 0;
 	if (version > 0) {
 		if (!live) {
@@ -817,9 +893,14 @@ static void do_compat(struct rq *rq, const char *subject, const char *vseg)
 		only = latest ? latest->version : 0;
 	}
 	char msg[1024];
+	bool broken;
 	bool ok = compatible(rq, level_of(st, subject), &c, subject,
-			     only > 0 ? only : 0, msg, sizeof(msg));
+			     only > 0 ? only : 0, msg, sizeof(msg), &broken);
 	cand_free(&c);
+	if (broken) {
+		fail(rq, 50001, "Error while checking compatibility: %s", msg);
+		return;
+	}
 	json_t *a = json_pack("{s:b}", "is_compatible", ok);
 	if (a && param_true(rq, "verbose")) {
 		json_t *m = json_array();

@@ -39,8 +39,8 @@ struct sr_schema {
 	 * (ac_compact), made again at load from what older versions stored. */
 	char *schema;
 	char *refs; /* references as compact JSON, "[]" when none */
-	/* Parsed at load, or on first use by the registry (AVRO only); freed
-	 * with the state.  parse_failed: tried and failed, do not try again. */
+	/* Parsed on first use by the registry (AVRO only); freed with the
+	 * state.  parse_failed: tried and failed, do not try again. */
 	struct ac_schema *avro;
 	bool parse_failed;
 };
@@ -78,6 +78,15 @@ enum sr_status {
 };
 
 struct sr_store;
+
+/*
+ * Rewrites sc->schema, the text of an AVRO row as Postgres holds it, in
+ * the form the registry compares (ac_compact; defaults not validated, as
+ * an older samsa may have stored any).  A text that does not parse is left
+ * as it is.  sc->avro stays NULL (parsed on demand).  0, or -1 when memory
+ * runs out (sc unchanged).
+ */
+int sr_avro_form(struct sr_schema *sc);
 
 typedef void (*sr_done_cb)(void *arg, enum sr_status st, const char *msg);
 /* id: the schema id a registration got (-1 on failure). */

@@ -55,7 +55,8 @@ static const char admission_value[] =
 static void assert_avro_parses(const char *text)
 {
 	char err[256];
-	struct ac_schema *a = ac_parse(text, strlen(text), err, sizeof(err));
+	struct ac_schema *a =
+		ac_parse(text, strlen(text), true, err, sizeof(err));
 	cr_assert_not_null(a, "%s", err);
 	ac_free(a);
 }
@@ -116,7 +117,7 @@ Test(cdc_avro, envelope_names_each_record_once)
 		   "\"record\",\"name\":\"ConnectDefault\",\"namespace\":"
 		   "\"io.confluent.connect.avro\""));
 	char err[256];
-	struct ac_schema *a = ac_parse(v, strlen(v), err, sizeof(err));
+	struct ac_schema *a = ac_parse(v, strlen(v), true, err, sizeof(err));
 	cr_assert_not_null(a, "%s", err);
 	ac_free(a);
 	cdc_rel_schemas_free(&r);

@@ -410,6 +410,94 @@ def test_rows_of_older_versions_match(sr):
     assert http("GET", "/schemas/ids/%d" % sid) == (200, {"schema": java})
 
 
+def old_row(text, subject, schema_type="AVRO"):
+    """Stores text as a row of an older samsa (as version 1 of subject,
+    compared as it is) and returns its id."""
+    from samsa_client import psql
+    return int(psql(
+        "WITH s AS (INSERT INTO samsa.schemas (schema_type, canonical,"
+        " original, refs, fingerprint) VALUES ('%s', $$%s$$, $$%s$$, '[]',"
+        " md5($$%s$$)) RETURNING id), v AS (INSERT INTO"
+        " samsa.subject_versions (subject, version, schema_id) SELECT"
+        " '%s', 1, id FROM s), g AS (UPDATE samsa.registry_state SET"
+        " generation = generation + 1) SELECT id FROM s"
+        % (schema_type, text, text, text + subject, subject)))
+
+
+def test_old_rows_of_one_schema_keep_their_ids(sr):
+    """An older samsa gave each key order of a schema its own id, which the
+    load makes one text: each subject still finds its own id, in lookup and
+    register, as Confluent compares with the subject's own versions."""
+    tag = unique("x").replace("-", "_")
+    py, java = USER_AVSC_PY % tag, USER_AVSC_JAVA % tag
+    a, b = unique("reg-oldA") + "-value", unique("reg-oldB") + "-value"
+    ida = old_row(py, a)
+    idb = old_row(java, b)
+    assert ida != idb
+    for subject, sid in ((a, ida), (b, idb)):
+        for text in (py, java):
+            st, body = http("POST", "/subjects/%s" % subject,
+                            {"schema": text})
+            assert (st, body.get("id"), body.get("version")) == \
+                (200, sid, 1), body
+            st, body = http("POST", "/subjects/%s/versions" % subject,
+                            {"schema": text})
+            assert (st, body) == (200, {"id": sid})
+        assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+    # a new subject reuses an id of the schema (the first)
+    c = unique("reg-oldC") + "-value"
+    assert http("POST", "/subjects/%s/versions" % c,
+                {"schema": java}) == (200, {"id": ida})
+
+
+def test_stored_defaults_are_not_validated(sr):
+    """Confluent validates defaults only for a schema new to the subject: a
+    stored one with a default an older samsa accepted is still found by
+    lookup and register, and still checked against for compatibility."""
+    subject = unique("reg-olddef") + "-value"
+    name = unique("V").replace("-", "_")
+    bad = '{"type":"record","name":"%s","fields":[{"name":"s","type":' \
+        '"string","default":null}]}' % name
+    sid = old_row(bad, subject)
+    st, body = http("POST", "/subjects/%s" % subject, {"schema": bad})
+    assert (st, body.get("id"), body.get("version")) == (200, sid, 1), body
+    assert http("POST", "/subjects/%s/versions" % subject,
+                {"schema": bad}) == (200, {"id": sid})
+    # new to the subject: refused
+    other = unique("reg-olddef2") + "-value"
+    st, body = http("POST", "/subjects/%s/versions" % other, {"schema": bad})
+    assert (st, body["error_code"]) == (422, 42201), body
+    # the stored version still takes part in the checks (BACKWARD)
+    assert http("PUT", "/config/%s" % subject,
+                {"compatibility": "BACKWARD"})[0] == 200
+    to_int = {"schema": json.dumps({"type": "record", "name": name, "fields": [
+        {"name": "s", "type": "int"}]})}
+    st, body = http("POST", "/compatibility/subjects/%s/versions/latest"
+                    % subject, to_int)
+    assert (st, body) == (200, {"is_compatible": False}), body
+    st, body = http("POST", "/subjects/%s/versions" % subject, to_int)
+    assert (st, body["error_code"]) == (409, 40901), body
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+
+
+def test_stored_version_that_does_not_parse_is_not_skipped(sr):
+    """A compatibility check never leaves out a stored version: one that
+    does not parse makes the check an error, not a pass."""
+    subject = unique("reg-noparse") + "-value"
+    name = unique("W").replace("-", "_")
+    old_row('{"type":"record","name":"%s","fields":[{"name":"s","type":'
+            '"nosuch"}]}' % name, subject)
+    assert http("PUT", "/config/%s" % subject,
+                {"compatibility": "BACKWARD"})[0] == 200
+    new = {"schema": json.dumps({"type": "record", "name": name, "fields": [
+        {"name": "s", "type": "int"}]})}
+    for path in ("/compatibility/subjects/%s/versions/latest",
+                 "/subjects/%s/versions"):
+        st, body = http("POST", path % subject, new)
+        assert (st, body["error_code"]) == (500, 50001), body
+    assert http("GET", "/subjects/%s/versions" % subject) == (200, [1])
+
+
 def test_compatibility_with_latest_checks_the_latest_only(sr):
     """POST /compatibility/subjects/{s}/versions/latest checks the latest
     version, whatever the level, as Confluent's; /versions without a
