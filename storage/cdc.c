@@ -891,13 +891,16 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		CC_BAD(headers_key, "out of memory");
 	t->drop_slot = cc_bool(cc_get(c, "slot.drop.on.stop"), false);
 	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
-	/* TRUNCATE: Debezium 1.9 skips it unless truncate.handling.mode is
-	 * include; 3.x (no truncate.handling.mode) unless skipped.operations,
-	 * whose default there is "t", is given without t. */
+	/* TRUNCATE: with truncate.handling.mode given, Debezium 1.9.7's
+	 * rule (getSkippedOperations): skip adds TRUNCATE to the skipped set,
+	 * include leaves the set to skipped.operations, which has no default
+	 * there; so a truncate goes out only with include and no t in
+	 * skipped.operations. Without it, 3.x's: skipped.operations defaults
+	 * to "t", and one given without t lets truncates through. */
 	const char *th = cc_get(c, "truncate.handling.mode");
-	bool truncates = th && !strcasecmp(th, "include")
-				 ? true
-				 : so && !strchr(t->skipped, 't');
+	bool truncates =
+		th ? !strcasecmp(th, "include") && !strchr(t->skipped, 't')
+		   : so && !strchr(t->skipped, 't');
 	char *tp_skip = strchr(t->skipped, 't');
 	if (truncates && tp_skip)
 		memmove(tp_skip, tp_skip + 1, strlen(tp_skip));

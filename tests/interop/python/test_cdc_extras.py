@@ -435,9 +435,11 @@ def connector_cases(db, prefix, cases, changes, make_cfg, view):
 
 def test_truncate_skipped_unless_asked_for():
     """TRUNCATE is skipped by default, as by Debezium 1.9
-    (truncate.handling.mode=skip) and 3.x (skipped.operations=t): it comes
-    with truncate.handling.mode=include, or skipped.operations given
-    without t; truncate.handling.mode takes skip or include only."""
+    (truncate.handling.mode=skip) and 3.x (skipped.operations=t). With
+    truncate.handling.mode given, 1.9.7's rule: it comes only with include
+    and no t in skipped.operations (skip always skips, whatever
+    skipped.operations says); without it, 3.x's: skipped.operations given
+    without t. truncate.handling.mode takes skip or include only."""
     db = "cdc_trunc"
     fresh_db(db)
     psql(db, "CREATE TABLE t (id int PRIMARY KEY)")
@@ -451,7 +453,11 @@ def test_truncate_skipped_unless_asked_for():
          ("none", {"skipped.operations": "none"}, ["c", "t", "c"]),
          ("skipt", {"skipped.operations": "u,t"}, ["c", "c"]),
          ("both", {"truncate.handling.mode": "include",
-                   "skipped.operations": "t"}, ["c", "t", "c"])),
+                   "skipped.operations": "t"}, ["c", "c"]),
+         ("skipnone", {"truncate.handling.mode": "skip",
+                       "skipped.operations": "none"}, ["c", "c"]),
+         ("inclu", {"truncate.handling.mode": "include",
+                    "skipped.operations": "u"}, ["c", "t", "c"])),
         ("INSERT INTO t VALUES (1)", "TRUNCATE t", "INSERT INTO t VALUES (2)"),
         lambda name, prefix, slot, over: json_cfg(db, name, prefix, slot, **over),
         lambda m: json.loads(m.value())["op"])
