@@ -472,7 +472,7 @@ def test_truncate_skipped_unless_asked_for():
                    "skipped.operations": "t"}, ["c", "c"]),
          ("skipnone", {"truncate.handling.mode": "skip",
                        "skipped.operations": "none"}, ["c", "c"]),
-         ("inclu", {"truncate.handling.mode": "include",
+         ("inclu", {"truncate.handling.mode": " Include ",
                     "skipped.operations": "u"}, ["c", "t", "c"])),
         ("INSERT INTO t VALUES (1)", "TRUNCATE t", "INSERT INTO t VALUES (2)"),
         lambda name, prefix, slot, over: json_cfg(db, name, prefix, slot, **over),
