@@ -1115,7 +1115,12 @@ static json_t *array_value(const struct cdc_opts *o, const struct cdc_col *c,
 			json_array_append_new(a, json_null());
 			continue;
 		}
-		json_array_append_new(a, col_value(&eo, &ec, el[i]));
+		/* an element jansson refuses (a text that is not UTF-8, in a
+		 * SQL_ASCII database) is a null in its place: left out, it
+		 * moved the elements after it (json_array_append_new drops
+		 * NULL) */
+		json_t *e = col_value(&eo, &ec, el[i]);
+		json_array_append_new(a, e ? e : json_null());
 		free(el[i]);
 	}
 	free(el);
