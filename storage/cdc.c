@@ -442,6 +442,18 @@ static int skipped_ops(const char *list, char *out)
 	return rc;
 }
 
+/* Whether v is word (k bytes), as Debezium's enum parse reads it:
+ * ignoring case and the spaces around (" Include " is include). */
+static bool mode_is(const char *v, const char *word, size_t k)
+{
+	while (isspace((unsigned char)*v))
+		v++;
+	size_t n = strlen(v);
+	while (n && isspace((unsigned char)v[n - 1]))
+		n--;
+	return n == k && !strncasecmp(v, word, k);
+}
+
 /*
  * ExtractNewRecordState's delete.tombstone.handling.mode (Debezium 2.5 on;
  * ignoring case and the spaces around, as its parse does) as the 1.x pair
@@ -462,14 +474,8 @@ static int delete_tombstone_mode(const char *v, enum cdc_delete *del,
 		{"rewrite-with-tombstone", DEL_REWRITE, false},
 		{"delete-to-tombstone", DEL_NONE, true},
 	};
-	while (isspace((unsigned char)*v))
-		v++;
-	size_t n = strlen(v);
-	while (n && isspace((unsigned char)v[n - 1]))
-		n--;
 	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
-		if (strlen(modes[i].name) == n &&
-		    !strncasecmp(v, modes[i].name, n)) {
+		if (mode_is(v, modes[i].name, strlen(modes[i].name))) {
 			*del = modes[i].del;
 			*drop_tomb = modes[i].drop_tomb;
 			return 0;
@@ -507,10 +513,9 @@ static const char *unknown_mode(const json_t *c)
 		if (!v)
 			continue;
 		bool ok = false;
-		size_t n = strlen(v);
 		for (const char *w = mode_settings[i].words; *w && !ok;) {
 			size_t k = strcspn(w, ",");
-			ok = k == n && !strncasecmp(w, v, n);
+			ok = mode_is(v, w, k);
 			w += k;
 			w += strspn(w, ", ");
 		}
@@ -868,11 +873,10 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 	t->o.tombstones = cc_bool(cc_get(c, "tombstones.on.delete"), true);
 	t->o.decimal = dec;
 	const char *tp = cc_get(c, "time.precision.mode");
-	t->o.time_connect = tp && strcasecmp(tp, "connect") == 0;
-	t->o.time_micro =
-		tp && strcasecmp(tp, "adaptive_time_microseconds") == 0;
+	t->o.time_connect = tp && mode_is(tp, "connect", 7);
+	t->o.time_micro = tp && mode_is(tp, "adaptive_time_microseconds", 26);
 	const char *ih = cc_get(c, "interval.handling.mode");
-	t->o.interval_string = ih && strcasecmp(ih, "string") == 0;
+	t->o.interval_string = ih && mode_is(ih, "string", 6);
 	const char *bh = cc_get(c, "binary.handling.mode");
 	t->o.binary_base64 =
 		bh && (!strcmp(bh, "base64") || !strcmp(bh, "hex"));
@@ -891,13 +895,16 @@ static int parse(const json_t *c, struct cdc_task *t, char *key, size_t keylen,
 		CC_BAD(headers_key, "out of memory");
 	t->drop_slot = cc_bool(cc_get(c, "slot.drop.on.stop"), false);
 	skipped_ops(cc_get(c, "skipped.operations"), t->skipped);
-	/* TRUNCATE: Debezium 1.9 skips it unless truncate.handling.mode is
-	 * include; 3.x (no truncate.handling.mode) unless skipped.operations,
-	 * whose default there is "t", is given without t. */
+	/* TRUNCATE: with truncate.handling.mode given, Debezium 1.9.7's
+	 * rule (getSkippedOperations): skip adds TRUNCATE to the skipped set,
+	 * include leaves the set to skipped.operations, which has no default
+	 * there; so a truncate goes out only with include and no t in
+	 * skipped.operations. Without it, 3.x's: skipped.operations defaults
+	 * to "t", and one given without t lets truncates through. */
 	const char *th = cc_get(c, "truncate.handling.mode");
-	bool truncates = th && !strcasecmp(th, "include")
-				 ? true
-				 : so && !strchr(t->skipped, 't');
+	bool truncates =
+		th ? mode_is(th, "include", 7) && !strchr(t->skipped, 't')
+		   : so && !strchr(t->skipped, 't');
 	char *tp_skip = strchr(t->skipped, 't');
 	if (truncates && tp_skip)
 		memmove(tp_skip, tp_skip + 1, strlen(tp_skip));

@@ -757,6 +757,29 @@ Test(cdc_event, special_decimal_in_precise_mode)
 	}
 }
 
+/* A text[] element that is not UTF-8 (a SQL_ASCII database) is a null in
+ * its place: the array kept its length (it dropped the element). */
+Test(cdc_event, array_element_not_utf8)
+{
+	struct cdc_col cols[] = {
+		{"id", INT4, -1, true, false, false},
+		{"a", 1009, -1, false, true, false},
+	};
+	char *row[] = {"1", "{x,\xff,y}"};
+	struct cdc_opts o = unwrap_json();
+	struct cdc_rel r;
+	rel_init(&r, cols, 2);
+	cdc_rel_schemas(&o, &r);
+	struct cdc_change ch = {.op = 'c', .after = row, .xid = 1};
+	check_same(&o, &r, &ch, "not utf8");
+	struct recs g = {0};
+	cr_assert_eq(cdc_format(&o, &r, &ch, capture, &g), 1);
+	cr_assert_str_eq(g.val[0], "{\"id\":1,\"a\":[\"x\",null,\"y\"]}", "%s",
+			 g.val[0]);
+	recs_free(&g);
+	cdc_rel_schemas_free(&r);
+}
+
 /* time.precision.mode=adaptive_time_microseconds: every time column is a
  * MicroTime in µs, time(3) too (it was adaptive's Time in ms); dates and
  * timestamps stay adaptive. */

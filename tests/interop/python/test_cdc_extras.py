@@ -410,6 +410,22 @@ def test_skipped_operations():
     remove("skip-source", "skip_slot")
 
 
+def wait_streaming(name, timeout=60):
+    """Until the task streams (progress.phase "streaming"): its slot and
+    snapshot exist, so changes made from now on come as changes. RUNNING
+    comes before the slot, and a change made then folds into the snapshot
+    (an 'r', or nothing at all after a DELETE or TRUNCATE)."""
+    deadline = time.time() + timeout
+    st = None
+    while time.time() < deadline:
+        code, st = http("GET", f"/connectors/{name}/status")
+        if code == 200 and st["tasks"] and st["tasks"][0]["state"] == "RUNNING" \
+                and st["tasks"][0].get("progress", {}).get("phase") == "streaming":
+            return st
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never streamed: {st}")
+
+
 def connector_cases(db, prefix, cases, changes, make_cfg, view):
     """For each (name, settings, want) of cases, one connector at a time
     (the test Postgres has ten replication slots, and other tests hold
@@ -424,7 +440,7 @@ def connector_cases(db, prefix, cases, changes, make_cfg, view):
         try:
             code, body = post(make_cfg(cname, prefix + name, slot, settings))
             assert code == 201, body
-            wait_state(cname, "RUNNING")
+            wait_streaming(cname)
             psql(db, *changes)
             got = [view(m) for m in consume(topic, len(want))]
             assert got == want, (name, got)
@@ -435,9 +451,11 @@ def connector_cases(db, prefix, cases, changes, make_cfg, view):
 
 def test_truncate_skipped_unless_asked_for():
     """TRUNCATE is skipped by default, as by Debezium 1.9
-    (truncate.handling.mode=skip) and 3.x (skipped.operations=t): it comes
-    with truncate.handling.mode=include, or skipped.operations given
-    without t; truncate.handling.mode takes skip or include only."""
+    (truncate.handling.mode=skip) and 3.x (skipped.operations=t). With
+    truncate.handling.mode given, 1.9.7's rule: it comes only with include
+    and no t in skipped.operations (skip always skips, whatever
+    skipped.operations says); without it, 3.x's: skipped.operations given
+    without t. truncate.handling.mode takes skip or include only."""
     db = "cdc_trunc"
     fresh_db(db)
     psql(db, "CREATE TABLE t (id int PRIMARY KEY)")
@@ -451,7 +469,11 @@ def test_truncate_skipped_unless_asked_for():
          ("none", {"skipped.operations": "none"}, ["c", "t", "c"]),
          ("skipt", {"skipped.operations": "u,t"}, ["c", "c"]),
          ("both", {"truncate.handling.mode": "include",
-                   "skipped.operations": "t"}, ["c", "t", "c"])),
+                   "skipped.operations": "t"}, ["c", "c"]),
+         ("skipnone", {"truncate.handling.mode": "skip",
+                       "skipped.operations": "none"}, ["c", "c"]),
+         ("inclu", {"truncate.handling.mode": " Include ",
+                    "skipped.operations": "u"}, ["c", "t", "c"])),
         ("INSERT INTO t VALUES (1)", "TRUNCATE t", "INSERT INTO t VALUES (2)"),
         lambda name, prefix, slot, over: json_cfg(db, name, prefix, slot, **over),
         lambda m: json.loads(m.value())["op"])
@@ -536,9 +558,10 @@ def test_bytea_whatever_bytea_output():
     reset("byo.public.t")
     code, body = post(json_cfg(db, "byo-source", "byo", "byo_slot"))
     assert code == 201, body
-    wait_state("byo-source", "RUNNING")
+    wait_streaming("byo-source")
     psql(db, "INSERT INTO t VALUES (2, '\\x00ff')")
     msgs = consume("byo.public.t", 2)
+    assert [json.loads(m.value())["op"] for m in msgs] == ["r", "c"]
     got = [base64.b64decode(json.loads(m.value())["after"]["b"]) for m in msgs]
     assert got == [b"\x01\x02ABC\xff", b"\x00\xff"], got
     remove("byo-source", "byo_slot")
