@@ -26,12 +26,14 @@ struct recs {
 	char hdrs[MAXREC][512]; /* "name=value;" each, "name;" for null */
 };
 
-/* emit's bytes are borrowed: copies (NULL stays NULL) */
+/* emit's bytes are borrowed: copies, NUL-terminated (NULL stays NULL) */
 static char *dup_bytes(const char *p, size_t n)
 {
 	char *c = p ? malloc(n + 1) : NULL;
-	if (c)
+	if (c) {
 		memcpy(c, p, n);
+		c[n] = '\0';
+	}
 	return c;
 }
 
